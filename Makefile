@@ -1,0 +1,35 @@
+# loopwise: the two set-up-and-go commands are `make demo` and `make test`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.loopwise-installed
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Install torch (pinned: an unpinned torch pulls a multi-GB CUDA build) and numpy first,
+# then the package with its dev extras. Re-runs only when pyproject.toml or TORCH changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet "$(TORCH)" numpy
+	$(PY) -m pip install --quiet -e ".[dev]"
+	echo "$(TORCH)" > $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m loopwise.demo
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy src/loopwise
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

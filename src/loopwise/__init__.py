@@ -1,0 +1,46 @@
+"""loopwise: make any PyTorch training run observable, recoverable and comparable.
+
+Public names are imported lazily, so ``import loopwise`` stays cheap and importing the record
+readers never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "Run": "loopwise.record.run",
+    "RunReader": "loopwise.record.reader",
+    "list_runs": "loopwise.record.reader",
+    "TrainingMonitor": "loopwise.watch.monitor",
+    "ProgressBar": "loopwise.watch.progress",
+    "TrainingSession": "loopwise.watch.session",
+    "summary": "loopwise.watch.summary",
+    "SystemMonitor": "loopwise.watch.system",
+    "Trainer": "loopwise.train.trainer",
+    "Workflow": "loopwise.train.workflow",
+    "CheckpointManager": "loopwise.train.checkpoint",
+    "EarlyStopping": "loopwise.train.callbacks",
+    "ReduceLROnPlateau": "loopwise.train.callbacks",
+    "TrainingConfig": "loopwise.train.config",
+    "fit": "loopwise.train.fit",
+    "train_model": "loopwise.train.reference",
+}
+
+__all__ = [*sorted(_PUBLIC), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopwise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

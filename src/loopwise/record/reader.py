@@ -1,0 +1,284 @@
+"""Readers of the run record. They never write and never block a writer (SQLite WAL readers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.store import STORE_FILE, connect, unpack
+
+STALE_HEARTBEAT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Series:
+    """One scalar series: ``steps``, ``times`` (Unix seconds) and ``values``, equal lengths.
+
+    The columns are ``array.array`` objects (indexable, cheap); ``to_numpy()`` gives arrays.
+    """
+
+    key: str
+    steps: array[int]
+    times: array[float]
+    values: array[float]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_numpy(self) -> tuple[Any, Any, Any]:
+        import numpy as np
+
+        return (np.frombuffer(self.steps, dtype=np.int64), np.frombuffer(self.times),
+                np.frombuffer(self.values))
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    level: str
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as listed: its name, folder, resolved status, times and last values."""
+
+    name: str
+    path: Path
+    status: str
+    start_time: float | None
+    end_time: float | None
+    duration: float | None
+    last: dict[str, float] = field(default_factory=dict)
+
+
+def _pid_alive(pid: int, start: float | None) -> bool:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a core dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return start is None or abs(proc.create_time() - start) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
+    """``running`` with a dead writer reads as ``crashed``.
+
+    On this host the writer's PID (and its start time, so a reused PID is not mistaken for it)
+    decides; for a run written on another host, a heartbeat older than 60 s does.
+    """
+    status = str(info.get("status", "crashed"))
+    if status != "running":
+        return status
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+        return "running" if _pid_alive(info["pid"], info.get("pid_start")) else "crashed"
+    heartbeat = info.get("heartbeat")
+    now = time.time() if now is None else now
+    if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:
+        return "crashed"
+    return "running"
+
+
+def downsample(series: Series, max_points: int) -> Series:
+    """Reduce a series to at most ``max_points`` points keeping every bucket's extremes.
+
+    Method (min/max envelope): the points are cut into ``max_points // 2`` buckets of equal
+    count; each bucket contributes its minimum and its maximum point, in step order. Spikes and
+    dips therefore survive, which a stride or mean would hide. NaN values are skipped by the
+    envelope (a bucket of only NaN keeps its first point). A series already short enough is returned as is.
+    """
+    if type(max_points) is not int or max_points < 2:
+        raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
+    n = len(series)
+    if n <= max_points:
+        return series
+    import numpy as np
+
+    steps, times, values = series.to_numpy()
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    keep: list[int] = []
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        part = values[lo:hi]
+        if hi <= lo:
+            continue
+        if np.isnan(part).all():
+            keep.append(lo)
+            continue
+        i_min, i_max = lo + int(np.nanargmin(part)), lo + int(np.nanargmax(part))
+        keep.extend(sorted({i_min, i_max}))
+    idx = np.asarray(keep, dtype=np.int64)
+    return Series(series.key, array("q", steps[idx].tolist()), array("d", times[idx].tolist()),
+                  array("d", values[idx].tolist()))
+
+
+class RunReader:
+    """Read one run folder: its info, config, series, events and system samples."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a run folder path, got {type(path).__name__}")
+        self.path = Path(path)
+        if not (self.path / RUN_FILE).is_file():
+            raise FileNotFoundError(
+                f"{self.path} is not a loopwise run folder (no {RUN_FILE}); "
+                "list the runs with `loopwise runs ROOT`"
+            )
+
+    # -- files -------------------------------------------------------------------------------
+    @property
+    def info(self) -> dict[str, Any]:
+        """``run.json`` with ``status`` resolved (``crashed`` when its writer died)."""
+        raw: dict[str, Any] = json.loads((self.path / RUN_FILE).read_text(encoding="utf-8"))
+        raw["status"] = resolve_status(raw)
+        return raw
+
+    @property
+    def status(self) -> str:
+        return str(self.info["status"])
+
+    def config(self) -> dict[str, Any]:
+        file = self.path / CONFIG_FILE
+        if not file.is_file():
+            return {}
+        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
+        return loaded
+
+    # -- store -------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection | None:
+        file = self.path / STORE_FILE
+        if not file.is_file():
+            return None
+        return connect(file, readonly=True)
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        conn = self._connect()
+        if conn is None:
+            return []
+        try:
+            return conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
+
+    def keys(self) -> list[str]:
+        """The scalar keys, in the order they were first logged."""
+        return [r[0] for r in self._query("SELECT name FROM keys ORDER BY id")]
+
+    def series(self, key: str, *, max_points: int | None = None) -> Series:
+        """The whole series of ``key`` (downsampled with :func:`downsample` when asked)."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a string, got {type(key).__name__}")
+        rows = self._query(
+            "SELECT c.steps, c.times, c.vals FROM scalar_chunks c JOIN keys k ON k.id = c.key_id"
+            " WHERE k.name = ? ORDER BY c.id", (key,))
+        if not rows and key not in self.keys():
+            known = ", ".join(self.keys()) or "none yet"
+            raise KeyError(f"run {self.path.name!r} has no series {key!r}; known keys: {known}")
+        steps: array[int] = array("q")
+        times: array[float] = array("d")
+        values: array[float] = array("d")
+        for s, t, v in rows:
+            unpack("q", s, steps)
+            unpack("d", t, times)
+            unpack("d", v, values)
+        out = Series(key, steps, times, values)
+        return out if max_points is None else downsample(out, max_points)
+
+    def last_values(self) -> dict[str, float]:
+        """Each key's last logged value."""
+        rows = self._query(
+            "SELECT k.name, c.vals FROM keys k JOIN scalar_chunks c ON c.id = "
+            "(SELECT MAX(id) FROM scalar_chunks WHERE key_id = k.id) ORDER BY k.id")
+        return {name: unpack("d", blob)[-1] for name, blob in rows}
+
+    def events(self, *, kind: str | None = None, level: str | None = None) -> list[Event]:
+        sql = "SELECT time, level, kind, message, data FROM events"
+        where, args = [], []
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if level is not None:
+            where.append("level = ?")
+            args.append(level)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._query(sql + " ORDER BY id", tuple(args))
+        return [Event(t, lv, k, m, json.loads(d) if d else None) for t, lv, k, m, d in rows]
+
+    def system(self, name: str | None = None) -> list[tuple[float, str, float]]:
+        """System samples as ``(time, name, value)``, optionally of one name."""
+        if name is None:
+            rows = self._query("SELECT time, name, value FROM system ORDER BY rowid")
+        else:
+            rows = self._query("SELECT time, name, value FROM system WHERE name = ? "
+                               "ORDER BY rowid", (name,))
+        return [(float(t), str(n), float(v)) for t, n, v in rows]
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write one row per step with a column per key (see :mod:`loopwise.record.export`)."""
+        from loopwise.record.export import run_to_csv
+
+        return run_to_csv(self, path)
+
+    def summary(self) -> RunInfo:
+        info = self.info
+        start, end = info.get("start_time"), info.get("end_time")
+        ref = end if end is not None else info.get("heartbeat")
+        duration = (ref - start) if isinstance(start, (int, float)) and isinstance(
+            ref, (int, float)) else None
+        return RunInfo(name=str(info.get("name", self.path.name)), path=self.path,
+                       status=str(info["status"]), start_time=start, end_time=end,
+                       duration=duration, last=self.last_values())
+
+
+def iter_run_dirs(root: str | os.PathLike[str]) -> Iterator[Path]:
+    base = Path(root)
+    if not base.is_dir():
+        return
+    for child in base.iterdir():
+        if (child / RUN_FILE).is_file():
+            yield child
+
+
+def list_runs(root: str | os.PathLike[str] = "runs") -> list[RunInfo]:
+    """The runs under ``root``, newest first, with status, duration and last values."""
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path, got {type(root).__name__}")
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"no runs folder at {root}; runs are created under ./runs by "
+                                "default, or pass the root you used")
+    out = []
+    for run_dir in iter_run_dirs(root):
+        try:
+            out.append(RunReader(run_dir).summary())
+        except (json.JSONDecodeError, sqlite3.DatabaseError):
+            out.append(RunInfo(run_dir.name, run_dir, "corrupt", None, None, None))
+    return sorted(out, key=lambda r: (r.start_time or 0.0, r.name), reverse=True)

@@ -1,0 +1,361 @@
+"""A run: one folder holding ``run.json``, ``config.json`` and the embedded store.
+
+``Run.create()`` makes a new folder (never shared: the folder is created exclusively);
+``Run.reopen()`` continues an existing one (a resumed experiment). The writer thread of the
+store refreshes the heartbeat in ``run.json`` every ``heartbeat_interval`` seconds; a reader
+that finds ``running`` with a dead writer reports ``crashed``.
+
+A run left open when the interpreter exits is closed by an ``atexit`` hook: ``failed`` (with the
+traceback) when the process is dying of an uncaught exception, ``interrupted`` for Ctrl-C,
+``finished`` otherwise.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from loopwise.record.atomic import atomic_write_json
+from loopwise.record.names import generate_run_name, validate_run_name
+from loopwise.record.store import STORE_FILE, StoreWriter
+from loopwise.record.validate import check_json, check_key, check_number
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _process_start_time(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # psutil missing or the process gone: no start time to compare
+        return None
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+class Run:
+    """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
+
+    def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
+                 heartbeat_interval: float, clock: Callable[[], float]) -> None:
+        self.path = path
+        self._info = info
+        self._clock = clock
+        self._heartbeat_interval = heartbeat_interval
+        self._last_heartbeat = clock()
+        self._closers: list[Callable[[], None]] = []
+        self._close_lock = threading.Lock()
+        self._closed = False
+        self.global_step = int(info.get("global_step", 0))
+        self._write_info()
+        self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
+                                  on_tick=self._tick, clock=clock)
+        atexit.register(self._atexit)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        root: str | os.PathLike[str] = "runs",
+        name: str | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        flush_interval: float = 0.2,
+        heartbeat_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> Run:
+        """Create a new run folder ``root/name`` (a generated, time-sortable name when None)."""
+        if not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root must be a path, got {type(root).__name__}")
+        if not heartbeat_interval > 0:
+            raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
+        if config is not None:
+            check_json(config, what="config")
+        root_path = Path(root)
+        try:
+            root_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create the runs folder {root_path}: {exc.strerror}; "
+                          "pass root= a folder you can write to") from exc
+        if name is not None:
+            validate_run_name(name)
+            path = root_path / name
+            try:
+                path.mkdir()
+            except FileExistsError:
+                raise FileExistsError(
+                    f"a run named {name!r} already exists in {root_path}; choose another name, "
+                    "or leave name=None for a generated one"
+                ) from None
+        else:
+            for _ in range(100):
+                name = generate_run_name(clock())
+                path = root_path / name
+                try:
+                    path.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+            else:  # pragma: no cover - 100 collisions of a 24-bit random suffix
+                raise FileExistsError(f"could not find a free run name in {root_path}")
+        now = clock()
+        pid = os.getpid()
+        info: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "status": "running",
+            "start_time": now,
+            "started_at": iso(now),
+            "end_time": None,
+            "heartbeat": now,
+            "host": socket.gethostname(),
+            "pid": pid,
+            "pid_start": _process_start_time(pid),
+            "argv": list(sys.argv),
+            "cwd": os.getcwd(),
+            "python": sys.version.split()[0],
+            "torch": _version("torch"),
+            "loopwise": _version("loopwise"),
+            "git_commit": _git_commit(Path.cwd()),
+            "global_step": 0,
+            "resumes": [],
+        }
+        run = cls(path, info, flush_interval=flush_interval,
+                  heartbeat_interval=heartbeat_interval, clock=clock)
+        if config is not None:
+            run.set_config(config)
+        return run
+
+    @classmethod
+    def reopen(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        flush_interval: float = 0.2,
+        heartbeat_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> Run:
+        """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added."""
+        run_path = Path(path)
+        info_file = run_path / RUN_FILE
+        if not info_file.is_file():
+            raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")
+        try:
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{info_file} is corrupt ({exc}); it was left as it was") from exc
+        now = clock()
+        previous = info.get("status")
+        pid = os.getpid()
+        info.update(status="running", end_time=None, heartbeat=now, pid=pid,
+                    pid_start=_process_start_time(pid), host=socket.gethostname())
+        info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
+        run = cls(run_path, info, flush_interval=flush_interval,
+                  heartbeat_interval=heartbeat_interval, clock=clock)
+        run.log_event("resumed", f"run resumed (it was {previous})",
+                      data={"previous_status": previous})
+        return run
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self._info["name"])
+
+    @property
+    def id(self) -> str:
+        return str(self._info["id"])
+
+    @property
+    def status(self) -> str:
+        return str(self._info["status"])
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """A copy of what ``run.json`` holds."""
+        return dict(self._info)
+
+    # -- logging -----------------------------------------------------------------------------
+    def log_scalar(self, key: str, value: float, *, step: int,
+                   wall_time: float | None = None) -> None:
+        """Record one value of the series ``key`` at ``step``."""
+        check_key(key)
+        self.log_scalars({key: value}, step=step, wall_time=wall_time)
+
+    def log_scalars(self, values: Mapping[str, float], *, step: int,
+                    wall_time: float | None = None) -> None:
+        """Record several series at one ``step``. Values must be real numbers (NaN/inf kept)."""
+        if self._closed:
+            raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")
+        if type(step) is not int:
+            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        clean: dict[str, float] = {}
+        for key, value in values.items():
+            if type(value) is not float:
+                check_key(key)
+                value = check_number(value, what=f"value of {key!r}")
+            clean[key] = value
+        self._store.add_scalars(step, self._clock() if wall_time is None else wall_time, clean)
+
+    def log_event(self, kind: str, message: str, *, level: str = "info",
+                  data: Mapping[str, Any] | None = None) -> None:
+        """Record an event (``level`` is one of debug, info, warning, error)."""
+        if self._closed:
+            raise RuntimeError(f"run {self.name!r} is closed; cannot log event {kind!r}")
+        check_key(kind, what="event kind")
+        if not isinstance(message, str):
+            raise TypeError(f"event message must be a string, got {type(message).__name__}")
+        if level not in LEVELS:
+            raise ValueError(f"event level must be one of {', '.join(LEVELS)}; got {level!r}")
+        data_json = None
+        if data is not None:
+            check_json(data, what="event data")
+            data_json = json.dumps(data, allow_nan=False)
+        self._store.add_event(self._clock(), level, kind, message, data_json)
+
+    def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
+        """Record one system sample (name -> value)."""
+        if self._closed:
+            raise RuntimeError(f"run {self.name!r} is closed; cannot log a system sample")
+        clean = {check_key(k): check_number(v, what=f"system value {k!r}")
+                 for k, v in values.items()}
+        self._store.add_system(self._clock() if wall_time is None else wall_time, clean)
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """Write ``config.json`` atomically; a value JSON cannot hold is refused by key."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping (dict), got {type(config).__name__}")
+        check_json(config, what="config")
+        atomic_write_json(self.path / CONFIG_FILE, dict(config))
+
+    def set_info(self, **fields: Any) -> None:
+        """Add JSON fields to ``run.json`` (e.g. a model summary line); core fields are refused."""
+        for key in fields:
+            if key in ("id", "name", "status", "start_time", "end_time", "heartbeat", "pid"):
+                raise ValueError(f"run.json field {key!r} is managed by loopwise")
+        check_json(fields, what="run info")
+        self._info.update(fields)
+        self._write_info()
+
+    def flush(self) -> None:
+        """Block until everything logged so far is on disk."""
+        self._store.flush()
+        self._info["global_step"] = self.global_step
+        self._write_info()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the run closes (last registered, first called)."""
+        if not callable(callback):
+            raise TypeError("on_close needs a callable taking no arguments")
+        self._closers.append(callback)
+
+    # -- closing -----------------------------------------------------------------------------
+    def close(self, status: str = "finished", *, error: str | None = None) -> None:
+        """Stop helpers, flush the store and write the final status. Idempotent."""
+        if status not in ("finished", "failed", "interrupted"):
+            raise ValueError(
+                f"a run closes as 'finished', 'failed' or 'interrupted'; got {status!r}"
+            )
+        with self._close_lock:
+            if self._closed:
+                return
+            closer_errors: list[str] = []
+            while self._closers:
+                closer = self._closers.pop()
+                try:
+                    closer()
+                except Exception as exc:  # one bad helper must not lose the record
+                    closer_errors.append(f"{closer!r}: {exc}")
+                    self._store.add_event(self._clock(), "error", "close_error",
+                                          f"a close hook failed: {exc}", None)
+            if error is not None:
+                self._store.add_event(self._clock(), "error", "exception", error.splitlines()[-1]
+                                      if error.strip() else "error", json.dumps({"traceback": error}))
+            self._closed = True
+            try:
+                self._store.close()
+            finally:
+                now = self._clock()
+                self._info.update(status=status, end_time=now, heartbeat=now,
+                                  ended_at=iso(now), global_step=self.global_step)
+                if error is not None:
+                    self._info["error"] = error
+                self._write_info()
+                atexit.unregister(self._atexit)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+
+    def __repr__(self) -> str:
+        return f"Run(name={self.name!r}, path={str(self.path)!r}, status={self.status!r})"
+
+    # -- internals ---------------------------------------------------------------------------
+    def _write_info(self) -> None:
+        atomic_write_json(self.path / RUN_FILE, self._info)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
+            self._last_heartbeat = now
+            self._info["heartbeat"] = now
+            self._info["global_step"] = self.global_step
+            self._write_info()
+
+    def _atexit(self) -> None:
+        exc = getattr(sys, "last_value", None)
+        if exc is None:
+            self.close("finished")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", error="".join(traceback.format_exception(exc)))
+
