@@ -237,6 +237,23 @@ class Run:
             clean[key] = value
         self._store.add_scalars(step, self._clock() if wall_time is None else wall_time, clean)
 
+    def append_rows(self, rows: list[tuple[int, float, dict[str, float]]]) -> None:
+        """Queue ``(step, wall_time, {key: float})`` rows already checked by the caller.
+
+        The fast path of :class:`~loopwise.TrainingMonitor`; other callers use log_scalars.
+        """
+        if self._closed:
+            raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")
+        self._store.add_rows(rows)
+
+    def append_columns(
+        self, columns: Mapping[str, tuple[list[int], list[float], list[float]]]
+    ) -> None:
+        """Queue ``{key: (steps, wall_times, values)}`` columns already checked by the caller."""
+        if self._closed:
+            raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")
+        self._store.add_columns(columns)
+
     def log_event(self, kind: str, message: str, *, level: str = "info",
                   data: Mapping[str, Any] | None = None) -> None:
         """Record an event (``level`` is one of debug, info, warning, error)."""

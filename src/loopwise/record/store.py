@@ -113,6 +113,7 @@ class StoreWriter:
         self._scalars: deque[tuple[int, float, Mapping[str, float]]] = deque()
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
         self._system: deque[tuple[float, Mapping[str, float]]] = deque()
+        self._columns: deque[Mapping[str, tuple[list[int], list[float], list[float]]]] = deque()
         self._db_lock = threading.Lock()
         self._drained = threading.Condition()
         self._stop = threading.Event()
@@ -140,6 +141,19 @@ class StoreWriter:
         if len(self._scalars) > self._max_pending:
             self._backpressure()
 
+    def add_rows(self, rows: list[tuple[int, float, Mapping[str, float]]]) -> None:
+        """Queue several ``(step, wall_time, values)`` rows at once."""
+        self._scalars.extend(rows)
+        if len(self._scalars) > self._max_pending:
+            self._backpressure()
+
+    def add_columns(self, columns: Mapping[str, tuple[list[int], list[float], list[float]]]
+                    ) -> None:
+        """Queue whole columns: ``{key: (steps, wall_times, values)}`` (lists not reused)."""
+        self._columns.append(columns)
+        if sum(len(c[0]) for batch in self._columns for c in batch.values()) > self._max_pending:
+            self._backpressure()
+
     def add_event(self, wall_time: float, level: str, kind: str, message: str,
                   data_json: str | None) -> None:
         self._events.append((wall_time, level, kind, message, data_json))
@@ -150,7 +164,7 @@ class StoreWriter:
         self._system.append((wall_time, values))
 
     def pending(self) -> int:
-        return len(self._scalars) + len(self._events) + len(self._system)
+        return len(self._scalars) + len(self._events) + len(self._system) + len(self._columns)
 
     def flush(self) -> None:
         """Write everything queued so far, from the calling thread; raise a writer error."""
@@ -208,7 +222,9 @@ class StoreWriter:
             )
         self._wake.set()
         with self._drained:
-            while len(self._scalars) > self._max_pending // 2 and self._error is None:
+            while self._error is None and (
+                len(self._scalars) > self._max_pending // 2 or len(self._columns) > 1
+            ):
                 if not self._thread.is_alive():
                     break
                 self._drained.wait(0.05)
@@ -224,10 +240,18 @@ class StoreWriter:
 
     def _drain(self) -> None:
         scalars, events, system = self._scalars, self._events, self._system
-        n_s, n_e, n_y = len(scalars), len(events), len(system)
-        if not (n_s or n_e or n_y):
+        n_s, n_e, n_y, n_c = len(scalars), len(events), len(system), len(self._columns)
+        if not (n_s or n_e or n_y or n_c):
             return
         cols: dict[str, tuple[array[int], array[float], array[float]]] = {}
+        for _ in range(n_c):
+            for key, (c_steps, c_times, c_vals) in self._columns.popleft().items():
+                col = cols.get(key)
+                if col is None:
+                    col = cols[key] = (array("q"), array("d"), array("d"))
+                col[0].extend(c_steps)
+                col[1].extend(c_times)
+                col[2].extend(c_vals)
         pop = scalars.popleft
         for _ in range(n_s):
             step, wall_time, values = pop()

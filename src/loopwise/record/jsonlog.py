@@ -1,0 +1,197 @@
+"""A JSON-lines log of events and epoch metrics in the run folder, with size-based rotation.
+
+One JSON object per line, UTF-8, in ``<run>/log.jsonl`` (``log.jsonl.1`` ... after rotation)::
+
+    {"time": "2026-05-01T12:00:03.120", "ts": 1777636803.12, "level": "info", "type": "event",
+     "kind": "resumed", "message": "run resumed", "data": {...}}
+    {"time": "...", "ts": ..., "level": "info", "type": "metrics", "step": 120, "epoch": 3,
+     "values": {"train_loss": 0.31, "val_loss": "nan"}}
+
+Non-finite numbers are written as the strings ``"nan"``, ``"inf"``, ``"-inf"`` so every line is
+valid JSON. Rotation is stdlib ``logging.handlers.RotatingFileHandler`` (``max_bytes``,
+``backup_count``); each line is flushed when written. The logger is private to this object
+(not registered with ``logging.getLogger``, does not propagate to the root logger).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time as _time
+from collections.abc import Callable, Mapping
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+LOG_FILE = "log.jsonl"
+DEFAULT_MAX_BYTES = 10 * 2**20
+DEFAULT_BACKUP_COUNT = 5
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+           "error": logging.ERROR}
+_PAYLOAD = "loopwise_payload"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _iso(ts: float) -> str:
+    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object: time, level, then the record's loopwise payload
+    (or ``message`` for a plain logging call)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = dict(getattr(record, _PAYLOAD, None) or
+                                       {"type": "log", "message": record.getMessage()})
+        ts = float(payload.pop("ts", record.created))
+        line = {"time": _iso(ts), "ts": round(ts, 6), "level": record.levelname.lower()}
+        line.update(payload)
+        return json.dumps(_json_safe(line), ensure_ascii=False, default=str)
+
+
+class JsonLog:
+    """Append events and metrics to a rotating JSON-lines file. Thread-safe; close when done."""
+
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 backup_count: int = DEFAULT_BACKUP_COUNT,
+                 clock: Callable[[], float] = _time.time) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path, got {type(path).__name__}")
+        if type(max_bytes) is not int or max_bytes < 1:
+            raise ValueError(f"max_bytes must be a positive integer (bytes per file before "
+                             f"rotating), got {max_bytes!r}")
+        if type(backup_count) is not int or backup_count < 1:
+            raise ValueError(f"backup_count must be an integer >= 1 (rotated files kept), "
+                             f"got {backup_count!r}")
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(f"cannot write the JSON log {self.path}: its folder does "
+                                    "not exist")
+        self.max_bytes = max_bytes
+        self.backup_count = backup_count
+        self._clock = clock
+        self._handler = RotatingFileHandler(self.path, maxBytes=max_bytes,
+                                            backupCount=backup_count, encoding="utf-8")
+        self._handler.setFormatter(JsonFormatter())
+        self._logger = logging.Logger(f"loopwise.jsonlog:{self.path}", logging.DEBUG)
+        self._logger.propagate = False
+        self._logger.addHandler(self._handler)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def for_run(cls, run: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                backup_count: int = DEFAULT_BACKUP_COUNT) -> JsonLog:
+        """The JSON log of a run (``<run.path>/log.jsonl``), closed when the run closes."""
+        if not isinstance(getattr(run, "path", None), Path) or not callable(
+                getattr(run, "on_close", None)):
+            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
+        log = cls(run.path / LOG_FILE, max_bytes=max_bytes, backup_count=backup_count)
+        run.on_close(log.close)
+        return log
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _write(self, level: str, payload: dict[str, Any], ts: float | None) -> None:
+        if level not in _LEVELS:
+            raise ValueError(f"level must be one of {', '.join(_LEVELS)}; got {level!r}")
+        payload["ts"] = self._clock() if ts is None else float(ts)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the JSON log {self.path} is closed; nothing more can be "
+                                   "written to it")
+            self._logger.log(_LEVELS[level], payload.get("message", ""),
+                             extra={_PAYLOAD: payload})
+
+    def event(self, kind: str, message: str, *, level: str = "info",
+              data: Mapping[str, Any] | None = None, time: float | None = None) -> None:
+        """Write one event line."""
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"event kind must be a non-empty string, got {kind!r}")
+        if not isinstance(message, str):
+            raise TypeError(f"event message must be a string, got {type(message).__name__}")
+        if data is not None and not isinstance(data, Mapping):
+            raise TypeError(f"event data must be a mapping, got {type(data).__name__}")
+        payload: dict[str, Any] = {"type": "event", "kind": kind, "message": message}
+        if data is not None:
+            payload["data"] = dict(data)
+        self._write(level, payload, time)
+
+    def metrics(self, values: Mapping[str, float], *, step: int, epoch: int | None = None,
+                time: float | None = None) -> None:
+        """Write one metrics line (typically an epoch's train and validation metrics)."""
+        if type(step) is not int:
+            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        if epoch is not None and type(epoch) is not int:
+            raise TypeError(f"epoch must be an int or None, got {type(epoch).__name__}")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of name to number, got "
+                            f"{type(values).__name__}")
+        clean: dict[str, float] = {}
+        for key, value in values.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"metric names must be non-empty strings, got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"value of {key!r} must be a number, got {type(value).__name__}")
+            clean[key] = float(value)
+        payload: dict[str, Any] = {"type": "metrics", "step": step}
+        if epoch is not None:
+            payload["epoch"] = epoch
+        payload["values"] = clean
+        self._write("info", payload, time)
+
+    def files(self) -> list[Path]:
+        """The log's files, oldest first (``log.jsonl.N`` ... ``log.jsonl``)."""
+        rotated = [self.path.with_name(f"{self.path.name}.{i}")
+                   for i in range(self.backup_count, 0, -1)]
+        return [p for p in [*rotated, self.path] if p.is_file()]
+
+    def close(self) -> None:
+        """Flush and close the file. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._logger.removeHandler(self._handler)
+            self._handler.close()
+
+    def __enter__(self) -> JsonLog:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def read_json_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every line of a JSON log and its rotated files, oldest first."""
+    base = Path(path)
+    rotated = sorted((p for p in base.parent.glob(base.name + ".*") if p.suffix[1:].isdigit()),
+                     key=lambda p: -int(p.suffix[1:]))
+    out: list[dict[str, Any]] = []
+    for file in [*rotated, base]:
+        if not file.is_file():
+            continue
+        with file.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{file}:{n} is not valid JSON ({exc.msg})") from exc
+    return out

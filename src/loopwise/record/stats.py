@@ -1,0 +1,192 @@
+"""Per-metric statistics of a run: min, max, mean, last, best (and its step), and the slope of the
+last window; plus a pure text renderer of the table shown at the end of training.
+
+Everything here works on plain sequences, so it needs no torch and no open run::
+
+    from loopwise.record import RunReader
+    from loopwise.record.stats import run_stats, render_stats
+
+    print(render_stats(run_stats(RunReader("runs/my-run"))))
+
+Non-finite values (NaN, inf) are counted in ``nonfinite`` and left out of every other figure.
+"Best" is the minimum or the maximum depending on ``mode``; ``mode="auto"`` reads the key
+(:func:`infer_mode`). The slope is the least-squares slope of value against step over the last
+``window`` finite points, in units per step (negative: falling).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+DEFAULT_WINDOW = 20
+
+# Names whose larger values are better; everything else (losses, errors, perplexity) is minimised.
+_MAX_PATTERN = re.compile(
+    r"(acc|accuracy|precision|recall|f1|fscore|auc|auroc|map|iou|dice|bleu|rouge|r2|score|"
+    r"top\d+|hit|ndcg|mrr|psnr|ssim)", re.IGNORECASE)
+_MIN_PATTERN = re.compile(r"(loss|error|err|mse|mae|rmse|nll|perplexity|ppl|wer|cer|time)",
+                          re.IGNORECASE)
+
+
+def infer_mode(key: str) -> str:
+    """``"max"`` for accuracy-like names (acc, f1, auc, score, ...), ``"min"`` otherwise.
+
+    A name that looks like both (``"acc_loss"``) is minimised: loss wins.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a string, got {type(key).__name__}")
+    tokens = re.split(r"[^A-Za-z0-9]+", key)
+    if any(_MIN_PATTERN.fullmatch(t) for t in tokens if t):
+        return "min"
+    if any(_MAX_PATTERN.fullmatch(t) for t in tokens if t):
+        return "max"
+    return "min"
+
+
+@dataclass(frozen=True)
+class MetricStats:
+    """The statistics of one series. Figures are None when the series has no finite value."""
+
+    key: str
+    count: int
+    nonfinite: int
+    mode: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    last: float | None
+    last_step: int | None
+    best: float | None
+    best_step: int | None
+    slope: float | None
+    window: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def slope(steps: Sequence[float], values: Sequence[float]) -> float | None:
+    """Least-squares slope of ``values`` against ``steps``; None for < 2 points or one step."""
+    n = len(values)
+    if n != len(steps):
+        raise ValueError(f"steps and values differ in length ({len(steps)} vs {n})")
+    if n < 2:
+        return None
+    mx = math.fsum(steps) / n
+    my = math.fsum(values) / n
+    sxx = math.fsum((x - mx) ** 2 for x in steps)
+    if sxx == 0:
+        return None
+    return math.fsum((x - mx) * (y - my) for x, y in zip(steps, values, strict=True)) / sxx
+
+
+def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
+                 mode: str = "auto", window: int = DEFAULT_WINDOW) -> MetricStats:
+    """Statistics of one series given as parallel ``steps`` and ``values``."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"key must be a non-empty string, got {key!r}")
+    if mode not in ("min", "max", "auto"):
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    if type(window) is not int or window < 2:
+        raise ValueError(
+            f"window must be an integer >= 2 (points in the slope fit), got {window!r}"
+        )
+    if len(steps) != len(values):
+        raise ValueError(f"{key}: steps and values differ in length ({len(steps)} vs "
+                         f"{len(values)})")
+    resolved = infer_mode(key) if mode == "auto" else mode
+    pairs = [(int(s), float(v)) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
+    nonfinite = len(values) - len(pairs)
+    if not pairs:
+        return MetricStats(key, len(values), nonfinite, resolved, None, None, None, None, None,
+                           None, None, None, window)
+    finite = [v for _, v in pairs]
+    pick = min if resolved == "min" else max
+    best_step, best = pick(pairs, key=lambda p: p[1])  # first occurrence of the best value
+    tail = pairs[-window:]
+    return MetricStats(
+        key=key, count=len(values), nonfinite=nonfinite, mode=resolved,
+        min=min(finite), max=max(finite), mean=math.fsum(finite) / len(finite),
+        last=pairs[-1][1], last_step=pairs[-1][0], best=best, best_step=best_step,
+        slope=slope([float(s) for s, _ in tail], [v for _, v in tail]), window=window,
+    )
+
+
+class _SeriesLike(Protocol):
+    @property
+    def steps(self) -> Sequence[int]: ...
+
+    @property
+    def values(self) -> Sequence[float]: ...
+
+
+class _ReaderLike(Protocol):
+    def keys(self) -> list[str]: ...
+
+    def series(self, key: str) -> Any: ...
+
+
+def run_stats(reader: _ReaderLike, *, keys: Iterable[str] | None = None,
+              modes: Mapping[str, str] | None = None,
+              window: int = DEFAULT_WINDOW) -> dict[str, MetricStats]:
+    """Statistics of every series of a run (a :class:`~loopwise.record.RunReader`), by key.
+
+    ``keys`` limits the series; ``modes`` overrides the inferred mode of some keys.
+    """
+    if not (hasattr(reader, "keys") and hasattr(reader, "series")):
+        raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
+    chosen = list(reader.keys()) if keys is None else list(keys)
+    modes = dict(modes or {})
+    out: dict[str, MetricStats] = {}
+    for key in chosen:
+        series: _SeriesLike = reader.series(key)
+        out[key] = metric_stats(key, series.steps, series.values,
+                                mode=modes.get(key, "auto"), window=window)
+    return out
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e5 or abs(value) < 1e-3:
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def render_stats(stats: Mapping[str, MetricStats] | Iterable[MetricStats], *,
+                 title: str | None = "Metric statistics") -> str:
+    """The statistics as a fixed-width text table (one row per metric), ready to print.
+
+    Columns: metric, n, min, max, mean, last, best @step, slope/step of the last window.
+    A metric with non-finite values gets a ``(+k non-finite)`` note after its row.
+    """
+    rows = list(stats.values()) if isinstance(stats, Mapping) else list(stats)
+    header = ["metric", "n", "min", "max", "mean", "last", "best", "@step", "slope/step"]
+    table = [header]
+    notes: list[str] = []
+    for s in rows:
+        if not isinstance(s, MetricStats):
+            raise TypeError(f"render_stats takes MetricStats, got {type(s).__name__}")
+        table.append([s.key, str(s.count), _num(s.min), _num(s.max), _num(s.mean), _num(s.last),
+                      f"{_num(s.best)} ({s.mode})" if s.best is not None else "-",
+                      "-" if s.best_step is None else str(s.best_step), _num(s.slope)])
+        if s.nonfinite:
+            notes.append(f"{s.key}: {s.nonfinite} non-finite value(s) left out")
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = [] if title is None else [title]
+    for i, r in enumerate(table):
+        cells = [r[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    if len(table) == 1:
+        lines.append("(no metrics recorded)")
+    lines.extend(notes)
+    return "\n".join(lines)

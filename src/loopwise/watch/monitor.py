@@ -1,0 +1,402 @@
+"""TrainingMonitor: one line around a loop gives a bar, running averages, a CSV and a run record.
+
+```python
+monitor = TrainingMonitor(train_loader, desc="Training", log_file="train.csv")
+for batch in monitor:
+    loss = train_step(batch)
+    monitor.log({"loss": loss})          # a float, an int, or a 0-dim tensor
+```
+
+The step path is kept to a few hundred nanoseconds: ``log()`` checks types and appends the
+values to a list. Every ``mininterval`` seconds (and at the end) the pending values are folded
+into the running averages, the bar's postfix, the CSV and the run record. CPU tensors are read
+with ``.item()`` at ``log()`` (cheap there); CUDA tensors are kept on the device and read in one
+batch per refresh, so the loop never waits for the GPU because of logging.
+
+Closing: a loop that runs to its end closes everything; inside ``with TrainingMonitor(...)`` the
+run closes at the end of the block (``failed`` with the traceback on an exception,
+``interrupted`` on Ctrl-C). Python does not tell an iterator why a ``for`` loop stopped early, so
+after a ``break`` or an exception in plain iteration the monitor's own run stays open until
+``close()`` or interpreter exit, where it is closed as ``failed``/``interrupted``/``finished``
+according to how the process ended. Use ``with`` when the status must be exact at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import torch
+from tqdm.auto import tqdm
+
+from loopwise.record.run import Run
+from loopwise.record.validate import check_key, check_number
+from loopwise.watch.csvlog import CsvLog
+from loopwise.watch.metrics import Columns, RunningAverages, format_postfix
+from loopwise.watch.resources import ram_percent, vram_gb
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """Cumulative loop timings: steps done, seconds waiting for data, seconds in the body."""
+
+    steps: int
+    data_wait_s: float
+    body_s: float
+
+    @property
+    def data_wait_share(self) -> float:
+        total = self.data_wait_s + self.body_s
+        return self.data_wait_s / total if total > 0 else 0.0
+
+
+class TrainingMonitor(Generic[T]):
+    """Wrap any iterable with a progress bar, running averages, a CSV log and a run record."""
+
+    def __init__(
+        self,
+        iterable: Iterable[T],
+        desc: str | None = None,
+        *,
+        total: int | None = None,
+        log_file: str | os.PathLike[str] | None = None,
+        run: Run | None = None,
+        record: bool = True,
+        root: str | os.PathLike[str] = "runs",
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        file: Any = None,
+        leave: bool = True,
+        disable: bool = False,
+        mininterval: float = 0.1,
+        system: bool = True,
+    ) -> None:
+        if isinstance(iterable, (str, bytes)) or not hasattr(iterable, "__iter__"):
+            raise TypeError(
+                f"TrainingMonitor needs an iterable (a DataLoader, list, generator...), got "
+                f"{type(iterable).__name__}; pass the loader itself, e.g. TrainingMonitor(loader)"
+            )
+        if desc is not None and not isinstance(desc, str):
+            raise TypeError(f"desc must be a string, got {type(desc).__name__}")
+        if total is not None and (type(total) is not int or total < 0):
+            raise ValueError(f"total must be a non-negative int, got {total!r}")
+        if not (isinstance(mininterval, (int, float)) and mininterval > 0):
+            raise ValueError(f"mininterval must be > 0 seconds, got {mininterval!r}")
+        if run is not None and not isinstance(run, Run):
+            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
+        if run is not None and run.closed:
+            raise ValueError(f"run {run.name!r} is already closed; pass an open run")
+        if total is None:
+            try:
+                total = len(iterable)  # type: ignore[arg-type]
+            except TypeError:
+                total = None
+        self._iterable = iterable
+        self.total = total
+        self.desc = desc
+        self._csv = CsvLog(log_file) if log_file is not None else None
+        self._own_run = run is None and record
+        if run is None and record:
+            run = Run.create(root, name, config=config)
+        elif run is not None and config is not None:
+            run.set_config(config)
+        self.run: Run | None = run
+        self._averages = RunningAverages()
+        self._pending: dict[str, tuple[list[int], list[float], list[Any]]] = {}
+        self._has_device_values = False
+        self._wall0 = time.time()
+        self._perf0 = time.perf_counter()
+        self._t_step = self._perf0  # perf_counter time of the current step's start
+        self._known: set[str] = set()
+        self._warned_nonfinite = False
+        self._start_step = run.global_step if run is not None else 0
+        self._step = self._start_step
+        self._wait = 0.0
+        self._body = 0.0
+        self._mininterval = float(mininterval)
+        self._next_refresh = 0.0
+        self._bar_n = 0
+        self._pass_start = self._step
+        self._in_with = False
+        self._finished = False
+        self._closed = False
+        self._bar = tqdm(total=total, desc=desc, file=file, leave=leave, disable=disable,
+                         mininterval=mininterval, dynamic_ncols=True)
+        if system and run is not None:
+            from loopwise.watch.system import ensure_system_monitor
+
+            ensure_system_monitor(run, loop_stats=self)
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """The global step: batches done by this monitor and the earlier ones of its run."""
+        return self._step
+
+    @property
+    def stats(self) -> LoopStats:
+        return LoopStats(self._step - self._start_step, self._wait, self._body)
+
+    def log(self, metrics: Mapping[str, Any]) -> None:
+        """Log this step's values: floats, ints, NumPy scalars or 0-dim tensors."""
+        if type(metrics) is not dict:
+            if not isinstance(metrics, Mapping):
+                raise TypeError(
+                    f"log() takes a mapping of metric name to value, e.g. {{'loss': 0.3}}; got "
+                    f"{type(metrics).__name__}"
+                )
+        if self._closed:
+            raise RuntimeError("this TrainingMonitor is closed; log() before close(), or pass "
+                               "run= to a new monitor to keep logging to the same run")
+        if not self._known.issuperset(metrics):
+            for key in metrics:
+                check_key(key)
+            self._known.update(metrics)
+        for value in metrics.values():
+            if type(value) is not float and type(value) is not int:
+                metrics = {key: self._convert(key, value) for key, value in metrics.items()}
+                break
+        # Column-wise buffers: no per-step containers for the garbage collector to scan.
+        cols = self._pending
+        step, t = self._step, self._t_step
+        for key, value in metrics.items():
+            col = cols.get(key)
+            if col is None:
+                col = cols[key] = ([], [], [])
+            col[0].append(step)
+            col[1].append(t)
+            col[2].append(value)
+
+    def averages(self) -> dict[str, float]:
+        """The running averages now (reads pending CUDA values: a device sync)."""
+        self._process()
+        return self._averages.averages()
+
+    @property
+    def nonfinite_counts(self) -> dict[str, int]:
+        self._process()
+        return dict(self._averages.nonfinite)
+
+    def close(self, status: str | None = None, *, error: str | None = None) -> None:
+        """Flush everything; close the bar, the CSV and (when the monitor made it) the run."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._finish_pass()
+        finally:
+            if self._csv is not None:
+                self._csv.close()
+            if self._own_run and self.run is not None:
+                self.run.close(status or "finished", error=error)
+
+    def __iter__(self) -> Iterator[T]:
+        if self._closed:
+            raise RuntimeError("this TrainingMonitor is closed; create one per epoch and share a "
+                               "run with run=")
+        if self._finished:
+            self._finished = False
+            self._averages.reset()
+            self._bar.reset(total=self.total)
+            self._bar_n = 0
+        self._pass_start = self._step
+        return self._iterate()
+
+    def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError(f"the iterable ({type(self._iterable).__name__}) has no len()")
+        return self.total
+
+    def __enter__(self) -> TrainingMonitor[T]:
+        self._in_with = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self._event("interrupted", "interrupted by Ctrl-C", level="warning")
+            self.close("interrupted")
+        else:
+            text = "".join(traceback.format_exception(exc_type, exc, tb))
+            self.close("failed", error=text)
+
+    def state_dict(self) -> dict[str, Any]:
+        self._process()
+        return {"step": self._step, "start_step": self._start_step,
+                "averages": self._averages.state_dict(), "data_wait_s": self._wait,
+                "body_s": self._body}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key in ("step", "averages"):
+            if key not in state:
+                raise KeyError(f"TrainingMonitor state is missing {key!r}")
+        self._step = int(state["step"])
+        self._start_step = int(state.get("start_step", self._step))
+        self._averages.load_state_dict(state["averages"])
+        self._wait = float(state.get("data_wait_s", 0.0))
+        self._body = float(state.get("body_s", 0.0))
+        if self.run is not None:
+            self.run.global_step = self._step
+
+    # -- internals ---------------------------------------------------------------------------
+    def _iterate(self) -> Iterator[T]:
+        perf = time.perf_counter
+        iterator = iter(self._iterable)
+        completed = False
+        try:
+            t_end = perf()
+            while True:
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    completed = True
+                    break
+                t_got = self._t_step = perf()
+                self._wait += t_got - t_end
+                self._step += 1
+                yield batch
+                t_end = perf()
+                self._body += t_end - t_got
+                if t_end >= self._next_refresh:
+                    self._refresh(t_end)
+        except GeneratorExit:
+            self._finish_pass()  # break, or an exception in the loop body: see module doc
+            raise
+        except KeyboardInterrupt:
+            self._event("interrupted", "interrupted by Ctrl-C", level="warning")
+            self.close("interrupted")
+            raise
+        except Exception as exc:
+            text = "".join(traceback.format_exception(exc))
+            self.close("failed", error=text)
+            raise
+        if completed:
+            if self._in_with:
+                self._finish_pass()
+            else:
+                self.close("finished")
+
+    def _convert(self, key: str, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            if value.dim() != 0:
+                raise ValueError(
+                    f"metric {key!r} is a tensor of shape {tuple(value.shape)}; log a 0-dim "
+                    "tensor (e.g. loss.mean()) or a number"
+                )
+            if value.is_complex() or value.dtype == torch.bool:
+                raise TypeError(f"metric {key!r} is a {value.dtype} tensor; log a real number")
+            if value.device.type == "cpu":
+                return value.item()
+            self._has_device_values = True
+            return value.detach()
+        return check_number(value, what=f"metric {key!r}")
+
+    def _resolve_device_values(self, columns: dict[str, Columns]) -> None:
+        """Replace device tensors in ``columns`` by floats: one transfer per device."""
+        where: dict[torch.device, list[tuple[list[Any], int]]] = {}
+        for _, _, values in columns.values():
+            for i, value in enumerate(values):
+                if isinstance(value, torch.Tensor):
+                    where.setdefault(value.device, []).append((values, i))
+        for slots in where.values():
+            stacked = torch.stack([vals[i].to(torch.float64) for vals, i in slots])
+            for (vals, i), number in zip(slots, stacked.tolist()):
+                vals[i] = number
+        self._has_device_values = False
+
+    def _process(self) -> dict[str, float]:
+        """Fold pending values into averages, the record and the CSV; return the averages."""
+        columns = self._pending
+        if columns:
+            self._pending = {}
+            if self._has_device_values:
+                self._resolve_device_values(columns)
+            offset = self._wall0 - self._perf0
+            for _, times, _ in columns.values():
+                times[:] = [t + offset for t in times]
+            if self._csv is None:
+                bad = self._averages.add_columns(columns)
+            else:
+                bad = self._csv_rows(columns)
+            if self.run is not None:
+                self.run.append_columns(columns)
+        if self.run is not None:
+            self.run.global_step = self._step
+        if columns and bad and not self._warned_nonfinite:
+            self._warn_nonfinite(bad)
+        if self._csv is not None:
+            self._csv.maybe_flush()
+        return self._averages.averages()
+
+    def _csv_rows(self, columns: dict[str, Columns]) -> list[str]:
+        """Fold values step by step, one CSV row of running averages per step."""
+        assert self._csv is not None
+        by_step: dict[int, list[tuple[str, float, float]]] = {}
+        for key, (steps, times, values) in columns.items():
+            for step, t, value in zip(steps, times, values):
+                by_step.setdefault(step, []).append((key, t, value))
+        ram, vram = ram_percent(), vram_gb()
+        bad: list[str] = []
+        for step in sorted(by_step):
+            entries = by_step[step]
+            for key, _, value in entries:
+                bad.extend(self._averages.add({key: value}))
+            wall = max(t for _, t, _ in entries)
+            self._csv.add(wall, step, self._averages.averages(), ram, vram)
+        return bad
+
+    def _warn_nonfinite(self, keys: list[str]) -> None:
+        self._warned_nonfinite = True
+        names = ", ".join(sorted(set(keys)))
+        msg = (f"non-finite values (NaN or inf) logged for {names}; they are recorded as such "
+               "and counted (TrainingMonitor.nonfinite_counts). This warning is shown once.")
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        self._event("nonfinite", msg, level="warning", data={"keys": sorted(set(keys))})
+
+    def _postfix(self, averages: dict[str, float]) -> str:
+        text = format_postfix(averages)
+        total = self._wait + self._body
+        if total > 0:
+            share = f"wait={100.0 * self._wait / total:.0f}%"
+            text = f"{text}, {share}" if text else share
+        return text
+
+    def _refresh(self, now: float) -> None:
+        self._next_refresh = now + self._mininterval
+        averages = self._process()
+        bar = self._bar
+        bar.set_postfix_str(self._postfix(averages), refresh=False)
+        done = self._step - self._pass_start
+        bar.update(done - self._bar_n)
+        self._bar_n = done
+
+    def _finish_pass(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._refresh(time.perf_counter())
+        self._bar.close()
+        if self._csv is not None:
+            self._csv.flush()
+        if self.run is not None and not self.run.closed:
+            averages = self._averages.averages()
+            finite = {k: v for k, v in averages.items() if math.isfinite(v)}
+            self._event("pass_end", f"{self.desc or 'loop'}: {self.stats.steps} steps",
+                        data={"step": self._step, "averages": finite})
+            self.run.flush()
+
+    def _event(self, kind: str, message: str, *, level: str = "info",
+               data: Mapping[str, Any] | None = None) -> None:
+        if self.run is not None and not self.run.closed:
+            self.run.log_event(kind, message, level=level, data=data)

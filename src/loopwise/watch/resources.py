@@ -1,0 +1,22 @@
+"""RAM and VRAM readings for the monitor's CSV (cheap, never initialise CUDA)."""
+
+from __future__ import annotations
+
+import psutil
+import torch
+
+
+def ram_percent() -> float:
+    """System RAM in use, percent."""
+    return float(psutil.virtual_memory().percent)
+
+
+def vram_gb() -> float:
+    """Memory allocated by torch on all initialised CUDA devices, in GB (0 without CUDA).
+
+    Never initialises CUDA and never synchronises: ``memory_allocated`` reads a host counter.
+    """
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return 0.0
+    total = sum(torch.cuda.memory_allocated(i) for i in range(torch.cuda.device_count()))
+    return total / 1e9

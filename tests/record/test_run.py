@@ -1,0 +1,187 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from loopwise.record import Run, RunReader, list_runs
+
+
+def test_create_writes_run_json_with_provenance(tmp_path: Path) -> None:
+    with Run.create(tmp_path / "runs", "exp", config={"lr": 0.1}) as run:
+        info = json.loads((run.path / "run.json").read_text())
+        assert info["status"] == "running"
+        for key in ("id", "name", "start_time", "heartbeat", "host", "pid", "argv", "python",
+                    "torch", "loopwise"):
+            assert key in info, key
+        assert info["pid"] == os.getpid()
+    assert json.loads((tmp_path / "runs/exp/config.json").read_text()) == {"lr": 0.1}
+    assert RunReader(tmp_path / "runs/exp").info["status"] == "finished"
+
+
+def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:
+    a = Run.create(tmp_path, "same")
+    with pytest.raises(FileExistsError, match="a run named 'same' already exists"):
+        Run.create(tmp_path, "same")
+    names = {Run.create(tmp_path).name for _ in range(5)}
+    assert len(names) == 5
+    a.close()
+
+
+def test_bad_config_is_refused_by_key_and_nothing_created(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"config\['model'\] = .*cannot be stored as JSON"):
+        Run.create(tmp_path, "x", config={"model": object()})
+    assert not (tmp_path / "x").exists()
+
+
+def test_set_config_error_keeps_previous_config(tmp_path: Path) -> None:
+    with Run.create(tmp_path, "c", config={"a": 1}) as run:
+        with pytest.raises(ValueError, match=r"config\['b'\] = inf"):
+            run.set_config({"b": float("inf")})
+    assert json.loads((tmp_path / "c/config.json").read_text()) == {"a": 1}
+
+
+def test_exception_marks_failed_with_traceback_event(tmp_path: Path) -> None:
+    with pytest.raises(ZeroDivisionError), Run.create(tmp_path, "f") as run:
+        run.log_scalar("loss", 1.0, step=1)
+        1 / 0  # noqa: B018
+    reader = RunReader(tmp_path / "f")
+    assert reader.status == "failed"
+    assert "ZeroDivisionError" in reader.info["error"]
+    assert reader.events(kind="exception")[0].level == "error"
+    assert list(reader.series("loss").values) == [1.0]
+
+
+def test_ctrl_c_marks_interrupted(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), Run.create(tmp_path, "k"):
+        raise KeyboardInterrupt
+    assert RunReader(tmp_path / "k").status == "interrupted"
+
+
+def test_logging_after_close_is_an_error(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "closed")
+    run.close()
+    run.close()  # idempotent
+    with pytest.raises(RuntimeError, match="is closed"):
+        run.log_scalar("x", 1.0, step=0)
+
+
+def test_bad_arguments_are_specific(tmp_path: Path) -> None:
+    with Run.create(tmp_path, "bad") as run:
+        with pytest.raises(TypeError, match="step must be an int, got float"):
+            run.log_scalars({"x": 1.0}, step=1.5)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="value of 'x' must be a real number"):
+            run.log_scalars({"x": "1"}, step=1)  # type: ignore[dict-item]
+        with pytest.raises(ValueError, match="event level must be one of"):
+            run.log_event("k", "m", level="loud")
+        with pytest.raises(ValueError, match="closes as 'finished', 'failed' or 'interrupted'"):
+            run.close("crashed")
+        run.log_scalar("x", 2.0, step=1)
+    assert list(RunReader(tmp_path / "bad").series("x").values) == [2.0]
+
+
+def test_on_close_hooks_run_in_reverse_and_errors_are_recorded(tmp_path: Path) -> None:
+    calls: list[str] = []
+    run = Run.create(tmp_path, "hooks")
+    run.on_close(lambda: calls.append("first"))
+
+    def broken() -> None:
+        raise RuntimeError("sampler broke")
+
+    run.on_close(broken)
+    run.on_close(lambda: calls.append("last"))
+    run.close()
+    assert calls == ["last", "first"]
+    assert "sampler broke" in RunReader(run.path).events(kind="close_error")[0].message
+
+
+def test_reopen_continues_the_run(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "r")
+    run.log_scalar("loss", 1.0, step=1)
+    run.global_step = 1
+    run.close("interrupted")
+    again = Run.reopen(tmp_path / "r")
+    assert again.global_step == 1 and again.id == run.id
+    again.log_scalar("loss", 0.5, step=2)
+    again.close()
+    reader = RunReader(tmp_path / "r")
+    assert list(reader.series("loss").values) == [1.0, 0.5]
+    assert reader.events(kind="resumed")[0].data == {"previous_status": "interrupted"}
+    assert reader.info["resumes"][0]["previous_status"] == "interrupted"
+
+
+def test_reopen_refuses_non_run(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a loopwise run folder"):
+        Run.reopen(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken/run.json").write_text("{not json")
+    with pytest.raises(ValueError, match="run.json is corrupt"):
+        Run.reopen(tmp_path / "broken")
+    assert (tmp_path / "broken/run.json").read_text() == "{not json"
+
+
+def test_heartbeat_refreshes(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "hb", heartbeat_interval=0.05, flush_interval=0.02)
+    first = json.loads((run.path / "run.json").read_text())["heartbeat"]
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if json.loads((run.path / "run.json").read_text())["heartbeat"] > first:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("heartbeat never refreshed")
+    run.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from loopwise.record import Run
+    run = Run.create(sys.argv[1], "victim")
+    step = 0
+    while True:
+        step += 1
+        run.log_scalar("x", float(step), step=step)
+        if step % 100 == 0:
+            print(step, time.time(), flush=True)
+        time.sleep(0.0005)
+    """
+)
+
+
+def test_sigkill_keeps_values_older_than_one_second_and_reads_crashed(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    marks: list[tuple[int, float]] = []
+    start = time.time()
+    while time.time() - start < 3.0:
+        line = proc.stdout.readline()
+        step, t = line.split()
+        marks.append((int(step), float(t)))
+    kill_time = time.time()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    must_have = max(s for s, t in marks if t < kill_time - 1.0)
+    reader = RunReader(tmp_path / "victim")
+    values = reader.series("x").values
+    assert len(values) >= must_have
+    assert list(values[:must_have]) == [float(i) for i in range(1, must_have + 1)]
+    assert reader.status == "crashed"
+    assert list_runs(tmp_path)[0].status == "crashed"
+
+
+def test_unclosed_run_is_closed_at_exit_by_how_the_process_ended(tmp_path: Path) -> None:
+    code = "import sys; from loopwise.record import Run; r = Run.create(sys.argv[1], sys.argv[2])"
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), "ok"], check=True)
+    failing = code + "; raise ValueError('bad data')"
+    subprocess.run([sys.executable, "-c", failing, str(tmp_path), "bad"], capture_output=True)
+    assert RunReader(tmp_path / "ok").status == "finished"
+    bad = RunReader(tmp_path / "bad")
+    assert bad.status == "failed"
+    assert "ValueError: bad data" in bad.info["error"]
