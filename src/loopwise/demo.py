@@ -16,7 +16,9 @@ from loopwise import TrainingMonitor
 from loopwise.record import Run, RunReader
 
 
-def digits_loaders(*, batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader]:
+def digits_loaders(
+    *, batch_size: int = 64, seed: int = 0
+) -> tuple[DataLoader[tuple[torch.Tensor, ...]], DataLoader[tuple[torch.Tensor, ...]]]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - the demo extra is installed by make demo

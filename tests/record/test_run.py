@@ -49,7 +49,7 @@ def test_set_config_error_keeps_previous_config(tmp_path: Path) -> None:
 def test_exception_marks_failed_with_traceback_event(tmp_path: Path) -> None:
     with pytest.raises(ZeroDivisionError), Run.create(tmp_path, "f") as run:
         run.log_scalar("loss", 1.0, step=1)
-        1 / 0  # noqa: B018
+        1 / 0
     reader = RunReader(tmp_path / "f")
     assert reader.status == "failed"
     assert "ZeroDivisionError" in reader.info["error"]

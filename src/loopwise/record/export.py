@@ -29,7 +29,7 @@ def run_to_csv(reader: RunReader, path: str | os.PathLike[str]) -> Path:
     times: dict[int, float] = {}
     for key in keys:
         series = reader.series(key)
-        for step, wall, value in zip(series.steps, series.times, series.values):
+        for step, wall, value in zip(series.steps, series.times, series.values, strict=True):
             rows.setdefault(step, {})[key] = value
             if wall > times.get(step, float("-inf")):
                 times[step] = wall

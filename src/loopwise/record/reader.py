@@ -109,7 +109,8 @@ def downsample(series: Series, max_points: int) -> Series:
     Method (min/max envelope): the points are cut into ``max_points // 2`` buckets of equal
     count; each bucket contributes its minimum and its maximum point, in step order. Spikes and
     dips therefore survive, which a stride or mean would hide. NaN values are skipped by the
-    envelope (a bucket of only NaN keeps its first point). A series already short enough is returned as is.
+    envelope (a bucket of only NaN keeps its first point). A series already short enough is
+    returned as is.
     """
     if type(max_points) is not int or max_points < 2:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
@@ -120,18 +121,16 @@ def downsample(series: Series, max_points: int) -> Series:
 
     steps, times, values = series.to_numpy()
     buckets = max_points // 2
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    keep: list[int] = []
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        part = values[lo:hi]
-        if hi <= lo:
-            continue
-        if np.isnan(part).all():
-            keep.append(lo)
-            continue
-        i_min, i_max = lo + int(np.nanargmin(part)), lo + int(np.nanargmax(part))
-        keep.extend(sorted({i_min, i_max}))
-    idx = np.asarray(keep, dtype=np.int64)
+    size = -(-n // buckets)  # ceil: equal-count buckets, the last one padded
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(buckets, size)
+    nan = np.isnan(grid)
+    base = np.arange(buckets) * size
+    i_min = base + np.argmin(np.where(nan, np.inf, grid), axis=1)
+    i_max = base + np.argmax(np.where(nan, -np.inf, grid), axis=1)
+    keep = np.unique(np.concatenate([i_min, i_max]))
+    idx = keep[keep < n]
     return Series(series.key, array("q", steps[idx].tolist()), array("d", times[idx].tolist()),
                   array("d", values[idx].tolist()))
 
@@ -202,13 +201,9 @@ class RunReader:
         if not rows and key not in self.keys():
             known = ", ".join(self.keys()) or "none yet"
             raise KeyError(f"run {self.path.name!r} has no series {key!r}; known keys: {known}")
-        steps: array[int] = array("q")
-        times: array[float] = array("d")
-        values: array[float] = array("d")
-        for s, t, v in rows:
-            unpack("q", s, steps)
-            unpack("d", t, times)
-            unpack("d", v, values)
+        steps = unpack("q", b"".join(r[0] for r in rows))
+        times = unpack("d", b"".join(r[1] for r in rows))
+        values = unpack("d", b"".join(r[2] for r in rows))
         out = Series(key, steps, times, values)
         return out if max_points is None else downsample(out, max_points)
 

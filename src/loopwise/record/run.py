@@ -326,8 +326,9 @@ class Run:
                     self._store.add_event(self._clock(), "error", "close_error",
                                           f"a close hook failed: {exc}", None)
             if error is not None:
-                self._store.add_event(self._clock(), "error", "exception", error.splitlines()[-1]
-                                      if error.strip() else "error", json.dumps({"traceback": error}))
+                last_line = error.strip().splitlines()[-1] if error.strip() else "error"
+                self._store.add_event(self._clock(), "error", "exception", last_line,
+                                      json.dumps({"traceback": error}))
             self._closed = True
             try:
                 self._store.close()

@@ -29,7 +29,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,11 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
                                check_same_thread=False)
     else:
         conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
+        conn.execute("PRAGMA page_size=65536")  # long blobs: fewer overflow pages to chase
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA mmap_size=268435456")
     return conn
 
 
@@ -141,7 +143,7 @@ class StoreWriter:
         if len(self._scalars) > self._max_pending:
             self._backpressure()
 
-    def add_rows(self, rows: list[tuple[int, float, Mapping[str, float]]]) -> None:
+    def add_rows(self, rows: Sequence[tuple[int, float, Mapping[str, float]]]) -> None:
         """Queue several ``(step, wall_time, values)`` rows at once."""
         self._scalars.extend(rows)
         if len(self._scalars) > self._max_pending:
@@ -263,7 +265,7 @@ class StoreWriter:
                 col[1].append(wall_time)
                 col[2].append(value)
         event_rows = [events.popleft() for _ in range(n_e)]
-        system_rows = []
+        system_rows: list[tuple[float, str, float]] = []
         for _ in range(n_y):
             wall_time, values = system.popleft()
             system_rows.extend((wall_time, k, v) for k, v in values.items())

@@ -124,7 +124,7 @@ class CsvLog:
         writer = csv.writer(buf)
         writer.writerow(self.columns)
         for row in old_rows:
-            values = dict(zip(old_metrics, row[2:-2]))
+            values = dict(zip(old_metrics, row[2:-2], strict=False))
             writer.writerow([*row[:2], *(values.get(k, "") for k in self.metrics), *row[-2:]])
         writer.writerows(self._pad(self._rows))
         self._rows = []

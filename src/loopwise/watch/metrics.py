@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 Columns = tuple[list[int], list[float], list[float]]
 """One metric's ``(steps, wall_times, values)``."""
 

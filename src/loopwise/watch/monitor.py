@@ -148,12 +148,11 @@ class TrainingMonitor(Generic[T]):
 
     def log(self, metrics: Mapping[str, Any]) -> None:
         """Log this step's values: floats, ints, NumPy scalars or 0-dim tensors."""
-        if type(metrics) is not dict:
-            if not isinstance(metrics, Mapping):
-                raise TypeError(
-                    f"log() takes a mapping of metric name to value, e.g. {{'loss': 0.3}}; got "
-                    f"{type(metrics).__name__}"
-                )
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"log() takes a mapping of metric name to value, e.g. {{'loss': 0.3}}; got "
+                f"{type(metrics).__name__}"
+            )
         if self._closed:
             raise RuntimeError("this TrainingMonitor is closed; log() before close(), or pass "
                                "run= to a new monitor to keep logging to the same run")
@@ -311,7 +310,7 @@ class TrainingMonitor(Generic[T]):
                     where.setdefault(value.device, []).append((values, i))
         for slots in where.values():
             stacked = torch.stack([vals[i].to(torch.float64) for vals, i in slots])
-            for (vals, i), number in zip(slots, stacked.tolist()):
+            for (vals, i), number in zip(slots, stacked.tolist(), strict=True):
                 vals[i] = number
         self._has_device_values = False
 
@@ -344,7 +343,7 @@ class TrainingMonitor(Generic[T]):
         assert self._csv is not None
         by_step: dict[int, list[tuple[str, float, float]]] = {}
         for key, (steps, times, values) in columns.items():
-            for step, t, value in zip(steps, times, values):
+            for step, t, value in zip(steps, times, values, strict=True):
                 by_step.setdefault(step, []).append((key, t, value))
         ram, vram = ram_percent(), vram_gb()
         bad: list[str] = []

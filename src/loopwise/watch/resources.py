@@ -16,7 +16,9 @@ def vram_gb() -> float:
 
     Never initialises CUDA and never synchronises: ``memory_allocated`` reads a host counter.
     """
-    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+    if not torch.cuda.is_available():
+        return 0.0
+    if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         return 0.0
     total = sum(torch.cuda.memory_allocated(i) for i in range(torch.cuda.device_count()))
     return total / 1e9
