@@ -185,3 +185,23 @@ def test_unclosed_run_is_closed_at_exit_by_how_the_process_ended(tmp_path: Path)
     bad = RunReader(tmp_path / "bad")
     assert bad.status == "failed"
     assert "ValueError: bad data" in bad.info["error"]
+
+
+def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
+    from loopwise.record.jsonlog import read_json_log
+
+    with Run.create(tmp_path, "j") as run:
+        run.global_step = 40
+        run.log_event("note", "hello", data={"a": 1})
+        run.log_epoch(2, {"train_loss": 0.5, "val_loss": float("nan")})
+        with pytest.raises(ValueError, match="epoch must be a non-negative int"):
+            run.log_epoch(-1, {"x": 1.0})
+    lines = read_json_log(tmp_path / "j/log.jsonl")
+    assert [line["type"] for line in lines] == ["event", "metrics", "event"]
+    assert lines[0]["kind"] == "note" and lines[0]["data"] == {"a": 1}
+    assert lines[1]["epoch"] == 2 and lines[1]["step"] == 40
+    assert lines[1]["values"] == {"train_loss": 0.5, "val_loss": "nan"}
+    assert lines[2]["kind"] == "closed"
+    reader = RunReader(tmp_path / "j")
+    assert list(reader.series("epoch/train_loss").steps) == [2]
+    assert reader.stats()["epoch/train_loss"].last == 0.5

@@ -252,3 +252,11 @@ def test_record_false_writes_nothing(tmp_path: Path) -> None:
     for _ in m:
         m.log({"loss": 1.0})
     assert m.run is None and not Path("runs").exists()
+
+
+def test_health_findings_reach_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    m = TrainingMonitor(range(3), file=io.StringIO(), system=False)
+    for _ in m:
+        m.log({"loss": float("inf")})
+    kinds = {e.kind for e in _only_run().events()}
+    assert any(k.startswith("health.") for k in kinds), kinds

@@ -92,17 +92,6 @@ class JsonLog:
         self._lock = threading.Lock()
         self._closed = False
 
-    @classmethod
-    def for_run(cls, run: Any, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                backup_count: int = DEFAULT_BACKUP_COUNT) -> JsonLog:
-        """The JSON log of a run (``<run.path>/log.jsonl``), closed when the run closes."""
-        if not isinstance(getattr(run, "path", None), Path) or not callable(
-                getattr(run, "on_close", None)):
-            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
-        log = cls(run.path / LOG_FILE, max_bytes=max_bytes, backup_count=backup_count)
-        run.on_close(log.close)
-        return log
-
     @property
     def closed(self) -> bool:
         return self._closed

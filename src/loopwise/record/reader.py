@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.store import STORE_FILE, connect, unpack
 
 STALE_HEARTBEAT_S = 60.0
@@ -236,6 +237,11 @@ class RunReader:
             rows = self._query("SELECT time, name, value FROM system WHERE name = ? "
                                "ORDER BY rowid", (name,))
         return [(float(t), str(n), float(v)) for t, n, v in rows]
+
+    def stats(self, *, keys: list[str] | None = None) -> dict[str, MetricStats]:
+        """Per-metric statistics (min, max, mean, last, best and its step, recent slope);
+        ``render_stats`` in :mod:`loopwise.record.stats` prints them as a table."""
+        return run_stats(self, keys=keys)
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per step with a column per key (see :mod:`loopwise.record.export`)."""

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from loopwise.record.atomic import atomic_write_json
+from loopwise.record.jsonlog import LOG_FILE, JsonLog
 from loopwise.record.names import generate_run_name, validate_run_name
 from loopwise.record.store import STORE_FILE, StoreWriter
 from loopwise.record.validate import check_json, check_key, check_number
@@ -87,6 +88,7 @@ class Run:
         self._write_info()
         self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
                                   on_tick=self._tick, clock=clock)
+        self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
         atexit.register(self._atexit)
 
     # -- construction ------------------------------------------------------------------------
@@ -268,7 +270,27 @@ class Run:
         if data is not None:
             check_json(data, what="event data")
             data_json = json.dumps(data, allow_nan=False)
-        self._store.add_event(self._clock(), level, kind, message, data_json)
+        now = self._clock()
+        self._store.add_event(now, level, kind, message, data_json)
+        self._jsonlog.event(kind, message, level=level, data=data, time=now)
+
+    def log_epoch(self, epoch: int, values: Mapping[str, float], *,
+                  step: int | None = None) -> None:
+        """Record an epoch's summary: series ``epoch/<name>`` at ``step=epoch``, plus one
+        ``metrics`` line in the JSON log (with the global ``step``, default ``global_step``).
+
+        The prefix keeps an epoch mean (``epoch/loss``) apart from the per-step series
+        (``loss``) that TrainingMonitor records under the plain name.
+        """
+        if type(epoch) is not int or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of name to number, got "
+                            f"{type(values).__name__}")
+        clean = {check_key(k): check_number(v, what=f"value of {k!r}") for k, v in values.items()}
+        self.log_scalars({f"epoch/{k}": v for k, v in clean.items()}, step=epoch)
+        self._jsonlog.metrics(clean, step=self.global_step if step is None else step,
+                              epoch=epoch, time=self._clock())
 
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
         """Record one system sample (name -> value)."""
@@ -329,10 +351,15 @@ class Run:
                 last_line = error.strip().splitlines()[-1] if error.strip() else "error"
                 self._store.add_event(self._clock(), "error", "exception", last_line,
                                       json.dumps({"traceback": error}))
+                self._jsonlog.event("exception", last_line, level="error",
+                                    data={"traceback": error})
             self._closed = True
             try:
                 self._store.close()
             finally:
+                self._jsonlog.event("closed", f"run closed as {status}", data={
+                    "status": status, "global_step": self.global_step})
+                self._jsonlog.close()
                 now = self._clock()
                 self._info.update(status=status, end_time=now, heartbeat=now,
                                   ended_at=iso(now), global_step=self.global_step)

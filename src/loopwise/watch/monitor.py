@@ -40,7 +40,9 @@ from loopwise.record.run import Run
 from loopwise.record.validate import check_key, check_number
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.metrics import Columns, RunningAverages, format_postfix
+from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.resources import ram_percent, vram_gb
+from loopwise.watch.system import ensure_system_monitor
 
 T = TypeVar("T")
 
@@ -79,6 +81,7 @@ class TrainingMonitor(Generic[T]):
         disable: bool = False,
         mininterval: float = 0.1,
         system: bool = True,
+        health: bool = True,
     ) -> None:
         if isinstance(iterable, (str, bytes)) or not hasattr(iterable, "__iter__"):
             raise TypeError(
@@ -131,9 +134,10 @@ class TrainingMonitor(Generic[T]):
         self._closed = False
         self._bar = tqdm(total=total, desc=desc, file=file, leave=leave, disable=disable,
                          mininterval=mininterval, dynamic_ncols=True)
+        self._health: HealthMonitor | None = None
+        if health and run is not None:
+            self._health = ensure_health_monitor(run)
         if system and run is not None:
-            from loopwise.watch.system import ensure_system_monitor
-
             ensure_system_monitor(run, loop_stats=self)
 
     # -- public ------------------------------------------------------------------------------
@@ -330,6 +334,9 @@ class TrainingMonitor(Generic[T]):
                 bad = self._csv_rows(columns)
             if self.run is not None:
                 self.run.append_columns(columns)
+            if self._health is not None:  # one observation per refresh window, not per step
+                means = {k: sum(c[2]) / len(c[2]) for k, c in columns.items()}
+                self._health.observe_many(self._step, means)
         if self.run is not None:
             self.run.global_step = self._step
         if columns and bad and not self._warned_nonfinite:
@@ -360,7 +367,7 @@ class TrainingMonitor(Generic[T]):
         names = ", ".join(sorted(set(keys)))
         msg = (f"non-finite values (NaN or inf) logged for {names}; they are recorded as such "
                "and counted (TrainingMonitor.nonfinite_counts). This warning is shown once.")
-        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        warnings.warn(msg, RuntimeWarning, stacklevel=5)
         self._event("nonfinite", msg, level="warning", data={"keys": sorted(set(keys))})
 
     def _postfix(self, averages: dict[str, float]) -> str:

@@ -1,0 +1,250 @@
+"""The pieces every health detector shares: the :class:`Finding`, the :class:`Detector` protocol,
+the per-key bookkeeping of :class:`KeyedDetector`, and argument checks.
+
+A detector is a small, pure state machine. It is fed observations ``update(step, values,
+time=...)`` (``values`` maps a series name to a float) and returns the findings that *start* an
+episode: a condition that was not present at the previous observation. While the condition
+persists the detector stays quiet; once it clears, a later recurrence is a new episode. So one
+planted problem gives exactly one finding, which a runner turns into one record event and one
+console warning. Detectors never print, never touch a run, and read no clock: the runner does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Protocol, runtime_checkable
+
+LEVELS = ("debug", "info", "warning", "error")
+STREAMS = ("step", "epoch", "system")
+EVENT_PREFIX = "health."
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detected problem: what fired, on which series, at which step, and why."""
+
+    detector: str
+    key: str
+    step: int
+    message: str
+    level: str = "warning"
+    data: Mapping[str, Any] = field(default_factory=dict)
+    time: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """The record event kind, ``health.<detector>``."""
+        return EVENT_PREFIX + self.detector
+
+    def event_data(self) -> dict[str, Any]:
+        """``data`` plus key and step, made JSON-safe (non-finite floats become strings)."""
+        out: dict[str, Any] = {"key": self.key, "step": self.step}
+        out.update(self.data)
+        return {k: json_safe(v) for k, v in out.items()}
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that JSON can hold exactly: NaN and inf become ``"nan"``/``"inf"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What a runner needs from a detector."""
+
+    name: str
+    streams: frozenset[str]
+
+    def update(self, step: int, values: Mapping[str, float], *,
+               time: float | None = None) -> list[Finding]: ...
+
+    def reset(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+
+# -- argument checks ---------------------------------------------------------------------------
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive_int(value: object, *, what: str) -> int:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{what} must be a positive integer (>= 1), got {value!r}")
+    return value
+
+
+def check_positive(value: object, *, what: str) -> float:
+    if not _is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_non_negative(value: object, *, what: str) -> float:
+    if not _is_number(value) or not math.isfinite(float(value)) or float(value) < 0:  # type: ignore[arg-type]
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_level(level: object) -> str:
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}; got {level!r}")
+    return str(level)
+
+
+def check_unit(unit: object) -> str:
+    if not isinstance(unit, str) or not unit.strip():
+        raise ValueError(f"unit must be a word for the messages, like 'epochs'; got {unit!r}")
+    return unit
+
+
+def check_streams(streams: Iterable[str] | str, *, what: str = "streams") -> frozenset[str]:
+    items = (streams,) if isinstance(streams, str) else tuple(streams)
+    bad = [s for s in items if s not in STREAMS]
+    if bad or not items:
+        raise ValueError(f"{what} must name one or more of {', '.join(STREAMS)}; got {streams!r}")
+    return frozenset(items)
+
+
+def check_keys(keys: str | Sequence[str], *, what: str = "keys") -> tuple[str, ...]:
+    """One name or glob pattern (``"*loss"``), or a sequence of them."""
+    items = (keys,) if isinstance(keys, str) else tuple(keys)
+    if not items or not all(isinstance(k, str) and k.strip() for k in items):
+        raise ValueError(
+            f"{what} must be a metric name or glob pattern (like 'val_loss' or '*loss'), "
+            f"or a list of them; got {keys!r}"
+        )
+    return items
+
+
+def check_mode(mode: object, *, allow_auto: bool = True) -> str:
+    allowed = ("min", "max", "auto") if allow_auto else ("min", "max")
+    if mode not in allowed:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, allowed))}; got {mode!r}")
+    return str(mode)
+
+
+def resolve_mode(mode: str, key: str) -> str:
+    """``auto`` reads the key: accuracy-like names are maximised, everything else minimised."""
+    if mode != "auto":
+        return mode
+    from loopwise.record.stats import infer_mode
+
+    return infer_mode(key)
+
+
+def worse(previous: float, value: float, *, mode: str, min_delta: float) -> bool:
+    """True when ``value`` is worse than ``previous`` by more than ``min_delta``.
+
+    This compares with the *previous* value (a trend), not with the best so far: "is this an
+    improvement?" lives in :mod:`loopwise.watch.improvement`.
+    """
+    if mode == "min":
+        return value > previous + min_delta
+    return value < previous - min_delta
+
+
+# -- per-key bookkeeping -----------------------------------------------------------------------
+class KeyedDetector:
+    """Base of the detectors that watch every series whose name matches ``keys``.
+
+    Subclasses implement :meth:`_new_state`, :meth:`_check` and the (de)serialisation of one
+    key's state. ``_check`` returns a finding while the condition holds and None while it does
+    not; this base turns that into episodes (one finding when the condition appears).
+    """
+
+    name = "keyed"
+
+    def __init__(self, keys: str | Sequence[str], *, streams: Iterable[str] | str,
+                 level: str = "warning") -> None:
+        self.keys = check_keys(keys)
+        self.streams = check_streams(streams)
+        self.level = check_level(level)
+        self._matches: dict[str, bool] = {}
+        self._states: dict[str, dict[str, Any]] = {}
+        self._active: set[str] = set()
+
+    def matches(self, key: str) -> bool:
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = any(fnmatchcase(key, pattern) for pattern in self.keys)
+            self._matches[key] = hit
+        return hit
+
+    @property
+    def active(self) -> frozenset[str]:
+        """The keys whose problem is currently present (an episode in progress)."""
+        return frozenset(self._active)
+
+    def update(self, step: int, values: Mapping[str, float], *,
+               time: float | None = None) -> list[Finding]:
+        found: list[Finding] = []
+        for key, value in values.items():
+            if not self.matches(key):
+                continue
+            state = self._states.get(key)
+            if state is None:
+                state = self._states[key] = self._new_state(key)
+            finding = self._check(key, state, step, float(value))
+            if finding is None:
+                self._active.discard(key)
+            elif key not in self._active:
+                self._active.add(key)
+                found.append(finding if time is None else _with_time(finding, time))
+        return found
+
+    def reset(self) -> None:
+        self._states.clear()
+        self._active.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.name,
+                "states": {k: self._dump_state(v) for k, v in self._states.items()},
+                "active": sorted(self._active)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("name") != self.name or "states" not in state:
+            raise ValueError(
+                f"this is not the state of a {self.name!r} detector "
+                f"(got name {state.get('name')!r}); load the states in the order they were saved"
+            )
+        self._states = {str(k): self._load_state(str(k), v) for k, v in state["states"].items()}
+        self._active = set(state.get("active", ()))
+
+    # -- for subclasses ----------------------------------------------------------------------
+    def _new_state(self, key: str) -> dict[str, Any]:
+        return {}
+
+    def _dump_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in state.items()}
+
+    def _load_state(self, key: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(raw)
+
+    def _check(self, key: str, state: dict[str, Any], step: int,
+               value: float) -> Finding | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _finding(self, key: str, step: int, message: str, **data: Any) -> Finding:
+        return Finding(self.name, key, step, message, self.level, data)
+
+
+def _with_time(finding: Finding, time: float) -> Finding:
+    return Finding(finding.detector, finding.key, finding.step, finding.message, finding.level,
+                   finding.data, time)
+
+
+def fmt(value: float) -> str:
+    """A short number for messages."""
+    return f"{value:.4g}"

@@ -1,0 +1,39 @@
+"""Non-finite values: a loss or metric that became NaN or infinite."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from loopwise.watch.health.base import Finding, KeyedDetector
+
+
+class NonFiniteDetector(KeyedDetector):
+    """Fires when a matching series takes a NaN or infinite value.
+
+    The episode lasts while the values stay non-finite; the first finite value ends it.
+    Defaults: every key (``"*"``), the ``step`` and ``epoch`` streams, level ``error``.
+    """
+
+    name = "nonfinite"
+
+    def __init__(self, keys: str | Sequence[str] = "*", *,
+                 streams: Iterable[str] | str = ("step", "epoch"),
+                 level: str = "error") -> None:
+        super().__init__(keys, streams=streams, level=level)
+
+    def _new_state(self, key: str) -> dict[str, Any]:
+        return {"count": 0}
+
+    def _check(self, key: str, state: dict[str, Any], step: int,
+               value: float) -> Finding | None:
+        if math.isfinite(value):
+            return None
+        state["count"] += 1
+        return self._finding(
+            key, step,
+            f"{key} is {value} at step {step}: check the learning rate, the inputs for NaN, "
+            "and mixed-precision loss scaling",
+            value=value, occurrences=state["count"],
+        )

@@ -1,0 +1,287 @@
+"""The health runner: feeds the metric and system streams to the detectors, records each finding
+as a run event and prints it once as a console warning.
+
+Live, attached to a run::
+
+    health = ensure_health_monitor(run)              # one per run; default detectors
+    health.observe("loss", step, 0.31)               # step stream (floats you already have)
+    health.observe_epoch(epoch, {"train_loss": 0.3, "val_loss": 0.4})   # epoch stream
+    # the system stream arrives by itself from the run's SystemMonitor
+
+Alone, on a finished run::
+
+    findings = analyze_run("runs/my-run")
+
+Three streams: ``step`` (per-step values), ``epoch`` (one mapping per evaluation) and ``system``
+(the sampler's per-interval samples). Each detector says which streams it reads
+(``detector.streams``). An epoch observation also carries the latest system sample's means
+(names without ``.min``/``.max``) unless it has them itself, so ``memory_leak`` sees memory once
+per epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO
+
+from loopwise.watch.health.base import Detector, Finding
+from loopwise.watch.health.input_bound import InputBoundDetector
+from loopwise.watch.health.memory_leak import MemoryLeakDetector
+from loopwise.watch.health.nonfinite import NonFiniteDetector
+from loopwise.watch.health.overfitting import OverfittingDetector
+from loopwise.watch.health.plateau import PlateauDetector
+from loopwise.watch.health.spike import SpikeDetector
+from loopwise.watch.health.stalled import StalledDetector
+from loopwise.watch.health.trend import TrendDetector
+from loopwise.watch.system import HEALTH_ATTR, SYSTEM_ATTR
+
+DEFAULT_EPOCH_KEYS = ("val_*", "train_*", "test_*", "epoch_*")
+
+
+class EventSink(Protocol):
+    """What the runner needs from a run (``loopwise.record.Run`` fits)."""
+
+    def log_event(self, kind: str, message: str, *, level: str = ...,
+                  data: Mapping[str, Any] | None = ...) -> None: ...
+
+
+def default_detectors() -> list[Detector]:
+    """One of each detector with its defaults (see ``docs/health.md``)."""
+    return [
+        NonFiniteDetector(), SpikeDetector(), PlateauDetector(), TrendDetector(),
+        OverfittingDetector(), InputBoundDetector(), MemoryLeakDetector(), StalledDetector(),
+    ]
+
+
+class HealthMonitor:
+    """Runs ``detectors`` over the streams it is fed; thread-safe (the sampler feeds it too).
+
+    ``run``: where findings go as events (``health.<detector>``); None to only collect them.
+    ``console``: where each finding is printed once (default ``sys.stderr`` at print time;
+    None for silence).
+    """
+
+    def __init__(self, run: EventSink | None = None, *,
+                 detectors: Sequence[Detector] | None = None,
+                 console: TextIO | Literal["stderr"] | None = "stderr") -> None:
+        if run is not None and not callable(getattr(run, "log_event", None)):
+            raise TypeError(f"run must be a loopwise Run (with log_event), got "
+                            f"{type(run).__name__}")
+        chosen = default_detectors() if detectors is None else list(detectors)
+        for d in chosen:
+            if not isinstance(d, Detector):
+                raise TypeError(f"{d!r} is not a health detector (it needs name, streams, "
+                                "update, reset, state_dict and load_state_dict)")
+        if console is not None and console != "stderr" and not hasattr(console, "write"):
+            raise TypeError(f"console must be a text stream, 'stderr' or None; got {console!r}")
+        self.run = run
+        self.detectors = chosen
+        self._console = console
+        self._lock = threading.RLock()
+        self._findings: list[Finding] = []
+        self._last_system: dict[str, float] = {}
+        self._system_count = 0
+
+    # -- feeding -----------------------------------------------------------------------------
+    def observe(self, key: str, step: int, value: float, *,
+                time: float | None = None) -> list[Finding]:
+        """One value of the step stream (``time``: when it happened, kept on findings)."""
+        return self.observe_many(step, {key: value}, time=time)
+
+    def observe_many(self, step: int, values: Mapping[str, float], *,
+                     time: float | None = None) -> list[Finding]:
+        """Several values of the step stream at one ``step``."""
+        return self._feed("step", step, values, time)
+
+    def observe_epoch(self, epoch: int, values: Mapping[str, float], *,
+                      time: float | None = None) -> list[Finding]:
+        """One evaluation (usually an epoch's train and validation metrics)."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of name to number, got "
+                            f"{type(values).__name__}")
+        with self._lock:
+            merged = {k: v for k, v in self._last_system.items() if "." not in k}
+        merged.update(values)
+        return self._feed("epoch", epoch, merged, time)
+
+    def observe_system(self, time: float, values: Mapping[str, float]) -> list[Finding]:
+        """One system sample (the SystemMonitor calls this from its thread)."""
+        with self._lock:
+            self._last_system = dict(values)
+            self._system_count += 1
+            step = self._system_count
+        return self._feed("system", step, values, time)
+
+    def _feed(self, stream: str, step: int, values: Mapping[str, float],
+              time: float | None) -> list[Finding]:
+        if type(step) is not int:
+            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of name to number, got "
+                            f"{type(values).__name__}")
+        clean = {}
+        for key, value in values.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"metric names must be non-empty strings, got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"value of {key!r} must be a number (convert tensors with "
+                                f".item() where you already read them), got "
+                                f"{type(value).__name__}")
+            clean[key] = float(value)
+        found: list[Finding] = []
+        with self._lock:
+            for detector in self.detectors:
+                if stream in detector.streams:
+                    found.extend(detector.update(step, clean, time=time))
+            self._findings.extend(found)
+        for finding in found:
+            self._report(finding)
+        return found
+
+    # -- reporting ---------------------------------------------------------------------------
+    def _report(self, finding: Finding) -> None:
+        run = self.run
+        if run is not None and not getattr(run, "closed", False):
+            run.log_event(finding.kind, finding.message, level=finding.level,
+                          data=finding.event_data())
+        stream = sys.stderr if self._console == "stderr" else self._console
+        if stream is not None and finding.level in ("warning", "error"):
+            from tqdm import tqdm  # keeps progress bars intact
+
+            tqdm.write(f"loopwise {finding.level} [{finding.detector}]: {finding.message}",
+                       file=stream)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding so far, in order."""
+        with self._lock:
+            return list(self._findings)
+
+    # -- state -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self._lock:
+            for d in self.detectors:
+                d.reset()
+            self._findings.clear()
+            self._last_system = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {"detectors": [d.state_dict() for d in self.detectors],
+                    "names": [d.name for d in self.detectors]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        names = [d.name for d in self.detectors]
+        if list(state.get("names", ())) != names:
+            raise ValueError(
+                f"saved health state has detectors {state.get('names')!r} but this monitor has "
+                f"{names!r}; build the HealthMonitor with the same detectors to resume"
+            )
+        with self._lock:
+            for d, s in zip(self.detectors, state["detectors"], strict=True):
+                d.load_state_dict(s)
+
+
+def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = None,
+                          console: TextIO | Literal["stderr"] | None = "stderr") -> HealthMonitor:
+    """The run's one HealthMonitor (made on the first call; later calls return it as it is).
+
+    It is fed the run's system samples: from the SystemMonitor that
+    :func:`loopwise.watch.system.ensure_system_monitor` started, now or later.
+    """
+    existing = getattr(run, HEALTH_ATTR, None)
+    if isinstance(existing, HealthMonitor):
+        return existing
+    if getattr(run, "closed", False):
+        raise RuntimeError("the run is closed; attach the health monitor while it is open")
+    monitor = HealthMonitor(run, detectors=detectors, console=console)
+    winner = run.__dict__.setdefault(HEALTH_ATTR, monitor)
+    if winner is monitor:
+        system = getattr(run, SYSTEM_ATTR, None)
+        if system is not None:
+            system.subscribe(monitor.observe_system)
+    return winner  # type: ignore[no-any-return]
+
+
+# -- offline ----------------------------------------------------------------------------------
+class _ReaderLike(Protocol):
+    def keys(self) -> list[str]: ...
+
+    def series(self, key: str) -> Any: ...
+
+    def system(self) -> list[tuple[float, str, float]]: ...
+
+
+def analyze_run(source: _ReaderLike | str | os.PathLike[str], *,
+                detectors: Sequence[Detector] | None = None,
+                epoch_keys: Iterable[str] = DEFAULT_EPOCH_KEYS) -> list[Finding]:
+    """Replay a finished (or running) run's record through the detectors; return the findings.
+
+    ``source`` is a :class:`~loopwise.record.RunReader` or a run folder. Series whose names
+    match ``epoch_keys`` (glob patterns) form the epoch stream, grouped by step; every other
+    series is the step stream; system samples are grouped by their time. Everything is fed in
+    time order, as it happened. Nothing is written to the run.
+    """
+    from fnmatch import fnmatchcase
+
+    if isinstance(source, (str, os.PathLike)):
+        from loopwise.record.reader import RunReader
+
+        reader: _ReaderLike = RunReader(Path(source))
+    else:
+        reader = source
+    patterns = (epoch_keys,) if isinstance(epoch_keys, str) else tuple(epoch_keys)
+    timeline: list[tuple[float, int, Callable[[HealthMonitor], object]]] = []
+    epochs: dict[int, tuple[float, dict[str, float]]] = {}
+    order = 0
+    keys = reader.keys()
+    for key in keys:
+        series = reader.series(key)
+        is_epoch = any(fnmatchcase(key, p) for p in patterns)
+        for step, t, value in zip(series.steps, series.times, series.values, strict=True):
+            if is_epoch:
+                when, values = epochs.setdefault(int(step), (float(t), {}))
+                values[key] = float(value)
+                epochs[int(step)] = (max(when, float(t)), values)
+            else:
+                order += 1
+                feed = _step_feed(key, int(step), float(value), float(t))
+                timeline.append((float(t), order, feed))
+    for step, (t, values) in epochs.items():
+        order += 1
+        timeline.append((t, order, _epoch_feed(step, values, t)))
+    samples: dict[float, dict[str, float]] = {}
+    for t, name, value in reader.system():
+        samples.setdefault(t, {})[name] = value
+    for t, values in samples.items():
+        order += 1
+        timeline.append((t, order, _system_feed(t, values)))
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    monitor = HealthMonitor(None, detectors=detectors, console=None)
+    for _, _, feed in timeline:
+        feed(monitor)
+    return monitor.findings
+
+
+def _step_feed(key: str, step: int, value: float,
+               t: float) -> Callable[[HealthMonitor], object]:
+    return lambda m: m.observe(key, step, value, time=t)
+
+
+def _epoch_feed(step: int, values: dict[str, float],
+                t: float) -> Callable[[HealthMonitor], object]:
+    return lambda m: m.observe_epoch(step, values, time=t)
+
+
+def _system_feed(t: float, values: dict[str, float]) -> Callable[[HealthMonitor], object]:
+    return lambda m: m.observe_system(t, values)
+
+
+def render_findings(findings: Iterable[Finding]) -> str:
+    """Findings as text lines (``step  level  detector  message``), for a CLI or a summary."""
+    lines = [f"{f.step:>8}  {f.level:<7}  {f.detector:<12}  {f.message}" for f in findings]
+    return "\n".join(lines) if lines else "no health problems found"
