@@ -110,7 +110,7 @@ class Run:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         if config is not None:
             check_json(config, what="config")
-        root_path = Path(root)
+        root_path = Path(root).absolute()  # a later chdir must not move the run
         try:
             root_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -175,7 +175,7 @@ class Run:
         clock: Callable[[], float] = time.time,
     ) -> Run:
         """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added."""
-        run_path = Path(path)
+        run_path = Path(path).absolute()
         info_file = run_path / RUN_FILE
         if not info_file.is_file():
             raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")

@@ -115,7 +115,10 @@ class StoreWriter:
         self._scalars: deque[tuple[int, float, Mapping[str, float]]] = deque()
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
         self._system: deque[tuple[float, Mapping[str, float]]] = deque()
-        self._columns: deque[Mapping[str, tuple[list[int], list[float], list[float]]]] = deque()
+        self._columns: deque[tuple[int, Mapping[str, tuple[list[int], list[float],
+                                                          list[float]]]]] = deque()
+        self._count_lock = threading.Lock()
+        self._column_values = 0  # values waiting in _columns (guarded by _count_lock)
         self._db_lock = threading.Lock()
         self._drained = threading.Condition()
         self._stop = threading.Event()
@@ -152,8 +155,12 @@ class StoreWriter:
     def add_columns(self, columns: Mapping[str, tuple[list[int], list[float], list[float]]]
                     ) -> None:
         """Queue whole columns: ``{key: (steps, wall_times, values)}`` (lists not reused)."""
-        self._columns.append(columns)
-        if sum(len(c[0]) for batch in self._columns for c in batch.values()) > self._max_pending:
+        n = sum(len(c[0]) for c in columns.values())
+        with self._count_lock:
+            self._column_values += n
+            over = self._column_values > self._max_pending
+        self._columns.append((n, columns))
+        if over:
             self._backpressure()
 
     def add_event(self, wall_time: float, level: str, kind: str, message: str,
@@ -225,7 +232,8 @@ class StoreWriter:
         self._wake.set()
         with self._drained:
             while self._error is None and (
-                len(self._scalars) > self._max_pending // 2 or len(self._columns) > 1
+                len(self._scalars) > self._max_pending // 2
+                or self._column_values > self._max_pending // 2
             ):
                 if not self._thread.is_alive():
                     break
@@ -247,7 +255,10 @@ class StoreWriter:
             return
         cols: dict[str, tuple[array[int], array[float], array[float]]] = {}
         for _ in range(n_c):
-            for key, (c_steps, c_times, c_vals) in self._columns.popleft().items():
+            n_values, batch = self._columns.popleft()
+            with self._count_lock:
+                self._column_values -= n_values
+            for key, (c_steps, c_times, c_vals) in batch.items():
                 col = cols.get(key)
                 if col is None:
                     col = cols[key] = (array("q"), array("d"), array("d"))

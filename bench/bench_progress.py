@@ -1,0 +1,121 @@
+"""Cost of ProgressBar.update() and of one TrainingSession step, against a bare loop that does
+the same work without them (builds the same metrics dict), and against tqdm; one process,
+best of 5.
+
+Rows:
+- ProgressBar.update(), no redraw: a terminal bar whose next redraw is never due (the
+  per-call cost on the non-drawing path, which is what almost every call takes).
+- ProgressBar, terminal, 0.1 s redraws: the default on a terminal (redraws included).
+- ProgressBar, not a terminal: the default for logs (a line per 10 %).
+- TrainingSession step: update_training_progress(step, loss, accuracy) with record=False and
+  with its own run record (rows handed to the run's writer thread every second).
+
+Run: .venv/bin/python bench/bench_progress.py
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import sys
+import tempfile
+
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import best_of, ns
+from loopwise import ProgressBar, TrainingSession
+
+N = 1_000_000
+N_SESSION = 200_000
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def bare(n: int = N) -> None:
+    acc = 0.0
+    for step in range(1, n + 1):
+        metrics = {"loss": 0.5, "accuracy": 0.25}
+        acc += metrics["loss"] + step
+
+
+def bar_loop(bar: ProgressBar) -> None:
+    acc = 0.0
+    update = bar.update
+    for step in range(1, N + 1):
+        metrics = {"loss": 0.5, "accuracy": 0.25}
+        acc += metrics["loss"] + step
+        update(step, metrics)
+    bar.finish()
+
+
+def no_redraw() -> None:
+    bar_loop(ProgressBar("bench", N + 1, file=Tty(), mininterval=float("inf")))
+
+
+def terminal() -> None:
+    bar_loop(ProgressBar("bench", N, file=Tty()))
+
+
+def not_terminal() -> None:
+    bar_loop(ProgressBar("bench", N, file=io.StringIO()))
+
+
+def plain_tqdm() -> None:
+    acc = 0.0
+    bar = tqdm(total=N, file=io.StringIO(), mininterval=0.1)
+    for step in range(1, N + 1):
+        metrics = {"loss": 0.5, "accuracy": 0.25}
+        acc += metrics["loss"] + step
+        bar.update(1)
+    bar.close()
+
+
+def session(root: str, *, record: bool) -> None:
+    s = TrainingSession("bench", 1, N_SESSION, 0, root=root, record=record, system=False,
+                        file=io.StringIO())
+    s.start_training()
+    s.start_epoch(1)
+    update = s.update_training_progress
+    acc = 0.0
+    for step in range(1, N_SESSION + 1):
+        acc += step
+        update(step, 0.5, 0.25)
+    s.finish_training_epoch()
+    s.close()
+
+
+def main() -> None:
+    base = best_of(bare)
+    rows = {
+        "ProgressBar.update(), no redraw": best_of(no_redraw),
+        "ProgressBar, terminal (0.1 s redraws)": best_of(terminal),
+        "ProgressBar, not a terminal (10 % lines)": best_of(not_terminal),
+        "tqdm.update(1) (reference)": best_of(plain_tqdm),
+    }
+    print(f"python {platform.python_version()}, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(f"bare loop: {ns(base, N):.0f} ns/step\n")
+    print(f"{f'per step (N = {N:,})':42s} {'ns/step':>8s} {'added ns':>9s} {'x bare':>7s}")
+    for name, secs in rows.items():
+        print(f"{name:42s} {ns(secs, N):8.0f} {ns(secs - base, N):9.0f} {secs / base:7.2f}")
+    with tempfile.TemporaryDirectory() as root:
+        base_s = best_of(lambda: bare(N_SESSION))
+        srows = {
+            "TrainingSession step, record=False": best_of(lambda: session(root, record=False)),
+            "TrainingSession step, own run record": best_of(lambda: session(root, record=True)),
+        }
+    print(f"\n{f'per step (N = {N_SESSION:,})':42s} {'ns/step':>8s} {'added ns':>9s} "
+          f"{'x bare':>7s}")
+    for name, secs in srows.items():
+        print(f"{name:42s} {ns(secs, N_SESSION):8.0f} {ns(secs - base_s, N_SESSION):9.0f} "
+              f"{secs / base_s:7.2f}")
+
+
+if __name__ == "__main__":
+    main()

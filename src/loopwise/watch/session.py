@@ -1,0 +1,399 @@
+"""TrainingSession: epochs of training and validation bars, epoch summaries, all recorded
+(``loopwise.TrainingSession``; the reference's session, in Python).
+
+```python
+session = TrainingSession("MyCNN", epochs, len(train_loader), len(val_loader), model=model,
+                          input_size=(32, 3, 32, 32))
+session.start_training()                      # model architecture, "Starting training..."
+for epoch in range(1, epochs + 1):
+    session.start_epoch(epoch)
+    for step, batch in enumerate(train_loader, 1):
+        session.update_training_progress(step, running_loss, running_acc)
+    session.finish_training_epoch()
+    session.start_validation()
+    ...
+    session.finish_validation_epoch()
+    session.print_epoch_summary()
+```
+
+Recorded in the run: every training step as ``train/loss``, ``train/accuracy``, ``train/<name>``;
+per phase ``epoch/train_<name>`` / ``epoch/val_<name>`` and ``epoch``; events ``session_start``,
+``model_summary``, ``epoch_end``, ``session_order``. Values are shown and recorded as given (the
+epoch summary is each phase's last value: pass running averages, as the reference does).
+
+Calls out of order: an update outside its phase, a bad step or epoch number, validating with
+``validation_steps=0`` or twice, a summary before any epoch, or any call after ``close()`` is an
+error; an open phase when the next starts (finished for you), finishing twice (ignored),
+``start_training()`` twice (ignored) or skipped (called for you) is a :class:`SessionOrderWarning`
+(also recorded as a ``session_order`` event). Details: ``docs/progress.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from types import TracebackType
+from typing import Any, NoReturn, SupportsFloat, TextIO
+
+from torch import nn
+from tqdm import tqdm
+
+from loopwise.record.run import Run
+from loopwise.watch.progress import ProgressBar
+from loopwise.watch.session_values import (
+    EpochResult,
+    SessionOrderWarning,
+    SessionRecorder,
+    render_epoch_summary,
+)
+from loopwise.watch.summary import summary
+
+__all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
+
+_NEW, _IDLE, _TRAIN, _TRAINED, _VAL, _VALIDATED = "new", "idle", "train", "trained", "val", "done"
+_PLAIN = (float, type(None))
+_WHEN = {_NEW: "before start_training()", _IDLE: "before start_epoch()", _TRAIN: "during training",
+         _TRAINED: "after the training phase finished", _VAL: "during validation",
+         _VALIDATED: "after validation finished"}
+
+
+class TrainingSession:
+    """Structured training with bars and summaries; see the module doc for the call order.
+
+    ``run=None`` makes a run under ``root`` (closed at the end of the last epoch, by
+    ``close()``, or by ``with``); a given ``run`` is never closed by the session.
+    ``record=False`` records nothing. ``system`` starts the run's system sampler. Output goes to
+    ``file`` (default ``sys.stderr``, bars and text alike); ``clock`` drives the bars.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        epochs: int,
+        steps_per_epoch: int,
+        validation_steps: int,
+        *,
+        model: nn.Module | None = None,
+        input_size: Sequence[int] | Sequence[Sequence[int]] | None = None,
+        run: Run | None = None,
+        root: str | os.PathLike[str] = "runs",
+        record: bool = True,
+        system: bool = True,
+        file: TextIO | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if not isinstance(model_name, str) or not model_name.strip():
+            raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
+        for what, value, least in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
+                                   ("validation_steps", validation_steps, 0)):
+            if type(value) is not int or value < least:
+                raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
+        if model is not None and not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if input_size is not None and model is None:
+            raise ValueError("input_size needs model=: it is the input of the model's summary")
+        if run is not None and not isinstance(run, Run):
+            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
+        if run is not None and not record:
+            raise ValueError("run= was given with record=False; pass one or the other")
+        if run is not None and run.closed:
+            raise ValueError(f"run {run.name!r} is already closed; pass an open run")
+        if file is not None and not callable(getattr(file, "write", None)):
+            raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        self.model_name = model_name
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.validation_steps = validation_steps
+        self._model = model
+        self._input_size = input_size
+        self._system = system
+        self._file: TextIO = file if file is not None else sys.stderr
+        self._clock = clock
+        self._own_run = run is None and record
+        if self._own_run:
+            run = Run.create(root, config={"model_name": model_name, "epochs": epochs,
+                                           "steps_per_epoch": steps_per_epoch,
+                                           "validation_steps": validation_steps})
+        self.run: Run | None = run
+        self.history: list[EpochResult] = []
+        self._phase = _NEW
+        self._closed = False
+        self._epoch = 0  # the epoch started last
+        self._global_step = run.global_step if run is not None else 0
+        self._epoch_base = self._global_step
+        self._bar: ProgressBar | None = None
+        self._last = 0  # last step of the open phase
+        self._last_row: dict[str, Any] | None = None
+        self._current: EpochResult | None = None
+        self._rec = SessionRecorder(run)
+        self._values, self._add_step = self._rec.values, self._rec.add_step  # per-step shortcuts
+
+    @property
+    def global_step(self) -> int:
+        """Training steps done over the run (continues a given run's ``global_step``)."""
+        return self._global_step
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- phases -----------------------------------------------------------------------------
+    def start_training(self) -> None:
+        """Print the model architecture (when a model was given) and "Starting training..."."""
+        self._check_open("start_training")
+        if self._phase != _NEW:
+            self._warn("start_training() was already called; this call is ignored")
+            return
+        if self._model is not None:
+            info = summary(self._model, self._input_size, name=self.model_name)
+            self._print(f"Model Architecture:\n{info}\n")
+            self._rec.event("model_summary", str(info), data={
+                "total_params": info.total_params, "trainable_params": info.trainable_params,
+                "non_trainable_params": info.non_trainable_params,
+                "params_bytes": info.params_bytes,
+                "estimated_total_bytes": info.estimated_total_bytes})
+        self._print("Starting training...")
+        self._rec.event("session_start", f"{self.model_name}: {self.epochs} epochs", data={
+            "model_name": self.model_name, "epochs": self.epochs,
+            "steps_per_epoch": self.steps_per_epoch, "validation_steps": self.validation_steps})
+        if self._system and self.run is not None:
+            from loopwise.watch.system import ensure_system_monitor
+
+            ensure_system_monitor(self.run)
+        self._phase = _IDLE
+
+    def start_epoch(self, epoch: int) -> None:
+        """Begin the training phase of ``epoch`` (1-based, above the previous epoch)."""
+        self._check_open("start_epoch")
+        if self._epoch >= self.epochs:
+            raise RuntimeError(f"start_epoch({epoch!r}): all {self.epochs} epochs were started; "
+                               "make a new TrainingSession to train longer")
+        if type(epoch) is not int or not self._epoch < epoch <= self.epochs:
+            raise ValueError(
+                f"start_epoch() takes an epoch number from {self._epoch + 1} to {self.epochs} "
+                f"(epochs are 1-based and increase; the last one started is {self._epoch}), "
+                f"got {epoch!r}")
+        if self._phase == _NEW:
+            self._warn(f"start_epoch({epoch}) before start_training(); starting training now")
+            self.start_training()
+        self._finish_open_phase(f"start_epoch({epoch})")
+        if self._phase == _TRAINED:  # the previous epoch was not validated
+            self._epoch_done()
+        self._epoch = epoch
+        self._epoch_base = self._global_step
+        self._current = EpochResult(epoch, {})
+        self._open_phase(_TRAIN, f"Epoch {epoch}/{self.epochs} (Training)", self.steps_per_epoch)
+
+    def update_training_progress(self, step: int, loss: SupportsFloat,
+                                 accuracy: SupportsFloat | None = None,
+                                 metrics: Mapping[str, SupportsFloat] | None = None) -> None:
+        """Show and record training step ``step`` (1..steps_per_epoch): the loss, the accuracy
+        (a fraction, shown as %) and other metrics: numbers or one-element tensors."""
+        if self._phase != _TRAIN:
+            self._wrong_phase("update_training_progress", "start_epoch(epoch)")
+        if type(step) is not int or not self._last < step <= self.steps_per_epoch:
+            self._bad_step(step, self.steps_per_epoch, "steps_per_epoch")
+        if type(loss) is float and metrics is None and type(accuracy) in _PLAIN:
+            row = {"loss": loss} if accuracy is None else {"loss": loss, "accuracy": accuracy}
+        else:
+            row = self._values.row(loss, accuracy, metrics)
+        self._last = step
+        self._last_row = row
+        self._add_step(self._epoch_base + step, row)
+        self._bar.update(step, row)  # type: ignore[union-attr]
+
+    def finish_training_epoch(self) -> None:
+        """End the training phase: the final bar line; ``epoch/train_*`` recorded."""
+        self._check_open("finish_training_epoch")
+        if self._phase in (_TRAINED, _VAL, _VALIDATED):
+            self._warn(f"finish_training_epoch(): epoch {self._epoch}'s training is already "
+                       "finished; this call is ignored")
+            return
+        if self._phase != _TRAIN:
+            raise RuntimeError("finish_training_epoch() called before start_epoch(epoch); "
+                               "call start_epoch(epoch) first")
+        self._close_bar()
+        self._global_step = self._epoch_base + self._last
+        if self.run is not None:
+            self.run.global_step = self._global_step
+        assert self._current is not None
+        self._current.train = self._rec.resolved(self._last_row)
+        self._current.train_steps = self._last
+        self._rec.epoch_values(self._epoch, "train", self._current.train, self._global_step)
+        self._phase = _TRAINED
+        if self.validation_steps == 0:
+            self._epoch_done()
+
+    def start_validation(self) -> None:
+        """Begin the validation phase of the current epoch."""
+        self._check_open("start_validation")
+        if self.validation_steps == 0:
+            raise ValueError("start_validation() with validation_steps=0; make the session with "
+                             "validation_steps > 0 to validate")
+        if self._phase == _VAL:
+            self._warn("start_validation(): validation is already running; this call is ignored")
+            return
+        if self._phase == _VALIDATED:
+            raise RuntimeError(f"start_validation(): epoch {self._epoch} was already validated; "
+                               "call start_epoch(next epoch) first")
+        if self._phase in (_NEW, _IDLE):
+            raise RuntimeError("start_validation() needs an epoch; call start_epoch(epoch) first")
+        self._finish_open_phase("start_validation()")
+        self._open_phase(_VAL, f"Epoch {self._epoch}/{self.epochs} (Validation)",
+                         self.validation_steps)
+
+    def update_validation_progress(self, step: int, loss: SupportsFloat,
+                                   accuracy: SupportsFloat | None = None,
+                                   metrics: Mapping[str, SupportsFloat] | None = None) -> None:
+        """Show validation step ``step`` (1..validation_steps); the last values are recorded
+        as ``epoch/val_*`` when the phase finishes."""
+        if self._phase != _VAL:
+            self._wrong_phase("update_validation_progress", "start_validation()")
+        if type(step) is not int or not self._last < step <= self.validation_steps:
+            self._bad_step(step, self.validation_steps, "validation_steps")
+        row = self._values.row(loss, accuracy, metrics)
+        self._last = step
+        self._last_row = row
+        self._bar.update(step, row)  # type: ignore[union-attr]
+
+    def finish_validation_epoch(self) -> None:
+        """End the validation phase: the final bar line; ``epoch/val_*`` recorded."""
+        self._check_open("finish_validation_epoch")
+        if self._phase == _VALIDATED:
+            self._warn(f"finish_validation_epoch(): epoch {self._epoch}'s validation is already "
+                       "finished; this call is ignored")
+            return
+        if self._phase != _VAL:
+            raise RuntimeError("finish_validation_epoch() called before start_validation(); "
+                               "call start_validation() first")
+        self._close_bar()
+        assert self._current is not None
+        self._current.val = self._rec.resolved(self._last_row)
+        self._current.val_steps = self._last
+        self._rec.epoch_values(self._epoch, "val", self._current.val, self._global_step)
+        self._phase = _VALIDATED
+        self._epoch_done()
+
+    def print_epoch_summary(self) -> None:
+        """Print ``Epoch N/E Summary:`` with the Training and Validation lines."""
+        self._check_open("print_epoch_summary")
+        if self._phase in (_TRAIN, _VAL):
+            self._finish_open_phase("print_epoch_summary()")
+        if self._current is None or self._phase in (_NEW, _IDLE):
+            raise RuntimeError("print_epoch_summary() before any epoch; call it after "
+                               "finish_training_epoch() or finish_validation_epoch()")
+        self._print("\n" + render_epoch_summary(self._current, self.epochs) + "\n")
+
+    # --- closing and state --------------------------------------------------------------------
+    def close(self, status: str = "finished", *, error: str | None = None) -> None:
+        """Finish an open phase (its steps stay recorded) and close the session's own run with
+        ``status``; a given run is flushed, not closed. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._bar is not None:
+                self._close_bar()
+            if self._phase in (_TRAINED, _VAL):  # this epoch's training phase is complete
+                self._epoch_done(close_run=False)
+        finally:
+            if self.run is not None and not self.run.closed:
+                if self._own_run:
+                    self.run.close(status, error=error)
+                else:
+                    self.run.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._epoch, "global_step": self._global_step,
+                "history": [asdict(r) for r in self.history]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue after ``state``'s epoch: call before the first ``start_epoch``."""
+        missing = {"epoch", "global_step", "history"} - set(state)
+        if missing:
+            raise KeyError(f"TrainingSession state is missing {sorted(missing)}")
+        if self._phase not in (_NEW, _IDLE) or self._epoch:
+            raise RuntimeError("load_state_dict() must come before the first start_epoch()")
+        epoch = state["epoch"]
+        if type(epoch) is not int or not 0 <= epoch <= self.epochs:
+            raise ValueError(f"state is at epoch {epoch!r}; this session has {self.epochs} epochs")
+        self._epoch = epoch
+        self._global_step = self._epoch_base = int(state["global_step"])
+        self.history = [EpochResult(**r) for r in state["history"]]
+        if self.run is not None:
+            self.run.global_step = self._global_step
+
+    def __enter__(self) -> TrainingSession:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+
+    # --- internals ----------------------------------------------------------------------------
+    def _open_phase(self, phase: str, desc: str, total: int) -> None:
+        self._last = 0
+        self._last_row = None
+        self._bar = ProgressBar(desc, total, file=self._file, clock=self._clock)
+        self._phase = phase
+
+    def _close_bar(self) -> None:
+        bar, self._bar = self._bar, None
+        if bar is not None:
+            bar.finish()
+        self._rec.flush(*([self._last_row] if self._last_row else []))
+
+    def _finish_open_phase(self, call: str) -> None:
+        if self._phase == _TRAIN:
+            self._warn(f"{call} while epoch {self._epoch}'s training is open; finishing it now")
+            self.finish_training_epoch()
+        elif self._phase == _VAL:
+            self._warn(f"{call} while epoch {self._epoch}'s validation is open; finishing it now")
+            self.finish_validation_epoch()
+
+    def _epoch_done(self, *, close_run: bool = True) -> None:
+        result = self._current
+        if result is None or (self.history and self.history[-1] is result):
+            return
+        self.history.append(result)
+        self._rec.epoch_end(result, self.epochs)
+        if close_run and result.epoch == self.epochs and self._own_run and self.run is not None:
+            self.run.close("finished")
+
+    def _print(self, text: str) -> None:
+        tqdm.write(text, file=self._file)
+
+    def _warn(self, message: str) -> None:
+        warnings.warn(message, SessionOrderWarning, stacklevel=3)
+        self._rec.event("session_order", message, level="warning")
+
+    def _check_open(self, call: str) -> None:
+        if self._closed:
+            raise RuntimeError(f"{call}(): this TrainingSession is closed; make a new one")
+
+    def _wrong_phase(self, call: str, first: str) -> NoReturn:
+        self._check_open(call)
+        raise RuntimeError(f"{call}() called {_WHEN[self._phase]}; call {first} first")
+
+    def _bad_step(self, step: object, total: int, what: str) -> NoReturn:
+        if type(step) is not int:
+            raise TypeError(f"step must be an int (the 1-based step of the phase), got "
+                            f"{type(step).__name__}")
+        if step > total:
+            raise ValueError(f"step {step} is beyond {what}={total}; pass the loader's len() as "
+                             f"{what}, or stop the phase at step {total}")
+        if step < 1:
+            raise ValueError(f"steps are 1-based: the first step is 1, got {step}")
+        raise ValueError(f"step {step} is not after the previous step {self._last}; the steps "
+                         "of a phase must increase")
