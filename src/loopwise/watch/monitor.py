@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 from loopwise.record.run import Run
 from loopwise.record.validate import check_key, check_number
 from loopwise.watch.csvlog import CsvLog
-from loopwise.watch.metrics import Columns, RunningAverages, format_postfix
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
+from loopwise.watch.metrics import Columns, RunningAverages, format_postfix
 from loopwise.watch.resources import ram_percent, vram_gb
 from loopwise.watch.system import ensure_system_monitor
 
