@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from loopwise import TrainingMonitor
+from loopwise import TrainingMonitor, TrainingSession
 from loopwise.record import Run, RunReader
 
 
@@ -35,24 +35,23 @@ def digits_loaders(
             DataLoader(val, batch_size=256))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--root", default="runs")
-    args = parser.parse_args(argv)
-    if args.epochs < 1:
-        parser.error("--epochs must be >= 1")
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def part_monitor(root: str, epochs: int) -> Path:
+    """Part 1: a plain PyTorch loop with TrainingMonitor around its loader."""
     torch.manual_seed(0)
     train, val = digits_loaders()
-    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    model = _mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    config = {"model": "mlp-64-128-10", "lr": 1e-3, "batch_size": 64, "epochs": args.epochs}
-    with Run.create(args.root, config=config) as run:
+    config = {"model": "mlp-64-128-10", "lr": 1e-3, "batch_size": 64, "epochs": epochs}
+    with Run.create(root, config=config) as run:
         csv_path = run.path / "train.csv"
-        for epoch in range(1, args.epochs + 1):
+        for epoch in range(1, epochs + 1):
             model.train()
-            monitor = TrainingMonitor(train, desc=f"Epoch {epoch}/{args.epochs}", run=run,
+            monitor = TrainingMonitor(train, desc=f"Epoch {epoch}/{epochs}", run=run,
                                       log_file=csv_path)
             for xb, yb in monitor:
                 optimizer.zero_grad()
@@ -62,21 +61,82 @@ def main(argv: Sequence[str] | None = None) -> int:
                 optimizer.step()
                 acc = (logits.argmax(1) == yb).float().mean()
                 monitor.log({"loss": loss, "accuracy": acc})
-            model.eval()
-            correct = total = 0
-            with torch.no_grad():
-                for xb, yb in val:
-                    correct += int((model(xb).argmax(1) == yb).sum())
-                    total += len(yb)
-            run.log_scalars({"val_accuracy": correct / total}, step=monitor.step)
+            run.log_epoch(epoch, {"val_accuracy": _accuracy(model, val),
+                                  **{f"train_{k}": v for k, v in monitor.averages().items()}})
     reader = RunReader(run.path)
-    print()
-    print(f"run folder : {run.path}")
+    print(f"\nrun folder : {run.path}")
     print(f"CSV log    : {csv_path}")
     print(f"status     : {reader.status}")
     for key, value in reader.last_values().items():
-        print(f"final {key:12s}: {value:.4f}")
-    print(f"list runs  : loopwise runs {Path(args.root)}")
+        print(f"final {key:22s}: {value:.4f}")
+    return run.path
+
+
+def _accuracy(model: nn.Module, loader: DataLoader[tuple[torch.Tensor, ...]]) -> float:
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for xb, yb in loader:
+            correct += int((model(xb).argmax(1) == yb).sum())
+            total += len(yb)
+    return correct / total
+
+
+def part_session(root: str, epochs: int) -> Path:
+    """Part 2: the model summary and a TrainingSession with training and validation phases."""
+    torch.manual_seed(0)
+    train, val = digits_loaders()
+    model = _mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    with TrainingSession("DigitsMLP", epochs, len(train), len(val), model=model,
+                         input_size=(64, 64), root=root) as session:
+        session.start_training()
+        for epoch in range(1, epochs + 1):
+            session.start_epoch(epoch)
+            model.train()
+            loss_sum, correct, seen = torch.zeros(()), torch.zeros(()), 0
+            for step, (xb, yb) in enumerate(train, 1):
+                optimizer.zero_grad()
+                out = model(xb)
+                loss = loss_fn(out, yb)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(yb)
+                correct += (out.argmax(1) == yb).sum()
+                seen += len(yb)
+                session.update_training_progress(step, loss_sum / seen, correct / seen)
+            session.finish_training_epoch()
+            session.start_validation()
+            model.eval()
+            loss_sum, correct, seen = torch.zeros(()), torch.zeros(()), 0
+            with torch.no_grad():
+                for step, (xb, yb) in enumerate(val, 1):
+                    out = model(xb)
+                    loss_sum += loss_fn(out, yb) * len(yb)
+                    correct += (out.argmax(1) == yb).sum()
+                    seen += len(yb)
+                    session.update_validation_progress(step, loss_sum / seen, correct / seen)
+            session.finish_validation_epoch()
+            session.print_epoch_summary()
+        path = session.run.path if session.run is not None else Path(root)
+    print(f"\nrun folder : {path}")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--root", default="runs")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error("--epochs must be >= 1")
+    torch.set_num_threads(1)  # tiny model: threads only add contention on a 2-core machine
+    print("== 1. TrainingMonitor around a plain PyTorch loop ==")
+    part_monitor(args.root, args.epochs)
+    print("\n== 2. Model summary and TrainingSession ==")
+    part_session(args.root, args.epochs)
+    print(f"\nall runs   : loopwise runs {Path(args.root)}")
     return 0
 
 

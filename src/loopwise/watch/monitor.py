@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -132,8 +133,12 @@ class TrainingMonitor(Generic[T]):
         self._in_with = False
         self._finished = False
         self._closed = False
+        stream = sys.stderr if file is None else file
+        is_tty = bool(getattr(stream, "isatty", lambda: False)())
+        # Off a terminal (CI logs, files) redraw at most every 5 s: no carriage-return spam.
         self._bar = tqdm(total=total, desc=desc, file=file, leave=leave, disable=disable,
-                         mininterval=mininterval, dynamic_ncols=True)
+                         mininterval=mininterval if is_tty else max(mininterval, 5.0),
+                         dynamic_ncols=is_tty)
         self._health: HealthMonitor | None = None
         if health and run is not None:
             self._health = ensure_health_monitor(run)
