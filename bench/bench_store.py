@@ -13,9 +13,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of  # noqa: E402
-
-from loopwise.record import Run, RunReader  # noqa: E402
+from _timing import best_of
+from loopwise.record import Run, RunReader
 
 STEPS = 100_000
 KEYS = [f"metric_{i}" for i in range(10)]

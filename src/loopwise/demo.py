@@ -124,6 +124,24 @@ def part_session(root: str, epochs: int) -> Path:
     return path
 
 
+def part_fit(root: str, epochs: int) -> int:
+    """Part 3: ``loopwise fit`` on the digits saved as an .npz file (X, Y)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from loopwise.view.cli import main as loopwise_cli
+
+    digits = load_digits()
+    data = Path(root) / "digits.npz"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(data, X=digits.data, Y=digits.target)
+    argv = ["fit", str(data), "--epochs", str(epochs), "--hidden-size", "128",
+            "--num-layers", "2", "--batch-size", "64", "--lr", "0.003", "--root", root,
+            "--name", "digits-fit"]
+    print("$ loopwise " + " ".join(argv))
+    return loopwise_cli(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=3)
@@ -136,8 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     part_monitor(args.root, args.epochs)
     print("\n== 2. Model summary and TrainingSession ==")
     part_session(args.root, args.epochs)
+    print("\n== 3. loopwise fit: the ready loop (a second `make demo` finds it done) ==")
+    code = part_fit(args.root, max(args.epochs, 8))
     print(f"\nall runs   : loopwise runs {Path(args.root)}")
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -39,3 +39,12 @@ def test_json_refuses_nan(tmp_path: Path) -> None:
 def test_fsync_dir_on_missing_dir_is_silent(tmp_path: Path) -> None:
     atomic.fsync_dir(tmp_path / "nope")
     assert os.path.isdir(tmp_path)
+
+
+def test_written_files_follow_the_umask_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "m.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.txt").stat().st_mode & 0o777 == 0o644

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from loopwise.record import RunReader, list_runs
+from loopwise.train.cli_fit import add_fit_parser
 
 
 def _duration(seconds: float | None) -> str:
@@ -76,12 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="the run folder")
     p.add_argument("output", help="the CSV file to write")
     p.set_defaults(func=_cmd_export)
-    try:
-        from loopwise.train.cli_fit import add_fit_parser
-    except ImportError:  # the fit engine is part of the package; only a broken install lacks it
-        pass
-    else:
-        add_fit_parser(sub)
+    add_fit_parser(sub)
     return parser
 
 

@@ -1,0 +1,23 @@
+"""``loopwise.callbacks``: the callbacks of ``loopwise.train.callbacks`` under a short name."""
+
+from loopwise.train.callbacks import (
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    LearningRateMonitor,
+    LoopState,
+    ReduceLROnPlateau,
+    StopRequest,
+    TrendWatcher,
+)
+
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "LearningRateMonitor",
+    "LoopState",
+    "ReduceLROnPlateau",
+    "StopRequest",
+    "TrendWatcher",
+]

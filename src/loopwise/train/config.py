@@ -1,0 +1,245 @@
+"""``TrainingConfig``: the fit engine's parameters, with documented defaults.
+
+A dataclass that validates every field on construction and on ``update()``, and saves to / loads
+from JSON so that ``TrainingConfig.load(path) == config`` after ``config.save(path)``.
+
+=======================  ==================  ==================================================
+field                    default             meaning
+=======================  ==================  ==================================================
+model_name               "improved_model"    prefix of the files in the run folder
+learning_rate            1e-3                optimizer learning rate (> 0)
+batch_size               32                  samples per batch (>= 1)
+epochs                   100                 maximum number of epochs (>= 1)
+hidden_size              256                 width of the reference MLP's hidden layers
+num_layers               3                   hidden layers of the reference MLP (>= 1)
+dropout                  0.1                 dropout of the reference MLP, in [0, 1)
+weight_decay             0.0                 optimizer weight decay (>= 0)
+patience                 20                  early-stopping patience in epochs; 0 turns it off
+lr_patience              10                  epochs without improvement before the LR is cut;
+                                             0 turns LR-on-plateau off
+lr_factor                0.5                 factor of each LR cut, in (0, 1)
+min_lr                   1e-6                the LR is never cut below this (>= 0)
+use_mixed_precision      False               AMP: bf16 autocast on the CPU, fp16 + GradScaler
+                                             on CUDA
+num_workers              0                   DataLoader worker processes (>= 0)
+seed                     42                  seed of the split, the init and the shuffling
+grad_clip                1.0                 max gradient norm; None: no clipping (and no
+                                             gradient-norm series)
+checkpoint_every         10                  periodic checkpoint every N epochs; 0: off
+keep_checkpoints         3                   periodic checkpoints kept on disk (>= 1)
+val_split                0.1                 fraction held out for validation, in [0, 1)
+test_split               0.1                 fraction held out for testing, in [0, 1)
+max_nonfinite            5                   non-finite losses in a row that stop training;
+                                             each one skips its step; 0 turns the guard off
+device                   "auto"              "auto" (CUDA when available), "cpu", "cuda",
+                                             "cuda:N" or "mps"
+=======================  ==================  ==================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+def _unit_open(v: float) -> bool:
+    return 0 < v < 1
+
+
+def _fraction(v: float) -> bool:
+    return 0 <= v < 1
+
+
+# field -> (kind, range check or None, allowed values as words)
+_RULES: dict[str, tuple[str, Callable[[Any], bool] | None, str]] = {
+    "model_name": ("name", None, "letters, digits, '-', '_' or '.', 1 to 100 characters"),
+    "learning_rate": ("float", _positive, "a number > 0"),
+    "batch_size": ("int", _positive, "an integer >= 1"),
+    "epochs": ("int", _positive, "an integer >= 1"),
+    "hidden_size": ("int", _positive, "an integer >= 1"),
+    "num_layers": ("int", _positive, "an integer >= 1"),
+    "dropout": ("float", _fraction, "a number in [0, 1)"),
+    "weight_decay": ("float", _non_negative, "a number >= 0"),
+    "patience": ("int", _non_negative, "an integer >= 0 (0 turns early stopping off)"),
+    "lr_patience": ("int", _non_negative, "an integer >= 0 (0 turns LR-on-plateau off)"),
+    "lr_factor": ("float", _unit_open, "a number in (0, 1)"),
+    "min_lr": ("float", _non_negative, "a number >= 0"),
+    "use_mixed_precision": ("bool", None, "true or false"),
+    "num_workers": ("int", _non_negative, "an integer >= 0"),
+    "seed": ("int", _non_negative, "an integer >= 0"),
+    "grad_clip": ("float?", _positive, "a number > 0, or null for no clipping"),
+    "checkpoint_every": ("int", _non_negative, "an integer >= 0 (0 turns it off)"),
+    "keep_checkpoints": ("int", _positive, "an integer >= 1"),
+    "val_split": ("float", _fraction, "a number in [0, 1)"),
+    "test_split": ("float", _fraction, "a number in [0, 1)"),
+    "max_nonfinite": ("int", _non_negative, "an integer >= 0 (0 turns the guard off)"),
+    "device": ("device", None, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _check(name: str, value: Any) -> Any:
+    """Return ``value`` normalised for field ``name``, or raise naming the field and the rule."""
+    kind, rule, allowed = _RULES[name]
+    bad = f"TrainingConfig.{name} must be {allowed}; got {value!r}"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise TypeError(bad)
+        return value
+    if kind in ("name", "device"):
+        if not isinstance(value, str):
+            raise TypeError(bad)
+        ok = _NAME_RE.match(value) and ".." not in value if kind == "name" else \
+            _DEVICE_RE.match(value)
+        if not ok:
+            raise ValueError(bad)
+        return value
+    if kind == "float?" and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(bad)
+    if kind == "int":
+        if not isinstance(value, int):
+            if not (isinstance(value, float) and value.is_integer()):
+                raise TypeError(bad)
+            value = int(value)
+    else:
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError(bad)
+        value = float(value)
+    if rule is not None and not rule(value):
+        raise ValueError(bad)
+    return value
+
+
+def _unknown(keys: list[str], where: str = "") -> ValueError:
+    valid = ", ".join(_RULES)
+    return ValueError(
+        f"unknown TrainingConfig key{'s' if len(keys) > 1 else ''} "
+        f"{', '.join(repr(k) for k in keys)}{where}; valid keys: {valid}"
+    )
+
+
+@dataclass
+class TrainingConfig:
+    """The parameters of a training run (see the module docstring for each field)."""
+
+    model_name: str = "improved_model"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 100
+    hidden_size: int = 256
+    num_layers: int = 3
+    dropout: float = 0.1
+    weight_decay: float = 0.0
+    patience: int = 20
+    lr_patience: int = 10
+    lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    use_mixed_precision: bool = False
+    num_workers: int = 0
+    seed: int = 42
+    grad_clip: float | None = 1.0
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 3
+    val_split: float = 0.1
+    test_split: float = 0.1
+    max_nonfinite: int = 5
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_splits(self.val_split, self.test_split)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every assignment is validated, so ``config.learnig_rate = 0.1`` (a typo) is an error
+        # instead of a silently ignored attribute.
+        if name not in _RULES:
+            raise _unknown([name])
+        value = _check(name, value)
+        if name in ("val_split", "test_split"):
+            other = "test_split" if name == "val_split" else "val_split"
+            if other in self.__dict__:
+                _check_splits(value, self.__dict__[other])
+        object.__setattr__(self, name, value)
+
+    def update(self, **kwargs: Any) -> TrainingConfig:
+        """Set several fields at once; all are validated before any is changed. Returns self."""
+        unknown = [k for k in kwargs if k not in _RULES]
+        if unknown:
+            raise _unknown(unknown)
+        checked = {k: _check(k, v) for k, v in kwargs.items()}
+        merged = {**self.to_dict(), **checked}
+        _check_splits(merged["val_split"], merged["test_split"])
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "") -> TrainingConfig:
+        """Build from a dict; unknown keys are an error listing the valid ones."""
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"a TrainingConfig needs a dict of fields{source}, got {type(data).__name__}"
+            )
+        unknown = [k for k in data if k not in _RULES]
+        if unknown:
+            raise _unknown(unknown, source)
+        return cls(**data)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as JSON, atomically. Returns the path."""
+        from loopwise.record.atomic import atomic_write_text
+
+        target = Path(path)
+        atomic_write_text(target, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainingConfig:
+        """Read a config saved by :meth:`save`. A corrupt file is an error naming file and line."""
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"no TrainingConfig file at {source}: check the path")
+        text = source.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{source}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
+                "fix the file or save the config again"
+            ) from None
+        return cls.from_dict(data, source=f" in {source}")
+
+    @staticmethod
+    def field_names() -> tuple[str, ...]:
+        """The valid keys, in declaration order."""
+        return tuple(_RULES)
+
+
+def _check_splits(val_split: float, test_split: float) -> None:
+    if val_split + test_split >= 1:
+        raise ValueError(
+            f"TrainingConfig.val_split + test_split must be < 1 to leave data for training; "
+            f"got {val_split} + {test_split}"
+        )

@@ -1,0 +1,114 @@
+"""The files a fit writes in its run folder, named as the reference names them.
+
+=================================  ===========================================================
+``<name>_best_model.pth``          the best weights (a state dict), replaced atomically
+``<name>_config.json``             the TrainingConfig (``TrainingConfig.load`` reads it)
+``<name>_training.log``            the text log (timestamps, epoch lines, events)
+``<name>_loss_analysis.png``       loss curves and the generalisation gap
+``<name>_predictions.png``         predictions against targets on the validation data
+``<name>_checkpoint_<epoch>.pth``  periodic checkpoints (every ``checkpoint_every`` epochs)
+``<name>_results.json``            losses per epoch, test loss, best epoch, how training ended
+``checkpoints/``                   the CheckpointManager's folder: verified, rotated saves
+=================================  ===========================================================
+
+Checkpoints are written once, by :class:`~loopwise.train.checkpoint.CheckpointManager` (atomic
+write, hash in its manifest, keep-last rotation, fallback to the previous good file on load).
+The reference-named ``<name>_checkpoint_<epoch>.pth`` is a hard link to the manager's file (a
+copy where the filesystem has no hard links) and disappears when the manager rotates it out.
+Such a file holds the manager's payload: the fit state is under ``"state"`` (weights under
+``["state"]["model"]``; :func:`loopwise.train.weights.load_state_dict_safely` finds them).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loopwise.record.atomic import atomic_write_json
+from loopwise.train.checkpoint import CheckpointManager
+from loopwise.train.checkpoint_store import copy_file, save_file
+
+
+class FitFiles:
+    """Paths and writers of one fit's files in ``folder`` for ``model_name``."""
+
+    def __init__(self, folder: Path, model_name: str, *, keep: int, run: Any = None) -> None:
+        self.folder = Path(folder)
+        self.name = model_name
+        self.best_model = self._path("best_model.pth")
+        self.config = self._path("config.json")
+        self.log = self._path("training.log")
+        self.loss_plot = self._path("loss_analysis.png")
+        self.predictions_plot = self._path("predictions.png")
+        self.results = self._path("results.json")
+        self.manager = CheckpointManager(self.folder / "checkpoints", keep_last=keep, run=run)
+        self._pattern = re.compile(rf"^{re.escape(model_name)}_checkpoint_(\d+)\.pth$")
+
+    def _path(self, suffix: str) -> Path:
+        return self.folder / f"{self.name}_{suffix}"
+
+    def checkpoint_path(self, epoch: int) -> Path:
+        return self._path(f"checkpoint_{epoch}.pth")
+
+    def save_best_model(self, model: torch.nn.Module) -> Path:
+        save_file(self.best_model, model.state_dict())
+        return self.best_model
+
+    def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
+                        in_progress: int | None = None) -> Path:
+        """Save through the manager; periodic saves also get their reference name."""
+        metrics = {"epoch": float(epoch), "periodic": 1.0 if periodic else 0.0}
+        if in_progress is not None:
+            metrics["epoch_in_progress"] = float(in_progress)
+        path = self.manager.save(state, step=step, metrics=metrics)
+        shown = path
+        if periodic:
+            shown = self.checkpoint_path(epoch)
+            _link(path, shown)
+        self._prune()
+        return shown
+
+    def _prune(self) -> None:
+        kept = {int(info.metrics["epoch"]) for info in self.manager.list()
+                if info.metrics.get("periodic")}
+        for file in self.folder.glob(f"{self.name}_checkpoint_*.pth"):
+            match = self._pattern.match(file.name)
+            if match and int(match.group(1)) not in kept:
+                file.unlink(missing_ok=True)
+
+    def load_latest(self, device: torch.device) -> dict[str, Any] | None:
+        return self.manager.load_latest(map_location=device)
+
+    def write_results(self, results: dict[str, Any]) -> Path:
+        atomic_write_json(self.results, _json_safe(results))
+        return self.results
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def _link(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links here (some network or FAT filesystems): copy instead
+        copy_file(source, target)
+        return
+    os.replace(tmp, target)
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN and infinities become None (results.json stays strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj

@@ -1,0 +1,58 @@
+"""Graceful Ctrl-C for a training loop.
+
+Inside ``with GracefulInterrupt() as interrupt:`` the first SIGINT only sets
+``interrupt.requested`` (and prints one line): the loop finishes its current step, saves a
+checkpoint, marks the run ``interrupted`` and raises ``KeyboardInterrupt`` itself. A second
+SIGINT raises ``KeyboardInterrupt`` at once, wherever the loop is. The previous handler is put
+back on exit. Off the main thread (where Python cannot install signal handlers) the guard is
+inert and Ctrl-C behaves as usual.
+
+``KeyboardInterrupt`` is re-raised, never turned into ``sys.exit``, so notebooks and callers
+keep control.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+_FIRST = ("\nCtrl-C: finishing the current step and saving a checkpoint "
+          "(press Ctrl-C again to abort at once)\n")
+
+
+class GracefulInterrupt:
+    """Turns the first SIGINT into a request flag; the second one interrupts immediately."""
+
+    def __init__(self, *, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self.requested = False
+        self.active = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        stream = self._stream if self._stream is not None else sys.stderr
+        try:
+            stream.write(_FIRST)
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream must not stop the save
+            pass
+
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handler)
+            self.active = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.active:
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGINT, previous)
+            self.active = False

@@ -1,0 +1,143 @@
+"""A small, deterministic Trainer for the Workflow tests, also runnable as a script so that a
+test can SIGKILL it at a chosen point and resume it.
+
+    python _workflow_toy.py ROOT NAME EPOCHS [--every N] [--kill epoch:K:where|batch:K:J]
+
+``where`` is ``train`` (after the epoch's last batch, before the checkpoint), ``evaluate``
+(inside evaluate, after the checkpoint) or ``end`` (at on_epoch_end). ``batch:K:J`` kills
+in epoch K right after batch J has been trained.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from loopwise.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    LoopState,
+    ReduceLROnPlateau,
+    TrendWatcher,
+)
+from loopwise.train.resume import ResumableSampler
+from loopwise.train.trainer import Trainer
+from loopwise.train.workflow import Workflow
+
+
+def _kill() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class ToyTrainer(Trainer):
+    """Dropout, a shuffled loader, Adam, a StepLR scheduler and draws from python's random and
+    NumPy in every epoch: every generator a resume has to restore."""
+
+    def __init__(self, args: dict[str, Any] | None, kill: tuple[str, int, Any] | None = None):
+        if args is not None:
+            self.args = args
+        self.kill = kill
+        self.epoch = 0
+
+    def setup(self) -> None:
+        torch.manual_seed(self.args["seed"])
+        random.seed(self.args["seed"])
+        np.random.seed(self.args["seed"])
+        g = torch.Generator().manual_seed(1234)
+        x = torch.randn(96, 8, generator=g)
+        y = (x @ torch.randn(8, 1, generator=g)).squeeze(1) + 0.1 * torch.randn(96, generator=g)
+        ds = TensorDataset(x, y)
+        self.val = (x[:32], y[:32])
+        self.loader = DataLoader(ds, batch_size=self.args["batch_size"],
+                                 sampler=ResumableSampler(ds, seed=self.args["seed"]))
+        self.model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 1))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.args["lr"])
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=2, gamma=0.5)
+
+    def train_loop(self) -> dict[str, float]:
+        self.epoch += 1
+        self.model.train()
+        scale = 1.0 + random.random() * 0.1 + float(np.random.rand()) * 0.1  # moves the weights
+        monitor = self.track(self.loader, "train", disable=True)
+        for x, y in monitor:
+            loss = ((self.model(x).squeeze(1) - y) ** 2).mean() * scale
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            monitor.log({"loss": loss})
+            if self.kill and self.kill[0] == "batch" and self.kill[1] == self.run_epoch() \
+                    and monitor.step - self.epoch_start_step() == self.kill[2]:
+                _kill()
+        self.scheduler.step()
+        if self.kill == ("epoch", self.run_epoch(), "train"):
+            _kill()
+        return {"train_loss": monitor.averages()["loss"]}
+
+    def run_epoch(self) -> int:
+        return int(self.run.global_step // len(self.loader)) + (
+            0 if self.run.global_step % len(self.loader) == 0 else 1)
+
+    def epoch_start_step(self) -> int:
+        return (self.run_epoch() - 1) * len(self.loader)
+
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        with torch.no_grad():
+            x, y = self.val
+            jitter = torch.rand(()) * 1e-6  # evaluation draws from torch's RNG too
+            loss = float(((self.model(x).squeeze(1) - y) ** 2).mean() + jitter)
+        if self.kill == ("epoch", self.run_epoch(), "evaluate"):
+            _kill()
+        return {"val_loss": loss}
+
+
+class KillAtEnd(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state: LoopState) -> None:
+        if state.epoch == self.epoch:
+            _kill()
+
+
+def toy_callbacks(kill_at_end: int = -1) -> list[Callback]:
+    return [KillAtEnd(kill_at_end), EarlyStopping(patience=20),
+            ReduceLROnPlateau(patience=1, factor=0.5, min_delta=0.3),  # its counters matter
+            LearningRateMonitor(), TrendWatcher(console=None)]
+
+
+ARGS = {"seed": 3, "lr": 0.01, "batch_size": 8}
+
+
+def main(argv: list[str]) -> None:
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    root, name, epochs = argv[0], argv[1], int(argv[2])
+    every = None
+    kill: tuple[str, int, Any] | None = None
+    rest = argv[3:]
+    while rest:
+        flag, value, rest = rest[0], rest[1], rest[2:]
+        if flag == "--every":
+            every = int(value)
+        elif flag == "--kill":
+            kind, k, where = value.split(":")
+            kill = (kind, int(k), int(where) if kind == "batch" else where)
+    at_end = kill[1] if kill is not None and kill[0] == "epoch" and kill[2] == "end" else -1
+    trainer = ToyTrainer(dict(ARGS), kill)
+    Workflow(trainer, root, epochs, name, callbacks=toy_callbacks(at_end), checkpoint_every=every,
+             system=False).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
