@@ -108,11 +108,14 @@ def test_model_architecture_is_printed_and_recorded(make: Maker) -> None:
 
 
 def test_everything_shown_is_recorded_and_own_run_closed_at_the_end(make: Maker) -> None:
-    session, _, clock = make("M", 2, 2, 1, root="myruns")
+    session, out, clock = make("M", 2, 2, 1, root="myruns")
     session.start_training()
     for epoch in (1, 2):
         one_epoch(session, clock, epoch, loss=2.0 / epoch)
         session.print_epoch_summary()
+        assert ("Metric statistics (per epoch)" in out.getvalue()) == (epoch == 2)
+    table = out.getvalue().split("Metric statistics (per epoch)")[1]
+    assert "epoch/train_loss" in table and "epoch/val_loss" in table
     run = session.run
     assert run is not None and run.closed and run.status == "finished"
     assert run.path.parent == Path("myruns").absolute()
@@ -165,7 +168,7 @@ def test_tensors_numpy_and_metrics(make: Maker) -> None:
     assert series(run, "epoch/val_top5_acc") == ([1], [0.9])
     assert "RuntimeWarning" not in out.getvalue()
     session.print_epoch_summary()
-    assert out.getvalue().endswith(
+    assert out.getvalue().split("Metric statistics")[0].endswith(
         "Epoch 1/1 Summary:\n"
         "  Training   - Loss: 0.2500, Accuracy: 50.00%, lr: 0.0500, grad_norm: 2.0000\n"
         "  Validation - Loss: 0.7500, top5_acc: 90.00%\n\n"
@@ -438,7 +441,10 @@ def test_after_the_last_epoch(make: Maker) -> None:
     with pytest.raises(RuntimeError, match="all 1 epochs were started; make a new"):
         session.start_epoch(2)
     session.print_epoch_summary()  # the run is closed, printing still works
-    assert out.getvalue().endswith("Validation - Loss: 2.2834, Accuracy: 15.20%\n\n")
+    text = out.getvalue()
+    assert text.split("Metric statistics")[0].endswith(
+        "Validation - Loss: 2.2834, Accuracy: 15.20%\n\n")
+    assert "epoch/val_accuracy" in text.split("Metric statistics")[1]
     session.close()
     with pytest.raises(RuntimeError, match=r"print_epoch_summary\(\): this TrainingSession is"):
         session.print_epoch_summary()

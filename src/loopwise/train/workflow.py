@@ -430,9 +430,8 @@ class Workflow:
         assert self._history is not None
         self._history.upsert({"epoch": float(epoch), **metrics, "train_seconds": train_s,
                               "eval_seconds": eval_s})
-        step = run.global_step if run.global_step > 0 else epoch
-        run.log_scalars({**metrics, "epoch": float(epoch), "train_seconds": train_s,
-                         "eval_seconds": eval_s}, step=step)
+        # series epoch/<name> at step=epoch, and a metrics line in the run's log.jsonl
+        run.log_epoch(epoch, {**metrics, "train_seconds": train_s, "eval_seconds": eval_s})
         shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
         _log.info("epoch %d/%d: %s", epoch, self.epochs, shown)
 

@@ -289,6 +289,10 @@ class TrainingSession:
             raise RuntimeError("print_epoch_summary() before any epoch; call it after "
                                "finish_training_epoch() or finish_validation_epoch()")
         self._print("\n" + render_epoch_summary(self._current, self.epochs) + "\n")
+        if self._current.epoch == self.epochs:  # the end of training: statistics of the run
+            table = self._rec.stats_table()
+            if table is not None:
+                self._print(table + "\n")
 
     # --- closing and state --------------------------------------------------------------------
     def close(self, status: str = "finished", *, error: str | None = None) -> None:

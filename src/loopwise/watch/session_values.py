@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
+from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
+from loopwise.record.stats import render_stats
 
 RESERVED = ("loss", "accuracy")
 FLUSH_INTERVAL = 1.0  # seconds between hand-overs of per-step rows to the run ...
@@ -171,6 +173,18 @@ class SessionRecorder:
             # series epoch/<phase>_<name> at step=epoch, plus a line in the run's JSON log
             self.run.log_epoch(  # type: ignore[union-attr]
                 epoch, {f"{phase}_{k}": v for k, v in values.items()}, step=step)
+
+    def stats_table(self) -> str | None:
+        """The end-of-training table of the run's per-epoch series (None without a run)."""
+        if self.run is None:
+            return None
+        if not self.run.closed:
+            self.run.flush()
+        reader = RunReader(self.run.path)
+        keys = [k for k in reader.keys() if k.startswith("epoch/")]
+        if not keys:
+            return None
+        return render_stats(reader.stats(keys=keys), title="Metric statistics (per epoch)")
 
     def epoch_end(self, result: EpochResult, epochs: int) -> None:
         text = f"epoch {result.epoch}/{epochs}: training {format_values(result.train)}"
