@@ -260,3 +260,23 @@ def test_health_findings_reach_the_run(capsys: pytest.CaptureFixture[str]) -> No
         m.log({"loss": float("inf")})
     kinds = {e.kind for e in _only_run().events()}
     assert any(k.startswith("health.") for k in kinds), kinds
+
+
+def test_a_rejected_log_call_records_none_of_its_values() -> None:
+    m = _monitor(range(2))
+    for _ in m:
+        with pytest.raises(TypeError, match="metric 'bad' must be a real number"):
+            m.log({"loss": 1.0, "acc": 0.5, "bad": "x"})
+        m.log({"loss": 2.0})
+    reader = _only_run()
+    assert list(reader.series("loss").values) == [2.0, 2.0]
+    assert "acc" not in reader.keys()
+
+
+def test_values_carry_the_wall_time_of_their_step() -> None:
+    before = time.time()
+    m = _monitor(range(3))
+    for _ in m:
+        m.log({"loss": 1.0})
+    times = list(_only_run().series("loss").times)
+    assert before - 1 <= times[0] <= times[-1] <= time.time() + 1

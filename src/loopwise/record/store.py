@@ -282,6 +282,8 @@ class StoreWriter:
             system_rows.extend((wall_time, k, v) for k, v in values.items())
         with self._conn:
             for key, (steps, times, vals) in cols.items():
+                if not steps:
+                    continue
                 key_id = self._key_id(key)
                 self._conn.execute(
                     "INSERT INTO scalar_chunks (key_id, n, first_step, last_step, steps, times,"

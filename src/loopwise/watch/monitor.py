@@ -119,8 +119,7 @@ class TrainingMonitor(Generic[T]):
         self._has_device_values = False
         self._wall0 = time.time()
         self._perf0 = time.perf_counter()
-        self._t_step = self._perf0  # perf_counter time of the current step's start
-        self._known: set[str] = set()
+        self._t_step = self._wall0  # wall time of the current step's start
         self._warned_nonfinite = False
         self._start_step = run.global_step if run is not None else 0
         self._step = self._start_step
@@ -165,24 +164,30 @@ class TrainingMonitor(Generic[T]):
         if self._closed:
             raise RuntimeError("this TrainingMonitor is closed; log() before close(), or pass "
                                "run= to a new monitor to keep logging to the same run")
-        if not self._known.issuperset(metrics):
-            for key in metrics:
-                check_key(key)
-            self._known.update(metrics)
-        for value in metrics.values():
-            if type(value) is not float and type(value) is not int:
-                metrics = {key: self._convert(key, value) for key, value in metrics.items()}
-                break
         # Column-wise buffers: no per-step containers for the garbage collector to scan.
+        # A key is checked when its column is made (once per refresh window).
         cols = self._pending
         step, t = self._step, self._t_step
-        for key, value in metrics.items():
-            col = cols.get(key)
-            if col is None:
-                col = cols[key] = ([], [], [])
-            col[0].append(step)
-            col[1].append(t)
-            col[2].append(value)
+        try:
+            for key, value in metrics.items():
+                if type(value) is not float and type(value) is not int:
+                    value = self._convert(key, value)
+                col = cols.get(key)
+                if col is None:
+                    check_key(key)
+                    col = cols[key] = ([], [], [])
+                col[0].append(step)
+                col[1].append(t)
+                col[2].append(value)
+        except Exception:  # undo this call's earlier values: a log() is all or nothing
+            for done in metrics:
+                if done == key:
+                    break
+                for part in cols[done]:
+                    part.pop()
+                if not cols[done][0]:
+                    del cols[done]
+            raise
 
     def averages(self) -> dict[str, float]:
         """The running averages now (reads pending CUDA values: a device sync)."""
@@ -260,6 +265,7 @@ class TrainingMonitor(Generic[T]):
     # -- internals ---------------------------------------------------------------------------
     def _iterate(self) -> Iterator[T]:
         perf = time.perf_counter
+        to_wall = self._wall0 - self._perf0
         iterator = iter(self._iterable)
         completed = False
         try:
@@ -270,7 +276,8 @@ class TrainingMonitor(Generic[T]):
                 except StopIteration:
                     completed = True
                     break
-                t_got = self._t_step = perf()
+                t_got = perf()
+                self._t_step = t_got + to_wall  # wall time of this step's start
                 self._wait += t_got - t_end
                 self._step += 1
                 yield batch
@@ -330,9 +337,6 @@ class TrainingMonitor(Generic[T]):
             self._pending = {}
             if self._has_device_values:
                 self._resolve_device_values(columns)
-            offset = self._wall0 - self._perf0
-            for _, times, _ in columns.values():
-                times[:] = [t + offset for t in times]
             if self._csv is None:
                 bad = self._averages.add_columns(columns)
             else:
