@@ -71,6 +71,17 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
 
 
+def exit_status(exc_type: type[BaseException] | None, exc: BaseException | None,
+                tb: TracebackType | None) -> tuple[str, str | None]:
+    """How a block ended, as a run status and, for a failure, the traceback text:
+    no exception -> ``finished``; Ctrl-C -> ``interrupted``; anything else -> ``failed``."""
+    if exc_type is None:
+        return "finished", None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted", None
+    return "failed", "".join(traceback.format_exception(exc_type, exc, tb))
+
+
 class Run:
     """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
 
@@ -373,12 +384,8 @@ class Run:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted")
-        else:
-            self.close("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+        status, error = exit_status(exc_type, exc, tb)
+        self.close(status, error=error)
 
     def __repr__(self) -> str:
         return f"Run(name={self.name!r}, path={str(self.path)!r}, status={self.status!r})"
@@ -396,11 +403,8 @@ class Run:
             self._write_info()
 
     def _atexit(self) -> None:
-        exc = getattr(sys, "last_value", None)
-        if exc is None:
-            self.close("finished")
-        elif isinstance(exc, KeyboardInterrupt):
-            self.close("interrupted")
-        else:
-            self.close("failed", error="".join(traceback.format_exception(exc)))
+        exc = getattr(sys, "last_value", None)  # set when the process dies of an exception
+        status, error = exit_status(None if exc is None else type(exc), exc,
+                                    None if exc is None else exc.__traceback__)
+        self.close(status, error=error)
 

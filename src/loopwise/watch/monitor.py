@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from loopwise.record.run import Run
+from loopwise.record.run import Run, exit_status
 from loopwise.record.validate import check_key, check_number
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
@@ -235,14 +235,10 @@ class TrainingMonitor(Generic[T]):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
+        status, error = exit_status(exc_type, exc, tb)
+        if status == "interrupted":
             self._event("interrupted", "interrupted by Ctrl-C", level="warning")
-            self.close("interrupted")
-        else:
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            self.close("failed", error=text)
+        self.close(status, error=error)
 
     def state_dict(self) -> dict[str, Any]:
         self._process()

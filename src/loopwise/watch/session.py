@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -42,7 +41,7 @@ from typing import Any, NoReturn, SupportsFloat, TextIO
 from torch import nn
 from tqdm import tqdm
 
-from loopwise.record.run import Run
+from loopwise.record.run import Run, exit_status
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_values import (
     EpochResult,
@@ -338,12 +337,8 @@ class TrainingSession:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted")
-        else:
-            self.close("failed", error="".join(traceback.format_exception(exc_type, exc, tb)))
+        status, error = exit_status(exc_type, exc, tb)
+        self.close(status, error=error)
 
     # --- internals ----------------------------------------------------------------------------
     def _open_phase(self, phase: str, desc: str, total: int) -> None:
