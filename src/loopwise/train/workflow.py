@@ -7,56 +7,49 @@ state, phase ``trained``) and ``last_weights.pt``; time ``evaluate()``; rewrite 
 holds and continues where it was: a ``trained`` checkpoint re-runs that epoch's evaluation
 (same RNG state, so the same numbers), an ``in_epoch`` one (``checkpoint_every``) continues
 the pass at the next batch. See ``docs/workflow.md``.
+
+This module is the orchestration; beside it: ``workflow_pass`` (one epoch's ``train_loop()``
+and ``evaluate()`` passes and what ``self.track()`` gives them), ``workflow_state`` (what a
+checkpoint holds and how a resume restores it) and ``workflow_checks`` (validation of the
+arguments, ``args.json``/``run.json`` and what the trainer hands back).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from loopwise.record.names import validate_run_name
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState, StopRequest
 from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_store import CheckpointError, CorruptCheckpointError
 from loopwise.train.experiment import (
-    TIMING_COLUMNS,
     CheckpointFiles,
     History,
-    args_diff,
     check_writable,
-    normalize_args,
     read_args,
     write_args,
 )
-from loopwise.train.resume import (
-    LoopPosition,
-    ResumableLoader,
-    ResumeError,
-    capture_rng_state,
-    find_resumable_sampler,
-    restore_component,
-    restore_rng_state,
-    world_size,
-)
+from loopwise.train.resume import LoopPosition, restore_rng_state
 from loopwise.train.trainer import Trainer
+from loopwise.train.workflow_checks import (
+    already_finished,
+    check_options,
+    check_resume_args,
+    check_setup,
+    current_args,
+    read_run_info,
+)
+from loopwise.train.workflow_pass import EpochPasses
+from loopwise.train.workflow_state import ResumePoint, capture_state, read_checkpoint, restore_state
 from loopwise.watch.monitor import TrainingMonitor
 
 _log = logging.getLogger(__name__)
-_FORMAT = "loopwise.workflow"
-_REQUIRED = ("format", "epoch", "phase", "global_step", "model", "optimizer", "scheduler",
-             "scaler", "rng", "callbacks", "monitor", "loop", "train_metrics", "train_seconds",
-             "world_size")
 
 
 @dataclass
@@ -69,44 +62,6 @@ class WorkflowResult:
     epochs_done: int
     stop: StopRequest | None = None
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-@dataclass
-class _Resume:
-    epoch: int
-    phase: str
-    train_metrics: dict[str, float]
-    train_seconds: float
-    rng: dict[str, Any]
-    loop: tuple[LoopPosition, dict[str, Any]] | None
-    monitor: dict[str, Any] | None
-    epoch_rng: dict[str, Any] | None
-
-
-def _clean_metrics(result: object, where: str) -> dict[str, float]:
-    if not isinstance(result, Mapping):
-        raise TypeError(f"{where} must return a dict of metric name -> number, e.g. "
-                        f"{{'train_loss': 0.3}}; it returned {type(result).__name__}")
-    clean: dict[str, float] = {}
-    for key, value in result.items():
-        if not isinstance(key, str) or not key or key == "epoch" or key in TIMING_COLUMNS:
-            raise ValueError(f"{where} returned the metric name {key!r}; use non-empty names "
-                             f"other than 'epoch', {', '.join(TIMING_COLUMNS)}")
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                import numpy as np
-
-                if isinstance(value, np.generic) and np.isreal(value):
-                    clean[key] = float(value)
-                    continue
-            except ImportError:  # pragma: no cover - numpy is a dependency
-                pass
-            raise TypeError(f"{where} returned {key!r} = {value!r:.60} "
-                            f"({type(value).__name__}); metric values must be numbers")
-        clean[key] = float(value)
-    return clean
 
 
 class Workflow:
@@ -126,23 +81,7 @@ class Workflow:
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
                  system: bool = True) -> None:
-        if not isinstance(trainer, Trainer):
-            raise TypeError(f"trainer must be a loopwise Trainer subclass instance, got "
-                            f"{type(trainer).__name__}")
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a folder path, got {type(path).__name__}")
-        if type(epochs) is not int or epochs <= 0:
-            raise ValueError(f"epochs must be a positive int (the number of epochs to train), "
-                             f"got {epochs!r}")
-        if name is not None:
-            validate_run_name(name, what="experiment name")
-        if checkpoint is not None and not isinstance(checkpoint, CheckpointManager):
-            raise TypeError(f"checkpoint must be a loopwise CheckpointManager, got "
-                            f"{type(checkpoint).__name__}")
-        if checkpoint_every is not None and (type(checkpoint_every) is not int
-                                             or checkpoint_every <= 0):
-            raise ValueError(f"checkpoint_every must be an int >= 1 (batches), "
-                             f"got {checkpoint_every!r}")
+        check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
         self.epochs = epochs
@@ -157,12 +96,8 @@ class Workflow:
         self._files: CheckpointFiles | None = None
         self._history: History | None = None
         self._epoch = 0
-        self._phase: str | None = None
-        self._epoch_t0 = 0.0
-        self._train_tracked = False
-        self._train_monitor: TrainingMonitor[Any] | None = None
-        self._pending: _Resume | None = None
-        self._epoch_rng: dict[str, Any] | None = None
+        self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
+        self._pending: ResumePoint | None = None
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
@@ -173,12 +108,8 @@ class Workflow:
         return self._start()
 
     # -- start / resume ----------------------------------------------------------------------
-    def _current_args(self) -> dict[str, Any] | None:
-        args = getattr(self.trainer, "args", None)
-        return None if args is None else normalize_args(args)
-
     def _start(self) -> WorkflowResult:
-        args = self._current_args()
+        args = current_args(self.trainer)
         if args is None:
             raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
                                  "trainer's __init__ (it is saved to args.json before setup())")
@@ -195,22 +126,13 @@ class Workflow:
 
     def _resume(self, folder: Path) -> WorkflowResult:
         saved = read_args(folder)  # raises before anything is touched
-        current = self._current_args()
-        diff = [] if current is None else args_diff(saved, current)
-        if diff and not self.override_args:
-            raise ValueError(
-                f"the args differ from the ones saved in {folder / 'args.json'}:\n  "
-                + "\n  ".join(diff)
-                + "\nresume with the saved args, or pass Workflow(..., override_args=True)"
-            )
-        info = _read_run_info(folder)
-        progress = info.get("workflow") or {}
-        if info.get("status") == "finished" and progress.get("finished") and (
-                progress.get("stopped") or int(progress.get("epochs_done", 0)) >= self.epochs):
-            done = int(progress.get("epochs_done", 0))
+        current = current_args(self.trainer)
+        diff = check_resume_args(folder, saved, current, self.override_args)
+        finished = already_finished(read_run_info(folder), self.epochs)
+        if finished is not None:
+            done, stopped = finished
             _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
-                         folder, done, f", stopped: {progress['stopped']}"
-                         if progress.get("stopped") else "")
+                         folder, done, f", stopped: {stopped}" if stopped else "")
             history = History(folder / "history.csv")
             history.load()
             return WorkflowResult(folder, "already_finished", done, history=history.rows)
@@ -246,83 +168,16 @@ class Workflow:
 
             ensure_system_monitor(run)
         self.trainer.setup()
-        trainer = self.trainer
-        if not isinstance(getattr(trainer, "args", None), dict):
-            raise AttributeError("trainer.args is not a dict after setup(); do not replace it "
-                                 "in setup() (set it in __init__)")
-        model = trainer.get_model()
-        if model is None:
-            raise AttributeError("the trainer has no model after setup(): set self.model in "
-                                 "setup() (or override get_model())")
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"get_model() returned a {type(model).__name__}, not a "
-                            "torch.nn.Module; set self.model in setup()")
-        optimizer = trainer.get_optimizer()
-        if optimizer is None:
-            raise AttributeError("the trainer has no optimizer after setup(): set "
-                                 "self.optimizer in setup() (or override get_optimizer())")
-        if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"get_optimizer() returned a {type(optimizer).__name__}, not a "
-                            "torch.optim.Optimizer; set self.optimizer in setup()")
+        check_setup(self.trainer)
 
     def _load_checkpoint(self, run: Run) -> int:
         """Restore the newest usable checkpoint; return the epoch to start with."""
         assert self._files is not None
-        state: dict[str, Any] | None = None
-        source = str(self._files.checkpoint_path)
-        if self._files.exists():
-            try:
-                state, note = self._files.load()
-                if note:
-                    run.log_event("checkpoint_unverified", note, level="warning")
-            except CorruptCheckpointError as exc:
-                if self.checkpoint is None:
-                    raise CheckpointError(
-                        f"{exc}. Nothing was changed; restore the file from a backup, or move "
-                        "the experiment folder away to start again"
-                    ) from exc
-                run.log_event("checkpoint_corrupt", f"{exc}; using the CheckpointManager's "
-                              "latest good checkpoint", level="warning")
-        if state is None and self.checkpoint is not None:
-            state = self.checkpoint.load_latest()
-            source = f"the latest checkpoint in {self.checkpoint.directory}"
-        if state is None:
+        found = read_checkpoint(self._files, self.checkpoint, run)
+        if found is None:
             return 1
-        return self._restore(run, state, source)
-
-    def _restore(self, run: Run, state: dict[str, Any], source: str) -> int:
-        missing = [k for k in _REQUIRED if k not in state]
-        if missing or state.get("format") != _FORMAT:
-            raise ResumeError(f"{source} is not a complete Workflow checkpoint (missing "
-                              f"{', '.join(missing) or 'format'})")
-        if int(state["world_size"]) != world_size():
-            raise ResumeError(f"{source} was written with world size {state['world_size']}, "
-                              f"this process has {world_size()}; resume with the same number "
-                              "of processes")
-        trainer = self.trainer
-        restore_component("model", trainer.get_model(), state["model"], source=source)
-        restore_component("optimizer", trainer.get_optimizer(), state["optimizer"],
-                          source=source)
-        restore_component("LR scheduler", trainer.get_scheduler(), state["scheduler"],
-                          source=source)
-        restore_component("grad scaler", trainer.get_scaler(), state["scaler"], source=source)
-        try:
-            self.callbacks.load_state_dict(state["callbacks"])
-        except (ValueError, KeyError) as exc:
-            raise ResumeError(f"cannot restore the callbacks from {source}: {exc}") from exc
-        run.global_step = int(state["global_step"])
-        epoch, phase = int(state["epoch"]), str(state["phase"])
-        loop = None
-        if phase == "in_epoch":
-            loop = (LoopPosition.from_state(state["loop"]), state["rng"])
-        self._pending = _Resume(epoch=epoch, phase=phase,
-                                train_metrics=dict(state["train_metrics"] or {}),
-                                train_seconds=float(state["train_seconds"]), rng=state["rng"],
-                                loop=loop, monitor=state["monitor"],
-                                epoch_rng=state.get("epoch_rng"))
-        run.log_event("checkpoint_loaded", f"resumed from {source} (epoch {epoch}, {phase})",
-                      data={"epoch": epoch, "phase": phase, "global_step": run.global_step})
-        return epoch + 1 if phase == "evaluated" else epoch
+        self._pending = restore_state(self.trainer, self.callbacks, run, *found)
+        return self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------
     def _guarded(self, run: Run, body: Any) -> WorkflowResult:
@@ -365,15 +220,12 @@ class Workflow:
             else:
                 if pending is None or pending.phase != "in_epoch":
                     stop = self.callbacks.dispatch("on_epoch_begin", loop_state) or stop
-                train_metrics, train_s = self._train_epoch(run, epoch, pending)
+                train_metrics, train_s = self._passes.train(pending,
+                                                            every=self.checkpoint_every)
                 self._save(run, epoch, "trained", train_metrics=train_metrics,
                            train_seconds=train_s)
             pending = None
-            self._phase = "evaluate"
-            t0 = time.perf_counter()
-            eval_metrics = _clean_metrics(self.trainer.evaluate(), "evaluate()")
-            eval_s = time.perf_counter() - t0
-            self._phase = None
+            eval_metrics, eval_s = self._passes.evaluate()
             metrics = {**train_metrics, **eval_metrics}
             self._record(run, epoch, metrics, train_s, eval_s)
             loop_state.metrics, loop_state.step = dict(metrics), run.global_step
@@ -401,30 +253,6 @@ class Workflow:
         return WorkflowResult(self.folder, "stopped" if stop else "finished", done, stop,
                               list(self._history.rows))
 
-    def _train_epoch(self, run: Run, epoch: int,
-                     pending: _Resume | None) -> tuple[dict[str, float], float]:
-        self._phase = "train"
-        self._train_tracked = False
-        self._train_monitor = None
-        before = 0.0
-        if pending is not None and pending.phase == "in_epoch":
-            self._pending = pending  # picked up by the first track() of train_loop
-            before = pending.train_seconds
-        if pending is not None and pending.phase == "in_epoch" and pending.epoch_rng:
-            restore_rng_state(pending.epoch_rng)  # code before the loop draws as it did then
-        self._epoch_rng = capture_rng_state() if self.checkpoint_every is not None else None
-        self._epoch_t0 = time.perf_counter() - before
-        try:
-            result = self.trainer.train_loop()
-        finally:
-            self._phase = None
-        if self._pending is not None:
-            self._pending = None
-            raise ResumeError("the checkpoint was written in the middle of an epoch, but "
-                              "train_loop() did not iterate a loader through self.track(); "
-                              "mid-epoch resume needs the same loop as the run that saved it")
-        return _clean_metrics(result, "train_loop()"), time.perf_counter() - self._epoch_t0
-
     def _record(self, run: Run, epoch: int, metrics: dict[str, float], train_s: float,
                 eval_s: float) -> None:
         assert self._history is not None
@@ -436,82 +264,22 @@ class Workflow:
         _log.info("epoch %d/%d: %s", epoch, self.epochs, shown)
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def _full_state(self, run: Run, epoch: int, phase: str, *,
-                    loop: LoopPosition | None = None,
-                    train_metrics: Mapping[str, float] | None = None,
-                    train_seconds: float = 0.0) -> dict[str, Any]:
-        trainer = self.trainer
-        scheduler, scaler = trainer.get_scheduler(), trainer.get_scaler()
-        monitor = self._train_monitor
-        return {
-            "format": _FORMAT, "version": 1, "epoch": epoch, "phase": phase,
-            "global_step": run.global_step,
-            "model": trainer.get_model().state_dict(),
-            "optimizer": trainer.get_optimizer().state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "scaler": None if scaler is None else scaler.state_dict(),
-            "rng": capture_rng_state(),
-            "callbacks": self.callbacks.state_dict(),
-            "monitor": None if monitor is None else monitor.state_dict(),
-            "loop": None if loop is None else loop.to_state(),
-            "epoch_rng": self._epoch_rng if loop is not None else None,
-            "train_metrics": dict(train_metrics or {}),
-            "train_seconds": train_seconds,
-            "world_size": world_size(),
-        }
+    def _full_state(self, run: Run, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:
+        return capture_state(self.trainer, self.callbacks, run, epoch, phase,
+                             monitor=self._passes.monitor, epoch_rng=self._passes.epoch_rng,
+                             **extra)
 
     def _save(self, run: Run, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)
         self._files.save(state, state["model"], epoch=epoch)
 
-    def _on_mid_epoch(self, position: LoopPosition) -> None:
+    def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None
         self._save(self._run, self._epoch, "in_epoch", loop=position,
-                   train_seconds=time.perf_counter() - self._epoch_t0)
+                   train_seconds=train_seconds)
 
     def _track(self, iterable: Iterable[Any], desc: str | None,
                options: dict[str, Any]) -> TrainingMonitor[Any]:
-        for key in ("run", "record", "root", "name", "config"):
-            if key in options:
-                raise TypeError(f"under a Workflow, track() records into the experiment's run; "
-                                f"do not pass {key}=")
-        options.setdefault("system", self.system)
-        try:
-            sampler, _ = find_resumable_sampler(iterable)
-        except TypeError:
-            sampler = None
-        if sampler is not None:  # the pass order depends on (seed, epoch) only
-            sampler.set_epoch(max(self._epoch - 1, 0))
-        first_train = self._phase == "train" and not self._train_tracked
-        if first_train:
-            self._train_tracked = True
-        pending = self._pending if first_train else None
-        if first_train and (self.checkpoint_every is not None or pending is not None):
-            self._pending = None
-            loader = ResumableLoader(iterable,  # type: ignore[arg-type]
-                                     every=self.checkpoint_every,
-                                     on_checkpoint=self._on_mid_epoch,
-                                     resume=None if pending is None else pending.loop)
-            monitor: TrainingMonitor[Any] = TrainingMonitor(loader, desc, run=self._run,
-                                                            **options)
-            if pending is not None and pending.monitor is not None:
-                monitor.load_state_dict(pending.monitor)
-        else:
-            monitor = TrainingMonitor(iterable, desc, run=self._run, **options)
-        if first_train:
-            self._train_monitor = monitor
-        return monitor
-
-
-def _read_run_info(folder: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{folder} has args.json but no run.json; it is not a complete "
-                                "loopwise experiment. Move it away or choose another name"
-                                ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{folder / 'run.json'} is corrupt ({exc}); it was left as it was"
-                         ) from exc
-    return data if isinstance(data, dict) else {}
+        return self._passes.track(iterable, desc, options, run=self._run, epoch=self._epoch,
+                                  every=self.checkpoint_every, system=self.system)

@@ -1,0 +1,20 @@
+"""The checkpoint exceptions, shared by storage (``checkpoint_store``), the manifest, the
+background writer and the ``CheckpointManager``; all are importable from ``checkpoint_store``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be written, read or restored."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file is missing, truncated, or does not match its recorded hash."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"checkpoint {path} is unusable: {problem}")
+        self.path = path
+        self.problem = problem
