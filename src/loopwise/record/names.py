@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 NAME_RULE = (
     "a run name may hold letters, digits, '-', '_' and '.', at most 100 characters, "
@@ -26,3 +29,34 @@ def generate_run_name(now: float | None = None) -> str:
     """A name that sorts by creation time: ``YYYYmmdd-HHMMSS-<6 hex>`` (UTC)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def make_run_folder(root: str | os.PathLike[str], name: str | None, *,
+                    clock: Callable[[], float] = time.time) -> Path:
+    """Create ``root/name`` exclusively (so two runs never share a folder) and return its
+    absolute path; a generated name when ``name`` is None."""
+    root_path = Path(root).absolute()  # a later chdir must not move the run
+    try:
+        root_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the runs folder {root_path}: {exc.strerror}; "
+                      "pass root= a folder you can write to") from exc
+    if name is not None:
+        validate_run_name(name)
+        path = root_path / name
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise FileExistsError(
+                f"a run named {name!r} already exists in {root_path}; choose another name, "
+                "or leave name=None for a generated one"
+            ) from None
+        return path
+    for _ in range(100):
+        path = root_path / generate_run_name(clock())
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not find a free run name in {root_path}")  # pragma: no cover

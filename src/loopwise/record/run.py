@@ -15,22 +15,19 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping
-from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from loopwise.record.atomic import atomic_write_json
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
-from loopwise.record.names import generate_run_name, validate_run_name
+from loopwise.record.names import make_run_folder
+from loopwise.record.provenance import iso, new_run_info, process_identity
 from loopwise.record.store import STORE_FILE, StoreWriter
 from loopwise.record.validate import check_json, check_key, check_number
 
@@ -38,37 +35,6 @@ RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 LEVELS = ("debug", "info", "warning", "error")
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit(cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _process_start_time(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return float(psutil.Process(pid).create_time())
-    except Exception:  # psutil missing or the process gone: no start time to compare
-        return None
-
-
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
 
 
 def exit_status(exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -121,55 +87,8 @@ class Run:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         if config is not None:
             check_json(config, what="config")
-        root_path = Path(root).absolute()  # a later chdir must not move the run
-        try:
-            root_path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OSError(f"cannot create the runs folder {root_path}: {exc.strerror}; "
-                          "pass root= a folder you can write to") from exc
-        if name is not None:
-            validate_run_name(name)
-            path = root_path / name
-            try:
-                path.mkdir()
-            except FileExistsError:
-                raise FileExistsError(
-                    f"a run named {name!r} already exists in {root_path}; choose another name, "
-                    "or leave name=None for a generated one"
-                ) from None
-        else:
-            for _ in range(100):
-                name = generate_run_name(clock())
-                path = root_path / name
-                try:
-                    path.mkdir()
-                    break
-                except FileExistsError:
-                    continue
-            else:  # pragma: no cover - 100 collisions of a 24-bit random suffix
-                raise FileExistsError(f"could not find a free run name in {root_path}")
-        now = clock()
-        pid = os.getpid()
-        info: dict[str, Any] = {
-            "id": uuid.uuid4().hex,
-            "name": name,
-            "status": "running",
-            "start_time": now,
-            "started_at": iso(now),
-            "end_time": None,
-            "heartbeat": now,
-            "host": socket.gethostname(),
-            "pid": pid,
-            "pid_start": _process_start_time(pid),
-            "argv": list(sys.argv),
-            "cwd": os.getcwd(),
-            "python": sys.version.split()[0],
-            "torch": _version("torch"),
-            "loopwise": _version("loopwise"),
-            "git_commit": _git_commit(Path.cwd()),
-            "global_step": 0,
-            "resumes": [],
-        }
+        path = make_run_folder(root, name, clock=clock)
+        info = new_run_info(path.name, clock())
         run = cls(path, info, flush_interval=flush_interval,
                   heartbeat_interval=heartbeat_interval, clock=clock)
         if config is not None:
@@ -196,9 +115,7 @@ class Run:
             raise ValueError(f"{info_file} is corrupt ({exc}); it was left as it was") from exc
         now = clock()
         previous = info.get("status")
-        pid = os.getpid()
-        info.update(status="running", end_time=None, heartbeat=now, pid=pid,
-                    pid_start=_process_start_time(pid), host=socket.gethostname())
+        info.update(status="running", end_time=None, heartbeat=now, **process_identity())
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
                   heartbeat_interval=heartbeat_interval, clock=clock)

@@ -30,7 +30,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -40,26 +39,12 @@ from tqdm.auto import tqdm
 from loopwise.record.run import Run, exit_status
 from loopwise.record.validate import check_key, check_number
 from loopwise.watch.csvlog import CsvLog
+from loopwise.watch.fold import LoopStats, fold_into_csv, resolve_device_values
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
-from loopwise.watch.metrics import Columns, RunningAverages, format_postfix
-from loopwise.watch.resources import ram_percent, vram_gb
+from loopwise.watch.metrics import RunningAverages, format_postfix
 from loopwise.watch.system import ensure_system_monitor
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class LoopStats:
-    """Cumulative loop timings: steps done, seconds waiting for data, seconds in the body."""
-
-    steps: int
-    data_wait_s: float
-    body_s: float
-
-    @property
-    def data_wait_share(self) -> float:
-        total = self.data_wait_s + self.body_s
-        return self.data_wait_s / total if total > 0 else 0.0
 
 
 class TrainingMonitor(Generic[T]):
@@ -313,30 +298,18 @@ class TrainingMonitor(Generic[T]):
             return value.detach()
         return check_number(value, what=f"metric {key!r}")
 
-    def _resolve_device_values(self, columns: dict[str, Columns]) -> None:
-        """Replace device tensors in ``columns`` by floats: one transfer per device."""
-        where: dict[torch.device, list[tuple[list[Any], int]]] = {}
-        for _, _, values in columns.values():
-            for i, value in enumerate(values):
-                if isinstance(value, torch.Tensor):
-                    where.setdefault(value.device, []).append((values, i))
-        for slots in where.values():
-            stacked = torch.stack([vals[i].to(torch.float64) for vals, i in slots])
-            for (vals, i), number in zip(slots, stacked.tolist(), strict=True):
-                vals[i] = number
-        self._has_device_values = False
-
     def _process(self) -> dict[str, float]:
         """Fold pending values into averages, the record and the CSV; return the averages."""
         columns = self._pending
         if columns:
             self._pending = {}
             if self._has_device_values:
-                self._resolve_device_values(columns)
+                resolve_device_values(columns)
+                self._has_device_values = False
             if self._csv is None:
                 bad = self._averages.add_columns(columns)
             else:
-                bad = self._csv_rows(columns)
+                bad = fold_into_csv(columns, self._averages, self._csv)
             if self.run is not None:
                 self.run.append_columns(columns)
             if self._health is not None:  # one observation per refresh window, not per step
@@ -349,23 +322,6 @@ class TrainingMonitor(Generic[T]):
         if self._csv is not None:
             self._csv.maybe_flush()
         return self._averages.averages()
-
-    def _csv_rows(self, columns: dict[str, Columns]) -> list[str]:
-        """Fold values step by step, one CSV row of running averages per step."""
-        assert self._csv is not None
-        by_step: dict[int, list[tuple[str, float, float]]] = {}
-        for key, (steps, times, values) in columns.items():
-            for step, t, value in zip(steps, times, values, strict=True):
-                by_step.setdefault(step, []).append((key, t, value))
-        ram, vram = ram_percent(), vram_gb()
-        bad: list[str] = []
-        for step in sorted(by_step):
-            entries = by_step[step]
-            for key, _, value in entries:
-                bad.extend(self._averages.add({key: value}))
-            wall = max(t for _, t, _ in entries)
-            self._csv.add(wall, step, self._averages.averages(), ram, vram)
-        return bad
 
     def _warn_nonfinite(self, keys: list[str]) -> None:
         self._warned_nonfinite = True

@@ -1,0 +1,76 @@
+"""What a run records about where it came from: host, process, command, versions, git commit."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of ``dist`` (never imports it), or None."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(cwd: Path) -> str | None:
+    """``git rev-parse HEAD`` in ``cwd``, or None outside a repository or without git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (psutil), so a reused PID is not mistaken for it."""
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # psutil missing or the process gone: no start time to compare
+        return None
+
+
+def iso(ts: float) -> str:
+    """Local ISO 8601 time with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+
+
+def process_identity() -> dict[str, Any]:
+    """The writer's host, PID and PID start time (what a reader checks for ``crashed``)."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "pid_start": process_start_time(pid)}
+
+
+def new_run_info(name: str, now: float) -> dict[str, Any]:
+    """The first content of ``run.json`` for a run named ``name`` started at ``now``."""
+    return {
+        "id": uuid.uuid4().hex,
+        "name": name,
+        "status": "running",
+        "start_time": now,
+        "started_at": iso(now),
+        "end_time": None,
+        "heartbeat": now,
+        **process_identity(),
+        "argv": list(sys.argv),
+        "cwd": os.getcwd(),
+        "python": sys.version.split()[0],
+        "torch": package_version("torch"),
+        "loopwise": package_version("loopwise"),
+        "git_commit": git_commit(Path.cwd()),
+        "global_step": 0,
+        "resumes": [],
+    }
