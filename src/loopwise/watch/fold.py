@@ -3,6 +3,7 @@ transfer, folding a window of columns into the CSV, and the loop-timing snapshot
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,17 +28,27 @@ class LoopStats:
         return self.data_wait_s / total if total > 0 else 0.0
 
 
+def read_tensor_slots(slots: Iterable[tuple[Any, Any]]) -> None:
+    """Replace each ``container[key]`` that is a tensor by its float, in place.
+
+    The tensors are stacked per device and read in one transfer each: one device sync per
+    call, however many values (the point of keeping them on the device until now).
+    """
+    where: dict[torch.device, list[tuple[Any, Any]]] = {}
+    for container, key in slots:
+        value = container[key]
+        if isinstance(value, torch.Tensor):
+            where.setdefault(value.device, []).append((container, key))
+    for group in where.values():
+        stacked = torch.stack([c[k].detach().to(torch.float64).reshape(()) for c, k in group])
+        for (container, key), number in zip(group, stacked.tolist(), strict=True):
+            container[key] = number
+
+
 def resolve_device_values(columns: dict[str, Columns]) -> None:
     """Replace device tensors in ``columns`` by floats, in place: one transfer per device."""
-    where: dict[torch.device, list[tuple[list[Any], int]]] = {}
-    for _, _, values in columns.values():
-        for i, value in enumerate(values):
-            if isinstance(value, torch.Tensor):
-                where.setdefault(value.device, []).append((values, i))
-    for slots in where.values():
-        stacked = torch.stack([vals[i].to(torch.float64) for vals, i in slots])
-        for (vals, i), number in zip(slots, stacked.tolist(), strict=True):
-            vals[i] = number
+    read_tensor_slots((values, i) for _, _, values in columns.values()
+                      for i in range(len(values)))
 
 
 def fold_into_csv(columns: dict[str, Columns], averages: RunningAverages, csv: CsvLog

@@ -15,6 +15,7 @@ import torch
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 from loopwise.record.stats import render_stats
+from loopwise.watch.fold import read_tensor_slots
 
 RESERVED = ("loss", "accuracy")
 FLUSH_INTERVAL = 1.0  # seconds between hand-overs of per-step rows to the run ...
@@ -108,15 +109,7 @@ class StepValues:
 
     def resolve(self, rows: list[dict[str, Any]]) -> None:
         """Replace device tensors in ``rows`` by floats, in place: one transfer per device."""
-        where: dict[torch.device, list[tuple[dict[str, Any], str]]] = {}
-        for row in rows:
-            for key, value in row.items():
-                if isinstance(value, torch.Tensor):
-                    where.setdefault(value.device, []).append((row, key))
-        for slots in where.values():
-            stacked = torch.stack([row[key].to(torch.float64) for row, key in slots])
-            for (row, key), number in zip(slots, stacked.tolist(), strict=True):
-                row[key] = number
+        read_tensor_slots((row, key) for row in rows for key in row)
 
 
 class SessionRecorder:
