@@ -380,3 +380,36 @@ def test_args_must_be_set_before_anything_is_created(tmp_path: Path) -> None:
     with pytest.raises(AttributeError, match=r"trainer.args is not set: assign self.args"):
         Workflow(ToyTrainer(None), tmp_path, 1, "exp", system=False).run()
     assert not (tmp_path / "exp").exists()
+
+
+class _FlatValidation(loopwise.Trainer):
+    """Training loss falls, validation loss stays flat: a plateau and a widening gap."""
+
+    def __init__(self) -> None:
+        self.args = {"lr": 0.1}
+
+    def setup(self) -> None:
+        self.model = torch.nn.Linear(1, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.epoch = 0
+
+    def train_loop(self) -> dict[str, float]:
+        self.epoch += 1
+        return {"train_loss": 1.0 / self.epoch}
+
+    def evaluate(self) -> dict[str, float]:
+        return {"val_loss": 0.9}
+
+
+def test_epoch_health_warnings_once_and_no_duplicates_with_trend_watcher(
+        tmp_path: Path) -> None:
+    from loopwise.callbacks import TrendWatcher
+
+    Workflow(_FlatValidation(), tmp_path, 8, "plain", system=False).run()
+    kinds = [e.kind for e in RunReader(tmp_path / "plain").events()]
+    assert kinds.count("health.plateau") == 1
+
+    Workflow(_FlatValidation(), tmp_path, 8, "watched", system=False,
+             callbacks=[TrendWatcher(patience=3, console=None)]).run()
+    kinds = [e.kind for e in RunReader(tmp_path / "watched").events()]
+    assert kinds.count("health.plateau") == 1  # the callback's, not the run default as well

@@ -179,3 +179,13 @@ def test_analyze_run_replays_a_finished_run(tmp_path):
     text = render_findings(found)
     assert "nonfinite" in text and "val_loss has not improved for 5 epochs" in text
     assert render_findings([]) == "no health problems found"
+
+
+def test_remove_detectors_by_name():
+    from loopwise.watch.health import HealthMonitor
+
+    monitor = HealthMonitor(None, console=None)
+    removed = monitor.remove_detectors(("plateau", "trend"))
+    assert sorted(d.name for d in removed) == ["plateau", "trend"]
+    assert "plateau" not in [d.name for d in monitor.detectors]
+    assert monitor.remove_detectors("plateau") == []

@@ -448,3 +448,13 @@ def test_after_the_last_epoch(make: Maker) -> None:
     session.close()
     with pytest.raises(RuntimeError, match=r"print_epoch_summary\(\): this TrainingSession is"):
         session.print_epoch_summary()
+
+
+def test_epoch_values_feed_the_runs_health_detectors(make: Maker) -> None:
+    session, _, clock = make("M", 7, 2, 1)
+    session.start_training()
+    for epoch in range(1, 8):
+        one_epoch(session, clock, epoch, loss=1.0)  # validation never improves
+    run = session.run
+    assert run is not None and run.closed
+    assert [e.kind for e in RunReader(run.path).events()].count("health.plateau") == 1

@@ -47,7 +47,9 @@ from loopwise.train.workflow_checks import (
 )
 from loopwise.train.workflow_pass import EpochPasses
 from loopwise.train.workflow_state import ResumePoint, capture_state, read_checkpoint, restore_state
+from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
+from loopwise.watch.system import ensure_system_monitor
 
 _log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class Workflow:
                  name: str | None = None, *, callbacks: Iterable[Callback] = (),
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
-                 system: bool = True) -> None:
+                 system: bool = True, health: bool = True) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
@@ -91,6 +93,7 @@ class Workflow:
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
         self.system = bool(system)
+        self.health = bool(health)
         self.folder: Path | None = None
         self._run: Run | None = None
         self._files: CheckpointFiles | None = None
@@ -163,9 +166,9 @@ class Workflow:
         self._history.load()
         if self.checkpoint is not None and self.checkpoint.run is None:
             self.checkpoint.run = run  # handed back in _guarded
+        if self.health:  # before the callbacks start: a TrendWatcher trims its detectors
+            ensure_health_monitor(run)
         if self.system:
-            from loopwise.watch.system import ensure_system_monitor
-
             ensure_system_monitor(run)
         self.trainer.setup()
         check_setup(self.trainer)
@@ -260,6 +263,8 @@ class Workflow:
                               "eval_seconds": eval_s})
         # series epoch/<name> at step=epoch, and a metrics line in the run's log.jsonl
         run.log_epoch(epoch, {**metrics, "train_seconds": train_s, "eval_seconds": eval_s})
+        if self.health:
+            ensure_health_monitor(run).observe_epoch(epoch, metrics)
         shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
         _log.info("epoch %d/%d: %s", epoch, self.epochs, shown)
 

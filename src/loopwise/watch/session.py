@@ -82,6 +82,7 @@ class TrainingSession:
         root: str | os.PathLike[str] = "runs",
         record: bool = True,
         system: bool = True,
+        health: bool = True,
         file: TextIO | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -130,7 +131,7 @@ class TrainingSession:
         self._last = 0  # last step of the open phase
         self._last_row: dict[str, Any] | None = None
         self._current: EpochResult | None = None
-        self._rec = SessionRecorder(run)
+        self._rec = SessionRecorder(run, health=health)
         self._values, self._add_step = self._rec.values, self._rec.add_step  # per-step shortcuts
 
     @property

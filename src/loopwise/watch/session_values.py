@@ -16,6 +16,7 @@ from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 from loopwise.record.stats import render_stats
 from loopwise.watch.fold import read_tensor_slots
+from loopwise.watch.health.runner import ensure_health_monitor
 
 RESERVED = ("loss", "accuracy")
 FLUSH_INTERVAL = 1.0  # seconds between hand-overs of per-step rows to the run ...
@@ -117,9 +118,10 @@ class SessionRecorder:
     as ``train/<name>`` columns, handed over every ``FLUSH_INTERVAL`` seconds or ``FLUSH_ROWS``
     rows and on :meth:`flush`; epoch values as ``epoch/<phase>_<name>`` and ``epoch``; events."""
 
-    def __init__(self, run: Run | None) -> None:
+    def __init__(self, run: Run | None, *, health: bool = True) -> None:
         self.run = run
         self.values = StepValues()
+        self.health = ensure_health_monitor(run) if health and run is not None else None
         self._pending: list[tuple[int, float, dict[str, Any]]] = []
         self._next_flush = 0.0
 
@@ -154,6 +156,9 @@ class SessionRecorder:
                     column[1].append(wall)
                     column[2].append(value)
             self.run.append_columns({"train/" + k: c for k, c in columns.items()})
+            if self.health is not None:  # one mean per metric per flush window
+                self.health.observe_many(rows[-1][0], {
+                    "train/" + k: sum(c[2]) / len(c[2]) for k, c in columns.items()})
 
     def resolved(self, row: dict[str, Any] | None) -> dict[str, float]:
         """``row``'s values as floats (reads device values now)."""
@@ -186,6 +191,10 @@ class SessionRecorder:
         self.event("epoch_end", text, data={
             "epoch": result.epoch, "train": finite_or_none(result.train),
             "val": None if result.val is None else finite_or_none(result.val)})
+        if self.health is not None and self.active:
+            values = {f"train_{k}": v for k, v in result.train.items()}
+            values.update({f"val_{k}": v for k, v in (result.val or {}).items()})
+            self.health.observe_epoch(result.epoch, values)
 
     def event(self, kind: str, message: str, *, level: str = "info",
               data: Mapping[str, Any] | None = None) -> None:

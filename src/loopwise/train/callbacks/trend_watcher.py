@@ -18,6 +18,7 @@ from loopwise.watch.health import (
     PlateauDetector,
     TrendDetector,
 )
+from loopwise.watch.health.runner import attached_health_monitor
 
 
 class TrendWatcher(Callback):
@@ -53,6 +54,9 @@ class TrendWatcher(Callback):
         return self.health.findings
 
     def on_evaluate(self, state: LoopState) -> None:
+        run_health = attached_health_monitor(state.run)
+        if run_health is not None:  # the run's defaults would repeat these warnings
+            run_health.remove_detectors(("plateau", "trend", "overfitting"))
         self.health.run = state.run
         self.health.observe_epoch(state.epoch, state.metrics)
 

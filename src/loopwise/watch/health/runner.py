@@ -161,6 +161,15 @@ class HealthMonitor:
         with self._lock:
             return list(self._findings)
 
+    def remove_detectors(self, names: Iterable[str]) -> list[Detector]:
+        """Take the detectors called ``names`` out (e.g. when a TrendWatcher callback runs its
+        own plateau/trend/overfitting detectors); return what was removed."""
+        wanted = {names} if isinstance(names, str) else set(names)
+        with self._lock:
+            removed = [d for d in self.detectors if d.name in wanted]
+            self.detectors = [d for d in self.detectors if d.name not in wanted]
+        return removed
+
     # -- state -------------------------------------------------------------------------------
     def reset(self) -> None:
         with self._lock:
@@ -184,6 +193,12 @@ class HealthMonitor:
         with self._lock:
             for d, s in zip(self.detectors, state["detectors"], strict=True):
                 d.load_state_dict(s)
+
+
+def attached_health_monitor(run: Any) -> HealthMonitor | None:
+    """The run's HealthMonitor if one was attached, without making one."""
+    existing = getattr(run, HEALTH_ATTR, None)
+    return existing if isinstance(existing, HealthMonitor) else None
 
 
 def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = None,
