@@ -65,7 +65,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loopwise", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="loopwise",
+        description="Read loopwise run records (runs, show, export) and train models (fit).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("runs", help="list the runs under a root, newest first")
     p.add_argument("root", nargs="?", default="runs")
