@@ -413,3 +413,15 @@ def test_epoch_health_warnings_once_and_no_duplicates_with_trend_watcher(
              callbacks=[TrendWatcher(patience=3, console=None)]).run()
     kinds = [e.kind for e in RunReader(tmp_path / "watched").events()]
     assert kinds.count("health.plateau") == 1  # the callback's, not the run default as well
+
+
+def test_resume_with_another_world_size_is_refused(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import loopwise.train.workflow_state as workflow_state
+
+    Workflow(_toy(), tmp_path, 1, "ws", system=False).run()
+    before = (tmp_path / "ws/last_checkpoint.pth").read_bytes()
+    monkeypatch.setattr(workflow_state, "world_size", lambda: 2)
+    with pytest.raises(ResumeError, match="written with world size 1, this process has 2"):
+        Workflow(_toy(), tmp_path, 2, "ws", system=False).run()
+    assert (tmp_path / "ws/last_checkpoint.pth").read_bytes() == before
