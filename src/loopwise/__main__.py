@@ -2,6 +2,6 @@
 
 import sys
 
-from loopwise.view.cli import main
+from loopwise.cli import main
 
 sys.exit(main())

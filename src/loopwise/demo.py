@@ -35,16 +35,20 @@ def digits_loaders(
             DataLoader(val, batch_size=256))
 
 
-def _mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+Loader = DataLoader[tuple[torch.Tensor, ...]]
+
+
+def _setup() -> tuple[Loader, Loader, nn.Module, torch.optim.Optimizer]:
+    """The same seeded data, MLP and optimizer for each part, so their numbers compare."""
+    torch.manual_seed(0)
+    train, val = digits_loaders()
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    return train, val, model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def part_monitor(root: str, epochs: int) -> Path:
     """Part 1: a plain PyTorch loop with TrainingMonitor around its loader."""
-    torch.manual_seed(0)
-    train, val = digits_loaders()
-    model = _mlp()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train, val, model, optimizer = _setup()
     loss_fn = nn.CrossEntropyLoss()
     config = {"model": "mlp-64-128-10", "lr": 1e-3, "batch_size": 64, "epochs": epochs}
     with Run.create(root, config=config) as run:
@@ -84,10 +88,7 @@ def _accuracy(model: nn.Module, loader: DataLoader[tuple[torch.Tensor, ...]]) ->
 
 def part_session(root: str, epochs: int) -> Path:
     """Part 2: the model summary and a TrainingSession with training and validation phases."""
-    torch.manual_seed(0)
-    train, val = digits_loaders()
-    model = _mlp()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train, val, model, optimizer = _setup()
     loss_fn = nn.CrossEntropyLoss()
     with TrainingSession("DigitsMLP", epochs, len(train), len(val), model=model,
                          input_size=(64, 64), root=root) as session:
@@ -129,7 +130,7 @@ def part_fit(root: str, epochs: int) -> int:
     import numpy as np
     from sklearn.datasets import load_digits
 
-    from loopwise.view.cli import main as loopwise_cli
+    from loopwise.cli import main as loopwise_cli
 
     data = Path(root) / "digits.npz"
     if not data.exists():  # written once: a rewrite would count as new data (mtime) for fit

@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
+from loopwise.cli import main
 from loopwise.record import RunReader
 from loopwise.train.cli_fit import add_fit_parser, default_name
-from loopwise.view.cli import main
 
 SMALL = ["--epochs", "2", "--hidden-size", "8", "--num-layers", "1", "--batch-size", "16"]
 

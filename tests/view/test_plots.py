@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopwise.view.plots import plot_losses, plot_predictions
+from loopwise.train.predict import plot_predictions
+from loopwise.view.plots import plot_losses
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

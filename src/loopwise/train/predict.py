@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from loopwise.view.plots import check_stride, render_predictions, require_matplotlib
 
 OUTPUT_KEYS = ("predictions", "logits", "output", "out")
 
@@ -72,3 +75,21 @@ def collect_predictions(model: torch.nn.Module, loader: Iterable[Any], output_di
     if not preds:
         raise ValueError("the loader yielded no batches: nothing to predict")
     return torch.cat(preds), torch.cat(targets)
+
+
+def plot_predictions(model: torch.nn.Module, val_loader: Iterable[Any], output_dim: int,
+                     stride: int = 10, model_name: str = "improved_model", *,
+                     out_dir: str | Path = ".", path: str | Path | None = None,
+                     device: Any = None, max_outputs: int = 4) -> Path:
+    """Predictions against targets on ``val_loader``; writes ``<model_name>_predictions.png``.
+
+    Regression: for each of the first ``max_outputs`` outputs, predicted vs actual (with the
+    y = x line and R²) and the two series over every ``stride``-th example. Classification
+    (integer targets, ``output_dim`` > 1 logits): the confusion matrix and the accuracy.
+    Drawing is :func:`loopwise.view.plots.render_predictions`.
+    """
+    check_stride(stride)
+    require_matplotlib()  # fail early, before running the model, when matplotlib is missing
+    preds, actual = collect_predictions(model, val_loader, output_dim, device=device)
+    return render_predictions(preds, actual, output_dim, stride, model_name, out_dir=out_dir,
+                              path=path, max_outputs=max_outputs)

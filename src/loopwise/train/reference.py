@@ -37,10 +37,10 @@ from loopwise.train.config import TrainingConfig
 from loopwise.train.fit import FitResult, fit
 from loopwise.train.logsetup import setup_logging
 from loopwise.train.memory import clear_gpu_memory, show_gpu_memory_usage
-from loopwise.train.predict import extract_final_predictions
+from loopwise.train.predict import extract_final_predictions, plot_predictions
 from loopwise.train.prep import Standardization, load_and_preprocess_data, setup_training
 from loopwise.train.weights import load_state_dict_safely
-from loopwise.view.plots import plot_losses, plot_predictions
+from loopwise.view.plots import plot_losses
 
 __all__ = [
     "MLP", "Standardization", "TrainingConfig", "build_mlp", "clear_gpu_memory",

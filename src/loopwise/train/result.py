@@ -66,7 +66,8 @@ def _output_dim(model: torch.nn.Module, loader: Any, device: torch.device) -> in
 
 def _plots(loop: FitLoop, files: FitFiles, train: list[float], val: list[float]) -> None:
     try:
-        from loopwise.view.plots import plot_losses, plot_predictions
+        from loopwise.train.predict import plot_predictions
+        from loopwise.view.plots import plot_losses
 
         plot_losses(train, val, files.name, path=files.loss_plot)
         loader = loop.val_loader if loop.val_loader is not None else loop.test_loader

@@ -1,18 +1,15 @@
-"""The ``loopwise`` command: list runs, show one, export it to CSV; ``fit`` trains a model.
+"""The read-only subcommands of ``loopwise``: list runs, show one, export it to CSV.
 
-Subcommands register themselves through ``add_*_parser(subparsers)`` functions, so this module
-stays a thin dispatcher.
+They only read the record; :mod:`loopwise.cli` puts them together with ``fit``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Sequence
+from typing import Any
 
 from loopwise.record import RunReader, list_runs
-from loopwise.train.cli_fit import add_fit_parser
 
 
 def _duration(seconds: float | None) -> str:
@@ -64,12 +61,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="loopwise",
-        description="Read loopwise run records (runs, show, export) and train models (fit).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_record_parsers(sub: Any) -> None:
+    """Register the read-only subcommands (``runs``, ``show``, ``export``) on ``sub``."""
     p = sub.add_parser("runs", help="list the runs under a root, newest first")
     p.add_argument("root", nargs="?", default="runs")
     p.set_defaults(func=_cmd_runs)
@@ -80,21 +73,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="the run folder")
     p.add_argument("output", help="the CSV file to write")
     p.set_defaults(func=_cmd_export)
-    add_fit_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except (FileNotFoundError, KeyError, ValueError, TypeError, PermissionError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"loopwise {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -112,23 +112,30 @@ def plot_losses(train_losses: Sequence[float], val_losses: Sequence[float] = (),
     return _save(fig, target)
 
 
-def plot_predictions(model: Any, val_loader: Iterable[Any], output_dim: int, stride: int = 10,
-                     model_name: str = "improved_model", *, out_dir: str | Path = ".",
-                     path: str | Path | None = None, device: Any = None,
-                     max_outputs: int = 4) -> Path:
-    """Predictions against targets on ``val_loader``; writes ``<model_name>_predictions.png``.
+def check_stride(stride: object) -> int:
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+    return stride
+
+
+def require_matplotlib() -> None:
+    """Raise the error naming ``loopwise[plots]`` now when matplotlib is missing."""
+    _figure(1, 1)
+
+
+def render_predictions(preds: Any, actual: Any, output_dim: int, stride: int = 10,
+                       model_name: str = "improved_model", *, out_dir: str | Path = ".",
+                       path: str | Path | None = None, max_outputs: int = 4) -> Path:
+    """Predictions (``preds``, rows x ``output_dim``) against targets (``actual``), already
+    computed; writes ``<model_name>_predictions.png``. ``plot_predictions`` in
+    :mod:`loopwise.train.predict` runs a model over a loader and calls this.
 
     Regression: for each of the first ``max_outputs`` outputs, predicted vs actual (with the
     y = x line and R²) and the two series over every ``stride``-th example. Classification
     (integer targets, ``output_dim`` > 1 logits): the confusion matrix and the accuracy.
     """
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    from loopwise.train.predict import collect_predictions
-
+    check_stride(stride)
     target = _target(path, out_dir, model_name, "_predictions.png")
-    _figure(1, 1)  # fail early, before running the model, when matplotlib is missing
-    preds, actual = collect_predictions(model, val_loader, output_dim, device=device)
     if not actual.is_floating_point() and output_dim > 1:
         return _confusion(preds, actual, output_dim, model_name, target)
     y = actual.reshape(len(actual), -1).float()

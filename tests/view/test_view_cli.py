@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from loopwise.cli import main
 from loopwise.record import Run
-from loopwise.view.cli import main
 
 
 @pytest.fixture
@@ -45,6 +45,6 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path: Path,
 
 
 def test_console_script_entry_point(two_runs: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "loopwise.view.cli", "runs", str(two_runs)],
+    proc = subprocess.run([sys.executable, "-m", "loopwise", "runs", str(two_runs)],
                           capture_output=True, text=True, check=True)
     assert "beta" in proc.stdout

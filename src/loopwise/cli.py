@@ -1,0 +1,38 @@
+"""The ``loopwise`` command: ``runs``, ``show`` and ``export`` read run records
+(:mod:`loopwise.view.cli`); ``fit`` trains a model (:mod:`loopwise.train.cli_fit`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from loopwise.train.cli_fit import add_fit_parser
+from loopwise.view.cli import add_record_parsers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loopwise",
+        description="Read loopwise run records (runs, show, export) and train models (fit).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_record_parsers(sub)
+    add_fit_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a user error is one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (FileNotFoundError, KeyError, ValueError, TypeError, PermissionError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"loopwise {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
