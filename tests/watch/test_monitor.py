@@ -267,10 +267,24 @@ def test_a_rejected_log_call_records_none_of_its_values() -> None:
     for _ in m:
         with pytest.raises(TypeError, match="metric 'bad' must be a real number"):
             m.log({"loss": 1.0, "acc": 0.5, "bad": "x"})
-        m.log({"loss": 2.0})
+        m.log({"loss": 2.0, "lr": 0.1})
+        # known keys, a bad value last: the values taken before it are taken back
+        with pytest.raises(TypeError, match="metric 'lr' must be a real number"):
+            m.log({"loss": 3.0, "lr": "fast"})
     reader = _only_run()
     assert list(reader.series("loss").values) == [2.0, 2.0]
+    assert list(reader.series("lr").values) == [0.1, 0.1]
     assert "acc" not in reader.keys()
+
+
+def test_a_dict_reused_after_log_keeps_the_logged_values() -> None:
+    m = _monitor(range(3), record=False)
+    values = {"loss": 0.0}
+    for i in m:
+        values["loss"] = float(i)
+        m.log(values)
+    values["loss"] = 100.0
+    assert m.averages() == {"loss": 1.0}
 
 
 def test_values_carry_the_wall_time_of_their_step() -> None:

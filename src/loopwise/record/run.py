@@ -28,7 +28,7 @@ from loopwise.record.atomic import atomic_write_json
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import iso, new_run_info, process_identity
-from loopwise.record.store import STORE_FILE, StoreWriter
+from loopwise.record.store import STORE_FILE, ColumnData, StoreWriter
 from loopwise.record.validate import check_json, check_key, check_number
 
 RUN_FILE = "run.json"
@@ -176,9 +176,7 @@ class Run:
             raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")
         self._store.add_rows(rows)
 
-    def append_columns(
-        self, columns: Mapping[str, tuple[list[int], list[float], list[float]]]
-    ) -> None:
+    def append_columns(self, columns: Mapping[str, ColumnData]) -> None:
         """Queue ``{key: (steps, wall_times, values)}`` columns already checked by the caller."""
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")

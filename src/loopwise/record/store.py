@@ -55,6 +55,9 @@ CREATE INDEX IF NOT EXISTS system_time ON system (time);
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
+ColumnData = tuple[Sequence[int], Sequence[float], Sequence[float]]
+"""One key's ``(steps, wall_times, values)``: lists, tuples or ``array`` objects."""
+
 
 def pack(arr: array[Any]) -> bytes:
     """Bytes of ``arr`` in little-endian order."""
@@ -115,8 +118,7 @@ class StoreWriter:
         self._scalars: deque[tuple[int, float, Mapping[str, float]]] = deque()
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
         self._system: deque[tuple[float, Mapping[str, float]]] = deque()
-        self._columns: deque[tuple[int, Mapping[str, tuple[list[int], list[float],
-                                                          list[float]]]]] = deque()
+        self._columns: deque[tuple[int, Mapping[str, ColumnData]]] = deque()
         self._count_lock = threading.Lock()
         self._column_values = 0  # values waiting in _columns (guarded by _count_lock)
         self._db_lock = threading.Lock()
@@ -152,9 +154,8 @@ class StoreWriter:
         if len(self._scalars) > self._max_pending:
             self._backpressure()
 
-    def add_columns(self, columns: Mapping[str, tuple[list[int], list[float], list[float]]]
-                    ) -> None:
-        """Queue whole columns: ``{key: (steps, wall_times, values)}`` (lists not reused)."""
+    def add_columns(self, columns: Mapping[str, ColumnData]) -> None:
+        """Queue whole columns: ``{key: (steps, wall_times, values)}`` (not reused after)."""
         n = sum(len(c[0]) for c in columns.values())
         with self._count_lock:
             self._column_values += n

@@ -13,8 +13,9 @@ import csv
 import io
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 
 from loopwise.record.atomic import atomic_write_text
@@ -25,6 +26,20 @@ TAIL = ["RAM_pct", "VRAM_gb"]
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
+
+
+def iso_stamps(wall_times: Sequence[float]) -> list[str]:
+    """ISO 8601 local times to the millisecond, as ``datetime.isoformat(timespec=
+    "milliseconds")`` writes them; the date-and-second part is formatted once per second."""
+    seconds: dict[int, str] = {}
+    out = []
+    for wall in wall_times:
+        sec, micro = divmod(round(wall * 1_000_000), 1_000_000)
+        head = seconds.get(sec)
+        if head is None:
+            head = seconds[sec] = datetime.fromtimestamp(sec).isoformat(timespec="seconds")
+        out.append(f"{head}.{micro // 1000:03d}")
+    return out
 
 
 class CsvLog:
@@ -49,7 +64,7 @@ class CsvLog:
             ) from exc
         self.metrics: list[str] = existing
         self._header_written = bool(existing) or self.path.stat().st_size > 0
-        self._rows: list[list[str]] = []
+        self._rows: list[Sequence[object]] = []
         self._new_columns = False
         self._clock = clock
         self._flush_interval = flush_interval
@@ -78,11 +93,26 @@ class CsvLog:
             if key not in self.metrics:
                 self.metrics.append(key)
                 self._new_columns = True
-        stamp = datetime.fromtimestamp(wall_time).isoformat(timespec="milliseconds")
-        row = [stamp, str(step)]
+        row = [iso_stamps((wall_time,))[0], str(step)]
         row.extend(_fmt(averages.get(k)) for k in self.metrics)
         row.extend((_fmt(ram_pct), _fmt(vram_gb)))
         self._rows.append(row)
+
+    def add_rows(self, wall_times: Sequence[float], steps: Sequence[int],
+                 averages: Mapping[str, Sequence[float] | float], ram_pct: float,
+                 vram_gb: float) -> None:
+        """Buffer one row per step: ``averages[key]`` is a column (one running average per
+        row) or one number for every row (a metric not logged in these steps)."""
+        for key in averages:
+            if key not in self.metrics:
+                self.metrics.append(key)
+                self._new_columns = True
+        n = len(steps)
+        cells = [averages.get(k, "") for k in self.metrics]
+        columns = [c if isinstance(c, Sequence) and not isinstance(c, str) else repeat(c, n)
+                   for c in cells]
+        self._rows.extend(zip(iso_stamps(wall_times), steps, *columns, repeat(_fmt(ram_pct), n),
+                              repeat(_fmt(vram_gb), n), strict=True))
 
     def maybe_flush(self) -> None:
         if self._clock() - self._last_flush >= self._flush_interval:
@@ -103,9 +133,9 @@ class CsvLog:
             self._fh.flush()
         self._new_columns = False
 
-    def _pad(self, rows: Sequence[list[str]]) -> list[list[str]]:
+    def _pad(self, rows: Sequence[Sequence[object]]) -> list[Sequence[object]]:
         width = len(self.columns)
-        out = []
+        out: list[Sequence[object]] = []
         for row in rows:
             if len(row) < width:  # a row written before later metrics appeared in this batch
                 n_metrics = len(row) - len(LEAD) - len(TAIL)

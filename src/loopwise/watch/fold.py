@@ -3,15 +3,18 @@ transfer, folding a window of columns into the CSV, and the loop-timing snapshot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.metrics import Columns, RunningAverages
 from loopwise.watch.resources import ram_percent, vram_gb
+from loopwise.watch.window import Window
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,46 @@ def read_tensor_slots(slots: Iterable[tuple[Any, Any]]) -> None:
             container[key] = number
 
 
-def resolve_device_values(columns: dict[str, Columns]) -> None:
-    """Replace device tensors in ``columns`` by floats, in place: one transfer per device."""
-    read_tensor_slots((values, i) for _, _, values in columns.values()
-                      for i in range(len(values)))
+def fold_window(window: Window, averages: RunningAverages, csv: CsvLog | None) -> list[str]:
+    """Fold a refresh window into the running averages (and one CSV row per step); return
+    the keys that had non-finite values."""
+    if csv is None:
+        return averages.add_columns(window.columns)
+    if window.uniform:
+        return _fold_uniform_into_csv(window.columns, averages, csv)
+    return fold_into_csv(window.columns, averages, csv)
 
 
-def fold_into_csv(columns: dict[str, Columns], averages: RunningAverages, csv: CsvLog
+def _fold_uniform_into_csv(columns: Mapping[str, Any], averages: RunningAverages,
+                           csv: CsvLog) -> list[str]:
+    """The CSV fold when every step logged every key once: running sums by ``np.cumsum``
+    from the previous sum, in the same order as adding value by value."""
+    if not columns:
+        return []
+    steps, wall, _ = next(iter(columns.values()))
+    n = len(steps)
+    per_row: dict[str, Sequence[float] | float] = dict(averages.averages())
+    bad: list[str] = []
+    for key, (_, _, values) in columns.items():
+        count = averages.counts.get(key, 0)
+        running = np.empty(n + 1, dtype=np.float64)
+        running[0] = averages.sums.get(key, 0.0)
+        running[1:] = values
+        if not math.isfinite(running[1:].sum()):
+            n_bad = n - int(np.isfinite(running[1:]).sum())
+            if n_bad:
+                bad.append(key)
+                averages.nonfinite[key] = averages.nonfinite.get(key, 0) + n_bad
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.cumsum(running, out=running)
+        averages.sums[key] = float(running[-1])
+        averages.counts[key] = count + n
+        per_row[key] = (running[1:] / np.arange(count + 1, count + n + 1)).tolist()
+    csv.add_rows(wall, steps, per_row, ram_percent(), vram_gb())
+    return bad
+
+
+def fold_into_csv(columns: Mapping[str, Columns], averages: RunningAverages, csv: CsvLog
                   ) -> list[str]:
     """Fold values step by step into ``averages``, one CSV row of running averages per step;
     return the keys that had non-finite values."""

@@ -7,12 +7,22 @@ every step and ``val_acc`` logged every 10th step each divide by how often *they
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-Columns = tuple[list[int], list[float], list[float]]
+import numpy as np
+
+Columns = tuple[Sequence[int], Sequence[float], Sequence[float]]
 """One metric's ``(steps, wall_times, values)``."""
+
+
+def column_sum(values: Sequence[float]) -> float:
+    """The sum of a column: NumPy's (pairwise) for an ``array('d')``, ``sum`` otherwise."""
+    if isinstance(values, array) and values.typecode == "d":
+        return float(np.frombuffer(values, dtype=np.float64).sum())
+    return sum(values)
 
 
 @dataclass
@@ -44,7 +54,7 @@ class RunningAverages:
         bad: list[str] = []
         sums, counts = self.sums, self.counts
         for key, (_, _, col) in columns.items():
-            total = sum(col)
+            total = column_sum(col)
             sums[key] = sums.get(key, 0.0) + total
             counts[key] = counts.get(key, 0) + len(col)
             if not math.isfinite(total):

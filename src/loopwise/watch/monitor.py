@@ -39,10 +39,11 @@ from tqdm.auto import tqdm
 from loopwise.record.run import Run, exit_status
 from loopwise.record.validate import check_key, check_number
 from loopwise.watch.csvlog import CsvLog
-from loopwise.watch.fold import LoopStats, fold_into_csv, resolve_device_values
+from loopwise.watch.fold import LoopStats, fold_window, read_tensor_slots
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
-from loopwise.watch.metrics import RunningAverages, format_postfix
+from loopwise.watch.metrics import RunningAverages, column_sum, format_postfix
 from loopwise.watch.system import ensure_system_monitor
+from loopwise.watch.window import PendingColumn, take_columns
 
 T = TypeVar("T")
 
@@ -100,20 +101,22 @@ class TrainingMonitor(Generic[T]):
             run.set_config(config)
         self.run: Run | None = run
         self._averages = RunningAverages()
-        self._pending: dict[str, tuple[list[int], list[float], list[Any]]] = {}
+        # The refresh window (watch/window.py): each step's start time (perf clock), the
+        # log() rows, the global step before the window and the time of that step.
+        self._times: list[float] = []
+        self._pending: dict[str, PendingColumn] = {}
         self._has_device_values = False
-        self._wall0 = time.time()
-        self._perf0 = time.perf_counter()
-        self._t_step = self._wall0  # wall time of the current step's start
+        self._to_wall = time.time() - time.perf_counter()
+        self._time_before = time.perf_counter()
         self._warned_nonfinite = False
         self._start_step = run.global_step if run is not None else 0
-        self._step = self._start_step
+        self._step0 = self._start_step
         self._wait = 0.0
         self._body = 0.0
         self._mininterval = float(mininterval)
         self._next_refresh = 0.0
         self._bar_n = 0
-        self._pass_start = self._step
+        self._pass_start = self._start_step
         self._in_with = False
         self._finished = False
         self._closed = False
@@ -133,15 +136,43 @@ class TrainingMonitor(Generic[T]):
     @property
     def step(self) -> int:
         """The global step: batches done by this monitor and the earlier ones of its run."""
-        return self._step
+        return self._step0 + len(self._times)
 
     @property
     def stats(self) -> LoopStats:
-        return LoopStats(self._step - self._start_step, self._wait, self._body)
+        """Steps done, and the data-wait and body seconds as of the last refresh."""
+        return LoopStats(self.step - self._start_step, self._wait, self._body)
 
     def log(self, metrics: Mapping[str, Any]) -> None:
         """Log this step's values: floats, ints, NumPy scalars or 0-dim tensors."""
-        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+        # The step path: plain floats/ints under known keys go straight into their column
+        # (watch/window.py). Anything else (a new key, a tensor, a NumPy scalar, a Mapping
+        # that is not a dict) is undone and takes _log_checked: a log() is all or nothing.
+        if type(metrics) is dict and not self._closed:
+            pending = self._pending
+            index = len(self._times)
+            for key, value in metrics.items():
+                if type(value) is float or type(value) is int:
+                    col = pending.get(key)
+                    if col is not None:
+                        col[0].append(index)
+                        col[1].append(value)
+                        continue
+                self._undo(metrics, key)
+                return self._log_checked(metrics)
+            return None
+        return self._log_checked(metrics)
+
+    def _undo(self, metrics: Mapping[str, Any], stop: str) -> None:
+        for key in metrics:
+            if key == stop:
+                return
+            col = self._pending[key]
+            col[0].pop()
+            col[1].pop()
+
+    def _log_checked(self, metrics: Mapping[str, Any]) -> None:
+        if not isinstance(metrics, Mapping):
             raise TypeError(
                 f"log() takes a mapping of metric name to value, e.g. {{'loss': 0.3}}; got "
                 f"{type(metrics).__name__}"
@@ -149,30 +180,20 @@ class TrainingMonitor(Generic[T]):
         if self._closed:
             raise RuntimeError("this TrainingMonitor is closed; log() before close(), or pass "
                                "run= to a new monitor to keep logging to the same run")
-        # Column-wise buffers: no per-step containers for the garbage collector to scan.
-        # A key is checked when its column is made (once per refresh window).
-        cols = self._pending
-        step, t = self._step, self._t_step
-        try:
-            for key, value in metrics.items():
-                if type(value) is not float and type(value) is not int:
-                    value = self._convert(key, value)
-                col = cols.get(key)
-                if col is None:
-                    check_key(key)
-                    col = cols[key] = ([], [], [])
-                col[0].append(step)
-                col[1].append(t)
-                col[2].append(value)
-        except Exception:  # undo this call's earlier values: a log() is all or nothing
-            for done in metrics:
-                if done == key:
-                    break
-                for part in cols[done]:
-                    part.pop()
-                if not cols[done][0]:
-                    del cols[done]
-            raise
+        row: dict[str, Any] = {}
+        for key, value in metrics.items():  # all checked before anything is kept
+            if key not in self._pending:
+                check_key(key)
+            if type(value) is not float and type(value) is not int:
+                value = self._convert(key, value)
+            row[key] = value
+        index = len(self._times)
+        for key, value in row.items():
+            col = self._pending.get(key)
+            if col is None:
+                col = self._pending[key] = ([], [])
+            col[0].append(index)
+            col[1].append(value)
 
     def averages(self) -> dict[str, float]:
         """The running averages now (reads pending CUDA values: a device sync)."""
@@ -206,7 +227,7 @@ class TrainingMonitor(Generic[T]):
             self._averages.reset()
             self._bar.reset(total=self.total)
             self._bar_n = 0
-        self._pass_start = self._step
+        self._pass_start = self.step
         return self._iterate()
 
     def __len__(self) -> int:
@@ -227,7 +248,7 @@ class TrainingMonitor(Generic[T]):
 
     def state_dict(self) -> dict[str, Any]:
         self._process()
-        return {"step": self._step, "start_step": self._start_step,
+        return {"step": self.step, "start_step": self._start_step,
                 "averages": self._averages.state_dict(), "data_wait_s": self._wait,
                 "body_s": self._body}
 
@@ -235,53 +256,65 @@ class TrainingMonitor(Generic[T]):
         for key in ("step", "averages"):
             if key not in state:
                 raise KeyError(f"TrainingMonitor state is missing {key!r}")
-        self._step = int(state["step"])
-        self._start_step = int(state.get("start_step", self._step))
+        self._process()  # what was logged so far is recorded under the old step numbers
+        self._step0 = int(state["step"])
+        self._start_step = int(state.get("start_step", self._step0))
         self._averages.load_state_dict(state["averages"])
         self._wait = float(state.get("data_wait_s", 0.0))
         self._body = float(state.get("body_s", 0.0))
         if self.run is not None:
-            self.run.global_step = self._step
+            self.run.global_step = self._step0
 
     # -- internals ---------------------------------------------------------------------------
     def _iterate(self) -> Iterator[T]:
+        # Per step: two clock reads, one append, two additions. Timings are summed in locals
+        # and handed to the monitor at each refresh and at the end.
         perf = time.perf_counter
-        to_wall = self._wall0 - self._perf0
-        iterator = iter(self._iterable)
+        mark = self._times.append
+        next_refresh = self._next_refresh
+        wait = body = 0.0
         completed = False
         try:
             t_end = perf()
-            while True:
-                try:
-                    batch = next(iterator)
-                except StopIteration:
-                    completed = True
-                    break
+            for batch in self._iterable:
                 t_got = perf()
-                self._t_step = t_got + to_wall  # wall time of this step's start
-                self._wait += t_got - t_end
-                self._step += 1
+                mark(t_got)
+                wait += t_got - t_end
                 yield batch
                 t_end = perf()
-                self._body += t_end - t_got
-                if t_end >= self._next_refresh:
+                body += t_end - t_got
+                if t_end >= next_refresh:
+                    self._wait += wait
+                    self._body += body
+                    wait = body = 0.0
                     self._refresh(t_end)
+                    next_refresh = self._next_refresh
+                    t_end = perf()  # the refresh is neither data wait nor loop body
+            completed = True
         except GeneratorExit:
+            self._add_times(wait, body)
             self._finish_pass()  # break, or an exception in the loop body: see module doc
             raise
         except KeyboardInterrupt:
+            self._add_times(wait, body)
             self._event("interrupted", "interrupted by Ctrl-C", level="warning")
             self.close("interrupted")
             raise
         except Exception as exc:
+            self._add_times(wait, body)
             text = "".join(traceback.format_exception(exc))
             self.close("failed", error=text)
             raise
+        self._add_times(wait, body)
         if completed:
             if self._in_with:
                 self._finish_pass()
             else:
                 self.close("finished")
+
+    def _add_times(self, wait: float, body: float) -> None:
+        self._wait += wait
+        self._body += body
 
     def _convert(self, key: str, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
@@ -299,25 +332,33 @@ class TrainingMonitor(Generic[T]):
         return check_number(value, what=f"metric {key!r}")
 
     def _process(self) -> dict[str, float]:
-        """Fold pending values into averages, the record and the CSV; return the averages."""
-        columns = self._pending
-        if columns:
-            self._pending = {}
+        """Fold the window into averages, the record and the CSV; return the averages."""
+        pending, times = self._pending, self._times
+        bad: list[str] = []
+        if pending or times:
+            # Keys stay known (with empty columns) so that the next window's log() is fast.
+            self._pending = {key: ([], []) for key in pending}
+            pending = {key: col for key, col in pending.items() if col[0]}
             if self._has_device_values:
-                resolve_device_values(columns)
+                read_tensor_slots((values, i) for _, values in pending.values()
+                                  for i in range(len(values)))
                 self._has_device_values = False
-            if self._csv is None:
-                bad = self._averages.add_columns(columns)
-            else:
-                bad = fold_into_csv(columns, self._averages, self._csv)
-            if self.run is not None:
+            window = take_columns(pending, times, self._step0, self._time_before,
+                                  self._to_wall)
+            if times:
+                self._step0 += len(times)
+                self._time_before = times[-1]
+                times.clear()  # the same list: the running generator appends to it
+            bad = fold_window(window, self._averages, self._csv)
+            columns = window.columns
+            if self.run is not None and columns:
                 self.run.append_columns(columns)
-            if self._health is not None:  # one observation per refresh window, not per step
-                means = {k: sum(c[2]) / len(c[2]) for k, c in columns.items()}
-                self._health.observe_many(self._step, means)
+            if self._health is not None and columns:  # one observation per refresh window
+                means = {k: column_sum(c[2]) / len(c[2]) for k, c in columns.items()}
+                self._health.observe_many(self._step0, means)
         if self.run is not None:
-            self.run.global_step = self._step
-        if columns and bad and not self._warned_nonfinite:
+            self.run.global_step = self._step0
+        if bad and not self._warned_nonfinite:
             self._warn_nonfinite(bad)
         if self._csv is not None:
             self._csv.maybe_flush()
@@ -344,7 +385,7 @@ class TrainingMonitor(Generic[T]):
         averages = self._process()
         bar = self._bar
         bar.set_postfix_str(self._postfix(averages), refresh=False)
-        done = self._step - self._pass_start
+        done = self.step - self._pass_start
         bar.update(done - self._bar_n)
         self._bar_n = done
 
@@ -360,7 +401,7 @@ class TrainingMonitor(Generic[T]):
             averages = self._averages.averages()
             finite = {k: v for k, v in averages.items() if math.isfinite(v)}
             self._event("pass_end", f"{self.desc or 'loop'}: {self.stats.steps} steps",
-                        data={"step": self._step, "averages": finite})
+                        data={"step": self.step, "averages": finite})
             self.run.flush()
 
     def _event(self, kind: str, message: str, *, level: str = "info",
