@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import xxhash
 
 from loopwise.train.checkpoint_store import (
     BackgroundWriter,
@@ -37,10 +38,10 @@ def _state() -> dict[str, object]:
 
 def test_save_file_hash_matches_the_bytes_on_disk(tmp_path: Path) -> None:
     path = tmp_path / "a.pt"
-    stored = save_file(path, _state())  # 1.4 MB: the helper thread hashes most of it
+    stored = save_file(path, _state())  # 1.4 MB: big writes and coalesced small ones
     data = path.read_bytes()
     assert stored.size == len(data)
-    assert stored.hash == hashlib.sha256(data).hexdigest()
+    assert stored.hash == xxhash.xxh3_128(data).hexdigest()
     assert digest_file(path) == stored
     loaded = load_file(path, expected=stored)
     assert torch.equal(loaded["w"], _state()["w"]) and loaded["nested"]["name"] == "x"
@@ -191,7 +192,21 @@ def test_background_writer_runs_one_job_and_raises_its_error_later() -> None:
 
 
 def test_stored_file_records_the_algorithm() -> None:
-    assert StoredFile(size=1, hash="x").algorithm == "sha256"
+    assert StoredFile(size=1, hash="x").algorithm == "xxh3_128"
+
+
+def test_files_hashed_with_another_algorithm_still_verify(tmp_path: Path) -> None:
+    path = tmp_path / "old.pt"
+    torch.save({"x": torch.ones(3)}, path)  # e.g. a folder from a release that used SHA-256
+    data = path.read_bytes()
+    old = StoredFile(size=len(data), hash=hashlib.sha256(data).hexdigest(), algorithm="sha256")
+    assert torch.equal(load_file(path, expected=old)["x"], torch.ones(3))
+    unknown = StoredFile(size=len(data), hash="ab", algorithm="crc99")
+    with pytest.raises(CorruptCheckpointError, match="hash algorithm 'crc99' is not available"):
+        load_file(path, expected=unknown)
+    tampered = StoredFile(size=len(data), hash="0" * 64, algorithm="sha256")
+    with pytest.raises(CorruptCheckpointError, match="sha256 hash does not match"):
+        load_file(path, expected=tampered)
 
 
 def test_snapshot_handles_every_kind_of_tensor() -> None:

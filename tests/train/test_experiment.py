@@ -84,7 +84,7 @@ def test_checkpoint_files_round_trip_with_hashes(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "checkpoint.json").read_text())
     entry = manifest["files"]["last_checkpoint.pth"]
     assert entry["current"]["epoch"] == 2 and entry["previous"]["epoch"] == 1
-    assert entry["current"]["algorithm"] == "sha256"
+    assert entry["current"]["algorithm"] == "xxh3_128"
     assert torch.equal(torch.load(tmp_path / "last_weights.pt", weights_only=True)["w"],
                        torch.ones(3) * 2)
 

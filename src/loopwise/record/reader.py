@@ -202,9 +202,11 @@ class RunReader:
         if not rows and key not in self.keys():
             known = ", ".join(self.keys()) or "none yet"
             raise KeyError(f"run {self.path.name!r} has no series {key!r}; known keys: {known}")
-        steps = unpack("q", b"".join(r[0] for r in rows))
-        times = unpack("d", b"".join(r[1] for r in rows))
-        values = unpack("d", b"".join(r[2] for r in rows))
+        steps, times, values = array("q"), array("d"), array("d")
+        for s, t, v in rows:  # one copy per blob, no joined intermediate
+            unpack("q", s, steps)
+            unpack("d", t, times)
+            unpack("d", v, values)
         out = Series(key, steps, times, values)
         return out if max_points is None else downsample(out, max_points)
 

@@ -69,6 +69,9 @@ def pack(arr: array[Any]) -> bytes:
 
 def unpack(typecode: str, blob: bytes, out: array[Any] | None = None) -> array[Any]:
     """Append the little-endian values in ``blob`` to ``out`` (a new array when None)."""
+    if out is not None and not _BIG_ENDIAN:
+        out.frombytes(blob)
+        return out
     part = array(typecode)
     part.frombytes(blob)
     if _BIG_ENDIAN:  # pragma: no cover

@@ -1,14 +1,14 @@
 """How checkpoint files are written and read (the storage half; policy lives in ``checkpoint``).
 
 * ``save_file(path, obj)`` (``stage_file`` + ``commit``) streams ``torch.save`` into a temp
-  file in the same folder while a second thread hashes the bytes already written (SHA-256, see
+  file in the same folder, hashing the bytes as they are written (XXH3-128, see
   ``docs/workflow.md`` for the choice), fsyncs it, then ``os.replace``-s it into place and fsyncs
-  the folder (``loopwise.record.atomic.fsync_dir``). The hash overlaps the write and the fsync.
+  the folder (``loopwise.record.atomic.fsync_dir``).
 * ``load_file(path, expected=...)`` checks size and hash before ``torch.load(weights_only=True)``.
   Loading arbitrary pickles needs ``allow_pickle=True`` and warns.
 
 The rest of storage lives beside this module and is re-exported from here:
-``checkpoint_errors`` (the exceptions), ``checkpoint_hash`` (the streaming hash, ``StoredFile``,
+``checkpoint_errors`` (the exceptions), ``checkpoint_hash`` (the hashing writer, ``StoredFile``,
 ``digest_file``, ``check_file``), ``checkpoint_manifest`` (``Manifest``: the JSON list of
 entries (file, size, hash, step, metrics, time) of one folder) and ``checkpoint_async``
 (``TensorSnapshot`` copies a nested state into reused CPU buffers; ``BackgroundWriter`` runs one
@@ -36,7 +36,6 @@ from loopwise.train.checkpoint_errors import CheckpointError, CorruptCheckpointE
 from loopwise.train.checkpoint_hash import (
     HASH_ALGORITHM,
     READ_CHUNK,
-    ChasingHasher,
     HashingWriter,
     StoredFile,
     check_file,
@@ -103,28 +102,20 @@ def _umask() -> int:
 def _stage(path: Path, fill: Callable[[IO[bytes]], None]) -> StagedFile:
     """Write a temp file next to ``path`` through ``fill``, hashing it meanwhile, and fsync it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    hasher: ChasingHasher | None = None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the mode torch.save would (umask)
             os.fchmod(fd, 0o666 & ~_umask())
-        hasher = ChasingHasher(tmp)
-        writer = HashingWriter(fd, hasher)
+        writer = HashingWriter(fd)
         fill(writer)  # type: ignore[arg-type]
         writer.flush()
         os.fsync(fd)
-        digest, hasher = hasher.finish(), None
-        os.close(fd)
-        fd = -1
     except BaseException:
-        if hasher is not None:
-            with contextlib.suppress(BaseException):
-                hasher.finish()
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return StagedFile(path=path, tmp=Path(tmp), stored=StoredFile(size=writer.size, hash=digest))
+    os.close(fd)
+    return StagedFile(path=path, tmp=Path(tmp), stored=writer.stored())
 
 
 def stage_file(path: str | os.PathLike[str], obj: Any) -> StagedFile:

@@ -2,7 +2,7 @@
 
 ``args.json`` (the trainer's args), ``history.csv`` (one row per epoch), ``last_checkpoint.pth``
 (the full training state), ``last_weights.pt`` (``model.state_dict()`` only) and
-``checkpoint.json`` (size and SHA-256 of the two checkpoint files). Every file is written whole
+``checkpoint.json`` (size and XXH3-128 hash of the two checkpoint files). Every file is written
 and atomically. A checkpoint is staged (written, fsynced, hashed) first, then the manifest
 records its hash next to the previous one, then it takes its final name: after a crash at any
 point the file on disk matches one of the two recorded hashes.
