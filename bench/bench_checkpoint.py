@@ -162,7 +162,10 @@ def main() -> None:
               f"{med(CPU['nocrc']):.3f} s")
         pairs = [b / s for b, s in zip(base_t, store_t, strict=True)]
         print(f"per-round throughput ratio save_file/baseline: "
-              f"{', '.join(f'{r:.2f}' for r in pairs)}")
+              f"{', '.join(f'{r:.2f}' for r in pairs)}; median {med(pairs):.2f}")
+        pairs_b = [b / m for b, m in zip(fresh_t, mgr_t, strict=True)]
+        print(f"per-round throughput ratio CheckpointManager sync/baseline B: "
+              f"{', '.join(f'{r:.2f}' for r in pairs_b)}; median {med(pairs_b):.2f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     sys.stdout.flush()

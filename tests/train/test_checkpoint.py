@@ -52,6 +52,29 @@ def test_keeps_the_last_k(tmp_path: Path) -> None:
     assert mgr.latest() is not None and mgr.latest().step == 5
 
 
+def test_a_dropped_file_is_recycled_by_the_next_save(tmp_path: Path) -> None:
+    mgr = CheckpointManager(tmp_path, keep_last=1, keep_best=0)
+    mgr.save(_state(1), step=1)
+    mgr.save(_state(2), step=2)  # step 1 falls out of the keep set: kept aside as the spare
+    spare = tmp_path / ".spare-checkpoint"
+    inode = spare.stat().st_ino
+    assert _files(tmp_path) == ["checkpoint-step00000002.pt"]
+    third = mgr.save({"tiny": 1}, step=3)  # written over the spare, cut to its own size
+    assert third.stat().st_ino == inode
+    assert [c.step for c in mgr.list()] == [3]
+    assert all(c.ok for c in mgr.verify())
+    assert mgr.load_latest() == {"tiny": 1}
+    assert spare.exists() and _files(tmp_path) == ["checkpoint-step00000003.pt"]
+
+
+def test_recycle_false_deletes_dropped_files(tmp_path: Path) -> None:
+    mgr = CheckpointManager(tmp_path, keep_last=1, keep_best=0, recycle=False)
+    for step in (1, 2, 3):
+        mgr.save(_state(step), step=step)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-step00000003.pt",
+                                                          "manifest.json"]
+
+
 def test_keeps_the_best_k_besides_the_last(tmp_path: Path) -> None:
     mgr = CheckpointManager(tmp_path, monitor="val_loss", keep_last=1, keep_best=2)
     losses = {1: 0.9, 2: 0.3, 3: 0.5, 4: 0.2, 5: 0.8, 6: 0.7}
@@ -210,7 +233,7 @@ def test_async_save_error_surfaces_on_the_next_call(tmp_path: Path,
     mgr = CheckpointManager(tmp_path, async_save=True)
     gate = threading.Event()
 
-    def failing(path: Any, obj: Any) -> Any:
+    def failing(path: Any, obj: Any, **kwargs: Any) -> Any:
         gate.wait(5)
         raise OSError("No space left on device")
 
@@ -228,7 +251,7 @@ def test_async_save_error_surfaces_on_the_next_call(tmp_path: Path,
 def test_async_error_surfaces_on_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mgr = CheckpointManager(tmp_path, async_save=True)
 
-    def failing(path: Any, obj: Any) -> Any:
+    def failing(path: Any, obj: Any, **kwargs: Any) -> Any:
         raise OSError("I/O error")
 
     monkeypatch.setattr("loopwise.train.checkpoint.save_file", failing)
@@ -253,6 +276,7 @@ def test_loading_objects_needs_allow_pickle(tmp_path: Path) -> None:
     ({"mode": "up"}, ValueError, "mode must be 'min' or 'max'"),
     ({"monitor": ""}, ValueError, "monitor must be a metric name"),
     ({"async_save": "yes"}, TypeError, "async_save must be True or False"),
+    ({"recycle": 1}, TypeError, "recycle must be True or False"),
 ])
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], error: type[Exception],
                        match: str) -> None:

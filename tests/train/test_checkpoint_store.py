@@ -71,6 +71,22 @@ def test_a_failed_save_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name != "a.pt"]
 
 
+def test_save_file_writes_over_a_file_it_may_reuse(tmp_path: Path) -> None:
+    old = tmp_path / "old.pt"
+    old.write_bytes(b"x" * 5_000_000)  # bigger than the new file: the tail must go
+    inode = old.stat().st_ino
+    stored = save_file(tmp_path / "new.pt", _state(), reuse=old)
+    new = tmp_path / "new.pt"
+    assert not old.exists() and new.stat().st_ino == inode
+    assert new.stat().st_size == stored.size < 5_000_000
+    assert stored == digest_file(new)
+    assert torch.equal(load_file(new, expected=stored)["w"], _state()["w"])
+    # nothing to reuse: a new file, as without reuse
+    again = save_file(tmp_path / "again.pt", {"x": 1}, reuse=tmp_path / "missing.pt")
+    assert load_file(tmp_path / "again.pt", expected=again) == {"x": 1}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_staged_file_takes_its_name_only_on_commit(tmp_path: Path) -> None:
     path = tmp_path / "a.pt"
     staged = stage_file(path, {"x": torch.ones(2)})

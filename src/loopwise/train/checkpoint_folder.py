@@ -23,6 +23,7 @@ from loopwise.train.checkpoint_store import load_file
 MANIFEST = "manifest.json"
 FILE_RE = re.compile(r"^checkpoint-step(\d+)\.pt$")
 TMP_GLOB = ".checkpoint-step*.tmp"  # an interrupted write; never a complete checkpoint
+SPARE = ".spare-checkpoint"  # a dropped checkpoint file kept for the next save to write over
 FORMAT = "loopwise_checkpoint"  # the key that marks a payload as a loopwise checkpoint
 
 

@@ -99,18 +99,39 @@ def _umask() -> int:
     return 0o022
 
 
-def _stage(path: Path, fill: Callable[[IO[bytes]], None]) -> StagedFile:
-    """Write a temp file next to ``path`` through ``fill``, hashing it meanwhile, and fsync it."""
+def _take_over(old: Path, tmp: str) -> bool:
+    """Move ``old`` onto the temp name ``tmp`` (its blocks are then reused); False if missing."""
+    try:
+        os.replace(old, tmp)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _stage(path: Path, fill: Callable[[IO[bytes]], None], reuse: Path | None = None
+           ) -> StagedFile:
+    """Write a temp file next to ``path`` through ``fill``, hashing it meanwhile, and fsync it.
+
+    ``reuse``: a file to write over instead of a new one (it becomes the temp file; missing is
+    fine). Overwriting allocated blocks and cached pages costs about half of filling new ones
+    on thin-provisioned disks and VMs that hand freed memory back to the host.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if reuse is not None and _take_over(reuse, tmp):
+            os.close(fd)
+            fd = -1
+            fd = os.open(tmp, os.O_WRONLY)  # no O_TRUNC: written over, cut to size below
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the mode torch.save would (umask)
             os.fchmod(fd, 0o666 & ~_umask())
         writer = HashingWriter(fd)
         fill(writer)  # type: ignore[arg-type]
         writer.flush()
+        os.ftruncate(fd, writer.size)
         os.fsync(fd)
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
@@ -118,14 +139,23 @@ def _stage(path: Path, fill: Callable[[IO[bytes]], None]) -> StagedFile:
     return StagedFile(path=path, tmp=Path(tmp), stored=writer.stored())
 
 
-def stage_file(path: str | os.PathLike[str], obj: Any) -> StagedFile:
-    """``torch.save(obj)`` into a durable temp file next to ``path``; ``commit()`` to finish."""
-    return _stage(Path(path), lambda fh: torch.save(obj, fh))
+def stage_file(path: str | os.PathLike[str], obj: Any, *,
+               reuse: str | os.PathLike[str] | None = None) -> StagedFile:
+    """``torch.save(obj)`` into a durable temp file next to ``path``; ``commit()`` to finish.
+    ``reuse`` names a file to write over (see ``save_file``)."""
+    return _stage(Path(path), lambda fh: torch.save(obj, fh),
+                  None if reuse is None else Path(reuse))
 
 
-def save_file(path: str | os.PathLike[str], obj: Any) -> StoredFile:
-    """``torch.save(obj)`` to ``path`` atomically and durably; return its size and hash."""
-    return stage_file(path, obj).commit()
+def save_file(path: str | os.PathLike[str], obj: Any, *,
+              reuse: str | os.PathLike[str] | None = None) -> StoredFile:
+    """``torch.save(obj)`` to ``path`` atomically and durably; return its size and hash.
+
+    ``reuse``: a file in the same folder that is no longer needed (e.g. a checkpoint that fell
+    out of the keep set); it is written over (and cut to size) instead of a new file, then takes
+    ``path``'s name. Missing is fine.
+    """
+    return stage_file(path, obj, reuse=reuse).commit()
 
 
 def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> StoredFile:
