@@ -149,7 +149,7 @@ def main() -> None:
         print(f"| save_file, torch's own CRC32 turned off (set_crc32_options(False)) | "
               f"{med(nocrc_t):.3f} | {min(nocrc_t):.3f} | {gbps / med(nocrc_t):.2f} | "
               f"{base / med(nocrc_t):.2f}x throughput | |")
-        print(f"| CheckpointManager.save, sync (keep_last=1: writes while the previous exists) | "
+        print(f"| CheckpointManager.save, sync (keep_last=1, recycles the dropped file) | "
               f"{med(mgr_t):.3f} | {min(mgr_t):.3f} | {gbps / med(mgr_t):.2f} | "
               f"{base / med(mgr_t):.2f}x; vs baseline B {fresh / med(mgr_t):.2f}x | >= 0.8x |")
         print(f"| CheckpointManager.save, async: training thread blocked | {med(blocked_t):.3f} "
