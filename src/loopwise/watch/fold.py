@@ -73,12 +73,12 @@ def _fold_uniform_into_csv(columns: Mapping[str, Any], averages: RunningAverages
         running = np.empty(n + 1, dtype=np.float64)
         running[0] = averages.sums.get(key, 0.0)
         running[1:] = values
-        if not math.isfinite(running[1:].sum()):
-            n_bad = n - int(np.isfinite(running[1:]).sum())
-            if n_bad:
-                bad.append(key)
-                averages.nonfinite[key] = averages.nonfinite.get(key, 0) + n_bad
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, no warning
+            if not math.isfinite(running[1:].sum()):
+                n_bad = n - int(np.isfinite(running[1:]).sum())
+                if n_bad:
+                    bad.append(key)
+                    averages.nonfinite[key] = averages.nonfinite.get(key, 0) + n_bad
             np.cumsum(running, out=running)
         averages.sums[key] = float(running[-1])
         averages.counts[key] = count + n

@@ -7,9 +7,10 @@ for batch in monitor:
     monitor.log({"loss": loss})          # a float, an int, or a 0-dim tensor
 ```
 
-The step path is kept to a few hundred nanoseconds: ``log()`` checks types and appends the
-values to a list. Every ``mininterval`` seconds (and at the end) the pending values are folded
-into the running averages, the bar's postfix, the CSV and the run record. CPU tensors are read
+The step path is kept to a few hundred nanoseconds: ``log()`` checks each value's type and
+appends it to its key's column (``watch/window.py``). Every ``mininterval`` seconds (and at the
+end) the pending values are folded into the running averages, the bar's postfix, the CSV and
+the run record. CPU tensors are read
 with ``.item()`` at ``log()`` (cheap there); CUDA tensors are kept on the device and read in one
 batch per refresh, so the loop never waits for the GPU because of logging.
 
@@ -101,8 +102,8 @@ class TrainingMonitor(Generic[T]):
             run.set_config(config)
         self.run: Run | None = run
         self._averages = RunningAverages()
-        # The refresh window (watch/window.py): each step's start time (perf clock), the
-        # log() rows, the global step before the window and the time of that step.
+        # The refresh window (watch/window.py): each step's start time (perf clock), each
+        # key's (step index, value) columns, the global step before the window and its time.
         self._times: list[float] = []
         self._pending: dict[str, PendingColumn] = {}
         self._has_device_values = False
