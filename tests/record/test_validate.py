@@ -27,6 +27,8 @@ def test_check_number_rejects_with_hint() -> None:
         check_number(True)
     with pytest.raises(TypeError, match=r"a tensor: log it through TrainingMonitor.log"):
         check_number(torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="metric 'n' is an int too large for a float64"):
+        check_number(10**400, what="metric 'n'")
 
 
 def test_check_json_names_the_key() -> None:

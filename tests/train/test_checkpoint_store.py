@@ -87,6 +87,17 @@ def test_save_file_writes_over_a_file_it_may_reuse(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_save_file_reuse_must_be_a_file_beside_the_target(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    elsewhere = tmp_path / "sub" / "old.pt"
+    elsewhere.write_bytes(b"x")
+    with pytest.raises(ValueError, match="reuse must be a file in the folder of"):
+        save_file(tmp_path / "new.pt", {"x": 1}, reuse=elsewhere)
+    with pytest.raises(TypeError, match="reuse must be a file path or None, got int"):
+        save_file(tmp_path / "new.pt", {"x": 1}, reuse=3)  # type: ignore[arg-type]
+    assert elsewhere.read_bytes() == b"x" and not (tmp_path / "new.pt").exists()
+
+
 def test_staged_file_takes_its_name_only_on_commit(tmp_path: Path) -> None:
     path = tmp_path / "a.pt"
     staged = stage_file(path, {"x": torch.ones(2)})

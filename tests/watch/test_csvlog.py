@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from loopwise.watch.csvlog import CsvLog
+from loopwise.watch.csvlog import CsvLog, iso_stamps
 
 
 class FakeClock:
@@ -69,3 +69,10 @@ def test_unwritable_and_folder_paths(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(PermissionError, match="cannot write log_file .*choose a path"):
         CsvLog(blocker / "sub" / "t.csv")
+
+
+def test_iso_stamps_match_datetime_isoformat() -> None:
+    from datetime import datetime
+    walls = [1_700_000_000.0, 1_700_000_000.1234, 1_700_000_000.9996, 1_700_000_061.5]
+    assert iso_stamps(walls) == [
+        datetime.fromtimestamp(w).isoformat(timespec="milliseconds") for w in walls]

@@ -277,6 +277,19 @@ def test_a_rejected_log_call_records_none_of_its_values() -> None:
     assert "acc" not in reader.keys()
 
 
+def test_an_int_too_big_for_a_float_is_refused_and_the_rest_kept() -> None:
+    m = _monitor(range(2))
+    for i in m:
+        m.log({"loss": 1.0, "count": 7})
+        if i == 1:
+            with pytest.raises(ValueError, match="metric 'count' is an int too large for a "
+                                                 "float64"):
+                m.log({"loss": 5.0, "count": 10**400})
+    reader = _only_run()
+    assert list(reader.series("loss").values) == [1.0, 1.0]
+    assert list(reader.series("count").values) == [7.0, 7.0]
+
+
 def test_a_dict_reused_after_log_keeps_the_logged_values() -> None:
     m = _monitor(range(3), record=False)
     values = {"loss": 0.0}

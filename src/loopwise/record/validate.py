@@ -27,7 +27,11 @@ def check_number(value: object, *, what: str = "value") -> float:
             f"{what} must be a real number (int or float), got {type(value).__name__}"
             f" {value!r:.60}{hint}"
         )
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{what} is an int too large for a float64 (about 1.8e308 at most); "
+                         "log it as a float, or scale it") from None
 
 
 def _path(prefix: str, key: object) -> str:

@@ -143,8 +143,16 @@ def stage_file(path: str | os.PathLike[str], obj: Any, *,
                reuse: str | os.PathLike[str] | None = None) -> StagedFile:
     """``torch.save(obj)`` into a durable temp file next to ``path``; ``commit()`` to finish.
     ``reuse`` names a file to write over (see ``save_file``)."""
-    return _stage(Path(path), lambda fh: torch.save(obj, fh),
-                  None if reuse is None else Path(reuse))
+    target = Path(path)
+    spare: Path | None = None
+    if reuse is not None:
+        if not isinstance(reuse, (str, os.PathLike)):
+            raise TypeError(f"reuse must be a file path or None, got {type(reuse).__name__}")
+        spare = Path(reuse)
+        if spare.parent.resolve() != target.parent.resolve():
+            raise ValueError(f"reuse must be a file in the folder of {target} (it is renamed "
+                             f"into place there), got {spare}")
+    return _stage(target, lambda fh: torch.save(obj, fh), spare)
 
 
 def save_file(path: str | os.PathLike[str], obj: Any, *,

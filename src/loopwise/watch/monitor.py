@@ -47,6 +47,7 @@ from loopwise.watch.system import ensure_system_monitor
 from loopwise.watch.window import PendingColumn, take_columns
 
 T = TypeVar("T")
+_INT_MAX = 1e308  # an int at least this big may not fit a float64: checked on the slow path
 
 
 class TrainingMonitor(Generic[T]):
@@ -153,7 +154,7 @@ class TrainingMonitor(Generic[T]):
             pending = self._pending
             index = len(self._times)
             for key, value in metrics.items():
-                if type(value) is float or type(value) is int:
+                if type(value) is float or (type(value) is int and -_INT_MAX < value < _INT_MAX):
                     col = pending.get(key)
                     if col is not None:
                         col[0].append(index)
@@ -185,7 +186,7 @@ class TrainingMonitor(Generic[T]):
         for key, value in metrics.items():  # all checked before anything is kept
             if key not in self._pending:
                 check_key(key)
-            if type(value) is not float and type(value) is not int:
+            if type(value) is not float:  # ints too: one beyond float64 is refused here
                 value = self._convert(key, value)
             row[key] = value
         index = len(self._times)
