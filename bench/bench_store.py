@@ -54,7 +54,7 @@ def append_columns(root: str) -> tuple[float, float]:
     for start in range(0, STEPS, 1000):
         steps = list(range(start, start + 1000))
         times = [now] * 1000
-        run.append_columns({k: (steps, times, [0.5] * 1000) for k in KEYS})
+        run.log_columns({k: (steps, times, [0.5] * 1000) for k in KEYS})
     calling = time.perf_counter() - t0
     run.close()
     return calling, time.perf_counter() - t0
@@ -67,7 +67,7 @@ def main() -> None:
         base = None
         for name, fn in (("csv.writer + fsync (baseline)", csv_writer),
                          ("Run.log_scalars", log_scalars),
-                         ("Run.append_columns (monitor path)", append_columns)):
+                         ("Run.log_columns (monitor path)", append_columns)):
             runs = [fn(root) for _ in range(3)]
             calling = min(r[0] for r in runs)
             total = min(r[1] for r in runs)
@@ -76,7 +76,7 @@ def main() -> None:
                   f"   ({base / total:.1f}x csv)")
         run = Run.create(root, "read")
         steps = list(range(1_000_000))
-        run.append_columns({"x": (steps, [0.0] * 1_000_000, [0.5] * 1_000_000)})
+        run.log_columns({"x": (steps, [0.0] * 1_000_000, [0.5] * 1_000_000)})
         run.close()
         reader = RunReader(run.path)
         read = best_of(lambda: reader.series("x"))

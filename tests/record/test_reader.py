@@ -106,8 +106,7 @@ def test_reused_pid_is_not_mistaken_for_the_writer(tmp_path: Path) -> None:
 
 def test_read_one_million_points(tmp_path: Path) -> None:
     run = Run.create(tmp_path, "big")
-    rows = [(i, 0.0, {"x": float(i)}) for i in range(1_000_000)]
-    run.append_rows(rows)
+    run.log_columns({"x": (list(range(1_000_000)), [0.0] * 1_000_000, [float(i) for i in range(1_000_000)])})
     run.close()
     s = RunReader(tmp_path / "big").series("x")
     assert len(s) == 1_000_000 and s.values[-1] == 999_999.0

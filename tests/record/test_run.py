@@ -103,7 +103,7 @@ def test_on_close_hooks_run_in_reverse_and_errors_are_recorded(tmp_path: Path) -
 def test_reopen_continues_the_run(tmp_path: Path) -> None:
     run = Run.create(tmp_path, "r")
     run.log_scalar("loss", 1.0, step=1)
-    run.global_step = 1
+    run.advance(1)
     run.close("interrupted")
     again = Run.reopen(tmp_path / "r")
     assert again.global_step == 1 and again.id == run.id
@@ -191,7 +191,7 @@ def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
     from loopwise.record.jsonlog import read_json_log
 
     with Run.create(tmp_path, "j") as run:
-        run.global_step = 40
+        run.advance(40)
         run.log_event("note", "hello", data={"a": 1})
         run.log_epoch(2, {"train_loss": 0.5, "val_loss": float("nan")})
         with pytest.raises(ValueError, match="epoch must be a non-negative int"):
@@ -203,5 +203,8 @@ def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
     assert lines[1]["values"] == {"train_loss": 0.5, "val_loss": "nan"}
     assert lines[2]["kind"] == "closed"
     reader = RunReader(tmp_path / "j")
-    assert list(reader.series("epoch/train_loss").steps) == [2]
+    # an epoch summary sits at the global step where the epoch ended, and carries its epoch
+    loss = reader.series("epoch/train_loss")
+    assert list(loss.steps) == [40] and list(loss.epochs) == [2]
+    assert list(reader.series("epoch").values) == [2.0]
     assert reader.stats()["epoch/train_loss"].last == 0.5

@@ -195,7 +195,7 @@ def test_early_stopping_from_the_config_stops_with_a_reason(tmp_path: Path) -> N
 def test_a_given_run_is_used_and_left_open(tmp_path: Path) -> None:
     train, _ = data()
     run = Run.create(tmp_path, "mine")
-    run.global_step = 100  # e.g. a warm-up loop recorded 100 steps before
+    run.advance(100)  # e.g. a warm-up loop recorded 100 steps before
     result = fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(),
                  run=run, **QUIET)
     assert result.run_path == tmp_path / "mine" and not run.closed

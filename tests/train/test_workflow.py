@@ -258,14 +258,14 @@ def test_mid_epoch_checkpoints_need_a_resumable_sampler(tmp_path: Path) -> None:
 
 
 def test_system_sampler_is_started_unless_turned_off(tmp_path: Path) -> None:
-    from loopwise.watch.system import SYSTEM_ATTR
+    from loopwise.watch.system import SystemMonitor
 
     trainer = _toy()
     Workflow(trainer, tmp_path, 1, "on").run()
-    assert SYSTEM_ATTR in trainer.run.__dict__
+    assert trainer.run.find_helper(SystemMonitor) is not None
     trainer = _toy()
     Workflow(trainer, tmp_path, 1, "off", system=False).run()
-    assert SYSTEM_ATTR not in trainer.run.__dict__
+    assert trainer.run.find_helper(SystemMonitor) is None
 
 
 # -- bad input -------------------------------------------------------------------------------

@@ -37,6 +37,15 @@ class FakeRun:
     def on_close(self, callback):
         self.closers.append(callback)
 
+    def helper(self, kind, factory):
+        found = self.__dict__.setdefault("_helpers", {})
+        if kind not in found:
+            found[kind] = factory()
+        return found[kind]
+
+    def find_helper(self, kind):
+        return self.__dict__.get("_helpers", {}).get(kind)
+
 
 def test_a_finding_is_recorded_as_an_event_and_printed_once_per_episode():
     run, console = FakeRun(), io.StringIO()

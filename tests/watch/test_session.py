@@ -135,7 +135,7 @@ def test_everything_shown_is_recorded_and_own_run_closed_at_the_end(make: Maker)
 
 def test_given_run_continues_its_steps_and_is_not_closed(make: Maker) -> None:
     run = Run.create("runs", "given")
-    run.global_step = 100
+    run.advance(100)
     session, _, clock = make("M", 1, 2, 0, run=run)
     session.start_training()
     one_epoch(session, clock, validate=False)

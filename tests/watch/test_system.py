@@ -13,7 +13,7 @@ import pytest
 
 from loopwise.record import Run, RunReader
 from loopwise.watch.sources import SourceError
-from loopwise.watch.system import SYSTEM_ATTR, SystemMonitor, ensure_system_monitor
+from loopwise.watch.system import SystemMonitor, ensure_system_monitor
 
 
 class FakeClock:
@@ -254,7 +254,7 @@ def test_ensure_system_monitor_is_one_per_run_and_stops_with_it(tmp_path):
     stats = Stats()
     monitor = ensure_system_monitor(run, interval=0.05)
     assert ensure_system_monitor(run, loop_stats=stats) is monitor
-    assert getattr(run, SYSTEM_ATTR) is monitor and monitor.running
+    assert run.find_helper(SystemMonitor) is monitor and monitor.running
     deadline = time.monotonic() + 5
     while monitor.samples_written < 2 and time.monotonic() < deadline:
         stats.steps += 1

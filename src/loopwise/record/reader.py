@@ -22,7 +22,8 @@ STALE_HEARTBEAT_S = 60.0
 
 @dataclass(frozen=True)
 class Series:
-    """One scalar series: ``steps``, ``times`` (Unix seconds) and ``values``, equal lengths.
+    """One scalar series: ``steps``, ``times`` (Unix seconds), ``values`` and ``epochs``, equal
+    lengths: every point carries its global step, wall time and epoch (docs/record.md).
 
     The columns are ``array.array`` objects (indexable, cheap); ``to_numpy()`` gives arrays.
     """
@@ -31,6 +32,7 @@ class Series:
     steps: array[int]
     times: array[float]
     values: array[float]
+    epochs: array[int] = field(default_factory=lambda: array("q"))
 
     def __len__(self) -> int:
         return len(self.values)
@@ -132,8 +134,29 @@ def downsample(series: Series, max_points: int) -> Series:
     i_max = base + np.argmax(np.where(nan, -np.inf, grid), axis=1)
     keep = np.unique(np.concatenate([i_min, i_max]))
     idx = keep[keep < n]
-    return Series(series.key, array("q", steps[idx].tolist()), array("d", times[idx].tolist()),
-                  array("d", values[idx].tolist()))
+    epochs = np.frombuffer(series.epochs, dtype=np.int64) if len(series.epochs) == n else None
+    return Series(series.key, array("q", steps[idx].tobytes()), array("d", times[idx].tobytes()),
+                  array("d", values[idx].tobytes()),
+                  array("q") if epochs is None else array("q", epochs[idx].tobytes()))
+
+
+def epochs_at(steps: array[int], ends: Series | None) -> array[int]:
+    """The epoch of each point at ``steps``: the epoch in progress at that step, from the
+    ``epoch`` series (value ``e`` at the global step where epoch ``e`` ended). A point at an
+    end step belongs to the epoch that ended there; one after the last end to the next epoch;
+    a run that never ended an epoch is in epoch 1."""
+    import numpy as np
+
+    at = np.frombuffer(steps, dtype=np.int64)
+    if ends is None or not len(ends):
+        return array("q", np.ones(len(at), dtype=np.int64).tobytes())
+    end_steps = np.frombuffer(ends.steps, dtype=np.int64)
+    end_epochs = np.frombuffer(ends.values, dtype=np.float64).astype(np.int64)
+    order = np.argsort(end_steps, kind="stable")
+    end_steps, end_epochs = end_steps[order], end_epochs[order]
+    table = np.append(end_epochs, end_epochs[-1] + 1)
+    idx = np.searchsorted(end_steps, at, side="left")
+    return array("q", table[idx].tobytes())
 
 
 class RunReader:
@@ -207,7 +230,12 @@ class RunReader:
             unpack("q", s, steps)
             unpack("d", t, times)
             unpack("d", v, values)
-        out = Series(key, steps, times, values)
+        ends = None
+        if key == "epoch":
+            ends = Series(key, steps, times, values)
+        elif "epoch" in self.keys():
+            ends = self.series("epoch")
+        out = Series(key, steps, times, values, epochs_at(steps, ends))
         return out if max_points is None else downsample(out, max_points)
 
     def last_values(self) -> dict[str, float]:

@@ -22,19 +22,21 @@ import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from loopwise.record.atomic import atomic_write_json
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import iso, new_run_info, process_identity
-from loopwise.record.store import STORE_FILE, ColumnData, StoreWriter
+from loopwise.record.recorder import ColumnData, Recorder
+from loopwise.record.store import STORE_FILE, Batch, StoreWriter
 from loopwise.record.validate import check_json, check_key, check_number
 
 RUN_FILE = "run.json"
 CONFIG_FILE = "config.json"
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 LEVELS = ("debug", "info", "warning", "error")
+H = TypeVar("H")
 
 
 def exit_status(exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -61,10 +63,14 @@ class Run:
         self._closers: list[Callable[[], None]] = []
         self._close_lock = threading.Lock()
         self._closed = False
-        self.global_step = int(info.get("global_step", 0))
+        self._info_lock = threading.Lock()  # run.json: the heartbeat thread and the caller
+        self._global_step = int(info.get("global_step", 0))
+        self._helpers: dict[type, object] = {}
+        self._exporters: list[Recorder] = []
+        self._export_errors: set[str] = set()
         self._write_info()
         self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
-                                  on_tick=self._tick, clock=clock)
+                                  on_tick=self._tick, on_batch=self._export, clock=clock)
         self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
         atexit.register(self._atexit)
 
@@ -143,7 +149,70 @@ class Run:
     @property
     def info(self) -> dict[str, Any]:
         """A copy of what ``run.json`` holds."""
-        return dict(self._info)
+        with self._info_lock:
+            return dict(self._info)
+
+    # -- the global step: owned by the run -----------------------------------------------------
+    @property
+    def global_step(self) -> int:
+        """Training steps done in this run (over every entry point and resume). Advanced only
+        by :meth:`advance`; a resume sets it back with :meth:`restore_step`."""
+        return self._global_step
+
+    def advance(self, steps: int = 1) -> int:
+        """Count ``steps`` more training steps; return the new global step."""
+        if type(steps) is not int or steps < 0:
+            raise ValueError(f"advance() takes a non-negative int of steps, got {steps!r}")
+        self._global_step += steps
+        return self._global_step
+
+    def restore_step(self, step: int) -> None:
+        """Set the global step to ``step`` (a resume from a checkpoint taken at that step)."""
+        if type(step) is not int or step < 0:
+            raise ValueError(f"restore_step() takes a non-negative int, got {step!r}")
+        self._global_step = step
+
+    # -- per-run helpers -------------------------------------------------------------------------
+    def helper(self, kind: type[H], factory: Callable[[], H]) -> H:
+        """The run's one helper of type ``kind`` (system sampler, health monitor...), made by
+        ``factory()`` the first time it is asked for."""
+        if not isinstance(kind, type):
+            raise TypeError(f"kind must be a class, got {kind!r}")
+        with self._close_lock:
+            found = self._helpers.get(kind)
+            if found is None:
+                found = factory()
+                if not isinstance(found, kind):
+                    raise TypeError(f"factory() made a {type(found).__name__}, not a "
+                                    f"{kind.__name__}")
+                self._helpers[kind] = found
+        return found  # type: ignore[return-value]
+
+    def find_helper(self, kind: type[H]) -> H | None:
+        """The run's helper of type ``kind``, or None when none was made."""
+        found = self._helpers.get(kind)
+        return found  # type: ignore[return-value]
+
+    # -- exporters ---------------------------------------------------------------------------
+    def add_exporter(self, exporter: Recorder) -> None:
+        """Mirror this run into ``exporter`` (a :class:`~loopwise.record.recorder.Recorder`):
+        its config now, then everything the store commits (handed over from the writer thread,
+        never the training thread), and the close. An exporter must not block: the ones in
+        :mod:`loopwise.export` queue and deliver from a thread of their own."""
+        if not isinstance(exporter, Recorder):
+            raise TypeError(f"an exporter implements loopwise.record.Recorder (log_scalars, "
+                            f"log_columns, log_epoch, log_event, log_system, set_config, close); "
+                            f"got {type(exporter).__name__}")
+        if self._closed:
+            raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
+        config_file = self.path / CONFIG_FILE
+        if config_file.is_file():
+            exporter.set_config(json.loads(config_file.read_text(encoding="utf-8")))
+        self._exporters.append(exporter)
+
+    @property
+    def exporters(self) -> list[Recorder]:
+        return list(self._exporters)
 
     # -- logging -----------------------------------------------------------------------------
     def log_scalar(self, key: str, value: float, *, step: int,
@@ -167,17 +236,9 @@ class Run:
             clean[key] = value
         self._store.add_scalars(step, self._clock() if wall_time is None else wall_time, clean)
 
-    def append_rows(self, rows: list[tuple[int, float, dict[str, float]]]) -> None:
-        """Queue ``(step, wall_time, {key: float})`` rows already checked by the caller.
-
-        The fast path of :class:`~loopwise.TrainingMonitor`; other callers use log_scalars.
-        """
-        if self._closed:
-            raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")
-        self._store.add_rows(rows)
-
-    def append_columns(self, columns: Mapping[str, ColumnData]) -> None:
-        """Queue ``{key: (steps, wall_times, values)}`` columns already checked by the caller."""
+    def log_columns(self, columns: Mapping[str, ColumnData]) -> None:
+        """Queue ``{key: (steps, wall_times, values)}`` columns of floats (the loop-side
+        accumulator's hand-over: keys and values were checked when they were logged)."""
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; nothing more can be logged to it")
         self._store.add_columns(columns)
@@ -202,21 +263,26 @@ class Run:
 
     def log_epoch(self, epoch: int, values: Mapping[str, float], *,
                   step: int | None = None) -> None:
-        """Record an epoch's summary: series ``epoch/<name>`` at ``step=epoch``, plus one
-        ``metrics`` line in the JSON log (with the global ``step``, default ``global_step``).
+        """Record an epoch's summary at the global ``step`` where the epoch ended (default
+        ``global_step``): series ``epoch/<name>`` plus the ``epoch`` series (value ``epoch``)
+        that gives every point of the run its epoch, and one ``metrics`` line in the JSON log.
 
         The prefix keeps an epoch mean (``epoch/loss``) apart from the per-step series
-        (``loss``) that TrainingMonitor records under the plain name.
+        (``loss``). See ``docs/record.md``.
         """
         if type(epoch) is not int or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         if not isinstance(values, Mapping):
             raise TypeError(f"values must be a mapping of name to number, got "
                             f"{type(values).__name__}")
+        if step is not None and (type(step) is not int or step < 0):
+            raise ValueError(f"step must be a non-negative int, got {step!r}")
         clean = {check_key(k): check_number(v, what=f"value of {k!r}") for k, v in values.items()}
-        self.log_scalars({f"epoch/{k}": v for k, v in clean.items()}, step=epoch)
-        self._jsonlog.metrics(clean, step=self.global_step if step is None else step,
-                              epoch=epoch, time=self._clock())
+        at = self.global_step if step is None else step
+        row = {f"epoch/{k}": v for k, v in clean.items()}
+        row["epoch"] = float(epoch)
+        self.log_scalars(row, step=at)
+        self._jsonlog.metrics(clean, step=at, epoch=epoch, time=self._clock())
 
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
         """Record one system sample (name -> value)."""
@@ -232,6 +298,8 @@ class Run:
             raise TypeError(f"config must be a mapping (dict), got {type(config).__name__}")
         check_json(config, what="config")
         atomic_write_json(self.path / CONFIG_FILE, dict(config))
+        for exporter in self._exporters:
+            exporter.set_config(config)
 
     def set_info(self, **fields: Any) -> None:
         """Add JSON fields to ``run.json`` (e.g. a model summary line); core fields are refused."""
@@ -239,14 +307,12 @@ class Run:
             if key in ("id", "name", "status", "start_time", "end_time", "heartbeat", "pid"):
                 raise ValueError(f"run.json field {key!r} is managed by loopwise")
         check_json(fields, what="run info")
-        self._info.update(fields)
-        self._write_info()
+        self._update_info(**fields)
 
     def flush(self) -> None:
         """Block until everything logged so far is on disk."""
         self._store.flush()
-        self._info["global_step"] = self.global_step
-        self._write_info()
+        self._update_info(global_step=self.global_step)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the run closes (last registered, first called)."""
@@ -287,12 +353,14 @@ class Run:
                     "status": status, "global_step": self.global_step})
                 self._jsonlog.close()
                 now = self._clock()
-                self._info.update(status=status, end_time=now, heartbeat=now,
-                                  ended_at=iso(now), global_step=self.global_step)
+                fields: dict[str, Any] = dict(status=status, end_time=now, heartbeat=now,
+                                              ended_at=iso(now), global_step=self.global_step)
                 if error is not None:
-                    self._info["error"] = error
-                self._write_info()
+                    fields["error"] = error
+                self._update_info(**fields)
                 atexit.unregister(self._atexit)
+                for exporter in self._exporters:
+                    exporter.close(status, error=error)
 
     def __enter__(self) -> Run:
         return self
@@ -307,15 +375,39 @@ class Run:
 
     # -- internals ---------------------------------------------------------------------------
     def _write_info(self) -> None:
-        atomic_write_json(self.path / RUN_FILE, self._info)
+        with self._info_lock:
+            atomic_write_json(self.path / RUN_FILE, self._info)
+
+    def _update_info(self, **fields: Any) -> None:
+        with self._info_lock:
+            self._info.update(fields)
+            atomic_write_json(self.path / RUN_FILE, self._info)
 
     def _tick(self) -> None:
         now = self._clock()
         if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
             self._last_heartbeat = now
-            self._info["heartbeat"] = now
-            self._info["global_step"] = self.global_step
-            self._write_info()
+            self._update_info(heartbeat=now, global_step=self.global_step)
+
+    def _export(self, batch: Batch) -> None:
+        """Hand a committed batch to every exporter (on the store's writer thread). An exporter
+        that raises is reported once as an ``exporter_error`` event and kept: the record, and
+        the other exporters, go on."""
+        for exporter in self._exporters:
+            try:
+                if batch.columns:
+                    exporter.log_columns(batch.columns)
+                for _, level, kind, message, data_json in batch.events:
+                    exporter.log_event(kind, message, level=level,
+                                       data=None if data_json is None else json.loads(data_json))
+                for wall_time, values in batch.system:
+                    exporter.log_system(values, wall_time=wall_time)
+            except Exception as exc:
+                name = type(exporter).__name__
+                if name not in self._export_errors:
+                    self._export_errors.add(name)
+                    self._store.add_event(self._clock(), "error", "exporter_error",
+                                          f"exporter {name} failed: {exc}", None)
 
     def _atexit(self) -> None:
         exc = getattr(sys, "last_value", None)  # set when the process dies of an exception

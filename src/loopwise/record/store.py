@@ -30,8 +30,11 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from loopwise.record.recorder import ColumnData
 
 SCHEMA_VERSION = 1
 STORE_FILE = "store.sqlite"
@@ -55,8 +58,15 @@ CREATE INDEX IF NOT EXISTS system_time ON system (time);
 
 _BIG_ENDIAN = sys.byteorder == "big"
 
-ColumnData = tuple[Sequence[int], Sequence[float], Sequence[float]]
-"""One key's ``(steps, wall_times, values)``: lists, tuples or ``array`` objects."""
+
+@dataclass(frozen=True)
+class Batch:
+    """What one transaction committed: columns by key, event rows ``(time, level, kind,
+    message, data_json)`` and system samples ``(time, {name: value})``."""
+
+    columns: dict[str, tuple[array[int], array[float], array[float]]]
+    events: list[tuple[float, str, str, str, str | None]]
+    system: list[tuple[float, Mapping[str, float]]]
 
 
 def pack(arr: array[Any]) -> bytes:
@@ -107,6 +117,7 @@ class StoreWriter:
         flush_interval: float = 0.2,
         max_pending: int = 1_000_000,
         on_tick: Callable[[], None] | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not flush_interval > 0 or flush_interval > 1.0:
@@ -117,6 +128,7 @@ class StoreWriter:
         self._flush_interval = flush_interval
         self._max_pending = max_pending
         self._on_tick = on_tick
+        self._on_batch = on_batch
         self._clock = clock
         self._scalars: deque[tuple[int, float, Mapping[str, float]]] = deque()
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
@@ -281,8 +293,8 @@ class StoreWriter:
                 col[2].append(value)
         event_rows = [events.popleft() for _ in range(n_e)]
         system_rows: list[tuple[float, str, float]] = []
-        for _ in range(n_y):
-            wall_time, values = system.popleft()
+        samples = [system.popleft() for _ in range(n_y)]
+        for wall_time, values in samples:
             system_rows.extend((wall_time, k, v) for k, v in values.items())
         with self._conn:
             for key, (steps, times, vals) in cols.items():
@@ -311,6 +323,8 @@ class StoreWriter:
                 )
         with self._drained:
             self._drained.notify_all()
+        if self._on_batch is not None:
+            self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples))
 
     def _merge(self, key_id: int) -> None:
         """Merge the trailing chunks of one key that are below the small-chunk size."""

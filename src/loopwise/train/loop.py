@@ -177,7 +177,7 @@ class FitLoop:
         columns = {"train/batch_loss": (steps, walls, d.losses)}
         if len(d.grad_norms) == n:
             columns["train/grad_norm"] = (steps, walls, d.grad_norms)
-        self.run.append_columns(columns)
+        self.run.log_columns(columns)
         self._show(index)
 
     def _show(self, index: int) -> None:
@@ -257,7 +257,7 @@ class FitLoop:
         if state["partial"] is not None:
             self.partial = dict(state["partial"])
         self.display.load_state_dict(state["session"])
-        self.run.global_step = self.engine.step
+        self.run.restore_step(self.engine.step)
         if self.resume_batch and state["epoch_rng"] is not None:
             # replay the interrupted epoch's data order, then continue from the saved RNG
             self._rng_before, self._rng_after = state["epoch_rng"], state["rng"]

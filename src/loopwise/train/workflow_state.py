@@ -129,7 +129,7 @@ def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: di
         callbacks.load_state_dict(state["callbacks"])
     except (ValueError, KeyError) as exc:
         raise ResumeError(f"cannot restore the callbacks from {source}: {exc}") from exc
-    run.global_step = int(state["global_step"])
+    run.restore_step(int(state["global_step"]))
     epoch, phase = int(state["epoch"]), str(state["phase"])
     loop = None
     if phase == "in_epoch":

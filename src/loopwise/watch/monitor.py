@@ -265,7 +265,7 @@ class TrainingMonitor(Generic[T]):
         self._wait = float(state.get("data_wait_s", 0.0))
         self._body = float(state.get("body_s", 0.0))
         if self.run is not None:
-            self.run.global_step = self._step0
+            self.run.restore_step(self._step0)
 
     # -- internals ---------------------------------------------------------------------------
     def _iterate(self) -> Iterator[T]:
@@ -354,12 +354,12 @@ class TrainingMonitor(Generic[T]):
             bad = fold_window(window, self._averages, self._csv)
             columns = window.columns
             if self.run is not None and columns:
-                self.run.append_columns(columns)
+                self.run.log_columns(columns)
             if self._health is not None and columns:  # one observation per refresh window
                 means = {k: column_sum(c[2]) / len(c[2]) for k, c in columns.items()}
                 self._health.observe_many(self._step0, means)
         if self.run is not None:
-            self.run.global_step = self._step0
+            self.run.restore_step(self._step0)
         if bad and not self._warned_nonfinite:
             self._warn_nonfinite(bad)
         if self._csv is not None:

@@ -221,7 +221,7 @@ class TrainingSession:
         self._close_bar()
         self._global_step = self._epoch_base + self._last
         if self.run is not None:
-            self.run.global_step = self._global_step
+            self.run.restore_step(self._global_step)
         assert self._current is not None
         self._current.train = self._rec.resolved(self._last_row)
         self._current.train_steps = self._last
@@ -331,7 +331,7 @@ class TrainingSession:
         self._global_step = self._epoch_base = int(state["global_step"])
         self.history = [EpochResult(**r) for r in state["history"]]
         if self.run is not None:
-            self.run.global_step = self._global_step
+            self.run.restore_step(self._global_step)
 
     def __enter__(self) -> TrainingSession:
         return self

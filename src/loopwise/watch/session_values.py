@@ -155,7 +155,7 @@ class SessionRecorder:
                     column[0].append(step)
                     column[1].append(wall)
                     column[2].append(value)
-            self.run.append_columns({"train/" + k: c for k, c in columns.items()})
+            self.run.log_columns({"train/" + k: c for k, c in columns.items()})
             if self.health is not None:  # one mean per metric per flush window
                 self.health.observe_many(rows[-1][0], {
                     "train/" + k: sum(c[2]) / len(c[2]) for k, c in columns.items()})

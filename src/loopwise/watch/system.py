@@ -34,8 +34,6 @@ from loopwise.watch.sources import (
     SourceError,
 )
 
-SYSTEM_ATTR = "_loopwise_system_monitor"
-HEALTH_ATTR = "_loopwise_health_monitor"
 DEFAULT_INTERVAL = 2.0
 DEFAULT_SUBSAMPLES = 4
 STOP_TIMEOUT_S = 5.0
@@ -298,24 +296,30 @@ def ensure_system_monitor(run: Any, *, interval: float = DEFAULT_INTERVAL,
     subscribed to its samples.
     """
     check_interval(interval)
-    for method in ("log_system", "log_event", "on_close"):
+    for method in ("log_system", "log_event", "on_close", "helper"):
         if not callable(getattr(run, method, None)):
             raise TypeError(f"run must be a loopwise Run, got {type(run).__name__} "
                             f"(no {method}())")
-    existing: SystemMonitor | None = getattr(run, SYSTEM_ATTR, None)
+    existing = run.find_helper(SystemMonitor)
     if existing is None:
         if getattr(run, "closed", False):
             raise RuntimeError("the run is closed; start the system sampler while it is open")
-        monitor = SystemMonitor(run, interval=interval, loop_stats=loop_stats)
-        # setdefault is atomic: two threads racing here agree on one monitor
-        existing = run.__dict__.setdefault(SYSTEM_ATTR, monitor)
-        if existing is monitor:
-            health = getattr(run, HEALTH_ATTR, None)
+        made: list[SystemMonitor] = []
+
+        def make() -> SystemMonitor:
+            made.append(SystemMonitor(run, interval=interval, loop_stats=loop_stats))
+            return made[0]
+
+        existing = run.helper(SystemMonitor, make)  # two threads racing agree on one monitor
+        if made and existing is made[0]:
+            from loopwise.watch.health.runner import HealthMonitor
+
+            health = run.find_helper(HealthMonitor)
             if health is not None:
-                monitor.subscribe(health.observe_system)
-            run.on_close(monitor.stop)
-            monitor.start()
-            return monitor
+                existing.subscribe(health.observe_system)
+            run.on_close(existing.stop)
+            existing.start()
+            return existing
     assert existing is not None
     if loop_stats is not None:
         existing.attach_loop_stats(loop_stats)

@@ -37,7 +37,6 @@ from loopwise.watch.health.plateau import PlateauDetector
 from loopwise.watch.health.spike import SpikeDetector
 from loopwise.watch.health.stalled import StalledDetector
 from loopwise.watch.health.trend import TrendDetector
-from loopwise.watch.system import HEALTH_ATTR, SYSTEM_ATTR
 
 DEFAULT_EPOCH_KEYS = ("val_*", "train_*", "test_*", "epoch_*")
 
@@ -197,8 +196,8 @@ class HealthMonitor:
 
 def attached_health_monitor(run: Any) -> HealthMonitor | None:
     """The run's HealthMonitor if one was attached, without making one."""
-    existing = getattr(run, HEALTH_ATTR, None)
-    return existing if isinstance(existing, HealthMonitor) else None
+    found = getattr(run, "find_helper", None)
+    return found(HealthMonitor) if found is not None else None
 
 
 def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = None,
@@ -208,18 +207,25 @@ def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = No
     It is fed the run's system samples: from the SystemMonitor that
     :func:`loopwise.watch.system.ensure_system_monitor` started, now or later.
     """
-    existing = getattr(run, HEALTH_ATTR, None)
-    if isinstance(existing, HealthMonitor):
+    existing: HealthMonitor | None = run.find_helper(HealthMonitor)
+    if existing is not None:
         return existing
     if getattr(run, "closed", False):
         raise RuntimeError("the run is closed; attach the health monitor while it is open")
-    monitor = HealthMonitor(run, detectors=detectors, console=console)
-    winner = run.__dict__.setdefault(HEALTH_ATTR, monitor)
-    if winner is monitor:
-        system = getattr(run, SYSTEM_ATTR, None)
+    made: list[HealthMonitor] = []
+
+    def make() -> HealthMonitor:
+        made.append(HealthMonitor(run, detectors=detectors, console=console))
+        return made[0]
+
+    winner: HealthMonitor = run.helper(HealthMonitor, make)
+    if made and winner is made[0]:
+        from loopwise.watch.system import SystemMonitor
+
+        system = run.find_helper(SystemMonitor)
         if system is not None:
-            system.subscribe(monitor.observe_system)
-    return winner  # type: ignore[no-any-return]
+            system.subscribe(winner.observe_system)
+    return winner
 
 
 # -- offline ----------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""The one recording interface: what every entry point writes through.
+
+:class:`~loopwise.record.run.Run` implements it (the run folder is the record); every exporter
+(TensorBoard, MLflow, Prometheus) implements it too and is attached to a run with
+``run.add_exporter(...)``, which hands it, from the store's writer thread, exactly what was
+committed to the record. The shape follows torchtune's ``MetricLoggerInterface``: scalars,
+config, close, plus the three things a training record also holds (epoch summaries, events,
+system samples).
+
+Series names and axes are fixed by ``docs/record.md``: every point carries its global step and
+wall time; its epoch is the epoch in progress at that step (the ``epoch`` series marks where
+each epoch ended).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+ColumnData = tuple[Sequence[int], Sequence[float], Sequence[float]]
+"""One key's ``(steps, wall_times, values)``: lists, tuples or ``array`` objects."""
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """What a recorder takes. Values are plain floats (NaN and inf allowed): converting tensors
+    is the loop side's job (:mod:`loopwise.watch.convert`), so no recorder imports torch."""
+
+    def log_scalars(self, values: Mapping[str, float], *, step: int,
+                    wall_time: float | None = None) -> None:
+        """Several series at one global ``step``."""
+
+    def log_columns(self, columns: Mapping[str, ColumnData]) -> None:
+        """Many points at once: ``{key: (steps, wall_times, values)}``."""
+
+    def log_epoch(self, epoch: int, values: Mapping[str, float], *,
+                  step: int | None = None) -> None:
+        """An epoch's summary (series ``epoch/<name>``) at the global step where it ended."""
+
+    def log_event(self, kind: str, message: str, *, level: str = "info",
+                  data: Mapping[str, Any] | None = None) -> None:
+        """An event: health warnings, checkpoints, status changes..."""
+
+    def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
+        """One system sample (``cpu_pct``, ``ram_pct``, ``gpu0_util_pct``...)."""
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """The run's parameters (JSON values)."""
+
+    def close(self, status: str = "finished", *, error: str | None = None) -> None:
+        """The run ended: ``finished``, ``failed`` (with the traceback) or ``interrupted``."""
