@@ -25,7 +25,7 @@ def test_best_of_an_accuracy_is_its_maximum_and_the_first_occurrence_wins():
 
 
 @pytest.mark.parametrize(("key", "mode"), [
-    ("loss", "min"), ("val_loss", "min"), ("train/acc", "max"), ("accuracy", "max"),
+    ("loss", "min"), ("val_loss", "min"), ("acc", "max"), ("accuracy", "max"),
     ("val_f1", "max"), ("top5", "max"), ("acc_loss", "min"), ("lr", "min"), ("mse", "min"),
 ])
 def test_infer_mode(key, mode):

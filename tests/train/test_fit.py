@@ -67,9 +67,9 @@ def test_fit_writes_the_reference_files_and_the_record(tmp_path: Path) -> None:
     assert result.test_loss == pytest.approx(result.best_value)  # test set == val set here
     reader = RunReader(folder)
     assert reader.info["status"] == "finished"
-    assert {"train/batch_loss", "train/grad_norm", "train/loss", "epoch/train_loss",
+    assert {"loss", "grad_norm", "epoch/loss",
             "epoch/val_loss", "epoch/lr", "test/loss"} <= set(reader.keys())
-    assert len(reader.series("train/batch_loss")) == 4 * 4  # every step's own loss
+    assert len(reader.series("loss")) == 4 * 4  # every step's own loss
     kinds = [e.kind for e in reader.events()]
     assert "best_model" in kinds and "epoch_end" in kinds and "test" in kinds
     saved = json.loads((folder / "m_results.json").read_text())
@@ -203,8 +203,8 @@ def test_a_given_run_is_used_and_left_open(tmp_path: Path) -> None:
     run.close()
     reader = RunReader(tmp_path / "mine")
     assert reader.config()["epochs"] == 3
-    assert list(reader.series("train/batch_loss").steps) == list(range(101, 113))
-    assert list(reader.series("train/loss").steps)[-1] == 112  # the session counts on too
+    assert list(reader.series("loss").steps) == list(range(101, 113))
+    assert list(reader.series("loss").steps)[-1] == 112  # the session counts on too
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
@@ -256,10 +256,12 @@ def test_ctrl_c_in_validation_then_resume_in_process(tmp_path: Path) -> None:
                  root=tmp_path, name="val", **QUIET)
     assert result.status == "finished" and len(result.val_losses) == 3
     reader = RunReader(tmp_path / "val")
-    series = reader.series("epoch/train_loss")
-    # epoch 1's training summary was recorded before the interrupt and again on resume
-    assert list(series.steps) == [1, 1, 2, 3] and series.values[0] == series.values[1]
-    assert list(reader.series("train/batch_loss").steps) == list(range(1, 13))
+    series = reader.series("epoch/loss")
+    # epoch 1's training summary was recorded before the interrupt, and not again on resume;
+    # each summary sits at the global step where its epoch ended (4 batches an epoch)
+    assert list(series.steps) == [4, 8, 12] and list(series.epochs) == [1, 2, 3]
+    assert list(reader.series("epoch/val_loss").epochs) == [1, 2, 3]
+    assert list(reader.series("loss").steps) == list(range(1, 13))
 
 
 def test_ctrl_c_between_epochs_is_honoured_not_swallowed(tmp_path: Path) -> None:

@@ -54,7 +54,9 @@ def test_new_experiment_layout_and_history(tmp_path: Path) -> None:
     assert all(float(r["train_seconds"]) > 0 and float(r["eval_seconds"]) > 0 for r in rows)
     reader = RunReader(folder)
     assert reader.info["status"] == "finished" and reader.config() == ARGS
-    assert list(reader.series("epoch/val_loss").steps) == [1, 2, 3]
+    # at the global step where each epoch ended (12 batches an epoch), with its epoch
+    val = reader.series("epoch/val_loss")
+    assert list(val.steps) == [12, 24, 36] and list(val.epochs) == [1, 2, 3]
     weights = torch.load(folder / "last_weights.pt", weights_only=True)
     trainer = _toy()
     trainer.setup()

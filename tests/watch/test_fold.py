@@ -4,8 +4,10 @@ from pathlib import Path
 
 import torch
 
+from loopwise.watch.accumulator import LoopStats
+from loopwise.watch.convert import read_tensor_slots
 from loopwise.watch.csvlog import CsvLog
-from loopwise.watch.fold import LoopStats, fold_into_csv, fold_window, read_tensor_slots
+from loopwise.watch.fold import fold_into_csv, fold_window
 from loopwise.watch.metrics import RunningAverages
 from loopwise.watch.window import take_columns
 

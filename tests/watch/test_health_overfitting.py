@@ -10,7 +10,7 @@ import pytest
 from loopwise.watch.health.overfitting import OverfittingDetector
 
 
-def feed(detector, train, val, train_key="train_loss", val_key="val_loss"):
+def feed(detector, train, val, train_key="loss", val_key="val_loss"):
     out = []
     for i, (t, v) in enumerate(zip(train, val, strict=True)):
         out.extend(detector.update(i, {train_key: float(t), val_key: float(v)}))
@@ -30,7 +30,7 @@ def test_fires_k_epochs_after_validation_turned_up():
     assert [f.step for f in found] == [18]
     f = found[0]
     assert f.kind == "health.overfitting" and f.key == "val_loss"
-    assert f.message.startswith("train/val gap widening for 3 epochs: val_loss - train_loss")
+    assert f.message.startswith("train/val gap widening for 3 epochs: val_loss - loss")
     assert "has not improved since step 15" in f.message
     assert f.data["best_step"] == 15
 
@@ -73,9 +73,9 @@ def test_state_round_trip_gives_the_same_finding():
     feed(first, train[:17], val[:17])
     second = OverfittingDetector()
     second.load_state_dict(first.state_dict())
-    found = second.update(17, {"train_loss": train[17], "val_loss": val[17]})
+    found = second.update(17, {"loss": train[17], "val_loss": val[17]})
     assert found == []
-    found = second.update(18, {"train_loss": train[18], "val_loss": val[18]})
+    found = second.update(18, {"loss": train[18], "val_loss": val[18]})
     assert [f.step for f in found] == [18]
 
 

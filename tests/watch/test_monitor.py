@@ -46,6 +46,8 @@ def test_running_averages_and_record(tmp_path: Path) -> None:
         if i % 3 == 0:
             m.log({"val": float(i)})
     assert m.averages() == {"loss": 2.5, "acc": 25.0, "val": 1.5}
+    assert _only_run().status == "running"  # the active run stays open for the next monitor
+    m.close()
     reader = _only_run()
     assert reader.status == "finished"
     assert list(reader.series("loss").values) == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
@@ -212,7 +214,7 @@ def test_bad_values_are_specific_errors_and_lose_nothing() -> None:
         m.log({"": 1.0})
     with pytest.raises(TypeError, match="metric name must be a string, got int"):
         m.log({3: 1.0})
-    with pytest.raises(ValueError, match=r"tensor of shape \(2,\); log a 0-dim tensor"):
+    with pytest.raises(ValueError, match=r"tensor of shape \(2,\); log a one-element tensor"):
         m.log({"loss": torch.ones(2)})
     with pytest.raises(TypeError, match="log\\(\\) takes a mapping"):
         m.log([("loss", 1.0)])  # type: ignore[arg-type]

@@ -115,14 +115,16 @@ def test_everything_shown_is_recorded_and_own_run_closed_at_the_end(make: Maker)
         session.print_epoch_summary()
         assert ("Metric statistics (per epoch)" in out.getvalue()) == (epoch == 2)
     table = out.getvalue().split("Metric statistics (per epoch)")[1]
-    assert "epoch/train_loss" in table and "epoch/val_loss" in table
+    assert "epoch/loss" in table and "epoch/val_loss" in table
     run = session.run
     assert run is not None and run.closed and run.status == "finished"
     assert run.path.parent == Path("myruns").absolute()
-    assert series(run, "train/loss") == ([1, 2, 3, 4], [2.5, 2.0, 2.5, 1.0])
-    assert series(run, "train/accuracy") == ([1, 2, 3, 4], [0.1, 0.125, 0.1, 0.125])
-    assert series(run, "epoch/train_loss") == ([1, 2], [2.0, 1.0])
-    assert series(run, "epoch/val_loss") == ([1, 2], [2.2834, 2.2834])
+    assert series(run, "loss") == ([1, 2, 3, 4], [2.5, 2.0, 2.5, 1.0])
+    assert series(run, "accuracy") == ([1, 2, 3, 4], [0.1, 0.125, 0.1, 0.125])
+    # epoch summaries at the global step where each epoch ended (docs/record.md)
+    assert series(run, "epoch/loss") == ([2, 4], [2.0, 1.0])
+    assert series(run, "epoch/val_loss") == ([2, 4], [2.2834, 2.2834])
+    assert RunReader(run.path).series("loss").epochs.tolist() == [1, 1, 2, 2]
     assert series(run, "epoch/val_accuracy")[1] == [0.152, 0.152]
     reader = RunReader(run.path)
     assert [e.kind for e in reader.events()] == ["session_start", "epoch_end", "epoch_end"]
@@ -142,8 +144,8 @@ def test_given_run_continues_its_steps_and_is_not_closed(make: Maker) -> None:
     assert not run.closed
     assert run.global_step == session.global_step == 102
     run.flush()
-    assert series(run, "train/loss")[0] == [101, 102]
-    assert series(run, "epoch/train_loss") == ([1], [2.3089])  # step = epoch
+    assert series(run, "loss")[0] == [101, 102]
+    assert series(run, "epoch/loss") == ([102], [2.3089])  # the step where the epoch ended
     session.close()
     assert not run.closed
     run.close()
@@ -163,9 +165,9 @@ def test_tensors_numpy_and_metrics(make: Maker) -> None:
     session.finish_validation_epoch()
     run = session.run
     assert run is not None and run.closed
-    assert series(run, "train/grad_norm") == ([1, 2], [3.0, 2.0])
-    assert series(run, "epoch/train_lr") == ([1], [0.05])
-    assert series(run, "epoch/val_top5_acc") == ([1], [0.9])
+    assert series(run, "grad_norm") == ([1, 2], [3.0, 2.0])
+    assert series(run, "epoch/lr") == ([2], [0.05])
+    assert series(run, "epoch/val_top5_acc") == ([2], [0.9])
     assert "RuntimeWarning" not in out.getvalue()
     session.print_epoch_summary()
     assert out.getvalue().split("Metric statistics")[0].endswith(
@@ -199,9 +201,9 @@ def test_errors_for_calls_out_of_order_record_nothing_for_the_bad_call(make: Mak
         session.update_training_progress(0, 9.0)
     with pytest.raises(TypeError, match=r"step must be an int \(the 1-based step"):
         session.update_training_progress(2.0, 9.0)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="loss must be a number or a one-element tensor, got str"):
+    with pytest.raises(TypeError, match="metric 'loss' must be a real number \\(int or float\\), got str"):
         session.update_training_progress(2, "x")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"loss is a tensor of shape \[3\]; pass a one-element"):
+    with pytest.raises(ValueError, match=r"metric 'loss' is a tensor of shape \(3,\); log a one-element"):
         session.update_training_progress(2, torch.ones(3))
     with pytest.raises(ValueError, match="metrics must not contain 'loss'; pass it as the loss="):
         session.update_training_progress(2, 1.0, metrics={"loss": 2.0})
@@ -219,7 +221,7 @@ def test_errors_for_calls_out_of_order_record_nothing_for_the_bad_call(make: Mak
         session.start_epoch(1)
     assert session.run is not None
     session.run.flush()
-    assert series(session.run, "train/loss") == ([1, 2], [1.0, 0.5])
+    assert series(session.run, "loss") == ([1, 2], [1.0, 0.5])
     session.close()
     with pytest.raises(RuntimeError, match=r"start_epoch\(\): this TrainingSession is closed"):
         session.start_epoch(2)
@@ -277,7 +279,8 @@ def test_warnings_where_tolerance_is_expected(make: Maker) -> None:
     events = RunReader(run.path).events(kind="session_order")
     assert len(events) == 7 and {e.level for e in events} == {"warning"}
     assert events[0].message == "start_epoch(1) before start_training(); starting training now"
-    assert series(run, "epoch/train_loss") == ([1, 2, 3], [1.0, 0.9, 0.8])
+    assert series(run, "epoch/loss") == ([1, 2, 4], [1.0, 0.9, 0.8])
+    assert series(run, "epoch")[1] == [1.0, 2.0, 3.0]
 
 
 def test_exception_in_with_block_fails_own_run_and_keeps_steps(make: Maker) -> None:
@@ -290,7 +293,7 @@ def test_exception_in_with_block_fails_own_run_and_keeps_steps(make: Maker) -> N
         raise ZeroDivisionError("boom")
     run = session.run
     assert run is not None and run.status == "failed"
-    assert series(run, "train/loss") == ([1, 2], [1.0, 0.5])
+    assert series(run, "loss") == ([1, 2], [1.0, 0.5])
     assert RunReader(run.path).info["status"] == "failed"
 
 
@@ -350,7 +353,7 @@ def test_state_dict_resume(make: Maker) -> None:
     assert [r.epoch for r in second.history] == [1, 2]
     assert second.run is not None
     second.run.flush()
-    assert series(second.run, "train/loss")[0] == [3, 4]
+    assert series(second.run, "loss")[0] == [3, 4]
     with pytest.raises(RuntimeError, match="before the first start_epoch"):
         second.load_state_dict(state)
     with pytest.raises(KeyError, match="missing"):
@@ -431,7 +434,7 @@ def test_device_values_are_read_in_batches_not_per_step(make: Maker) -> None:
     session.finish_training_epoch()
     session.close()
     assert session.run is not None
-    assert series(session.run, "train/loss") == (list(range(1, 201)), [float(i) for i in range(1, 201)])
+    assert series(session.run, "loss") == (list(range(1, 201)), [float(i) for i in range(1, 201)])
 
 
 def test_after_the_last_epoch(make: Maker) -> None:

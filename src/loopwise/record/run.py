@@ -65,6 +65,9 @@ class Run:
         self._closed = False
         self._info_lock = threading.Lock()  # run.json: the heartbeat thread and the caller
         self._global_step = int(info.get("global_step", 0))
+        self._epoch = int(info.get("epoch", 0))
+        self._last_epoch_mark: tuple[int, int] | None = None
+        self._epoch_keys: dict[str, int] = {}  # epoch/<name> -> the last epoch recorded
         self._helpers: dict[type, object] = {}
         self._exporters: list[Recorder] = []
         self._export_errors: set[str] = set()
@@ -125,6 +128,7 @@ class Run:
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
                   heartbeat_interval=heartbeat_interval, clock=clock)
+        run._epoch_keys = _recorded_epochs(run_path)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})
         return run
@@ -165,6 +169,12 @@ class Run:
             raise ValueError(f"advance() takes a non-negative int of steps, got {steps!r}")
         self._global_step += steps
         return self._global_step
+
+    @property
+    def epoch(self) -> int:
+        """The last epoch that ended in this run (0 before the first): the largest epoch given
+        to :meth:`log_epoch`."""
+        return self._epoch
 
     def restore_step(self, step: int) -> None:
         """Set the global step to ``step`` (a resume from a checkpoint taken at that step)."""
@@ -279,9 +289,19 @@ class Run:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         clean = {check_key(k): check_number(v, what=f"value of {k!r}") for k, v in values.items()}
         at = self.global_step if step is None else step
-        row = {f"epoch/{k}": v for k, v in clean.items()}
-        row["epoch"] = float(epoch)
+        done = self._epoch_keys
+        # one point per epoch and name: an epoch recorded before a resume is not recorded again
+        row = {f"epoch/{k}": v for k, v in clean.items() if done.get(f"epoch/{k}", 0) < epoch}
+        if not row:
+            return
+        for key in row:
+            done[key] = epoch
+        clean = {k: v for k, v in clean.items() if f"epoch/{k}" in row}
+        if self._last_epoch_mark != (epoch, at):  # the epoch series: once per (epoch, step)
+            row["epoch"] = float(epoch)
+            self._last_epoch_mark = (epoch, at)
         self.log_scalars(row, step=at)
+        self._epoch = max(self._epoch, epoch)
         self._jsonlog.metrics(clean, step=at, epoch=epoch, time=self._clock())
 
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
@@ -312,7 +332,7 @@ class Run:
     def flush(self) -> None:
         """Block until everything logged so far is on disk."""
         self._store.flush()
-        self._update_info(global_step=self.global_step)
+        self._update_info(global_step=self.global_step, epoch=self._epoch)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the run closes (last registered, first called)."""
@@ -354,7 +374,8 @@ class Run:
                 self._jsonlog.close()
                 now = self._clock()
                 fields: dict[str, Any] = dict(status=status, end_time=now, heartbeat=now,
-                                              ended_at=iso(now), global_step=self.global_step)
+                                              ended_at=iso(now), global_step=self.global_step,
+                                              epoch=self._epoch)
                 if error is not None:
                     fields["error"] = error
                 self._update_info(**fields)
@@ -387,7 +408,7 @@ class Run:
         now = self._clock()
         if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
             self._last_heartbeat = now
-            self._update_info(heartbeat=now, global_step=self.global_step)
+            self._update_info(heartbeat=now, global_step=self.global_step, epoch=self._epoch)
 
     def _export(self, batch: Batch) -> None:
         """Hand a committed batch to every exporter (on the store's writer thread). An exporter
@@ -415,3 +436,19 @@ class Run:
                                     None if exc is None else exc.__traceback__)
         self.close(status, error=error)
 
+
+
+def _recorded_epochs(path: Path) -> dict[str, int]:
+    """For a run folder: each ``epoch/<name>`` series and the last epoch it holds."""
+    from loopwise.record.reader import RunReader
+
+    reader = RunReader(path)
+    keys = [k for k in reader.keys() if k.startswith("epoch/")]
+    if not keys:
+        return {}
+    out: dict[str, int] = {}
+    for key in keys:
+        series = reader.series(key)
+        if len(series):
+            out[key] = max(series.epochs)
+    return out

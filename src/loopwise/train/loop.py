@@ -24,19 +24,11 @@ from loopwise.train.fitfiles import FitFiles
 from loopwise.train.interrupt import GracefulInterrupt
 from loopwise.train.nonfinite import NonFiniteGuard
 from loopwise.train.step import StepEngine
+from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.improvement import Improvement
 
 REFRESH_S = 0.25  # seconds between reads of the recorded values (display + record)
 FORMAT = "loopwise.fit"
-
-
-class LoopClock:
-    """Cumulative loop timings for the system sampler (steps, data wait, body)."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.data_wait_s = 0.0
-        self.body_s = 0.0
 
 
 class FitLoop:
@@ -56,15 +48,15 @@ class FitLoop:
         self.best = Improvement(mode="min")
         self.monitor = "val_loss" if val_loader is not None else "loss"
         self.history: list[dict[str, float]] = []
-        self.clock = LoopClock()
+        self.clock = LoopStats()
+        self.acc: StepAccumulator = display.accumulator  # the run's one step accumulator
         self.epoch = 0  # completed epochs
         self.resume_batch = 0  # batches already done in the epoch after ``epoch``
-        self.partial = {"loss_sum": 0.0, "rows": 0, "correct": 0}
+        self.partial: dict[str, Any] | None = None  # the running means, for a mid-epoch resume
         self.epoch_rng: dict[str, Any] | None = None  # RNG at the start of this epoch
         self._rng_before: dict[str, Any] | None = None  # restored just before iter(loader)
         self._rng_after: dict[str, Any] | None = None  # restored after replaying skipped batches
         self.stop: StopRequest | None = None
-        self._last_wall = 0.0
 
     # -- the loop ----------------------------------------------------------------------------
     def run_epochs(self, interrupt: GracefulInterrupt) -> None:
@@ -118,8 +110,12 @@ class FitLoop:
         if self._rng_before is not None:
             rng.restore(self._rng_before, gen)
         self.epoch_rng = rng.capture(gen)
-        if not skip:
-            self.partial = {"loss_sum": 0.0, "rows": 0, "correct": 0}
+        self.acc.reset_means()
+        if skip and self.partial is not None:
+            self.acc.averages.load_state_dict(self.partial)
+        self.partial = None
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.run.log_scalars({"lr": lr}, step=self.engine.step + 1)
         engine, clock, perf = self.engine, self.clock, time.perf_counter
         index = 0
         iterator = iter(self.train_loader)
@@ -151,42 +147,35 @@ class FitLoop:
                 mark = perf()
         self._refresh(index)
         self.display.finish_training_epoch()
-        rows = self.partial["rows"]
-        out = {"loss": self.partial["loss_sum"] / rows if rows else float("nan")}
+        means = self.acc.means()
+        out = {"loss": means.get("loss", float("nan"))}
         if engine.classification:
-            out["accuracy"] = self.partial["correct"] / rows if rows else float("nan")
+            out["accuracy"] = means.get("accuracy", float("nan"))
         return out
 
     def _refresh(self, index: int) -> None:
-        """Read the values recorded since the last refresh; record them; update the display."""
+        """Hand the steps done since the last refresh to the accumulator (every step's own
+        loss, weighted by its batch size in the running mean); update the display."""
         d = self.engine.drain()
         if not d.steps:
             return
-        p = self.partial
-        p["loss_sum"] += sum(v * n for v, n in zip(d.losses, d.sizes, strict=True))
-        p["rows"] += sum(d.sizes)
-        p["correct"] += sum(d.correct)
-        # every step's own values (the display shows running means), as columns: no per-step
-        # objects; wall times spread evenly since the last refresh (the step path reads no clock
-        # for the record)
-        now = time.time()
-        last, self._last_wall = self._last_wall or now, now
         n = len(d.steps)
-        steps = [s + 1 for s in d.steps]
-        walls = [last + (now - last) * (i + 1) / n for i in range(n)]
-        columns = {"train/batch_loss": (steps, walls, d.losses)}
+        columns: dict[str, list[float]] = {"loss": d.losses}
+        weights: dict[str, list[float]] = {"loss": [float(x) for x in d.sizes]}
+        if self.engine.classification and len(d.correct) == n:
+            columns["accuracy"] = [c / b for c, b in zip(d.correct, d.sizes, strict=True)]
+            weights["accuracy"] = weights["loss"]
         if len(d.grad_norms) == n:
-            columns["train/grad_norm"] = (steps, walls, d.grad_norms)
-        self.run.log_columns(columns)
+            columns["grad_norm"] = d.grad_norms
+        self.acc.add_steps([s + 1 for s in d.steps], columns, weights=weights)
+        self.acc.flush()
         self._show(index)
 
     def _show(self, index: int) -> None:
-        p = self.partial
-        rows = p["rows"]
-        loss = p["loss_sum"] / rows if rows else float("nan")
-        acc = (p["correct"] / rows if rows else float("nan")) if self.engine.classification \
-            else None
-        self.display.update_training_progress(index, loss, accuracy=acc)
+        means = self.acc.means()
+        loss = means.get("loss", float("nan"))
+        acc = means.get("accuracy", float("nan")) if self.engine.classification else None
+        self.display.update_training_progress(index, loss, accuracy=acc, record=False)
 
     def _val_progress(self, index: int, loss_sum: torch.Tensor, correct: torch.Tensor | None,
                       rows: int) -> None:
@@ -196,7 +185,7 @@ class FitLoop:
     def _record_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.history.append({"epoch": float(epoch), **metrics})
         # the session records epoch/train_* and epoch/val_*; these two are fit's own
-        self.run.log_epoch(epoch, {"lr": metrics["lr"], "duration_s": metrics["epoch_time_s"]},
+        self.run.log_epoch(epoch, {"lr": metrics["lr"], "seconds": metrics["epoch_time_s"]},
                            step=self.engine.step)
         shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items())
         self.log.info("epoch %d/%d: %s", epoch, self.config.epochs, shown)
@@ -227,7 +216,7 @@ class FitLoop:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "engine": self.engine.state_dict(), "epoch": self.epoch,
             "batch": self.resume_batch if mid_epoch else 0,
-            "partial": dict(self.partial) if mid_epoch else None,
+            "partial": self.acc.averages.state_dict() if mid_epoch else None,
             "classification": self.engine.classification,
             "history": self.history, "best": self.best.state_dict(),
             "callbacks": self.callbacks.state_dict(), "session": self._session_state(mid_epoch),
@@ -254,10 +243,9 @@ class FitLoop:
         self.callbacks.load_state_dict(state["callbacks"])
         self.history = [dict(h) for h in state["history"]]
         self.epoch, self.resume_batch = int(state["epoch"]), int(state["batch"])
-        if state["partial"] is not None:
-            self.partial = dict(state["partial"])
+        self.partial = state["partial"]
         self.display.load_state_dict(state["session"])
-        self.run.restore_step(self.engine.step)
+        self.acc.restart_at(self.engine.step)
         if self.resume_batch and state["epoch_rng"] is not None:
             # replay the interrupted epoch's data order, then continue from the saved RNG
             self._rng_before, self._rng_after = state["epoch_rng"], state["rng"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState, StopRequest
 from loopwise.train.checkpoint import CheckpointManager
@@ -82,7 +83,8 @@ class Workflow:
                  name: str | None = None, *, callbacks: Iterable[Callback] = (),
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
-                 system: bool = True, health: bool = True) -> None:
+                 system: bool = True, health: bool = True,
+                 exporters: Iterable[Recorder] = ()) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
@@ -94,6 +96,11 @@ class Workflow:
         self.override_args = bool(override_args)
         self.system = bool(system)
         self.health = bool(health)
+        self.exporters = list(exporters)
+        for exporter in self.exporters:
+            if not isinstance(exporter, Recorder):
+                raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
+                                f"{type(exporter).__name__}")
         self.folder: Path | None = None
         self._run: Run | None = None
         self._files: CheckpointFiles | None = None
@@ -160,6 +167,8 @@ class Workflow:
         assert self.folder is not None
         self._run = run
         self.trainer.run = run
+        for exporter in self.exporters:
+            run.add_exporter(exporter)
         self._files = CheckpointFiles(self.folder)
         self._files.remove_leftovers()
         self._history = History(self.folder / "history.csv")
@@ -222,6 +231,7 @@ class Workflow:
                 train_metrics, train_s = pending.train_metrics, pending.train_seconds
             else:
                 if pending is None or pending.phase != "in_epoch":
+                    self._record_lr(run)
                     stop = self.callbacks.dispatch("on_epoch_begin", loop_state) or stop
                 train_metrics, train_s = self._passes.train(pending,
                                                             every=self.checkpoint_every)
@@ -261,12 +271,23 @@ class Workflow:
         assert self._history is not None
         self._history.upsert({"epoch": float(epoch), **metrics, "train_seconds": train_s,
                               "eval_seconds": eval_s})
-        # series epoch/<name> at step=epoch, and a metrics line in the run's log.jsonl
-        run.log_epoch(epoch, {**metrics, "train_seconds": train_s, "eval_seconds": eval_s})
+        # series epoch/<name> at the step where the epoch ended, and a line in log.jsonl
+        values = {**metrics, "train_seconds": train_s, "eval_seconds": eval_s,
+                  "seconds": train_s + eval_s}
+        lr = _lr(self.trainer)
+        if lr is not None:
+            values["lr"] = lr
+        run.log_epoch(epoch, values, step=run.global_step)
         if self.health:
             ensure_health_monitor(run).observe_epoch(epoch, metrics)
         shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
         _log.info("epoch %d/%d: %s", epoch, self.epochs, shown)
+
+    def _record_lr(self, run: Run) -> None:
+        """``lr`` at the first step of the epoch (docs/record.md)."""
+        lr = _lr(self.trainer)
+        if lr is not None:
+            run.log_scalars({"lr": lr}, step=run.global_step + 1)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _full_state(self, run: Run, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:
@@ -288,3 +309,14 @@ class Workflow:
                options: dict[str, Any]) -> TrainingMonitor[Any]:
         return self._passes.track(iterable, desc, options, run=self._run, epoch=self._epoch,
                                   every=self.checkpoint_every, system=self.system)
+
+
+def _lr(trainer: Trainer) -> float | None:
+    """The learning rate of the trainer's optimizer (its first param group), if it has one."""
+    groups = getattr(trainer.get_optimizer(), "param_groups", None)
+    if not groups or "lr" not in groups[0]:
+        return None
+    try:
+        return float(groups[0]["lr"])
+    except (TypeError, ValueError):
+        return None

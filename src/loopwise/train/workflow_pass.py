@@ -75,7 +75,8 @@ class EpochPasses:
         """Run ``evaluate()``; return its metrics and seconds."""
         self._phase = "evaluate"
         t0 = time.perf_counter()
-        metrics = clean_metrics(self.trainer.evaluate(), "evaluate()")
+        metrics = {(k if k.startswith("val_") else f"val_{k}"): v  # Keras's rule: val_<name>
+                   for k, v in clean_metrics(self.trainer.evaluate(), "evaluate()").items()}
         seconds = time.perf_counter() - t0
         self._phase = None
         return metrics, seconds
@@ -86,6 +87,9 @@ class EpochPasses:
         """The monitor for ``self.track(iterable, desc, **options)`` in epoch ``epoch``."""
         check_track_options(options)
         options.setdefault("system", system)
+        options.setdefault("epoch_summary", False)  # the Workflow records the epoch's values
+        if self._phase == "evaluate":
+            options.setdefault("phase", "val")  # validation batches are no training steps
         align_sampler(iterable, epoch)
         first_train = self._phase == "train" and not self._tracked
         if first_train:

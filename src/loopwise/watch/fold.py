@@ -1,51 +1,18 @@
-"""The monitor's refresh-time work, apart from its step path: reading device values in one
-transfer, folding a window of columns into the CSV, and the loop-timing snapshot."""
+"""Folding a refresh window of columns into the running means and, one row per step, the CSV
+(the accumulator's refresh-time work, apart from the step path)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.metrics import Columns, RunningAverages
 from loopwise.watch.resources import ram_percent, vram_gb
 from loopwise.watch.window import Window
-
-
-@dataclass(frozen=True)
-class LoopStats:
-    """Cumulative loop timings: steps done, seconds waiting for data, seconds in the body."""
-
-    steps: int
-    data_wait_s: float
-    body_s: float
-
-    @property
-    def data_wait_share(self) -> float:
-        total = self.data_wait_s + self.body_s
-        return self.data_wait_s / total if total > 0 else 0.0
-
-
-def read_tensor_slots(slots: Iterable[tuple[Any, Any]]) -> None:
-    """Replace each ``container[key]`` that is a tensor by its float, in place.
-
-    The tensors are stacked per device and read in one transfer each: one device sync per
-    call, however many values (the point of keeping them on the device until now).
-    """
-    where: dict[torch.device, list[tuple[Any, Any]]] = {}
-    for container, key in slots:
-        value = container[key]
-        if isinstance(value, torch.Tensor):
-            where.setdefault(value.device, []).append((container, key))
-    for group in where.values():
-        stacked = torch.stack([c[k].detach().to(torch.float64).reshape(()) for c, k in group])
-        for (container, key), number in zip(group, stacked.tolist(), strict=True):
-            container[key] = number
 
 
 def fold_window(window: Window, averages: RunningAverages, csv: CsvLog | None) -> list[str]:

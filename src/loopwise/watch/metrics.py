@@ -30,7 +30,7 @@ class RunningAverages:
     """Sums and counts per metric; ``averages()`` divides them. Non-finite values are counted."""
 
     sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # a float where weighted
     nonfinite: dict[str, int] = field(default_factory=dict)
 
     def add(self, values: Mapping[str, float]) -> list[str]:
@@ -49,14 +49,23 @@ class RunningAverages:
                 self.nonfinite[key] = self.nonfinite.get(key, 0) + 1
         return bad
 
-    def add_columns(self, columns: Mapping[str, Columns]) -> list[str]:
-        """Add many steps at once, column-wise (a C-level ``sum`` per metric)."""
+    def add_columns(self, columns: Mapping[str, Columns], *,
+                    weights: Mapping[str, Sequence[float]] | None = None) -> list[str]:
+        """Add many steps at once, column-wise (a C-level ``sum`` per metric). ``weights``
+        (per key, one per value: batch sizes) make the mean a weighted one, as a loss averaged
+        over samples rather than batches."""
         bad: list[str] = []
         sums, counts = self.sums, self.counts
         for key, (_, _, col) in columns.items():
-            total = column_sum(col)
+            w = None if weights is None else weights.get(key)
+            if w is None:
+                total, count = column_sum(col), len(col)
+            else:
+                total = float(np.dot(np.asarray(col, dtype=np.float64),
+                                     np.asarray(w, dtype=np.float64)))
+                count = float(sum(w))  # type: ignore[assignment]
             sums[key] = sums.get(key, 0.0) + total
-            counts[key] = counts.get(key, 0) + len(col)
+            counts[key] = counts.get(key, 0) + count
             if not math.isfinite(total):
                 n_bad = sum(1 for v in col if not math.isfinite(v))
                 if n_bad:
@@ -84,7 +93,8 @@ class RunningAverages:
             raise ValueError("running-average state is inconsistent: sums and counts name "
                              "different metrics")
         self.sums = {k: float(v) for k, v in state["sums"].items()}
-        self.counts = {k: int(v) for k, v in state["counts"].items()}
+        self.counts = {k: (v if isinstance(v, int) else float(v))  # type: ignore[misc]
+                       for k, v in state["counts"].items()}
         self.nonfinite = {k: int(v) for k, v in state["nonfinite"].items()}
 
 

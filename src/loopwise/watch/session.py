@@ -16,8 +16,9 @@ for epoch in range(1, epochs + 1):
     session.print_epoch_summary()
 ```
 
-Recorded in the run: every training step as ``train/loss``, ``train/accuracy``, ``train/<name>``;
-per phase ``epoch/train_<name>`` / ``epoch/val_<name>`` and ``epoch``; events ``session_start``,
+Recorded in the run (``docs/record.md``): every training step as ``loss``, ``accuracy`` and the
+metrics' own names at the global step; per epoch ``epoch/<name>`` (training) and
+``epoch/val_<name>`` (validation) at the step where the epoch ended; events ``session_start``,
 ``model_summary``, ``epoch_end``, ``session_order``. Values are shown and recorded as given (the
 epoch summary is each phase's last value: pass running averages, as the reference does).
 
@@ -42,6 +43,7 @@ from torch import nn
 from tqdm import tqdm
 
 from loopwise.record.run import Run, exit_status
+from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_values import (
     EpochResult,
@@ -131,7 +133,8 @@ class TrainingSession:
         self._last = 0  # last step of the open phase
         self._last_row: dict[str, Any] | None = None
         self._current: EpochResult | None = None
-        self._rec = SessionRecorder(run, health=health)
+        self._rec = SessionRecorder(run, health=health, **({} if clock is None else {
+            "perf": clock}))
         self._values, self._add_step = self._rec.values, self._rec.add_step  # per-step shortcuts
 
     @property
@@ -192,9 +195,12 @@ class TrainingSession:
 
     def update_training_progress(self, step: int, loss: SupportsFloat,
                                  accuracy: SupportsFloat | None = None,
-                                 metrics: Mapping[str, SupportsFloat] | None = None) -> None:
+                                 metrics: Mapping[str, SupportsFloat] | None = None, *,
+                                 record: bool = True) -> None:
         """Show and record training step ``step`` (1..steps_per_epoch): the loss, the accuracy
-        (a fraction, shown as %) and other metrics: numbers or one-element tensors."""
+        (a fraction, shown as %) and other metrics: numbers or one-element tensors.
+        ``record=False`` only shows them: for a loop that records its steps itself through
+        :attr:`accumulator` (``fit`` does, with every step's own values)."""
         if self._phase != _TRAIN:
             self._wrong_phase("update_training_progress", "start_epoch(epoch)")
         if type(step) is not int or not self._last < step <= self.steps_per_epoch:
@@ -205,8 +211,14 @@ class TrainingSession:
             row = self._values.row(loss, accuracy, metrics)
         self._last = step
         self._last_row = row
-        self._add_step(self._epoch_base + step, row)
+        if record:
+            self._add_step(self._epoch_base + step, row)
         self._bar.update(step, row)  # type: ignore[union-attr]
+
+    @property
+    def accumulator(self) -> StepAccumulator:
+        """The session's step accumulator (the run's per-step values go through it)."""
+        return self._rec.acc
 
     def finish_training_epoch(self) -> None:
         """End the training phase: the final bar line; ``epoch/train_*`` recorded."""
@@ -220,8 +232,6 @@ class TrainingSession:
                                "call start_epoch(epoch) first")
         self._close_bar()
         self._global_step = self._epoch_base + self._last
-        if self.run is not None:
-            self.run.restore_step(self._global_step)
         assert self._current is not None
         self._current.train = self._rec.resolved(self._last_row)
         self._current.train_steps = self._last
@@ -330,8 +340,7 @@ class TrainingSession:
         self._epoch = epoch
         self._global_step = self._epoch_base = int(state["global_step"])
         self.history = [EpochResult(**r) for r in state["history"]]
-        if self.run is not None:
-            self.run.restore_step(self._global_step)
+        self._rec.acc.restart_at(self._global_step)
 
     def __enter__(self) -> TrainingSession:
         return self

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import torch
 
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 from loopwise.record.stats import render_stats
-from loopwise.watch.fold import read_tensor_slots
+from loopwise.record.validate import check_key
+from loopwise.watch.accumulator import StepAccumulator
+from loopwise.watch.convert import read_tensor_slots, to_value
 from loopwise.watch.health.runner import ensure_health_monitor
 
 RESERVED = ("loss", "accuracy")
-FLUSH_INTERVAL = 1.0  # seconds between hand-overs of per-step rows to the run ...
-FLUSH_ROWS = 10_000  # ... or sooner, after this many rows (few live objects for the GC to scan)
+REFRESH_S = 0.1  # seconds between hand-overs of per-step rows to the run (a kill loses less)
 
 
 class SessionOrderWarning(RuntimeWarning):
@@ -64,18 +63,17 @@ def finite_or_none(values: Mapping[str, float]) -> dict[str, float | None]:
 
 class StepValues:
     """Builds one step's row ``{"loss": .., "accuracy": .., name: ..}`` from what the loop
-    passes. Floats pass untouched; ints, NumPy scalars and CPU tensors are read at once; tensors
-    on an accelerator are kept (detached) until :meth:`resolve` reads them in one batch."""
+    passes, through the one converter (``watch/convert.py``): floats pass untouched; ints, NumPy
+    scalars and CPU tensors are read at once; accelerator tensors are kept until a refresh."""
 
     def __init__(self) -> None:
-        self.on_device = False
         self._known: set[str] = set()
 
     def row(self, loss: Any, accuracy: Any, metrics: Any) -> dict[str, Any]:
-        row = {"loss": loss if type(loss) is float else self.scalar("loss", loss)}
+        row = {"loss": loss if type(loss) is float else to_value("loss", loss)}
         if accuracy is not None:
             row["accuracy"] = (
-                accuracy if type(accuracy) is float else self.scalar("accuracy", accuracy)
+                accuracy if type(accuracy) is float else to_value("accuracy", accuracy)
             )
         if metrics:
             if not isinstance(metrics, Mapping):
@@ -84,45 +82,29 @@ class StepValues:
                 )
             for key, value in metrics.items():
                 if key not in self._known:
-                    _check_metric_name(key)
+                    check_key(key)
+                    if key in RESERVED:
+                        raise ValueError(f"metrics must not contain {key!r}; pass it as the "
+                                         f"{key}= argument")
                     self._known.add(key)
-                row[key] = value if type(value) is float else self.scalar(key, value)
+                row[key] = value if type(value) is float else to_value(key, value)
         return row
-
-    def scalar(self, name: str, value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            if value.numel() != 1:
-                raise ValueError(
-                    f"{name} is a tensor of shape {list(value.shape)}; pass a one-element "
-                    "tensor (e.g. loss.mean()) or a number"
-                )
-            if value.is_complex() or value.dtype == torch.bool:
-                raise TypeError(f"{name} is a {value.dtype} tensor; pass a real number")
-            if value.device.type == "cpu":
-                return float(value.item())
-            self.on_device = True
-            return value.detach().reshape(())
-        if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
-            raise TypeError(
-                f"{name} must be a number or a one-element tensor, got {type(value).__name__}"
-            )
-        return float(value)
-
-    def resolve(self, rows: list[dict[str, Any]]) -> None:
-        """Replace device tensors in ``rows`` by floats, in place: one transfer per device."""
-        read_tensor_slots((row, key) for row in rows for key in row)
 
 
 class SessionRecorder:
-    """What a session writes to its run (nothing when ``run`` is None): per-step training rows
-    as ``train/<name>`` columns, handed over every ``FLUSH_INTERVAL`` seconds or ``FLUSH_ROWS``
-    rows and on :meth:`flush`; epoch values as ``epoch/<phase>_<name>`` and ``epoch``; events."""
+    """What a session writes to its run (nothing when ``run`` is None), through the shared
+    accumulator: per-step training rows under the user's names (``loss``, ``accuracy``, ...)
+    at the global step, handed over every ``REFRESH_S`` seconds and on :meth:`flush`; epoch
+    values as ``epoch/<name>`` (training) and ``epoch/val_<name>`` (validation); events."""
 
-    def __init__(self, run: Run | None, *, health: bool = True) -> None:
+    def __init__(self, run: Run | None, *, health: bool = True,
+                 clock: Callable[[], float] = time.time,
+                 perf: Callable[[], float] = time.perf_counter) -> None:
         self.run = run
         self.values = StepValues()
         self.health = ensure_health_monitor(run) if health and run is not None else None
-        self._pending: list[tuple[int, float, dict[str, Any]]] = []
+        self.acc = StepAccumulator(run, health=self.health, clock=clock, perf=perf)
+        self._perf = perf
         self._next_flush = 0.0
 
     @property
@@ -130,47 +112,37 @@ class SessionRecorder:
         return self.run is not None and not self.run.closed
 
     def add_step(self, step: int, row: dict[str, Any]) -> None:
-        if self.run is None:
-            return
-        wall = time.time()
-        pending = self._pending
-        pending.append((step, wall, row))
-        if wall >= self._next_flush or len(pending) >= FLUSH_ROWS:
+        """Training step ``step`` (global) with its values; steps the loop skipped count too."""
+        acc = self.acc
+        times = acc.times
+        now = self._perf()
+        while acc.step0 + len(times) < step - 1:
+            times.append(now)
+        times.append(now)
+        acc.log(row)
+        if now >= self._next_flush:
             self.flush()
 
     def flush(self, *also: dict[str, Any]) -> None:
-        """Read pending device values (and those in the ``also`` rows); hand rows to the run."""
-        self._next_flush = time.time() + FLUSH_INTERVAL
-        rows, self._pending = self._pending, []
-        if self.values.on_device:
-            self.values.resolve([r[2] for r in rows] + list(also))
-            self.values.on_device = False
-        if rows and self.run is not None and not self.run.closed:
-            columns: dict[str, tuple[list[int], list[float], list[float]]] = {}
-            for step, wall, row in rows:
-                for key, value in row.items():
-                    column = columns.get(key)
-                    if column is None:
-                        column = columns[key] = ([], [], [])
-                    column[0].append(step)
-                    column[1].append(wall)
-                    column[2].append(value)
-            self.run.log_columns({"train/" + k: c for k, c in columns.items()})
-            if self.health is not None:  # one mean per metric per flush window
-                self.health.observe_many(rows[-1][0], {
-                    "train/" + k: sum(c[2]) / len(c[2]) for k, c in columns.items()})
+        """Hand the window to the run; read pending device values (and those in ``also``)."""
+        self._next_flush = self._perf() + REFRESH_S
+        self.acc.flush()
+        if also:
+            read_tensor_slots((row, key) for row in also for key in row)
 
     def resolved(self, row: dict[str, Any] | None) -> dict[str, float]:
         """``row``'s values as floats (reads device values now)."""
-        row = row or {}
-        self.values.resolve([row])
+        row = dict(row or {})
+        read_tensor_slots((row, key) for key in row)
         return {k: float(v) for k, v in row.items()}
 
     def epoch_values(self, epoch: int, phase: str, values: Mapping[str, float], step: int) -> None:
+        """``epoch/<name>`` (training) or ``epoch/val_<name>`` (validation) at the global step
+        where the epoch ended, plus a line in the run's JSON log."""
         if self.active and values:
-            # series epoch/<phase>_<name> at step=epoch, plus a line in the run's JSON log
-            self.run.log_epoch(  # type: ignore[union-attr]
-                epoch, {f"{phase}_{k}": v for k, v in values.items()}, step=step)
+            named = values if phase == "train" else {
+                (k if k.startswith("val_") else f"val_{k}"): v for k, v in values.items()}
+            self.run.log_epoch(epoch, named, step=step)  # type: ignore[union-attr]
 
     def stats_table(self) -> str | None:
         """The end-of-training table of the run's per-epoch series (None without a run)."""
@@ -192,18 +164,12 @@ class SessionRecorder:
             "epoch": result.epoch, "train": finite_or_none(result.train),
             "val": None if result.val is None else finite_or_none(result.val)})
         if self.health is not None and self.active:
-            values = {f"train_{k}": v for k, v in result.train.items()}
-            values.update({f"val_{k}": v for k, v in (result.val or {}).items()})
+            values = dict(result.train)
+            values.update({(k if k.startswith("val_") else f"val_{k}"): v
+                           for k, v in (result.val or {}).items()})
             self.health.observe_epoch(result.epoch, values)
 
     def event(self, kind: str, message: str, *, level: str = "info",
               data: Mapping[str, Any] | None = None) -> None:
         if self.run is not None and not self.run.closed:
             self.run.log_event(kind, message, level=level, data=data)
-
-
-def _check_metric_name(key: object) -> None:
-    if not isinstance(key, str) or not key.strip():
-        raise TypeError(f"metric names must be non-empty strings, got {key!r}")
-    if key in RESERVED:
-        raise ValueError(f"metrics must not contain {key!r}; pass it as the {key}= argument")

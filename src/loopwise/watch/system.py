@@ -300,7 +300,7 @@ def ensure_system_monitor(run: Any, *, interval: float = DEFAULT_INTERVAL,
         if not callable(getattr(run, method, None)):
             raise TypeError(f"run must be a loopwise Run, got {type(run).__name__} "
                             f"(no {method}())")
-    existing = run.find_helper(SystemMonitor)
+    existing: SystemMonitor | None = run.find_helper(SystemMonitor)
     if existing is None:
         if getattr(run, "closed", False):
             raise RuntimeError("the run is closed; start the system sampler while it is open")

@@ -31,14 +31,15 @@ from loopwise.watch.improvement import Improvement
 class OverfittingDetector:
     """Watches one train/validation pair given together (e.g. at each epoch end).
 
-    Defaults: ``train_key="train_loss"``, ``val_key="val_loss"``, ``epochs=3``,
+    Defaults: ``train_key="loss"`` (the epoch training loss, docs/record.md),
+    ``val_key="val_loss"``, ``epochs=3``,
     ``mode="auto"`` (from ``val_key``), ``min_delta=0.0``, fed by the ``epoch`` stream.
     An observation lacking either key is ignored.
     """
 
     name = "overfitting"
 
-    def __init__(self, *, train_key: str = "train_loss", val_key: str = "val_loss",
+    def __init__(self, *, train_key: str = "loss", val_key: str = "val_loss",
                  epochs: int = 3, mode: str = "auto", min_delta: float = 0.0,
                  unit: str = "epochs", streams: Iterable[str] | str = ("epoch",),
                  level: str = "warning") -> None:
