@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from loopwise.record import Run, generate_run_name
+from loopwise.record.recorder import Recorder
 from loopwise.train import rng
 from loopwise.train.callbacks import (
     Callback,
@@ -136,12 +137,13 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         config: TrainingConfig | None = None, callbacks: Sequence[Callback] | Callback = (),
         run: Run | None = None, root: str | Path = "runs", name: str | None = None,
         force: bool = False, metadata: Mapping[str, Any] | None = None, plots: bool = True,
-        progress: bool = True, system: bool = True) -> FitResult:
+        progress: bool = True, system: bool = True,
+        exporters: Sequence[Recorder] = ()) -> FitResult:
     """Train ``model``; see the module docstring. ``metadata`` (JSON values, e.g. the data
     file and its normalisation) is saved in the run's ``config.json`` and is part of the
     parameters that decide skip/resume. ``plots`` writes the two PNGs at the end (when
     matplotlib is installed); ``progress=False`` prints nothing; ``system=False`` starts no
-    system sampler."""
+    system sampler; ``exporters`` mirror the run (TensorBoard, MLflow, Prometheus)."""
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     n_val = _length(val_loader, "val_loader") if val_loader is not None else 0
     if test_loader is not None:
@@ -185,7 +187,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
 
         session = TrainingSession(cfg.model_name, cfg.epochs,
                                   _length(train_loader, "train_loader"), n_val, model=model,
-                                  run=run, system=False,
+                                  run=run, system=False, exporters=exporters,
                                   file=None if progress else _NullStream())  # type: ignore[arg-type]
         loop = FitLoop(model=model, train_loader=train_loader, val_loader=val_loader,
                        test_loader=test_loader, loss_fn=loss_fn, optimizer=optimizer,

@@ -42,6 +42,7 @@ from typing import Any, NoReturn, SupportsFloat, TextIO
 from torch import nn
 from tqdm import tqdm
 
+from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run, exit_status
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.progress import ProgressBar
@@ -85,6 +86,7 @@ class TrainingSession:
         record: bool = True,
         system: bool = True,
         health: bool = True,
+        exporters: Sequence[Recorder] = (),
         file: TextIO | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -123,10 +125,18 @@ class TrainingSession:
                                            "steps_per_epoch": steps_per_epoch,
                                            "validation_steps": validation_steps})
         self.run: Run | None = run
+        if run is not None:
+            for exporter in exporters:
+                if not isinstance(exporter, Recorder):
+                    raise TypeError(f"exporters must be loopwise exporters (Recorder objects), "
+                                    f"got {type(exporter).__name__}")
+                if exporter not in run.exporters:
+                    run.add_exporter(exporter)
         self.history: list[EpochResult] = []
         self._phase = _NEW
         self._closed = False
         self._epoch = 0  # the epoch started last
+        self._epoch_t0 = 0.0
         self._global_step = run.global_step if run is not None else 0
         self._epoch_base = self._global_step
         self._bar: ProgressBar | None = None
@@ -189,6 +199,7 @@ class TrainingSession:
         if self._phase == _TRAINED:  # the previous epoch was not validated
             self._epoch_done()
         self._epoch = epoch
+        self._epoch_t0 = self._rec.now()
         self._epoch_base = self._global_step
         self._current = EpochResult(epoch, {})
         self._open_phase(_TRAIN, f"Epoch {epoch}/{self.epochs} (Training)", self.steps_per_epoch)
@@ -376,6 +387,8 @@ class TrainingSession:
         if result is None or (self.history and self.history[-1] is result):
             return
         self.history.append(result)
+        self._rec.epoch_values(result.epoch, "train", {"seconds": self._rec.now() - self._epoch_t0},
+                               self._global_step)
         self._rec.epoch_end(result, self.epochs)
         if close_run and result.epoch == self.epochs and self._own_run and self.run is not None:
             self.run.close("finished")

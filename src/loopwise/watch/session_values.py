@@ -111,6 +111,10 @@ class SessionRecorder:
     def active(self) -> bool:
         return self.run is not None and not self.run.closed
 
+    def now(self) -> float:
+        """The session's clock (seconds)."""
+        return self._perf()
+
     def add_step(self, step: int, row: dict[str, Any]) -> None:
         """Training step ``step`` (global) with its values; steps the loop skipped count too."""
         acc = self.acc
