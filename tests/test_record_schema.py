@@ -122,7 +122,7 @@ def with_workflow(root: Path) -> Path:
 def test_the_shared_quantities_have_one_name_and_one_set_of_axes(entry: Any,
                                                                  tmp_path: Path) -> None:
     reader = RunReader(entry(tmp_path / "runs"))
-    assert SHARED <= set(reader.keys()), sorted(SHARED - set(reader.keys()))
+    assert set(reader.keys()) >= SHARED, sorted(SHARED - set(reader.keys()))
     n = EPOCHS * BATCHES
     loss = reader.series("loss")  # every training step's own value, at the global step
     assert list(loss.steps) == list(range(1, n + 1))
