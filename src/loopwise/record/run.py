@@ -205,16 +205,19 @@ class Run:
 
     # -- exporters ---------------------------------------------------------------------------
     def add_exporter(self, exporter: Recorder) -> None:
-        """Mirror this run into ``exporter`` (a :class:`~loopwise.record.recorder.Recorder`):
-        its config now, then everything the store commits (handed over from the writer thread,
-        never the training thread), and the close. An exporter must not block: the ones in
-        :mod:`loopwise.export` queue and deliver from a thread of their own."""
+        """Mirror this run into ``exporter`` (a :class:`~loopwise.record.recorder.Recorder`;
+        attaching it again does nothing): its config now, then everything the store commits
+        (handed over from the writer thread, never the training thread), and the close. An
+        exporter must not block: the ones in :mod:`loopwise.export` queue and deliver from a
+        thread of their own."""
         if not isinstance(exporter, Recorder):
             raise TypeError(f"an exporter implements loopwise.record.Recorder (log_scalars, "
                             f"log_columns, log_epoch, log_event, log_system, set_config, close); "
                             f"got {type(exporter).__name__}")
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
+        if any(e is exporter for e in self._exporters):
+            return  # already attached (a second monitor of the same run)
         config_file = self.path / CONFIG_FILE
         if config_file.is_file():
             exporter.set_config(json.loads(config_file.read_text(encoding="utf-8")))

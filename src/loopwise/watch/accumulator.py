@@ -66,6 +66,14 @@ def user_stacklevel() -> int:
     return level
 
 
+def shows_last(key: str, stateful: frozenset[str] = frozenset()) -> bool:
+    """Values shown (and summarised) as their last value, not a mean: the learning rate,
+    validation values and the names the user marks ``stateful_metrics``."""
+    base = key.rsplit("/", 1)[-1]
+    return (key in stateful or base in ("lr", "learning_rate") or key.startswith("lr/")
+            or base.startswith("val_"))
+
+
 class StepAccumulator:
     """Pending values of the current refresh window, the running means of the pass, and the
     hand-over to the run. ``run=None`` keeps only the means (``record=False``)."""
@@ -257,6 +265,13 @@ class StepAccumulator:
     # -- passes and state ------------------------------------------------------------------------
     def means(self) -> dict[str, float]:
         return self.averages.averages()
+
+    def shown(self, stateful: frozenset[str] = frozenset()) -> dict[str, float]:
+        """The pass's values as shown and summarised: each key's running mean, or its last
+        value for a key shown last (:func:`shows_last`)."""
+        last = self.last
+        return {k: (last[k] if k in last and shows_last(k, stateful) else v)
+                for k, v in self.averages.averages().items()}
 
     def reset_means(self) -> None:
         """A new pass: the running means start again (the step continues)."""

@@ -7,11 +7,9 @@ for batch in monitor:
     monitor.log({"loss": loss})          # a float, an int, or a one-element tensor
 ```
 
-The step path is kept to a few hundred nanoseconds: ``log()`` checks each value's type and
-appends it to its key's column in the shared accumulator (``watch/accumulator.py``). Every
-``mininterval`` seconds (and at the end) the window is folded into the running averages, the
-bar's postfix, the CSV (so a kill loses at most one interval of rows) and the run record. CPU
-tensors are read at ``log()``; accelerator tensors are read in one batch per refresh.
+``log()`` appends to the shared accumulator (``watch/accumulator.py``); every ``mininterval``
+seconds the window reaches the averages, the bar, the CSV (a kill loses at most one interval)
+and the run record. Accelerator tensors are read in one batch per refresh.
 
 Runs (``docs/record.md``): with no ``run=`` and no ``name=``, successive monitors of one process
 join the active run (``loopwise.record.active``) and continue its global step: seed 000's
@@ -47,18 +45,10 @@ from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.metrics import format_postfix
+from loopwise.watch.monitor_checks import check_options
 from loopwise.watch.system import ensure_system_monitor
 
 T = TypeVar("T")
-PHASES = ("train", "val")
-
-
-def shows_last(key: str, stateful: frozenset[str] = frozenset()) -> bool:
-    """Values shown (and summarised) as their last value, not a mean: the learning rate,
-    validation values and the names the user marks ``stateful_metrics``."""
-    base = key.rsplit("/", 1)[-1]
-    return (key in stateful or base in ("lr", "learning_rate") or key.startswith("lr/")
-            or base.startswith("val_"))
 
 
 class TrainingMonitor(Generic[T]):
@@ -89,7 +79,7 @@ class TrainingMonitor(Generic[T]):
         clock: Callable[[], float] = time.time,
         perf: Callable[[], float] = time.perf_counter,
     ) -> None:
-        _check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
+        check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
         if total is None:
             try:
@@ -113,10 +103,8 @@ class TrainingMonitor(Generic[T]):
         elif run is not None and config is not None:
             run.set_config(config)
         self.run: Run | None = run
-        if run is not None:
-            for exporter in exporters:
-                if exporter not in run.exporters:
-                    run.add_exporter(exporter)
+        for exporter in exporters if run is not None else ():
+            run.add_exporter(exporter)  # type: ignore[union-attr]
         health_monitor = (ensure_health_monitor(run)
                           if health and run is not None and phase == "train" else None)
         self._acc = StepAccumulator(run if phase == "train" else None, csv=self._csv,
@@ -270,9 +258,7 @@ class TrainingMonitor(Generic[T]):
 
     def _postfix(self) -> str:
         acc = self._acc
-        values = {k: (acc.last[k] if shows_last(k, self._stateful) and k in acc.last else v)
-                  for k, v in acc.means().items()}
-        text = format_postfix(values)
+        text = format_postfix(acc.shown(self._stateful))
         stats = acc.stats
         total = stats.data_wait_s + stats.body_s
         if total > 0:
@@ -300,10 +286,8 @@ class TrainingMonitor(Generic[T]):
         run = self.run
         if run is None or run.closed:
             return
-        acc = self._acc
         steps = self.step - self._pass_start
-        values = {k: (acc.last[k] if shows_last(k, self._stateful) and k in acc.last else v)
-                  for k, v in acc.means().items()}
+        values = self._acc.shown(self._stateful)
         finite = {k: v for k, v in values.items() if math.isfinite(v)}
         self._event("pass_end", f"{self.desc or self.phase}: {steps} steps",
                     data={"step": run.global_step, "phase": self.phase, "averages": finite})
@@ -321,35 +305,3 @@ class TrainingMonitor(Generic[T]):
                data: Mapping[str, Any] | None = None) -> None:
         if self.run is not None and not self.run.closed:
             self.run.log_event(kind, message, level=level, data=data)
-
-
-def _check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: Any,
-                   record: Any, phase: Any, stateful: Any, exporters: Any, clock: Any,
-                   perf: Any) -> None:
-    if isinstance(iterable, (str, bytes)) or not hasattr(iterable, "__iter__"):
-        raise TypeError(
-            f"TrainingMonitor needs an iterable (a DataLoader, list, generator...), got "
-            f"{type(iterable).__name__}; pass the loader itself, e.g. TrainingMonitor(loader)"
-        )
-    if desc is not None and not isinstance(desc, str):
-        raise TypeError(f"desc must be a string, got {type(desc).__name__}")
-    if total is not None and (type(total) is not int or total < 0):
-        raise ValueError(f"total must be a non-negative int, got {total!r}")
-    if not (isinstance(mininterval, (int, float)) and mininterval > 0):
-        raise ValueError(f"mininterval must be > 0 seconds, got {mininterval!r}")
-    if run is not None and not isinstance(run, Run):
-        raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
-    if run is not None and run.closed:
-        raise ValueError(f"run {run.name!r} is already closed; pass an open run")
-    if run is not None and not record:
-        raise ValueError("run= was given with record=False; pass one or the other")
-    if phase not in PHASES:
-        raise ValueError(f"phase must be 'train' or 'val', got {phase!r}")
-    if isinstance(stateful, str) or not all(isinstance(k, str) for k in stateful):
-        raise TypeError("stateful_metrics must be a list of metric names, e.g. ['lr']")
-    if isinstance(exporters, Recorder) or not all(isinstance(e, Recorder) for e in exporters):
-        raise TypeError("exporters must be a list of loopwise exporters (Recorder objects), "
-                        "e.g. [TensorBoardExporter('tb')]")
-    for what, fn in (("clock", clock), ("perf", perf)):
-        if not callable(fn):
-            raise TypeError(f"{what} must be a callable returning seconds, got {fn!r}")

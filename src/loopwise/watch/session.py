@@ -22,11 +22,7 @@ metrics' own names at the global step; per epoch ``epoch/<name>`` (training) and
 ``model_summary``, ``epoch_end``, ``session_order``. Values are shown and recorded as given (the
 epoch summary is each phase's last value: pass running averages, as the reference does).
 
-Calls out of order: an update outside its phase, a bad step or epoch number, validating with
-``validation_steps=0`` or twice, a summary before any epoch, or any call after ``close()`` is an
-error; an open phase when the next starts (finished for you), finishing twice (ignored),
-``start_training()`` twice (ignored) or skipped (called for you) is a :class:`SessionOrderWarning`
-(also recorded as a ``session_order`` event). Details: ``docs/progress.md``.
+Calls out of order are errors or :class:`SessionOrderWarning` (details: ``docs/progress.md``).
 """
 
 from __future__ import annotations
@@ -46,6 +42,13 @@ from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run, exit_status
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.progress import ProgressBar
+from loopwise.watch.session_checks import IDLE as _IDLE
+from loopwise.watch.session_checks import NEW as _NEW
+from loopwise.watch.session_checks import TRAIN as _TRAIN
+from loopwise.watch.session_checks import TRAINED as _TRAINED
+from loopwise.watch.session_checks import VAL as _VAL
+from loopwise.watch.session_checks import VALIDATED as _VALIDATED
+from loopwise.watch.session_checks import WHEN, bad_step_error, check_session_args
 from loopwise.watch.session_values import (
     EpochResult,
     SessionOrderWarning,
@@ -56,11 +59,7 @@ from loopwise.watch.summary import summary
 
 __all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
 
-_NEW, _IDLE, _TRAIN, _TRAINED, _VAL, _VALIDATED = "new", "idle", "train", "trained", "val", "done"
 _PLAIN = (float, type(None))
-_WHEN = {_NEW: "before start_training()", _IDLE: "before start_epoch()", _TRAIN: "during training",
-         _TRAINED: "after the training phase finished", _VAL: "during validation",
-         _VALIDATED: "after validation finished"}
 
 
 class TrainingSession:
@@ -90,26 +89,8 @@ class TrainingSession:
         file: TextIO | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if not isinstance(model_name, str) or not model_name.strip():
-            raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
-        for what, value, least in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
-                                   ("validation_steps", validation_steps, 0)):
-            if type(value) is not int or value < least:
-                raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
-        if model is not None and not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if input_size is not None and model is None:
-            raise ValueError("input_size needs model=: it is the input of the model's summary")
-        if run is not None and not isinstance(run, Run):
-            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
-        if run is not None and not record:
-            raise ValueError("run= was given with record=False; pass one or the other")
-        if run is not None and run.closed:
-            raise ValueError(f"run {run.name!r} is already closed; pass an open run")
-        if file is not None and not callable(getattr(file, "write", None)):
-            raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
-        if clock is not None and not callable(clock):
-            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        check_session_args(model_name, epochs, steps_per_epoch, validation_steps, model,
+                           input_size, run, record, file, clock, exporters)
         self.model_name = model_name
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
@@ -125,13 +106,8 @@ class TrainingSession:
                                            "steps_per_epoch": steps_per_epoch,
                                            "validation_steps": validation_steps})
         self.run: Run | None = run
-        if run is not None:
-            for exporter in exporters:
-                if not isinstance(exporter, Recorder):
-                    raise TypeError(f"exporters must be loopwise exporters (Recorder objects), "
-                                    f"got {type(exporter).__name__}")
-                if exporter not in run.exporters:
-                    run.add_exporter(exporter)
+        for exporter in exporters if run is not None else ():
+            run.add_exporter(exporter)  # type: ignore[union-attr]
         self.history: list[EpochResult] = []
         self._phase = _NEW
         self._closed = False
@@ -406,16 +382,7 @@ class TrainingSession:
 
     def _wrong_phase(self, call: str, first: str) -> NoReturn:
         self._check_open(call)
-        raise RuntimeError(f"{call}() called {_WHEN[self._phase]}; call {first} first")
+        raise RuntimeError(f"{call}() called {WHEN[self._phase]}; call {first} first")
 
     def _bad_step(self, step: object, total: int, what: str) -> NoReturn:
-        if type(step) is not int:
-            raise TypeError(f"step must be an int (the 1-based step of the phase), got "
-                            f"{type(step).__name__}")
-        if step > total:
-            raise ValueError(f"step {step} is beyond {what}={total}; pass the loader's len() as "
-                             f"{what}, or stop the phase at step {total}")
-        if step < 1:
-            raise ValueError(f"steps are 1-based: the first step is 1, got {step}")
-        raise ValueError(f"step {step} is not after the previous step {self._last}; the steps "
-                         "of a phase must increase")
+        raise bad_step_error(step, total, what, self._last)

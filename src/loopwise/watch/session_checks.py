@@ -1,0 +1,59 @@
+"""TrainingSession's phases and argument checks, each error saying what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from loopwise.record.recorder import Recorder
+from loopwise.record.run import Run
+
+NEW, IDLE, TRAIN, TRAINED, VAL, VALIDATED = "new", "idle", "train", "trained", "val", "done"
+WHEN = {NEW: "before start_training()", IDLE: "before start_epoch()", TRAIN: "during training",
+        TRAINED: "after the training phase finished", VAL: "during validation",
+        VALIDATED: "after validation finished"}
+
+
+def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
+                       validation_steps: Any, model: Any, input_size: Any, run: Any,
+                       record: Any, file: Any, clock: Any, exporters: Any) -> None:
+    """Refuse bad TrainingSession arguments before anything is made."""
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
+    for what, value, least in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
+                               ("validation_steps", validation_steps, 0)):
+        if type(value) is not int or value < least:
+            raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if input_size is not None and model is None:
+        raise ValueError("input_size needs model=: it is the input of the model's summary")
+    if run is not None and not isinstance(run, Run):
+        raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
+    if run is not None and not record:
+        raise ValueError("run= was given with record=False; pass one or the other")
+    if run is not None and run.closed:
+        raise ValueError(f"run {run.name!r} is already closed; pass an open run")
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
+    if clock is not None and not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+    for exporter in exporters:
+        if not isinstance(exporter, Recorder):
+            raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
+                            f"{type(exporter).__name__}")
+
+
+def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:
+    """The error for a step number that is not the phase's next one."""
+    if type(step) is not int:
+        return TypeError(f"step must be an int (the 1-based step of the phase), got "
+                         f"{type(step).__name__}")
+    if step > total:
+        return ValueError(f"step {step} is beyond {what}={total}; pass the loader's len() as "
+                          f"{what}, or stop the phase at step {total}")
+    if step < 1:
+        return ValueError(f"steps are 1-based: the first step is 1, got {step}")
+    return ValueError(f"step {step} is not after the previous step {last}; the steps of a "
+                      "phase must increase")
