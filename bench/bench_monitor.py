@@ -1,5 +1,6 @@
-"""Per-step cost of TrainingMonitor (3 metrics logged every step) against a bare loop, plain
-tqdm and tqdm + set_postfix every step; all in one process.
+"""Per-step cost of TrainingMonitor and TrainingSession (3 metrics every step, through the one
+shared accumulator) against a bare loop, plain tqdm and tqdm + set_postfix every step; all in
+one process.
 
 The variants run interleaved, one of each per round, and each keeps its best round: a machine
 that drifts in speed (shared VMs do, by tens of percent) then moves all of them together and
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _timing import best_of, ns
-from loopwise import TrainingMonitor
+from loopwise import TrainingMonitor, TrainingSession
 from loopwise.record import Run
 
 N = 200_000
@@ -67,6 +68,28 @@ def monitor(run: Run | None, *, log_file: str | None = None) -> float:
     return time.perf_counter() - t0
 
 
+def session(run: Run | None) -> float:
+    """TrainingSession's step: update_training_progress(step, loss, accuracy, {"b": ...})
+    (3 values, as the monitor's loop) through the same accumulator."""
+    s = TrainingSession("bench", 1, N, 0, run=run, record=run is not None, system=False,
+                        health=False, file=io.StringIO())
+    s.start_training()
+    s.start_epoch(1)
+    update = s.update_training_progress
+    acc = 0.0
+    t0 = time.perf_counter()
+    for i in range(1, N + 1):
+        loss, a, b = 0.5, 0.25, float(i)
+        acc += loss + a + b
+        update(i, loss, a, {"b": b})
+    s.finish_training_epoch()
+    if run is not None:
+        run.flush()
+    elapsed = time.perf_counter() - t0
+    s.close()
+    return elapsed
+
+
 def timed(fn: Callable[[], object]) -> Callable[[], float]:
     def run() -> float:
         t0 = time.perf_counter()
@@ -90,6 +113,8 @@ def main(rounds: int = 7) -> None:
             "TrainingMonitor, record=False": lambda: monitor(None),
             "TrainingMonitor (run record)": lambda: monitor(run),
             "TrainingMonitor (record + CSV)": lambda: monitor(run, log_file=csv_path),
+            "TrainingSession, record=False": lambda: session(None),
+            "TrainingSession (run record)": lambda: session(run),
         }
         best = dict.fromkeys(variants, float("inf"))
         for _ in range(rounds):

@@ -192,8 +192,11 @@ class TrainingSession:
             self._wrong_phase("update_training_progress", "start_epoch(epoch)")
         if type(step) is not int or not self._last < step <= self.steps_per_epoch:
             self._bad_step(step, self.steps_per_epoch, "steps_per_epoch")
-        if type(loss) is float and metrics is None and type(accuracy) in _PLAIN:
+        if type(loss) is float and type(accuracy) in _PLAIN and (
+                metrics is None or self._values.plain(metrics)):
             row = {"loss": loss} if accuracy is None else {"loss": loss, "accuracy": accuracy}
+            if metrics:
+                row.update(metrics)
         else:
             row = self._values.row(loss, accuracy, metrics)
         self._last = step

@@ -69,6 +69,11 @@ class StepValues:
     def __init__(self) -> None:
         self._known: set[str] = set()
 
+    def plain(self, metrics: Any) -> bool:
+        """``metrics`` is a dict of floats under names already checked (the fast path)."""
+        return (type(metrics) is dict and self._known.issuperset(metrics)
+                and all(type(v) is float for v in metrics.values()))
+
     def row(self, loss: Any, accuracy: Any, metrics: Any) -> dict[str, Any]:
         row = {"loss": loss if type(loss) is float else to_value("loss", loss)}
         if accuracy is not None:
@@ -120,8 +125,8 @@ class SessionRecorder:
         acc = self.acc
         times = acc.times
         now = self._perf()
-        while acc.step0 + len(times) < step - 1:
-            times.append(now)
+        if acc.step0 + len(times) != step - 1:
+            times.extend([now] * max(step - 1 - acc.step0 - len(times), 0))
         times.append(now)
         acc.log(row)
         if now >= self._next_flush:
