@@ -27,7 +27,7 @@ def test_events_and_metrics_are_one_json_object_per_line(tmp_path):
         "level": "warning", "type": "event", "kind": "plateau",
         "message": "val_loss has not improved", "data": {"n": 5}}
     assert metrics["type"] == "metrics" and metrics["step"] == 120 and metrics["epoch"] == 3
-    assert metrics["values"] == {"train_loss": 0.5, "val_loss": "nan"}
+    assert metrics["values"] == {"train_loss": 0.5, "val_loss": None}  # NaN: null
 
 
 def test_explicit_time_is_kept(tmp_path):

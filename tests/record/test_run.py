@@ -200,7 +200,7 @@ def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
     assert [line["type"] for line in lines] == ["event", "metrics", "event"]
     assert lines[0]["kind"] == "note" and lines[0]["data"] == {"a": 1}
     assert lines[1]["epoch"] == 2 and lines[1]["step"] == 40
-    assert lines[1]["values"] == {"train_loss": 0.5, "val_loss": "nan"}
+    assert lines[1]["values"] == {"train_loss": 0.5, "val_loss": None}
     assert lines[2]["kind"] == "closed"
     reader = RunReader(tmp_path / "j")
     # an epoch summary sits at the global step where the epoch ended, and carries its epoch

@@ -16,6 +16,15 @@ thread-safe deques (no locks, no I/O). The writer thread drains them in one tran
 ``synchronous=NORMAL`` in WAL mode: a committed batch survives the process being killed; a power
 cut may lose the last batch.
 
+Errors: the first error of the writer stops it and is raised to the calling thread at its next
+``add_*``/``flush()`` (once more at ``close()`` only if it was never raised). A full disk
+(``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is a :class:`~loopwise.record.errors.DiskFullError`
+("no space left on the device holding ..."); the batches committed before stay readable.
+
+Permissions: the database file is created by loopwise (mode 0o666, so the umask decides, like
+every other file of the run) before SQLite opens it; SQLite gives its ``-wal`` and ``-shm``
+files the database file's mode.
+
 Backpressure: when more than ``max_pending`` items wait, the calling thread blocks until the
 writer has caught up (nothing is dropped) and the store records one ``store_backpressure`` event.
 """
@@ -23,6 +32,7 @@ writer has caught up (nothing is dropped) and the store records one ``store_back
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -34,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.record.recorder import ColumnData
 
 SCHEMA_VERSION = 1
@@ -98,6 +109,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0,
                                check_same_thread=False)
     else:
+        # created here with 0o666 so the umask decides (SQLite would create it 0644)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
         conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
         conn.execute("PRAGMA page_size=65536")  # long blobs: fewer overflow pages to chase
         conn.execute("PRAGMA journal_mode=WAL")
@@ -118,6 +131,7 @@ class StoreWriter:
         max_pending: int = 1_000_000,
         on_tick: Callable[[], None] | None = None,
         on_batch: Callable[[Batch], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not flush_interval > 0 or flush_interval > 1.0:
@@ -129,6 +143,7 @@ class StoreWriter:
         self._max_pending = max_pending
         self._on_tick = on_tick
         self._on_batch = on_batch
+        self._on_error = on_error
         self._clock = clock
         self._scalars: deque[tuple[int, float, Mapping[str, float]]] = deque()
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
@@ -144,6 +159,7 @@ class StoreWriter:
         self._small_chunks: dict[int, int] = {}
         self._backpressure_reported = False
         self._error: BaseException | None = None
+        self._error_raised = False
         self._conn = connect(path)
         with self._conn:
             self._conn.executescript(_SCHEMA)
@@ -159,18 +175,24 @@ class StoreWriter:
     # -- calling thread ----------------------------------------------------------------------
     def add_scalars(self, step: int, wall_time: float, values: Mapping[str, float]) -> None:
         """Queue one step's values (``values`` must not be mutated afterwards)."""
+        if self._error is not None:
+            self._raise_error()
         self._scalars.append((step, wall_time, values))
         if len(self._scalars) > self._max_pending:
             self._backpressure()
 
     def add_rows(self, rows: Sequence[tuple[int, float, Mapping[str, float]]]) -> None:
         """Queue several ``(step, wall_time, values)`` rows at once."""
+        if self._error is not None:
+            self._raise_error()
         self._scalars.extend(rows)
         if len(self._scalars) > self._max_pending:
             self._backpressure()
 
     def add_columns(self, columns: Mapping[str, ColumnData]) -> None:
         """Queue whole columns: ``{key: (steps, wall_times, values)}`` (not reused after)."""
+        if self._error is not None:
+            self._raise_error()
         n = sum(len(c[0]) for c in columns.values())
         with self._count_lock:
             self._column_values += n
@@ -181,11 +203,15 @@ class StoreWriter:
 
     def add_event(self, wall_time: float, level: str, kind: str, message: str,
                   data_json: str | None) -> None:
+        if self._error is not None:
+            self._raise_error()
         self._events.append((wall_time, level, kind, message, data_json))
         if level == "error":
             self._wake.set()
 
     def add_system(self, wall_time: float, values: Mapping[str, float]) -> None:
+        if self._error is not None:
+            self._raise_error()
         self._system.append((wall_time, values))
 
     def pending(self) -> int:
@@ -195,7 +221,11 @@ class StoreWriter:
         """Write everything queued so far, from the calling thread; raise a writer error."""
         self._raise_error()
         with self._db_lock:
-            self._drain()
+            try:
+                self._drain()
+            except Exception as exc:
+                self._fail(exc)
+                self._raise_error()
 
     def close(self) -> None:
         """Stop the thread after a last drain. Idempotent."""
@@ -206,11 +236,20 @@ class StoreWriter:
         self._thread.join()
         with self._db_lock:
             try:
-                self._drain()
-                self._merge_all()
+                if self._error is None:
+                    self._drain()
+                    self._merge_all()
+            except Exception as exc:
+                self._fail(exc)
             finally:
                 self._conn.close()
-        self._raise_error()
+        if not self._error_raised:
+            self._raise_error()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The writer's first error (None while it works)."""
+        return self._error
 
     # -- writer thread -----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -225,16 +264,32 @@ class StoreWriter:
                 if self._on_tick is not None:
                     self._on_tick()
             except Exception as exc:  # keep the first error; the owner re-raises it
-                self._error = exc
-                with self._drained:
-                    self._drained.notify_all()
+                self._fail(exc)
                 return
 
-    def _raise_error(self) -> None:
+    def _fail(self, exc: BaseException) -> None:
+        """Keep the first error (a full disk as :class:`DiskFullError`) and tell the owner."""
         if self._error is not None:
-            raise RuntimeError(f"the run store at {self.path} failed: {self._error}") from (
-                self._error
-            )
+            return
+        if is_disk_full(exc):
+            full = DiskFullError(self.path)
+            full.__cause__ = exc
+            self._error = full
+        else:
+            self._error = exc
+        with self._drained:
+            self._drained.notify_all()
+        if self._on_error is not None:
+            self._on_error(self._error)
+
+    def _raise_error(self) -> None:
+        if self._error is None:
+            return
+        self._error_raised = True
+        if isinstance(self._error, DiskFullError):  # a fresh one: no traceback piling up
+            raise DiskFullError(self.path) from self._error.__cause__
+        raise RuntimeError(f"the run store at {self.path} failed: {self._error}") from (
+            self._error)
 
     def _backpressure(self) -> None:
         if not self._backpressure_reported:

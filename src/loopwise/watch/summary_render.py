@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from loopwise.record.table import render_table
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -78,16 +80,7 @@ def render_layer_table(layers: Sequence[LayerInfo]) -> str:
         label = "  " * layer.depth + f"{layer.name} ({layer.type_name})"
         params = "(recursive)" if layer.repeated else f"{layer.num_params:,}"
         rows.append((label, layer.output_shape, params))
-    w0 = max(len(header[0]), *(len(r[0]) for r in rows)) if rows else len(header[0])
-    w1 = max(len(header[1]), *(len(r[1]) for r in rows)) if rows else len(header[1])
-    w2 = max(len(header[2]), *(len(r[2]) for r in rows)) if rows else len(header[2])
-    width = w0 + w1 + w2 + 4
-
-    def fmt(row: tuple[str, str, str]) -> str:
-        return f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]:>{w2}}".rstrip()
-
-    lines = [fmt(header), "=" * width, *(fmt(r) for r in rows), "=" * width]
-    return "\n".join(lines)
+    return render_table(rows, header=header, align="llr", rule="frame")
 
 
 def render_summary(s: ModelSummary) -> str:
