@@ -33,15 +33,12 @@ def _kind(mode: int) -> str | None:
 
 def check_target(path: str | os.PathLike[str]) -> Path:
     """``path`` as a Path when it is absent or a regular file; otherwise
-    :class:`UnsafeTargetError` naming it, what it is and what to do. Symlinks are not followed."""
+    :class:`UnsafeTargetError` naming it, what it is and what to do (symlinks not followed)."""
     target = Path(path)
     try:
         mode = os.lstat(target).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there: the write says why
         return target
-    except NotADirectoryError as exc:
-        raise UnsafeTargetError(f"cannot write {target}: a part of its folder path is a file, "
-                                "not a folder; choose another path") from exc
     kind = _kind(mode)
     if kind is not None:
         raise UnsafeTargetError(
