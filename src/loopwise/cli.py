@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (FileNotFoundError, KeyError, ValueError, TypeError, PermissionError) as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"loopwise {args.command}: error: {printable(message)}", file=sys.stderr)
         return 2

@@ -87,8 +87,13 @@ class JsonLog:
         self.max_bytes = max_bytes
         self.backup_count = backup_count
         self._clock = clock
-        self._handler = _Handler(self.path, maxBytes=max_bytes, backupCount=backup_count,
-                                 encoding="utf-8")
+        try:
+            self._handler = _Handler(self.path, maxBytes=max_bytes, backupCount=backup_count,
+                                     encoding="utf-8")
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(self.path) from exc
+            raise
         self._handler.setFormatter(JsonFormatter())
         self._logger = logging.Logger(f"loopwise.jsonlog:{self.path}", logging.DEBUG)
         self._logger.propagate = False
@@ -190,7 +195,8 @@ class JsonLog:
 
 
 def read_json_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every line of a JSON log and its rotated files, oldest first."""
+    """Every line of a JSON log and its rotated files, oldest first. A last line without its
+    newline that is not valid JSON (a write cut short by a full disk or a kill) is skipped."""
     base = Path(path)
     rotated = sorted((p for p in base.parent.glob(base.name + ".*") if p.suffix[1:].isdigit()),
                      key=lambda p: -int(p.suffix[1:]))
@@ -204,5 +210,7 @@ def read_json_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     try:
                         out.append(json.loads(line))
                     except json.JSONDecodeError as exc:
+                        if not line.endswith("\n"):  # torn last line: never completed
+                            break
                         raise ValueError(f"{file}:{n} is not valid JSON ({exc.msg})") from exc
     return out

@@ -79,10 +79,19 @@ class Run:
         self._export_errors: set[str] = set()
         self._failure: BaseException | None = None  # a write error that failed the run
         self._write_info()
-        self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
-                                  on_tick=self._tick, on_batch=self._export,
-                                  on_error=self._fail, clock=clock)
-        self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
+        try:
+            self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
+                                      on_tick=self._tick, on_batch=self._export,
+                                      on_error=self._fail, clock=clock)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        try:
+            self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
+        except BaseException as exc:
+            self._fail(exc)
+            self._store.close()
+            raise
         atexit.register(self._atexit)
 
     # -- construction ------------------------------------------------------------------------

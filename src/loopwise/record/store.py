@@ -31,6 +31,7 @@ writer has caught up (nothing is dropped) and the store records one ``store_back
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -160,15 +161,22 @@ class StoreWriter:
         self._backpressure_reported = False
         self._error: BaseException | None = None
         self._error_raised = False
-        self._conn = connect(path)
-        with self._conn:
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        for key_id, name in self._conn.execute("SELECT id, name FROM keys"):
-            self._key_ids[name] = key_id
+        try:
+            self._conn = connect(path)
+            with self._conn:
+                self._conn.executescript(_SCHEMA)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            for key_id, name in self._conn.execute("SELECT id, name FROM keys"):
+                self._key_ids[name] = key_id
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            if is_disk_full(exc):
+                raise DiskFullError(path) from exc
+            raise
         self._thread = threading.Thread(target=self._loop, name="loopwise-store", daemon=True)
         self._thread.start()
 
@@ -271,16 +279,16 @@ class StoreWriter:
         """Keep the first error (a full disk as :class:`DiskFullError`) and tell the owner."""
         if self._error is not None:
             return
+        error = exc
         if is_disk_full(exc):
-            full = DiskFullError(self.path)
-            full.__cause__ = exc
-            self._error = full
-        else:
-            self._error = exc
+            error = DiskFullError(self.path)
+            error.__cause__ = exc
+        if self._on_error is not None:  # first, so the caller sees the run already failed
+            with contextlib.suppress(Exception):  # the hook must not hide the error itself
+                self._on_error(error)
+        self._error = error
         with self._drained:
             self._drained.notify_all()
-        if self._on_error is not None:
-            self._on_error(self._error)
 
     def _raise_error(self) -> None:
         if self._error is None:
