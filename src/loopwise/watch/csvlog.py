@@ -109,7 +109,8 @@ class CsvLog:
         row) or one number for every row (a metric not logged in these steps)."""
         positions = self._positions(averages)
         n = len(steps)
-        columns: list[object] = [repeat("", n)] * len(self._columns.metric_columns)
+        empty = [""] * n  # a list, not one shared iterator: zip iterates each column afresh
+        columns: list[object] = [empty] * len(self._columns.metric_columns)
         for position, column in zip(positions, averages.values(), strict=True):
             columns[position] = (column if isinstance(column, Sequence)
                                  and not isinstance(column, str) else repeat(column, n))
