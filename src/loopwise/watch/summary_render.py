@@ -9,13 +9,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopwise.record.table import render_table
+from loopwise.record.units import MIB
 
 if TYPE_CHECKING:
     from torch import nn
 
     from loopwise.watch.summary import LayerInfo, ModelSummary
 
-BYTES_PER_MB = 1_000_000  # decimal megabytes, as labelled "(MB)"
+BYTES_PER_MB = MIB  # labelled "(MB)" as the reference layout has it; the unit is MiB (2**20)
 
 
 def format_count(n: int) -> str:
@@ -29,7 +30,8 @@ def format_count(n: int) -> str:
 
 
 def format_mb(nbytes: int) -> str:
-    """Bytes as MB: two decimals from 1 MB up, three below (``0.012``, ``4.28``)."""
+    """Bytes in MiB (loopwise's one memory unit), labelled "MB" as in the reference layout:
+    two decimals from 1 up, three below (``0.012``, ``4.08``)."""
     mb = nbytes / BYTES_PER_MB
     return f"{mb:.2f}" if mb >= 1 else f"{mb:.3f}"
 
