@@ -26,6 +26,7 @@ import csv
 import io
 import os
 from collections.abc import Iterable, Sequence
+from typing import TextIO
 
 from loopwise.record.atomic import atomic_write_text
 from loopwise.record.text import csv_cell
@@ -102,6 +103,16 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
+
+
+def append_rows(fh: TextIO, rows: Iterable[Sequence[object]], *,
+                header: Sequence[str] | None = None) -> None:
+    """Append ``rows`` (after ``header`` when given) to an open CSV file and flush it."""
+    writer = csv.writer(fh)
+    if header is not None:
+        writer.writerow(header)
+    writer.writerows(rows)
+    fh.flush()
 
 
 def write_csv(path: str | os.PathLike[str], header: Sequence[str],

@@ -1,14 +1,6 @@
 """The run's embedded store: SQLite (WAL) written by one background thread.
 
-Layout (schema version 1):
-
-* ``keys(id, name)``: one row per scalar key.
-* ``scalar_chunks(id, key_id, n, first_step, last_step, steps, times, vals)``: a key's series is
-  stored in column chunks; ``steps`` is little-endian int64, ``times`` and ``vals`` little-endian
-  float64, ``n`` values each. Chunks of one key in ``id`` order are in logging order. Small chunks
-  are merged by the writer so that a long series reads back in a few rows.
-* ``events(id, time, level, kind, message, data)``: ``data`` is JSON text.
-* ``system(time, name, value)``: system samples.
+Layout and file: :mod:`loopwise.record.storefile`.
 
 Threading: the ``add_*`` methods are called from the training thread and only append to
 thread-safe deques (no locks, no I/O). The writer thread drains them in one transaction every
@@ -21,10 +13,6 @@ Errors: the first error of the writer stops it and is raised to the calling thre
 (``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is a :class:`~loopwise.record.errors.DiskFullError`
 ("no space left on the device holding ..."); the batches committed before stay readable.
 
-Permissions: the database file is created by loopwise (mode 0o666, so the umask decides, like
-every other file of the run) before SQLite opens it; SQLite gives its ``-wal`` and ``-shm``
-files the database file's mode.
-
 Backpressure: when more than ``max_pending`` items wait, the calling thread blocks until the
 writer has caught up (nothing is dropped) and the store records one ``store_backpressure`` event.
 """
@@ -33,93 +21,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sqlite3
-import sys
 import threading
 import time
-from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.record.recorder import ColumnData
+from loopwise.record.storefile import (
+    MERGE_AFTER,
+    SMALL_CHUNK,
+    STORE_FILE,
+    Batch,
+    connect,
+    gather_columns,
+    merge_chunks,
+    open_store,
+    pack,
+    unpack,
+)
 
-SCHEMA_VERSION = 1
-STORE_FILE = "store.sqlite"
-_MERGE_AFTER = 32  # merge a key's trailing small chunks once this many have piled up
-_SMALL_CHUNK = 4096
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
-CREATE TABLE IF NOT EXISTS scalar_chunks (
-    id INTEGER PRIMARY KEY, key_id INTEGER NOT NULL, n INTEGER NOT NULL,
-    first_step INTEGER NOT NULL, last_step INTEGER NOT NULL,
-    steps BLOB NOT NULL, times BLOB NOT NULL, vals BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS scalar_chunks_key ON scalar_chunks (key_id, id);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, time REAL NOT NULL, level TEXT NOT NULL, kind TEXT NOT NULL,
-    message TEXT NOT NULL, data TEXT);
-CREATE TABLE IF NOT EXISTS system (time REAL NOT NULL, name TEXT NOT NULL, value REAL);
-CREATE INDEX IF NOT EXISTS system_time ON system (time);
-"""
-
-_BIG_ENDIAN = sys.byteorder == "big"
-
-
-@dataclass(frozen=True)
-class Batch:
-    """What one transaction committed: columns by key, event rows ``(time, level, kind,
-    message, data_json)`` and system samples ``(time, {name: value})``."""
-
-    columns: dict[str, tuple[array[int], array[float], array[float]]]
-    events: list[tuple[float, str, str, str, str | None]]
-    system: list[tuple[float, Mapping[str, float]]]
-
-
-def pack(arr: array[Any]) -> bytes:
-    """Bytes of ``arr`` in little-endian order."""
-    if _BIG_ENDIAN:  # pragma: no cover - no big-endian CI machine
-        arr = array(arr.typecode, arr)
-        arr.byteswap()
-    return arr.tobytes()
-
-
-def unpack(typecode: str, blob: bytes, out: array[Any] | None = None) -> array[Any]:
-    """Append the little-endian values in ``blob`` to ``out`` (a new array when None)."""
-    if out is not None and not _BIG_ENDIAN:
-        out.frombytes(blob)
-        return out
-    part = array(typecode)
-    part.frombytes(blob)
-    if _BIG_ENDIAN:  # pragma: no cover
-        part.byteswap()
-    if out is None:
-        return part
-    out.extend(part)
-    return out
-
-
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open the store; readers open it read-only (they never block the writer in WAL mode)."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0,
-                               check_same_thread=False)
-    else:
-        # created here with 0o666 so the umask decides (SQLite would create it 0644)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
-        conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
-        conn.execute("PRAGMA page_size=65536")  # long blobs: fewer overflow pages to chase
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    conn.execute("PRAGMA mmap_size=268435456")
-    return conn
-
+__all__ = ["STORE_FILE", "Batch", "StoreWriter", "connect", "pack", "unpack"]
 
 class StoreWriter:
     """Buffers rows from any thread and writes them from one background thread."""
@@ -156,27 +79,11 @@ class StoreWriter:
         self._drained = threading.Condition()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._key_ids: dict[str, int] = {}
         self._small_chunks: dict[int, int] = {}
         self._backpressure_reported = False
         self._error: BaseException | None = None
         self._error_raised = False
-        try:
-            self._conn = connect(path)
-            with self._conn:
-                self._conn.executescript(_SCHEMA)
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            for key_id, name in self._conn.execute("SELECT id, name FROM keys"):
-                self._key_ids[name] = key_id
-        except (OSError, sqlite3.Error) as exc:
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            if is_disk_full(exc):
-                raise DiskFullError(path) from exc
-            raise
+        self._conn, self._key_ids = open_store(path)
         self._thread = threading.Thread(target=self._loop, name="loopwise-store", daemon=True)
         self._thread.start()
 
@@ -332,28 +239,11 @@ class StoreWriter:
         n_s, n_e, n_y, n_c = len(scalars), len(events), len(system), len(self._columns)
         if not (n_s or n_e or n_y or n_c):
             return
-        cols: dict[str, tuple[array[int], array[float], array[float]]] = {}
-        for _ in range(n_c):
-            n_values, batch = self._columns.popleft()
-            with self._count_lock:
-                self._column_values -= n_values
-            for key, (c_steps, c_times, c_vals) in batch.items():
-                col = cols.get(key)
-                if col is None:
-                    col = cols[key] = (array("q"), array("d"), array("d"))
-                col[0].extend(c_steps)
-                col[1].extend(c_times)
-                col[2].extend(c_vals)
+        batches = [self._columns.popleft() for _ in range(n_c)]
+        with self._count_lock:
+            self._column_values -= sum(n for n, _ in batches)
         pop = scalars.popleft
-        for _ in range(n_s):
-            step, wall_time, values = pop()
-            for key, value in values.items():
-                col = cols.get(key)
-                if col is None:
-                    col = cols[key] = (array("q"), array("d"), array("d"))
-                col[0].append(step)
-                col[1].append(wall_time)
-                col[2].append(value)
+        cols = gather_columns([b for _, b in batches], [pop() for _ in range(n_s)])
         event_rows = [events.popleft() for _ in range(n_e)]
         system_rows: list[tuple[float, str, float]] = []
         samples = [system.popleft() for _ in range(n_y)]
@@ -370,10 +260,10 @@ class StoreWriter:
                     (key_id, len(steps), steps[0], steps[-1], pack(steps), pack(times),
                      pack(vals)),
                 )
-                if len(steps) < _SMALL_CHUNK:
+                if len(steps) < SMALL_CHUNK:
                     small = self._small_chunks.get(key_id, 0) + 1
                     self._small_chunks[key_id] = small
-                    if small >= _MERGE_AFTER:
+                    if small >= MERGE_AFTER:
                         self._merge(key_id)
             if event_rows:
                 self._conn.executemany(
@@ -390,32 +280,8 @@ class StoreWriter:
             self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples))
 
     def _merge(self, key_id: int) -> None:
-        """Merge the trailing chunks of one key that are below the small-chunk size."""
-        rows = self._conn.execute(
-            "SELECT id, n, steps, times, vals FROM scalar_chunks WHERE key_id = ? AND n < ? "
-            "AND id > COALESCE((SELECT MAX(id) FROM scalar_chunks WHERE key_id = ? AND n >= ?),"
-            " 0) ORDER BY id",
-            (key_id, _SMALL_CHUNK * _MERGE_AFTER, key_id, _SMALL_CHUNK * _MERGE_AFTER),
-        ).fetchall()
         self._small_chunks[key_id] = 0
-        if len(rows) < 2:
-            return
-        steps: array[int] = array("q")
-        times: array[float] = array("d")
-        vals: array[float] = array("d")
-        for _, _, s, t, v in rows:
-            unpack("q", s, steps)
-            unpack("d", t, times)
-            unpack("d", v, vals)
-        first_id = rows[0][0]
-        self._conn.execute(
-            "UPDATE scalar_chunks SET n = ?, first_step = ?, last_step = ?, steps = ?, times = ?,"
-            " vals = ? WHERE id = ?",
-            (len(steps), steps[0], steps[-1], pack(steps), pack(times), pack(vals), first_id),
-        )
-        self._conn.executemany(
-            "DELETE FROM scalar_chunks WHERE id = ?", [(r[0],) for r in rows[1:]]
-        )
+        merge_chunks(self._conn, key_id)
 
     def _merge_all(self) -> None:
         with self._conn:

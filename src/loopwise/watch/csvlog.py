@@ -24,7 +24,14 @@ from itertools import repeat
 from pathlib import Path
 
 from loopwise.record.atomic import check_target
-from loopwise.record.csvfile import CsvColumns, number_cell, pad, read_csv, write_csv
+from loopwise.record.csvfile import (
+    CsvColumns,
+    append_rows,
+    number_cell,
+    pad,
+    read_csv,
+    write_csv,
+)
 from loopwise.record.isotime import iso_stamps
 
 LEAD = ["timestamp", "step"]
@@ -128,13 +135,10 @@ class CsvLog:
         if self._new_columns and self._header_written:
             self._rewrite()
         elif self._rows or not self._header_written:
-            writer = csv.writer(self._fh)
-            if not self._header_written:
-                writer.writerow(self.columns)
-                self._header_written = True
-            writer.writerows(self._pad(self._rows))
+            append_rows(self._fh, self._pad(self._rows),
+                        header=None if self._header_written else self.columns)
+            self._header_written = True
             self._rows = []
-            self._fh.flush()
         self._new_columns = False
 
     def _pad(self, rows: Sequence[Sequence[object]]) -> list[Sequence[object]]:
