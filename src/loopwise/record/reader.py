@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
-import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,13 +14,12 @@ from typing import Any
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.record.stats import MetricStats, run_stats
+from loopwise.record.status import resolve_status
 from loopwise.record.store import STORE_FILE, connect, unpack
 
-STALE_HEARTBEAT_S = 60.0
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
-CONFIG_HINT = ("it holds the run's parameters: repair it, or delete it to read the run "
-               "without them")
+CONFIG_HINT = "it holds the run's parameters: repair it, or delete it to read the run without them"
 STORE_HINT = f"the run's series and events cannot be read; {_MOVE_AWAY}"
 
 
@@ -73,46 +70,6 @@ class RunInfo:
     duration: float | None
     last: dict[str, float] = field(default_factory=dict)
     problem: str | None = None
-
-
-def _pid_alive(pid: int, start: float | None) -> bool:
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil is a core dependency
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return start is None or abs(proc.create_time() - start) < 1.0
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
-    """``running`` with a dead writer reads as ``crashed``.
-
-    On this host the writer's PID (and its start time, so a reused PID is not mistaken for it)
-    decides; for a run written on another host, a heartbeat older than 60 s does.
-    """
-    status = str(info.get("status", "crashed"))
-    if status != "running":
-        return status
-    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        return "running" if _pid_alive(info["pid"], info.get("pid_start")) else "crashed"
-    heartbeat = info.get("heartbeat")
-    now = time.time() if now is None else now
-    if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:
-        return "crashed"
-    return "running"
 
 
 def downsample(series: Series, max_points: int) -> Series:
