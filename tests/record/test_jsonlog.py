@@ -130,8 +130,9 @@ def test_a_full_disk_is_one_clear_error_not_logging_error_blocks(tmp_path, capsy
         log.event("lost", "m")
     assert str(info.value) == message
     for _ in range(3):  # every later write is refused with the same error, silently otherwise
-        with pytest.raises(DiskFullError, match="no space left on the device holding"):
+        with pytest.raises(DiskFullError) as again:
             log.metrics({"loss": 1.0}, step=1)
+        assert str(again.value) == message
     log.close()
     assert capsys.readouterr().err == ""  # no "--- Logging error ---" block
     assert [line["kind"] for line in read_json_log(path)] == ["kept"]

@@ -114,8 +114,10 @@ class JsonLog:
             if self._closed:
                 raise RuntimeError(f"the JSON log {self.path} is closed; nothing more can be "
                                    "written to it")
-            if self._failed is not None:
-                raise self._failed
+            if self._failed is not None:  # a fresh error each time: no traceback piling up
+                again = (DiskFullError(self.path) if isinstance(self._failed, DiskFullError)
+                         else OSError(*self._failed.args))
+                raise again from self._failed.__cause__
             self._logger.log(_LEVELS[level], payload.get("message", ""),
                              extra={_PAYLOAD: payload})
             error, self._handler.error = self._handler.error, None
