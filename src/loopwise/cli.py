@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from loopwise.record.text import printable
 from loopwise.train.cli_fit import add_fit_parser
 from loopwise.view.cli import add_record_parsers
 
@@ -23,13 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; a user error is one line on stderr and exit code 2."""
+    """Run one subcommand; a user error is one line on stderr and exit code 2 (CLI arguments
+    echoed in it pass through ``printable``)."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (FileNotFoundError, KeyError, ValueError, TypeError, PermissionError) as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"loopwise {args.command}: error: {message}", file=sys.stderr)
+        print(f"loopwise {args.command}: error: {printable(message)}", file=sys.stderr)
         return 2
     return code
 

@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,39 @@ def test_written_files_follow_the_umask_not_0600(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "m.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_symlink_target_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    pointee = tmp_path / "real.txt"
+    pointee.write_text("keep me")
+    link = tmp_path / "link.txt"
+    link.symlink_to(pointee)
+    with pytest.raises(atomic.UnsafeTargetError,
+                       match=r"refusing to write .*link\.txt: it is a symbolic link, and loopwise "
+                             r"only replaces regular files; give the path of a new or regular"):
+        atomic_write_text(link, "new")
+    assert link.is_symlink() and pointee.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.txt", "real.txt"]
+
+
+def test_a_fifo_target_is_refused_without_opening_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(atomic.UnsafeTargetError, match=r"pipe: it is a FIFO \(named pipe\)"):
+        atomic_write_json(fifo, {"x": 1})
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_folder_target_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(atomic.UnsafeTargetError, match="it is a folder"):
+        atomic_write_text(tmp_path / "d", "x")
+    assert (tmp_path / "d").is_dir()
+
+
+def test_check_target_accepts_absent_and_regular_files(tmp_path: Path) -> None:
+    assert atomic.check_target(tmp_path / "new.txt") == tmp_path / "new.txt"
+    (tmp_path / "old.txt").write_text("x")
+    assert atomic.check_target(tmp_path / "old.txt") == tmp_path / "old.txt"
+    assert atomic.check_target(tmp_path / "file" / "below") == tmp_path / "file" / "below"

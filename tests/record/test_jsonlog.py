@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import math
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
 from loopwise.record import Run
+from loopwise.record.errors import DiskFullError
+from loopwise.record.isotime import iso
 from loopwise.record.jsonlog import LOG_FILE, JsonLog, read_json_log
 
 
@@ -27,7 +32,7 @@ def test_events_and_metrics_are_one_json_object_per_line(tmp_path):
         "level": "warning", "type": "event", "kind": "plateau",
         "message": "val_loss has not improved", "data": {"n": 5}}
     assert metrics["type"] == "metrics" and metrics["step"] == 120 and metrics["epoch"] == 3
-    assert metrics["values"] == {"train_loss": 0.5, "val_loss": "nan"}
+    assert metrics["values"] == {"train_loss": 0.5, "val_loss": None}  # NaN: null
 
 
 def test_explicit_time_is_kept(tmp_path):
@@ -105,3 +110,45 @@ def test_the_record_modules_import_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.strip() == "False"
+
+
+class FullDisk(io.StringIO):
+    """A file on a full disk: every write fails with ENOSPC (a fake file, not a device)."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_is_one_clear_error_not_logging_error_blocks(tmp_path, capsys):
+    path = tmp_path / "l.jsonl"
+    log = JsonLog(path, clock=lambda: 1.0)
+    log.event("kept", "written before the disk filled")
+    log._handler.stream = FullDisk()  # the disk fills up
+    message = (f"no space left on the device holding {path}; free space and resume (what was "
+               "written before is kept and readable)")
+    with pytest.raises(DiskFullError) as info:
+        log.event("lost", "m")
+    assert str(info.value) == message
+    for _ in range(3):  # every later write is refused with the same error, silently otherwise
+        with pytest.raises(DiskFullError) as again:
+            log.metrics({"loss": 1.0}, step=1)
+        assert str(again.value) == message
+    log.close()
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---" block
+    assert [line["kind"] for line in read_json_log(path)] == ["kept"]
+
+
+def test_a_torn_last_line_is_skipped_but_a_bad_middle_line_is_an_error(tmp_path):
+    (tmp_path / "l.jsonl").write_text('{"a": 1}\n{"b": ', encoding="utf-8")
+    assert read_json_log(tmp_path / "l.jsonl") == [{"a": 1}]
+
+
+def test_times_use_the_one_iso_format_and_nan_is_null(tmp_path):
+    path = tmp_path / "l.jsonl"
+    with JsonLog(path, clock=lambda: 1_700_000_000.9996) as log:
+        log.metrics({"a": math.inf, "b": -math.inf, "c": math.nan}, step=1)
+    line = json.loads(path.read_text(encoding="utf-8"))
+    assert line["time"] == iso(1_700_000_000.9996) == datetime.fromtimestamp(
+        1_700_000_000.9996).isoformat(timespec="milliseconds")
+    assert line["values"] == {"a": None, "b": None, "c": None}
+    assert "NaN" not in path.read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from loopwise.record import Run, RunReader, downsample, list_runs
+from loopwise.record.errors import CorruptRecordError
 from loopwise.record.reader import Series, resolve_status
 
 
@@ -110,3 +111,65 @@ def test_read_one_million_points(tmp_path: Path) -> None:
     run.close()
     s = RunReader(tmp_path / "big").series("x")
     assert len(s) == 1_000_000 and s.values[-1] == 999_999.0
+
+
+def _good_run(root: Path, name: str) -> Path:
+    with Run.create(root, name, config={"lr": 0.1}) as run:
+        run.log_scalars({"loss": 0.5}, step=1)
+    return run.path
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("[1, 2]", "it holds a JSON array, not an object"),
+    ('"running"', "it holds a JSON string, not an object"),
+    ("", "not JSON: Expecting value at line 1 column 1"),
+    ('{"name": "x"', "not JSON: Expecting ',' delimiter at line 1 column 13"),
+])
+def test_a_corrupt_run_json_names_the_file_and_hides_no_other_run(
+        tmp_path: Path, content: str, reason: str) -> None:
+    good = _good_run(tmp_path, "good")
+    bad = _good_run(tmp_path, "bad")
+    (bad / "run.json").write_text(content)
+    with pytest.raises(CorruptRecordError) as info:
+        _ = RunReader(bad).info
+    assert str(info.value) == (f"{bad / 'run.json'} is corrupt ({reason}); loopwise cannot read "
+                               "this run's status; restore it from a backup, or move the run "
+                               "folder out of the runs root")
+    assert info.value.path == bad / "run.json"
+    listed = {r.name: r for r in list_runs(tmp_path)}
+    assert listed["good"].status == "finished" and listed["good"].path == good
+    assert listed["bad"].status == "corrupt" and listed["bad"].problem == str(info.value)
+
+
+def test_a_garbage_or_truncated_store_names_the_file(tmp_path: Path) -> None:
+    run = _good_run(tmp_path, "trunc")
+    store = run / "store.sqlite"
+    data = store.read_bytes()
+    store.write_bytes(data[:100])
+    with pytest.raises(CorruptRecordError, match=r"trunc/store\.sqlite is corrupt \(SQLite: "
+                       r".*\); the run's series and events cannot be read; restore it"):
+        RunReader(run).keys()
+    store.write_bytes(b"this is not a database" * 100)
+    reader = RunReader(run)
+    for call in (reader.keys, reader.last_values, reader.events, reader.system,
+                 lambda: reader.series("loss")):
+        with pytest.raises(CorruptRecordError, match=r"store\.sqlite is corrupt \(SQLite: file "
+                           "is not a database\\)"):
+            call()
+    [info] = list_runs(tmp_path)
+    assert info.status == "corrupt" and "store.sqlite is corrupt" in str(info.problem)
+
+
+def test_a_corrupt_config_names_the_file(tmp_path: Path) -> None:
+    run = _good_run(tmp_path, "cfg")
+    (run / "config.json").write_text("{lr: 0.1}")
+    with pytest.raises(CorruptRecordError) as info:
+        RunReader(run).config()
+    assert str(info.value) == (
+        f"{run / 'config.json'} is corrupt (not JSON: Expecting property name enclosed in "
+        "double quotes at line 1 column 2); it holds the run's parameters: repair it, or "
+        "delete it to read the run without them")
+    (run / "config.json").write_bytes(b"\xff\xfe")
+    with pytest.raises(CorruptRecordError, match="is corrupt \\(not UTF-8 text: invalid start"):
+        RunReader(run).config()
+    assert list_runs(tmp_path)[0].status == "finished"  # listing does not read the config

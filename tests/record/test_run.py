@@ -1,3 +1,5 @@
+import errno
+import io
 import json
 import os
 import signal
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from loopwise.record import Run, RunReader, list_runs
+from loopwise.record.errors import DiskFullError
 
 
 def test_create_writes_run_json_with_provenance(tmp_path: Path) -> None:
@@ -200,7 +203,7 @@ def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
     assert [line["type"] for line in lines] == ["event", "metrics", "event"]
     assert lines[0]["kind"] == "note" and lines[0]["data"] == {"a": 1}
     assert lines[1]["epoch"] == 2 and lines[1]["step"] == 40
-    assert lines[1]["values"] == {"train_loss": 0.5, "val_loss": "nan"}
+    assert lines[1]["values"] == {"train_loss": 0.5, "val_loss": None}
     assert lines[2]["kind"] == "closed"
     reader = RunReader(tmp_path / "j")
     # an epoch summary sits at the global step where the epoch ended, and carries its epoch
@@ -208,3 +211,26 @@ def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
     assert list(loss.steps) == [40] and list(loss.epochs) == [2]
     assert list(reader.series("epoch").values) == [2.0]
     assert reader.stats()["epoch/train_loss"].last == 0.5
+
+
+class _FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+
+def test_a_full_disk_under_the_json_log_fails_the_run_once(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    run = Run.create(tmp_path, "quota")
+    run.log_scalars({"loss": 1.0}, step=1)
+    run._jsonlog._handler.stream = _FullDisk()  # the user's quota runs out (a fake file)
+    with pytest.raises(DiskFullError, match=r"^no space left on the device holding .*quota/"
+                       r"log\.jsonl; free space and resume"):
+        run.log_event("note", "m")
+    assert json.loads((run.path / "run.json").read_text())["status"] == "failed"
+    run.close()  # finished is asked for, but the run failed: failed it stays
+    reader = RunReader(run.path)
+    assert reader.info["status"] == "failed"
+    assert reader.info["error"].startswith("no space left on the device holding")
+    assert list(reader.series("loss").values) == [1.0]
+    assert [e.kind for e in reader.events(level="error")] == ["exception"]
+    assert "Logging error" not in capfd.readouterr().err

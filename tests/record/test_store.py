@@ -1,3 +1,8 @@
+import contextlib
+import errno
+import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -6,7 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from loopwise.record import Run, RunReader
+from loopwise.record.errors import DiskFullError
 from loopwise.record.store import StoreWriter
 
 
@@ -102,3 +110,82 @@ def test_writer_validates_options(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"flush_interval must be in \(0, 1\] seconds"):
         StoreWriter(tmp_path / "s.sqlite", flush_interval=5.0)
+
+
+def test_store_files_follow_the_umask_like_the_other_files(tmp_path: Path) -> None:
+    old = os.umask(0o002)
+    try:
+        run = Run.create(tmp_path, "u")
+        run.log_scalars({"loss": 1.0}, step=1)
+        run.flush()
+        modes = {p.name: p.stat().st_mode & 0o777 for p in run.path.iterdir()}
+        run.close()
+    finally:
+        os.umask(old)
+    assert modes["store.sqlite"] == 0o664, modes
+    assert modes["store.sqlite-wal"] == modes["store.sqlite-shm"] == 0o664, modes
+    assert modes["run.json"] == modes["log.jsonl"] == 0o664, modes
+
+
+def _fill_store(run: Run, start: int, n: int) -> None:
+    for i in range(start, start + n):
+        run.log_scalars({"loss": float(i), f"k{i % 50}": 1.0}, step=i)
+    run.flush()
+
+
+def test_a_full_store_is_one_clear_error_and_the_run_is_marked_failed(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    run = Run.create(tmp_path, "full")
+    _fill_store(run, 1, 10)
+    # A real SQLITE_FULL: the database may not grow past its current size (the file "fake").
+    with run._store._db_lock:
+        pages = run._store._conn.execute("PRAGMA page_count").fetchone()[0]
+        run._store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    store = run.path / "store.sqlite"
+    message = (f"no space left on the device holding {store}; free space and resume (what was "
+               "written before is kept and readable)")
+    with pytest.raises(DiskFullError) as info:
+        _fill_store(run, 11, 100_000)
+    assert str(info.value) == message and info.value.errno == errno.ENOSPC
+    assert json.loads((run.path / "run.json").read_text())["status"] == "failed"
+    with pytest.raises(DiskFullError, match="no space left on the device holding"):
+        run.log_scalars({"loss": 0.0}, step=10**6)  # every later log says so too
+    run.close()  # the error was raised once already: close does not raise it again
+    reader = RunReader(run.path)
+    assert reader.info["status"] == "failed" and reader.info["error"] == message
+    assert list(reader.series("loss").values) == [float(i) for i in range(1, 11)]
+    assert "Logging error" not in capfd.readouterr().err
+
+
+def test_disk_full_on_a_small_tmpfs(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False) if shutil.which(
+        "mount") else None
+    if mounted is None or mounted.returncode != 0:
+        why = "no mount command" if mounted is None else mounted.stderr.strip()
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {why}")
+    try:
+        run = Run.create(disk, "r")
+        _fill_store(run, 1, 10)
+        with open(disk / "filler", "wb") as fh:  # take every byte left
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+        with pytest.raises(DiskFullError, match="no space left on the device holding "
+                           f"{disk / 'r'}"):
+            for k in range(100):
+                run.log_event("tick", "x" * 1000)
+                _fill_store(run, 11 + k * 10_000, 10_000)
+        (disk / "filler").unlink()  # free space: the close records the failure
+        run.close()
+        reader = RunReader(run.path)
+        assert reader.info["status"] == "failed"
+        assert "no space left on the device holding" in reader.info["error"]
+        assert list(reader.series("loss").values)[:10] == [float(i) for i in range(1, 11)]
+        assert "Logging error" not in capfd.readouterr().err
+    finally:
+        if subprocess.run(["umount", str(disk)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], check=False)  # busy: detach it anyway

@@ -140,3 +140,16 @@ def test_check_writable(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(OSError, match="cannot create the experiments folder"):
         check_writable(blocker / "x")
+
+
+def test_history_neutralises_metric_names(tmp_path: Path) -> None:
+    history = History(tmp_path / "history.csv")
+    history.upsert({"epoch": 1.0, "@SUM(A1)": 0.5, "x\x1b[2J": 1.0, "train_seconds": 1.0,
+                    "eval_seconds": 0.1})
+    again = History(tmp_path / "history.csv")
+    again.load()
+    again.upsert({"epoch": 2.0, "@SUM(A1)": 0.25, "x\x1b[2J": 2.0, "train_seconds": 1.0,
+                  "eval_seconds": 0.1})
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines == ["epoch,'@SUM(A1),x\\x1b[2J,train_seconds,eval_seconds",
+                     "1,0.5,1.0,1.0,0.1", "2,0.25,2.0,1.0,0.1"]

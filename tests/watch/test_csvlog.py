@@ -1,4 +1,5 @@
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,33 @@ def test_iso_stamps_match_datetime_isoformat() -> None:
     walls = [1_700_000_000.0, 1_700_000_000.1234, 1_700_000_000.9996, 1_700_000_061.5]
     assert iso_stamps(walls) == [
         datetime.fromtimestamp(w).isoformat(timespec="milliseconds") for w in walls]
+
+
+def test_metric_names_are_neutralised_and_never_duplicate_a_column(tmp_path: Path) -> None:
+    log = CsvLog(tmp_path / "t.csv")
+    log.add(0.0, 1, {"=HYPERLINK(\"x\")": 1.0, "step": 2.0, "RAM_pct": 3.0, "a\x1b[2Jb": 4.0,
+                     "-0.5": 5.0}, 10.0, 0.5)
+    log.add_rows([1.0, 2.0], [2, 3], {"step": [6.0, 7.0], "timestamp": 8.0}, 11.0, 0.25)
+    log.close()
+    rows = list(csv.reader((tmp_path / "t.csv").open()))
+    assert rows[0] == ["timestamp", "step", "'=HYPERLINK(\"x\")", "step_metric", "RAM_pct_metric",
+                       "a\\x1b[2Jb", "'-0.5", "timestamp_metric", "RAM_pct", "VRAM_gb"]
+    assert rows[1][1:] == ["1", "1.0", "2.0", "3.0", "4.0", "5.0", "", "10.0", "0.5"]
+    assert rows[2][1:] == ["2", "", "6.0", "", "", "", "8.0", "11.0", "0.25"]
+    assert rows[3][1:] == ["3", "", "7.0", "", "", "", "8.0", "11.0", "0.25"]
+    again = CsvLog(tmp_path / "t.csv")  # continued: the same names find their columns
+    again.add(3.0, 4, {"step": 9.0, "=HYPERLINK(\"x\")": 1.5}, 1.0, 0.0)
+    again.close()
+    last = list(csv.DictReader((tmp_path / "t.csv").open()))[-1]
+    assert last["step"] == "4" and last["step_metric"] == "9.0"
+    assert last["'=HYPERLINK(\"x\")"] == "1.5"
+
+
+def test_a_symlink_or_fifo_log_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real.csv").write_text("")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    with pytest.raises(ValueError, match="link.csv: it is a symbolic link"):
+        CsvLog(tmp_path / "link.csv")
+    os.mkfifo(tmp_path / "fifo.csv")
+    with pytest.raises(ValueError, match=r"fifo.csv: it is a FIFO \(named pipe\)"):
+        CsvLog(tmp_path / "fifo.csv")

@@ -63,7 +63,7 @@ def test_event_data_is_json_safe():
                                           "nested": {"w": -math.inf}})
     data = f.event_data()
     assert json.loads(json.dumps(data, allow_nan=False)) == {
-        "key": "loss", "step": 3, "v": "nan", "vals": ["inf", 1.0], "nested": {"w": "-inf"}}
+        "key": "loss", "step": 3, "v": None, "vals": [None, 1.0], "nested": {"w": None}}
     assert json_safe((1.0, 2)) == [1.0, 2]
 
 

@@ -22,7 +22,7 @@ def test_finding_is_an_error_with_json_safe_data():
     (f,) = NonFiniteDetector().update(7, {"loss": math.nan})
     assert f.level == "error" and f.kind == "health.nonfinite"
     assert f.message.startswith("loss is nan at step 7")
-    assert f.event_data() == {"key": "loss", "step": 7, "value": "nan", "occurrences": 1}
+    assert f.event_data() == {"key": "loss", "step": 7, "value": None, "occurrences": 1}
 
 
 def test_silent_on_finite_values_and_on_other_keys():

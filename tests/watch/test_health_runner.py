@@ -53,7 +53,7 @@ def test_a_finding_is_recorded_as_an_event_and_printed_once_per_episode():
     for step, value in enumerate([1.0, math.nan, math.nan, math.nan, 0.5, math.inf]):
         health.observe("loss", step, value)
     assert [(k, lv, d["step"], d["value"]) for k, lv, _, d in run.events] == [
-        ("health.nonfinite", "error", 1, "nan"), ("health.nonfinite", "error", 5, "inf")]
+        ("health.nonfinite", "error", 1, None), ("health.nonfinite", "error", 5, None)]
     lines = console.getvalue().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("loopwise error [nonfinite]: loss is nan at step 1")
@@ -164,7 +164,7 @@ def test_events_land_in_a_real_run(tmp_path):
         health = HealthMonitor(run, console=None)
         health.observe("loss", 3, math.nan)
     events = RunReader(run.path).events(kind="health.nonfinite")
-    assert [(e.level, e.data["step"], e.data["value"]) for e in events] == [("error", 3, "nan")]
+    assert [(e.level, e.data["step"], e.data["value"]) for e in events] == [("error", 3, None)]
 
 
 def test_analyze_run_replays_a_finished_run(tmp_path):

@@ -333,4 +333,4 @@ def test_number_formats() -> None:
         "1.1M",
         "7.0B",
     ]
-    assert [format_mb(n) for n in (12_288, 4_277_544, 0)] == ["0.012", "4.28", "0.000"]
+    assert [format_mb(n) for n in (12_288, 4_277_544, 0)] == ["0.012", "4.08", "0.000"]  # MiB

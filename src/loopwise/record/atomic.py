@@ -1,5 +1,9 @@
 """Crash-safe whole-file writes: temp file in the same folder, fsync, ``os.replace``, fsync of the
 folder. A reader sees either the old file or the new one, never a torn mix, even after a power cut.
+
+Only a regular file (or nothing) is ever replaced: a target that is a symlink, a directory, a
+FIFO, a socket or a device node is refused with :class:`UnsafeTargetError` before anything is
+written (``loopwise export RUN /dev/full`` must not turn a device node into a regular file).
 """
 
 from __future__ import annotations
@@ -8,8 +12,39 @@ import contextlib
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
+
+
+class UnsafeTargetError(ValueError):
+    """A whole-file write was asked to replace something that is not a regular file."""
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_target(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path when it is absent or a regular file; otherwise
+    :class:`UnsafeTargetError` naming it, what it is and what to do (symlinks not followed)."""
+    target = Path(path)
+    try:
+        mode = os.lstat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there: the write says why
+        return target
+    kind = _kind(mode)
+    if kind is not None:
+        raise UnsafeTargetError(
+            f"refusing to write {target}: it is {kind}, and loopwise only replaces regular "
+            "files; give the path of a new or regular file (or remove what is there)")
+    return target
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -28,8 +63,8 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably."""
-    target = Path(path)
+    """Write ``data`` to ``path`` atomically and durably (``path``: absent or a regular file)."""
+    target = check_target(path)
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     # O_EXCL: never reuse a file; mode 0o666 lets the umask decide (mkstemp would force 0600)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -38,6 +73,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        check_target(target)  # something put there while we wrote is not replaced either
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -52,5 +88,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
-    """Serialise ``obj`` as JSON (strict: no NaN) and write it atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False) + "\n")
+    """Serialise ``obj`` as JSON (strict: NaN refused; pass measured values through
+    :func:`loopwise.record.jsonsafe.json_safe` first) and write it atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False)
+                      + "\n")

@@ -1,17 +1,24 @@
-"""Export a run's scalar series to CSV: one row per step, one column per key."""
+"""Export a run's scalar series to CSV: one row per step, one column per key.
+
+Written with loopwise's one CSV writer (:mod:`loopwise.record.csvfile`): a key that a
+spreadsheet would evaluate (``=...``) gets a leading ``'``, a key named ``step`` or
+``wall_time`` is written as ``step_metric``/``wall_time_metric``; the file is written
+atomically and only over a regular file (``loopwise export RUN /dev/full`` is refused).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopwise.record.atomic import atomic_write_text
+from loopwise.record.atomic import check_target
+from loopwise.record.csvfile import CsvColumns, number_cell, write_csv
 
 if TYPE_CHECKING:
     from loopwise.record.reader import RunReader
+
+LEAD = ("step", "wall_time")
 
 
 def run_to_csv(reader: RunReader, path: str | os.PathLike[str]) -> Path:
@@ -22,9 +29,13 @@ def run_to_csv(reader: RunReader, path: str | os.PathLike[str]) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path, got {type(path).__name__}")
     target = Path(path)
-    if target.is_dir():
+    if target.is_dir() and not target.is_symlink():
         raise IsADirectoryError(f"{target} is a folder; give a file name such as run.csv")
+    check_target(target)  # before reading the run: a symlink or a device node is refused
     keys = reader.keys()
+    columns = CsvColumns(lead=LEAD)
+    for key in keys:
+        columns.add(key)
     rows: dict[int, dict[str, float]] = {}
     times: dict[int, float] = {}
     for key in keys:
@@ -33,12 +44,7 @@ def run_to_csv(reader: RunReader, path: str | os.PathLike[str]) -> Path:
             rows.setdefault(step, {})[key] = value
             if wall > times.get(step, float("-inf")):
                 times[step] = wall
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["step", "wall_time", *keys])
-    for step in sorted(rows):
-        values = rows[step]
-        writer.writerow([step, repr(times[step]), *(repr(values[k]) if k in values else ""
-                                                    for k in keys)])
-    atomic_write_text(target, buf.getvalue())
+    write_csv(target, columns.header, (
+        [step, number_cell(times[step]), *(number_cell(rows[step].get(k)) for k in keys)]
+        for step in sorted(rows)))
     return target

@@ -5,11 +5,15 @@ One JSON object per line, UTF-8, in ``<run>/log.jsonl`` (``log.jsonl.1`` ... aft
     {"time": "2026-05-01T12:00:03.120", "ts": 1777636803.12, "level": "info", "type": "event",
      "kind": "resumed", "message": "run resumed", "data": {...}}
     {"time": "...", "ts": ..., "level": "info", "type": "metrics", "step": 120, "epoch": 3,
-     "values": {"train_loss": 0.31, "val_loss": "nan"}}
+     "values": {"train_loss": 0.31, "val_loss": null}}
 
-Non-finite numbers are written as the strings ``"nan"``, ``"inf"``, ``"-inf"`` so every line is
-valid JSON. Rotation is stdlib ``logging.handlers.RotatingFileHandler`` (``max_bytes``,
-``backup_count``); each line is flushed when written. The logger is private to this object
+Non-finite numbers are written as ``null`` (:mod:`loopwise.record.jsonsafe`, the one NaN
+convention) so every line is strict JSON; ``time`` is :func:`loopwise.record.isotime.iso`.
+A write that fails (disk full: :class:`~loopwise.record.errors.DiskFullError` naming the file)
+raises to the caller, once, instead of printing logging's ``--- Logging error ---`` block; the
+lines written before stay readable. Rotation is stdlib
+``logging.handlers.RotatingFileHandler`` (``max_bytes``, ``backup_count``); each line is flushed
+when written. The logger is private to this object
 (not registered with ``logging.getLogger``, does not propagate to the root logger).
 """
 
@@ -17,8 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import sys
 import threading
 import time as _time
 from collections.abc import Callable, Mapping
@@ -26,6 +30,10 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from loopwise.record.errors import DiskFullError, is_disk_full
+from loopwise.record.isotime import iso
+from loopwise.record.jsonsafe import json_safe
 
 LOG_FILE = "log.jsonl"
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -35,18 +43,14 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _PAYLOAD = "loopwise_payload"
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+class _Handler(RotatingFileHandler):
+    """A rotating handler that keeps the error of a failed write for the caller to raise,
+    instead of printing logging's ``--- Logging error ---`` block to stderr."""
 
+    error: BaseException | None = None
 
-def _iso(ts: float) -> str:
-    return _time.strftime("%Y-%m-%dT%H:%M:%S", _time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.error = sys.exc_info()[1]
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,9 +61,9 @@ class JsonFormatter(logging.Formatter):
         payload: dict[str, Any] = dict(getattr(record, _PAYLOAD, None) or
                                        {"type": "log", "message": record.getMessage()})
         ts = float(payload.pop("ts", record.created))
-        line = {"time": _iso(ts), "ts": round(ts, 6), "level": record.levelname.lower()}
+        line = {"time": iso(ts), "ts": round(ts, 6), "level": record.levelname.lower()}
         line.update(payload)
-        return json.dumps(_json_safe(line), ensure_ascii=False, default=str)
+        return json.dumps(json_safe(line), ensure_ascii=False, default=str, allow_nan=False)
 
 
 class JsonLog:
@@ -83,14 +87,20 @@ class JsonLog:
         self.max_bytes = max_bytes
         self.backup_count = backup_count
         self._clock = clock
-        self._handler = RotatingFileHandler(self.path, maxBytes=max_bytes,
-                                            backupCount=backup_count, encoding="utf-8")
+        try:
+            self._handler = _Handler(self.path, maxBytes=max_bytes, backupCount=backup_count,
+                                     encoding="utf-8")
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(self.path) from exc
+            raise
         self._handler.setFormatter(JsonFormatter())
         self._logger = logging.Logger(f"loopwise.jsonlog:{self.path}", logging.DEBUG)
         self._logger.propagate = False
         self._logger.addHandler(self._handler)
         self._lock = threading.Lock()
         self._closed = False
+        self._failed: OSError | None = None  # the first write error: raised, then refused
 
     @property
     def closed(self) -> bool:
@@ -104,8 +114,23 @@ class JsonLog:
             if self._closed:
                 raise RuntimeError(f"the JSON log {self.path} is closed; nothing more can be "
                                    "written to it")
+            if self._failed is not None:  # a fresh error each time: no traceback piling up
+                again = (DiskFullError(self.path) if isinstance(self._failed, DiskFullError)
+                         else OSError(*self._failed.args))
+                raise again from self._failed.__cause__
             self._logger.log(_LEVELS[level], payload.get("message", ""),
                              extra={_PAYLOAD: payload})
+            error, self._handler.error = self._handler.error, None
+            if error is not None:
+                self._failed = self._failure(error)
+                raise self._failed from error
+
+    def _failure(self, error: BaseException) -> OSError:
+        if is_disk_full(error):
+            return DiskFullError(self.path)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return OSError(f"cannot write the JSON log {self.path}: {reason}; nothing more is "
+                       "written to it (the lines before are kept)")
 
     def event(self, kind: str, message: str, *, level: str = "info",
               data: Mapping[str, Any] | None = None, time: float | None = None) -> None:
@@ -157,7 +182,11 @@ class JsonLog:
                 return
             self._closed = True
             self._logger.removeHandler(self._handler)
-            self._handler.close()
+            try:
+                self._handler.close()
+            except OSError as exc:  # the last flush on a full disk: what was written stays
+                if self._failed is None:
+                    raise self._failure(exc) from exc
 
     def __enter__(self) -> JsonLog:
         return self
@@ -168,7 +197,8 @@ class JsonLog:
 
 
 def read_json_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every line of a JSON log and its rotated files, oldest first."""
+    """Every line of a JSON log and its rotated files, oldest first. A last line without its
+    newline that is not valid JSON (a write cut short by a full disk or a kill) is skipped."""
     base = Path(path)
     rotated = sorted((p for p in base.parent.glob(base.name + ".*") if p.suffix[1:].isdigit()),
                      key=lambda p: -int(p.suffix[1:]))
@@ -182,5 +212,7 @@ def read_json_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     try:
                         out.append(json.loads(line))
                     except json.JSONDecodeError as exc:
+                        if not line.endswith("\n"):  # torn last line: never completed
+                            break
                         raise ValueError(f"{file}:{n} is not valid JSON ({exc.msg})") from exc
     return out

@@ -6,11 +6,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from loopwise.record.isotime import iso
+
+__all__ = ["git_commit", "iso", "new_run_info", "package_version", "process_identity",
+           "process_start_time"]
 
 
 def package_version(dist: str) -> str | None:
@@ -41,11 +45,6 @@ def process_start_time(pid: int) -> float | None:
         return float(psutil.Process(pid).create_time())
     except Exception:  # psutil missing or the process gone: no start time to compare
         return None
-
-
-def iso(ts: float) -> str:
-    """Local ISO 8601 time with milliseconds."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
 
 
 def process_identity() -> dict[str, Any]:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
-import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.record.stats import MetricStats, run_stats
+from loopwise.record.status import resolve_status
 from loopwise.record.store import STORE_FILE, connect, unpack
 
-STALE_HEARTBEAT_S = 60.0
+_MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
+RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
+CONFIG_HINT = "it holds the run's parameters: repair it, or delete it to read the run without them"
+STORE_HINT = f"the run's series and events cannot be read; {_MOVE_AWAY}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ class Event:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """A run as listed: its name, folder, resolved status, times and last values."""
+    """A run as listed: its name, folder, resolved status, times and last values. A folder
+    whose files cannot be read is listed with status ``corrupt`` and the reason in
+    ``problem``."""
 
     name: str
     path: Path
@@ -64,46 +69,7 @@ class RunInfo:
     end_time: float | None
     duration: float | None
     last: dict[str, float] = field(default_factory=dict)
-
-
-def _pid_alive(pid: int, start: float | None) -> bool:
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil is a core dependency
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return start is None or abs(proc.create_time() - start) < 1.0
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
-    """``running`` with a dead writer reads as ``crashed``.
-
-    On this host the writer's PID (and its start time, so a reused PID is not mistaken for it)
-    decides; for a run written on another host, a heartbeat older than 60 s does.
-    """
-    status = str(info.get("status", "crashed"))
-    if status != "running":
-        return status
-    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        return "running" if _pid_alive(info["pid"], info.get("pid_start")) else "crashed"
-    heartbeat = info.get("heartbeat")
-    now = time.time() if now is None else now
-    if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:
-        return "crashed"
-    return "running"
+    problem: str | None = None
 
 
 def downsample(series: Series, max_points: int) -> Series:
@@ -160,7 +126,12 @@ def epochs_at(steps: array[int], ends: Series | None) -> array[int]:
 
 
 class RunReader:
-    """Read one run folder: its info, config, series, events and system samples."""
+    """Read one run folder: its info, config, series, events and system samples.
+
+    A record file that cannot be read (``run.json`` or ``config.json`` not a JSON object, a
+    ``store.sqlite`` that is not a database) raises
+    :class:`~loopwise.record.errors.CorruptRecordError` naming the file and what to do.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -176,7 +147,7 @@ class RunReader:
     @property
     def info(self) -> dict[str, Any]:
         """``run.json`` with ``status`` resolved (``crashed`` when its writer died)."""
-        raw: dict[str, Any] = json.loads((self.path / RUN_FILE).read_text(encoding="utf-8"))
+        raw = load_json_object(self.path / RUN_FILE, hint=RUN_FILE_HINT)
         raw["status"] = resolve_status(raw)
         return raw
 
@@ -188,8 +159,7 @@ class RunReader:
         file = self.path / CONFIG_FILE
         if not file.is_file():
             return {}
-        loaded: dict[str, Any] = json.loads(file.read_text(encoding="utf-8"))
-        return loaded
+        return load_json_object(file, hint=CONFIG_HINT)
 
     # -- store -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection | None:
@@ -199,17 +169,20 @@ class RunReader:
         return connect(file, readonly=True)
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = self._connect()
-        if conn is None:
-            return []
+        conn = None
         try:
+            conn = self._connect()
+            if conn is None:
+                return []
             return conn.execute(sql, args).fetchall()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             if "no such table" in str(exc):
                 return []
-            raise
+            raise CorruptRecordError(self.path / STORE_FILE, f"SQLite: {exc}",
+                                     hint=STORE_HINT) from exc
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def keys(self) -> list[str]:
         """The scalar keys, in the order they were first logged."""
@@ -257,7 +230,11 @@ class RunReader:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._query(sql + " ORDER BY id", tuple(args))
-        return [Event(t, lv, k, m, json.loads(d) if d else None) for t, lv, k, m, d in rows]
+        try:
+            return [Event(t, lv, k, m, json.loads(d) if d else None) for t, lv, k, m, d in rows]
+        except json.JSONDecodeError as exc:
+            raise CorruptRecordError(self.path / STORE_FILE, f"an event's data is not JSON: "
+                                     f"{exc.msg}", hint=STORE_HINT) from exc
 
     def system(self, name: str | None = None) -> list[tuple[float, str, float]]:
         """System samples as ``(time, name, value)``, optionally of one name."""
@@ -285,6 +262,10 @@ class RunReader:
         ref = end if end is not None else info.get("heartbeat")
         duration = (ref - start) if isinstance(start, (int, float)) and isinstance(
             ref, (int, float)) else None
+        if not isinstance(start, (int, float)):
+            start = None
+        if not isinstance(end, (int, float)):
+            end = None
         return RunInfo(name=str(info.get("name", self.path.name)), path=self.path,
                        status=str(info["status"]), start_time=start, end_time=end,
                        duration=duration, last=self.last_values())
@@ -300,7 +281,9 @@ def iter_run_dirs(root: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def list_runs(root: str | os.PathLike[str] = "runs") -> list[RunInfo]:
-    """The runs under ``root``, newest first, with status, duration and last values."""
+    """The runs under ``root``, newest first, with status, duration and last values. A folder
+    that cannot be read is listed as ``corrupt`` (``RunInfo.problem`` says why): one bad
+    folder never hides the others."""
     if not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a path, got {type(root).__name__}")
     if not Path(root).is_dir():
@@ -310,6 +293,7 @@ def list_runs(root: str | os.PathLike[str] = "runs") -> list[RunInfo]:
     for run_dir in iter_run_dirs(root):
         try:
             out.append(RunReader(run_dir).summary())
-        except (json.JSONDecodeError, sqlite3.DatabaseError):
-            out.append(RunInfo(run_dir.name, run_dir, "corrupt", None, None, None))
+        except (CorruptRecordError, OSError) as exc:  # one bad folder never hides the others
+            out.append(RunInfo(run_dir.name, run_dir, "corrupt", None, None, None,
+                               problem=str(exc)))
     return sorted(out, key=lambda r: (r.start_time or 0.0, r.name), reverse=True)

@@ -8,11 +8,18 @@ that finds ``running`` with a dead writer reports ``crashed``.
 A run left open when the interpreter exits is closed by an ``atexit`` hook: ``failed`` (with the
 traceback) when the process is dying of an uncaught exception, ``interrupted`` for Ctrl-C,
 ``finished`` otherwise.
+
+A write that fails for want of space (the store, the JSON log or ``run.json``) raises one
+:class:`~loopwise.record.errors.DiskFullError` ("no space left on the device holding ...") to
+the caller's next log/flush; the run is marked ``failed`` with that error (best effort: when not
+even ``run.json`` can be written, readers see the dead writer as ``crashed``); everything
+committed before stays readable.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import sys
@@ -25,9 +32,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from loopwise.record.atomic import atomic_write_json
+from loopwise.record.errors import load_json_object
+from loopwise.record.isotime import iso
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
 from loopwise.record.names import make_run_folder
-from loopwise.record.provenance import iso, new_run_info, process_identity
+from loopwise.record.provenance import new_run_info, process_identity
 from loopwise.record.recorder import ColumnData, Recorder
 from loopwise.record.store import STORE_FILE, Batch, StoreWriter
 from loopwise.record.validate import check_json, check_key, check_number
@@ -71,10 +80,21 @@ class Run:
         self._helpers: dict[type, object] = {}
         self._exporters: list[Recorder] = []
         self._export_errors: set[str] = set()
+        self._failure: BaseException | None = None  # a write error that failed the run
         self._write_info()
-        self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
-                                  on_tick=self._tick, on_batch=self._export, clock=clock)
-        self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
+        try:
+            self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
+                                      on_tick=self._tick, on_batch=self._export,
+                                      on_error=self._fail, clock=clock)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        try:
+            self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
+        except BaseException as exc:
+            self._fail(exc)
+            self._store.close()
+            raise
         atexit.register(self._atexit)
 
     # -- construction ------------------------------------------------------------------------
@@ -118,10 +138,8 @@ class Run:
         info_file = run_path / RUN_FILE
         if not info_file.is_file():
             raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")
-        try:
-            info = json.loads(info_file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{info_file} is corrupt ({exc}); it was left as it was") from exc
+        info = load_json_object(info_file, hint="it was left as it was; restore it from a "
+                                "backup, or start a new run")
         now = clock()
         previous = info.get("status")
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())
@@ -220,7 +238,8 @@ class Run:
             return  # already attached (a second monitor of the same run)
         config_file = self.path / CONFIG_FILE
         if config_file.is_file():
-            exporter.set_config(json.loads(config_file.read_text(encoding="utf-8")))
+            exporter.set_config(load_json_object(config_file, hint="repair it, or delete it "
+                                                 "to go on without a config"))
         self._exporters.append(exporter)
 
     @property
@@ -272,7 +291,11 @@ class Run:
             data_json = json.dumps(data, allow_nan=False)
         now = self._clock()
         self._store.add_event(now, level, kind, message, data_json)
-        self._jsonlog.event(kind, message, level=level, data=data, time=now)
+        try:
+            self._jsonlog.event(kind, message, level=level, data=data, time=now)
+        except OSError as exc:
+            self._fail(exc)
+            raise
 
     def log_epoch(self, epoch: int, values: Mapping[str, float], *,
                   step: int | None = None) -> None:
@@ -305,7 +328,11 @@ class Run:
             self._last_epoch_mark = (epoch, at)
         self.log_scalars(row, step=at)
         self._epoch = max(self._epoch, epoch)
-        self._jsonlog.metrics(clean, step=at, epoch=epoch, time=self._clock())
+        try:
+            self._jsonlog.metrics(clean, step=at, epoch=epoch, time=self._clock())
+        except OSError as exc:
+            self._fail(exc)
+            raise
 
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
         """Record one system sample (name -> value)."""
@@ -360,31 +387,59 @@ class Run:
                     closer()
                 except Exception as exc:  # one bad helper must not lose the record
                     closer_errors.append(f"{closer!r}: {exc}")
-                    self._store.add_event(self._clock(), "error", "close_error",
-                                          f"a close hook failed: {exc}", None)
-            if error is not None:
+                    if self._store.error is None:
+                        self._store.add_event(self._clock(), "error", "close_error",
+                                              f"a close hook failed: {exc}", None)
+            if self._failure is not None:
+                status = "failed"
+                error = error if error is not None else str(self._failure)
+            if error is not None and self._store.error is None:
                 last_line = error.strip().splitlines()[-1] if error.strip() else "error"
                 self._store.add_event(self._clock(), "error", "exception", last_line,
                                       json.dumps({"traceback": error}))
-                self._jsonlog.event("exception", last_line, level="error",
-                                    data={"traceback": error})
             self._closed = True
             try:
                 self._store.close()
+            except BaseException as exc:
+                self._fail(exc)
+                raise
             finally:
-                self._jsonlog.event("closed", f"run closed as {status}", data={
-                    "status": status, "global_step": self.global_step})
+                self._finish(status, error)
+
+    def _finish(self, status: str, error: str | None) -> None:
+        """The last lines of :meth:`close`: exception and close events, the final ``run.json``,
+        the exporters. After a write failure the run is ``failed`` with that error, and these
+        writes are best effort (the disk may still be full)."""
+        if self._failure is not None:
+            status = "failed"
+            error = error if error is not None else str(self._failure)
+        if error is not None:
+            last_line = error.strip().splitlines()[-1] if error.strip() else "error"
+            with contextlib.suppress(OSError):
+                self._jsonlog.event("exception", last_line, level="error",
+                                    data={"traceback": error})
+        try:
+            self._jsonlog.event("closed", f"run closed as {status}", data={
+                "status": status, "global_step": self.global_step})
+            self._jsonlog.close()
+        except OSError as exc:
+            self._fail(exc)
+            with contextlib.suppress(OSError):
                 self._jsonlog.close()
-                now = self._clock()
-                fields: dict[str, Any] = dict(status=status, end_time=now, heartbeat=now,
-                                              ended_at=iso(now), global_step=self.global_step,
-                                              epoch=self._epoch)
-                if error is not None:
-                    fields["error"] = error
-                self._update_info(**fields)
-                atexit.unregister(self._atexit)
-                for exporter in self._exporters:
-                    exporter.close(status, error=error)
+        now = self._clock()
+        fields: dict[str, Any] = dict(status=status, end_time=now, heartbeat=now,
+                                      ended_at=iso(now), global_step=self.global_step,
+                                      epoch=self._epoch)
+        if error is not None:
+            fields["error"] = error
+        try:
+            self._update_info(**fields)
+        except OSError:
+            if self._failure is None:
+                raise
+        atexit.unregister(self._atexit)
+        for exporter in self._exporters:
+            exporter.close(status, error=error)
 
     def __enter__(self) -> Run:
         return self
@@ -406,6 +461,17 @@ class Run:
         with self._info_lock:
             self._info.update(fields)
             atomic_write_json(self.path / RUN_FILE, self._info)
+
+    def _fail(self, exc: BaseException) -> None:
+        """A write failed (a full disk, most often): mark the run ``failed`` in ``run.json``
+        with that error, best effort. Called once per run, from any thread."""
+        with self._info_lock:
+            if self._failure is not None:
+                return
+            self._failure = exc
+            self._info.update(status="failed", error=str(exc))
+            with contextlib.suppress(OSError):  # the disk may be too full even for run.json
+                atomic_write_json(self.path / RUN_FILE, self._info)
 
     def _tick(self) -> None:
         now = self._clock()

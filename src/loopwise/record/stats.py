@@ -22,6 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from loopwise.record.table import render_table
+from loopwise.record.text import printable
+
 DEFAULT_WINDOW = 20
 
 # Names whose larger values are better; everything else (losses, errors, perplexity) is minimised.
@@ -161,7 +164,8 @@ def _num(value: float | None) -> str:
 
 def render_stats(stats: Mapping[str, MetricStats] | Iterable[MetricStats], *,
                  title: str | None = "Metric statistics") -> str:
-    """The statistics as a fixed-width text table (one row per metric), ready to print.
+    """The statistics as a fixed-width text table (one row per metric), ready to print
+    (:func:`loopwise.record.table.render_table`; names pass through ``printable``).
 
     Columns: metric, n, min, max, mean, last, best @step, slope/step of the last window.
     A metric with non-finite values gets a ``(+k non-finite)`` note after its row.
@@ -177,15 +181,9 @@ def render_stats(stats: Mapping[str, MetricStats] | Iterable[MetricStats], *,
                       f"{_num(s.best)} ({s.mode})" if s.best is not None else "-",
                       "-" if s.best_step is None else str(s.best_step), _num(s.slope)])
         if s.nonfinite:
-            notes.append(f"{s.key}: {s.nonfinite} non-finite value(s) left out")
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = [] if title is None else [title]
-    for i, r in enumerate(table):
-        cells = [r[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+            notes.append(printable(f"{s.key}: {s.nonfinite} non-finite value(s) left out"))
+    lines = [] if title is None else [printable(title)]
+    lines.append(render_table(table[1:], header=header, align="l" + "r" * (len(header) - 1)))
     if len(table) == 1:
         lines.append("(no metrics recorded)")
     lines.extend(notes)

@@ -1,18 +1,19 @@
 """The manifest of a checkpoint folder: the JSON list of entries (file, size, hash, step,
 metrics, time) that says which files are kept and what their bytes must hash to. Written
-atomically (``loopwise.record.atomic.atomic_write_json``); NaN/inf metrics become strings.
+atomically (``loopwise.record.atomic.atomic_write_json``); NaN/inf metrics are written ``null``
+and read back as NaN.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loopwise.record.atomic import atomic_write_json
+from loopwise.record.jsonsafe import float_or_nan, json_safe
 from loopwise.train.checkpoint_errors import CheckpointError
 from loopwise.train.checkpoint_hash import StoredFile
 
@@ -45,7 +46,7 @@ class ManifestEntry:
             file=str(data["file"]), step=int(data["step"]), size=int(data["size"]),
             hash=str(data["hash"]), algorithm=str(data["algorithm"]), time=float(data["time"]),
             seq=int(data["seq"]),
-            metrics={str(k): float(v) for k, v in dict(data.get("metrics") or {}).items()},
+            metrics={str(k): float_or_nan(v) for k, v in dict(data.get("metrics") or {}).items()},
         )
 
 
@@ -73,15 +74,4 @@ def write_manifest(path: Path, entries: list[ManifestEntry], **extra: Any) -> No
     """Write the manifest atomically (temp + fsync + replace + folder fsync)."""
     payload = {"version": MANIFEST_VERSION, **extra,
                "entries": [entry.to_json() for entry in entries]}
-    atomic_write_json(path, _finite_json(payload))
-
-
-def _finite_json(obj: Any) -> Any:
-    """NaN/inf metric values become strings so the manifest stays strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite_json(v) for v in obj]
-    return obj
+    atomic_write_json(path, json_safe(payload))

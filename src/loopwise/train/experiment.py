@@ -11,7 +11,6 @@ point the file on disk matches one of the two recorded hashes.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -21,7 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_json, atomic_write_text
+from loopwise.record.atomic import atomic_write_json
+from loopwise.record.csvfile import CsvColumns, number_cell, write_csv
 from loopwise.record.validate import check_json
 from loopwise.train.checkpoint_store import (
     HASH_ALGORITHM,
@@ -96,7 +96,13 @@ def args_diff(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]
 
 class History:
     """Rows of ``history.csv`` (epoch, every metric, train and eval seconds), rewritten whole
-    and atomically after each epoch; a resumed epoch replaces its row."""
+    and atomically after each epoch; a resumed epoch replaces its row.
+
+    Written with loopwise's one CSV writer (:mod:`loopwise.record.csvfile`): rows are kept by
+    column name, so a metric named like a fixed column (``epoch``, ``train_seconds``...) has
+    its own ``<name>_metric`` column and a name a spreadsheet would evaluate gets a ``'``.
+    A row passed to :meth:`upsert` holds ``epoch``, the timing columns and the metrics.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -118,7 +124,10 @@ class History:
 
     def upsert(self, row: Mapping[str, float]) -> None:
         epoch = row["epoch"]
-        self.rows = [r for r in self.rows if r.get("epoch") != epoch] + [dict(row)]
+        naming = CsvColumns(lead=("epoch",), tail=TIMING_COLUMNS)
+        fixed = {"epoch", *TIMING_COLUMNS}
+        by_column = {k if k in fixed else naming.column_for(k): v for k, v in row.items()}
+        self.rows = [r for r in self.rows if r.get("epoch") != epoch] + [by_column]
         self.rows.sort(key=lambda r: r.get("epoch", math.inf))
         self._write()
 
@@ -129,12 +138,10 @@ class History:
         return keys + list(TIMING_COLUMNS)
 
     def _write(self) -> None:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=self.columns(), lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows:
-            writer.writerow({k: (int(v) if k == "epoch" else repr(v)) for k, v in row.items()})
-        atomic_write_text(self.path, out.getvalue())
+        header = self.columns()
+        write_csv(self.path, header, (
+            [(int(row[k]) if k == "epoch" else number_cell(row[k])) if k in row else ""
+             for k in header] for row in self.rows))
 
 
 # -- checkpoint files --------------------------------------------------------------------------

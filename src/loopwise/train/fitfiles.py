@@ -21,7 +21,6 @@ Such a file holds the manager's payload: the fit state is under ``"state"`` (wei
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from loopwise.record.atomic import atomic_write_json
+from loopwise.record.jsonsafe import json_safe
 from loopwise.train.checkpoint import CheckpointManager
 from loopwise.train.checkpoint_store import copy_file, save_file
 
@@ -85,7 +85,7 @@ class FitFiles:
         return self.manager.load_latest(map_location=device)
 
     def write_results(self, results: dict[str, Any]) -> Path:
-        atomic_write_json(self.results, _json_safe(results))
+        atomic_write_json(self.results, json_safe(results))
         return self.results
 
     def close(self) -> None:
@@ -101,14 +101,3 @@ def _link(source: Path, target: Path) -> None:
         copy_file(source, target)
         return
     os.replace(tmp, target)
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN and infinities become None (results.json stays strict JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj

@@ -8,6 +8,8 @@ from typing import TextIO
 
 import torch
 
+from loopwise.record.units import format_mib
+
 NO_CUDA = "CUDA is not available on this machine: no GPU memory to show (running on the CPU)"
 
 
@@ -32,15 +34,14 @@ def gpu_memory_lines() -> list[str]:
     if not torch.cuda.is_available():
         return [NO_CUDA]
     lines = []
-    gib = 1024**3
     for i in range(torch.cuda.device_count()):
         total = torch.cuda.get_device_properties(i).total_memory
         lines.append(
             f"GPU {i} ({torch.cuda.get_device_name(i)}): "
-            f"allocated {torch.cuda.memory_allocated(i) / gib:.2f} GiB, "
-            f"reserved {torch.cuda.memory_reserved(i) / gib:.2f} GiB, "
-            f"peak {torch.cuda.max_memory_allocated(i) / gib:.2f} GiB, "
-            f"total {total / gib:.2f} GiB"
+            f"allocated {format_mib(torch.cuda.memory_allocated(i))}, "
+            f"reserved {format_mib(torch.cuda.memory_reserved(i))}, "
+            f"peak {format_mib(torch.cuda.max_memory_allocated(i))}, "
+            f"total {format_mib(total)}"
         )
     return lines
 

@@ -1,6 +1,9 @@
 """The read-only subcommands of ``loopwise``: list runs, show one, export it to CSV.
 
-They only read the record; :mod:`loopwise.cli` puts them together with ``fit``.
+They only read the record; :mod:`loopwise.cli` puts them together with ``fit``. Everything they
+print from the record (names, messages, config values) passes through ``printable``: escape
+sequences in a metric or run name are shown, never sent to the terminal. A run folder whose
+files cannot be read is listed by ``runs`` as ``corrupt`` with the reason.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import time
 from typing import Any
 
 from loopwise.record import RunReader, list_runs
+from loopwise.record.table import render_table
+from loopwise.record.text import printable
 
 
 def _duration(seconds: float | None) -> str:
@@ -24,15 +29,17 @@ def _duration(seconds: float | None) -> str:
 def _cmd_runs(args: argparse.Namespace) -> int:
     runs = list_runs(args.root)
     if not runs:
-        print(f"no runs under {args.root}")
+        print(f"no runs under {printable(args.root)}")
         return 0
-    print(f"{'name':32s} {'status':11s} {'started':19s} {'duration':>8s}  last values")
+    rows = []
     for info in runs:
         started = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.start_time))
                    if info.start_time else "-")
         last = ", ".join(f"{k}={v:.4g}" for k, v in list(info.last.items())[:4])
-        print(f"{info.name:32s} {info.status:11s} {started:19s} "
-              f"{_duration(info.duration):>8s}  {last}")
+        rows.append((info.name, info.status, started, _duration(info.duration),
+                     info.problem if info.problem is not None else last))
+    print(render_table(rows, header=("name", "status", "started", "duration", "last values"),
+                       align="lllr", rule=None))
     return 0
 
 
@@ -40,18 +47,20 @@ def _cmd_show(args: argparse.Namespace) -> int:
     reader = RunReader(args.run)
     info = reader.info
     summary = reader.summary()
-    print(f"run      {info['name']}  ({info['status']})")
-    print(f"folder   {reader.path}")
-    print(f"started  {info.get('started_at', '-')}   duration {_duration(summary.duration)}")
-    print(f"command  {' '.join(info.get('argv', []))}")
-    config = reader.config()
-    if config:
-        print("config   " + ", ".join(f"{k}={v}" for k, v in config.items()))
-    for key, value in summary.last.items():
-        print(f"  {key:24s} {value:.6g}  ({len(reader.series(key))} points)")
+    config = reader.config()  # read everything first: a corrupt file is one error, no output
+    counts = {key: len(reader.series(key)) for key in summary.last}
     events = reader.events(level="warning") + reader.events(level="error")
-    for event in sorted(events, key=lambda e: e.time)[-10:]:
-        print(f"  [{event.level}] {event.kind}: {event.message}")
+    argv = info.get("argv")
+    lines = [f"run      {summary.name}  ({info['status']})", f"folder   {reader.path}",
+             f"started  {info.get('started_at', '-')}   duration {_duration(summary.duration)}",
+             "command  " + (" ".join(map(str, argv)) if isinstance(argv, list) else "-")]
+    if config:
+        lines.append("config   " + ", ".join(f"{k}={v}" for k, v in config.items()))
+    lines += [f"  {key:24s} {value:.6g}  ({counts[key]} points)"
+              for key, value in summary.last.items()]
+    lines += [f"  [{event.level}] {event.kind}: {event.message}"
+              for event in sorted(events, key=lambda e: e.time)[-10:]]
+    print("\n".join(printable(line) for line in lines))
     return 0
 
 

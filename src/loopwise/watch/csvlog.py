@@ -1,45 +1,43 @@
 """The monitor's CSV log: ``timestamp, step, <metric running averages>..., RAM_pct, VRAM_gb``.
 
+``RAM_pct`` is the system RAM in use (percent); ``VRAM_gb`` (the column name the CSV has always
+had) is the memory torch has allocated on the CUDA devices, in GiB (2**30 bytes).
+
 Rows are buffered and written at most every ``flush_interval`` seconds (default 1 s) and on
-close. A metric first logged later gets its own column: the file is rewritten atomically with
-the new header and the earlier rows padded with empty cells, so nothing is lost. An existing
-file with a loopwise header is continued (appended to), so several monitors (one per epoch) can
-share one ``log_file``.
+close. Column names, the late-column rewrite and the cell format are those of loopwise's one
+CSV writer (:mod:`loopwise.record.csvfile`): a metric named like one of the CSV's own columns
+(``step``, ``timestamp``, ``RAM_pct``, ``VRAM_gb``) is written as ``<name>_metric``; a name that
+a spreadsheet would evaluate (``=...``) gets a leading ``'``. A metric first logged later gets
+its own column: the file is rewritten atomically with the new header and the earlier rows
+padded with empty cells, so nothing is lost. An existing file with a loopwise header is
+continued (appended to), so several monitors (one per epoch) can share one ``log_file``.
+A ``log_file`` that exists and is not a regular file (a symlink, a FIFO...) is refused.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from itertools import repeat
 from pathlib import Path
 
-from loopwise.record.atomic import atomic_write_text
+from loopwise.record.atomic import check_target
+from loopwise.record.csvfile import (
+    CsvColumns,
+    append_rows,
+    number_cell,
+    pad,
+    read_csv,
+    write_csv,
+)
+from loopwise.record.isotime import iso_stamps
 
 LEAD = ["timestamp", "step"]
 TAIL = ["RAM_pct", "VRAM_gb"]
 
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
-def iso_stamps(wall_times: Sequence[float]) -> list[str]:
-    """ISO 8601 local times to the millisecond, as ``datetime.isoformat(timespec=
-    "milliseconds")`` writes them; the date-and-second part is formatted once per second."""
-    seconds: dict[int, str] = {}
-    out = []
-    for wall in wall_times:
-        sec, micro = divmod(round(wall * 1_000_000), 1_000_000)
-        head = seconds.get(sec)
-        if head is None:
-            head = seconds[sec] = datetime.fromtimestamp(sec).isoformat(timespec="seconds")
-        out.append(f"{head}.{micro // 1000:03d}")
-    return out
+__all__ = ["LEAD", "TAIL", "CsvLog", "iso_stamps"]
 
 
 class CsvLog:
@@ -53,6 +51,7 @@ class CsvLog:
         if self.path.is_dir():
             raise IsADirectoryError(
                 f"log_file {str(self.path)!r} is a folder; give a file name such as train.csv")
+        check_target(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             existing = self._read_header()
@@ -62,7 +61,7 @@ class CsvLog:
                 f"cannot write log_file {str(self.path)!r}: {exc.strerror or exc}; "
                 "choose a path in a folder you can write to"
             ) from exc
-        self.metrics: list[str] = existing
+        self._columns = CsvColumns(lead=LEAD, tail=TAIL, columns=existing)
         self._header_written = bool(existing) or self.path.stat().st_size > 0
         self._rows: list[Sequence[object]] = []
         self._new_columns = False
@@ -83,36 +82,48 @@ class CsvLog:
         return header[2:-2]
 
     @property
+    def metrics(self) -> list[str]:
+        """The metric columns, in order (column names: see the module's naming rule)."""
+        return list(self._columns.metric_columns)
+
+    @property
     def columns(self) -> list[str]:
-        return [*LEAD, *self.metrics, *TAIL]
+        return self._columns.header
+
+    def _positions(self, keys: Sequence[str] | Mapping[str, object]) -> list[int]:
+        out = []
+        for key in keys:
+            position, added = self._columns.add(key)
+            self._new_columns |= added
+            out.append(position)
+        return out
 
     def add(self, wall_time: float, step: int, averages: dict[str, float],
             ram_pct: float, vram_gb: float) -> None:
         """Buffer one row of running averages."""
-        for key in averages:
-            if key not in self.metrics:
-                self.metrics.append(key)
-                self._new_columns = True
-        row = [iso_stamps((wall_time,))[0], str(step)]
-        row.extend(_fmt(averages.get(k)) for k in self.metrics)
-        row.extend((_fmt(ram_pct), _fmt(vram_gb)))
-        self._rows.append(row)
+        cells = [""] * len(self._columns.metric_columns)
+        for position, value in zip(self._positions(averages), averages.values(), strict=True):
+            if position >= len(cells):
+                cells.extend([""] * (position + 1 - len(cells)))
+            cells[position] = number_cell(value)
+        self._rows.append([iso_stamps((wall_time,))[0], str(step), *cells,
+                           number_cell(ram_pct), number_cell(vram_gb)])
 
     def add_rows(self, wall_times: Sequence[float], steps: Sequence[int],
                  averages: Mapping[str, Sequence[float] | float], ram_pct: float,
                  vram_gb: float) -> None:
         """Buffer one row per step: ``averages[key]`` is a column (one running average per
         row) or one number for every row (a metric not logged in these steps)."""
-        for key in averages:
-            if key not in self.metrics:
-                self.metrics.append(key)
-                self._new_columns = True
+        positions = self._positions(averages)
         n = len(steps)
-        cells = [averages.get(k, "") for k in self.metrics]
-        columns = [c if isinstance(c, Sequence) and not isinstance(c, str) else repeat(c, n)
-                   for c in cells]
-        self._rows.extend(zip(iso_stamps(wall_times), steps, *columns, repeat(_fmt(ram_pct), n),
-                              repeat(_fmt(vram_gb), n), strict=True))
+        empty = [""] * n  # a list, not one shared iterator: zip iterates each column afresh
+        columns: list[object] = [empty] * len(self._columns.metric_columns)
+        for position, column in zip(positions, averages.values(), strict=True):
+            columns[position] = (column if isinstance(column, Sequence)
+                                 and not isinstance(column, str) else repeat(column, n))
+        self._rows.extend(zip(iso_stamps(wall_times), steps, *columns,  # type: ignore[call-overload]
+                              repeat(number_cell(ram_pct), n), repeat(number_cell(vram_gb), n),
+                              strict=True))
 
     def maybe_flush(self) -> None:
         if self._clock() - self._last_flush >= self._flush_interval:
@@ -124,41 +135,29 @@ class CsvLog:
         if self._new_columns and self._header_written:
             self._rewrite()
         elif self._rows or not self._header_written:
-            writer = csv.writer(self._fh)
-            if not self._header_written:
-                writer.writerow(self.columns)
-                self._header_written = True
-            writer.writerows(self._pad(self._rows))
+            append_rows(self._fh, self._pad(self._rows),
+                        header=None if self._header_written else self.columns)
+            self._header_written = True
             self._rows = []
-            self._fh.flush()
         self._new_columns = False
 
     def _pad(self, rows: Sequence[Sequence[object]]) -> list[Sequence[object]]:
-        width = len(self.columns)
-        out: list[Sequence[object]] = []
-        for row in rows:
-            if len(row) < width:  # a row written before later metrics appeared in this batch
-                n_metrics = len(row) - len(LEAD) - len(TAIL)
-                row = [*row[: len(LEAD) + n_metrics], *[""] * (width - len(row)),
-                       *row[len(LEAD) + n_metrics:]]
-            out.append(row)
-        return out
+        width = len(self._columns)
+        return [pad(row, width, at=len(row) - len(TAIL)) for row in rows]
 
     def _rewrite(self) -> None:
         self._fh.close()
-        with open(self.path, newline="", encoding="utf-8") as fh:
-            old = list(csv.reader(fh))
+        old = read_csv(self.path)
         old_header, old_rows = (old[0], old[1:]) if old else (self.columns, [])
         old_metrics = old_header[2:-2]
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(self.columns)
+        metrics = self._columns.metric_columns
+        rows: list[Sequence[object]] = []
         for row in old_rows:
             values = dict(zip(old_metrics, row[2:-2], strict=False))
-            writer.writerow([*row[:2], *(values.get(k, "") for k in self.metrics), *row[-2:]])
-        writer.writerows(self._pad(self._rows))
+            rows.append([*row[:2], *(values.get(k, "") for k in metrics), *row[-2:]])
+        rows.extend(self._pad(self._rows))
         self._rows = []
-        atomic_write_text(self.path, buf.getvalue())
+        write_csv(self.path, self.columns, rows)
         self._fh = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
 
     def close(self) -> None:

@@ -30,7 +30,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from loopwise.watch.sources import MIB, SourceError
+from loopwise.record.units import MIB
+from loopwise.watch.sources import SourceError
 
 
 class GpuUnavailable(Exception):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import psutil
 import torch
 
+from loopwise.record.units import GIB
+
 
 def ram_percent() -> float:
     """System RAM in use, percent."""
@@ -12,7 +14,8 @@ def ram_percent() -> float:
 
 
 def vram_gb() -> float:
-    """Memory allocated by torch on all initialised CUDA devices, in GB (0 without CUDA).
+    """Memory allocated by torch on all initialised CUDA devices, in GiB (2**30 bytes; the
+    CSV column ``VRAM_gb`` keeps its name), 0 without CUDA.
 
     Never initialises CUDA and never synchronises: ``memory_allocated`` reads a host counter.
     """
@@ -21,4 +24,4 @@ def vram_gb() -> float:
     if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         return 0.0
     total = sum(torch.cuda.memory_allocated(i) for i in range(torch.cuda.device_count()))
-    return total / 1e9
+    return total / GIB

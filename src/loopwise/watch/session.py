@@ -196,7 +196,7 @@ class TrainingSession:
                 metrics is None or self._values.plain(metrics)):
             row = {"loss": loss} if accuracy is None else {"loss": loss, "accuracy": accuracy}
             if metrics:
-                row.update(metrics)
+                row.update(metrics)  # type: ignore[arg-type]  # checked by plain()
         else:
             row = self._values.row(loss, accuracy, metrics)
         self._last = step

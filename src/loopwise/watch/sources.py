@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-MIB = float(2**20)
+from loopwise.record.units import MIB
 
 
 class SourceError(Exception):

@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from loopwise.record.table import render_table
+from loopwise.record.units import MIB
+
 if TYPE_CHECKING:
     from torch import nn
 
     from loopwise.watch.summary import LayerInfo, ModelSummary
 
-BYTES_PER_MB = 1_000_000  # decimal megabytes, as labelled "(MB)"
+BYTES_PER_MB = MIB  # labelled "(MB)" as the reference layout has it; the unit is MiB (2**20)
 
 
 def format_count(n: int) -> str:
@@ -27,7 +30,8 @@ def format_count(n: int) -> str:
 
 
 def format_mb(nbytes: int) -> str:
-    """Bytes as MB: two decimals from 1 MB up, three below (``0.012``, ``4.28``)."""
+    """Bytes in MiB (loopwise's one memory unit), labelled "MB" as in the reference layout:
+    two decimals from 1 up, three below (``0.012``, ``4.08``)."""
     mb = nbytes / BYTES_PER_MB
     return f"{mb:.2f}" if mb >= 1 else f"{mb:.3f}"
 
@@ -78,16 +82,7 @@ def render_layer_table(layers: Sequence[LayerInfo]) -> str:
         label = "  " * layer.depth + f"{layer.name} ({layer.type_name})"
         params = "(recursive)" if layer.repeated else f"{layer.num_params:,}"
         rows.append((label, layer.output_shape, params))
-    w0 = max(len(header[0]), *(len(r[0]) for r in rows)) if rows else len(header[0])
-    w1 = max(len(header[1]), *(len(r[1]) for r in rows)) if rows else len(header[1])
-    w2 = max(len(header[2]), *(len(r[2]) for r in rows)) if rows else len(header[2])
-    width = w0 + w1 + w2 + 4
-
-    def fmt(row: tuple[str, str, str]) -> str:
-        return f"{row[0]:<{w0}}  {row[1]:<{w1}}  {row[2]:>{w2}}".rstrip()
-
-    lines = [fmt(header), "=" * width, *(fmt(r) for r in rows), "=" * width]
-    return "\n".join(lines)
+    return render_table(rows, header=header, align="llr", rule="frame")
 
 
 def render_summary(s: ModelSummary) -> str:

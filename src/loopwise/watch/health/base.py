@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Protocol, runtime_checkable
 
+from loopwise.record.jsonsafe import json_safe
+
 LEVELS = ("debug", "info", "warning", "error")
 STREAMS = ("step", "epoch", "system")
 EVENT_PREFIX = "health."
@@ -40,21 +42,11 @@ class Finding:
         return EVENT_PREFIX + self.detector
 
     def event_data(self) -> dict[str, Any]:
-        """``data`` plus key and step, made JSON-safe (non-finite floats become strings)."""
+        """``data`` plus key and step, made JSON-safe (non-finite floats become ``null``)."""
         out: dict[str, Any] = {"key": self.key, "step": self.step}
         out.update(self.data)
-        return {k: json_safe(v) for k, v in out.items()}
-
-
-def json_safe(value: Any) -> Any:
-    """A copy of ``value`` that JSON can hold exactly: NaN and inf become ``"nan"``/``"inf"``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+        safe: dict[str, Any] = json_safe(out)
+        return safe
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
+from loopwise.record.table import render_table
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
 from loopwise.watch.health.memory_leak import MemoryLeakDetector
@@ -304,5 +305,7 @@ def _system_feed(t: float, values: dict[str, float]) -> Callable[[HealthMonitor]
 
 def render_findings(findings: Iterable[Finding]) -> str:
     """Findings as text lines (``step  level  detector  message``), for a CLI or a summary."""
-    lines = [f"{f.step:>8}  {f.level:<7}  {f.detector:<12}  {f.message}" for f in findings]
-    return "\n".join(lines) if lines else "no health problems found"
+    rows = [(f.step, f.level, f.detector, f.message) for f in findings]
+    if not rows:
+        return "no health problems found"
+    return render_table(rows, align="r", min_widths=(8, 7, 12), rule=None)

@@ -1,0 +1,50 @@
+"""A run's status as a reader sees it: ``running`` with a dead writer reads as ``crashed``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+STALE_HEARTBEAT_S = 60.0
+
+
+def _pid_alive(pid: int, start: float | None) -> bool:
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a core dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return start is None or abs(proc.create_time() - start) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
+    """``running`` with a dead writer reads as ``crashed``.
+
+    On this host the writer's PID (and its start time, so a reused PID is not mistaken for it)
+    decides; for a run written on another host, a heartbeat older than 60 s does.
+    """
+    status = str(info.get("status", "crashed"))
+    if status != "running":
+        return status
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+        return "running" if _pid_alive(info["pid"], info.get("pid_start")) else "crashed"
+    heartbeat = info.get("heartbeat")
+    now = time.time() if now is None else now
+    if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:
+        return "crashed"
+    return "running"
