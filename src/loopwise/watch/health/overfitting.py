@@ -17,15 +17,13 @@ from typing import Any
 from loopwise.watch.health.base import (
     Finding,
     check_level,
-    check_mode,
     check_non_negative,
     check_positive_int,
     check_streams,
     check_unit,
     fmt,
-    resolve_mode,
 )
-from loopwise.watch.improvement import Improvement
+from loopwise.watch.improvement import Improvement, check_mode, resolve_mode
 
 
 class OverfittingDetector:
