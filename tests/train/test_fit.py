@@ -315,3 +315,25 @@ def test_ctrl_c_between_epochs_is_honoured_not_swallowed(tmp_path: Path) -> None
     result = fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(),
                  root=tmp_path, name="end", callbacks=[CtrlCAtEnd(False)], **QUIET)
     assert result.status == "finished" and result.epochs == 3 and len(result.train_losses) == 3
+
+
+def test_system_interval_is_set_through_fit_and_a_started_sampler_is_kept(
+        tmp_path: Path) -> None:
+    from loopwise.watch.system import SystemMonitor, ensure_system_monitor
+
+    train, _ = data()
+    quiet = {"plots": False, "progress": False}
+    with Run.create(tmp_path, "given") as run:
+        fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(epochs=1),
+            run=run, system=0.25, **quiet)
+        sampler = run.find_helper(SystemMonitor)
+        assert sampler is not None and sampler.interval == 0.25
+    with Run.create(tmp_path, "started") as run:
+        mine = ensure_system_monitor(run, interval=9.0)
+        fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(epochs=1),
+            run=run, system=True, **quiet)
+        assert run.find_helper(SystemMonitor) is mine and mine.interval == 9.0
+    with pytest.raises(ValueError, match=r"system must be True .* got 0"):
+        fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(),
+            root=tmp_path, name="bad", system=0, **quiet)
+    assert not (tmp_path / "bad").exists()  # refused before anything was made

@@ -98,7 +98,7 @@ def train_model_result(train_loader: Iterable[Any], val_loader: Iterable[Any] | 
                        callbacks: Sequence[Callback] = (),
                        normalization: Standardization | None = None,
                        metadata: Mapping[str, Any] | None = None, plots: bool = True,
-                       progress: bool = True, system: bool = True) -> FitResult:
+                       progress: bool = True, system: bool | float = True) -> FitResult:
     """:func:`train_model` returning the whole :class:`~loopwise.train.fit.FitResult`.
 
     ``loss_fn`` defaults to MSE (the reference's regressor); pass

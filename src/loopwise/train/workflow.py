@@ -49,7 +49,7 @@ from loopwise.train.workflow_pass import EpochPasses
 from loopwise.train.workflow_state import ResumePoint, capture_state, read_checkpoint, restore_state
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
-from loopwise.watch.system import ensure_system_monitor
+from loopwise.watch.system import ensure_system_monitor, system_option
 
 _log = logging.getLogger(__name__)
 
@@ -74,15 +74,17 @@ class Workflow:
     ``checkpoint_every``: save mid-epoch every N batches of the first loader that
     ``train_loop`` iterates through ``self.track(...)`` (its sampler must be a
     ``ResumableSampler``). ``override_args``: resume even though ``trainer.args`` differ from
-    the saved ``args.json`` (the difference is recorded). ``system``: start the run's system
-    sampler.
+    the saved ``args.json`` (the difference is recorded). ``system``: the run's system sampler:
+    ``True`` samples every 2 s, unless a sampler already runs on the run (one the trainer's
+    ``setup()`` started, say), which is then kept as it is; a number is the interval in seconds;
+    ``False`` starts none.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
                  name: str | None = None, *, callbacks: Iterable[Callback] = (),
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
-                 system: bool = True, health: bool = True) -> None:
+                 system: bool | float = True, health: bool = True) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
@@ -92,7 +94,7 @@ class Workflow:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
-        self.system = bool(system)
+        self.system, self.system_interval = system_option(system)
         self.health = bool(health)
         self.folder: Path | None = None
         self._run: Run | None = None
@@ -168,10 +170,10 @@ class Workflow:
             self.checkpoint.run = run  # handed back in _guarded
         if self.health:  # before the callbacks start: a TrendWatcher trims its detectors
             ensure_health_monitor(run)
-        if self.system:
-            ensure_system_monitor(run)
         self.trainer.setup()
         check_setup(self.trainer)
+        if self.system:  # after setup(): a sampler the trainer started there is kept
+            ensure_system_monitor(run, interval=self.system_interval)
 
     def _load_checkpoint(self, run: Run) -> int:
         """Restore the newest usable checkpoint; return the epoch to start with."""
@@ -261,8 +263,10 @@ class Workflow:
         assert self._history is not None
         self._history.upsert({"epoch": float(epoch), **metrics, "train_seconds": train_s,
                               "eval_seconds": eval_s})
-        # series epoch/<name> at step=epoch, and a metrics line in the run's log.jsonl
-        run.log_epoch(epoch, {**metrics, "train_seconds": train_s, "eval_seconds": eval_s})
+        # series epoch/<name> at the global step (at step=epoch when train_loop never advanced
+        # it: docs/workflow.md), and a metrics line in the run's log.jsonl
+        run.log_epoch(epoch, {**metrics, "train_seconds": train_s, "eval_seconds": eval_s},
+                      step=run.global_step or epoch)
         if self.health:
             ensure_health_monitor(run).observe_epoch(epoch, metrics)
         shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
