@@ -28,6 +28,9 @@ _PUBLIC = {
     "TrainingConfig": "loopwise.train.config",
     "fit": "loopwise.train.fit",
     "train_model": "loopwise.train.reference",
+    "TrainingMetrics": "loopwise.train.reference",
+    "check_existing_model_files": "loopwise.train.reference",
+    "check_existing_plots": "loopwise.train.reference",
 }
 
 __all__ = [*sorted(_PUBLIC), "__version__"]

@@ -93,6 +93,20 @@ def test_max_mode_and_ties_keep_the_first(tmp_path: Path) -> None:
     assert [c.step for c in mgr.list()] == [2, 4]
 
 
+def test_accuracy_best_is_the_highest_by_default(tmp_path: Path) -> None:
+    mgr = CheckpointManager(tmp_path, monitor="val_acc", keep_last=1, keep_best=1,
+                            backup_dir=tmp_path / "best")
+    for step, acc in [(1, 0.5), (2, 0.9), (3, 0.7)]:
+        mgr.save(_state(step), step=step, metrics={"val_acc": acc})
+    assert mgr.mode == "max"
+    assert [c.step for c in mgr.list()] == [2, 3]
+    best = mgr.best()
+    assert best is not None and best.step == 2
+    assert [p.name for p in (tmp_path / "best").glob("*.pt")] == ["checkpoint-step00000002.pt"]
+    loss = CheckpointManager(tmp_path / "l", monitor="val_loss", keep_last=1, keep_best=1)
+    assert loss.mode == "min"
+
+
 def test_nan_metric_is_never_best(tmp_path: Path) -> None:
     mgr = CheckpointManager(tmp_path, monitor="val_loss", keep_last=1, keep_best=1)
     mgr.save(_state(1), step=1, metrics={"val_loss": 1.0})
@@ -207,6 +221,36 @@ def test_corrupt_manifest_is_kept_aside_and_rebuilt(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("manifest.json.corrupt-*"))) == 1
 
 
+class FakeClock:
+    """Unix seconds that move only when the test says so."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_times_come_from_the_injected_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    mgr = CheckpointManager(tmp_path, keep_last=3, clock=clock)
+    mgr.save(_state(1), step=1)
+    clock.now += 3600.0
+    mgr.save(_state(2), step=2)
+    assert [c.time for c in mgr.list()] == [1_700_000_000.0, 1_700_003_600.0]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [e["time"] for e in manifest["entries"]] == [1_700_000_000.0, 1_700_003_600.0]
+    raw = torch.load(tmp_path / "checkpoint-step00000002.pt", weights_only=True)
+    assert raw["time"] == 1_700_003_600.0
+    (tmp_path / "manifest.json").write_text('{"version": 1, "entr')
+    clock.now = 1_800_000_000.0
+    again = CheckpointManager(tmp_path, keep_last=3, run=Events(), clock=clock)
+    assert [c.step for c in again.list()] == [1, 2]
+    assert (tmp_path / "manifest.json.corrupt-1800000000").is_file()
+    with pytest.raises(TypeError, match="clock must be a callable returning Unix seconds"):
+        CheckpointManager(tmp_path, clock=1.0)  # type: ignore[arg-type]
+
+
 def test_leftover_temp_files_are_removed(tmp_path: Path) -> None:
     (tmp_path / ".checkpoint-step00000001.pt.abc.tmp").write_bytes(b"partial")
     CheckpointManager(tmp_path)
@@ -273,7 +317,7 @@ def test_loading_objects_needs_allow_pickle(tmp_path: Path) -> None:
     ({"keep_last": -1}, ValueError, "keep_last must be an int >= 0"),
     ({"keep_best": 1.5}, ValueError, "keep_best must be an int >= 0"),
     ({"keep_last": 0}, ValueError, "would keep nothing"),
-    ({"mode": "up"}, ValueError, "mode must be 'min' or 'max'"),
+    ({"mode": "up"}, ValueError, "mode must be one of 'min', 'max', 'auto'; got 'up'"),
     ({"monitor": ""}, ValueError, "monitor must be a metric name"),
     ({"async_save": "yes"}, TypeError, "async_save must be True or False"),
     ({"recycle": 1}, TypeError, "recycle must be True or False"),

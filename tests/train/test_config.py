@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loopwise.train.config import TrainingConfig
@@ -17,7 +18,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (cfg.learning_rate, cfg.batch_size, cfg.epochs) == (1e-3, 32, 100)
     assert (cfg.hidden_size, cfg.num_layers, cfg.patience) == (256, 3, 20)
     assert cfg.use_mixed_precision is False and cfg.num_workers == 0 and cfg.seed == 42
-    assert cfg.grad_clip == 1.0 and cfg.checkpoint_every == 10
+    assert cfg.grad_clip is None and cfg.checkpoint_every == 10  # no clipping unless asked
+    assert cfg.max_oom_skips == 5
     text = importlib.import_module(TrainingConfig.__module__).__doc__ or ""
     for name in TrainingConfig.field_names():
         assert name in text, f"{name} is not documented in the module docstring"
@@ -57,6 +59,15 @@ def test_attribute_typo_is_an_error_not_a_silent_new_attribute() -> None:
     ("device", "gpu", ValueError, r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     ("model_name", "a/b", ValueError, r"model_name must be letters, digits"),
     ("patience", True, TypeError, r"patience must be an integer >= 0"),
+    ("learning_rate", 10**400, ValueError, r"TrainingConfig.learning_rate must be a number > 0; "
+                                           r"got an integer of about 401 digits, too large for "
+                                           r"a float"),
+    ("model_name", "net\n", ValueError, r"model_name must be letters, digits, '-', '_' or '.', "
+                                        r"1 to 100 characters; got 'net\\n'"),
+    ("device", "cpu\n", ValueError, r"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; "
+                                    r"got 'cpu\\n'"),
+    ("max_oom_skips", 0, ValueError, r"max_oom_skips must be an integer >= 1; got 0"),
+    ("batch_size", np.bool_(True), TypeError, r"batch_size must be an integer >= 1"),
 ])
 def test_wrong_type_or_range_names_the_field_and_the_allowed_values(
         key: str, value: object, error: type[Exception], message: str) -> None:
@@ -64,6 +75,31 @@ def test_wrong_type_or_range_names_the_field_and_the_allowed_values(
         TrainingConfig().update(**{key: value})
     with pytest.raises(error, match=message):
         TrainingConfig(**{key: value})  # type: ignore[arg-type]
+
+
+def test_numpy_scalars_are_accepted_as_plain_numbers() -> None:
+    cfg = TrainingConfig(batch_size=np.int64(64), learning_rate=np.float32(0.1),  # type: ignore[arg-type]
+                         epochs=np.int32(3), dropout=np.float64(0.25))  # type: ignore[arg-type]
+    assert (cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.dropout) == (64, 0.1, 3, 0.25)
+    assert [type(v) for v in (cfg.batch_size, cfg.learning_rate, cfg.epochs, cfg.dropout)] == [
+        int, float, int, float]
+    cfg.update(hidden_size=np.uint16(128), grad_clip=np.float32(2.5))
+    assert (cfg.hidden_size, cfg.grad_clip) == (128, 2.5) and type(cfg.hidden_size) is int
+    assert json.loads(json.dumps(cfg.to_dict()))["batch_size"] == 64  # JSON-ready
+
+
+def test_unknown_constructor_key_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown TrainingConfig key 'bogus'; valid keys: "
+                                         r"model_name, learning_rate, batch_size, .*, device$"):
+        TrainingConfig(bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"unknown TrainingConfig keys 'bogus', 'lr'; valid"):
+        TrainingConfig(epochs=3, bogus=1, lr=0.1)  # type: ignore[call-arg]
+
+
+def test_clipping_is_one_option_away() -> None:
+    assert TrainingConfig().grad_clip is None
+    assert TrainingConfig(grad_clip=1.0).grad_clip == 1.0
+    assert TrainingConfig().update(grad_clip=0.5).grad_clip == 0.5
 
 
 def test_splits_must_leave_training_data() -> None:

@@ -48,6 +48,23 @@ def test_min_delta_and_max_mode() -> None:
     assert cb.stopped_epoch == 3 and cb.best == 0.5
 
 
+def test_accuracy_is_maximised_by_default() -> None:
+    # mode="auto": val_acc rising is an improvement (it used to be minimised: stop at epoch 3)
+    cb = EarlyStopping(monitor="val_acc", patience=2)
+    accs = [0.5, 0.6, 0.7, 0.8, 0.75, 0.79]
+    stopped = None
+    for epoch, acc in enumerate(accs, start=1):
+        cb.on_evaluate(LoopState(epoch=epoch, metrics={"val_acc": acc}))
+        if cb.stop_request is not None:
+            stopped = epoch
+            break
+    assert stopped == 6 and cb.best == 0.8
+    assert cb.stop_request is not None
+    assert cb.stop_request.reason == ("val_acc has not improved for 2 evaluations "
+                                      "(best 0.8 at epoch 4)")
+    assert EarlyStopping(monitor="val_acc", mode="min").improvement.mode == "min"
+
+
 def test_patience_zero_stops_at_the_first_non_improvement() -> None:
     assert _feed(EarlyStopping(patience=0), [1.0, 0.9, 0.95]) == 3
 
@@ -95,7 +112,7 @@ def test_missing_metric_names_what_is_there() -> None:
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"patience": -1}, ValueError, "patience must be an int >= 0"),
-    ({"mode": "lower"}, ValueError, "mode must be 'min' or 'max'"),
+    ({"mode": "lower"}, ValueError, "mode must be one of 'min', 'max', 'auto'; got 'lower'"),
     ({"min_delta": -0.1}, ValueError, "min_delta must be >= 0"),
     ({"monitor": ""}, ValueError, "monitor must be a metric name"),
 ])

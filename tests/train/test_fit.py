@@ -21,6 +21,7 @@ from loopwise.train.checkpoint import CheckpointManager
 from loopwise.train.config import TrainingConfig
 from loopwise.train.fit import fit
 from loopwise.train.nonfinite import NonFiniteLossError
+from loopwise.train.oom import OutOfMemoryStop
 
 QUIET: dict[str, Any] = {"plots": False, "progress": False, "system": False}
 CHILD = Path(__file__).with_name("sigint_child.py")
@@ -46,7 +47,8 @@ def test_fit_writes_the_reference_files_and_the_record(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     result = fit(model, train, loss_fn=torch.nn.MSELoss(), val_loader=val, test_loader=val,
-                 config=config(epochs=4, checkpoint_every=2, keep_checkpoints=1), root=tmp_path,
+                 config=config(epochs=4, checkpoint_every=2, keep_checkpoints=1, grad_clip=1.0),
+                 root=tmp_path,
                  name="exp", plots=True, progress=False, system=False)
     folder = tmp_path / "exp"
     assert result.status == "finished" and result.run_path == folder and result.epochs == 4
@@ -57,7 +59,7 @@ def test_fit_writes_the_reference_files_and_the_record(tmp_path: Path) -> None:
     assert all((folder / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
                for f in ("m_loss_analysis.png", "m_predictions.png"))
     assert TrainingConfig.load(folder / "m_config.json") == config(
-        epochs=4, checkpoint_every=2, keep_checkpoints=1)
+        epochs=4, checkpoint_every=2, keep_checkpoints=1, grad_clip=1.0)
     assert len(result.train_losses) == len(result.val_losses) == 4
     assert result.best_value == min(result.val_losses)
     assert result.best_epoch == result.val_losses.index(min(result.val_losses)) + 1
@@ -182,6 +184,37 @@ def test_nonfinite_losses_in_a_row_stop_training_with_a_clear_message(tmp_path: 
     assert len(reader.events(kind="nonfinite_loss")) == 2
 
 
+class AlwaysOOM(torch.nn.Module):
+    """A CPU model whose forward fails as a GPU out of memory would, on every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+
+@pytest.mark.parametrize(("limit", "message"), [
+    (3, r"out of memory on 3 batches in a row, steps 0 to 2, even split in halves: training "
+        r"stopped. Lower batch_size \(the last batch had 16 rows\) or the model's memory use; "
+        r"max_oom_skips \(now 3\) sets how many"),
+    (50, r"out of memory on every batch of the epoch \(4\), steps 0 to 3, even split in "
+         r"halves: training stopped"),
+])
+def test_out_of_memory_on_every_batch_stops_with_a_clear_error(tmp_path: Path, limit: int,
+                                                               message: str) -> None:
+    train, _ = data()  # 4 batches of 16 rows
+    with pytest.raises(OutOfMemoryStop, match=message):
+        fit(AlwaysOOM(), train, loss_fn=torch.nn.MSELoss(),
+            config=config(max_oom_skips=limit), root=tmp_path, name="oom", **QUIET)
+    reader = RunReader(tmp_path / "oom")
+    assert reader.info["status"] == "failed"
+    assert "OutOfMemoryStop: out of memory on" in reader.info["error"]
+    assert "epoch/train_loss" not in reader.keys() and "epoch/loss" not in reader.keys()
+    assert not (tmp_path / "oom" / "m_results.json").exists()  # no result passes for success
+
+
 def test_early_stopping_from_the_config_stops_with_a_reason(tmp_path: Path) -> None:
     train, val = data()
     result = fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), val_loader=val,
@@ -284,3 +317,25 @@ def test_ctrl_c_between_epochs_is_honoured_not_swallowed(tmp_path: Path) -> None
     result = fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(),
                  root=tmp_path, name="end", callbacks=[CtrlCAtEnd(False)], **QUIET)
     assert result.status == "finished" and result.epochs == 3 and len(result.train_losses) == 3
+
+
+def test_system_interval_is_set_through_fit_and_a_started_sampler_is_kept(
+        tmp_path: Path) -> None:
+    from loopwise.watch.system import SystemMonitor, ensure_system_monitor
+
+    train, _ = data()
+    quiet = {"plots": False, "progress": False}
+    with Run.create(tmp_path, "given") as run:
+        fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(epochs=1),
+            run=run, system=0.25, **quiet)
+        sampler = run.find_helper(SystemMonitor)
+        assert sampler is not None and sampler.interval == 0.25
+    with Run.create(tmp_path, "started") as run:
+        mine = ensure_system_monitor(run, interval=9.0)
+        fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(epochs=1),
+            run=run, system=True, **quiet)
+        assert run.find_helper(SystemMonitor) is mine and mine.interval == 9.0
+    with pytest.raises(ValueError, match=r"system must be True .* got 0"):
+        fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(),
+            root=tmp_path, name="bad", system=0, **quiet)
+    assert not (tmp_path / "bad").exists()  # refused before anything was made

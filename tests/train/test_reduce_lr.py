@@ -35,6 +35,19 @@ def _lrs(cb: ReduceLROnPlateau, opt: torch.optim.Optimizer, values: list[float],
     return out
 
 
+def test_accuracy_is_maximised_by_default() -> None:
+    opt, events = _optimizer(), Events()
+    cb = ReduceLROnPlateau(monitor="val_acc", factor=0.5, patience=2, min_delta=0.0)
+    lrs = []
+    for epoch, acc in enumerate([0.5, 0.6, 0.7, 0.65, 0.66], start=1):
+        cb.on_evaluate(LoopState(epoch=epoch, metrics={"val_acc": acc}, optimizer=opt,
+                                 run=events))
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == [1.0, 1.0, 1.0, 1.0, 0.5]  # rising accuracy never cut the LR
+    assert [m for _, m, _ in events.items] == [
+        "val_acc has not improved for 2 evaluations: learning rate 1 -> 0.5"]
+
+
 def test_reduces_after_patience_then_waits_again() -> None:
     opt = _optimizer()
     cb = ReduceLROnPlateau(factor=0.5, patience=2, min_delta=0.0)
@@ -84,7 +97,7 @@ def test_state_survives_resume() -> None:
     ({"patience": -2}, "patience must be an int >= 0"),
     ({"cooldown": 1.5}, "cooldown must be an int >= 0"),
     ({"min_lr": -1.0}, "min_lr must be a number >= 0"),
-    ({"mode": "auto"}, "mode must be 'min' or 'max'"),
+    ({"mode": "up"}, "mode must be one of 'min', 'max', 'auto'; got 'up'"),
 ])
 def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):

@@ -9,6 +9,7 @@ import torch
 
 from loopwise.train.amp import Amp
 from loopwise.train.nonfinite import NonFiniteGuard, NonFiniteLossError
+from loopwise.train.oom import OutOfMemoryStop
 from loopwise.train.step import StepEngine, unpack
 
 
@@ -42,11 +43,13 @@ class OOMOnLargeBatches(torch.nn.Module):
 
 
 def engine(model: torch.nn.Module, *, loss_fn: Any = None, clip: float | None = None,
-           max_nonfinite: int = 3, events: Events | None = None) -> StepEngine:
+           max_nonfinite: int = 3, events: Events | None = None,
+           max_oom_skips: int = 5) -> StepEngine:
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     return StepEngine(model, opt, loss_fn or torch.nn.MSELoss(), device=torch.device("cpu"),
                       amp=Amp("cpu", enabled=False), grad_clip=clip,
-                      guard=NonFiniteGuard(max_nonfinite), events=events)
+                      guard=NonFiniteGuard(max_nonfinite), events=events,
+                      max_oom_skips=max_oom_skips)
 
 
 def batch(rows: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,6 +97,39 @@ def test_single_row_oom_cannot_be_split() -> None:
     assert eng.train_step(batch(1)) is False
     assert "it cannot be split" in events.items[0][2]
     assert events.kinds() == ["oom", "oom_skipped"]
+
+
+def test_oom_skips_in_a_row_stop_with_a_clear_oom_error() -> None:
+    model = OOMOnLargeBatches(limit=3)
+    eng = engine(model, events=Events(), max_oom_skips=3)
+    assert eng.train_step(batch(8)) is False
+    assert eng.train_step(batch(3)) is True  # a batch that trains resets the count
+    assert eng.train_step(batch(8)) is False and eng.train_step(batch(8)) is False
+    with pytest.raises(OutOfMemoryStop) as caught:
+        eng.train_step(batch(8))
+    assert str(caught.value) == (
+        "out of memory on 3 batches in a row, steps 2 to 4, even split in halves: training "
+        "stopped. Lower batch_size (the last batch had 8 rows) or the model's memory use; "
+        "max_oom_skips (now 3) sets how many batches in a row may be skipped")
+    assert isinstance(caught.value, torch.OutOfMemoryError)  # caught where OOMs are caught
+
+
+def test_an_epoch_of_nothing_but_oom_skips_is_an_error() -> None:
+    eng = engine(OOMOnLargeBatches(limit=0), max_oom_skips=10)
+    eng.end_epoch(0)  # an empty epoch is not an OOM
+    for _ in range(2):
+        assert eng.train_step(batch(4)) is False
+    with pytest.raises(OutOfMemoryStop, match=r"^out of memory on every batch of the epoch "
+                                              r"\(2\), steps 0 to 1, even split in halves: "
+                                              r"training stopped. Lower batch_size \(the last "
+                                              r"batch had 4 rows\) or the model's memory use$"):
+        eng.end_epoch(2)
+    fine = engine(OOMOnLargeBatches(limit=3), max_oom_skips=10)
+    fine.train_step(batch(8))
+    fine.train_step(batch(2))
+    fine.end_epoch(2)  # one batch trained: the epoch stands
+    with pytest.raises(ValueError, match="max_oom_skips must be an integer >= 1"):
+        engine(OOMOnLargeBatches(limit=3), max_oom_skips=0)
 
 
 def test_other_errors_are_not_swallowed() -> None:

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import loopwise
+import loopwise.train.trainer
 from loopwise.callbacks import EarlyStopping, ReduceLROnPlateau
 from loopwise.record import RunReader
 from loopwise.train.checkpoint import CheckpointManager
@@ -427,3 +428,54 @@ def test_resume_with_another_world_size_is_refused(tmp_path: Path,
     with pytest.raises(ResumeError, match="written with world size 1, this process has 2"):
         Workflow(_toy(), tmp_path, 2, "ws", system=False).run()
     assert (tmp_path / "ws/last_checkpoint.pth").read_bytes() == before
+
+
+class _SamplerTrainer(loopwise.train.trainer.Trainer):
+    """Seed-002 style: no track(); ``setup()`` may start the run's sampler itself."""
+
+    def __init__(self, own_interval: float | None = None) -> None:
+        self.args = {"lr": 0.1}
+        self.own_interval = own_interval
+
+    def setup(self) -> None:
+        from loopwise.watch.system import ensure_system_monitor
+
+        self.model = torch.nn.Linear(2, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        if self.own_interval is not None:
+            ensure_system_monitor(self.run, interval=self.own_interval)
+
+    def train_loop(self) -> dict[str, float]:
+        return {"loss": 1.0}
+
+    def evaluate(self) -> dict[str, float]:
+        return {"val_loss": 1.0}
+
+    def get_model(self) -> Any:
+        return self.model
+
+    def get_optimizer(self) -> Any:
+        return self.optimizer
+
+
+def _sampler_of(flow: Workflow) -> Any:
+    from loopwise.watch.system import SystemMonitor
+
+    assert flow._run is not None
+    return flow._run.find_helper(SystemMonitor)
+
+
+def test_system_interval_is_set_through_workflow_and_a_started_sampler_is_kept(
+        tmp_path: Path) -> None:
+    flow = Workflow(_SamplerTrainer(), tmp_path, 1, "every", system=0.25, health=False)
+    flow.run()
+    assert _sampler_of(flow).interval == 0.25
+    own = Workflow(_SamplerTrainer(own_interval=7.0), tmp_path, 1, "own", system=True,
+                   health=False)
+    own.run()
+    assert _sampler_of(own).interval == 7.0  # the trainer's own sampler, not a default one
+    off = Workflow(_SamplerTrainer(), tmp_path, 1, "off", system=False, health=False)
+    off.run()
+    assert _sampler_of(off) is None
+    with pytest.raises(ValueError, match=r"system must be True .* got 'yes'"):
+        Workflow(_SamplerTrainer(), tmp_path, 1, "bad", system="yes")  # type: ignore[arg-type]

@@ -14,7 +14,6 @@ from loopwise.watch.health.base import (
     check_keys,
     check_positive,
     json_safe,
-    resolve_mode,
     worse,
 )
 from loopwise.watch.health.runner import default_detectors
@@ -74,13 +73,10 @@ def test_every_default_detector_follows_the_protocol_with_a_unique_name():
     assert len(set(names)) == len(names) == 8
 
 
-def test_worse_and_resolve_mode():
+def test_worse():
     assert worse(1.0, 1.2, mode="min", min_delta=0.1)
     assert not worse(1.0, 1.05, mode="min", min_delta=0.1)
     assert worse(0.9, 0.8, mode="max", min_delta=0.0)
-    assert resolve_mode("auto", "val_accuracy") == "max"
-    assert resolve_mode("auto", "val_loss") == "min"
-    assert resolve_mode("max", "val_loss") == "max"
 
 
 def test_checks_name_the_argument():

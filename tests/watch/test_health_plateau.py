@@ -107,3 +107,12 @@ def test_load_state_of_another_detector_is_refused():
 def test_invalid_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PlateauDetector(**kwargs)
+
+
+def test_accuracy_is_maximised_by_default():
+    # rising accuracy is progress, not a plateau; a flat one after its best is
+    rising = feed(PlateauDetector("val_acc", patience=3), "val_acc", [0.5, 0.6, 0.7, 0.8, 0.9])
+    assert rising == []
+    flat = feed(PlateauDetector("val_acc", patience=3), "val_acc", [0.5, 0.9, 0.8, 0.85, 0.7])
+    assert [f.message for f in flat] == [
+        "val_acc has not improved for 3 epochs (best 0.9 at step 1)"]

@@ -14,9 +14,7 @@ from loopwise.watch.health import (
     NonFiniteDetector,
     PlateauDetector,
     SpikeDetector,
-    analyze_run,
     ensure_health_monitor,
-    render_findings,
 )
 from loopwise.watch.system import SystemMonitor, ensure_system_monitor
 
@@ -165,29 +163,6 @@ def test_events_land_in_a_real_run(tmp_path):
         health.observe("loss", 3, math.nan)
     events = RunReader(run.path).events(kind="health.nonfinite")
     assert [(e.level, e.data["step"], e.data["value"]) for e in events] == [("error", 3, None)]
-
-
-def test_analyze_run_replays_a_finished_run(tmp_path):
-    with Run.create(tmp_path, "done") as run:
-        for step in range(50):
-            run.log_scalar("loss", 1.0 / (step + 1) if step != 30 else math.nan, step=step,
-                           wall_time=1000.0 + step)
-        for epoch in range(12):
-            run.log_scalars({"train_loss": 1.0 / (epoch + 1),
-                             "val_loss": 0.5 if epoch >= 4 else 1.0 - 0.1 * epoch},
-                            step=epoch, wall_time=2000.0 + epoch)
-        run.log_system({"steps_per_s": 10.0}, wall_time=2999.0)
-    found = analyze_run(RunReader(run.path))
-    # val_loss flat from epoch 4 while train_loss keeps falling: overfitting at epoch 7
-    # (3 epochs without a new best, gap widening), plateau at epoch 9 (patience 5)
-    assert [(f.detector, f.key, f.step) for f in found] == [
-        ("nonfinite", "loss", 30), ("overfitting", "val_loss", 7), ("plateau", "val_loss", 9)]
-    assert [f.time for f in found] == [1030.0, 2007.0, 2009.0]
-    again = analyze_run(str(run.path))
-    assert [f.message for f in again] == [f.message for f in found]
-    text = render_findings(found)
-    assert "nonfinite" in text and "val_loss has not improved for 5 epochs" in text
-    assert render_findings([]) == "no health problems found"
 
 
 def test_remove_detectors_by_name():

@@ -13,7 +13,7 @@ import pytest
 
 from loopwise.record import Run, RunReader
 from loopwise.watch.sources import SourceError
-from loopwise.watch.system import SystemMonitor, ensure_system_monitor
+from loopwise.watch.system import SystemMonitor, ensure_system_monitor, system_option
 
 
 class FakeClock:
@@ -291,3 +291,26 @@ def test_other_bad_arguments_are_clear_errors():
         ensure_system_monitor(object())
     with pytest.raises(TypeError, match="subscribe needs a callable"):
         SystemMonitor(None).subscribe(3)
+
+
+def test_a_second_start_asking_for_another_interval_is_told_it_is_ignored(tmp_path):
+    with Run.create(tmp_path, "twice") as run:
+        first = ensure_system_monitor(run, interval=5.0)
+        assert ensure_system_monitor(run) is first  # no interval asked: no warning
+        with pytest.warns(UserWarning, match=r"the run's system sampler already samples every "
+                                             r"5 s; interval=0.5 is ignored \(the sampler's "
+                                             r"first start sets it\)"):
+            assert ensure_system_monitor(run, interval=0.5) is first
+        assert first.interval == 5.0
+
+
+def test_system_option_reads_true_false_or_seconds():
+    assert system_option(True) == (True, None)
+    assert system_option(False) == (False, None)
+    assert system_option(0.5) == (True, 0.5) and system_option(3) == (True, 3.0)
+    for bad in (0, -1.0, float("nan"), "yes", None):
+        with pytest.raises(ValueError, match=r"system must be True \(sample every 2 s, or keep "
+                                             r"the sampler already running on the run\), False "
+                                             r"\(none\) or a sampling interval in seconds > 0; "
+                                             r"got "):
+            system_option(bad)

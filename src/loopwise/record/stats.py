@@ -27,11 +27,14 @@ from loopwise.record.text import printable
 
 DEFAULT_WINDOW = 20
 
-# Names whose larger values are better; everything else (losses, errors, perplexity) is minimised.
+# Names whose larger values are better (a word, optionally followed by digits: top5, map50, f1);
+# everything else (losses, errors, perplexity, the learning rate) is minimised. The list is
+# documented in loopwise.watch.improvement (mode="auto") and docs/callbacks.md.
 _MAX_PATTERN = re.compile(
-    r"(acc|accuracy|precision|recall|f1|fscore|auc|auroc|map|iou|dice|bleu|rouge|r2|score|"
-    r"top\d+|hit|ndcg|mrr|psnr|ssim)", re.IGNORECASE)
-_MIN_PATTERN = re.compile(r"(loss|error|err|mse|mae|rmse|nll|perplexity|ppl|wer|cer|time)",
+    r"(acc|accuracy|auc|auroc|ap|map|fbeta|fscore|precision|recall|sensitivity|specificity|"
+    r"topk|iou|miou|jaccard|dice|kappa|mcc|r2|bleu|rouge|psnr|ssim|ndcg|mrr|hit|hits|score|"
+    r"reward)\d*|(f|top)\d+", re.IGNORECASE)
+_MIN_PATTERN = re.compile(r"(loss|error|err|mse|mae|rmse|nll|perplexity|ppl|wer|cer|time)\d*",
                           re.IGNORECASE)
 
 

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,11 +79,15 @@ class CheckpointManager:
     """Keep the last ``keep_last`` and the best ``keep_best`` checkpoints of a folder.
 
     ``monitor`` names the metric (in ``save(..., metrics=)``) that ranks checkpoints; ``mode``
-    says whether lower (``"min"``) or higher (``"max"``) is better. ``backup_dir`` receives a
+    says whether lower (``"min"``) or higher (``"max"``) is better; ``"auto"`` (the default)
+    reads the name (accuracy-like names are maximised: :mod:`loopwise.watch.improvement`).
+    ``backup_dir`` receives a
     copy of each new best. With ``async_save=True`` the calling thread only copies tensors into
     reused CPU buffers; a background thread writes (one write in flight; its error is raised by
     the next call or by ``close()``). ``recycle`` writes each new file over the last dropped one
-    (see the module doc). ``run`` (a ``loopwise.record.Run``) receives events.
+    (see the module doc). ``run`` (a ``loopwise.record.Run``) receives events. ``clock``
+    (Unix seconds, default ``time.time``) gives every time the manager writes: the ``time`` of
+    each save in its file and in the manifest, the suffix of a corrupt manifest kept aside.
     """
 
     def __init__(
@@ -91,17 +95,22 @@ class CheckpointManager:
         directory: str | os.PathLike[str],
         *,
         monitor: str | None = None,
-        mode: str = "min",
+        mode: str = "auto",
         keep_last: int = 3,
         keep_best: int = 1,
         backup_dir: str | os.PathLike[str] | None = None,
         async_save: bool = False,
         recycle: bool = True,
         run: EventSink | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(directory, (str, os.PathLike)):
             raise TypeError(f"directory must be a path, got {type(directory).__name__}")
-        self.keep_last, self.keep_best = check_policy(monitor, mode, keep_last, keep_best)
+        self.keep_last, self.keep_best, mode = check_policy(monitor, mode, keep_last, keep_best)
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning Unix seconds (like time.time), "
+                            f"got {clock!r}")
+        self._clock = clock
         if not isinstance(async_save, bool):
             raise TypeError(f"async_save must be True or False, got {async_save!r}")
         if not isinstance(recycle, bool):
@@ -150,7 +159,7 @@ class CheckpointManager:
         self.wait()  # one write in flight at most; raises the previous write's error
         self._ensure_loaded()
         name = file_name(step)
-        now = time.time()
+        now = float(self._clock())
         with self._lock:
             assert self._entries is not None
             seq = max((e.seq for e in self._entries), default=0) + 1
@@ -280,7 +289,7 @@ class CheckpointManager:
                 entries = read_manifest(manifest)
             except ManifestError as exc:
                 entries = rebuild_manifest(self.directory, exc, report=self._report,
-                                           write=self._write_manifest)
+                                           write=self._write_manifest, now=self._clock())
             self._entries = entries
             self._best.reset()
             for entry in sorted(entries, key=lambda e: e.seq):

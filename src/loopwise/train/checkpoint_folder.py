@@ -82,10 +82,12 @@ Report = Callable[[str, str, dict[str, Any]], None]
 
 
 def rebuild_manifest(directory: Path, why: ManifestError, *, report: Report,
-                     write: Callable[[list[ManifestEntry]], None]) -> list[ManifestEntry]:
+                     write: Callable[[list[ManifestEntry]], None],
+                     now: float | None = None) -> list[ManifestEntry]:
     """No usable manifest: rebuild it from the checkpoint files that load cleanly.
 
-    The corrupt manifest is kept aside as ``manifest.json.corrupt-<time>``; each file left out
+    The corrupt manifest is kept aside as ``manifest.json.corrupt-<time>`` (``now``, Unix
+    seconds; default the current time); each file left out
     and the rebuild itself are reported through ``report(kind, message, data)``.
     """
     manifest = directory / MANIFEST
@@ -96,7 +98,8 @@ def rebuild_manifest(directory: Path, why: ManifestError, *, report: Report,
                                   "start this folder afresh") from why
         return []
     if manifest.exists():
-        kept_as = manifest.with_name(f"{MANIFEST}.corrupt-{int(time.time())}")
+        stamp = int(time.time() if now is None else now)
+        kept_as = manifest.with_name(f"{MANIFEST}.corrupt-{stamp}")
         os.replace(manifest, kept_as)  # kept as it was, for inspection
     entries: list[ManifestEntry] = []
     for path in files:

@@ -1,7 +1,8 @@
 """What a ``CheckpointManager`` keeps (the keep-k/best policy, apart from how files are written).
 
 The keep set is the last ``keep_last`` saves plus the best ``keep_best`` by the monitored
-metric. Ranking: lower is better in ``"min"`` mode, higher in ``"max"``; ties go to the earlier
+metric. Ranking: lower is better in ``"min"`` mode, higher in ``"max"`` (``"auto"`` reads the
+metric's name, see :mod:`loopwise.watch.improvement`); ties go to the earlier
 save (the first to reach a value keeps it); NaN or a missing value is never ranked. The "is this
 a new best?" rule for backups is the shared ``loopwise.watch.improvement.Improvement``.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from loopwise.train.checkpoint_manifest import ManifestEntry
-from loopwise.watch.improvement import check_mode
+from loopwise.watch.improvement import check_mode, resolve_mode
 
 
 def check_count(value: object, what: str) -> int:
@@ -25,11 +26,15 @@ def check_count(value: object, what: str) -> int:
 
 
 def check_policy(monitor: object, mode: str, keep_last: object,
-                 keep_best: object) -> tuple[int, int]:
-    """Validate the policy arguments; return ``(keep_last, keep_best)``."""
+                 keep_best: object) -> tuple[int, int, str]:
+    """Validate the policy arguments; return ``(keep_last, keep_best, mode)`` with ``"auto"``
+    resolved to ``"min"`` or ``"max"`` from the monitored name (``"min"`` without monitor:
+    nothing is ranked then)."""
     if monitor is not None and (not isinstance(monitor, str) or not monitor):
         raise ValueError(f"monitor must be a metric name such as 'val_loss', got {monitor!r}")
     check_mode(mode)
+    resolved = resolve_mode(mode, monitor) if isinstance(monitor, str) else \
+        ("min" if mode == "auto" else mode)
     last = check_count(keep_last, "keep_last")
     best = check_count(keep_best, "keep_best")
     if last == 0 and (best == 0 or monitor is None):
@@ -37,7 +42,7 @@ def check_policy(monitor: object, mode: str, keep_last: object,
             "this CheckpointManager would keep nothing: set keep_last >= 1, or monitor= a "
             "metric with keep_best >= 1"
         )
-    return last, best
+    return last, best, resolved
 
 
 def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:

@@ -23,17 +23,25 @@ use_mixed_precision      False               AMP: bf16 autocast on the CPU, fp16
                                              on CUDA
 num_workers              0                   DataLoader worker processes (>= 0)
 seed                     42                  seed of the split, the init and the shuffling
-grad_clip                1.0                 max gradient norm; None: no clipping (and no
-                                             gradient-norm series)
+grad_clip                None                no clipping (as in a plain loop, Lightning and
+                                             Keras); a number > 0 clips the global gradient
+                                             norm to it and records the ``grad_norm`` series
 checkpoint_every         10                  periodic checkpoint every N epochs; 0: off
 keep_checkpoints         3                   periodic checkpoints kept on disk (>= 1)
 val_split                0.1                 fraction held out for validation, in [0, 1)
 test_split               0.1                 fraction held out for testing, in [0, 1)
 max_nonfinite            5                   non-finite losses in a row that stop training;
                                              each one skips its step; 0 turns the guard off
+max_oom_skips            5                   batches in a row skipped for out of memory (even
+                                             in halves) that stop training with an error
+                                             (>= 1)
 device                   "auto"              "auto" (CUDA when available), "cpu", "cuda",
                                              "cuda:N" or "mps"
 =======================  ==================  ==================================================
+
+Numbers may be Python or NumPy scalars (``np.int64(64)``, ``np.float32(0.1)``): they are stored
+as ``int`` / ``float`` (a float32 as the decimal it shows: ``0.1``). An unknown key, in the
+constructor as in ``update()``, is an error that lists the valid keys.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,16 +98,24 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool] | None, str]] = {
     "val_split": ("float", _fraction, "a number in [0, 1)"),
     "test_split": ("float", _fraction, "a number in [0, 1)"),
     "max_nonfinite": ("int", _non_negative, "an integer >= 0 (0 turns the guard off)"),
+    "max_oom_skips": ("int", _positive, "an integer >= 1"),
     "device": ("device", None, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
+def _shown(value: Any) -> str:
+    """``repr(value)``, except for an integer too long to show (or even to print)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return repr(value)
+
+
 def _check(name: str, value: Any) -> Any:
     """Return ``value`` normalised for field ``name``, or raise naming the field and the rule."""
     kind, rule, allowed = _RULES[name]
-    bad = f"TrainingConfig.{name} must be {allowed}; got {value!r}"
+    bad = f"TrainingConfig.{name} must be {allowed}; got {_shown(value)}"
     if kind == "bool":
         if not isinstance(value, bool):
             raise TypeError(bad)
@@ -106,24 +123,32 @@ def _check(name: str, value: Any) -> Any:
     if kind in ("name", "device"):
         if not isinstance(value, str):
             raise TypeError(bad)
-        ok = _NAME_RE.match(value) and ".." not in value if kind == "name" else \
-            _DEVICE_RE.match(value)
+        ok = _NAME_RE.fullmatch(value) and ".." not in value if kind == "name" else \
+            _DEVICE_RE.fullmatch(value)
         if not ok:
             raise ValueError(bad)
         return value
     if kind == "float?" and value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # NumPy scalars register as numbers.Integral / numbers.Real (NumPy's bool does not)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(bad)
     if kind == "int":
-        if not isinstance(value, int):
-            if not (isinstance(value, float) and value.is_integer()):
-                raise TypeError(bad)
+        if isinstance(value, numbers.Integral):
             value = int(value)
+        elif isinstance(value, numbers.Real) and float(value).is_integer():
+            value = int(float(value))
+        else:
+            raise TypeError(bad)
     else:
+        try:
+            # a narrower float (np.float32(0.1)) keeps the decimal it shows: 0.1, not 0.100000001
+            narrow = getattr(getattr(value, "dtype", None), "itemsize", 8) < 8
+            value = float(str(value)) if narrow else float(value)
+        except OverflowError:
+            raise ValueError(f"{bad}, too large for a float") from None
         if math.isnan(value) or math.isinf(value):
             raise ValueError(bad)
-        value = float(value)
     if rule is not None and not rule(value):
         raise ValueError(bad)
     return value
@@ -156,13 +181,22 @@ class TrainingConfig:
     use_mixed_precision: bool = False
     num_workers: int = 0
     seed: int = 42
-    grad_clip: float | None = 1.0
+    grad_clip: float | None = None
     checkpoint_every: int = 10
     keep_checkpoints: int = 3
     val_split: float = 0.1
     test_split: float = 0.1
     max_nonfinite: int = 5
+    max_oom_skips: int = 5
     device: str = "auto"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> TrainingConfig:
+        # Before the dataclass __init__: an unknown keyword gets the list of valid keys, not
+        # Python's "unexpected keyword argument".
+        unknown = [k for k in kwargs if k not in _RULES]
+        if unknown:
+            raise _unknown(unknown)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         _check_splits(self.val_split, self.test_split)

@@ -53,6 +53,7 @@ from loopwise.train.logsetup import close_logging, setup_logging
 from loopwise.train.loop import FitLoop
 from loopwise.train.result import FitResult, finish_fit, saved_result
 from loopwise.train.runplan import describe_diff, plan_run
+from loopwise.watch.system import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -137,14 +138,17 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         config: TrainingConfig | None = None, callbacks: Sequence[Callback] | Callback = (),
         run: Run | None = None, root: str | Path = "runs", name: str | None = None,
         force: bool = False, metadata: Mapping[str, Any] | None = None, plots: bool = True,
-        progress: bool = True, system: bool = True,
+        progress: bool = True, system: bool | float = True,
         exporters: Sequence[Recorder] = ()) -> FitResult:
     """Train ``model``; see the module docstring. ``metadata`` (JSON values, e.g. the data
     file and its normalisation) is saved in the run's ``config.json`` and is part of the
     parameters that decide skip/resume. ``plots`` writes the two PNGs at the end (when
-    matplotlib is installed); ``progress=False`` prints nothing; ``system=False`` starts no
-    system sampler; ``exporters`` mirror the run (TensorBoard, MLflow, Prometheus)."""
+    matplotlib is installed); ``progress=False`` prints nothing; ``system``: True samples the
+    system every 2 s (or keeps the sampler already running on a given run), a number is the
+    interval in seconds, False starts no sampler; ``exporters`` mirror the run (TensorBoard,
+    MLflow, Prometheus)."""
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
+    system_option(system)  # a bad value is refused before anything is made
     n_val = _length(val_loader, "val_loader") if val_loader is not None else 0
     if test_loader is not None:
         _length(test_loader, "test_loader")
@@ -223,11 +227,12 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
 
 
 def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
-           device: torch.device, logger: Any, system: bool) -> None:
-    if system:
+           device: torch.device, logger: Any, system: bool | float) -> None:
+    start, interval = system_option(system)
+    if start:
         from loopwise.watch.system import ensure_system_monitor
 
-        ensure_system_monitor(run, loop_stats=loop.clock)
+        ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)
     if state is None:
         loop.engine.step = run.global_step  # a run given with steps already: continue them

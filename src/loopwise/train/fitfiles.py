@@ -33,6 +33,18 @@ from loopwise.record.jsonsafe import json_safe
 from loopwise.train.checkpoint import CheckpointManager
 from loopwise.train.checkpoint_store import copy_file, save_file
 
+BEST_MODEL = "best_model.pth"
+CONFIG = "config.json"
+LOG = "training.log"
+LOSS_PLOT = "loss_analysis.png"
+PREDICTIONS_PLOT = "predictions.png"
+RESULTS = "results.json"
+
+
+def fit_file(folder: str | os.PathLike[str], model_name: str, suffix: str) -> Path:
+    """The path of one of the files above: ``<folder>/<model_name>_<suffix>``."""
+    return Path(folder) / f"{model_name}_{suffix}"
+
 
 class FitFiles:
     """Paths and writers of one fit's files in ``folder`` for ``model_name``."""
@@ -40,17 +52,17 @@ class FitFiles:
     def __init__(self, folder: Path, model_name: str, *, keep: int, run: Any = None) -> None:
         self.folder = Path(folder)
         self.name = model_name
-        self.best_model = self._path("best_model.pth")
-        self.config = self._path("config.json")
-        self.log = self._path("training.log")
-        self.loss_plot = self._path("loss_analysis.png")
-        self.predictions_plot = self._path("predictions.png")
-        self.results = self._path("results.json")
+        self.best_model = self._path(BEST_MODEL)
+        self.config = self._path(CONFIG)
+        self.log = self._path(LOG)
+        self.loss_plot = self._path(LOSS_PLOT)
+        self.predictions_plot = self._path(PREDICTIONS_PLOT)
+        self.results = self._path(RESULTS)
         self.manager = CheckpointManager(self.folder / "checkpoints", keep_last=keep, run=run)
         self._pattern = re.compile(rf"^{re.escape(model_name)}_checkpoint_(\d+)\.pth$")
 
     def _path(self, suffix: str) -> Path:
-        return self.folder / f"{self.name}_{suffix}"
+        return fit_file(self.folder, self.name, suffix)
 
     def checkpoint_path(self, epoch: int) -> Path:
         return self._path(f"checkpoint_{epoch}.pth")

@@ -44,7 +44,8 @@ class FitLoop:
         self.amp = Amp(device, enabled=config.use_mixed_precision)
         self.engine = StepEngine(model, optimizer, loss_fn, device=device, amp=self.amp,
                                  grad_clip=config.grad_clip,
-                                 guard=NonFiniteGuard(config.max_nonfinite), events=run)
+                                 guard=NonFiniteGuard(config.max_nonfinite), events=run,
+                                 max_oom_skips=config.max_oom_skips)
         self.best = Improvement(mode="min")
         self.monitor = "val_loss" if val_loader is not None else "loss"
         self.history: list[dict[str, float]] = []
@@ -146,6 +147,7 @@ class FitLoop:
                 refresh_at = perf() + REFRESH_S
                 mark = perf()
         self._refresh(index)
+        engine.end_epoch(index - skip)  # every batch skipped for out of memory: an error
         self.display.finish_training_epoch()
         means = self.acc.means()
         out = {"loss": means.get("loss", float("nan"))}

@@ -1,4 +1,5 @@
-"""Out-of-memory helpers: recognise the error, free cached memory, split a batch in halves.
+"""Out-of-memory helpers: recognise the error, free cached memory, split a batch in halves, and
+the error that stops training after too many skipped batches (:class:`OutOfMemoryStop`).
 
 The retry policy itself (whole batch, then two halves with gradient accumulation, then skip)
 lives in :mod:`loopwise.train.step`; this module holds the pieces it needs.
@@ -11,6 +12,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+
+
+class OutOfMemoryStop(torch.OutOfMemoryError):
+    """Training stopped: ``max_oom_skips`` batches in a row were skipped for out of memory.
+
+    A ``torch.OutOfMemoryError``, so code that already catches those catches this one too.
+    """
+
+
+def oom_stop_message(count: int, first_step: int, last_step: int, size: int | None, *,
+                     limit: int | None) -> str:
+    """The text of :class:`OutOfMemoryStop`: what happened and what to change. ``limit`` is
+    ``max_oom_skips`` when that was reached; None when a whole epoch trained nothing."""
+    rows = f" (the last batch had {size} rows)" if size is not None else ""
+    what = (f"{count} batches in a row" if limit is not None
+            else f"every batch of the epoch ({count})")
+    text = (f"out of memory on {what}, steps {first_step} to {last_step}, even split in "
+            f"halves: training stopped. Lower batch_size{rows} or the model's memory use")
+    if limit is not None:
+        text += f"; max_oom_skips (now {limit}) sets how many batches in a row may be skipped"
+    return text
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -12,7 +12,16 @@ from typing import Any
 import torch
 
 from loopwise.train.config import TrainingConfig
-from loopwise.train.fitfiles import FitFiles
+from loopwise.train.fitfiles import (
+    BEST_MODEL,
+    CONFIG,
+    LOG,
+    LOSS_PLOT,
+    PREDICTIONS_PLOT,
+    RESULTS,
+    FitFiles,
+    fit_file,
+)
 from loopwise.train.loop import FitLoop
 from loopwise.train.step import unpack
 from loopwise.train.weights import load_into, read_state_dict
@@ -125,22 +134,21 @@ def _num(value: Any) -> float:
 def saved_result(model: torch.nn.Module, folder: Path, cfg: TrainingConfig,
                  device: torch.device, monitor: str) -> FitResult:
     """The result of a finished run in ``folder``, its best weights loaded into ``model``."""
-    files_path = folder / f"{cfg.model_name}_results.json"
+    files_path = fit_file(folder, cfg.model_name, RESULTS)
     try:
         data = json.loads(files_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{files_path}: line {exc.lineno}: corrupt ({exc.msg}); pass "
                          "force=True to train again") from None
-    best = folder / f"{cfg.model_name}_best_model.pth"
+    best = fit_file(folder, cfg.model_name, BEST_MODEL)
     if best.is_file():
         load_into(model, read_state_dict(best, device), strict=True, source=str(best))
     history = [{k: _num(v) for k, v in h.items()} for h in data.get("history", [])]
     test = data.get("test_loss")
     named = {"run": folder, "best_model": best}
-    for key, suffix in (("config", "config.json"), ("log", "training.log"),
-                        ("loss_plot", "loss_analysis.png"), ("predictions_plot", "predictions.png"),
-                        ("results", "results.json")):
-        named[key] = folder / f"{cfg.model_name}_{suffix}"
+    for key, suffix in (("config", CONFIG), ("log", LOG), ("loss_plot", LOSS_PLOT),
+                        ("predictions_plot", PREDICTIONS_PLOT), ("results", RESULTS)):
+        named[key] = fit_file(folder, cfg.model_name, suffix)
     best_value = data.get("best_value")
     return FitResult(
         model=model, status="skipped", run_path=folder, epochs=int(data.get("epochs", 0)),

@@ -24,6 +24,7 @@ from typing import Any
 
 from loopwise.record import Run, validate_run_name
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.train.fitfiles import RESULTS, fit_file
 
 
 @dataclass
@@ -53,9 +54,15 @@ def plan_run(root: str | Path, name: str, params: Mapping[str, Any], *, model_na
             f"run {folder} exists with different parameters ({describe_diff(saved, params)}); "
             "pass force=True (--force) to start it again, or choose another name"
         )
-    if (folder / f"{model_name}_results.json").is_file():
+    if is_finished(folder, model_name):
         return RunPlan("skip", folder, None)
     return RunPlan("resume", folder, Run.reopen(folder))
+
+
+def is_finished(folder: str | Path, model_name: str) -> bool:
+    """True when ``folder`` holds a finished fit of ``model_name`` (its results file): a rerun
+    with the same parameters is skipped and returns the saved result."""
+    return fit_file(folder, model_name, RESULTS).is_file()
 
 
 def _saved_params(folder: Path) -> dict[str, Any]:

@@ -11,7 +11,8 @@ it that read.
 Out of memory (``torch.OutOfMemoryError``): free cached memory, record an event, run the same
 batch again as two halves whose gradients accumulate (each half's loss weighted by its share of
 the rows, which is exact for mean-reduced losses), and only when a half fails too skip the batch
-with another event.
+with another event. ``max_oom_skips`` batches skipped in a row raise :class:`OutOfMemoryStop`
+(an epoch of nothing but skipped batches trains nothing: it must not pass for a result).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ import torch
 
 from loopwise.train.amp import Amp
 from loopwise.train.nonfinite import NonFiniteGuard
-from loopwise.train.oom import batch_size_of, free_memory, is_oom, split_batch
+from loopwise.train.oom import (
+    OutOfMemoryStop,
+    batch_size_of,
+    free_memory,
+    is_oom,
+    oom_stop_message,
+    split_batch,
+)
 
 
 class EventSink(Protocol):
@@ -69,7 +77,11 @@ class StepEngine:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  loss_fn: Callable[..., torch.Tensor], *, device: torch.device, amp: Amp,
                  grad_clip: float | None, guard: NonFiniteGuard,
-                 events: EventSink | None = None, classification: bool | None = None) -> None:
+                 events: EventSink | None = None, classification: bool | None = None,
+                 max_oom_skips: int = 5) -> None:
+        if type(max_oom_skips) is not int or max_oom_skips < 1:
+            raise ValueError(f"max_oom_skips must be an integer >= 1 (batches in a row skipped "
+                             f"for out of memory before training stops), got {max_oom_skips!r}")
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -81,6 +93,9 @@ class StepEngine:
         self.classification = classification
         self.step = 0  # completed steps (taken or skipped), the global step
         self.skipped = 0
+        self.max_oom_skips = max_oom_skips
+        self.oom_in_row = 0  # batches skipped for OOM since the last one that trained
+        self._oom_size: int | None = None
         self._host = device.type == "cpu"
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._values: list[Any] = []
@@ -106,6 +121,8 @@ class StepEngine:
             self._update()
         else:
             self.skipped += 1
+        if not (oom and not taken):
+            self.oom_in_row = 0
         self.step += 1
         return taken
 
@@ -184,7 +201,20 @@ class StepEngine:
         self._event("oom_skipped", f"batch of {size} at step {self.step} skipped: out of memory "
                     "even in halves; lower batch_size", "warning",
                     {"step": self.step, "batch_size": size})
+        self.oom_in_row += 1
+        self._oom_size = size
+        if self.oom_in_row >= self.max_oom_skips:
+            first = self.step - self.oom_in_row + 1
+            raise OutOfMemoryStop(oom_stop_message(self.oom_in_row, first, self.step, size,
+                                                   limit=self.max_oom_skips))
         return False
+
+    def end_epoch(self, batches: int) -> None:
+        """Raise :class:`OutOfMemoryStop` when each of the epoch's ``batches`` was skipped for
+        out of memory: the epoch trained nothing and has no loss to report."""
+        if batches > 0 and self.oom_in_row >= batches:
+            raise OutOfMemoryStop(oom_stop_message(batches, self.step - batches, self.step - 1,
+                                                   self._oom_size, limit=None))
 
     def _reject(self, value: Any) -> bool:
         shown = value if self._host else float(value)  # a rare event: reading it now is fine
@@ -225,7 +255,7 @@ class StepEngine:
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "skipped": self.skipped, "guard": self.guard.state_dict(),
-                "amp": self.amp.state_dict()}
+                "amp": self.amp.state_dict(), "oom_in_row": self.oom_in_row}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("step", "skipped", "guard", "amp"):
@@ -235,6 +265,7 @@ class StepEngine:
         self.skipped = int(state["skipped"])
         self.guard.load_state_dict(state["guard"])
         self.amp.load_state_dict(state["amp"])
+        self.oom_in_row = int(state.get("oom_in_row", 0))  # absent in older checkpoints
 
 
 def _floats(values: list[Any]) -> list[float]:

@@ -50,7 +50,7 @@ from loopwise.train.workflow_pass import EpochPasses
 from loopwise.train.workflow_state import ResumePoint, capture_state, read_checkpoint, restore_state
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
-from loopwise.watch.system import ensure_system_monitor
+from loopwise.watch.system import ensure_system_monitor, system_option
 
 _log = logging.getLogger(__name__)
 
@@ -75,15 +75,17 @@ class Workflow:
     ``checkpoint_every``: save mid-epoch every N batches of the first loader that
     ``train_loop`` iterates through ``self.track(...)`` (its sampler must be a
     ``ResumableSampler``). ``override_args``: resume even though ``trainer.args`` differ from
-    the saved ``args.json`` (the difference is recorded). ``system``: start the run's system
-    sampler.
+    the saved ``args.json`` (the difference is recorded). ``system``: the run's system sampler:
+    ``True`` samples every 2 s, unless a sampler already runs on the run (one the trainer's
+    ``setup()`` started, say), which is then kept as it is; a number is the interval in seconds;
+    ``False`` starts none.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
                  name: str | None = None, *, callbacks: Iterable[Callback] = (),
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
-                 system: bool = True, health: bool = True,
+                 system: bool | float = True, health: bool = True,
                  exporters: Iterable[Recorder] = ()) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
@@ -94,7 +96,7 @@ class Workflow:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
-        self.system = bool(system)
+        self.system, self.system_interval = system_option(system)
         self.health = bool(health)
         self.exporters = list(exporters)
         for exporter in self.exporters:
@@ -177,10 +179,10 @@ class Workflow:
             self.checkpoint.run = run  # handed back in _guarded
         if self.health:  # before the callbacks start: a TrendWatcher trims its detectors
             ensure_health_monitor(run)
-        if self.system:
-            ensure_system_monitor(run)
         self.trainer.setup()
         check_setup(self.trainer)
+        if self.system:  # after setup(): a sampler the trainer started there is kept
+            ensure_system_monitor(run, interval=self.system_interval)
 
     def _load_checkpoint(self, run: Run) -> int:
         """Restore the newest usable checkpoint; return the epoch to start with."""
@@ -231,7 +233,7 @@ class Workflow:
                 train_metrics, train_s = pending.train_metrics, pending.train_seconds
             else:
                 if pending is None or pending.phase != "in_epoch":
-                    self._record_lr(run)
+                    self._record_lr(run, epoch)
                     stop = self.callbacks.dispatch("on_epoch_begin", loop_state) or stop
                 train_metrics, train_s = self._passes.train(pending,
                                                             every=self.checkpoint_every)
@@ -271,23 +273,25 @@ class Workflow:
         assert self._history is not None
         self._history.upsert({"epoch": float(epoch), **metrics, "train_seconds": train_s,
                               "eval_seconds": eval_s})
-        # series epoch/<name> at the step where the epoch ended, and a line in log.jsonl
+        # series epoch/<name> at the global step where the epoch ended (at step=epoch when
+        # train_loop never advances it: docs/workflow.md), and a line in log.jsonl
         values = {**metrics, "train_seconds": train_s, "eval_seconds": eval_s,
                   "seconds": train_s + eval_s}
         lr = _lr(self.trainer)
         if lr is not None:
             values["lr"] = lr
-        run.log_epoch(epoch, values, step=run.global_step)
+        run.log_epoch(epoch, values, step=run.global_step or epoch)
         if self.health:
             ensure_health_monitor(run).observe_epoch(epoch, metrics)
         shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
         _log.info("epoch %d/%d: %s", epoch, self.epochs, shown)
 
-    def _record_lr(self, run: Run) -> None:
-        """``lr`` at the first step of the epoch (docs/record.md)."""
+    def _record_lr(self, run: Run, epoch: int) -> None:
+        """``lr`` at the first step of the epoch (docs/record.md); at step=epoch when
+        train_loop never advances the global step."""
         lr = _lr(self.trainer)
         if lr is not None:
-            run.log_scalars({"lr": lr}, step=run.global_step + 1)
+            run.log_scalars({"lr": lr}, step=max(run.global_step + 1, epoch))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _full_state(self, run: Run, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:

@@ -6,6 +6,19 @@ answers without changing state; ``update(value)`` records the value and returns 
 an improvement. A value counts as better when it beats the best by more than ``min_delta``
 (``value < best - min_delta`` in ``min`` mode, ``value > best + min_delta`` in ``max`` mode).
 NaN is never an improvement.
+
+``mode="auto"`` (the default of every class that monitors a metric) decides from the metric's
+name, as Keras does: the name is cut into words at every character that is not a letter or a
+digit (``val_top_5_acc`` -> ``val``, ``top``, ``5``, ``acc``) and a word (optionally followed by
+digits) that names a score is maximised: ``acc``, ``accuracy``, ``auc``, ``auroc``, ``ap``,
+``map``, ``f1``, ``fbeta``, ``fscore``, ``precision``, ``recall``, ``sensitivity``,
+``specificity``, ``top1``/``top5``/``topk`` (top-k accuracy), ``iou``, ``miou``, ``jaccard``,
+``dice``, ``kappa``, ``mcc``, ``r2``, ``bleu``, ``rouge``, ``psnr``, ``ssim``, ``ndcg``, ``mrr``,
+``hit``, ``score``, ``reward``. Everything else (``loss``, ``mse``, ``error``, ``perplexity``,
+``lr``, ...) is minimised, and a name with a loss-like word wins over a score word
+(``acc_loss`` is minimised). The list lives in :func:`loopwise.record.stats.infer_mode` (the
+record layer needs it too, for the best value of ``loopwise stats``). Pass ``mode="min"`` or
+``"max"`` when the name says nothing.
 """
 
 from __future__ import annotations
@@ -14,28 +27,53 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("min", "max")
+from loopwise.record.stats import infer_mode
+
+MODES = ("min", "max", "auto")
 
 
-def check_mode(mode: str, *, what: str = "mode") -> str:
-    """Validate a ``mode`` argument and return it."""
-    if mode not in MODES:
-        raise ValueError(f"{what} must be 'min' or 'max', got {mode!r}")
-    return mode
+def check_mode(mode: object, *, allow_auto: bool = True) -> str:
+    """Validate a ``mode`` argument (``"min"``, ``"max"`` or ``"auto"``) and return it."""
+    allowed = MODES if allow_auto else ("min", "max")
+    if mode not in allowed:
+        raise ValueError(
+            f"mode must be one of {', '.join(map(repr, allowed))}; got {mode!r}"
+            + (" ('auto' reads the metric name: accuracy-like names are maximised, the rest "
+               "minimised)" if allow_auto else "")
+        )
+    return str(mode)
+
+
+def resolve_mode(mode: str, monitor: str | None) -> str:
+    """``"min"`` or ``"max"``: ``mode`` itself, or for ``"auto"`` what the name ``monitor`` says."""
+    check_mode(mode)
+    if mode != "auto":
+        return mode
+    if not isinstance(monitor, str) or not monitor:
+        raise ValueError(
+            "mode='auto' infers 'min' or 'max' from the monitored metric's name, and none was "
+            f"given (monitor={monitor!r}); name the metric, or pass mode='min' or mode='max'"
+        )
+    return infer_mode(monitor)
 
 
 @dataclass
 class Improvement:
-    """The best value so far of one monitored metric, and the rule that compares to it."""
+    """The best value so far of one monitored metric, and the rule that compares to it.
+
+    ``mode="auto"`` needs ``monitor`` (the metric's name) and is resolved at once: ``mode`` then
+    holds ``"min"`` or ``"max"``.
+    """
 
     mode: str = "min"
     min_delta: float = 0.0
     best: float | None = None
     best_step: int | None = None
     _seen: int = field(default=0, repr=False)
+    monitor: str | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        check_mode(self.mode)
+        self.mode = resolve_mode(self.mode, self.monitor)
         if not isinstance(self.min_delta, (int, float)) or isinstance(self.min_delta, bool):
             raise TypeError(f"min_delta must be a number, got {type(self.min_delta).__name__}")
         if math.isnan(self.min_delta) or self.min_delta < 0:
@@ -75,8 +113,10 @@ class Improvement:
             if key not in state:
                 raise KeyError(f"Improvement state is missing {key!r}; was it saved by loopwise?")
         if state["mode"] != self.mode:
+            what = f" of {self.monitor!r}" if self.monitor else ""
             raise ValueError(
-                f"saved mode {state['mode']!r} differs from this object's mode {self.mode!r}"
+                f"the saved state{what} was kept with mode {state['mode']!r}, this object has "
+                f"mode {self.mode!r}; pass mode={state['mode']!r} to resume it as it was saved"
             )
         self.min_delta = float(state["min_delta"])
         self.best = state["best"]

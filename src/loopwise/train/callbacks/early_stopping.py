@@ -18,18 +18,21 @@ def check_patience(value: object, what: str = "patience") -> int:
 class EarlyStopping(Callback):
     """Request a stop after ``patience`` evaluations without an improvement of ``monitor``.
 
-    An improvement beats the best value by more than ``min_delta`` (``mode="min"``: lower is
-    better). With ``restore_best_weights=True`` the model gets the weights of the best
-    evaluation back when training stops (they are part of the state, so this survives resume).
+    An improvement beats the best value by more than ``min_delta``. ``mode="auto"`` (the
+    default) reads the name: accuracy-like metrics (``val_acc``, ``val_f1``, ``val_auc``...) are
+    maximised, the rest minimised (the list: :mod:`loopwise.watch.improvement`); ``"min"`` and
+    ``"max"`` say it outright. With ``restore_best_weights=True`` the model gets the weights of
+    the best evaluation back when training stops (they are part of the state, so this survives
+    resume).
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
-                 mode: str = "min", restore_best_weights: bool = False) -> None:
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be a metric name such as 'val_loss', got {monitor!r}")
         self.monitor = monitor
         self.patience = check_patience(patience)
-        self.improvement = Improvement(mode=mode, min_delta=min_delta)
+        self.improvement = Improvement(mode=mode, monitor=monitor, min_delta=min_delta)
         self.restore_best_weights = bool(restore_best_weights)
         self.wait = 0
         self.stopped_epoch: int | None = None

@@ -12,7 +12,14 @@ class LearningRateMonitor(Callback):
     """Log the LR of each param group as scalars at the start of each epoch.
 
     Keys: ``lr`` for a single group; ``lr/<name>`` (the group's ``"name"`` entry) or
-    ``lr/group<i>`` for several. ``history`` keeps ``(epoch, {key: lr})`` for every epoch.
+    ``lr/group<i>`` for several (``docs/record.md``). ``history`` keeps ``(epoch, {key: lr})``
+    for every epoch.
+
+    The values are recorded at the run's global step when the epoch begins (the epoch they
+    belong to is read from the ``epoch`` series, like every point's). A loop that never advances
+    the global step (a Workflow whose ``train_loop`` does not iterate through ``track()``)
+    stays at step 0: every epoch's value is then recorded at the epoch's number, the step where
+    that Workflow records the epoch's summary, so each one keeps its own point.
     """
 
     def __init__(self, *, prefix: str = "lr") -> None:
@@ -35,7 +42,8 @@ class LearningRateMonitor(Callback):
         values = self.current(state.optimizer)
         self.history.append((state.epoch, values))
         if state.run is not None:
-            state.run.log_scalars(values, step=state.step)
+            at = max(int(getattr(state.run, "global_step", 0)), state.step)
+            state.run.log_scalars(values, step=at if at > 0 else max(state.epoch, 0))
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": [[epoch, dict(values)] for epoch, values in self.history]}

@@ -15,10 +15,12 @@ class ReduceLROnPlateau(Callback):
     """Multiply every param group's LR by ``factor`` after ``patience`` evaluations without an
     improvement of ``monitor`` (by more than ``min_delta``), never below ``min_lr``; then wait
     ``cooldown`` evaluations before counting again. Each reduction is a ``lr_reduced`` event.
+    ``mode="auto"`` (the default) maximises accuracy-like names and minimises the rest (the
+    list: :mod:`loopwise.watch.improvement`).
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
-                 mode: str = "min", min_delta: float = 1e-4, cooldown: int = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0,
                  min_lr: float = 0.0) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be a metric name such as 'val_loss', got {monitor!r}")
@@ -34,7 +36,7 @@ class ReduceLROnPlateau(Callback):
         self.patience = check_patience(patience)
         self.cooldown = check_patience(cooldown, "cooldown")
         self.min_lr = float(min_lr)
-        self.improvement = Improvement(mode=mode, min_delta=min_delta)
+        self.improvement = Improvement(mode=mode, monitor=monitor, min_delta=min_delta)
         self.wait = 0
         self.cooldown_counter = 0
         self.reductions = 0

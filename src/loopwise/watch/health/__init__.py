@@ -12,9 +12,9 @@ from loopwise.watch.health.memory_leak import MemoryLeakDetector
 from loopwise.watch.health.nonfinite import NonFiniteDetector
 from loopwise.watch.health.overfitting import OverfittingDetector
 from loopwise.watch.health.plateau import PlateauDetector
+from loopwise.watch.health.replay import analyze_run
 from loopwise.watch.health.runner import (
     HealthMonitor,
-    analyze_run,
     default_detectors,
     ensure_health_monitor,
     render_findings,

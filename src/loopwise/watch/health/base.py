@@ -120,22 +120,6 @@ def check_keys(keys: str | Sequence[str], *, what: str = "keys") -> tuple[str, .
     return items
 
 
-def check_mode(mode: object, *, allow_auto: bool = True) -> str:
-    allowed = ("min", "max", "auto") if allow_auto else ("min", "max")
-    if mode not in allowed:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, allowed))}; got {mode!r}")
-    return str(mode)
-
-
-def resolve_mode(mode: str, key: str) -> str:
-    """``auto`` reads the key: accuracy-like names are maximised, everything else minimised."""
-    if mode != "auto":
-        return mode
-    from loopwise.record.stats import infer_mode
-
-    return infer_mode(key)
-
-
 def worse(previous: float, value: float, *, mode: str, min_delta: float) -> bool:
     """True when ``value`` is worse than ``previous`` by more than ``min_delta``.
 

@@ -17,33 +17,34 @@ from typing import Any
 from loopwise.watch.health.base import (
     Finding,
     check_level,
-    check_mode,
     check_non_negative,
     check_positive_int,
     check_streams,
     check_unit,
     fmt,
-    resolve_mode,
 )
-from loopwise.watch.improvement import Improvement
+from loopwise.watch.improvement import Improvement, check_mode, resolve_mode
 
 
 class OverfittingDetector:
     """Watches one train/validation pair given together (e.g. at each epoch end).
 
-    Defaults: ``train_key="loss"`` (the epoch training loss, docs/record.md),
-    ``val_key="val_loss"``, ``epochs=3``,
+    Defaults: ``train_key=None``: ``loss`` (the epoch training loss, docs/record.md) when the
+    observation has it, else ``train_loss`` (seed 002's name); ``val_key="val_loss"``,
+    ``epochs=3``,
     ``mode="auto"`` (from ``val_key``), ``min_delta=0.0``, fed by the ``epoch`` stream.
     An observation lacking either key is ignored.
     """
 
     name = "overfitting"
 
-    def __init__(self, *, train_key: str = "loss", val_key: str = "val_loss",
+    def __init__(self, *, train_key: str | None = None, val_key: str = "val_loss",
                  epochs: int = 3, mode: str = "auto", min_delta: float = 0.0,
                  unit: str = "epochs", streams: Iterable[str] | str = ("epoch",),
                  level: str = "warning") -> None:
         for what, key in (("train_key", train_key), ("val_key", val_key)):
+            if key is None and what == "train_key":
+                continue
             if not isinstance(key, str) or not key.strip():
                 raise ValueError(f"{what} must be a metric name like 'val_loss', got {key!r}")
         if train_key == val_key:
@@ -70,9 +71,10 @@ class OverfittingDetector:
 
     def update(self, step: int, values: Mapping[str, float], *,
                time: float | None = None) -> list[Finding]:
-        if self.train_key not in values or self.val_key not in values:
+        train_key = self.train_key or ("loss" if "loss" in values else "train_loss")
+        if train_key not in values or self.val_key not in values:
             return []
-        train, val = float(values[self.train_key]), float(values[self.val_key])
+        train, val = float(values[train_key]), float(values[self.val_key])
         if not (math.isfinite(train) and math.isfinite(val)):
             return []
         self._since_best = 0 if self._rule.update(val, step) else self._since_best + 1
@@ -91,8 +93,8 @@ class OverfittingDetector:
             return []
         self._active = True
         assert self._rule.best is not None
-        label = (f"{self.val_key} - {self.train_key}" if self.mode == "min"
-                 else f"{self.train_key} - {self.val_key}")
+        label = (f"{self.val_key} - {train_key}" if self.mode == "min"
+                 else f"{train_key} - {self.val_key}")
         message = (
             f"train/val gap widening for {self.epochs} {self.unit}: {label} went "
             f"{fmt(self._gaps[0])} -> {fmt(gap)} while {self.val_key} has not improved since "

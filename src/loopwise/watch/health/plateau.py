@@ -13,14 +13,12 @@ from typing import Any
 from loopwise.watch.health.base import (
     Finding,
     KeyedDetector,
-    check_mode,
     check_non_negative,
     check_positive_int,
     check_unit,
     fmt,
-    resolve_mode,
 )
-from loopwise.watch.improvement import Improvement
+from loopwise.watch.improvement import Improvement, check_mode
 
 
 class PlateauDetector(KeyedDetector):
@@ -43,7 +41,7 @@ class PlateauDetector(KeyedDetector):
         self.unit = check_unit(unit)
 
     def _new_state(self, key: str) -> dict[str, Any]:
-        rule = Improvement(mode=resolve_mode(self.mode, key), min_delta=self.min_delta)
+        rule = Improvement(mode=self.mode, monitor=key, min_delta=self.min_delta)
         return {"rule": rule, "since": 0}
 
     def _check(self, key: str, state: dict[str, Any], step: int,

@@ -8,7 +8,7 @@ Live, attached to a run::
     health.observe_epoch(epoch, {"train_loss": 0.3, "val_loss": 0.4})   # epoch stream
     # the system stream arrives by itself from the run's SystemMonitor
 
-Alone, on a finished run::
+Alone, on a finished run (:mod:`loopwise.watch.health.replay`)::
 
     findings = analyze_run("runs/my-run")
 
@@ -21,11 +21,9 @@ per epoch.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, TextIO
 
 from loopwise.record.table import render_table
@@ -38,8 +36,6 @@ from loopwise.watch.health.plateau import PlateauDetector
 from loopwise.watch.health.spike import SpikeDetector
 from loopwise.watch.health.stalled import StalledDetector
 from loopwise.watch.health.trend import TrendDetector
-
-DEFAULT_EPOCH_KEYS = ("val_*", "train_*", "test_*", "epoch_*")
 
 
 class EventSink(Protocol):
@@ -227,80 +223,6 @@ def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = No
         if system is not None:
             system.subscribe(winner.observe_system)
     return winner
-
-
-# -- offline ----------------------------------------------------------------------------------
-class _ReaderLike(Protocol):
-    def keys(self) -> list[str]: ...
-
-    def series(self, key: str) -> Any: ...
-
-    def system(self) -> list[tuple[float, str, float]]: ...
-
-
-def analyze_run(source: _ReaderLike | str | os.PathLike[str], *,
-                detectors: Sequence[Detector] | None = None,
-                epoch_keys: Iterable[str] = DEFAULT_EPOCH_KEYS) -> list[Finding]:
-    """Replay a finished (or running) run's record through the detectors; return the findings.
-
-    ``source`` is a :class:`~loopwise.record.RunReader` or a run folder. Series whose names
-    match ``epoch_keys`` (glob patterns) form the epoch stream, grouped by step; every other
-    series is the step stream; system samples are grouped by their time. Everything is fed in
-    time order, as it happened. Nothing is written to the run.
-    """
-    from fnmatch import fnmatchcase
-
-    if isinstance(source, (str, os.PathLike)):
-        from loopwise.record.reader import RunReader
-
-        reader: _ReaderLike = RunReader(Path(source))
-    else:
-        reader = source
-    patterns = (epoch_keys,) if isinstance(epoch_keys, str) else tuple(epoch_keys)
-    timeline: list[tuple[float, int, Callable[[HealthMonitor], object]]] = []
-    epochs: dict[int, tuple[float, dict[str, float]]] = {}
-    order = 0
-    keys = reader.keys()
-    for key in keys:
-        series = reader.series(key)
-        is_epoch = any(fnmatchcase(key, p) for p in patterns)
-        for step, t, value in zip(series.steps, series.times, series.values, strict=True):
-            if is_epoch:
-                when, values = epochs.setdefault(int(step), (float(t), {}))
-                values[key] = float(value)
-                epochs[int(step)] = (max(when, float(t)), values)
-            else:
-                order += 1
-                feed = _step_feed(key, int(step), float(value), float(t))
-                timeline.append((float(t), order, feed))
-    for step, (t, values) in epochs.items():
-        order += 1
-        timeline.append((t, order, _epoch_feed(step, values, t)))
-    samples: dict[float, dict[str, float]] = {}
-    for t, name, value in reader.system():
-        samples.setdefault(t, {})[name] = value
-    for t, values in samples.items():
-        order += 1
-        timeline.append((t, order, _system_feed(t, values)))
-    timeline.sort(key=lambda item: (item[0], item[1]))
-    monitor = HealthMonitor(None, detectors=detectors, console=None)
-    for _, _, feed in timeline:
-        feed(monitor)
-    return monitor.findings
-
-
-def _step_feed(key: str, step: int, value: float,
-               t: float) -> Callable[[HealthMonitor], object]:
-    return lambda m: m.observe(key, step, value, time=t)
-
-
-def _epoch_feed(step: int, values: dict[str, float],
-                t: float) -> Callable[[HealthMonitor], object]:
-    return lambda m: m.observe_epoch(step, values, time=t)
-
-
-def _system_feed(t: float, values: dict[str, float]) -> Callable[[HealthMonitor], object]:
-    return lambda m: m.observe_system(t, values)
 
 
 def render_findings(findings: Iterable[Finding]) -> str:

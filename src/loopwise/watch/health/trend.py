@@ -13,14 +13,13 @@ from typing import Any
 from loopwise.watch.health.base import (
     Finding,
     KeyedDetector,
-    check_mode,
     check_non_negative,
     check_positive_int,
     check_unit,
     fmt,
-    resolve_mode,
     worse,
 )
+from loopwise.watch.improvement import check_mode, resolve_mode
 
 
 class TrendDetector(KeyedDetector):
