@@ -170,17 +170,17 @@ class ProgressBar:
 
     def _boundary_after(self, n: int) -> int:
         """The next step that forces a line: the total on a terminal, the next 10 % otherwise;
-        ``NEVER`` when there is none (unknown length, disabled, or past the total)."""
+        ``total + 1`` (an error) when there is none, ``NEVER`` for an unknown length."""
         total = self._total
-        if total is None or self._disabled:
+        if total is None:
             return NEVER
-        if self._tty:
-            return total if n < total else NEVER
+        if self._tty or self._disabled:
+            return total if n < total and not self._disabled else total + 1
         for k in range(1, FILE_FRACTION + 1):
             b = math.ceil(k * total / FILE_FRACTION)
             if b > n:
                 return b
-        return NEVER
+        return total + 1
 
     def _state(self, now: float, metrics: Metrics | None) -> BarState:
         return BarState(self._desc, self._n, self._total, now - self._start, metrics, self._style)

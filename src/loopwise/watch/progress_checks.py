@@ -23,14 +23,14 @@ def check_count(value: Any, *, what: str, hint: str) -> int:
 
 
 def check_metrics(metrics: Any) -> None:
-    """A mapping of name -> number or one-element tensor. Floats with string keys pass at the
-    cost of two type checks each."""
+    """A mapping of name -> number or one-element tensor. A float under a non-empty string
+    passes at the cost of two type checks and two string tests."""
     if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise TypeError(
             f"metrics must be a mapping of name -> number, got {type(metrics).__name__}"
         )
     for key, value in metrics.items():
-        if type(key) is not str or type(value) is not float:
+        if type(key) is not str or type(value) is not float or not key or key.isspace():
             _check_metric(key, value)
 
 
