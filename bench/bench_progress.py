@@ -5,6 +5,7 @@ best of 5.
 Rows:
 - ProgressBar.update(), no redraw: a terminal bar whose next redraw is never due (the
   per-call cost on the non-drawing path, which is what almost every call takes).
+- ProgressBar.advance(1, metrics), no redraw: the relative increment (takes the bar's lock).
 - ProgressBar, terminal, 0.1 s redraws: the default on a terminal (redraws included).
 - ProgressBar, not a terminal: the default for logs (a line per 10 %).
 - TrainingSession step: update_training_progress(step, loss, accuracy) with record=False and
@@ -58,6 +59,17 @@ def no_redraw() -> None:
     bar_loop(ProgressBar("bench", N + 1, file=Tty(), mininterval=float("inf")))
 
 
+def advance_no_redraw() -> None:
+    bar = ProgressBar("bench", N + 1, file=Tty(), mininterval=float("inf"))
+    acc = 0.0
+    advance = bar.advance
+    for step in range(1, N + 1):
+        metrics = {"loss": 0.5, "accuracy": 0.25}
+        acc += metrics["loss"] + step
+        advance(1, metrics)
+    bar.finish()
+
+
 def terminal() -> None:
     bar_loop(ProgressBar("bench", N, file=Tty()))
 
@@ -94,6 +106,7 @@ def main() -> None:
     base = best_of(bare)
     rows = {
         "ProgressBar.update(), no redraw": best_of(no_redraw),
+        "ProgressBar.advance(1, metrics), no redraw": best_of(advance_no_redraw),
         "ProgressBar, terminal (0.1 s redraws)": best_of(terminal),
         "ProgressBar, not a terminal (10 % lines)": best_of(not_terminal),
         "tqdm.update(1) (reference)": best_of(plain_tqdm),

@@ -1,18 +1,12 @@
-"""PyTorch-style progress bar on top of tqdm (``loopwise.ProgressBar``).
-
-::
+"""PyTorch-style progress bar on top of tqdm (``loopwise.ProgressBar``)::
 
     Epoch 1/10: 100%|███| 100/100 [00:15<00:00, 6.45batch/s, loss=2.3089, accuracy=12.50%]
 
-The line is made by :func:`~loopwise.watch.progress_render.render_line`, a pure function of a
-``BarState``; values follow :mod:`loopwise.watch.display`. On a terminal, a ``tqdm`` instance
-puts it on the screen (carriage returns, positions of several bars, clearing, tqdm's write
-lock). Anywhere else (CI logs, files, pipes) whole lines are written: one each time progress
-crosses another 10 % or ``mininterval`` seconds (5 s) have passed, and the final line.
-
-``update()`` checks its arguments (types only: a tensor is not read), stores the step and the
-metrics object and reads the clock unless a redraw is due; values are converted and formatted
-when a line is drawn (so a 0-dim CUDA tensor is only synced then).
+The line is :func:`~loopwise.watch.progress_render.render_line` of a ``BarState``; values follow
+:mod:`loopwise.watch.display`. On a terminal a ``tqdm`` instance draws it in place; elsewhere
+(CI logs, files) whole lines are written, one per 10 % or ``mininterval`` (5 s), and the last.
+``update()`` checks its arguments by type (no tensor is read), stores them and reads the clock
+unless a redraw is due; values are converted when a line is drawn.
 """
 
 from __future__ import annotations
@@ -26,7 +20,6 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TextIO
 
-from loopwise.record.text import printable
 from loopwise.watch import progress_checks as checks
 from loopwise.watch import progress_terminal as term
 from loopwise.watch.progress_render import BarState, BarStyle, Metrics, render_line
@@ -72,6 +65,7 @@ class ProgressBar:
         self._lock = threading.Lock()
         self._n = 0
         self._metrics: Metrics | None = None
+        self._known: set[str] = set()  # metric names already checked
         self._finished = False
         self._last_line = ""
         self._drawn: tuple[int, int] | None = None  # (n, id(metrics)) of the last line written
@@ -87,14 +81,18 @@ class ProgressBar:
             )
             self._last_line = str(self._display)
 
-    # --- the per-step path -------------------------------------------------------------------
 
     def update(self, step: int, metrics: Metrics | None = None) -> None:
         """Set the number of steps done and, optionally, the metrics shown after the bar."""
         if type(step) is not int:
             step = checks.check_count(step, what="step", hint="steps done")
-        if metrics is not None:
-            checks.check_metrics(metrics)
+        if metrics is not None:  # checked at the call (types only); inlined: the hot path
+            if type(metrics) is not dict:
+                checks.check_mapping(metrics)
+            known = self._known
+            for key, value in metrics.items():
+                if type(value) is not float or key not in known:
+                    checks.check_metric(key, value, known)
         if 0 <= step < self._next_step and self._clock() < self._next_time:
             self._n = step
             if metrics is not None:
@@ -113,10 +111,15 @@ class ProgressBar:
         if type(n) is not int or n < 0:
             n = checks.check_count(n, what="n", hint="steps to add")
         if metrics is not None:
-            checks.check_metrics(metrics)
+            checks.check_metrics(metrics, self._known)
         with self._lock:
-            self._check_open()
             step = self._n + n
+            if step < self._next_step and self._clock() < self._next_time:
+                self._n = step
+                if metrics is not None:
+                    self._metrics = metrics
+                return
+            self._check_open()
             if self._total is not None and step > self._total:
                 raise ValueError(f"advance({n}) would take ProgressBar {self._desc!r} to "
                                  f"{step} steps, beyond total={self._total}")
@@ -135,38 +138,31 @@ class ProgressBar:
         if self._finished:
             raise RuntimeError(f"ProgressBar {self._desc!r} is finished; make a new bar")
 
-    # --- settings (the reference's SetWidth, ShowRate, ShowETA) --------------------------------
 
     def set_width(self, width: int) -> None:
         """The bar's width in characters, from the next line drawn."""
         checks.check_width(width)
-        with self._lock:
-            self._style = replace(self._style, width=width)
+        self._restyle(width=width)
 
     def show_rate(self, show: bool = True) -> None:
         """Show the rate (``6.45batch/s``) or not, from the next line drawn."""
         checks.check_bool("show", show)
-        with self._lock:
-            self._style = replace(self._style, show_rate=show)
+        self._restyle(show_rate=show)
 
     def show_eta(self, show: bool = True) -> None:
         """Show the estimated time remaining (``<00:13``) or not, from the next line drawn."""
         checks.check_bool("show", show)
+        self._restyle(show_eta=show)
+
+    def _restyle(self, **changes: Any) -> None:
         with self._lock:
-            self._style = replace(self._style, show_eta=show)
+            self._style = replace(self._style, **changes)
 
     def write(self, text: str) -> None:
         """Print ``text`` on its own line above the bar, without breaking it (``tqdm.write``).
         Control characters are shown escaped; printed also when the bar is disabled."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a string, got {type(text).__name__}")
-        safe = "\n".join(printable(line) for line in text.split("\n"))
-        if self._display is not None:
-            term.write_above(self._file, safe)
-        else:
-            term.write_line(self._file, safe)
+        term.write_text(self._file, text, above_bars=self._display is not None)
 
-    # --- drawing -----------------------------------------------------------------------------
 
     def _boundary_after(self, n: int) -> int:
         """The next step that forces a line: the total on a terminal, the next 10 % otherwise;
@@ -234,7 +230,6 @@ class ProgressBar:
         if error is not None:
             raise error
 
-    # --- state and properties ------------------------------------------------------------------
 
     @property
     def n(self) -> int:

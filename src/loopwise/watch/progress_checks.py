@@ -22,20 +22,30 @@ def check_count(value: Any, *, what: str, hint: str) -> int:
     return count
 
 
-def check_metrics(metrics: Any) -> None:
-    """A mapping of name -> number or one-element tensor. A float under a non-empty string
-    passes at the cost of two type checks and two string tests."""
-    if type(metrics) is not dict and not isinstance(metrics, Mapping):
+def check_metrics(metrics: Any, known: set[str]) -> None:
+    """A mapping of name -> number or one-element tensor. ``known`` holds the names already
+    checked (and gets the new ones), so a float under a known name costs a type check and a
+    set lookup."""
+    if type(metrics) is not dict:
+        check_mapping(metrics)
+    for key, value in metrics.items():
+        if type(value) is not float or key not in known:
+            check_metric(key, value, known)
+
+
+def check_mapping(metrics: Any) -> None:
+    if not isinstance(metrics, Mapping):
         raise TypeError(
             f"metrics must be a mapping of name -> number, got {type(metrics).__name__}"
         )
-    for key, value in metrics.items():
-        if type(key) is not str or type(value) is not float or not key or key.isspace():
-            _check_metric(key, value)
 
 
-def _check_metric(key: Any, value: Any) -> None:
-    check_key(key, what="a metric name")
+def check_metric(key: Any, value: Any, known: set[str]) -> None:
+    """One metric: a non-empty string name (added to ``known``) and a number or a one-element
+    tensor (its element count and dtype only: nothing is read from a device)."""
+    if key not in known:
+        check_key(key, what="a metric name")
+        known.add(key)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return
     name = printable(key)

@@ -9,6 +9,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from loopwise.record.text import printable
+
 
 class TerminalLine(tqdm):  # type: ignore[type-arg]
     """A tqdm bar that shows the line it is given. The first line is rendered when tqdm first
@@ -41,10 +43,17 @@ def write_line(file: TextIO, line: str) -> None:
             flush()
 
 
-def write_above(file: TextIO, text: str) -> None:
-    """``text`` on its own line(s) above the bars drawn on ``file`` (a terminal): the bars are
-    cleared, the text written, the bars redrawn below it (``tqdm.write``)."""
-    tqdm.write(text, file=file)
+def write_text(file: TextIO, text: str, *, above_bars: bool) -> None:
+    """A user's ``text`` (control characters escaped) on its own line(s). ``above_bars`` (a
+    terminal with bars): the bars on ``file`` are cleared, the text written, the bars redrawn
+    below it (``tqdm.write``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    safe = "\n".join(printable(line) for line in text.split("\n"))
+    if above_bars:
+        tqdm.write(safe, file=file)
+    else:
+        write_line(file, safe)
 
 
 def supports_unicode(file: Any) -> bool:
