@@ -47,8 +47,8 @@ class ProgressBar:
                  position: int | None = None, leave: bool = True, disable: bool = False,
                  ) -> None:
         checks.check_options(desc=desc, total=total, width=width, show_rate=show_rate,
-                      show_eta=show_eta, leave=leave, disable=disable, file=file, clock=clock,
-                      mininterval=mininterval, position=position)
+                             show_eta=show_eta, leave=leave, disable=disable, file=file,
+                             clock=clock, mininterval=mininterval, position=position)
         stream: TextIO = file if file is not None else sys.stderr
         isatty = getattr(stream, "isatty", None)
         self._tty = bool(isatty()) if callable(isatty) else False
@@ -80,7 +80,6 @@ class ProgressBar:
                 total=total, file=stream, leave=leave, position=position,
             )
             self._last_line = str(self._display)
-
 
     def update(self, step: int, metrics: Metrics | None = None) -> None:
         """Set the number of steps done and, optionally, the metrics shown after the bar."""
@@ -138,7 +137,6 @@ class ProgressBar:
         if self._finished:
             raise RuntimeError(f"ProgressBar {self._desc!r} is finished; make a new bar")
 
-
     def set_width(self, width: int) -> None:
         """The bar's width in characters, from the next line drawn."""
         checks.check_width(width)
@@ -162,7 +160,6 @@ class ProgressBar:
         """Print ``text`` on its own line above the bar, without breaking it (``tqdm.write``).
         Control characters are shown escaped; printed also when the bar is disabled."""
         term.write_text(self._file, text, above_bars=self._display is not None)
-
 
     def _boundary_after(self, n: int) -> int:
         """The next step that forces a line: the total on a terminal, the next 10 % otherwise;
