@@ -45,7 +45,9 @@ def test_grad_accum_steps_is_never_a_percentage() -> None:
 
 
 def test_a_percentage_only_for_values_in_0_1() -> None:
-    assert format_value("accuracy", 1) == "100.00%"
+    assert format_value("accuracy", 1.0) == "100.00%"
+    assert format_value("accuracy", 1) == "1"  # an int is a count: grad_acc=1 is not 100.00%
+    assert format_value("grad_acc", np.int64(1)) == "1"
     assert format_value("accuracy", 0.0) == "0.00%"
     assert format_value("accuracy", -0.0) == "0.00%"
     assert format_value("accuracy", 90.0) == "90.0000"  # logged in percent already

@@ -21,7 +21,7 @@ def test_reference_line_format() -> None:
 
 
 def test_style_options_and_formats() -> None:
-    metrics = {"val_acc": 0.5, "lr": 0.00012345, "top5_ACC": 1, "grad_accum_steps": 4}
+    metrics = {"val_acc": 0.5, "lr": 0.00012345, "top5_ACC": 1.0, "grad_accum_steps": 4}
     no_eta = render_line(BarState("Train", 25, 100, 50.0, metrics,
                                   BarStyle(width=4, show_eta=False)))
     assert no_eta == (

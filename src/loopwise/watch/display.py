@@ -8,7 +8,7 @@ when the base is ``acc`` or ``accuracy``, ends with ``_acc`` or ``_accuracy`` (`
 ``balanced_accuracy``), or is ``top<k>`` (``top1``, ``top5``). Nothing else is: ``acc_steps``,
 ``grad_accum_steps``, ``precision``, ``recall``, ``f1``, ``auc`` stay numbers, as scikit-learn
 and Keras print them. An accuracy outside ``[0, 1]`` (someone logging ``90.0``) is shown as a
-number, never as ``9000.00%``.
+number, never as ``9000.00%``; an int is a count, never a percentage (``grad_acc=1``).
 
 **Numbers.** An int (Python or NumPy) is shown as an int (``4``). A float with
 ``1e-3 <= |v| < 1e5`` gets four decimals (``0.2310``, ``2.3089``, ``12.0000``), any other
@@ -36,13 +36,14 @@ import math
 import numbers
 import re
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 
 from loopwise.record.text import printable
 
 RATE_UNIT = "batch"
 """The unit of every rate loopwise shows (``<rate>batch/s``)."""
 
-LABELS = {"loss": "Loss", "accuracy": "Accuracy"}
+LABELS: Mapping[str, str] = MappingProxyType({"loss": "Loss", "accuracy": "Accuracy"})
 """``style="label"`` capitalises these names (the reference's ``Loss: 2.3089, Accuracy: ...``)."""
 
 _SPLIT_PREFIXES = ("train_", "val_", "test_")
@@ -104,10 +105,10 @@ def format_value(name: str, value: float) -> str:
         return "nan"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    if 0.0 <= v <= 1.0 and is_percentage(name):
-        return f"{v * 100 + 0.0:.2f}%"
     if integral:
         return str(int(value))
+    if 0.0 <= v <= 1.0 and is_percentage(name):
+        return f"{v * 100 + 0.0:.2f}%"
     if v == 0.0:
         return "0.0000"
     if 1e-3 <= abs(v) < 1e5:
