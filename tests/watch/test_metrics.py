@@ -41,5 +41,8 @@ def test_state_round_trip() -> None:
 
 def test_postfix_format() -> None:
     assert format_postfix({"loss": 0.123456, "acc": 12.0, "x": float("nan")}) == (
-        "loss=0.1235, acc=12, x=nan"
+        "loss=0.1235, acc=12.0000, x=nan"  # an accuracy outside [0, 1] is not a percentage
+    )
+    assert format_postfix({"acc": 0.9, "grad_accum_steps": 4.0}) == (
+        "acc=90.00%, grad_accum_steps=4.0000"
     )

@@ -75,11 +75,11 @@ def test_output_in_the_reference_format(make: Maker) -> None:
     session.print_epoch_summary()
     assert out.getvalue().split("\n") == [
         "Starting training...",
-        f"Epoch 1/1 (Training):  50%|{HALF}| 1/2 [00:00<00:00, 2.00batch/s, loss=2.5, "
+        f"Epoch 1/1 (Training):  50%|{HALF}| 1/2 [00:00<00:00, 2.00batch/s, loss=2.5000, "
         "accuracy=10.00%]",
-        f"Epoch 1/1 (Training): 100%|{FULL}| 2/2 [00:01<00:00, 2.00batch/s, loss=2.309, "
+        f"Epoch 1/1 (Training): 100%|{FULL}| 2/2 [00:01<00:00, 2.00batch/s, loss=2.3089, "
         "accuracy=12.50%]",
-        f"Epoch 1/1 (Validation): 100%|{FULL}| 1/1 [00:00<00:00, 2.00batch/s, loss=2.283, "
+        f"Epoch 1/1 (Validation): 100%|{FULL}| 1/1 [00:00<00:00, 2.00batch/s, loss=2.2834, "
         "accuracy=15.20%]",
         "",
         "Epoch 1/1 Summary:",

@@ -99,12 +99,15 @@ class RunningAverages:
 
 
 def format_value(key: str, value: float) -> str:
-    """Four significant digits; NaN and inf spelled out."""
-    if math.isnan(value):
-        return "nan"
-    return f"{value:.4g}"
+    """One value as the bar shows it (:func:`loopwise.watch.display.format_value`)."""
+    from loopwise.watch.display import format_value as show
+
+    return show(key, value)
 
 
 def format_postfix(averages: Mapping[str, float]) -> str:
-    """``loss=0.2310, acc=0.9``: the running averages as the bar shows them."""
-    return ", ".join(f"{k}={format_value(k, v)}" for k, v in averages.items())
+    """``loss=0.2310, accuracy=90.00%``: the values as the bar shows them
+    (:func:`loopwise.watch.display.format_metrics`)."""
+    from loopwise.watch.display import format_metrics
+
+    return format_metrics(averages)

@@ -1,13 +1,18 @@
-"""Rendering of a progress line: pure functions of the bar's state, built on
-``tqdm.format_meter`` (used by :class:`loopwise.watch.progress.ProgressBar`)."""
+"""Rendering of a progress line: a pure function of a :class:`BarState`, built on
+``tqdm.format_meter`` (used by :class:`loopwise.watch.progress.ProgressBar`). Values, rates
+and names follow the one display rule of :mod:`loopwise.watch.display`."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
 
 from tqdm import tqdm
+
+from loopwise.record.text import printable
+from loopwise.watch.display import RATE_UNIT, format_metrics, format_rate
 
 Metrics = Mapping[str, SupportsFloat]
 
@@ -20,64 +25,73 @@ class BarStyle:
     show_rate: bool = True
     show_eta: bool = True
     ascii: bool = False
-    unit: str = "batch"
 
 
-def format_metric(name: str, value: SupportsFloat) -> str:
-    """``loss=2.309`` or, for a name containing "acc", ``accuracy=12.50%`` (value is a fraction)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(
-            f"metric {name!r} must be a number or a one-element tensor, got {type(value).__name__}"
-        ) from exc
-    if "acc" in name.lower():
-        return f"{name}={v * 100:.2f}%"
-    return f"{name}={v:.4g}"
+@dataclass(frozen=True)
+class BarState:
+    """Everything a line shows: ``n`` steps done of ``total`` (None: unknown length) after
+    ``elapsed`` seconds, the last metrics given, and the style."""
+
+    desc: str
+    n: int
+    total: int | None
+    elapsed: float
+    metrics: Metrics | None = None
+    style: BarStyle = BarStyle()
 
 
-def format_metrics(metrics: Metrics | None) -> str:
-    """``loss=2.31, accuracy=12.50%`` in the mapping's order; empty for no metrics."""
+def metric_numbers(metrics: Metrics | None) -> dict[str, float]:
+    """The metrics as numbers (ints kept, tensors read now), in the mapping's order."""
     if not metrics:
-        return ""
-    if not isinstance(metrics, Mapping):
-        raise TypeError(
-            f"metrics must be a mapping of name -> number, got {type(metrics).__name__}"
-        )
-    return ", ".join(format_metric(str(k), v) for k, v in metrics.items())
+        return {}
+    out: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            out[name] = value  # type: ignore[assignment]
+            continue
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(
+                f"metric {printable(name)!r} must be a number or a one-element tensor, "
+                f"got {type(value).__name__}"
+            ) from exc
+    return out
 
 
-def format_rate(n: int, elapsed: float, unit: str) -> str:
-    """Average rate since the start: ``6.45batch/s``, or ``4.00s/batch`` when slower than 1/s."""
-    rate = n / elapsed if elapsed > 0 else 0.0
-    if rate <= 0:
-        return f"?{unit}/s"
-    return f"{rate:.2f}{unit}/s" if rate >= 1 else f"{1 / rate:.2f}s/{unit}"
+def format_postfix(metrics: Metrics | None) -> str:
+    """``loss=2.3089, accuracy=12.50%`` in the mapping's order; empty for no metrics."""
+    return format_metrics(metric_numbers(metrics))
 
 
-def render_line(
-    desc: str,
-    n: int,
-    total: int,
-    elapsed: float,
-    metrics: Metrics | None,
-    style: BarStyle,
-    *,
-    ncols: int | None = None,
-) -> str:
+def render_line(state: BarState, *, ncols: int | None = None) -> str:
     """The bar as one line of text. With ``ncols`` (a terminal's width) a line that would not
-    fit gets a shorter bar, so the numbers stay visible."""
-    stats = "{elapsed}<{remaining}" if style.show_eta else "{elapsed}"
+    fit gets a shorter bar, so the numbers stay visible. With ``total=None``: the count, the
+    elapsed time and the rate (no bar, percentage or ETA)."""
+    style = state.style
+    desc = printable(state.desc)
+    postfix = format_postfix(state.metrics)
+    rate = format_rate(state.n, state.elapsed)
+    if state.total is None:
+        stats = [tqdm.format_interval(state.elapsed)]
+        if style.show_rate:
+            stats.append(rate)
+        if postfix:
+            stats.append(postfix)
+        head = f"{desc}: " if desc else ""
+        return f"{head}{state.n}{RATE_UNIT} [{', '.join(stats)}]"
+    stats_fmt = "{elapsed}<{remaining}" if style.show_eta else "{elapsed}"
     if style.show_rate:
-        stats += ", {rate_str}"
-    tail = "| {n_fmt}/{total_fmt} [" + stats + "{postfix}]"
+        stats_fmt += ", {rate_str}"
+    tail = "| {n_fmt}/{total_fmt} [" + stats_fmt + "{postfix}]"
     kwargs: dict[str, Any] = {
         "prefix": desc,
         "ascii": style.ascii,
-        "unit": style.unit,
-        "postfix": format_metrics(metrics) or None,
-        "rate_str": format_rate(n, elapsed, style.unit),
+        "unit": RATE_UNIT,
+        "postfix": postfix or None,
+        "rate_str": rate,
     }
+    n, total, elapsed = state.n, state.total, state.elapsed
     line: str = tqdm.format_meter(
         n, total, elapsed, bar_format=f"{{l_bar}}{{bar:{style.width}}}" + tail, **kwargs
     )

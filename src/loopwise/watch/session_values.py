@@ -38,13 +38,11 @@ class EpochResult:
 
 
 def format_values(values: Mapping[str, float]) -> str:
-    """``Loss: 2.3089, Accuracy: 12.50%`` then other values by name (``acc`` ones as %)."""
-    parts = []
-    for key, value in values.items():
-        label = {"loss": "Loss", "accuracy": "Accuracy"}.get(key, key)
-        text = f"{value * 100:.2f}%" if "acc" in key.lower() else f"{value:.4f}"
-        parts.append(f"{label}: {text}")
-    return ", ".join(parts) if parts else "no steps reported"
+    """``Loss: 2.3089, Accuracy: 12.50%`` then other values by name
+    (:func:`loopwise.watch.display.format_metrics`, ``style="label"``)."""
+    from loopwise.watch.display import format_metrics
+
+    return format_metrics(values, style="label") or "no steps reported"
 
 
 def render_epoch_summary(result: EpochResult, epochs: int) -> str:

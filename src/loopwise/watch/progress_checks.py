@@ -1,0 +1,101 @@
+"""Argument checks of :class:`~loopwise.watch.progress.ProgressBar`, each with a message that
+says what was wrong. Metrics are checked at the call by type only: a tensor's element count and
+dtype are metadata, so no value is read from a device."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from loopwise.record.text import printable
+from loopwise.record.validate import check_key
+
+
+def check_count(value: Any, *, what: str, hint: str) -> int:
+    """An int >= 0 (NumPy ints accepted), returned as int."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{what} must be an int ({hint}), got {type(value).__name__}")
+    count = int(value.__index__())
+    if count < 0:
+        raise ValueError(f"{what} must be an int >= 0 ({hint}), got {count}")
+    return count
+
+
+def check_metrics(metrics: Any, known: set[str]) -> None:
+    """A mapping of name -> number or one-element tensor. ``known`` holds the names already
+    checked (and gets the new ones), so a float under a known name costs a type check and a
+    set lookup."""
+    if type(metrics) is not dict:
+        check_mapping(metrics)
+    for key, value in metrics.items():
+        if type(value) is not float or key not in known:
+            check_metric(key, value, known)
+
+
+def check_mapping(metrics: Any) -> None:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"metrics must be a mapping of name -> number, got {type(metrics).__name__}"
+        )
+
+
+def check_metric(key: Any, value: Any, known: set[str]) -> None:
+    """One metric: a non-empty string name (added to ``known``) and a number or a one-element
+    tensor (its element count and dtype only: nothing is read from a device)."""
+    if key not in known:
+        check_key(key, what="a metric name")
+        known.add(key)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return
+    name = printable(key)
+    numel = getattr(value, "numel", None)
+    if callable(numel) and hasattr(value, "dtype"):  # a tensor: shape and dtype, no read
+        if numel() != 1:
+            shape = list(getattr(value, "shape", ()))
+            raise ValueError(f"metric {name!r} is a tensor of shape {shape}; pass a "
+                             "one-element tensor (e.g. loss.mean()) or a number")
+        is_complex = getattr(value, "is_complex", None)
+        if str(value.dtype) == "torch.bool" or (callable(is_complex) and is_complex()):
+            raise TypeError(f"metric {name!r} is a {value.dtype} tensor; pass a real number")
+        return
+    raise TypeError(f"metric {name!r} must be a number or a one-element tensor, "
+                    f"got {type(value).__name__} {value!r:.40}")
+
+
+def check_width(width: Any) -> None:
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"width must be an int >= 1 (characters of bar), got {width!r}")
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta: Any,
+                  leave: Any, disable: Any, file: Any, clock: Any, mininterval: Any,
+                  position: Any) -> None:
+    """The constructor's arguments."""
+    if not isinstance(desc, str):
+        raise TypeError(f"desc must be a string, got {type(desc).__name__}")
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
+        raise ValueError("total must be an int >= 1 (the number of steps) or None (unknown "
+                         f"length), got {total!r}")
+    check_width(width)
+    for flag, value in (("show_rate", show_rate), ("show_eta", show_eta), ("leave", leave),
+                        ("disable", disable)):
+        check_bool(flag, value)
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
+    if clock is not None and not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+    if mininterval is not None and (
+        isinstance(mininterval, bool) or not isinstance(mininterval, (int, float))
+        or not mininterval >= 0
+    ):
+        raise ValueError(f"mininterval must be a number of seconds >= 0, got {mininterval!r}")
+    if position is not None and (
+        not isinstance(position, int) or isinstance(position, bool) or position < 0
+    ):
+        raise ValueError(f"position must be an int >= 0 or None, got {position!r}")
