@@ -234,3 +234,18 @@ def test_a_full_disk_under_the_json_log_fails_the_run_once(
     assert list(reader.series("loss").values) == [1.0]
     assert [e.kind for e in reader.events(level="error")] == ["exception"]
     assert "Logging error" not in capfd.readouterr().err
+
+
+def test_heartbeat_thread_and_caller_never_write_run_json_at_once(tmp_path: Path) -> None:
+    # the heartbeat (store thread) rewrites run.json every tick while the caller adds fields:
+    # both serialise the same dict, so they take one lock (unlocked, json.dumps saw the dict
+    # change size mid-iteration and the store thread died)
+    run = Run.create(tmp_path, "hb", flush_interval=0.001, heartbeat_interval=1e-6)
+    for i in range(600):
+        run.set_info(**{f"field{i % 300}": i})
+        if i % 100 == 0:
+            run.log_scalar("x", float(i), step=i)
+    run.close()
+    info = RunReader(tmp_path / "hb").info
+    assert info["status"] == "finished" and info["field299"] == 599
+    assert list(RunReader(tmp_path / "hb").series("x").steps) == [0, 100, 200, 300, 400, 500]

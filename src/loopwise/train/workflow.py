@@ -28,6 +28,7 @@ from typing import Any
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState, StopRequest
+from loopwise.train.callbacks.lr_monitor import LearningRateMonitor
 from loopwise.train.checkpoint import CheckpointManager
 from loopwise.train.experiment import (
     CheckpointFiles,
@@ -289,6 +290,8 @@ class Workflow:
     def _record_lr(self, run: Run, epoch: int) -> None:
         """``lr`` at the first step of the epoch (docs/record.md); at step=epoch when
         train_loop never advances the global step."""
+        if any(isinstance(c, LearningRateMonitor) for c in self.callbacks):
+            return  # the user's LearningRateMonitor records it (every param group)
         lr = _lr(self.trainer)
         if lr is not None:
             run.log_scalars({"lr": lr}, step=max(run.global_step + 1, epoch))

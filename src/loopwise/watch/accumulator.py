@@ -30,6 +30,7 @@ from loopwise.record.run import Run
 from loopwise.record.validate import check_key
 from loopwise.watch.convert import read_tensor_slots, to_value
 from loopwise.watch.csvlog import CsvLog
+from loopwise.watch.display import shown_values
 from loopwise.watch.fold import fold_window
 from loopwise.watch.health.runner import HealthMonitor
 from loopwise.watch.metrics import RunningAverages, column_sum
@@ -64,14 +65,6 @@ def user_stacklevel() -> int:
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
-
-
-def shows_last(key: str, stateful: frozenset[str] = frozenset()) -> bool:
-    """Values shown (and summarised) as their last value, not a mean: the learning rate,
-    validation values and the names the user marks ``stateful_metrics``."""
-    base = key.rsplit("/", 1)[-1]
-    return (key in stateful or base in ("lr", "learning_rate") or key.startswith("lr/")
-            or base.startswith("val_"))
 
 
 class StepAccumulator:
@@ -268,10 +261,8 @@ class StepAccumulator:
 
     def shown(self, stateful: frozenset[str] = frozenset()) -> dict[str, float]:
         """The pass's values as shown and summarised: each key's running mean, or its last
-        value for a key shown last (:func:`shows_last`)."""
-        last = self.last
-        return {k: (last[k] if k in last and shows_last(k, stateful) else v)
-                for k, v in self.averages.averages().items()}
+        value for a key shown last (the display rule, ``watch/display.py``)."""
+        return shown_values(self.averages.averages(), self.last, stateful=stateful)
 
     def reset_means(self) -> None:
         """A new pass: the running means start again (the step continues)."""

@@ -7,36 +7,30 @@ for batch in monitor:
     monitor.log({"loss": loss})          # a float, an int, or a one-element tensor
 ```
 
-``log()`` appends to the shared accumulator (``watch/accumulator.py``); every ``mininterval``
-seconds the window reaches the averages, the bar, the CSV (a kill loses at most one interval)
-and the run record. Accelerator tensors are read in one batch per refresh.
+``log()`` appends to the shared accumulator (``watch/accumulator.py``), which hands each
+``mininterval`` window to the bar, the CSV and the run (a kill loses at most one window).
 
 Runs (``docs/record.md``): with no ``run=`` and no ``name=``, successive monitors of one process
 join the active run (``loopwise.record.active``) and continue its global step: seed 000's
 one-monitor-per-epoch loop gives one run with steps 1..N. Each training pass ends an epoch: its
-means are recorded as ``epoch/<name>`` at the step where it ended. ``phase="val"`` makes a
-validation pass: it does not advance the global step and records its means as
-``epoch/val_<name>`` for the epoch that just ended.
+means are recorded as ``epoch/<name>`` at the step where it ended. A ``phase="val"`` pass does
+not advance the step; its means become ``epoch/val_<name>`` of the epoch that just ended.
 
-Closing: an exception or Ctrl-C in the loop (or in a ``with`` block) closes the monitor's run as
-``failed`` (with the traceback) or ``interrupted``. A pass that completes leaves the active run
-open for the next monitor; it is closed as ``finished`` by ``close()``, by
-``loopwise.record.active.end_active_run()`` or when the process exits. A run given with ``run=``
-is never closed by the monitor.
+Closing: an exception or Ctrl-C in the loop (or ``with`` block) closes the monitor's run as
+``failed`` (with the traceback) or ``interrupted``. A completed pass leaves the active run open
+for the next monitor; ``close()``, ``end_active_run()`` or the process's exit close it as
+``finished``. A run given with ``run=`` is never closed by the monitor.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
-
-from tqdm.auto import tqdm
 
 from loopwise.record.active import active_run, set_active_run
 from loopwise.record.recorder import Recorder
@@ -46,9 +40,11 @@ from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.metrics import format_postfix
 from loopwise.watch.monitor_checks import check_options
+from loopwise.watch.progress_terminal import monitor_bar
 from loopwise.watch.system import ensure_system_monitor
 
 T = TypeVar("T")
+
 
 
 class TrainingMonitor(Generic[T]):
@@ -120,12 +116,8 @@ class TrainingMonitor(Generic[T]):
         self._in_with = False
         self._finished = False
         self._closed = False
-        stream = sys.stderr if file is None else file
-        is_tty = bool(getattr(stream, "isatty", lambda: False)())
-        # Off a terminal (CI logs, files) redraw at most every 5 s: no carriage-return spam.
-        self._bar = tqdm(total=total, desc=desc, file=file, leave=leave, disable=disable,
-                         mininterval=mininterval if is_tty else max(mininterval, 5.0),
-                         dynamic_ncols=is_tty)
+        self._bar = monitor_bar(total, desc, file, leave=leave, disable=disable,
+                                mininterval=mininterval)
         if system and run is not None and phase == "train":
             ensure_system_monitor(run, loop_stats=self._acc.stats)
 
