@@ -31,20 +31,26 @@ def epoch_ends(reader: RunReader) -> list[int]:
     return sorted(int(s) for s in series.steps)
 
 
-def epoch_positions(steps: Sequence[int], ends: Sequence[int]) -> list[float]:
-    """The fractional epoch of each step (see the module doc); 1-based epochs end at ``x = e``."""
+def epoch_axis(steps: Any, ends: Sequence[int]) -> Any:
+    """The fractional epoch of each step (a NumPy array; see the module doc): epoch ``e``
+    spans ``(e - 1, e]``; past the last end, epochs continue at the last epoch's length; a run
+    that never ended an epoch is in epoch 1, spread over ``(0, 1]`` by its last step."""
     import numpy as np
 
     at = np.asarray(steps, dtype=np.float64)
     if not len(ends):
         last = float(at.max()) if len(at) else 1.0
-        return list(np.round(at / max(last, 1.0), 6))
+        return at / max(last, 1.0)
     bounds = np.concatenate([[0.0], np.asarray(ends, dtype=np.float64)])
     lengths = np.diff(bounds)
     lengths[lengths <= 0] = 1.0
     idx = np.clip(np.searchsorted(bounds, at, side="left") - 1, 0, len(lengths) - 1)
-    pos = idx + (at - bounds[idx]) / lengths[idx]
-    return [round(float(p), 6) for p in pos]
+    return idx + (at - bounds[idx]) / lengths[idx]
+
+
+def epoch_positions(steps: Sequence[int], ends: Sequence[int]) -> list[float]:
+    """:func:`epoch_axis` as a list of floats rounded to 6 decimals (for JSON)."""
+    return [round(float(p), 6) for p in epoch_axis(steps, ends)]
 
 
 def series_payload(series: Series, ends: Sequence[int], *, total: int | None = None,

@@ -13,6 +13,7 @@ STATIC_FILES = {
     "uPlot.LICENSE.txt": "uplot/LICENSE",
     "loopwise.js": "loopwise.js",
     "loopwise.css": "loopwise.css",
+    "dashboard.html": "dashboard.html",
 }
 
 
