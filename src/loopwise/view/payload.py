@@ -115,7 +115,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
                "step": (e.data or {}).get("step") if isinstance(e.data, dict) else None}
               for e in reader.events()]
     events.extend(_status_events(info))
-    events.sort(key=lambda e: e["time"])
+    events.sort(key=lambda e: float(e["time"] or 0.0))
     return {
         "name": str(info.get("name", reader.path.name)), "status": str(info["status"]),
         "info": {k: info.get(k) for k in ("id", "started_at", "ended_at", "start_time",

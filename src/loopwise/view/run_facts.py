@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-
 from pathlib import Path
 
 from loopwise.record.reader import RunInfo, RunReader

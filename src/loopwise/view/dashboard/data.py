@@ -181,7 +181,7 @@ class RunsRoot:
         else:
             epochs = epoch_axis(small_steps, full["ends"])
         return {"run": name, "key": key, "x": x, "start": start, "end": end,
-                "total": int(len(full["values"])), "window": int(len(values)),
+                "total": len(full["values"]), "window": len(values),
                 "points": len(small), "steps": small_steps.tolist(),
                 "times": [round(t, 3) for t in small.times],
                 "epochs": [round(float(e), 6) for e in epochs],
