@@ -23,6 +23,10 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking"]
 HOSTILE = "<img src=x onerror=alert(1)>"
+# the pixels of a canvas that are not blank (transparent or white)
+INK = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0; for (let i = 0; i < d.length; i += 4)
+    if (d[i+3] > 0 && (d[i] < 250 || d[i+1] < 250 || d[i+2] < 250)) n++; return n; }"""
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 

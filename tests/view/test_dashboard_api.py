@@ -16,9 +16,9 @@ from loopwise.record import Run
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from loopwise.view.dashboard.app import create_app  # noqa: E402
+from loopwise.view.dashboard.app import create_app
 
 
 def client(root: Path, **kw: Any) -> TestClient:

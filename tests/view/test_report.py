@@ -9,15 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _view_kit import HOSTILE
+from _view_kit import HOSTILE, INK
 
 from loopwise.record import Run, RunReader
 from loopwise.view.report import render_report, script_json, write_report
-
-# the pixels of a canvas that are not blank (transparent or white)
-INK = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0; for (let i = 0; i < d.length; i += 4)
-    if (d[i+3] > 0 && (d[i] < 250 || d[i+1] < 250 || d[i+2] < 250)) n++; return n; }"""
 
 
 def test_script_json_cannot_close_the_script_element() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from loopwise.record.reader import RunReader, Series, downsample
+from loopwise.view.run_facts import last_step
 
 AXES = ("step", "epoch", "time")
 
@@ -106,6 +107,8 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
     if type(max_points) is not int or max_points < 2:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
     info = reader.info
+    step = info.get("global_step")
+    info["global_step"] = max(step if isinstance(step, int) else 0, last_step(reader.path))
     ends = epoch_ends(reader)
     series = {}
     for key in reader.keys():
