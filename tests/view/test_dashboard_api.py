@@ -142,3 +142,14 @@ def test_create_app_validates(tmp_path: Path) -> None:
         create_app(tmp_path / "none")
     with pytest.raises(ValueError, match="allow_hosts must be host names"):
         create_app(tmp_path, allow_hosts=[""])
+
+
+def test_binding_another_host_warns() -> None:
+    from loopwise.view.dashboard.serve import bind_warning, serve
+
+    assert bind_warning("127.0.0.1", None) is None and bind_warning("localhost", None) is None
+    assert bind_warning("0.0.0.0", None) == ("loopwise ui: warning: listening on 0.0.0.0 makes "
+                                             "your runs readable from the network; set --token")
+    assert bind_warning("192.168.1.5", "tok-tok-tok").endswith("from the network")
+    with pytest.raises(ValueError, match="port must be an integer from 0 to 65535, got 70000"):
+        serve(".", port=70000)

@@ -32,15 +32,17 @@ def epoch_ends(reader: RunReader) -> list[int]:
     return sorted(int(s) for s in series.steps)
 
 
-def epoch_axis(steps: Any, ends: Sequence[int]) -> Any:
+def epoch_axis(steps: Any, ends: Sequence[int], *, last: float | None = None) -> Any:
     """The fractional epoch of each step (a NumPy array; see the module doc): epoch ``e``
     spans ``(e - 1, e]``; past the last end, epochs continue at the last epoch's length; a run
-    that never ended an epoch is in epoch 1, spread over ``(0, 1]`` by its last step."""
+    that never ended an epoch is in epoch 1, spread over ``(0, 1]`` by its ``last`` step
+    (default: the largest of ``steps``)."""
     import numpy as np
 
     at = np.asarray(steps, dtype=np.float64)
     if not len(ends):
-        last = float(at.max()) if len(at) else 1.0
+        if last is None:
+            last = float(at.max()) if len(at) else 1.0
         return at / max(last, 1.0)
     bounds = np.concatenate([[0.0], np.asarray(ends, dtype=np.float64)])
     lengths = np.diff(bounds)
@@ -49,17 +51,25 @@ def epoch_axis(steps: Any, ends: Sequence[int]) -> Any:
     return idx + (at - bounds[idx]) / lengths[idx]
 
 
-def epoch_positions(steps: Sequence[int], ends: Sequence[int]) -> list[float]:
-    """:func:`epoch_axis` as a list of floats rounded to 6 decimals (for JSON)."""
-    return [round(float(p), 6) for p in epoch_axis(steps, ends)]
+def epoch_to_step(position: float, ends: Sequence[int]) -> float:
+    """The inverse of :func:`epoch_axis` for one position: the (fractional) step at which the
+    fractional epoch ``position`` is reached."""
+    if not len(ends):
+        raise ValueError("the run ended no epoch: its epoch axis is relative to its last step")
+    bounds = [0, *ends]
+    idx = min(max(math.ceil(position) - 1, 0), len(bounds) - 2)
+    length = bounds[idx + 1] - bounds[idx] or 1
+    return bounds[idx] + (position - idx) * length
 
 
 def series_payload(series: Series, ends: Sequence[int], *, total: int | None = None,
-                   ) -> dict[str, Any]:
-    """One (already downsampled) series as JSON columns: step, time, epoch, value."""
+                   last: float | None = None) -> dict[str, Any]:
+    """One (already downsampled) series as JSON columns: step, time, epoch, value
+    (``last``: the full series' last step, for the epoch axis of a run without epochs)."""
     steps = [int(s) for s in series.steps]
+    epochs = [round(float(p), 6) for p in epoch_axis(steps, ends, last=last)]
     return {"key": series.key, "steps": steps, "times": [round(t, 3) for t in series.times],
-            "epochs": epoch_positions(steps, ends), "values": finite_list(series.values),
+            "epochs": epochs, "values": finite_list(series.values),
             "points": len(series), "total": len(series) if total is None else total}
 
 
@@ -113,7 +123,8 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
     series = {}
     for key in reader.keys():
         full = reader.series(key)
-        series[key] = series_payload(downsample(full, max_points), ends, total=len(full))
+        series[key] = series_payload(downsample(full, max_points), ends, total=len(full),
+                                     last=max(full.steps) if len(full) else None)
     events = [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                "step": (e.data or {}).get("step") if isinstance(e.data, dict) else None}
               for e in reader.events()]

@@ -21,7 +21,14 @@ from typing import Any
 from loopwise.record.reader import RunReader, Series, downsample, list_runs
 from loopwise.record.run import RUN_FILE
 from loopwise.record.store import STORE_FILE
-from loopwise.view.payload import AXES, epoch_axis, epoch_ends, finite_list, system_payload
+from loopwise.view.payload import (
+    AXES,
+    epoch_axis,
+    epoch_ends,
+    epoch_to_step,
+    finite_list,
+    system_payload,
+)
 from loopwise.view.run_facts import last_step
 
 MAX_POINTS = 20000
@@ -130,10 +137,9 @@ class RunsRoot:
         except KeyError as exc:
             raise NotFound(f"run {name!r} has no series {key!r}") from exc
         steps, times, values = series.to_numpy()
-        ends = epoch_ends(reader)
-        entry = {"steps": steps, "times": times, "values": values, "ends": ends,
-                 "epochs": epoch_axis(steps, ends),
-                 "sorted": bool(len(steps) < 2 or np.all(np.diff(steps) >= 0))}
+        entry = {"steps": steps, "times": times, "values": values, "ends": epoch_ends(reader),
+                 "last": float(steps.max()) if len(steps) else None,
+                 "sorted": bool(len(steps) < 2 or np.all(steps[1:] >= steps[:-1]))}
         with self._lock:
             self._cache[(name, key)] = (stamp, entry)
             while len(self._cache) > CACHE_SIZE:
@@ -154,11 +160,16 @@ class RunsRoot:
                 raise BadRequest(f"{what} must be a finite number, got {v!r}")
         if start is not None and end is not None and start > end:
             raise BadRequest(f"start ({start}) must not be after end ({end})")
+        raw_start, raw_end = start, end
         full = self._full(name, key)
-        axis = full["epochs" if x == "epoch" else "times" if x == "time" else "steps"]
-        lo, hi = 0, len(axis)
+        axis = full["times" if x == "time" else "steps"]
+        if x == "epoch" and full["ends"]:  # the epoch axis grows with the step: window on steps
+            start = None if start is None else epoch_to_step(start, full["ends"])
+            end = None if end is None else epoch_to_step(end, full["ends"])
+        elif x == "epoch":
+            axis = epoch_axis(axis, [], last=full["last"])
         if start is not None or end is not None:
-            if x != "time" and full["sorted"]:
+            if full["sorted"] and x != "time":
                 lo = int(np.searchsorted(axis, -np.inf if start is None else start, "left"))
                 hi = int(np.searchsorted(axis, np.inf if end is None else end, "right"))
                 idx: Any = slice(lo, hi)
@@ -176,11 +187,8 @@ class RunsRoot:
                         array("d", values.tobytes()))
         small = downsample(window, points)
         small_steps = np.frombuffer(small.steps, dtype=np.int64)
-        if len(small) == len(window):
-            epochs = full["epochs"][idx]
-        else:
-            epochs = epoch_axis(small_steps, full["ends"])
-        return {"run": name, "key": key, "x": x, "start": start, "end": end,
+        epochs = epoch_axis(small_steps, full["ends"], last=full["last"])
+        return {"run": name, "key": key, "x": x, "start": raw_start, "end": raw_end,
                 "total": len(full["values"]), "window": len(values),
                 "points": len(small), "steps": small_steps.tolist(),
                 "times": [round(t, 3) for t in small.times],

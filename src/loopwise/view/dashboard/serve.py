@@ -18,6 +18,14 @@ def is_loopback(host: str) -> bool:
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
+def bind_warning(host: str, token: str | None) -> str | None:
+    """The warning for binding ``host``: None for a loopback address."""
+    if is_loopback(host):
+        return None
+    return (f"loopwise ui: warning: listening on {printable(host)} makes your runs readable "
+            f"from the network{'' if token else '; set --token'}")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -48,9 +56,9 @@ def serve(root: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 
     if host not in ("0.0.0.0", "::"):
         hosts.append(host)
     app = create_app(root, token=token, allow_hosts=hosts)
-    if not is_loopback(host):
-        print(f"loopwise ui: warning: listening on {printable(host)} makes your runs readable "
-              f"from the network{'' if token else '; set --token'}", file=stream)
+    warning = bind_warning(host, token)
+    if warning is not None:
+        print(warning, file=stream)
     if port == 0:
         port = free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
     shown = f"[{host}]" if ":" in host else host
