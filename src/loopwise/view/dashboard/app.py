@@ -54,6 +54,7 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
     static files; ``allow_hosts``: Host header names accepted besides localhost, 127.0.0.1 and
     ::1."""
     st = _starlette()
+    import numpy  # noqa: F401  (loaded now, not during the first request)
     Response = st.responses.Response
     Route = st.routing.Route
     data = RunsRoot(root)

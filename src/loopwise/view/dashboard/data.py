@@ -137,7 +137,8 @@ class RunsRoot:
         except KeyError as exc:
             raise NotFound(f"run {name!r} has no series {key!r}") from exc
         steps, times, values = series.to_numpy()
-        entry = {"steps": steps, "times": times, "values": values, "ends": epoch_ends(reader),
+        entry = {"series": series, "steps": steps, "times": times, "values": values,
+                 "ends": epoch_ends(reader),
                  "last": float(steps.max()) if len(steps) else None,
                  "sorted": bool(len(steps) < 2 or np.all(steps[1:] >= steps[:-1]))}
         with self._lock:
@@ -182,14 +183,17 @@ class RunsRoot:
                 idx = np.flatnonzero(mask)
         else:
             idx = slice(None)
-        steps, times, values = full["steps"][idx], full["times"][idx], full["values"][idx]
-        window = Series(key, array("q", steps.tobytes()), array("d", times.tobytes()),
-                        array("d", values.tobytes()))
+        if isinstance(idx, slice) and idx == slice(None):
+            window = full["series"]  # the whole series: no copy
+        else:
+            steps, times, values = full["steps"][idx], full["times"][idx], full["values"][idx]
+            window = Series(key, array("q", steps.tobytes()), array("d", times.tobytes()),
+                            array("d", values.tobytes()))
         small = downsample(window, points)
         small_steps = np.frombuffer(small.steps, dtype=np.int64)
         epochs = epoch_axis(small_steps, full["ends"], last=full["last"])
         return {"run": name, "key": key, "x": x, "start": raw_start, "end": raw_end,
-                "total": len(full["values"]), "window": len(values),
+                "total": len(full["values"]), "window": len(window),
                 "points": len(small), "steps": small_steps.tolist(),
                 "times": [round(t, 3) for t in small.times],
                 "epochs": [round(float(e), 6) for e in epochs],
