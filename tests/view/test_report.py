@@ -97,3 +97,16 @@ def test_report_opens_offline_and_draws(runs_root: Path, browser: Any, artifacts
     page.select_option("#lw-axis", "time")
     assert page.text_content(".lw-chart .u-legend").startswith("wall time")
     assert requests == [] and errors == []
+
+
+def test_shipped_front_end_files() -> None:
+    from loopwise.view.static_files import STATIC_FILES, static_text
+
+    for name in STATIC_FILES:
+        assert static_text(name).strip(), name
+    assert "MIT License" in static_text("uPlot.LICENSE.txt")
+    assert "http://" not in static_text("loopwise.js") and "https://" not in static_text(
+        "loopwise.js")
+    assert "innerHTML" not in static_text("loopwise.js")
+    with pytest.raises(KeyError, match="no static file 'x.js'"):
+        static_text("x.js")
