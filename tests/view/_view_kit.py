@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Any, *, timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll ``check()`` until it returns something truthy (no fixed sleeps as assertions)."""
+def wait_until(check: Any, *, timeout: float = 15.0, what: str = "condition",
+               page: Any = None) -> Any:
+    """Poll ``check()`` until it returns something truthy (no fixed sleeps as assertions).
+    With ``page``, wait through playwright, so that its events (requests) are delivered."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -83,7 +86,10 @@ def wait_until(check: Any, *, timeout: float = 15.0, what: str = "condition") ->
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        if page is not None:
+            page.wait_for_timeout(100)
+        else:
+            time.sleep(0.1)
 
 
 class Server:
@@ -103,6 +109,8 @@ class Server:
             try:
                 urllib.request.urlopen(self.url + "/openapi.json", timeout=1).read()
                 return True
+            except urllib.error.HTTPError:
+                return True  # it answers (401 when a token is set)
             except OSError:
                 return False
 

@@ -83,3 +83,30 @@ def test_a_point_from_a_training_process_appears(tmp_path: Path, browser: Any,
         if writer.poll() is None:
             writer.terminate()
             writer.wait()
+
+
+def test_zoom_asks_the_server_and_the_axis_switches(runs_root: Path, browser: Any,
+                                                    server_factory: Any) -> None:
+    server = server_factory(runs_root, token="tok-for-the-test")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/series/" in r.url else None)
+    page.goto(server.url + "/?token=tok-for-the-test&run=alpha-2&metric=loss")
+    wait_until(lambda: _legend(page) == ["step", "alpha-2"], what="the chart")
+    box = page.query_selector("#lw-chart .u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.4, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+    page.mouse.up()
+    zoomed = wait_until(lambda: [u for u in asked if "start=" in u and "end=" in u],
+                        what="a windowed request", page=page)
+    assert "points=2000" in zoomed[-1] and "x=step" in zoomed[-1]
+    wait_until(lambda: page.evaluate("Math.min(...window.__loopwise.plot.data[0])") > 100
+               and page.evaluate("Math.max(...window.__loopwise.plot.data[0])") < 200,
+               what="the zoomed window drawn")
+    page.select_option("#lw-axis", "epoch")
+    wait_until(lambda: _legend(page)[:1] == ["epoch"], what="the epoch axis")
+    assert page.evaluate("Math.max(...window.__loopwise.plot.data[0])") == 3.0
+    refused = page.goto(server.url + "/")  # no token, no page
+    assert refused is not None and refused.status == 401
