@@ -10,6 +10,7 @@ from typing import Any
 from loopwise.record.reader import RunReader
 from loopwise.record.stats import _num
 from loopwise.record.text import printable
+from loopwise.view.run_facts import final_best
 
 _MISSING = object()
 
@@ -54,15 +55,18 @@ def render_compare(readers: Sequence[RunReader]) -> str:
     rows = [[printable(k), *(_cell(c.get(k, _MISSING)) for c in configs)] for k in keys
             if len({json.dumps(c.get(k, "\0missing"), sort_keys=True) for c in configs}) > 1]
     lines += _table(["key", *names], rows) if rows else ["(the configs are the same)"]
-    stats = [r.stats() for r in readers]
-    metrics = [k for k in dict.fromkeys(k for s in stats for k in s) if k != "epoch"]
+    known_keys = [set(r.keys()) for r in readers]
+    metrics = [k for k in dict.fromkeys(k for r in readers for k in r.keys()) if k != "epoch"]
     lines += ["", "metrics: final / best"]
     rows = []
     for key in metrics:
         row = [printable(key)]
-        for s in stats:
-            m = s.get(key)
-            row.append("-" if m is None else f"{_num(m.last)} / {_num(m.best)}")
+        for reader, known in zip(readers, known_keys, strict=True):
+            if key not in known:
+                row.append("-")
+                continue
+            last, best = final_best(reader, key)
+            row.append(f"{_num(last)} / {_num(best)}")
         rows.append(row)
     lines += _table(["metric", *names], rows) if rows else ["(no metrics recorded)"]
     lines += ["", "status: " + ", ".join(f"{n}={printable(r.status)}"

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from loopwise.record.reader import RunInfo, RunReader
-from loopwise.record.stats import _num, render_stats
+from loopwise.record.stats import _num, infer_mode, render_stats
 from loopwise.record.store import STORE_FILE, connect, unpack
 from loopwise.record.text import printable
 
@@ -41,17 +41,28 @@ def run_steps(info: RunInfo) -> str:
         return "-"
 
 
+def final_best(reader: RunReader, key: str) -> tuple[float | None, float | None]:
+    """The last finite value of ``key`` and its best (min for losses, max for accuracies,
+    :func:`loopwise.record.stats.infer_mode`), in NumPy: fast on series of millions of points."""
+    import numpy as np
+
+    values = np.frombuffer(reader.series(key).values)
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None, None
+    best = finite.min() if infer_mode(key) == "min" else finite.max()
+    return float(finite[-1]), float(best)
+
+
 def run_best(info: RunInfo, *, limit: int = 3) -> str:
     """``best key=value`` for the first ``limit`` metrics (min for losses, max for accuracies)."""
     keys = [k for k in info.last if k != "epoch"][:limit]
-    if not keys:
-        return ""
     try:
-        stats = RunReader(info.path).stats(keys=keys)
+        reader = RunReader(info.path)
+        bests = {k: final_best(reader, k)[1] for k in keys}
     except (OSError, ValueError, KeyError, sqlite3.DatabaseError):
         return ""
-    return ", ".join(f"{printable(k)}={_num(s.best)}" for k, s in stats.items()
-                     if s.best is not None)
+    return ", ".join(f"{printable(k)}={_num(b)}" for k, b in bests.items() if b is not None)
 
 
 def details(reader: RunReader, *, events: int = 20) -> str:
