@@ -110,3 +110,26 @@ def test_shipped_front_end_files() -> None:
     assert "innerHTML" not in static_text("loopwise.js")
     with pytest.raises(KeyError, match="no static file 'x.js'"):
         static_text("x.js")
+
+
+def test_empty_and_non_finite_runs(tmp_path: Path, browser: Any) -> None:
+    with Run.create(tmp_path / "runs", "empty"):
+        pass
+    with Run.create(tmp_path / "runs", "nan") as run:
+        run.log_scalars({"loss": float("nan")}, step=1)
+        run.log_scalars({"loss": float("inf")}, step=2)
+        run.log_scalars({"loss": 1.0}, step=3)
+    data = _payload(render_report(RunReader(tmp_path / "runs" / "nan")))
+    assert data["series"]["loss"]["values"] == [None, None, 1.0]
+    assert (data["series"]["loss"]["nonfinite"], data["series"]["loss"]["first_nonfinite"]) == (2, 1)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(write_report(tmp_path / "runs" / "empty").as_uri())
+    page.wait_for_selector(".lw-empty")
+    assert [p.text_content() for p in page.query_selector_all(".lw-empty")] == [
+        "no metrics recorded", "no system samples", "no config", "no epochs recorded"]
+    page.goto(write_report(tmp_path / "runs" / "nan").as_uri())
+    assert page.text_content(".lw-warn") == ("loss: 2 non-finite value(s) (NaN or infinity) not "
+                                             "drawn, the first at step 1")
+    assert errors == []

@@ -24,6 +24,17 @@ def finite_list(values: Sequence[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
+def nonfinite_summary(series: Series) -> dict[str, Any]:
+    """``{"nonfinite": count, "first_nonfinite": step or None}`` of a whole series: the
+    charts cannot draw NaN or infinity, so the page says how many there were and where."""
+    import numpy as np
+
+    steps, _, values = series.to_numpy()
+    bad = np.flatnonzero(~np.isfinite(values))
+    return {"nonfinite": int(len(bad)),
+            "first_nonfinite": int(steps[bad[0]]) if len(bad) else None}
+
+
 def epoch_ends(reader: RunReader) -> list[int]:
     """The global steps where each epoch ended (from the ``epoch`` series), in step order."""
     if "epoch" not in reader.keys():
@@ -125,6 +136,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
         full = reader.series(key)
         series[key] = series_payload(downsample(full, max_points), ends, total=len(full),
                                      last=max(full.steps) if len(full) else None)
+        series[key].update(nonfinite_summary(full))
     events = [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                "step": (e.data or {}).get("step") if isinstance(e.data, dict) else None}
               for e in reader.events()]

@@ -81,8 +81,7 @@
     });
     var series = [{ label: AXIS_LABEL[opts.axis] || "x" }];
     plotted.forEach(function (p) {
-      series.push({ label: p.label, stroke: p.stroke, width: p.width, spanGaps: true,
-                    points: { show: false } });
+      series.push({ label: p.label, stroke: p.stroke, width: p.width, spanGaps: true });
     });
     var width = Math.max(320, (container.clientWidth || 640) - 8);
     var options = {
@@ -234,6 +233,13 @@
           return { label: k, xs: xsOf(s, state.axis), ys: s.values };
         });
         plots.push(chart(box, lines, { title: g.title, axis: state.axis, smoothing: state.smoothing }));
+        g.keys.forEach(function (k) {
+          var s = run.series[k];
+          if (s.nonfinite) {
+            box.appendChild(el("p", "lw-warn", k + ": " + s.nonfinite + " non-finite value(s) " +
+              "(NaN or infinity) not drawn, the first at step " + s.first_nonfinite));
+          }
+        });
       });
       if (!keys.length) charts.appendChild(el("p", "lw-empty", "no metrics recorded"));
       var names = Object.keys(run.system || {});
