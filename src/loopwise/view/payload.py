@@ -31,7 +31,7 @@ def nonfinite_summary(series: Series) -> dict[str, Any]:
 
     steps, _, values = series.to_numpy()
     bad = np.flatnonzero(~np.isfinite(values))
-    return {"nonfinite": int(len(bad)),
+    return {"nonfinite": len(bad),
             "first_nonfinite": int(steps[bad[0]]) if len(bad) else None}
 
 
