@@ -37,6 +37,10 @@ def test_dashboard_lists_overlays_and_escapes(runs_root: Path, browser: Any,
         page.uncheck("#lw-runs tr[data-run='beta'] input")
     wait_until(lambda: _legend(page) == ["step", "alpha-1", "alpha-2"], what="two runs overlaid")
     assert page.query_selector("#lw-chart canvas").evaluate(INK) > 500
+    wait_until(lambda: {"alpha-1", "alpha-2"} <= {
+        td.text_content() for td in page.query_selector_all("#lw-events td:nth-child(2)")},
+        what="the events of both runs")
+    assert "checkpoint of epoch 3" in page.text_content("#lw-events")
     page.screenshot(path=str(artifacts / "dashboard.png"))
     # the hostile metric name, as text in the picker and the chart title
     page.check("#lw-runs tr[data-run='beta'] input")

@@ -310,7 +310,28 @@
     var box = el("div", "lw-chart lw-big");
     box.id = "lw-chart";
     main.appendChild(box);
+    main.appendChild(el("h2", null, "Events"));
+    var eventsBox = el("div");
+    eventsBox.id = "lw-events";
+    main.appendChild(eventsBox);
     var plot = null;
+
+    /* the latest events of the ticked runs (info-level ones only for checkpoints and status) */
+    function drawEvents(byRun) {
+      clear(eventsBox);
+      var rows = [];
+      Object.keys(byRun).forEach(function (n) {
+        byRun[n].forEach(function (e) {
+          if (e.level === "info" && !/checkpoint|resumed|interrupted|stopped/.test(e.kind)) return;
+          rows.push([e.time, n, e.level, e.kind, e.message]);
+        });
+      });
+      rows.sort(function (a, b) { return b[0] - a[0]; });
+      if (!rows.length) { eventsBox.appendChild(el("p", "lw-empty", "no warnings, errors or checkpoints")); return; }
+      eventsBox.appendChild(table(["time", "run", "level", "kind", "message"], rows.slice(0, 30).map(function (r) {
+        return [stamp(r[0]), r[1], r[2], r[3], r[4]];
+      })));
+    }
 
     function drawRuns() {
       clear(list);
@@ -397,10 +418,15 @@
         })).then(function () {
           drawMetrics();
           if (!state.metric) { state.data = {}; drawChart(); return null; }
-          return Promise.all(state.selected.map(function (n) {
+          var events = {};
+          var eventsDone = Promise.all(state.selected.map(function (n) {
+            return api("/api/runs/" + encodeURIComponent(n) + "/events").then(function (ev) { events[n] = ev; });
+          })).then(function () { drawEvents(events); });
+          var chartDone = Promise.all(state.selected.map(function (n) {
             if ((state.keys[n] || []).indexOf(state.metric) < 0) { delete state.data[n]; return null; }
             return series(n).then(function (s) { state.data[n] = s; });
           })).then(drawChart);
+          return Promise.all([chartDone, eventsDone]);
         });
       }).catch(function (e) { msg.textContent = String(e.message || e); })
         .then(function () { busy = false; });
