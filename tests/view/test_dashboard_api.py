@@ -55,10 +55,14 @@ def test_bad_parameters_are_400_with_a_message(runs_root: Path) -> None:
     for query, message in (("points=1", "points must be an integer from 2 to 20000"),
                            ("points=abc", "points must be an integer"),
                            ("x=wall", "x must be one of step, epoch, time"),
-                           ("start=5&end=1", "start (5.0) must not be after end (1.0)"),
+                           ("points=", "points must be an integer, got ''"),
+                           ("points=5&points=6", "points given 2 times; give it once"),
+                           ("x=", "x must be one of step, epoch, time; got ''"),
                            ("start=nan", "start must be a finite number")):
         r = c.get(f"/api/runs/beta/series/loss?{query}")
         assert r.status_code == 400 and message in r.json()["error"], query
+    empty = c.get("/api/runs/beta/series/loss?start=5&end=1").json()  # an empty window
+    assert empty["points"] == 0 and empty["values"] == [] and empty["total"] == 300
     r = c.get("/api/runs/beta/series/nope")
     assert r.status_code == 404 and r.json() == {"error": "run 'beta' has no series 'nope'"}
     assert c.get("/api/runs/gamma").status_code == 404
@@ -153,3 +157,36 @@ def test_binding_another_host_warns() -> None:
     assert bind_warning("192.168.1.5", "tok-tok-tok").endswith("from the network")
     with pytest.raises(ValueError, match="port must be an integer from 0 to 65535, got 70000"):
         serve(".", port=70000)
+
+
+def test_names_the_file_system_refuses_are_404(runs_root: Path) -> None:
+    c = client(runs_root)
+    r = c.get("/api/runs/" + "x" * 5000)
+    assert r.status_code == 404 and "File name too long" in r.json()["error"]
+    assert c.get("/api/runs/a%00b").status_code == 400
+
+
+def test_the_schema_pattern_matches_the_names_the_server_accepts(runs_root: Path) -> None:
+    import re
+
+    from loopwise.view.dashboard.data import BadRequest, NotFound, RunsRoot
+    from loopwise.view.dashboard.openapi import RUN_NAME_PATTERN
+
+    data = RunsRoot(runs_root)
+    for name in ("beta", "b.e-t_a 1", "ü€", ".x", "..", "a/b", "a\\b", "a\0b", "/abs"):
+        try:
+            data.run_dir(name)
+            accepted = True
+        except NotFound:
+            accepted = True
+        except BadRequest:
+            accepted = False
+        assert accepted == bool(re.match(RUN_NAME_PATTERN, name)), name
+
+
+def test_unknown_paths_are_json_404(runs_root: Path) -> None:
+    c = client(runs_root)
+    for path in ("/nope", "/api/runs/beta/series/a%0Ab", "/api/other"):
+        r = c.get(path)
+        assert r.status_code == 404 and r.headers["content-type"] == "application/json", path
+        assert r.json() == {"error": "no such page or API path; see /openapi.json"}

@@ -28,9 +28,22 @@ def _starlette() -> Any:
     return starlette
 
 
+def _one(query: Any, name: str) -> str | None:
+    """The value of query parameter ``name``: None when absent; given twice is refused."""
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"{name} given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _axis(query: Any) -> str:
+    raw = _one(query, "x")
+    return "step" if raw is None else raw
+
+
 def _number(query: Any, name: str) -> float | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
+    raw = _one(query, name)
+    if raw is None:
         return None
     try:
         return float(raw)
@@ -39,8 +52,8 @@ def _number(query: Any, name: str) -> float | None:
 
 
 def _integer(query: Any, name: str, default: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
+    raw = _one(query, name)
+    if raw is None:
         return default
     try:
         return int(raw)
@@ -92,7 +105,7 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
         q = request.query_params
         return data.series(request.path_params["run"], request.path_params["key"],
                            start=_number(q, "start"), end=_number(q, "end"),
-                           points=_integer(q, "points", 2000), x=q.get("x") or "step")
+                           points=_integer(q, "points", 2000), x=_axis(q))
 
     routes = [
         Route("/", page),
@@ -106,5 +119,8 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
             request.path_params["run"], points=_integer(request.query_params, "points", 2000)))),
         Route("/api/runs/{run}/series/{key:path}", api(series)),
     ]
-    app = st.applications.Starlette(routes=routes)
+    def missing(request: Any, exc: Exception) -> Any:
+        return as_json({"error": "no such page or API path; see /openapi.json"}, 404)
+
+    app = st.applications.Starlette(routes=routes, exception_handlers={404: missing})
     return Guard(app, token=token, allowed_hosts=[*LOCAL_HOSTS, *extra])

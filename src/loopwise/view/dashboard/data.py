@@ -76,15 +76,18 @@ class RunsRoot:
                 or any(c in name for c in ("/", "\\", "\0")) or os.path.isabs(name)):
             raise BadRequest(f"invalid run name {name!r}: a run is named by its folder in the "
                              "runs root")
-        real = Path(os.path.realpath(self.root / name))
-        if real.parent != self.root:
-            raise BadRequest(f"run {name!r} is outside the runs root")
-        if not (real / RUN_FILE).is_file():
-            raise NotFound(f"no run {name!r} under the runs root")
-        for file in (RUN_FILE, STORE_FILE):
-            target = real / file
-            if target.exists() and Path(os.path.realpath(target)).parent != real:
-                raise BadRequest(f"run {name!r} links outside its folder")
+        try:
+            real = Path(os.path.realpath(self.root / name))
+            if real.parent != self.root:
+                raise BadRequest(f"run {name!r} is outside the runs root")
+            if not (real / RUN_FILE).is_file():
+                raise NotFound(f"no run {name!r} under the runs root")
+            for file in (RUN_FILE, STORE_FILE):
+                target = real / file
+                if target.exists() and Path(os.path.realpath(target)).parent != real:
+                    raise BadRequest(f"run {name!r} links outside its folder")
+        except OSError as exc:  # a name the file system refuses (too long, ...)
+            raise NotFound(f"no run {name[:80]!r} under the runs root ({exc.strerror})") from None
         return real
 
     # -- answers -----------------------------------------------------------------------------
@@ -159,8 +162,6 @@ class RunsRoot:
         for what, v in (("start", start), ("end", end)):
             if v is not None and not math.isfinite(v):
                 raise BadRequest(f"{what} must be a finite number, got {v!r}")
-        if start is not None and end is not None and start > end:
-            raise BadRequest(f"start ({start}) must not be after end ({end})")
         raw_start, raw_end = start, end
         full = self._full(name, key)
         axis = full["times" if x == "time" else "steps"]

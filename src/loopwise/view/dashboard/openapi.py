@@ -9,8 +9,10 @@ from loopwise.view.dashboard.data import MAX_POINTS
 _NUM = {"type": "number", "nullable": True}
 _ERROR = {"description": "refused", "content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Error"}}}}
+# one path component: no slash, backslash or NUL, no leading dot (the server refuses others: 400)
+RUN_NAME_PATTERN = "^[^/\\\\.\\u0000][^/\\\\\\u0000]*$"
 _RUN = {"name": "run", "in": "path", "required": True, "description": "the run's folder name",
-        "schema": {"type": "string"}}
+        "schema": {"type": "string", "pattern": RUN_NAME_PATTERN}}
 
 
 def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
