@@ -133,3 +133,16 @@ def test_empty_and_non_finite_runs(tmp_path: Path, browser: Any) -> None:
     assert page.text_content(".lw-warn") == ("loss: 2 non-finite value(s) (NaN or infinity) not "
                                              "drawn, the first at step 1")
     assert errors == []
+
+
+def test_many_events_keep_every_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopwise.view import payload
+
+    monkeypatch.setattr(payload, "MAX_EVENTS", 10)
+    with Run.create(tmp_path / "runs", "chatty") as run:
+        run.log_event("health.spike", "early warning", level="warning")
+        for i in range(30):
+            run.log_event("checkpoint_saved", f"checkpoint {i}")
+    events = payload.run_payload(RunReader(tmp_path / "runs" / "chatty"))["events"]
+    kinds = [e["message"] for e in events if e["kind"] not in ("started", "finished")]
+    assert kinds[0] == "early warning" and len(kinds) == 10 and kinds[-1] == "checkpoint 29"

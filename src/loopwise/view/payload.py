@@ -17,6 +17,7 @@ from loopwise.record.reader import RunReader, Series, downsample
 from loopwise.view.run_facts import last_step
 
 AXES = ("step", "epoch", "time")
+MAX_EVENTS = 5000
 
 
 def finite_list(values: Sequence[float]) -> list[float | None]:
@@ -140,6 +141,11 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
     events = [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                "step": (e.data or {}).get("step") if isinstance(e.data, dict) else None}
               for e in reader.events()]
+    if len(events) > MAX_EVENTS:  # keep every warning and error, then the latest others
+        loud = [e for e in events if e["level"] in ("warning", "error")]
+        quiet = [e for e in events if e["level"] not in ("warning", "error")]
+        room = max(MAX_EVENTS - len(loud), 0)
+        events = loud[-MAX_EVENTS:] + (quiet[len(quiet) - room:] if room else [])
     events.extend(_status_events(info))
     events.sort(key=lambda e: float(e["time"] or 0.0))
     return {
