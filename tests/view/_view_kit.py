@@ -114,7 +114,11 @@ class Server:
             except OSError:
                 return False
 
-        wait_until(up, timeout=30, what="the dashboard server")
+        try:
+            wait_until(up, timeout=30, what="the dashboard server")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
