@@ -1,5 +1,6 @@
-"""The ``loopwise`` command: ``runs``, ``show`` and ``export`` read run records
-(:mod:`loopwise.view.cli`); ``fit`` trains a model (:mod:`loopwise.train.cli_fit`)."""
+"""The ``loopwise`` command: ``runs``, ``show``, ``export``, ``compare``, ``report``, ``doctor``
+and ``ui`` read run records (:mod:`loopwise.view.cli`); ``fit`` trains a model
+(:mod:`loopwise.train.cli_fit`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from loopwise.view.cli import add_record_parsers
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopwise",
-        description="Read loopwise run records (runs, show, export) and train models (fit).",
+        description="Read loopwise run records (runs, show, compare, export, report, doctor, "
+                    "ui) and train models (fit).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     add_record_parsers(sub)
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"loopwise {args.command}: error: {printable(message)}", file=sys.stderr)
         return 2

@@ -116,4 +116,4 @@ def test_names_and_arguments_never_reach_the_terminal_raw(
     assert "\x1b" not in captured.out + captured.err and "\x07" not in captured.out
     assert "\\x1b]0;owned\\x07loss=1" in captured.out  # shown, escaped
     assert "note=\\x1b[2J" in captured.out and "bad \\x1b[31mred\\x1b[0m" in captured.out
-    assert "nope\\x1b[2J is not a loopwise run folder" in captured.err
+    assert "nope\\x1b[2J: not a loopwise run folder" in captured.err and "\x1b" not in captured.err

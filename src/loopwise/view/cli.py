@@ -15,6 +15,9 @@ from typing import Any
 from loopwise.record import RunReader, list_runs
 from loopwise.record.table import render_table
 from loopwise.record.text import printable
+from loopwise.view.cli_views import RUN_HELP, add_view_parsers
+from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
+from loopwise.view.run_facts import details, run_best, run_steps
 
 
 def _duration(seconds: float | None) -> str:
@@ -36,20 +39,21 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         started = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.start_time))
                    if info.start_time else "-")
         last = ", ".join(f"{k}={v:.4g}" for k, v in list(info.last.items())[:4])
+        facts = (info.problem if info.problem is not None
+                 else f"{last} | {run_best(info)}")
         rows.append((info.name, info.status, started, _duration(info.duration),
-                     info.problem if info.problem is not None else last))
-    print(render_table(rows, header=("name", "status", "started", "duration", "last values"),
-                       align="lllr", rule=None))
+                     run_steps(info) if info.problem is None else "-", facts))
+    print(render_table(rows, header=("name", "status", "started", "duration", "steps",
+                                     "last values | best"), align="lllrrl", rule=None))
     return 0
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    reader = RunReader(args.run)
+    reader = RunReader(resolve_run(args.run, root=args.root))
     info = reader.info
     summary = reader.summary()
     config = reader.config()  # read everything first: a corrupt file is one error, no output
     counts = {key: len(reader.series(key)) for key in summary.last}
-    events = reader.events(level="warning") + reader.events(level="error")
     argv = info.get("argv")
     lines = [f"run      {summary.name}  ({info['status']})", f"folder   {reader.path}",
              f"started  {info.get('started_at', '-')}   duration {_duration(summary.duration)}",
@@ -58,27 +62,46 @@ def _cmd_show(args: argparse.Namespace) -> int:
         lines.append("config   " + ", ".join(f"{k}={v}" for k, v in config.items()))
     lines += [f"  {key:24s} {value:.6g}  ({counts[key]} points)"
               for key, value in summary.last.items()]
-    lines += [f"  [{event.level}] {event.kind}: {event.message}"
-              for event in sorted(events, key=lambda e: e.time)[-10:]]
     print("\n".join(printable(line) for line in lines))
+    print(details(reader))  # statistics and the last events
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    out = RunReader(args.run).to_csv(args.output)
+    from loopwise.view.export_formats import export_run
+
+    run = resolve_run(args.run, root=args.root)
+    fmt = args.format or (args.output.rsplit(".", 1)[-1] if args.output and args.output.rsplit(
+        ".", 1)[-1] in ("csv", "jsonl", "parquet") else "csv")
+    out = export_run(RunReader(run), args.output or f"{run.name}.{fmt}", fmt=fmt)
     print(out)
     return 0
 
 
 def add_record_parsers(sub: Any) -> None:
-    """Register the read-only subcommands (``runs``, ``show``, ``export``) on ``sub``."""
-    p = sub.add_parser("runs", help="list the runs under a root, newest first")
-    p.add_argument("root", nargs="?", default="runs")
+    """Register the read-only subcommands (``runs``, ``show``, ``export``, and ``compare``,
+    ``report``, ``doctor``, ``ui`` from :mod:`loopwise.view.cli_views`) on ``sub``."""
+    p = sub.add_parser("runs", help="list the runs under a root, newest first",
+                       description="List the runs under ROOT, newest first: name, status, "
+                                   "start, duration, steps, last and best metrics.")
+    p.add_argument("root", nargs="?", default=DEFAULT_ROOT, help="the runs folder (./runs)")
     p.set_defaults(func=_cmd_runs)
-    p = sub.add_parser("show", help="show one run: status, config, last values, warnings")
-    p.add_argument("run", help="the run folder")
+    p = sub.add_parser("show", help="show one run: status, config, statistics, events",
+                       description="Show one run: status, config, per-metric statistics and "
+                                   "its last events.")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
+    p.add_argument("--root", default=DEFAULT_ROOT, help="the runs folder for RUN names (./runs)")
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("export", help="export a run's series to CSV (one row per step)")
-    p.add_argument("run", help="the run folder")
-    p.add_argument("output", help="the CSV file to write")
+    p = sub.add_parser("export", help="export a run's series (one row per step, one column "
+                                      "per metric) to CSV, JSON lines or Parquet",
+                       description="Write a run's scalar series as one row per step and one "
+                                   "column per metric. Parquet needs pip install "
+                                   "'loopwise[parquet]'.")
+    p.add_argument("run", metavar="RUN", help=RUN_HELP)
+    p.add_argument("output", nargs="?", default=None,
+                   help="the file to write (default: <run name>.<format> here)")
+    p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default=None,
+                   help="default: from OUTPUT's suffix, else csv")
+    p.add_argument("--root", default=DEFAULT_ROOT, help="the runs folder for RUN names (./runs)")
     p.set_defaults(func=_cmd_export)
+    add_view_parsers(sub)

@@ -1,0 +1,126 @@
+"""The dashboard's ASGI app (Starlette): the page, the shipped static files, the JSON API and
+its OpenAPI schema, behind :class:`~loopwise.view.dashboard.guard.Guard`. Read-only."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from loopwise.view.dashboard.data import BadRequest, NotFound, RunsRoot
+from loopwise.view.dashboard.guard import LOCAL_HOSTS, ASGIApp, Guard
+from loopwise.view.dashboard.openapi import openapi_schema
+from loopwise.view.static_files import STATIC_FILES, static_text
+
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+          ".txt": "text/plain; charset=utf-8", ".html": "text/html; charset=utf-8"}
+
+
+def _starlette() -> Any:
+    try:
+        import starlette.applications
+        import starlette.responses
+        import starlette.routing
+    except ImportError as exc:
+        raise ImportError("the dashboard needs starlette and uvicorn: "
+                          "pip install 'loopwise[ui]'") from exc
+    return starlette
+
+
+def _one(query: Any, name: str) -> str | None:
+    """The value of query parameter ``name``: None when absent; given twice is refused."""
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"{name} given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _axis(query: Any) -> str:
+    raw = _one(query, "x")
+    return "step" if raw is None else raw
+
+
+def _number(query: Any, name: str) -> float | None:
+    raw = _one(query, name)
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number, got {raw!r}") from None
+
+
+def _integer(query: Any, name: str, default: int) -> int:
+    raw = _one(query, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+
+
+def create_app(root: str | os.PathLike[str], *, token: str | None = None,
+               allow_hosts: Iterable[str] = ()) -> ASGIApp:
+    """The dashboard over the runs in ``root``. ``token``: required on every request but the
+    static files; ``allow_hosts``: Host header names accepted besides localhost, 127.0.0.1 and
+    ::1."""
+    st = _starlette()
+    import numpy  # noqa: F401  (loaded now, not during the first request)
+    Response = st.responses.Response
+    Route = st.routing.Route
+    data = RunsRoot(root)
+    extra = [allow_hosts] if isinstance(allow_hosts, str) else list(allow_hosts)
+    for h in extra:
+        if not isinstance(h, str) or not h.strip():
+            raise ValueError(f"allow_hosts must be host names, got {h!r}")
+
+    def as_json(body: Any, status: int = 200) -> Any:
+        return Response(json.dumps(body, allow_nan=False, separators=(",", ":")), status,
+                        media_type="application/json")
+
+    def api(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def endpoint(request: Any) -> Any:
+            try:
+                return as_json(handler(request))
+            except NotFound as exc:
+                return as_json({"error": str(exc)}, 404)
+            except (BadRequest, ValueError) as exc:
+                return as_json({"error": str(exc)}, 400)
+        return endpoint
+
+    def page(request: Any) -> Any:
+        return Response(static_text("dashboard.html"), media_type=_TYPES[".html"])
+
+    def static(request: Any) -> Any:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            return as_json({"error": f"no static file {name!r}"}, 404)
+        suffix = os.path.splitext(STATIC_FILES[name])[1] or ".txt"
+        return Response(static_text(name), media_type=_TYPES.get(suffix, _TYPES[".txt"]),
+                        headers={"cache-control": "max-age=300"})
+
+    def series(request: Any) -> Any:
+        q = request.query_params
+        return data.series(request.path_params["run"], request.path_params["key"],
+                           start=_number(q, "start"), end=_number(q, "end"),
+                           points=_integer(q, "points", 2000), x=_axis(q))
+
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", static),
+        Route("/openapi.json", lambda request: as_json(openapi_schema())),
+        Route("/api/runs", api(lambda request: data.runs())),
+        Route("/api/runs/{run}", api(lambda request: data.run(request.path_params["run"]))),
+        Route("/api/runs/{run}/events",
+              api(lambda request: data.events(request.path_params["run"]))),
+        Route("/api/runs/{run}/system", api(lambda request: data.system(
+            request.path_params["run"], points=_integer(request.query_params, "points", 2000)))),
+        Route("/api/runs/{run}/series/{key:path}", api(series)),
+    ]
+    def missing(request: Any, exc: Exception) -> Any:
+        return as_json({"error": "no such page or API path; see /openapi.json"}, 404)
+
+    app = st.applications.Starlette(routes=routes, exception_handlers={404: missing})
+    return Guard(app, token=token, allowed_hosts=[*LOCAL_HOSTS, *extra])

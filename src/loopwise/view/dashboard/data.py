@@ -1,0 +1,207 @@
+"""What the dashboard's JSON API answers, without any web framework: the runs under a root,
+one run's facts, a windowed and downsampled series, events and system samples.
+
+Run names from a request never leave the root: a name is one path component (no ``/``, ``\\``,
+``..``, NUL, no leading dot), and the folder it names, once symbolic links are resolved, must
+be a direct child of the resolved root. Whole series are cached per (run, key) and reloaded
+when the store's files change (size or modification time), so zooming into a series of
+millions of points re-reads nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from array import array
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from loopwise.record.reader import RunReader, Series, downsample, list_runs
+from loopwise.record.run import RUN_FILE
+from loopwise.record.store import STORE_FILE
+from loopwise.view.payload import (
+    AXES,
+    epoch_axis,
+    epoch_ends,
+    epoch_to_step,
+    finite_list,
+    system_payload,
+)
+from loopwise.view.run_facts import last_step
+
+MAX_POINTS = 20000
+CACHE_SIZE = 32
+
+
+class NotFound(LookupError):
+    """A run or series that is not there (HTTP 404)."""
+
+
+class BadRequest(ValueError):
+    """A request the API refuses (HTTP 400)."""
+
+
+def _stamp(run_dir: Path) -> tuple[int, ...]:
+    out: list[int] = []
+    for name in (STORE_FILE, STORE_FILE + "-wal", RUN_FILE):
+        try:
+            st = (run_dir / name).stat()
+            out += [st.st_mtime_ns, st.st_size]
+        except FileNotFoundError:
+            out += [0, 0]
+    return tuple(out)
+
+
+class RunsRoot:
+    """The runs under ``root``, read for the API (thread-safe)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise TypeError(f"root must be a folder path, got {type(root).__name__}")
+        path = Path(root)
+        if not path.is_dir():
+            raise FileNotFoundError(f"no runs folder at {path}; pass the folder your runs are "
+                                    "in (default ./runs)")
+        self.root = path.resolve()
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
+            OrderedDict())
+
+    # -- paths -------------------------------------------------------------------------------
+    def run_dir(self, name: str) -> Path:
+        """The folder of run ``name``, refused unless it is a run folder directly in the root."""
+        if (not isinstance(name, str) or not name or name in (".", "..") or name.startswith(".")
+                or any(c in name for c in ("/", "\\", "\0")) or os.path.isabs(name)):
+            raise BadRequest(f"invalid run name {name!r}: a run is named by its folder in the "
+                             "runs root")
+        try:
+            real = Path(os.path.realpath(self.root / name))
+            if real.parent != self.root:
+                raise BadRequest(f"run {name!r} is outside the runs root")
+            if not (real / RUN_FILE).is_file():
+                raise NotFound(f"no run {name!r} under the runs root")
+            for file in (RUN_FILE, STORE_FILE):
+                target = real / file
+                if target.exists() and Path(os.path.realpath(target)).parent != real:
+                    raise BadRequest(f"run {name!r} links outside its folder")
+        except OSError as exc:  # a name the file system refuses (too long, ...)
+            raise NotFound(f"no run {name[:80]!r} under the runs root ({exc.strerror})") from None
+        return real
+
+    # -- answers -----------------------------------------------------------------------------
+    def runs(self) -> list[dict[str, Any]]:
+        out = []
+        for info in list_runs(self.root):
+            if info.path.is_symlink() and Path(os.path.realpath(info.path)).parent != self.root:
+                continue
+            try:
+                steps = last_step(info.path)
+            except Exception:
+                steps = 0
+            out.append({"name": info.path.name, "status": info.status,
+                        "start_time": info.start_time, "end_time": info.end_time,
+                        "duration": info.duration, "steps": steps,
+                        "last": {k: v if math.isfinite(v) else None
+                                 for k, v in info.last.items()}})
+        return out
+
+    def run(self, name: str) -> dict[str, Any]:
+        reader = RunReader(self.run_dir(name))
+        info = reader.info
+        return {"name": name, "status": info["status"],
+                "info": {k: info.get(k) for k in ("id", "started_at", "ended_at", "start_time",
+                                                  "end_time", "host", "global_step")},
+                "config": reader.config(), "keys": reader.keys(),
+                "epoch_ends": epoch_ends(reader)}
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        reader = RunReader(self.run_dir(name))
+        return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
+                 "data": e.data} for e in reader.events()]
+
+    def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
+        return system_payload(RunReader(self.run_dir(name)), max_points=_points(points))
+
+    def _full(self, name: str, key: str) -> dict[str, Any]:
+        run_dir = self.run_dir(name)
+        stamp = _stamp(run_dir)
+        with self._lock:
+            hit = self._cache.get((name, key))
+            if hit is not None and hit[0] == stamp:
+                self._cache.move_to_end((name, key))
+                return hit[1]
+        import numpy as np
+
+        reader = RunReader(run_dir)
+        try:
+            series = reader.series(key)
+        except KeyError as exc:
+            raise NotFound(f"run {name!r} has no series {key!r}") from exc
+        steps, times, values = series.to_numpy()
+        entry = {"series": series, "steps": steps, "times": times, "values": values,
+                 "ends": epoch_ends(reader),
+                 "last": float(steps.max()) if len(steps) else None,
+                 "sorted": bool(len(steps) < 2 or np.all(steps[1:] >= steps[:-1]))}
+        with self._lock:
+            self._cache[(name, key)] = (stamp, entry)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return entry
+
+    def series(self, name: str, key: str, *, start: float | None = None,
+               end: float | None = None, points: int = 2000, x: str = "step") -> dict[str, Any]:
+        """Points of ``key`` whose ``x`` lies in ``[start, end]``, reduced to ``points`` by the
+        min/max envelope (spikes survive)."""
+        import numpy as np
+
+        points = _points(points)
+        if x not in AXES:
+            raise BadRequest(f"x must be one of {', '.join(AXES)}; got {x!r}")
+        for what, v in (("start", start), ("end", end)):
+            if v is not None and not math.isfinite(v):
+                raise BadRequest(f"{what} must be a finite number, got {v!r}")
+        raw_start, raw_end = start, end
+        full = self._full(name, key)
+        axis = full["times" if x == "time" else "steps"]
+        if x == "epoch" and full["ends"]:  # the epoch axis grows with the step: window on steps
+            start = None if start is None else epoch_to_step(start, full["ends"])
+            end = None if end is None else epoch_to_step(end, full["ends"])
+        elif x == "epoch":
+            axis = epoch_axis(axis, [], last=full["last"])
+        if start is not None or end is not None:
+            if full["sorted"] and x != "time":
+                lo = int(np.searchsorted(axis, -np.inf if start is None else start, "left"))
+                hi = int(np.searchsorted(axis, np.inf if end is None else end, "right"))
+                idx: Any = slice(lo, hi)
+            else:
+                mask = np.ones(len(axis), dtype=bool)
+                if start is not None:
+                    mask &= axis >= start
+                if end is not None:
+                    mask &= axis <= end
+                idx = np.flatnonzero(mask)
+        else:
+            idx = slice(None)
+        if isinstance(idx, slice) and idx == slice(None):
+            window = full["series"]  # the whole series: no copy
+        else:
+            steps, times, values = full["steps"][idx], full["times"][idx], full["values"][idx]
+            window = Series(key, array("q", steps.tobytes()), array("d", times.tobytes()),
+                            array("d", values.tobytes()))
+        small = downsample(window, points)
+        small_steps = np.frombuffer(small.steps, dtype=np.int64)
+        epochs = epoch_axis(small_steps, full["ends"], last=full["last"])
+        return {"run": name, "key": key, "x": x, "start": raw_start, "end": raw_end,
+                "total": len(full["values"]), "window": len(window),
+                "points": len(small), "steps": small_steps.tolist(),
+                "times": [round(t, 3) for t in small.times],
+                "epochs": [round(float(e), 6) for e in epochs],
+                "values": finite_list(small.values)}
+
+
+def _points(points: object) -> int:
+    if type(points) is not int or not 2 <= points <= MAX_POINTS:
+        raise BadRequest(f"points must be an integer from 2 to {MAX_POINTS}, got {points!r}")
+    return points

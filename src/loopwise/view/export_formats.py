@@ -1,0 +1,91 @@
+"""``loopwise export RUN --format csv|jsonl|parquet``: a run's scalar series as one row per step
+and one column per key, in three formats.
+
+* ``csv``: :meth:`loopwise.record.RunReader.to_csv` (names through ``csv_cell``).
+* ``jsonl``: one JSON object per step, ``{"step": 1, "wall_time": ..., "loss": 0.5}``; a key
+  not logged at that step is absent; NaN and infinities are written as ``null``.
+* ``parquet``: the same table with one nullable float64 column per key (extra
+  ``loopwise[parquet]``, which installs pyarrow).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from loopwise.record.atomic import atomic_write_bytes, atomic_write_text
+from loopwise.record.reader import RunReader
+
+FORMATS = ("csv", "jsonl", "parquet")
+
+
+def wide_table(reader: RunReader) -> tuple[list[str], list[int], list[float],
+                                           dict[str, list[float | None]]]:
+    """``(keys, steps, wall_times, columns)``: every step any key was logged at, in order; the
+    wall time is the latest of that step; a key not logged at a step holds ``None``."""
+    keys = reader.keys()
+    values: dict[str, dict[int, float]] = {}
+    times: dict[int, float] = {}
+    for key in keys:
+        series = reader.series(key)
+        column = values[key] = {}
+        for step, wall, value in zip(series.steps, series.times, series.values, strict=True):
+            column[step] = value
+            if wall > times.get(step, float("-inf")):
+                times[step] = wall
+    steps = sorted(times)
+    columns = {k: [values[k].get(s) for s in steps] for k in keys}
+    return keys, steps, [times[s] for s in steps], columns
+
+
+def _jsonl(reader: RunReader) -> str:
+    keys, steps, walls, columns = wide_table(reader)
+    lines = []
+    for i, step in enumerate(steps):
+        row: dict[str, Any] = {"step": step, "wall_time": walls[i]}
+        for key in keys:
+            v = columns[key][i]
+            if v is not None:
+                row[key] = v if math.isfinite(v) else None
+        lines.append(json.dumps(row, allow_nan=False))
+    return "".join(line + "\n" for line in lines)
+
+
+def _parquet(reader: RunReader) -> bytes:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError("--format parquet needs pyarrow: pip install 'loopwise[parquet]'"
+                          ) from exc
+    keys, steps, walls, columns = wide_table(reader)
+    reserved = {"step", "wall_time"}
+    names = ["step", "wall_time"] + [f"metric:{k}" if k in reserved else k for k in keys]
+    table = pa.table([pa.array(steps, pa.int64()), pa.array(walls, pa.float64()),
+                      *(pa.array(columns[k], pa.float64()) for k in keys)], names=names)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def export_run(reader: RunReader, path: str | os.PathLike[str], *, fmt: str = "csv") -> Path:
+    """Write the run read by ``reader`` to ``path`` in ``fmt`` (atomically); return the path."""
+    if not isinstance(reader, RunReader):
+        raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path, got {type(path).__name__}")
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"{target} is a folder; give a file name such as run.{fmt}")
+    if fmt == "csv":
+        return reader.to_csv(target)
+    if fmt == "jsonl":
+        atomic_write_text(target, _jsonl(reader))
+    else:
+        atomic_write_bytes(target, _parquet(reader))
+    return target

@@ -1,0 +1,25 @@
+"""The front-end files shipped inside the package (``loopwise/view/static``): uPlot, vendored
+from its npm package at a pinned version with its license, and loopwise's own script and style,
+which the report inlines and the dashboard serves."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+# name served -> path inside loopwise/view/static
+STATIC_FILES = {
+    "uPlot.iife.min.js": "uplot/uPlot.iife.min.js",
+    "uPlot.min.css": "uplot/uPlot.min.css",
+    "uPlot.LICENSE.txt": "uplot/LICENSE",
+    "loopwise.js": "loopwise.js",
+    "loopwise.css": "loopwise.css",
+    "dashboard.html": "dashboard.html",
+}
+
+
+def static_text(name: str) -> str:
+    """The text of one shipped front-end file, by its served name."""
+    if name not in STATIC_FILES:
+        raise KeyError(f"no static file {name!r}; known: {', '.join(STATIC_FILES)}")
+    path = resources.files("loopwise.view").joinpath("static", *STATIC_FILES[name].split("/"))
+    return path.read_text(encoding="utf-8")
