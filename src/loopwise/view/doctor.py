@@ -1,10 +1,8 @@
 """``loopwise doctor``: read a finished or crashed run and say what went wrong and what to try.
 
 Two sources: the health detectors of :mod:`loopwise.watch.health` replayed over the whole record
-(:func:`~loopwise.watch.health.analyze_run`), and how the run ended (its status and its
-``exception`` event). The record names epoch summaries ``epoch/<name>`` and
-``epoch/val_<name>``; the detectors expect ``train_<name>`` and ``val_<name>`` in their epoch
-stream, so the replay reads the record through :class:`DetectorView`, which renames them.
+(:func:`~loopwise.watch.health.analyze_run`, which reads the record's epoch summaries as the
+live epoch stream), and how the run ended (its status and its ``exception`` event).
 """
 
 from __future__ import annotations
@@ -16,9 +14,6 @@ from typing import Any
 from loopwise.record.reader import Event, RunReader
 from loopwise.record.text import printable
 from loopwise.watch.health import Finding, analyze_run
-
-# epoch summaries that are bookkeeping, not metrics to judge
-_NOT_METRICS = {"lr", "seconds", "train_seconds", "eval_seconds", "duration_s"}
 
 ADVICE = {
     "nonfinite": "lower the learning rate, clip gradients, check the inputs for NaN/inf, and "
@@ -38,35 +33,6 @@ ADVICE = {
     "stalled": "a hung DataLoader worker, a deadlock or a hung collective: run with a timeout, "
                "and dump the stacks of a stuck process (py-spy dump --pid PID)",
 }
-
-
-class DetectorView:
-    """A RunReader seen with the names the detectors expect: ``epoch/val_x`` -> ``val_x``,
-    ``epoch/x`` -> ``train_x``; bookkeeping series (``epoch``, ``epoch/lr``, seconds) left out."""
-
-    def __init__(self, reader: RunReader) -> None:
-        self.reader = reader
-        self._names: dict[str, str] = {}
-        for key in reader.keys():
-            if key == "epoch":
-                continue
-            if key.startswith("epoch/"):
-                name = key[len("epoch/"):]
-                if name in _NOT_METRICS:
-                    continue
-                alias = name if name.startswith("val_") else f"train_{name}"
-                self._names.setdefault(alias, key)
-            else:
-                self._names.setdefault(key, key)
-
-    def keys(self) -> list[str]:
-        return list(self._names)
-
-    def series(self, key: str) -> Any:
-        return self.reader.series(self._names[key])
-
-    def system(self) -> list[tuple[float, str, float]]:
-        return self.reader.system()
 
 
 @dataclass(frozen=True)
@@ -129,7 +95,7 @@ def diagnose(reader: RunReader) -> Diagnosis:
         raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
     info = reader.info
     ending, advice = _ending(reader, info)
-    findings = analyze_run(DetectorView(reader))
+    findings = analyze_run(reader)
     recorded = [e for e in reader.events() if e.kind.startswith("health.")]
     return Diagnosis(str(info.get("name", reader.path.name)), str(info["status"]), ending,
                      advice, findings, recorded)
