@@ -137,3 +137,11 @@ def test_the_shared_quantities_have_one_name_and_one_set_of_axes(entry: Any,
     assert list(reader.series("epoch/lr").values) == [0.05] * EPOCHS
     val = reader.series("epoch/val_loss").values
     assert all(0.0 < v < 10.0 for v in val)
+
+
+def test_fit_and_workflow_end_by_writing_the_html_report(tmp_path: Path) -> None:
+    for entry in (with_fit, with_workflow):
+        path = entry(tmp_path / "runs")
+        report = (path / "report.html").read_text(encoding="utf-8")
+        assert "epoch/val_loss" in report and "<script" in report
+    assert not (with_session(tmp_path / "other") / "report.html").exists()  # fit/Workflow only

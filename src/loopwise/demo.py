@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from loopwise import TrainingMonitor, TrainingSession
 from loopwise.record import Run, RunReader
+from loopwise.record.active import end_active_run
 
 
 def digits_loaders(
@@ -47,26 +48,34 @@ def _setup() -> tuple[Loader, Loader, nn.Module, torch.optim.Optimizer]:
 
 
 def part_monitor(root: str, epochs: int) -> Path:
-    """Part 1: a plain PyTorch loop with TrainingMonitor around its loader."""
+    """Part 1: a plain PyTorch loop with TrainingMonitor around its loaders (seed 000's loop:
+    one monitor per epoch, all in one run; the validation pass with ``phase="val"``)."""
     train, val, model, optimizer = _setup()
     loss_fn = nn.CrossEntropyLoss()
     config = {"model": "mlp-64-128-10", "lr": 1e-3, "batch_size": 64, "epochs": epochs}
-    with Run.create(root, config=config) as run:
-        csv_path = run.path / "train.csv"
-        for epoch in range(1, epochs + 1):
-            model.train()
-            monitor = TrainingMonitor(train, desc=f"Epoch {epoch}/{epochs}", run=run,
-                                      log_file=csv_path)
-            for xb, yb in monitor:
-                optimizer.zero_grad()
+    csv_path = Path(root).absolute() / "demo-monitor.csv"
+    for epoch in range(1, epochs + 1):
+        model.train()
+        monitor = TrainingMonitor(train, desc=f"Epoch {epoch}/{epochs}", root=root,
+                                  config=config, log_file=csv_path)
+        for xb, yb in monitor:
+            optimizer.zero_grad()
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            loss.backward()
+            optimizer.step()
+            acc = (logits.argmax(1) == yb).float().mean()
+            monitor.log({"loss": loss, "accuracy": acc})
+        model.eval()
+        check = TrainingMonitor(val, desc="  validation", phase="val", root=root, leave=False)
+        with torch.no_grad():
+            for xb, yb in check:
                 logits = model(xb)
-                loss = loss_fn(logits, yb)
-                loss.backward()
-                optimizer.step()
-                acc = (logits.argmax(1) == yb).float().mean()
-                monitor.log({"loss": loss, "accuracy": acc})
-            run.log_epoch(epoch, {"val_accuracy": _accuracy(model, val),
-                                  **{f"train_{k}": v for k, v in monitor.averages().items()}})
+                check.log({"loss": loss_fn(logits, yb),
+                           "accuracy": (logits.argmax(1) == yb).float().mean()})
+    run: Run | None = monitor.run
+    assert run is not None
+    end_active_run()  # the script's run ends here (else: when the process exits)
     reader = RunReader(run.path)
     print(f"\nrun folder : {run.path}")
     print(f"CSV log    : {csv_path}")
@@ -74,16 +83,6 @@ def part_monitor(root: str, epochs: int) -> Path:
     for key, value in reader.last_values().items():
         print(f"final {key:22s}: {value:.4f}")
     return run.path
-
-
-def _accuracy(model: nn.Module, loader: DataLoader[tuple[torch.Tensor, ...]]) -> float:
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for xb, yb in loader:
-            correct += int((model(xb).argmax(1) == yb).sum())
-            total += len(yb)
-    return correct / total
 
 
 def part_session(root: str, epochs: int) -> Path:
@@ -158,7 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     part_session(args.root, args.epochs)
     print("\n== 3. loopwise fit: the ready loop (a second `make demo` finds it done) ==")
     code = part_fit(args.root, max(args.epochs, 8))
+    report = Path(args.root).absolute() / "digits-fit" / "report.html"
+    if code == 0 and not report.exists():  # a second demo finds fit done: write it now
+        from loopwise.view.report import write_report
+
+        write_report(report.parent)
     print(f"\nall runs   : loopwise runs {Path(args.root)}")
+    print(f"dashboard  : loopwise ui {Path(args.root)}   (http://127.0.0.1:8765 by default)")
+    print(f"HTML report: {report}")
     return code
 
 

@@ -139,14 +139,15 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         run: Run | None = None, root: str | Path = "runs", name: str | None = None,
         force: bool = False, metadata: Mapping[str, Any] | None = None, plots: bool = True,
         progress: bool = True, system: bool | float = True,
-        exporters: Sequence[Recorder] = ()) -> FitResult:
+        exporters: Sequence[Recorder] = (), report: bool = True) -> FitResult:
     """Train ``model``; see the module docstring. ``metadata`` (JSON values, e.g. the data
     file and its normalisation) is saved in the run's ``config.json`` and is part of the
     parameters that decide skip/resume. ``plots`` writes the two PNGs at the end (when
     matplotlib is installed); ``progress=False`` prints nothing; ``system``: True samples the
     system every 2 s (or keeps the sampler already running on a given run), a number is the
     interval in seconds, False starts no sampler; ``exporters`` mirror the run (TensorBoard,
-    MLflow, Prometheus)."""
+    MLflow, Prometheus); ``report`` writes ``report.html`` in the run folder when fit made the
+    run (``loopwise report RUN`` writes one for any run)."""
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     system_option(system)  # a bad value is refused before anything is made
     n_val = _length(val_loader, "val_loader") if val_loader is not None else 0
@@ -180,6 +181,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     elif not (run.path / "config.json").exists():
         run.set_config(params)
     status, error = "failed", None
+    result: FitResult | None = None
     files: FitFiles | None = None
     logger: logging.Logger | None = None
     session: Any = None
@@ -221,6 +223,12 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
             close_logging(logger)
         if owns:
             run.close(status, error=error)
+            if report:
+                from loopwise.view.report import report_at_end
+
+                written = report_at_end(run.path)
+                if written is not None and result is not None:
+                    result.files["report"] = written
         elif status != "finished" and not run.closed:
             run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
                           data={"error": error.splitlines()[-1] if error else None})

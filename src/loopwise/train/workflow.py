@@ -79,7 +79,8 @@ class Workflow:
     the saved ``args.json`` (the difference is recorded). ``system``: the run's system sampler:
     ``True`` samples every 2 s, unless a sampler already runs on the run (one the trainer's
     ``setup()`` started, say), which is then kept as it is; a number is the interval in seconds;
-    ``False`` starts none.
+    ``False`` starts none. ``exporters`` mirror the run (TensorBoard, MLflow, Prometheus).
+    ``report``: write ``report.html`` (the HTML report) in the folder when a run ends.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
@@ -87,7 +88,7 @@ class Workflow:
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
                  system: bool | float = True, health: bool = True,
-                 exporters: Iterable[Recorder] = ()) -> None:
+                 exporters: Iterable[Recorder] = (), report: bool = True) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
@@ -100,6 +101,7 @@ class Workflow:
         self.system, self.system_interval = system_option(system)
         self.health = bool(health)
         self.exporters = list(exporters)
+        self.report = bool(report)
         for exporter in self.exporters:
             if not isinstance(exporter, Recorder):
                 raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
@@ -211,6 +213,10 @@ class Workflow:
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
         run.close("finished")
+        if self.report:
+            from loopwise.view.report import report_at_end
+
+            report_at_end(run.path)
         return result
 
     def _state_for(self, run: Run) -> LoopState:

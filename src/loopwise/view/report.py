@@ -69,3 +69,18 @@ def write_report(run_path: str | os.PathLike[str], out: str | os.PathLike[str] |
         raise FileNotFoundError(f"cannot write {target}: folder {target.parent} does not exist")
     atomic_write_text(target, render_report(reader, max_points=max_points))
     return target
+
+
+def report_at_end(run_path: str | os.PathLike[str]) -> Path | None:
+    """The report written at the end of ``fit`` and ``Workflow.run()``: the path, or None when
+    it could not be written (the reason goes to the ``loopwise`` logger as a warning: training's
+    result stands, and ``loopwise report RUN`` can write it later)."""
+    import logging
+
+    try:
+        return write_report(run_path)
+    except Exception as exc:  # a report is a view: it must not turn a finished run into an error
+        logging.getLogger("loopwise").warning(
+            "could not write the HTML report of %s (%s: %s); write it later with "
+            "`loopwise report %s`", run_path, type(exc).__name__, exc, run_path)
+        return None
