@@ -15,7 +15,7 @@ $(PY):
 # then the package with its dev extras. Re-runs only when pyproject.toml or TORCH changes.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet "$(TORCH)" numpy
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet "$(TORCH)" -e ".[dev]"  # the pin again: no dependency may upgrade it
 	echo "$(TORCH)" > $(STAMP)
 
 demo: $(STAMP)
