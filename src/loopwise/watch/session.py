@@ -48,14 +48,18 @@ from loopwise.watch.session_checks import TRAIN as _TRAIN
 from loopwise.watch.session_checks import TRAINED as _TRAINED
 from loopwise.watch.session_checks import VAL as _VAL
 from loopwise.watch.session_checks import VALIDATED as _VALIDATED
-from loopwise.watch.session_checks import WHEN, bad_step_error, check_session_args
+from loopwise.watch.session_checks import (
+    WHEN,
+    bad_step_error,
+    check_session_args,
+    check_session_state,
+)
 from loopwise.watch.session_values import (
     EpochResult,
     SessionOrderWarning,
     SessionRecorder,
     render_epoch_summary,
 )
-from loopwise.watch.summary import summary
 
 __all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
 
@@ -140,21 +144,11 @@ class TrainingSession:
             self._warn("start_training() was already called; this call is ignored")
             return
         if self._model is not None:
-            info = summary(self._model, self._input_size, name=self.model_name)
+            info = self._rec.model_summary(self._model, self._input_size, self.model_name)
             self._print(f"Model Architecture:\n{info}\n")
-            self._rec.event("model_summary", str(info), data={
-                "total_params": info.total_params, "trainable_params": info.trainable_params,
-                "non_trainable_params": info.non_trainable_params,
-                "params_bytes": info.params_bytes,
-                "estimated_total_bytes": info.estimated_total_bytes})
         self._print("Starting training...")
-        self._rec.event("session_start", f"{self.model_name}: {self.epochs} epochs", data={
-            "model_name": self.model_name, "epochs": self.epochs,
-            "steps_per_epoch": self.steps_per_epoch, "validation_steps": self.validation_steps})
-        if self._system and self.run is not None:
-            from loopwise.watch.system import ensure_system_monitor
-
-            ensure_system_monitor(self.run)
+        self._rec.start(self.model_name, self.epochs, self.steps_per_epoch,
+                        self.validation_steps, system=self._system)
         self._phase = _IDLE
 
     def start_epoch(self, epoch: int) -> None:
@@ -319,14 +313,8 @@ class TrainingSession:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue after ``state``'s epoch: call before the first ``start_epoch``."""
-        missing = {"epoch", "global_step", "history"} - set(state)
-        if missing:
-            raise KeyError(f"TrainingSession state is missing {sorted(missing)}")
-        if self._phase not in (_NEW, _IDLE) or self._epoch:
-            raise RuntimeError("load_state_dict() must come before the first start_epoch()")
-        epoch = state["epoch"]
-        if type(epoch) is not int or not 0 <= epoch <= self.epochs:
-            raise ValueError(f"state is at epoch {epoch!r}; this session has {self.epochs} epochs")
+        epoch = check_session_state(state, self.epochs, started=self._phase not in (_NEW, _IDLE)
+                                    or bool(self._epoch))
         self._epoch = epoch
         self._global_step = self._epoch_base = int(state["global_step"])
         self.history = [EpochResult(**r) for r in state["history"]]

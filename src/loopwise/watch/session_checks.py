@@ -57,3 +57,16 @@ def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:
         return ValueError(f"steps are 1-based: the first step is 1, got {step}")
     return ValueError(f"step {step} is not after the previous step {last}; the steps of a "
                       "phase must increase")
+
+
+def check_session_state(state: Any, epochs: int, *, started: bool) -> int:
+    """The epoch of a TrainingSession ``state`` to continue after (checked)."""
+    missing = {"epoch", "global_step", "history"} - set(state)
+    if missing:
+        raise KeyError(f"TrainingSession state is missing {sorted(missing)}")
+    if started:
+        raise RuntimeError("load_state_dict() must come before the first start_epoch()")
+    epoch = state["epoch"]
+    if type(epoch) is not int or not 0 <= epoch <= epochs:
+        raise ValueError(f"state is at epoch {epoch!r}; this session has {epochs} epochs")
+    return epoch

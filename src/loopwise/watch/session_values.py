@@ -114,6 +114,29 @@ class SessionRecorder:
     def active(self) -> bool:
         return self.run is not None and not self.run.closed
 
+    def model_summary(self, model: Any, input_size: Any, name: str) -> Any:
+        """The model's summary (``loopwise.summary``), recorded as a ``model_summary`` event."""
+        from loopwise.watch.summary import summary
+
+        info = summary(model, input_size, name=name)
+        self.event("model_summary", str(info), data={
+            "total_params": info.total_params, "trainable_params": info.trainable_params,
+            "non_trainable_params": info.non_trainable_params,
+            "params_bytes": info.params_bytes,
+            "estimated_total_bytes": info.estimated_total_bytes})
+        return info
+
+    def start(self, model_name: str, epochs: int, steps_per_epoch: int, validation_steps: int,
+              *, system: bool) -> None:
+        """The ``session_start`` event; the run's system sampler when ``system``."""
+        self.event("session_start", f"{model_name}: {epochs} epochs", data={
+            "model_name": model_name, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+            "validation_steps": validation_steps})
+        if system and self.run is not None:
+            from loopwise.watch.system import ensure_system_monitor
+
+            ensure_system_monitor(self.run)
+
     def now(self) -> float:
         """The session's clock (seconds)."""
         return self._perf()
