@@ -25,19 +25,23 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from loopwise.record.atomic import atomic_write_json
+from loopwise.record.epochs import EpochLedger
 from loopwise.record.errors import load_json_object
+from loopwise.record.helpers import Helpers
 from loopwise.record.isotime import iso
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
+from loopwise.record.mirror import Mirrors
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import new_run_info, process_identity
 from loopwise.record.recorder import ColumnData, Recorder
+from loopwise.record.runfile import RunFile
+from loopwise.record.status import exit_status
 from loopwise.record.store import STORE_FILE, Batch, StoreWriter
 from loopwise.record.validate import check_json, check_key, check_number
 
@@ -48,40 +52,24 @@ LEVELS = ("debug", "info", "warning", "error")
 H = TypeVar("H")
 
 
-def exit_status(exc_type: type[BaseException] | None, exc: BaseException | None,
-                tb: TracebackType | None) -> tuple[str, str | None]:
-    """How a block ended, as a run status and, for a failure, the traceback text:
-    no exception -> ``finished``; Ctrl-C -> ``interrupted``; anything else -> ``failed``."""
-    if exc_type is None:
-        return "finished", None
-    if issubclass(exc_type, KeyboardInterrupt):
-        return "interrupted", None
-    return "failed", "".join(traceback.format_exception(exc_type, exc, tb))
-
-
 class Run:
     """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
 
     def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
                  heartbeat_interval: float, clock: Callable[[], float]) -> None:
         self.path = path
-        self._info = info
+        self._file = RunFile(path / RUN_FILE, info)
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._last_heartbeat = clock()
         self._closers: list[Callable[[], None]] = []
         self._close_lock = threading.Lock()
         self._closed = False
-        self._info_lock = threading.Lock()  # run.json: the heartbeat thread and the caller
         self._global_step = int(info.get("global_step", 0))
-        self._epoch = int(info.get("epoch", 0))
-        self._last_epoch_mark: tuple[int, int] | None = None
-        self._epoch_keys: dict[str, int] = {}  # epoch/<name> -> the last epoch recorded
-        self._helpers: dict[type, object] = {}
-        self._exporters: list[Recorder] = []
-        self._export_errors: set[str] = set()
-        self._failure: BaseException | None = None  # a write error that failed the run
-        self._write_info()
+        self._epochs = EpochLedger(int(info.get("epoch", 0)))
+        self._helpers = Helpers()
+        self._mirrors = Mirrors(self._exporter_failed)
+        self._file.update()
         try:
             self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
                                       on_tick=self._tick, on_batch=self._export,
@@ -146,7 +134,7 @@ class Run:
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
                   heartbeat_interval=heartbeat_interval, clock=clock)
-        run._epoch_keys = _recorded_epochs(run_path)
+        run._epochs = EpochLedger.of_folder(run_path, run.epoch)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})
         return run
@@ -154,15 +142,15 @@ class Run:
     # -- properties --------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return str(self._info["name"])
+        return str(self._file.get("name"))
 
     @property
     def id(self) -> str:
-        return str(self._info["id"])
+        return str(self._file.get("id"))
 
     @property
     def status(self) -> str:
-        return str(self._info["status"])
+        return str(self._file.get("status"))
 
     @property
     def closed(self) -> bool:
@@ -171,8 +159,7 @@ class Run:
     @property
     def info(self) -> dict[str, Any]:
         """A copy of what ``run.json`` holds."""
-        with self._info_lock:
-            return dict(self._info)
+        return self._file.snapshot()
 
     # -- the global step: owned by the run -----------------------------------------------------
     @property
@@ -192,7 +179,7 @@ class Run:
     def epoch(self) -> int:
         """The last epoch that ended in this run (0 before the first): the largest epoch given
         to :meth:`log_epoch`."""
-        return self._epoch
+        return self._epochs.epoch
 
     def restore_step(self, step: int) -> None:
         """Set the global step to ``step`` (a resume from a checkpoint taken at that step)."""
@@ -204,22 +191,11 @@ class Run:
     def helper(self, kind: type[H], factory: Callable[[], H]) -> H:
         """The run's one helper of type ``kind`` (system sampler, health monitor...), made by
         ``factory()`` the first time it is asked for."""
-        if not isinstance(kind, type):
-            raise TypeError(f"kind must be a class, got {kind!r}")
-        with self._close_lock:
-            found = self._helpers.get(kind)
-            if found is None:
-                found = factory()
-                if not isinstance(found, kind):
-                    raise TypeError(f"factory() made a {type(found).__name__}, not a "
-                                    f"{kind.__name__}")
-                self._helpers[kind] = found
-        return found  # type: ignore[return-value]
+        return self._helpers.get(kind, factory)
 
     def find_helper(self, kind: type[H]) -> H | None:
         """The run's helper of type ``kind``, or None when none was made."""
-        found = self._helpers.get(kind)
-        return found  # type: ignore[return-value]
+        return self._helpers.find(kind)
 
     # -- exporters ---------------------------------------------------------------------------
     def add_exporter(self, exporter: Recorder) -> None:
@@ -228,23 +204,16 @@ class Run:
         (handed over from the writer thread, never the training thread), and the close. An
         exporter must not block: the ones in :mod:`loopwise.export` queue and deliver from a
         thread of their own."""
-        if not isinstance(exporter, Recorder):
-            raise TypeError(f"an exporter implements loopwise.record.Recorder (log_scalars, "
-                            f"log_columns, log_epoch, log_event, log_system, set_config, close); "
-                            f"got {type(exporter).__name__}")
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
-        if any(e is exporter for e in self._exporters):
-            return  # already attached (a second monitor of the same run)
         config_file = self.path / CONFIG_FILE
-        if config_file.is_file():
-            exporter.set_config(load_json_object(config_file, hint="repair it, or delete it "
-                                                 "to go on without a config"))
-        self._exporters.append(exporter)
+        self._mirrors.add(exporter, load_json_object(
+            config_file, hint="repair it, or delete it to go on without a config")
+            if config_file.is_file() else None)
 
     @property
     def exporters(self) -> list[Recorder]:
-        return list(self._exporters)
+        return list(self._mirrors)
 
     # -- logging -----------------------------------------------------------------------------
     def log_scalar(self, key: str, value: float, *, step: int,
@@ -315,19 +284,11 @@ class Run:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         clean = {check_key(k): check_number(v, what=f"value of {k!r}") for k, v in values.items()}
         at = self.global_step if step is None else step
-        done = self._epoch_keys
-        # one point per epoch and name: an epoch recorded before a resume is not recorded again
-        row = {f"epoch/{k}": v for k, v in clean.items() if done.get(f"epoch/{k}", 0) < epoch}
+        row = self._epochs.row(epoch, at, clean)  # one point per epoch and name, across resumes
         if not row:
             return
-        for key in row:
-            done[key] = epoch
         clean = {k: v for k, v in clean.items() if f"epoch/{k}" in row}
-        if self._last_epoch_mark != (epoch, at):  # the epoch series: once per (epoch, step)
-            row["epoch"] = float(epoch)
-            self._last_epoch_mark = (epoch, at)
         self.log_scalars(row, step=at)
-        self._epoch = max(self._epoch, epoch)
         try:
             self._jsonlog.metrics(clean, step=at, epoch=epoch, time=self._clock())
         except OSError as exc:
@@ -348,8 +309,7 @@ class Run:
             raise TypeError(f"config must be a mapping (dict), got {type(config).__name__}")
         check_json(config, what="config")
         atomic_write_json(self.path / CONFIG_FILE, dict(config))
-        for exporter in self._exporters:
-            exporter.set_config(config)
+        self._mirrors.set_config(config)
 
     def set_info(self, **fields: Any) -> None:
         """Add JSON fields to ``run.json`` (e.g. a model summary line); core fields are refused."""
@@ -357,12 +317,12 @@ class Run:
             if key in ("id", "name", "status", "start_time", "end_time", "heartbeat", "pid"):
                 raise ValueError(f"run.json field {key!r} is managed by loopwise")
         check_json(fields, what="run info")
-        self._update_info(**fields)
+        self._file.update(**fields)
 
     def flush(self) -> None:
         """Block until everything logged so far is on disk."""
         self._store.flush()
-        self._update_info(global_step=self.global_step, epoch=self._epoch)
+        self._file.update(global_step=self.global_step, epoch=self.epoch)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the run closes (last registered, first called)."""
@@ -390,9 +350,9 @@ class Run:
                     if self._store.error is None:
                         self._store.add_event(self._clock(), "error", "close_error",
                                               f"a close hook failed: {exc}", None)
-            if self._failure is not None:
+            if self._file.failure is not None:
                 status = "failed"
-                error = error if error is not None else str(self._failure)
+                error = error if error is not None else str(self._file.failure)
             if error is not None and self._store.error is None:
                 last_line = error.strip().splitlines()[-1] if error.strip() else "error"
                 self._store.add_event(self._clock(), "error", "exception", last_line,
@@ -410,9 +370,9 @@ class Run:
         """The last lines of :meth:`close`: exception and close events, the final ``run.json``,
         the exporters. After a write failure the run is ``failed`` with that error, and these
         writes are best effort (the disk may still be full)."""
-        if self._failure is not None:
+        if self._file.failure is not None:
             status = "failed"
-            error = error if error is not None else str(self._failure)
+            error = error if error is not None else str(self._file.failure)
         if error is not None:
             last_line = error.strip().splitlines()[-1] if error.strip() else "error"
             with contextlib.suppress(OSError):
@@ -429,17 +389,16 @@ class Run:
         now = self._clock()
         fields: dict[str, Any] = dict(status=status, end_time=now, heartbeat=now,
                                       ended_at=iso(now), global_step=self.global_step,
-                                      epoch=self._epoch)
+                                      epoch=self.epoch)
         if error is not None:
             fields["error"] = error
         try:
-            self._update_info(**fields)
+            self._file.update(**fields)
         except OSError:
-            if self._failure is None:
+            if self._file.failure is None:
                 raise
         atexit.unregister(self._atexit)
-        for exporter in self._exporters:
-            exporter.close(status, error=error)
+        self._mirrors.close(status, error)
 
     def __enter__(self) -> Run:
         return self
@@ -453,71 +412,24 @@ class Run:
         return f"Run(name={self.name!r}, path={str(self.path)!r}, status={self.status!r})"
 
     # -- internals ---------------------------------------------------------------------------
-    def _write_info(self) -> None:
-        with self._info_lock:
-            atomic_write_json(self.path / RUN_FILE, self._info)
-
-    def _update_info(self, **fields: Any) -> None:
-        with self._info_lock:
-            self._info.update(fields)
-            atomic_write_json(self.path / RUN_FILE, self._info)
-
     def _fail(self, exc: BaseException) -> None:
-        """A write failed (a full disk, most often): mark the run ``failed`` in ``run.json``
-        with that error, best effort. Called once per run, from any thread."""
-        with self._info_lock:
-            if self._failure is not None:
-                return
-            self._failure = exc
-            self._info.update(status="failed", error=str(exc))
-            with contextlib.suppress(OSError):  # the disk may be too full even for run.json
-                atomic_write_json(self.path / RUN_FILE, self._info)
+        self._file.fail(exc)
 
     def _tick(self) -> None:
         now = self._clock()
         if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
             self._last_heartbeat = now
-            self._update_info(heartbeat=now, global_step=self.global_step, epoch=self._epoch)
+            self._file.update(heartbeat=now, global_step=self.global_step, epoch=self.epoch)
 
     def _export(self, batch: Batch) -> None:
-        """Hand a committed batch to every exporter (on the store's writer thread). An exporter
-        that raises is reported once as an ``exporter_error`` event and kept: the record, and
-        the other exporters, go on."""
-        for exporter in self._exporters:
-            try:
-                if batch.columns:
-                    exporter.log_columns(batch.columns)
-                for _, level, kind, message, data_json in batch.events:
-                    exporter.log_event(kind, message, level=level,
-                                       data=None if data_json is None else json.loads(data_json))
-                for wall_time, values in batch.system:
-                    exporter.log_system(values, wall_time=wall_time)
-            except Exception as exc:
-                name = type(exporter).__name__
-                if name not in self._export_errors:
-                    self._export_errors.add(name)
-                    self._store.add_event(self._clock(), "error", "exporter_error",
-                                          f"exporter {name} failed: {exc}", None)
+        self._mirrors.deliver(batch)
+
+    def _exporter_failed(self, name: str, exc: BaseException) -> None:
+        self._store.add_event(self._clock(), "error", "exporter_error",
+                              f"exporter {name} failed: {exc}", None)
 
     def _atexit(self) -> None:
         exc = getattr(sys, "last_value", None)  # set when the process dies of an exception
         status, error = exit_status(None if exc is None else type(exc), exc,
                                     None if exc is None else exc.__traceback__)
         self.close(status, error=error)
-
-
-
-def _recorded_epochs(path: Path) -> dict[str, int]:
-    """For a run folder: each ``epoch/<name>`` series and the last epoch it holds."""
-    from loopwise.record.reader import RunReader
-
-    reader = RunReader(path)
-    keys = [k for k in reader.keys() if k.startswith("epoch/")]
-    if not keys:
-        return {}
-    out: dict[str, int] = {}
-    for key in keys:
-        series = reader.series(key)
-        if len(series):
-            out[key] = max(series.epochs)
-    return out

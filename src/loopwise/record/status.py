@@ -1,10 +1,13 @@
-"""A run's status as a reader sees it: ``running`` with a dead writer reads as ``crashed``."""
+"""A run's status: as a reader sees it (``running`` with a dead writer reads as ``crashed``), and
+as a block that ended gives it (:func:`exit_status`)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
+import traceback
+from types import TracebackType
 from typing import Any
 
 STALE_HEARTBEAT_S = 60.0
@@ -48,3 +51,14 @@ def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
     if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:
         return "crashed"
     return "running"
+
+
+def exit_status(exc_type: type[BaseException] | None, exc: BaseException | None,
+                tb: TracebackType | None) -> tuple[str, str | None]:
+    """How a block ended, as a run status and, for a failure, the traceback text:
+    no exception -> ``finished``; Ctrl-C -> ``interrupted``; anything else -> ``failed``."""
+    if exc_type is None:
+        return "finished", None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return "interrupted", None
+    return "failed", "".join(traceback.format_exception(exc_type, exc, tb))

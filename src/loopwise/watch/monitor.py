@@ -34,7 +34,8 @@ from typing import Any, Generic, TypeVar
 
 from loopwise.record.active import active_run, set_active_run
 from loopwise.record.recorder import Recorder
-from loopwise.record.run import Run, exit_status
+from loopwise.record.run import Run
+from loopwise.record.status import exit_status
 from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor

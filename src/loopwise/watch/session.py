@@ -39,7 +39,8 @@ from torch import nn
 from tqdm import tqdm
 
 from loopwise.record.recorder import Recorder
-from loopwise.record.run import Run, exit_status
+from loopwise.record.run import Run
+from loopwise.record.status import exit_status
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_checks import IDLE as _IDLE

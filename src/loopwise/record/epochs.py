@@ -1,0 +1,47 @@
+"""The run's epoch bookkeeping: the last epoch that ended, and one summary point per epoch and
+name (an epoch recorded before a resume is not recorded again; docs/record.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class EpochLedger:
+    """What ``Run.log_epoch`` has recorded: ``epoch`` (the last that ended) and, per summary
+    series ``epoch/<name>``, the last epoch it holds."""
+
+    def __init__(self, epoch: int = 0, recorded: Mapping[str, int] | None = None) -> None:
+        self.epoch = epoch
+        self._keys = dict(recorded or {})
+        self._mark: tuple[int, int] | None = None
+
+    def row(self, epoch: int, step: int, values: Mapping[str, float]) -> dict[str, float]:
+        """The points to record for ``epoch``'s ``values`` ending at ``step``: ``epoch/<name>``
+        for each name not yet recorded for that epoch, plus the ``epoch`` series once per
+        (epoch, step); empty when there is nothing new."""
+        row = {f"epoch/{k}": v for k, v in values.items()
+               if self._keys.get(f"epoch/{k}", 0) < epoch}
+        if not row:
+            return row
+        for key in row:
+            self._keys[key] = epoch
+        if self._mark != (epoch, step):
+            row["epoch"] = float(epoch)
+            self._mark = (epoch, step)
+        self.epoch = max(self.epoch, epoch)
+        return row
+
+    @classmethod
+    def of_folder(cls, path: Path, epoch: int) -> EpochLedger:
+        """The ledger of an existing run folder (a resumed run)."""
+        from loopwise.record.reader import RunReader
+
+        reader = RunReader(path)
+        recorded: dict[str, int] = {}
+        for key in reader.keys():
+            if key.startswith("epoch/"):
+                series = reader.series(key)
+                if len(series):
+                    recorded[key] = max(series.epochs)
+        return cls(epoch, recorded)

@@ -1,0 +1,45 @@
+"""``run.json``: the run's info, rewritten whole and atomically under one lock (the store's
+heartbeat thread and the caller both update it)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from loopwise.record.atomic import atomic_write_json
+
+
+class RunFile:
+    """The info dict of ``run.json`` and the lock every write takes. ``failure`` is the write
+    error that failed the run, once there is one."""
+
+    def __init__(self, path: Path, info: dict[str, Any]) -> None:
+        self.path = path
+        self._info = info
+        self._lock = threading.Lock()
+        self.failure: BaseException | None = None
+
+    def get(self, key: str) -> Any:
+        return self._info[key]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._info)
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self._info.update(fields)
+            atomic_write_json(self.path, self._info)
+
+    def fail(self, exc: BaseException) -> None:
+        """A write failed (a full disk, most often): mark the run ``failed`` with that error,
+        best effort. Only the first failure counts; any thread may call this."""
+        with self._lock:
+            if self.failure is not None:
+                return
+            self.failure = exc
+            self._info.update(status="failed", error=str(exc))
+            with contextlib.suppress(OSError):  # the disk may be too full even for run.json
+                atomic_write_json(self.path, self._info)
