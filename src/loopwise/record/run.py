@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -205,6 +206,9 @@ class Run:
                             f"got {type(exporter).__name__}")
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
+        bind = getattr(exporter, "bind_run", None)
+        if callable(bind):  # optional: the exporter learns the run (folder, step, events)
+            bind(self)
         config_file = self.path / CONFIG_FILE
         if config_file.is_file():
             exporter.set_config(json.loads(config_file.read_text(encoding="utf-8")))
@@ -345,6 +349,8 @@ class Run:
                                       json.dumps({"traceback": error}))
                 self._jsonlog.event("exception", last_line, level="error",
                                     data={"traceback": error})
+            if self._exporters:
+                self._close_exporters(status, error)
             self._closed = True
             try:
                 self._store.close()
@@ -359,8 +365,6 @@ class Run:
                     fields["error"] = error
                 self._update_info(**fields)
                 atexit.unregister(self._atexit)
-                for exporter in self._exporters:
-                    exporter.close(status, error=error)
 
     def __enter__(self) -> Run:
         return self
@@ -388,6 +392,19 @@ class Run:
         if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
             self._last_heartbeat = now
             self._update_info(heartbeat=now, global_step=self.global_step)
+
+    def _close_exporters(self, status: str, error: str | None) -> None:
+        """Hand the exporters the last rows and close them while the store is still open, so
+        that what they say at close (what they could not deliver) lands in the record."""
+        with suppress(RuntimeError):  # a failed store: close() raises it; exporters still close
+            self._store.flush()
+        for exporter in self._exporters:
+            try:
+                exporter.close(status, error=error)
+            except Exception as exc:
+                self._store.add_event(self._clock(), "error", "exporter_error",
+                                      f"exporter {type(exporter).__name__} failed to close: "
+                                      f"{exc}", None)
 
     def _export(self, batch: Batch) -> None:
         """Hand a committed batch to every exporter (on the store's writer thread). An exporter
