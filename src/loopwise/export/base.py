@@ -92,7 +92,7 @@ class Exporter:
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, Any, int]] = deque()
         self._queued = 0
-        self._config: Mapping[str, Any] | None = None
+        self._pending_config: Mapping[str, Any] | None = None
         self._closing: tuple[str, str | None] | None = None
         self._closed = False
         self._abandon = threading.Event()
@@ -154,7 +154,7 @@ class Exporter:
         with self._cond:
             if self._closing is not None:
                 return
-            self._config = dict(config)
+            self._pending_config = dict(config)
             self._start()
             self._cond.notify()
 
@@ -201,7 +201,7 @@ class Exporter:
         """Wait until everything queued so far was delivered (True) or ``timeout`` passed."""
         deadline = time.monotonic() + check_seconds(timeout, "timeout", allow_zero=True)
         with self._cond:
-            while self._queue or self._busy or self._config is not None:
+            while self._queue or self._busy or self._pending_config is not None:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._thread is None or not self._thread.is_alive():
                     return False
@@ -257,9 +257,9 @@ class Exporter:
 
     def _take(self) -> tuple[Mapping[str, Any] | None, list[tuple[str, Any, int]], bool]:
         with self._cond:
-            while not self._queue and self._config is None and self._closing is None:
+            while not self._queue and self._pending_config is None and self._closing is None:
                 self._cond.wait()
-            config, self._config = self._config, None
+            config, self._pending_config = self._pending_config, None
             items = list(self._queue)
             self._queue.clear()
             self._in_flight = self._queued
@@ -281,7 +281,7 @@ class Exporter:
                     return
                 if closing:
                     with self._cond:
-                        more = bool(self._queue) or self._config is not None
+                        more = bool(self._queue) or self._pending_config is not None
                     if not more:
                         status, error = self._closing or ("finished", None)
                         self._deliver(partial(self._finish, status, error), 0)

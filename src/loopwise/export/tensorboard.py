@@ -1,7 +1,9 @@
-"""TensorBoard mirror of a run: event files written with TensorBoard's own ``EventFileWriter``.
+"""TensorBoard mirror of a run: event files of TensorBoard's protos and record format.
 
-Why not ``torch.utils.tensorboard.SummaryWriter``: importing it imports TensorFlow whenever
-TensorFlow is installed (8 s here); TensorBoard's writer and summary protos do not. Only
+Why not ``torch.utils.tensorboard.SummaryWriter`` (or TensorBoard's ``EventFileWriter``):
+importing it imports TensorFlow whenever TensorFlow is installed (8 s here, for ``tf.io.gfile``);
+TensorBoard's summary protos and ``RecordWriter`` do not, and the exporter already has a thread
+of its own to write from. Only
 :meth:`TensorBoardExporter.log_graph` uses torch's graph tracer (and pays that import once).
 
 What is written (tags keep the record's names, so runs line up with the record):
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,11 +41,39 @@ EXTRA = "pip install 'loopwise[tensorboard]'"
 def _tb() -> Any:
     try:
         from tensorboard.compat.proto import event_pb2, summary_pb2
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        from tensorboard.summary.writer.record_writer import RecordWriter
     except ImportError as exc:
         raise ImportError(f"the TensorBoard exporter needs the tensorboard package: {EXTRA}"
                           ) from exc
-    return event_pb2, summary_pb2, EventFileWriter
+    return event_pb2, summary_pb2, RecordWriter
+
+
+class _EventFile:
+    """One ``events.out.tfevents.*`` file, written synchronously by the exporter's thread
+    (TensorBoard's ``EventFileWriter`` goes through ``tf.io.gfile``, which imports TensorFlow
+    when it is installed, and adds a thread of its own)."""
+
+    def __init__(self, folder: Path) -> None:
+        event_pb2, _, record_writer = _tb()
+        folder.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}"
+        n = 0
+        while (folder / f"{name}.{n}").exists():
+            n += 1
+        self.path = folder / f"{name}.{n}"
+        self._file = open(self.path, "xb")  # noqa: SIM115 - closed by close()
+        self._records = record_writer(self._file)
+        self.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
+
+    def write(self, event: Any) -> None:
+        self._records.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class TensorBoardExporter(Exporter):
@@ -63,8 +94,8 @@ class TensorBoardExporter(Exporter):
         super().__init__(**delivery)
         self._log_dir = None if log_dir is None else Path(log_dir)
         self._histogram_every = histogram_every
-        self._writer: Any = None
-        self._config: Mapping[str, Any] = {}
+        self._writer: _EventFile | None = None
+        self._params: Mapping[str, Any] = {}
         self._metric_tags: dict[str, None] = {}
         self._samples = 0
         self._start_time: float | None = None
@@ -146,10 +177,7 @@ class TensorBoardExporter(Exporter):
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
-        _, _, writer_cls = _tb()
-        folder = self.log_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        self._writer = writer_cls(str(folder), max_queue_size=1024, flush_secs=5)
+        self._writer = _EventFile(self.log_dir)
         if self._start_time is None:
             info = self.link.info()
             start = info.get("start_time")
@@ -193,13 +221,13 @@ class TensorBoardExporter(Exporter):
         self._write(out)
 
     def _send_config(self, config: Mapping[str, Any]) -> None:
-        self._config = config  # written as hparams at close, with the final metrics
+        self._params = config  # written as hparams at close, with the final metrics
 
     def _finish(self, status: str, error: str | None) -> None:
         from tensorboard.plugins.hparams import summary_v2 as hp
 
         event_pb2, _, _ = _tb()
-        params = {k: scalar_param(v) for k, v in flatten_config(self._config).items()}
+        params = {k: scalar_param(v) for k, v in flatten_config(self._params).items()}
         params["status"] = status
         metrics = [hp.Metric(tag) for tag in self._metric_tags]
         config_pb = hp.hparams_config_pb([hp.HParam(k) for k in params], metrics)
@@ -220,8 +248,10 @@ class TensorBoardExporter(Exporter):
     # -- internals -------------------------------------------------------------------------------
     def _write(self, events: Sequence[Any]) -> None:
         writer = self._writer
+        if writer is None:
+            raise RuntimeError("the event file is not open")
         for event in events:
-            writer.add_event(event)
+            writer.write(event)
         writer.flush()
 
     def _write_summary(self, summary: Any, step: int, wall_time: float) -> None:
