@@ -74,7 +74,7 @@ def test_an_exporter_is_a_recorder_and_gets_what_the_run_committed(tmp_path):
     assert backend.points["epoch/val_loss"] == [(50, 0.4)]
     assert backend.points["epoch"] == [(50, 1.0)]
     assert backend.samples[0].values == {"cpu_pct": 12.5}
-    spike = [e for e in backend.events if e.kind == "health.spike"][0]
+    spike = next(e for e in backend.events if e.kind == "health.spike")
     assert spike.step == 42 and spike.level == "warning"
     assert backend.finished == [("finished", None)]
     assert backend.stats().delivered == 50 + 3 + 1 + len(backend.events)

@@ -20,7 +20,7 @@ from loopwise.export.mlflow import MLflowExporter, metric_name
 from loopwise.record import Run, RunReader
 
 pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.tracking import MlflowClient
 
 
 @pytest.fixture(autouse=True)

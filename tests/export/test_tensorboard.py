@@ -18,10 +18,10 @@ from loopwise.export.tensorboard import TensorBoardExporter
 from loopwise.record import Run
 
 pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
-from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 
 def _read(folder: Path) -> EventAccumulator:
