@@ -286,19 +286,34 @@ def test_a_real_prometheus_scrapes_a_short_training(tmp_path):
         run.close()
 
 
-def test_docker_compose_accepts_the_compose_file(tmp_path):
+def _compose_command() -> list[str]:
+    """``docker compose`` (the plugin) or ``docker-compose`` (v1), or skip with the reason."""
+    reasons = []
     docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker client on this machine")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True,
-                           timeout=60)
-    if probe.returncode != 0:
-        reason = (probe.stderr.strip() or probe.stdout.strip()).splitlines()[:1]
-        pytest.skip(f"the docker client has no compose plugin: {' '.join(reason)}")
+    if docker is not None:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True,
+                               timeout=60)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+        reasons.append("docker has no compose plugin")
+    else:
+        reasons.append("no docker client")
+    legacy = shutil.which("docker-compose")
+    if legacy is not None:
+        return [legacy]
+    pytest.skip(", ".join(reasons) + ", and no docker-compose")
+
+
+def test_docker_compose_accepts_the_compose_file(tmp_path):
+    compose = _compose_command()
     write_dashboards(tmp_path / "dash")
-    result = subprocess.run([docker, "compose", "config", "--quiet"], cwd=tmp_path / "dash",
+    result = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path / "dash",
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    (tmp_path / "dash" / "docker-compose.yml").write_text("services:\n  x: [not, a, map]\n")
+    broken = subprocess.run([*compose, "config", "--quiet"], cwd=tmp_path / "dash",
+                            capture_output=True, text=True, timeout=60)
+    assert broken.returncode != 0  # the check can fail
 
 
 def test_dashboards_cli_writes_the_files_and_refuses_bad_targets(tmp_path, capsys):
