@@ -167,3 +167,32 @@ def test_a_real_tensorboard_server_serves_the_loss(tmp_path):
         assert points[-1][2] == pytest.approx(1 / 40)
     finally:
         stop(proc)
+
+
+def test_record_checksums_match_tensorboards_own():
+    import random
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    from loopwise.export.tfrecord import RecordFramer
+
+    rng = random.Random(7)
+    blobs = [bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 8, 8, 31, 40, 40])))
+             for _ in range(200)]
+    assert RecordFramer().masked_crcs(blobs) == [masked_crc32c(b) for b in blobs]
+
+
+def test_hand_encoded_scalar_events_parse_as_tensorboard_events():
+    from tensorboard.compat.proto import event_pb2
+
+    from loopwise.export.tfrecord import scalar_event, scalar_prefix
+
+    blob = scalar_event(1_800_000_000.25, 300, [(scalar_prefix("loss"), 0.5),
+                                                (scalar_prefix("épоch/val"), 1e39),
+                                                (scalar_prefix("x" * 200), float("nan"))])
+    event = event_pb2.Event.FromString(blob)
+    assert (event.wall_time, event.step) == (1_800_000_000.25, 300)
+    values = event.summary.value
+    assert [v.tag for v in values] == ["loss", "épоch/val", "x" * 200]
+    assert values[0].simple_value == 0.5 and values[1].simple_value == float("inf")
+    assert values[2].simple_value != values[2].simple_value  # NaN

@@ -1,9 +1,9 @@
 """TensorBoard mirror of a run: event files of TensorBoard's protos and record format.
 
 Why not ``torch.utils.tensorboard.SummaryWriter`` (or TensorBoard's ``EventFileWriter``):
-importing it imports TensorFlow whenever TensorFlow is installed (8 s here, for ``tf.io.gfile``);
-TensorBoard's summary protos and ``RecordWriter`` do not, and the exporter already has a thread
-of its own to write from. Only
+importing it imports TensorFlow whenever TensorFlow is installed (8 s here, for ``tf.io.gfile``),
+and its record writer checksums byte by byte in Python; the exporter writes TensorBoard's protos
+itself, framed by :mod:`loopwise.export.tfrecord`, from the thread it already has. Only
 :meth:`TensorBoardExporter.log_graph` uses torch's graph tracer (and pays that import once).
 
 What is written (tags keep the record's names, so runs line up with the record):
@@ -33,6 +33,7 @@ from typing import Any
 from loopwise.export.base import Exporter
 from loopwise.export.params import flatten_config, scalar_param
 from loopwise.export.payload import EventRow, Sample
+from loopwise.export.tfrecord import RecordFramer, scalar_event, scalar_prefix
 from loopwise.record.recorder import ColumnData
 
 EXTRA = "pip install 'loopwise[tensorboard]'"
@@ -41,20 +42,19 @@ EXTRA = "pip install 'loopwise[tensorboard]'"
 def _tb() -> Any:
     try:
         from tensorboard.compat.proto import event_pb2, summary_pb2
-        from tensorboard.summary.writer.record_writer import RecordWriter
     except ImportError as exc:
         raise ImportError(f"the TensorBoard exporter needs the tensorboard package: {EXTRA}"
                           ) from exc
-    return event_pb2, summary_pb2, RecordWriter
+    return event_pb2, summary_pb2
 
 
 class _EventFile:
     """One ``events.out.tfevents.*`` file, written synchronously by the exporter's thread
     (TensorBoard's ``EventFileWriter`` goes through ``tf.io.gfile``, which imports TensorFlow
-    when it is installed, and adds a thread of its own)."""
+    when it is installed, adds a thread of its own, and checksums byte by byte in Python)."""
 
     def __init__(self, folder: Path) -> None:
-        event_pb2, _, record_writer = _tb()
+        event_pb2, _ = _tb()
         folder.mkdir(parents=True, exist_ok=True)
         now = time.time()
         name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}"
@@ -62,12 +62,15 @@ class _EventFile:
         while (folder / f"{name}.{n}").exists():
             n += 1
         self.path = folder / f"{name}.{n}"
+        self._framer = RecordFramer()
         self._file = open(self.path, "xb")  # noqa: SIM115 - closed by close()
-        self._records = record_writer(self._file)
-        self.write(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
+        self.write([event_pb2.Event(wall_time=now, file_version="brain.Event:2")])
 
-    def write(self, event: Any) -> None:
-        self._records.write(event.SerializeToString())
+    def write(self, events: Sequence[Any]) -> None:
+        self.write_blobs([e.SerializeToString() for e in events])
+
+    def write_blobs(self, blobs: Sequence[bytes]) -> None:
+        self._file.write(self._framer.frame(blobs))
 
     def flush(self) -> None:
         self._file.flush()
@@ -98,6 +101,7 @@ class TensorBoardExporter(Exporter):
         self._params: Mapping[str, Any] = {}
         self._metric_tags: dict[str, None] = {}
         self._samples = 0
+        self._prefixes: dict[str, bytes] = {}
         self._start_time: float | None = None
 
     @property
@@ -141,7 +145,7 @@ class TensorBoardExporter(Exporter):
         from torch.utils.tensorboard._pytorch_graph import graph
 
         graph_def, run_meta = graph(model, example_input)  # type: ignore[no-untyped-call]
-        event_pb2, _, _ = _tb()
+        event_pb2, _ = _tb()
         now = time.time()
         events = [event_pb2.Event(wall_time=now, graph_def=graph_def.SerializeToString())]
         if run_meta is not None:
@@ -169,7 +173,7 @@ class TensorBoardExporter(Exporter):
         width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
         at = self._step(step)
         now = time.time()
-        _, summary_pb2, _ = _tb()
+        _, summary_pb2 = _tb()
         image = summary_pb2.Summary.Image(height=height, width=width, colorspace=4,
                                           encoded_image_string=png)
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])
@@ -184,33 +188,31 @@ class TensorBoardExporter(Exporter):
             self._start_time = float(start) if isinstance(start, (int, float)) else None
 
     def _send_columns(self, columns: Mapping[str, ColumnData]) -> None:
-        event_pb2, summary_pb2, _ = _tb()
-        value_cls = summary_pb2.Summary.Value
-        groups: dict[tuple[int, float], list[Any]] = {}
+        groups: dict[tuple[int, float], list[tuple[bytes, float]]] = {}
         for key, (steps, times, values) in columns.items():
             if key.startswith("epoch/"):
                 self._metric_tags[key] = None
+            prefix = self._prefix(key)
             for s, t, v in zip(steps, times, values, strict=True):
-                groups.setdefault((s, t), []).append(value_cls(tag=key, simple_value=v))
-        events = [event_pb2.Event(wall_time=t, step=s, summary=summary_pb2.Summary(value=vals))
-                  for (s, t), vals in sorted(groups.items())]
-        self._write(events)
+                group = groups.get((s, t))
+                if group is None:
+                    groups[(s, t)] = [(prefix, v)]
+                else:
+                    group.append((prefix, v))
+        self._write_blobs([scalar_event(t, s, vals) for (s, t), vals in sorted(groups.items())])
 
     def _send_system(self, samples: Sequence[Sample]) -> None:
-        event_pb2, summary_pb2, _ = _tb()
-        value_cls = summary_pb2.Summary.Value
-        events = []
+        blobs = []
         for sample in samples:
-            vals = [value_cls(tag=f"system/{k}", simple_value=v) for k, v in sample.values.items()]
-            events.append(event_pb2.Event(wall_time=sample.time, step=self._samples,
-                                          summary=summary_pb2.Summary(value=vals)))
+            vals = [(self._prefix(f"system/{k}"), v) for k, v in sample.values.items()]
+            blobs.append(scalar_event(sample.time, self._samples, vals))
             self._samples += 1
-        self._write(events)
+        self._write_blobs(blobs)
 
     def _send_events(self, events: Sequence[EventRow]) -> None:
         from tensorboard.plugins.text.summary_v2 import text_pb
 
-        event_pb2, _, _ = _tb()
+        event_pb2, _ = _tb()
         out = []
         for row in events:
             text = f"**{row.level}** {row.kind}: {row.message}"
@@ -226,7 +228,7 @@ class TensorBoardExporter(Exporter):
     def _finish(self, status: str, error: str | None) -> None:
         from tensorboard.plugins.hparams import summary_v2 as hp
 
-        event_pb2, _, _ = _tb()
+        event_pb2, _ = _tb()
         params = {k: scalar_param(v) for k, v in flatten_config(self._params).items()}
         params["status"] = status
         metrics = [hp.Metric(tag) for tag in self._metric_tags]
@@ -250,19 +252,31 @@ class TensorBoardExporter(Exporter):
         writer = self._writer
         if writer is None:
             raise RuntimeError("the event file is not open")
-        for event in events:
-            writer.write(event)
+        writer.write(events)
         writer.flush()
 
+    def _write_blobs(self, blobs: Sequence[bytes]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the event file is not open")
+        writer.write_blobs(blobs)
+        writer.flush()
+
+    def _prefix(self, tag: str) -> bytes:
+        prefix = self._prefixes.get(tag)
+        if prefix is None:
+            prefix = self._prefixes[tag] = scalar_prefix(tag)
+        return prefix
+
     def _write_summary(self, summary: Any, step: int, wall_time: float) -> None:
-        event_pb2, _, _ = _tb()
+        event_pb2, _ = _tb()
         self._write([event_pb2.Event(wall_time=wall_time, step=step, summary=summary)])
 
     def _write_histograms(self, arrays: Sequence[tuple[str, Any]], step: int,
                           wall_time: float) -> None:
         from tensorboard.plugins.histogram.summary_v2 import histogram_pb
 
-        event_pb2, _, _ = _tb()
+        event_pb2, _ = _tb()
         self._write([event_pb2.Event(wall_time=wall_time, step=step,
                                      summary=histogram_pb(tag, data.reshape(-1)))
                      for tag, data in arrays])
