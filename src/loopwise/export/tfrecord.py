@@ -61,7 +61,7 @@ class RecordFramer:
         headers = [struct.pack("<Q", len(b)) for b in blobs]
         crcs = self.masked_crcs([*headers, *blobs])
         n = len(blobs)
-        parts = []
+        parts: list[bytes] = []
         pack = struct.Struct("<I").pack
         for i, blob in enumerate(blobs):
             parts += (headers[i], pack(crcs[i]), blob, pack(crcs[n + i]))
