@@ -76,3 +76,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return bytes(resp.read())
+
+
+def need(module: str) -> None:
+    """Skip when the extra providing ``module`` is not installed; fail under
+    ``LOOPWISE_REQUIRE_SERVERS=1``."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        reason = f"{module} is not installed (pip install the loopwise extra)"
+        if os.environ.get("LOOPWISE_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"LOOPWISE_REQUIRE_SERVERS=1 but {reason}", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from _export_servers import need
 
 from loopwise import TrainingMonitor
 from loopwise.cli import main
@@ -17,11 +18,11 @@ from loopwise.export.backfill import backfill
 from loopwise.export.tensorboard import TensorBoardExporter
 from loopwise.record import Run, RunReader
 
-pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import (
+need("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
     EventAccumulator,
 )
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 
 
 def _record(run: Run) -> None:

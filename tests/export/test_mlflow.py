@@ -12,15 +12,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from _export_servers import binary, free_port, start, stop, wait_http
+from _export_servers import binary, free_port, need, start, stop, wait_http
 
 from loopwise import TrainingMonitor
 from loopwise.cli import main
 from loopwise.export.mlflow import MLflowExporter, metric_name
 from loopwise.record import Run, RunReader
 
-pytest.importorskip("mlflow")
-from mlflow.tracking import MlflowClient
+need("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

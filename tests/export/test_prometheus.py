@@ -15,7 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from _export_servers import binary, free_port, get, start, stop, wait_http
+from _export_servers import binary, free_port, get, need, start, stop, wait_http
 
 from loopwise import TrainingMonitor
 from loopwise.cli import main
@@ -24,8 +24,8 @@ from loopwise.export.dashboards import write_dashboards
 from loopwise.export.prometheus import PrometheusExporter
 from loopwise.record import Run
 
-pytest.importorskip("prometheus_client")
-from prometheus_client.parser import text_string_to_metric_families
+need("prometheus_client")
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:non-finite values:RuntimeWarning")
 

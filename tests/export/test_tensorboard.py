@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from _export_servers import binary, free_port, get, start, stop, wait_http
+from _export_servers import binary, free_port, get, need, start, stop, wait_http
 
 from loopwise import TrainingMonitor
 from loopwise.export.tensorboard import TensorBoardExporter
 from loopwise.record import Run
 
-pytest.importorskip("tensorboard")
-from tensorboard.backend.event_processing.event_accumulator import (
+need("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
     EventAccumulator,
 )
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
 
 
 def _read(folder: Path) -> EventAccumulator:
