@@ -6,13 +6,15 @@ delivers against its backend's usual client. All in one process.
    run interleaved, one of each per round, best round kept (the machine's drift moves them
    together). The time is the loop plus the run's flush (what the training thread waits for);
    each exporter's delivery goes on in its own thread and is drained, untimed, before the next
-   variant.
+   variant. ``--work N`` gives every step N iterations of Python work (holding the GIL, like a
+   step's own Python side), so that the loop lasts long enough for the exporters to deliver
+   during it: their thread then competes with the training thread for the GIL.
 2. Throughput, points per second delivered to the backend (timed until the backend has them):
    the exporter fed whole columns, against ``SummaryWriter.add_scalar`` per scalar (+ flush),
    ``MlflowClient.log_metric`` per scalar, and a hand-written ``log_batch`` of 1,000 metrics per
    call.
 
-Run: .venv/bin/python bench/bench_exporters.py [--steps 50000] [--rounds 5]
+Run: .venv/bin/python bench/bench_exporters.py [--steps 50000] [--rounds 5] [--work 0]
 """
 
 from __future__ import annotations
@@ -37,7 +39,16 @@ from loopwise.export.tensorboard import TensorBoardExporter
 from loopwise.record import Run
 
 
-def loop_cost(root: Path, steps: int, make: Callable[[Path], Exporter | None]) -> float:
+def busy(n: int) -> float:
+    """Fixed Python work holding the GIL (a step's own Python-side cost)."""
+    acc = 0.0
+    for i in range(n):
+        acc += i
+    return acc
+
+
+def loop_cost(root: Path, steps: int, make: Callable[[Path], Exporter | None],
+              work: int = 0) -> float:
     run = Run.create(root, config={"lr": 0.1})
     exporter = make(root)
     if exporter is not None:
@@ -50,6 +61,8 @@ def loop_cost(root: Path, steps: int, make: Callable[[Path], Exporter | None]) -
     for i in monitor:
         loss, a, b = 0.5, 0.25, float(i)
         acc += loss + a + b
+        if work:
+            acc += busy(work)
         monitor.log({"loss": loss, "a": a, "b": b})
     run.flush()
     elapsed = time.perf_counter() - t0
@@ -116,6 +129,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--work", type=int, default=0,
+                        help="Python loop iterations of work per step (0: an empty step)")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-exporters-"))
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
@@ -129,14 +145,17 @@ def main() -> None:
     best = dict.fromkeys(variants, float("inf"))
     for r in range(args.rounds):
         for name, make in variants.items():
-            best[name] = min(best[name], loop_cost(tmp / f"r{r}", args.steps, make))
+            best[name] = min(best[name], loop_cost(tmp / f"r{r}", args.steps, make, args.work))
     base = best["no exporter"] / args.steps * 1e9
-    print(f"\nPer-step cost, {args.steps} steps x 3 metrics, best of {args.rounds} rounds")
+    print(f"\nPer-step cost, {args.steps} steps x 3 metrics, {args.work} iterations of work "
+          f"per step, best of {args.rounds} rounds")
     print("| loop | ns/step | over no exporter |\n|---|---|---|")
     for name, seconds in best.items():
         ns = seconds / args.steps * 1e9
         print(f"| {name} | {ns:,.0f} | {ns - base:+,.0f} ns ({ns / base:.2f}x) |")
 
+    if args.skip_throughput:
+        return
     n = args.points
     rows = [
         ("TensorBoardExporter (columns)", exporter_rate(TensorBoardExporter(tmp / "tb-x"), n)),
