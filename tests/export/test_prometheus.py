@@ -328,3 +328,11 @@ def test_dashboards_cli_writes_the_files_and_refuses_bad_targets(tmp_path, capsy
     assert "target 'nohost' is not 'host:port'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="gpu_temp_c must be a number > 0"):
         write_dashboards(tmp_path / "f", gpu_temp_c=-1)
+
+
+def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(ImportError, match=r"pip install 'loopwise\[prometheus\]'"):
+        PrometheusExporter(port=0)
