@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-exporters-"))
+    os.chdir(tmp)  # MLflow's default artifact folder (./mlruns) and anything relative go there
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     variants: dict[str, Callable[[Path], Exporter | None]] = {
         "no exporter": lambda root: None,
