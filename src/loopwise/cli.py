@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from loopwise.export.cli import add_export_parsers
 from loopwise.record.text import printable
 from loopwise.train.cli_fit import add_fit_parser
 from loopwise.view.cli import add_record_parsers
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     add_record_parsers(sub)
+    add_export_parsers(sub)
     add_fit_parser(sub)
     return parser
 

@@ -57,4 +57,7 @@ class Mirrors:
 
     def close(self, status: str, error: str | None) -> None:
         for exporter in self._exporters:
-            exporter.close(status, error=error)
+            try:
+                exporter.close(status, error=error)
+            except Exception as exc:
+                self._report(f"{type(exporter).__name__} (at close)", exc)

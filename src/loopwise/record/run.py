@@ -206,6 +206,12 @@ class Run:
         thread of their own."""
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
+        bind = getattr(exporter, "bind_run", None)
+        if callable(bind):  # optional: the exporter learns the run (folder, step, events)
+            bind(self)
+        bind = getattr(exporter, "bind_run", None)
+        if callable(bind) and all(e is not exporter for e in self._mirrors):
+            bind(self)  # optional: the exporter learns the run (folder, step, events)
         config_file = self.path / CONFIG_FILE
         self._mirrors.add(exporter, load_json_object(
             config_file, hint="repair it, or delete it to go on without a config")
@@ -357,6 +363,8 @@ class Run:
                 last_line = error.strip().splitlines()[-1] if error.strip() else "error"
                 self._store.add_event(self._clock(), "error", "exception", last_line,
                                       json.dumps({"traceback": error}))
+            if any(True for _ in self._mirrors):
+                self._close_exporters(status, error)
             self._closed = True
             try:
                 self._store.close()
@@ -398,7 +406,6 @@ class Run:
             if self._file.failure is None:
                 raise
         atexit.unregister(self._atexit)
-        self._mirrors.close(status, error)
 
     def __enter__(self) -> Run:
         return self
@@ -420,6 +427,13 @@ class Run:
         if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
             self._last_heartbeat = now
             self._file.update(heartbeat=now, global_step=self.global_step, epoch=self.epoch)
+
+    def _close_exporters(self, status: str, error: str | None) -> None:
+        """Hand the exporters the last rows and close them while the store is still open, so
+        that what they say at close (what they could not deliver) lands in the record."""
+        with contextlib.suppress(RuntimeError, OSError):  # a failed store: close() raises it
+            self._store.flush()
+        self._mirrors.close(status, error)
 
     def _export(self, batch: Batch) -> None:
         self._mirrors.deliver(batch)

@@ -1,0 +1,289 @@
+"""TensorBoard mirror of a run: event files of TensorBoard's protos and record format.
+
+Why not ``torch.utils.tensorboard.SummaryWriter`` (or TensorBoard's ``EventFileWriter``):
+importing it imports TensorFlow whenever TensorFlow is installed (8 s here, for ``tf.io.gfile``),
+and its record writer checksums byte by byte in Python; the exporter writes TensorBoard's protos
+itself, framed by :mod:`loopwise.export.tfrecord`, from the thread it already has. Only
+:meth:`TensorBoardExporter.log_graph` uses torch's graph tracer (and pays that import once).
+
+What is written (tags keep the record's names, so runs line up with the record):
+
+* every scalar series at its global step and wall time: ``loss``, ``lr``, ``epoch``,
+  ``epoch/<name>``, ``epoch/val_<name>``...; several series at one step share one event;
+* system samples as ``system/<name>``, step = the sample's index in the run, wall time = when it
+  was taken (choose TensorBoard's "Wall" axis to line them up with training);
+* events as text under ``events/<kind>`` at the step they refer to (``data.step`` for health
+  findings, the run's global step otherwise);
+* at close: hparams (the config, flattened with dotted keys) with the final ``epoch/...`` values
+  as the metrics;
+* on request: weight and gradient histograms (:meth:`log_histograms`), the model graph
+  (:meth:`log_graph`), an image such as fit's predicted-vs-actual plot (:meth:`log_figure`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loopwise.export.base import Exporter
+from loopwise.export.params import flatten_config, scalar_param
+from loopwise.export.payload import EventRow, Sample
+from loopwise.export.tfrecord import RecordFramer, scalar_event, scalar_prefix
+from loopwise.record.recorder import ColumnData
+
+EXTRA = "pip install 'loopwise[tensorboard]'"
+
+
+def _tb() -> Any:
+    try:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+    except ImportError as exc:
+        raise ImportError(f"the TensorBoard exporter needs the tensorboard package: {EXTRA}"
+                          ) from exc
+    return event_pb2, summary_pb2
+
+
+class _EventFile:
+    """One ``events.out.tfevents.*`` file, written synchronously by the exporter's thread
+    (TensorBoard's ``EventFileWriter`` goes through ``tf.io.gfile``, which imports TensorFlow
+    when it is installed, adds a thread of its own, and checksums byte by byte in Python)."""
+
+    def __init__(self, folder: Path) -> None:
+        event_pb2, _ = _tb()
+        folder.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}"
+        n = 0
+        while (folder / f"{name}.{n}").exists():
+            n += 1
+        self.path = folder / f"{name}.{n}"
+        self._framer = RecordFramer()
+        self._file = open(self.path, "xb")  # noqa: SIM115 - closed by close()
+        self.write([event_pb2.Event(wall_time=now, file_version="brain.Event:2")])
+
+    def write(self, events: Sequence[Any]) -> None:
+        self.write_blobs([e.SerializeToString() for e in events])
+
+    def write_blobs(self, blobs: Sequence[bytes]) -> None:
+        self._file.write(self._framer.frame(blobs))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TensorBoardExporter(Exporter):
+    """Mirror a run into TensorBoard event files under ``log_dir`` (default: the run folder's
+    ``tensorboard/``). ``histogram_every``: :meth:`log_histograms` given an ``epoch`` writes
+    only every that many epochs."""
+
+    backend = "tensorboard"
+
+    def __init__(self, log_dir: str | os.PathLike[str] | None = None, *,
+                 histogram_every: int = 1, **delivery: Any) -> None:
+        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(f"log_dir must be a folder path, got {type(log_dir).__name__}")
+        if type(histogram_every) is not int or histogram_every < 1:
+            raise ValueError(f"histogram_every must be an int >= 1 (epochs), got "
+                             f"{histogram_every!r}")
+        _tb()  # fail now, naming the extra, rather than on the exporter thread
+        super().__init__(**delivery)
+        self._log_dir = None if log_dir is None else Path(log_dir)
+        self._histogram_every = histogram_every
+        self._writer: _EventFile | None = None
+        self._params: Mapping[str, Any] = {}
+        self._metric_tags: dict[str, None] = {}
+        self._samples = 0
+        self._prefixes: dict[str, bytes] = {}
+        self._start_time: float | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the event files go."""
+        if self._log_dir is not None:
+            return self._log_dir
+        if self.link.path is None:
+            raise ValueError("TensorBoardExporter() was given no log_dir and is attached to no "
+                             "run; pass log_dir='tb' or attach it with run.add_exporter()")
+        return self.link.path / "tensorboard"
+
+    # -- helpers called from the training thread -----------------------------------------------
+    def log_histograms(self, model: Any, *, step: int | None = None,
+                       epoch: int | None = None) -> bool:
+        """Weight (``weights/<param>``) and gradient (``grads/<param>``) histograms of a torch
+        module at ``step`` (default: the run's global step). Given ``epoch``, only every
+        ``histogram_every``-th epoch is written (call it at every epoch end). Copies the
+        parameters to the CPU now (a GPU sync: meant for epoch ends); returns whether it wrote."""
+        if not hasattr(model, "named_parameters"):
+            raise TypeError(f"log_histograms() takes a torch.nn.Module, got "
+                            f"{type(model).__name__}")
+        if epoch is not None and (type(epoch) is not int or epoch < 0):
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        if epoch is not None and epoch % self._histogram_every:
+            return False
+        at = self._step(step)
+        arrays: list[tuple[str, Any]] = []
+        for name, param in model.named_parameters():
+            arrays.append((f"weights/{name}", param.detach().float().cpu().numpy()))
+            if param.grad is not None:
+                arrays.append((f"grads/{name}", param.grad.detach().float().cpu().numpy()))
+        now = time.time()
+        self._put("call", [lambda: self._write_histograms(arrays, at, now)], 1)
+        return True
+
+    def log_graph(self, model: Any, example_input: Any) -> None:
+        """The model graph, traced with ``example_input`` (torch's tracer, run now)."""
+        if not hasattr(model, "named_parameters"):
+            raise TypeError(f"log_graph() takes a torch.nn.Module, got {type(model).__name__}")
+        from torch.utils.tensorboard._pytorch_graph import graph
+
+        graph_def, run_meta = graph(model, example_input)  # type: ignore[no-untyped-call]
+        event_pb2, _ = _tb()
+        now = time.time()
+        events = [event_pb2.Event(wall_time=now, graph_def=graph_def.SerializeToString())]
+        if run_meta is not None:
+            meta = event_pb2.TaggedRunMetadata(tag="step1",
+                                               run_metadata=run_meta.SerializeToString())
+            events.append(event_pb2.Event(wall_time=now, tagged_run_metadata=meta))
+        self._put("call", [lambda: self._write(events)], 1)
+
+    def log_figure(self, tag: str, figure: Any, *, step: int | None = None) -> None:
+        """An image at ``step``: a matplotlib figure, or the path of a PNG file (what
+        ``render_predictions`` returns). The figure is rendered now, on the calling thread."""
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"tag must be a non-empty string, got {tag!r}")
+        if isinstance(figure, (str, os.PathLike)):
+            png = Path(figure).read_bytes()
+        elif hasattr(figure, "savefig"):
+            buf = io.BytesIO()
+            figure.savefig(buf, format="png")
+            png = buf.getvalue()
+        else:
+            raise TypeError(f"figure must be a matplotlib Figure or a PNG path, got "
+                            f"{type(figure).__name__}")
+        if png[:8] != b"\x89PNG\r\n\x1a\n":
+            raise ValueError(f"figure {tag!r} is not a PNG image")
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        at = self._step(step)
+        now = time.time()
+        _, summary_pb2 = _tb()
+        image = summary_pb2.Summary.Image(height=height, width=width, colorspace=4,
+                                          encoded_image_string=png)
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])
+        self._put("call", [lambda: self._write_summary(summary, at, now)], 1)
+
+    # -- backend -------------------------------------------------------------------------------
+    def _open(self) -> None:
+        self._writer = _EventFile(self.log_dir)
+        if self._start_time is None:
+            info = self.link.info()
+            start = info.get("start_time")
+            self._start_time = float(start) if isinstance(start, (int, float)) else None
+
+    def _send_columns(self, columns: Mapping[str, ColumnData]) -> None:
+        groups: dict[tuple[int, float], list[tuple[bytes, float]]] = {}
+        for key, (steps, times, values) in columns.items():
+            if key.startswith("epoch/"):
+                self._metric_tags[key] = None
+            prefix = self._prefix(key)
+            for s, t, v in zip(steps, times, values, strict=True):
+                group = groups.get((s, t))
+                if group is None:
+                    groups[(s, t)] = [(prefix, v)]
+                else:
+                    group.append((prefix, v))
+        self._write_blobs([scalar_event(t, s, vals) for (s, t), vals in sorted(groups.items())])
+
+    def _send_system(self, samples: Sequence[Sample]) -> None:
+        blobs = []
+        for sample in samples:
+            vals = [(self._prefix(f"system/{k}"), v) for k, v in sample.values.items()]
+            blobs.append(scalar_event(sample.time, self._samples, vals))
+            self._samples += 1
+        self._write_blobs(blobs)
+
+    def _send_events(self, events: Sequence[EventRow]) -> None:
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        event_pb2, _ = _tb()
+        out = []
+        for row in events:
+            text = f"**{row.level}** {row.kind}: {row.message}"
+            if row.data:
+                text += f"\n\n`{dict(row.data)}`"
+            out.append(event_pb2.Event(wall_time=row.time, step=row.step,
+                                       summary=text_pb(f"events/{row.kind}", text)))
+        self._write(out)
+
+    def _send_config(self, config: Mapping[str, Any]) -> None:
+        self._params = config  # written as hparams at close, with the final metrics
+
+    def _finish(self, status: str, error: str | None) -> None:
+        from tensorboard.plugins.hparams import summary_v2 as hp
+
+        event_pb2, _ = _tb()
+        params = {k: scalar_param(v) for k, v in flatten_config(self._params).items()}
+        params["status"] = status
+        metrics = [hp.Metric(tag) for tag in self._metric_tags]
+        config_pb = hp.hparams_config_pb([hp.HParam(k) for k in params], metrics)
+        session_pb = hp.hparams_pb(params, trial_id=str(self.link.info().get("name", "")) or None,
+                                   start_time_secs=self._start_time)
+        now = time.time()
+        self._write([event_pb2.Event(wall_time=now, summary=config_pb),
+                     event_pb2.Event(wall_time=now, summary=session_pb)])
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
+
+    def _reset(self) -> None:
+        self._release()  # a failed write: the next attempt opens a new event file
+
+    # -- internals -------------------------------------------------------------------------------
+    def _write(self, events: Sequence[Any]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the event file is not open")
+        writer.write(events)
+        writer.flush()
+
+    def _write_blobs(self, blobs: Sequence[bytes]) -> None:
+        writer = self._writer
+        if writer is None:
+            raise RuntimeError("the event file is not open")
+        writer.write_blobs(blobs)
+        writer.flush()
+
+    def _prefix(self, tag: str) -> bytes:
+        prefix = self._prefixes.get(tag)
+        if prefix is None:
+            prefix = self._prefixes[tag] = scalar_prefix(tag)
+        return prefix
+
+    def _write_summary(self, summary: Any, step: int, wall_time: float) -> None:
+        event_pb2, _ = _tb()
+        self._write([event_pb2.Event(wall_time=wall_time, step=step, summary=summary)])
+
+    def _write_histograms(self, arrays: Sequence[tuple[str, Any]], step: int,
+                          wall_time: float) -> None:
+        from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+
+        event_pb2, _ = _tb()
+        self._write([event_pb2.Event(wall_time=wall_time, step=step,
+                                     summary=histogram_pb(tag, data.reshape(-1)))
+                     for tag, data in arrays])
+
+    def _step(self, step: int | None) -> int:
+        if step is None:
+            return self.link.global_step()
+        if type(step) is not int or step < 0:
+            raise ValueError(f"step must be a non-negative int, got {step!r}")
+        return step

@@ -1,0 +1,105 @@
+"""Backfill: a run recorded with no exporter, mirrored after the fact (``loopwise export RUN
+--to ...``), lines up with a live mirror; bad requests get clear errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from _export_servers import need
+
+from loopwise import TrainingMonitor
+from loopwise.cli import main
+from loopwise.export.backfill import backfill
+from loopwise.export.tensorboard import TensorBoardExporter
+from loopwise.record import Run, RunReader
+
+need("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
+    EventAccumulator,
+)
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+
+
+def _record(run: Run) -> None:
+    monitor = TrainingMonitor(range(60), run=run, file=io.StringIO(), system=False,
+                              health=False)
+    for i in monitor:
+        monitor.log({"loss": 1.0 / (i + 1)})
+    run.log_epoch(1, {"loss": 0.2, "val_loss": 0.3})
+    run.log_system({"cpu_pct": 40.0}, wall_time=1_800_000_000.0)
+    run.log_event("checkpoint_saved", "saved the best weights")
+    run.log_event("health.spike", "loss spiked", level="warning", data={"step": 12})
+
+
+def _scalars(folder) -> dict:
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]
+            } | {"_text": {t: [e.step for e in acc.Tensors(t)] for t in acc.Tags()["tensors"]},
+                 "_acc": acc}
+
+
+def test_a_backfill_lines_up_with_the_live_mirror(tmp_path):
+    run = Run.create(tmp_path / "runs", config={"lr": 0.1})
+    run.add_exporter(TensorBoardExporter(tmp_path / "live"))
+    _record(run)
+    run.close()
+    assert main(["export", str(run.path), "--to", "tensorboard", str(tmp_path / "later")]) == 0
+    live, later = _scalars(tmp_path / "live"), _scalars(tmp_path / "later")
+    for tag in ("loss", "epoch", "epoch/loss", "epoch/val_loss", "system/cpu_pct"):
+        assert later[tag] == live[tag], tag
+    assert later["_text"]["events/health.spike"] == [12]
+    assert later["_text"]["events/checkpoint_saved"] == [60]  # the step it happened at
+
+
+def test_a_crashed_run_is_backfilled_with_its_status(tmp_path):
+    child = textwrap.dedent("""
+        import os, sys
+        from loopwise.record import Run
+        run = Run.create(sys.argv[1], name="dies")
+        for step in range(1, 21):
+            run.advance()
+            run.log_scalars({"loss": float(step)}, step=step)
+        run.flush()
+        os._exit(9)
+    """)
+    subprocess.run([sys.executable, "-c", child, str(tmp_path / "runs")], check=False,
+                   timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    path = tmp_path / "runs" / "dies"
+    assert RunReader(path).status == "crashed"
+    stats = backfill(path, TensorBoardExporter(tmp_path / "tb"))
+    assert stats.delivered == 20 and stats.undelivered == 0
+    got = _scalars(tmp_path / "tb")
+    assert got["loss"][-1] == (20, 20.0)
+    content = got["_acc"].PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["status"].string_value == "crashed"
+
+
+def test_bad_export_requests_say_what_to_do(tmp_path, capsys):
+    run = Run.create(tmp_path / "runs")
+    run.log_scalars({"loss": 1.0}, step=1)
+    with pytest.raises(ValueError, match="is still running; mirror it live"):
+        backfill(run.path, TensorBoardExporter(tmp_path / "tb"))
+    run.close()
+    with pytest.raises(TypeError, match="exporter must be a loopwise exporter"):
+        backfill(run.path, object())  # type: ignore[arg-type]
+    cases = [
+        (["--to", "wandb", "x"], "--to takes one of tensorboard, mlflow"),
+        (["out.csv", "--to", "tensorboard", "tb"], "give either OUTPUT/--format (a file) or --to"),
+        (["--format", "jsonl", "--to", "tensorboard", "tb"], "give either OUTPUT/--format"),
+        (["--to", "tensorboard", "tb", "--experiment", "e"], "--experiment goes with --to "
+                                                             "mlflow"),
+    ]
+    for extra, message in cases:
+        assert main(["export", str(run.path), *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["export", str(run.path), str(tmp_path / "out.csv")]) == 0  # CSV as before
+    assert (tmp_path / "out.csv").read_text().startswith("step")
+    assert main(["export", str(tmp_path / "nope"), "--to", "tensorboard", "tb"]) == 2
+    assert "not a loopwise run folder" in capsys.readouterr().err

@@ -1,0 +1,237 @@
+"""MLflow exporter against a ``sqlite:///`` store and a real ``mlflow server``, everything read
+back through ``MlflowClient``."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from _export_servers import binary, free_port, need, start, stop, wait_http
+
+from loopwise import TrainingMonitor
+from loopwise.cli import main
+from loopwise.export.mlflow import MLflowExporter, metric_name
+from loopwise.record import Run, RunReader
+
+need("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # our backoff does the retrying
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.log = root / "mlflow-server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = start([binary("mlflow"), "server", "--backend-store-uri",
+                           f"sqlite:///{self.root / 'mlflow.db'}", "--artifacts-destination",
+                           str(self.root / "artifacts"), "--host", "127.0.0.1", "--port",
+                           str(self.port), "--workers", "1"], self.log,
+                          env={"MLFLOW_DISABLE_TELEMETRY": "true"})
+        wait_http(f"{self.uri}/health", self.proc, self.log, timeout=180)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    srv = Server(tmp_path_factory.mktemp("mlflow-server"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _train(run: Run, steps: int) -> None:
+    monitor = TrainingMonitor(range(steps), run=run, file=io.StringIO(), system=False)
+    for i in monitor:
+        monitor.log({"loss": 1.0 / (i + 1)})
+
+
+def test_sqlite_store_params_metrics_tags_artifacts_model_and_status(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = Run.create(tmp_path / "runs", config={
+        "lr": 0.01, "model": {"width": 64, "act": "relu"}, "notes": "x" * 7000})
+    (run.path / "model_best_model.pth").write_bytes(b"weights")
+    (run.path / "model_loss_analysis.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    exporter = MLflowExporter(uri, experiment="toy", register_model="toy-model",
+                              close_timeout=120)
+    run.add_exporter(exporter)
+    _train(run, 2500)  # 2,500 points: three log_batch calls of at most 1,000
+    run.log_epoch(1, {"loss": 0.2, "val_loss": 0.3})
+    run.log_system({"cpu_pct": 10.0}, wall_time=1_800_000_000.0)
+    run.log_system({"cpu_pct": 20.0}, wall_time=1_800_000_002.0)
+    run.log_event("health.spike", "loss spiked", level="warning", data={"step": 3})
+    run.close()
+
+    client = MlflowClient(uri)
+    got = client.get_run(exporter.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.info.experiment_id == client.get_experiment_by_name("toy").experiment_id
+    params = got.data.params
+    assert params["lr"] == "0.01" and params["model.width"] == "64"
+    assert params["model.act"] == "relu"
+    assert len(params["notes"]) == 6000 and params["notes"].endswith("...")
+    tags = got.data.tags
+    assert tags["loopwise.status"] == "finished"
+    assert tags["loopwise.run_id"] == run.id
+    assert tags["loopwise.host"] == run.info["host"]
+    assert tags["loopwise.health_events"] == "1"
+    assert tags["loopwise.model_version"] == "toy-model/1"
+    loss = client.get_metric_history(exporter.run_id, "loss")
+    assert sorted(m.step for m in loss) == list(range(1, 2501))
+    val = client.get_metric_history(exporter.run_id, "epoch/val_loss")
+    assert [(m.step, m.value) for m in val] == [(2500, 0.3)]
+    cpu = client.get_metric_history(exporter.run_id, "system/cpu_pct")
+    assert sorted((m.step, m.timestamp, m.value) for m in cpu) == [
+        (0, 1_800_000_000_000, 10.0), (1, 1_800_000_002_000, 20.0)]
+    arts = {a.path for a in client.list_artifacts(exporter.run_id)}
+    assert {"config.json", "model_best_model.pth", "model_loss_analysis.png",
+            "loopwise"} <= arts
+    version = client.get_model_version("toy-model", "1")
+    assert version.run_id == exporter.run_id and version.source.endswith("model_best_model.pth")
+
+
+def test_a_tracking_server_gets_failed_and_interrupted_runs(server, tmp_path):
+    results = {}
+    for status in ("failed", "interrupted"):
+        run = Run.create(tmp_path / "runs", config={"status": status})
+        exporter = MLflowExporter(server.uri, experiment="statuses", close_timeout=120)
+        run.add_exporter(exporter)
+        _train(run, 30)
+        run.close(status, error="Traceback...\nValueError: boom" if status == "failed" else None)
+        results[status] = MlflowClient(server.uri).get_run(exporter.run_id)
+    assert results["failed"].info.status == "FAILED"
+    assert results["failed"].data.tags["loopwise.error"].endswith("ValueError: boom")
+    assert results["interrupted"].info.status == "KILLED"
+    history = MlflowClient(server.uri).get_metric_history(results["failed"].info.run_id, "loss")
+    assert len(history) == 30
+
+
+def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once(tmp_path):
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        run = Run.create(tmp_path / "runs")
+        exporter = MLflowExporter(srv.uri, retry_initial=0.2, retry_max=1.0, close_timeout=120)
+        run.add_exporter(exporter)
+        _train(run, 200)
+        run.flush()
+        assert exporter.flush(120)
+        srv.stop()
+        _train(run, 300)  # training goes on while the server is down
+        run.flush()
+        while exporter.failures == 0:
+            threading.Event().wait(0.1)
+        assert run.global_step == 500
+        srv.start()  # same port, same store
+        _train(run, 100)
+        run.close()
+        history = MlflowClient(srv.uri).get_metric_history(exporter.run_id, "loss")
+        steps = sorted(m.step for m in history)
+        assert steps == list(range(1, 601))  # every step, none twice
+        assert MlflowClient(srv.uri).get_run(exporter.run_id).info.status == "FINISHED"
+        kinds = [e.kind for e in RunReader(run.path).events()]
+        assert kinds.count("exporter_failed") == 1 and kinds.count("exporter_recovered") == 1
+        assert exporter.stats().dropped == 0 and exporter.stats().undelivered == 0
+    finally:
+        srv.stop()
+
+
+CRASHING_CHILD = textwrap.dedent("""
+    import os, sys
+    from loopwise.record import Run
+    from loopwise.export.mlflow import MLflowExporter
+    run = Run.create(sys.argv[1], name="crashy")
+    exporter = MLflowExporter(sys.argv[2], experiment="crashes", close_timeout=120)
+    run.add_exporter(exporter)
+    for step in range(1, 101):
+        run.advance()
+        run.log_scalars({"loss": 1.0 / step}, step=step)
+    run.flush()
+    assert exporter.flush(120)
+    print(exporter.run_id, flush=True)
+    os._exit(3)  # dies without closing anything
+""")
+
+
+def test_backfill_of_a_crashed_run_closes_its_mlflow_run_as_failed(server, tmp_path):
+    child = subprocess.run(
+        [sys.executable, "-c", CRASHING_CHILD, str(tmp_path / "runs"), server.uri],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.returncode == 3, child.stderr
+    mlflow_run_id = child.stdout.strip().splitlines()[-1]
+    client = MlflowClient(server.uri)
+    assert client.get_run(mlflow_run_id).info.status == "RUNNING"
+    run_path = tmp_path / "runs" / "crashy"
+    assert RunReader(run_path).status == "crashed"
+    code = main(["export", str(run_path), "--to", "mlflow", server.uri,
+                 "--experiment", "crashes"])
+    assert code == 0
+    got = client.get_run(mlflow_run_id)
+    assert got.info.status == "FAILED"
+    assert got.data.tags["loopwise.status"] == "crashed"
+    history = client.get_metric_history(mlflow_run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, 101))
+
+
+def test_backfill_of_a_finished_run_recorded_without_exporter(server, tmp_path, capsys):
+    run = Run.create(tmp_path / "runs", config={"lr": 0.5})
+    _train(run, 50)
+    run.log_epoch(1, {"loss": 0.1})
+    run.log_system({"ram_pct": 30.0})
+    run.log_event("checkpoint_saved", "saved", data={"step": 50})
+    run.close()
+    assert main(["export", str(run.path), "--to", "mlflow", server.uri]) == 0
+    assert "mirrored" in capsys.readouterr().out
+    client = MlflowClient(server.uri)
+    exp = client.get_experiment_by_name("loopwise")
+    found = client.search_runs([exp.experiment_id],
+                               filter_string=f"tags.`loopwise.run_id` = '{run.id}'")
+    assert len(found) == 1
+    got = found[0]
+    assert got.info.status == "FINISHED" and got.data.params == {"lr": "0.5"}
+    assert len(client.get_metric_history(got.info.run_id, "loss")) == 50
+    assert [m.value for m in client.get_metric_history(got.info.run_id, "system/ram_pct")] == [
+        30.0]
+    assert "config.json" in {a.path for a in client.list_artifacts(got.info.run_id)}
+
+
+def test_names_mlflow_refuses_are_made_safe_and_bad_options_refused():
+    assert metric_name("loss") == "loss"
+    assert metric_name("epoch/val_loss") == "epoch/val_loss"
+    assert metric_name("acc@top:5") == "acc_top_5"
+    assert metric_name("../x") == "__/x"
+    with pytest.raises(ValueError, match="tracking_uri must be a non-empty string"):
+        MLflowExporter("")
+    with pytest.raises(ValueError, match="experiment must be a non-empty string"):
+        MLflowExporter("sqlite:///x.db", experiment=" ")
+    with pytest.raises(TypeError, match="artifacts must be a sequence of glob patterns"):
+        MLflowExporter("sqlite:///x.db", artifacts="*.png")
+
+
+def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install 'loopwise\[mlflow\]'"):
+        MLflowExporter("sqlite:///x.db")
