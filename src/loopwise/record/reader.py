@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.provenance import pid_alive
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.store import STORE_FILE, connect, unpack
@@ -66,28 +67,6 @@ class RunInfo:
     last: dict[str, float] = field(default_factory=dict)
 
 
-def _pid_alive(pid: int, start: float | None) -> bool:
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil is a core dependency
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return start is None or abs(proc.create_time() - start) < 1.0
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
 def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
     """``running`` with a dead writer reads as ``crashed``.
 
@@ -98,7 +77,7 @@ def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
     if status != "running":
         return status
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        return "running" if _pid_alive(info["pid"], info.get("pid_start")) else "crashed"
+        return "running" if pid_alive(info["pid"], info.get("pid_start")) else "crashed"
     heartbeat = info.get("heartbeat")
     now = time.time() if now is None else now
     if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from loopwise.record.atomic import atomic_write_json
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
+from loopwise.record.lock import RunLock
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import iso, new_run_info, process_identity
 from loopwise.record.recorder import ColumnData, Recorder
@@ -54,8 +55,10 @@ class Run:
     """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
 
     def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
-                 heartbeat_interval: float, clock: Callable[[], float]) -> None:
+                 heartbeat_interval: float, clock: Callable[[], float],
+                 lock: RunLock | None = None) -> None:
         self.path = path
+        self._writer_lock = lock  # released by close()
         self._info = info
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
@@ -98,8 +101,13 @@ class Run:
             check_json(config, what="config")
         path = make_run_folder(root, name, clock=clock)
         info = new_run_info(path.name, clock())
-        run = cls(path, info, flush_interval=flush_interval,
-                  heartbeat_interval=heartbeat_interval, clock=clock)
+        lock = RunLock.acquire(path)
+        try:
+            run = cls(path, info, flush_interval=flush_interval,
+                      heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         if config is not None:
             run.set_config(config)
         return run
@@ -113,11 +121,24 @@ class Run:
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> Run:
-        """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added."""
+        """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added.
+        Another live process writing it is a ``RunLockedError`` naming its PID."""
         run_path = Path(path).absolute()
         info_file = run_path / RUN_FILE
         if not info_file.is_file():
             raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")
+        lock = RunLock.acquire(run_path)
+        try:
+            return cls._reopen(run_path, lock, flush_interval=flush_interval,
+                               heartbeat_interval=heartbeat_interval, clock=clock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
+                heartbeat_interval: float, clock: Callable[[], float]) -> Run:
+        info_file = run_path / RUN_FILE
         try:
             info = json.loads(info_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -127,7 +148,7 @@ class Run:
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
-                  heartbeat_interval=heartbeat_interval, clock=clock)
+                  heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
         run._epoch_keys = _recorded_epochs(run_path)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})
@@ -383,6 +404,8 @@ class Run:
                     fields["error"] = error
                 self._update_info(**fields)
                 atexit.unregister(self._atexit)
+                if self._writer_lock is not None:
+                    self._writer_lock.release()
                 for exporter in self._exporters:
                     exporter.close(status, error=error)
 
