@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,8 +30,8 @@ from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState, StopRequest
 from loopwise.train.checkpoint import CheckpointManager
+from loopwise.train.checkpoint_named import NamedFiles
 from loopwise.train.experiment import (
-    CheckpointFiles,
     History,
     check_writable,
     read_args,
@@ -47,7 +48,16 @@ from loopwise.train.workflow_checks import (
     read_run_info,
 )
 from loopwise.train.workflow_pass import EpochPasses
-from loopwise.train.workflow_state import ResumePoint, capture_state, read_checkpoint, restore_state
+from loopwise.train.workflow_state import (
+    CHECKPOINT_FILE,
+    WEIGHTS_FILE,
+    FoundCheckpoint,
+    ResumePoint,
+    capture_state,
+    check_resumable,
+    read_checkpoint,
+    restore_state,
+)
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
 from loopwise.watch.system import ensure_system_monitor
@@ -75,15 +85,16 @@ class Workflow:
     ``checkpoint_every``: save mid-epoch every N batches of the first loader that
     ``train_loop`` iterates through ``self.track(...)`` (its sampler must be a
     ``ResumableSampler``). ``override_args``: resume even though ``trainer.args`` differ from
-    the saved ``args.json`` (the difference is recorded). ``system``: start the run's system
-    sampler.
+    the saved ``args.json`` (the difference is recorded). ``allow_unverified``: resume from a
+    ``last_checkpoint.pth`` whose hash cannot be checked (its manifest is gone) instead of
+    refusing. ``system``: start the run's system sampler.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
                  name: str | None = None, *, callbacks: Iterable[Callback] = (),
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
-                 system: bool = True, health: bool = True,
+                 allow_unverified: bool = False, system: bool = True, health: bool = True,
                  exporters: Iterable[Recorder] = ()) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
@@ -94,6 +105,9 @@ class Workflow:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
+        if not isinstance(allow_unverified, bool):
+            raise TypeError(f"allow_unverified must be True or False, got {allow_unverified!r}")
+        self.allow_unverified = allow_unverified
         self.system = bool(system)
         self.health = bool(health)
         self.exporters = list(exporters)
@@ -103,7 +117,7 @@ class Workflow:
                                 f"{type(exporter).__name__}")
         self.folder: Path | None = None
         self._run: Run | None = None
-        self._files: CheckpointFiles | None = None
+        self._files: NamedFiles | None = None
         self._history: History | None = None
         self._epoch = 0
         self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
@@ -135,10 +149,12 @@ class Workflow:
         return self._train(run, start=1)
 
     def _resume(self, folder: Path) -> WorkflowResult:
-        saved = read_args(folder)  # raises before anything is touched
+        # everything is checked before Run.reopen: a refusal leaves the folder as it was
+        saved = read_args(folder)
         current = current_args(self.trainer)
         diff = check_resume_args(folder, saved, current, self.override_args)
-        finished = already_finished(read_run_info(folder), self.epochs)
+        info = read_run_info(folder)
+        finished = already_finished(info, self.epochs)
         if finished is not None:
             done, stopped = finished
             _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
@@ -146,12 +162,21 @@ class Workflow:
             history = History(folder / "history.csv")
             history.load()
             return WorkflowResult(folder, "already_finished", done, history=history.rows)
+        if self.checkpoint is not None and self.checkpoint.directory.resolve() == folder.resolve():
+            raise ValueError(f"checkpoint=CheckpointManager({str(folder)!r}) is the experiment "
+                             "folder itself; give the manager a folder of its own")
+        files = NamedFiles(folder)
+        found = read_checkpoint(files, self.checkpoint,
+                                epochs_done=int((info.get("workflow") or {}).get("epochs_done", 0)),
+                                allow_unverified=self.allow_unverified)
+        if found is not None:
+            check_resumable(self.callbacks, found.state, found.source)
         run = Run.reopen(folder)
         self.folder = folder
-        return self._guarded(run, lambda: self._continue(run, saved, current, diff))
+        return self._guarded(run, lambda: self._continue(run, saved, current, diff, found))
 
     def _continue(self, run: Run, saved: dict[str, Any], current: dict[str, Any] | None,
-                  diff: list[str]) -> WorkflowResult:
+                  diff: list[str], found: FoundCheckpoint | None) -> WorkflowResult:
         assert self.folder is not None
         if diff:
             run.log_event("args_overridden", "resumed with different args: " + "; ".join(diff),
@@ -160,7 +185,7 @@ class Workflow:
             run.set_config(current or saved)
         self.trainer.args = current if current is not None and diff else saved
         self._setup(run)
-        start = self._load_checkpoint(run)
+        start = self._load_checkpoint(run, found)
         return self._train(run, start=start)
 
     def _setup(self, run: Run) -> None:
@@ -169,8 +194,8 @@ class Workflow:
         self.trainer.run = run
         for exporter in self.exporters:
             run.add_exporter(exporter)
-        self._files = CheckpointFiles(self.folder)
-        self._files.remove_leftovers()
+        self._files = NamedFiles(self.folder)
+        self._files.remove_leftovers([CHECKPOINT_FILE, WEIGHTS_FILE])
         self._history = History(self.folder / "history.csv")
         self._history.load()
         if self.checkpoint is not None and self.checkpoint.run is None:
@@ -182,13 +207,18 @@ class Workflow:
         self.trainer.setup()
         check_setup(self.trainer)
 
-    def _load_checkpoint(self, run: Run) -> int:
-        """Restore the newest usable checkpoint; return the epoch to start with."""
-        assert self._files is not None
-        found = read_checkpoint(self._files, self.checkpoint, run)
+    def _load_checkpoint(self, run: Run, found: FoundCheckpoint | None) -> int:
+        """Restore the checkpoint read before the run was reopened; return the epoch to
+        start with. The console says which file was used."""
         if found is None:
             return 1
-        self._pending = restore_state(self.trainer, self.callbacks, run, *found)
+        for kind, message in found.notes:
+            _log.warning("%s", message)
+            run.log_event(kind, message, level="warning")
+        self._pending = restore_state(self.trainer, self.callbacks, run, found.state,
+                                      found.source)
+        print(f"loopwise: resuming {self.folder} from {found.source} (epoch "
+              f"{self._pending.epoch}, {self._pending.phase})", file=sys.stderr)
         return self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------
@@ -256,9 +286,10 @@ class Workflow:
         self.callbacks.dispatch("on_train_end", loop_state)
         if self.checkpoint is not None:
             self.checkpoint.wait()
+        if done >= start:  # the end state (a callback may have changed the model, e.g.
+            # restore_best_weights), and a later run with more epochs continues after it
+            self._save(run, done, "evaluated")
         if stop is not None:
-            if done >= 1:  # a callback may have changed the model (restore_best_weights)
-                self._save(run, done, "evaluated")
             run.log_event("stopped", f"training stopped by {stop.source}: {stop.reason}",
                           data={"source": stop.source, "epoch": done})
         run.set_info(workflow={"epochs_done": done, "epochs": self.epochs, "finished": True,
@@ -298,7 +329,7 @@ class Workflow:
     def _save(self, run: Run, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)
-        self._files.save(state, state["model"], epoch=epoch)
+        self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None
