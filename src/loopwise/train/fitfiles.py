@@ -11,6 +11,9 @@
 ``checkpoints/``                   the CheckpointManager's folder: verified, rotated saves
 =================================  ===========================================================
 
+``<name>_best_model.pth`` is a fixed-name file of the same storage
+(:class:`~loopwise.train.checkpoint_named.NamedFiles`): hashed into the run folder's
+``manifest.json`` when written and verified on every load (:meth:`FitFiles.load_best`).
 Checkpoints are written once, by :class:`~loopwise.train.checkpoint.CheckpointManager` (atomic
 write, hash in its manifest, keep-last rotation, fallback to the previous good file on load).
 The reference-named ``<name>_checkpoint_<epoch>.pth`` is a hard link to the manager's file (a
@@ -31,7 +34,9 @@ import torch
 
 from loopwise.record.atomic import atomic_write_json
 from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_store import copy_file, save_file
+from loopwise.train.checkpoint_named import NamedFiles
+from loopwise.train.checkpoint_store import CheckpointError, copy_file
+from loopwise.train.weights import read_state_dict
 
 
 class FitFiles:
@@ -47,6 +52,7 @@ class FitFiles:
         self.predictions_plot = self._path("predictions.png")
         self.results = self._path("results.json")
         self.manager = CheckpointManager(self.folder / "checkpoints", keep_last=keep, run=run)
+        self.named = NamedFiles(self.folder)
         self._pattern = re.compile(rf"^{re.escape(model_name)}_checkpoint_(\d+)\.pth$")
 
     def _path(self, suffix: str) -> Path:
@@ -55,9 +61,13 @@ class FitFiles:
     def checkpoint_path(self, epoch: int) -> Path:
         return self._path(f"checkpoint_{epoch}.pth")
 
-    def save_best_model(self, model: torch.nn.Module) -> Path:
-        save_file(self.best_model, model.state_dict())
+    def save_best_model(self, model: torch.nn.Module, *, epoch: int = 0) -> Path:
+        self.named.save({self.best_model.name: model.state_dict()}, step=epoch)
         return self.best_model
+
+    def load_best(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor] | None:
+        """The best weights, verified against the manifest (None when never saved)."""
+        return load_best_model(self.best_model, device)
 
     def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
                         in_progress: int | None = None) -> Path:
@@ -90,6 +100,21 @@ class FitFiles:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def load_best_model(path: Path, device: torch.device | str = "cpu"
+                    ) -> dict[str, torch.Tensor] | None:
+    """The weights of ``<name>_best_model.pth`` after checking its hash against the run
+    folder's manifest (None when the file does not exist); a damaged or unverifiable file is an
+    error that says what to do."""
+    if not path.is_file():
+        return None
+    try:
+        NamedFiles(path.parent).check(path.name)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; the best weights cannot be trusted: restore the file "
+                              "from a backup, or pass force=True to train again") from exc
+    return read_state_dict(path, device)
 
 
 def _link(source: Path, target: Path) -> None:

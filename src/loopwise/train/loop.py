@@ -191,7 +191,7 @@ class FitLoop:
         self.log.info("epoch %d/%d: %s", epoch, self.config.epochs, shown)
         value = metrics.get(self.monitor, float("nan"))
         if self.best.update(value, epoch):
-            self.files.save_best_model(self.model)
+            self.files.save_best_model(self.model, epoch=epoch)
             self.run.log_event("best_model", f"new best {self.monitor} {value:.6g} at epoch "
                                f"{epoch}", data={"epoch": epoch, self.monitor: value})
 

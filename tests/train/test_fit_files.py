@@ -1,0 +1,102 @@
+"""fit's files in the one checkpoint storage: <name>_best_model.pth verified on every load (also
+when a repeated fit is skipped), a full disk said as such, one writer per run."""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from loopwise.record.lock import LOCK_FILE, RunLockedError
+from loopwise.record.provenance import process_identity, process_start_time
+from loopwise.train.checkpoint_hash import HashingWriter
+from loopwise.train.checkpoint_store import CheckpointError, DiskFullError
+from loopwise.train.config import TrainingConfig
+from loopwise.train.fit import fit
+
+QUIET: dict[str, Any] = {"plots": False, "progress": False, "system": False}
+
+
+def _data() -> tuple[DataLoader[Any], DataLoader[Any]]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = x.sum(dim=1, keepdim=True)
+    return (DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True,
+                       generator=torch.Generator().manual_seed(1)),
+            DataLoader(TensorDataset(x[:32], y[:32]), batch_size=16))
+
+
+def _config(**kw: Any) -> TrainingConfig:
+    return TrainingConfig(**{"epochs": 2, "patience": 0, "lr_patience": 0, "device": "cpu",
+                             "learning_rate": 0.01, "model_name": "m", **kw})
+
+
+def _fit(tmp_path: Path, **kw: Any) -> Any:
+    train, val = _data()
+    return fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), val_loader=val,
+               config=_config(**kw), root=tmp_path, name="exp", **QUIET)
+
+
+def test_the_best_model_is_listed_in_the_manifest(tmp_path: Path) -> None:
+    _fit(tmp_path)
+    manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    assert [e["file"] for e in manifest["entries"]] == ["m_best_model.pth"]
+
+
+def test_a_bit_flipped_best_model_is_refused_when_a_repeated_fit_is_skipped(
+        tmp_path: Path) -> None:
+    first = _fit(tmp_path)
+    best = tmp_path / "exp" / "m_best_model.pth"
+    data = bytearray(best.read_bytes())
+    at = bytes(data).find(first.model.weight.detach().numpy().tobytes())
+    data[at + 3] ^= 0x40  # an exponent bit of a weight: torch.load accepts the file
+    best.write_bytes(bytes(data))
+    assert not torch.equal(torch.load(best, weights_only=True)["weight"], first.model.weight)
+    with pytest.raises(CheckpointError) as caught:
+        _fit(tmp_path)
+    message = str(caught.value)
+    assert f"checkpoint {best} is unusable: its xxh3_128 hash does not match" in message
+    assert "the best weights cannot be trusted" in message and "force=True" in message
+
+
+def test_a_full_disk_says_so_and_names_the_intact_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = {"n": 0}
+    original = HashingWriter._write_all
+
+    def fills_up(self: HashingWriter, view: memoryview) -> None:
+        written["n"] += 1
+        if written["n"] > 3:  # the first files fit, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(self, view)
+
+    monkeypatch.setattr(HashingWriter, "_write_all", fills_up)
+    with pytest.raises(DiskFullError) as caught:
+        _fit(tmp_path, epochs=3, checkpoint_every=1)
+    message = str(caught.value)
+    assert message.startswith("the disk is full: writing ")
+    assert str(tmp_path / "exp") in message and "No space left on device" in message
+    assert "is intact" in message and "inline_container" not in message
+
+
+def test_a_second_process_cannot_resume_a_fit_being_written(tmp_path: Path) -> None:
+    _fit(tmp_path)
+    folder = tmp_path / "exp"
+    (folder / "m_results.json").unlink()  # as if the first process were still training
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        identity = dict(process_identity(), pid=holder.pid,
+                        pid_start=process_start_time(holder.pid))
+        (folder / LOCK_FILE).write_text(json.dumps(identity))
+        with pytest.raises(RunLockedError, match=rf"process {holder.pid} is writing it"):
+            _fit(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
