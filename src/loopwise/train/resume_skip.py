@@ -99,9 +99,9 @@ def _rebuild(loader: DataLoader[Any], skipping: SkippingBatchSampler) -> DataLoa
                        prefetch_factor=loader.prefetch_factor)
     if loader.batch_sampler is None:  # batch_size=None: the sampler yields single indices
         return DataLoader(loader.dataset, batch_size=None,
-                          sampler=skipping,  # type: ignore[arg-type]
+                          sampler=skipping,
                           **options)
-    return DataLoader(loader.dataset, batch_sampler=skipping,  # type: ignore[arg-type]
+    return DataLoader(loader.dataset, batch_sampler=skipping,
                       **options)
 
 
