@@ -9,7 +9,6 @@ import torch
 
 from loopwise.train.experiment import (
     History,
-    args_diff,
     check_writable,
     normalize_args,
     read_args,
@@ -23,12 +22,6 @@ def test_args_are_normalised_like_json() -> None:
         normalize_args([("lr", 0.1)])
     with pytest.raises(TypeError, match=r"trainer.args\['device'\] = .* cannot be stored as JSON"):
         normalize_args({"device": torch.device("cpu")})
-
-
-def test_args_diff_shows_changed_added_and_removed() -> None:
-    diff = args_diff({"lr": 0.1, "bs": 32, "old": 1}, {"lr": 0.01, "bs": 32, "new": True})
-    assert diff == ["lr: 0.1 (saved) -> 0.01 (now)", "+ new: True (given now, not saved)",
-                    "- old: 1 (saved, not given now)"]
 
 
 def test_read_args_errors_leave_the_file_alone(tmp_path: Path) -> None:

@@ -64,19 +64,6 @@ def write_args(folder: Path, args: Mapping[str, Any]) -> None:
     atomic_write_json(folder / ARGS_FILE, dict(args))
 
 
-def args_diff(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Readable lines for what differs: ``lr: 0.1 -> 0.01``, ``+ new: 3``, ``- gone: 5``."""
-    lines = []
-    for key in sorted(set(saved) | set(current), key=str):
-        if key not in current:
-            lines.append(f"- {key}: {saved[key]!r} (saved, not given now)")
-        elif key not in saved:
-            lines.append(f"+ {key}: {current[key]!r} (given now, not saved)")
-        elif saved[key] != current[key]:
-            lines.append(f"{key}: {saved[key]!r} (saved) -> {current[key]!r} (now)")
-    return lines
-
-
 # -- history -------------------------------------------------------------------------------
 
 

@@ -42,9 +42,9 @@ from loopwise.train.trainer import Trainer
 from loopwise.train.workflow_checks import (
     already_finished,
     check_options,
-    check_resume_args,
     check_setup,
     current_args,
+    plan_resume,
     read_run_info,
 )
 from loopwise.train.workflow_pass import EpochPasses
@@ -152,10 +152,11 @@ class Workflow:
         # everything is checked before Run.reopen: a refusal leaves the folder as it was
         saved = read_args(folder)
         current = current_args(self.trainer)
-        diff = check_resume_args(folder, saved, current, self.override_args)
         info = read_run_info(folder)
+        decision = plan_resume(folder, saved, current, info, self.epochs, self.override_args)
+        diff = decision.differences
         finished = already_finished(info, self.epochs)
-        if finished is not None:
+        if decision.action == "finished" and finished is not None:
             done, stopped = finished
             _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
                          folder, done, f", stopped: {stopped}" if stopped else "")
