@@ -118,7 +118,7 @@ def load_best_model(path: Path, device: torch.device | str = "cpu"
 
 
 def _link(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # never another writer's
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)
