@@ -100,3 +100,23 @@ def test_a_second_process_cannot_resume_a_fit_being_written(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_reference_named_checkpoints_are_verified_on_load(tmp_path: Path) -> None:
+    from loopwise.train.checkpoint_store import CorruptCheckpointError
+    from loopwise.train.weights import load_state_dict_safely
+
+    _fit(tmp_path, epochs=3, checkpoint_every=1, keep_checkpoints=2)
+    folder = tmp_path / "exp"
+    named = sorted(p.name for p in folder.glob("m_checkpoint_*.pth"))
+    assert named == ["m_checkpoint_2.pth", "m_checkpoint_3.pth"]  # the first rotated out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sorted(e["file"] for e in manifest["entries"]) == [
+        "m_best_model.pth", "m_checkpoint_2.pth", "m_checkpoint_3.pth"]
+    assert set(load_state_dict_safely(folder / "m_checkpoint_3.pth")) == {"weight", "bias"}
+    path = folder / "m_checkpoint_3.pth"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="m_checkpoint_3.pth is unusable"):
+        load_state_dict_safely(path)

@@ -39,7 +39,7 @@ from loopwise.train.checkpoint_manifest import (
 )
 from loopwise.train.checkpoint_store import StagedFile, load_file, stage_file
 
-__all__ = ["NamedFiles"]
+__all__ = ["NamedFiles", "verify_if_listed"]
 
 
 class NamedFiles:
@@ -145,6 +145,25 @@ class NamedFiles:
             self._on_disk[item.path.name] = item.commit()
         return {item.path.name: item.stored for item in staged}
 
+    def adopt(self, name: str, stored: StoredFile, *, step: int) -> None:
+        """List ``name`` (another name of a file written and hashed elsewhere, e.g. a hard link
+        to a ``CheckpointManager`` file) with its known size and hash."""
+        entries = self._entries_or_empty()
+        seq = max((e.seq for e in entries.values()), default=0) + 1
+        entries[name] = ManifestEntry(file=name, step=step, size=stored.size, hash=stored.hash,
+                                      algorithm=stored.algorithm, time=time.time(), seq=seq)
+        write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
+        self._on_disk[name] = stored
+
+    def forget(self, names: list[str]) -> None:
+        """Drop ``names`` from the manifest (their files were removed)."""
+        entries = self._entries_or_empty()
+        if any(n in entries for n in names):
+            kept = [e for n, e in entries.items() if n not in names]
+            write_manifest(self.manifest, sorted(kept, key=lambda e: e.file))
+        for name in names:
+            self._on_disk.pop(name, None)
+
     def _current(self, name: str, entry: ManifestEntry | None) -> StoredFile | None:
         """What the file ``name`` holds on disk now (None when it is missing or unknown)."""
         known = self._on_disk.get(name)
@@ -168,3 +187,12 @@ class NamedFiles:
         for name in names:
             for leftover in self.folder.glob(f".{name}.*.tmp"):
                 leftover.unlink(missing_ok=True)
+
+
+def verify_if_listed(path: str | Path) -> None:
+    """Check ``path`` against the ``manifest.json`` beside it when that manifest lists it (a
+    named file or a ``CheckpointManager`` file); nothing to check otherwise."""
+    target = Path(path)
+    files = NamedFiles(target.parent)
+    if files.manifest.is_file() and files.entry(target.name) is not None:
+        files.check(target.name)

@@ -17,7 +17,9 @@
 Checkpoints are written once, by :class:`~loopwise.train.checkpoint.CheckpointManager` (atomic
 write, hash in its manifest, keep-last rotation, fallback to the previous good file on load).
 The reference-named ``<name>_checkpoint_<epoch>.pth`` is a hard link to the manager's file (a
-copy where the filesystem has no hard links) and disappears when the manager rotates it out.
+copy where the filesystem has no hard links), listed with the same hash in the run folder's
+manifest (so ``load_state_dict_safely`` verifies it), and disappears when the manager rotates
+it out.
 Such a file holds the manager's payload: the fit state is under ``"state"`` (weights under
 ``["state"]["model"]``; :func:`loopwise.train.weights.load_state_dict_safely` finds them).
 """
@@ -35,7 +37,7 @@ import torch
 from loopwise.record.atomic import atomic_write_json
 from loopwise.train.checkpoint import CheckpointManager
 from loopwise.train.checkpoint_named import NamedFiles
-from loopwise.train.checkpoint_store import CheckpointError, copy_file
+from loopwise.train.checkpoint_store import CheckpointError, StoredFile, copy_file
 from loopwise.train.weights import read_state_dict
 
 
@@ -80,16 +82,24 @@ class FitFiles:
         if periodic:
             shown = self.checkpoint_path(epoch)
             _link(path, shown)
+            latest = self.manager.latest()
+            if latest is not None and latest.path == path:  # the same bytes under this name
+                self.named.adopt(shown.name, StoredFile(size=latest.size, hash=latest.hash,
+                                                        algorithm=latest.algorithm), step=epoch)
         self._prune()
         return shown
 
     def _prune(self) -> None:
         kept = {int(info.metrics["epoch"]) for info in self.manager.list()
                 if info.metrics.get("periodic")}
+        gone = []
         for file in self.folder.glob(f"{self.name}_checkpoint_*.pth"):
             match = self._pattern.match(file.name)
             if match and int(match.group(1)) not in kept:
                 file.unlink(missing_ok=True)
+                gone.append(file.name)
+        if gone:
+            self.named.forget(gone)
 
     def load_latest(self, device: torch.device) -> dict[str, Any] | None:
         return self.manager.load_latest(map_location=device)
