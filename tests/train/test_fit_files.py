@@ -7,6 +7,7 @@ import errno
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,50 @@ def test_reference_named_checkpoints_are_verified_on_load(tmp_path: Path) -> Non
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptCheckpointError, match="m_checkpoint_3.pth is unusable"):
         load_state_dict_safely(path)
+
+
+SCRIPT = """
+import sys, time, torch
+from pathlib import Path
+from torch.utils.data import DataLoader, TensorDataset
+from loopwise.train.config import TrainingConfig
+from loopwise.train.fit import fit
+
+root, release = Path(sys.argv[1]), Path(sys.argv[2])
+x = torch.randn(32, 4)
+def loss_fn(out, y):
+    while not release.exists():  # hold the run until the test says so
+        time.sleep(0.01)
+    return torch.nn.functional.mse_loss(out, y)
+try:
+    fit(torch.nn.Linear(4, 1), DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8),
+        loss_fn=loss_fn, config=TrainingConfig(epochs=1, patience=0, lr_patience=0,
+        device="cpu", model_name="m"), root=root, name="exp", plots=False, progress=False,
+        system=False)
+except Exception as exc:
+    print(type(exc).__name__ + ": " + str(exc))
+    sys.exit(3)
+"""
+
+
+def test_two_fits_of_the_same_name_at_once(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    first = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path), str(release)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "exp" / LOCK_FILE
+        while not (lock.is_file() and lock.stat().st_size):
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.02)
+        second = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), str(release)],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 3, second.stderr
+        assert f"RunLockedError: the run {tmp_path / 'exp'} is in use: process {first.pid} is " \
+               "writing it" in second.stdout
+        assert "FileNotFoundError" not in second.stdout + second.stderr
+    finally:
+        release.write_text("go")
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    info = json.loads((tmp_path / "exp" / "run.json").read_text())
+    assert info["status"] == "finished" and info["resumes"] == []  # the refusal changed nothing
