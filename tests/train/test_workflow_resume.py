@@ -174,3 +174,10 @@ def test_a_second_process_cannot_resume_a_run_being_written(tmp_path: Path) -> N
         holder.wait()
     result = Workflow(_toy(), tmp_path, 2, "exp", system=False).run()  # the dead holder's lock
     assert result.epochs_done == 2
+
+
+def test_the_manager_cannot_share_the_experiment_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is the experiment folder itself; give it a folder of "
+                                         "its own"):
+        Workflow(_toy(), tmp_path, 1, "exp", checkpoint=CheckpointManager(tmp_path / "exp"),
+                 system=False).run()

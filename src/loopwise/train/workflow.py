@@ -54,8 +54,7 @@ from loopwise.train.workflow_state import (
     FoundCheckpoint,
     ResumePoint,
     capture_state,
-    check_resumable,
-    read_checkpoint,
+    prepare_resume,
     restore_state,
 )
 from loopwise.watch.health.runner import ensure_health_monitor
@@ -127,6 +126,10 @@ class Workflow:
     def run(self) -> WorkflowResult:
         """Create or resume the experiment and train up to ``epochs``."""
         check_writable(self.path)
+        if self.checkpoint is not None and self.name is not None and \
+                self.checkpoint.directory.resolve() == (self.path / self.name).resolve():
+            raise ValueError(f"checkpoint=CheckpointManager({str(self.checkpoint.directory)!r}) "
+                             "is the experiment folder itself; give it a folder of its own")
         if self.name is not None and (self.path / self.name).exists():
             return self._resume(self.path / self.name)
         return self._start()
@@ -163,15 +166,8 @@ class Workflow:
             history = History(folder / "history.csv")
             history.load()
             return WorkflowResult(folder, "already_finished", done, history=history.rows)
-        if self.checkpoint is not None and self.checkpoint.directory.resolve() == folder.resolve():
-            raise ValueError(f"checkpoint=CheckpointManager({str(folder)!r}) is the experiment "
-                             "folder itself; give the manager a folder of its own")
-        files = NamedFiles(folder)
-        found = read_checkpoint(files, self.checkpoint,
-                                epochs_done=int((info.get("workflow") or {}).get("epochs_done", 0)),
-                                allow_unverified=self.allow_unverified)
-        if found is not None:
-            check_resumable(self.callbacks, found.state, found.source)
+        found = prepare_resume(folder, self.checkpoint, self.callbacks, info,
+                               allow_unverified=self.allow_unverified)
         run = Run.reopen(folder)
         self.folder = folder
         return self._guarded(run, lambda: self._continue(run, saved, current, diff, found))

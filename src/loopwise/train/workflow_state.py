@@ -166,6 +166,18 @@ def _as_dict(state: object, path: Path) -> dict[str, Any]:
     return state
 
 
+def prepare_resume(folder: Path, checkpoint: CheckpointManager | None, callbacks: CallbackList,
+                   info: Mapping[str, Any], *, allow_unverified: bool) -> FoundCheckpoint | None:
+    """Read, verify and check the checkpoint an experiment resumes from, before anything is
+    reopened (``info``: its ``run.json``)."""
+    found = read_checkpoint(NamedFiles(folder), checkpoint,
+                            epochs_done=int((info.get("workflow") or {}).get("epochs_done", 0)),
+                            allow_unverified=allow_unverified)
+    if found is not None:
+        check_resumable(callbacks, found.state, found.source)
+    return found
+
+
 def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: str) -> None:
     """What can be checked before anything is touched: a complete Workflow checkpoint, the
     same world size, the same callbacks in the same order."""
