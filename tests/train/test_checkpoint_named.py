@@ -131,3 +131,26 @@ def test_a_full_disk_is_said_and_the_previous_file_is_intact(
     monkeypatch.undo()
     assert not list(tmp_path.glob(".*.tmp"))  # the partial file is gone
     assert files.load("last_checkpoint.pth")[0]["epoch"] == 1
+
+
+def test_a_full_disk_in_the_manager_names_its_newest_kept_checkpoint(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopwise.train.checkpoint import CheckpointManager
+
+    manager = CheckpointManager(tmp_path, keep_last=2)
+    manager.save(_state(1), step=10)
+
+    def full(self: HashingWriter, view: memoryview) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(HashingWriter, "_write_all", full)
+    with pytest.raises(DiskFullError) as caught:
+        manager.save(_state(2), step=20)
+    message = str(caught.value)
+    assert message.startswith(f"the disk is full: writing checkpoint-step00000020.pt in "
+                              f"{tmp_path} failed (No space left on device)")
+    assert f"the previous checkpoint {tmp_path / 'checkpoint-step00000010.pt'} (step 10) is " \
+           "intact" in message
+    monkeypatch.undo()
+    latest = manager.load_latest()
+    assert latest is not None and latest["epoch"] == 1
