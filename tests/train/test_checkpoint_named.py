@@ -154,3 +154,19 @@ def test_a_full_disk_in_the_manager_names_its_newest_kept_checkpoint(
     monkeypatch.undo()
     latest = manager.load_latest()
     assert latest is not None and latest["epoch"] == 1
+
+
+def test_the_replaced_file_is_recycled_but_never_the_live_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = NamedFiles(tmp_path)
+    _save(files, 1)
+    first = (tmp_path / "last_checkpoint.pth").stat().st_ino
+    _save(files, 2)
+    spare = tmp_path / ".spare-last_checkpoint.pth"
+    assert spare.stat().st_ino == first  # the replaced file waits to be written over
+    _save(files, 3)
+    assert (tmp_path / "last_checkpoint.pth").stat().st_ino == first  # its blocks reused
+    _killed_in_commit(files, 4, monkeypatch)  # the spare is now a second name of the live file
+    _save(NamedFiles(tmp_path), 5)
+    state, verified = NamedFiles(tmp_path).load("last_checkpoint.pth")
+    assert state["epoch"] == 5 and verified

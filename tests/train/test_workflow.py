@@ -151,6 +151,19 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path: Path, reference: Path,
     assert ckpt["global_step"] == ref_ckpt["global_step"] == 48
 
 
+@pytest.mark.parametrize("kills", [("commit:5", "commit:1"), ("commit:4", "commit:2")])
+def test_sigkill_inside_checkpoint_commits_twice_is_bit_identical(
+        tmp_path: Path, reference: Path, kills: tuple[str, str]) -> None:
+    # two crashes in a row inside the commit window (between manifest and rename)
+    for kill in kills:
+        killed = _run_toy(tmp_path, "exp", "--every", "5", "--kill", kill)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run_toy(tmp_path, "exp", "--every", "5")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same_weights(reference, tmp_path / "exp")
+    assert _metrics(reference) == _metrics(tmp_path / "exp")
+
+
 def test_mid_epoch_resume_does_not_load_the_skipped_batches(tmp_path: Path) -> None:
     killed = _run_toy(tmp_path, "exp", "--every", "4", "--kill", "batch:2:10")
     assert killed.returncode == -signal.SIGKILL

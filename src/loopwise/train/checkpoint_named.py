@@ -11,6 +11,10 @@ matches one of the two. The ``previous`` hash is the one of the file actually on
 the last commit or the last verified load, else hashed), never an older manifest's claim: so any
 number of crashes inside the window leaves the intact file loadable.
 
+The replaced file of each name is kept as ``.spare-<name>`` and the next save writes over it
+(recycling, as the ``CheckpointManager`` does: overwriting allocated blocks is about twice as fast
+as filling new ones on thin-provisioned disks); it is never read.
+
 A file without a recorded hash (manifest missing, unreadable, or not listing it) is
 *unverifiable*: :class:`UnverifiedCheckpointError`, unless the caller opts in with
 ``allow_unverified=True``.
@@ -19,6 +23,7 @@ A file without a recorded hash (manifest missing, unreadable, or not listing it)
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -113,7 +118,7 @@ class NamedFiles:
         staged: list[StagedFile] = []
         try:
             for name, obj in files.items():
-                staged.append(stage_file(self.folder / name, obj))
+                staged.append(stage_file(self.folder / name, obj, reuse=self._reusable(name)))
         except DiskFullError as exc:
             for item in staged:
                 item.discard()
@@ -142,8 +147,29 @@ class NamedFiles:
                 item.discard()
             raise
         for item in staged:
+            self._keep_as_spare(item.path)
             self._on_disk[item.path.name] = item.commit()
         return {item.path.name: item.stored for item in staged}
+
+    def _spare(self, name: str) -> Path:
+        return self.folder / f".spare-{name}"
+
+    def _reusable(self, name: str) -> Path:
+        """The spare to write over, never a second name of the live file (a crash between
+        linking the spare and the rename leaves it so)."""
+        spare, live = self._spare(name), self.folder / name
+        with contextlib.suppress(OSError):
+            if live.exists() and os.path.samefile(spare, live):
+                spare.unlink()
+        return spare
+
+    def _keep_as_spare(self, path: Path) -> None:
+        """Keep the replaced file's blocks as the next save's spare (recycling, as the
+        ``CheckpointManager`` does): a second name for it until the rename drops the first."""
+        spare = self._spare(path.name)
+        with contextlib.suppress(OSError):  # no hard links here: the file is simply replaced
+            spare.unlink(missing_ok=True)
+            os.link(path, spare)
 
     def adopt(self, name: str, stored: StoredFile, *, step: int) -> None:
         """List ``name`` (another name of a file written and hashed elsewhere, e.g. a hard link
