@@ -3,7 +3,8 @@ test can SIGKILL it at a chosen point and resume it.
 
     python _workflow_toy.py ROOT NAME EPOCHS [--every N] [--kill epoch:K:where|batch:K:J]
 
-``where`` is ``train`` (after the epoch's last batch, before the checkpoint), ``evaluate``
+``--kill commit:N`` kills inside the N-th checkpoint file commit (manifest written, file not
+yet renamed; each save commits last_checkpoint.pth, then last_weights.pt). ``where`` is ``train`` (after the epoch's last batch, before the checkpoint), ``evaluate``
 (inside evaluate, after the checkpoint) or ``end`` (at on_epoch_end). ``batch:K:J`` kills
 in epoch K right after batch J has been trained.
 """
@@ -119,6 +120,23 @@ def toy_callbacks(kill_at_end: int = -1) -> list[Callback]:
 ARGS = {"seed": 3, "lr": 0.01, "batch_size": 8}
 
 
+def _kill_at_commit(n: int) -> None:
+    """SIGKILL inside the n-th checkpoint file commit of this process: after its manifest was
+    written, before the file takes its name."""
+    from loopwise.train.checkpoint_store import StagedFile
+
+    original = StagedFile.commit
+    calls = {"n": 0}
+
+    def commit(self: StagedFile) -> Any:
+        calls["n"] += 1
+        if calls["n"] == n:
+            _kill()
+        return original(self)
+
+    StagedFile.commit = commit  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -130,6 +148,8 @@ def main(argv: list[str]) -> None:
         flag, value, rest = rest[0], rest[1], rest[2:]
         if flag == "--every":
             every = int(value)
+        elif flag == "--kill" and value.startswith("commit:"):
+            _kill_at_commit(int(value.split(":")[1]))
         elif flag == "--kill":
             kind, k, where = value.split(":")
             kill = (kind, int(k), int(where) if kind == "batch" else where)

@@ -1,18 +1,14 @@
-"""Experiment folder files: args.json, history.csv, the hashed last checkpoint and weights."""
+"""Experiment folder files: args.json and history.csv (the checkpoint files: test_checkpoint_named)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from loopwise.train.checkpoint_store import CorruptCheckpointError, StagedFile
 from loopwise.train.experiment import (
-    CheckpointFiles,
     History,
-    args_diff,
     check_writable,
     normalize_args,
     read_args,
@@ -26,12 +22,6 @@ def test_args_are_normalised_like_json() -> None:
         normalize_args([("lr", 0.1)])
     with pytest.raises(TypeError, match=r"trainer.args\['device'\] = .* cannot be stored as JSON"):
         normalize_args({"device": torch.device("cpu")})
-
-
-def test_args_diff_shows_changed_added_and_removed() -> None:
-    diff = args_diff({"lr": 0.1, "bs": 32, "old": 1}, {"lr": 0.01, "bs": 32, "new": True})
-    assert diff == ["lr: 0.1 (saved) -> 0.01 (now)", "+ new: True (given now, not saved)",
-                    "- old: 1 (saved, not given now)"]
 
 
 def test_read_args_errors_leave_the_file_alone(tmp_path: Path) -> None:
@@ -68,69 +58,6 @@ def test_history_with_a_bad_line_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "history.csv").write_text("epoch,loss\n1,abc\n")
     with pytest.raises(ValueError, match="line 2 is not numeric"):
         History(tmp_path / "history.csv").load()
-
-
-def _state(epoch: int) -> dict[str, object]:
-    return {"epoch": epoch, "w": torch.full((3,), float(epoch))}
-
-
-def test_checkpoint_files_round_trip_with_hashes(tmp_path: Path) -> None:
-    files = CheckpointFiles(tmp_path)
-    assert not files.exists()
-    files.save(_state(1), {"w": torch.ones(3)}, epoch=1)
-    files.save(_state(2), {"w": torch.ones(3) * 2}, epoch=2)
-    state, note = files.load()
-    assert state["epoch"] == 2 and note is None
-    manifest = json.loads((tmp_path / "checkpoint.json").read_text())
-    entry = manifest["files"]["last_checkpoint.pth"]
-    assert entry["current"]["epoch"] == 2 and entry["previous"]["epoch"] == 1
-    assert entry["current"]["algorithm"] == "xxh3_128"
-    assert torch.equal(torch.load(tmp_path / "last_weights.pt", weights_only=True)["w"],
-                       torch.ones(3) * 2)
-
-
-def test_a_crash_between_manifest_and_rename_still_loads(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    files = CheckpointFiles(tmp_path)
-    files.save(_state(1), {}, epoch=1)
-
-    def killed(self: StagedFile) -> None:
-        raise KeyboardInterrupt  # stands for SIGKILL after the manifest was written
-
-    monkeypatch.setattr(StagedFile, "commit", killed)
-    with pytest.raises(KeyboardInterrupt):
-        files.save(_state(2), {}, epoch=2)
-    monkeypatch.undo()
-    state, _ = files.load()
-    assert state["epoch"] == 1  # the previous hash still vouches for the file on disk
-    assert list(tmp_path.glob(".*.tmp"))
-    files.remove_leftovers()
-    assert not list(tmp_path.glob(".*.tmp"))
-
-
-@pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
-def test_damaged_checkpoint_is_refused(tmp_path: Path, damage: str) -> None:
-    files = CheckpointFiles(tmp_path)
-    files.save(_state(1), {}, epoch=1)
-    path = tmp_path / "last_checkpoint.pth"
-    data = bytearray(path.read_bytes())
-    if damage == "truncate":
-        data = data[:-50]
-    elif damage == "flip":
-        data[40] ^= 0x04
-    else:
-        data = bytearray()
-    path.write_bytes(bytes(data))
-    with pytest.raises(CorruptCheckpointError, match="last_checkpoint.pth is unusable"):
-        files.load()
-
-
-def test_missing_manifest_loads_unverified_with_a_note(tmp_path: Path) -> None:
-    files = CheckpointFiles(tmp_path)
-    files.save(_state(1), {}, epoch=1)
-    (tmp_path / "checkpoint.json").unlink()
-    state, note = files.load()
-    assert state["epoch"] == 1 and note is not None and "without a hash check" in note
 
 
 def test_check_writable(tmp_path: Path) -> None:

@@ -145,8 +145,9 @@ def test_same_name_and_parameters_is_skipped_different_is_refused_force_redoes(
     assert again.best_epoch == first.best_epoch
     for p, q in zip(fresh.parameters(), first.model.parameters(), strict=True):
         assert torch.equal(p, q)  # the best weights were loaded into the new model
-    with pytest.raises(ValueError, match=r"exists with different parameters \(epochs: 3 -> 4\); "
-                                         r"pass force=True"):
+    with pytest.raises(ValueError, match=r"the parameters of run .*same differ from the ones "
+                                         r"saved in .*config.json:\n  epochs: 3 \(saved\) -> 4 "
+                                         r"\(now\)\npass force=True"):
         fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), val_loader=val,
             config=config(epochs=4), root=tmp_path, name="same", **QUIET)
     redone = fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), val_loader=val,

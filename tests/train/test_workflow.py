@@ -46,7 +46,7 @@ def test_new_experiment_layout_and_history(tmp_path: Path) -> None:
     folder = tmp_path / "exp"
     assert result.status == "finished" and result.epochs_done == 3 and result.path == folder
     for name in ("run.json", "config.json", "store.sqlite", "args.json", "history.csv",
-                 "last_checkpoint.pth", "last_weights.pt", "checkpoint.json"):
+                 "last_checkpoint.pth", "last_weights.pt", "manifest.json"):
         assert (folder / name).is_file(), name
     assert json.loads((folder / "args.json").read_text()) == ARGS
     rows = _rows(folder)
@@ -63,7 +63,8 @@ def test_new_experiment_layout_and_history(tmp_path: Path) -> None:
     trainer.setup()
     trainer.model.load_state_dict(weights)  # the file is a plain model state_dict
     checkpoint = torch.load(folder / "last_checkpoint.pth", weights_only=True)
-    assert checkpoint["epoch"] == 3 and checkpoint["phase"] == "trained"
+    # the end state: a later run with more epochs continues after epoch 3, not inside it
+    assert checkpoint["epoch"] == 3 and checkpoint["phase"] == "evaluated"
     assert {"model", "optimizer", "scheduler", "rng", "callbacks", "monitor"} <= set(checkpoint)
 
 
@@ -151,6 +152,19 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path: Path, reference: Path,
     assert ckpt["global_step"] == ref_ckpt["global_step"] == 48
 
 
+@pytest.mark.parametrize("kills", [("commit:5", "commit:1"), ("commit:4", "commit:2")])
+def test_sigkill_inside_checkpoint_commits_twice_is_bit_identical(
+        tmp_path: Path, reference: Path, kills: tuple[str, str]) -> None:
+    # two crashes in a row inside the commit window (between manifest and rename)
+    for kill in kills:
+        killed = _run_toy(tmp_path, "exp", "--every", "5", "--kill", kill)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _run_toy(tmp_path, "exp", "--every", "5")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same_weights(reference, tmp_path / "exp")
+    assert _metrics(reference) == _metrics(tmp_path / "exp")
+
+
 def test_mid_epoch_resume_does_not_load_the_skipped_batches(tmp_path: Path) -> None:
     killed = _run_toy(tmp_path, "exp", "--every", "4", "--kill", "batch:2:10")
     assert killed.returncode == -signal.SIGKILL
@@ -225,10 +239,14 @@ def test_corrupt_last_checkpoint_without_a_manager_is_an_error(tmp_path: Path) -
     Workflow(_toy(), tmp_path, 1, "exp", system=False).run()
     path = tmp_path / "exp" / "last_checkpoint.pth"
     path.write_bytes(path.read_bytes()[:-10])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "exp").iterdir()}
     with pytest.raises(CheckpointError, match="last_checkpoint.pth is unusable: the file has "
                                               ".* Nothing was changed"):
         Workflow(_toy(), tmp_path, 3, "exp", system=False).run()
-    assert RunReader(tmp_path / "exp").info["status"] == "failed"
+    # as it says: run.json still says finished, no resume entry, no file touched
+    assert RunReader(tmp_path / "exp").info["status"] == "finished"
+    assert RunReader(tmp_path / "exp").info["resumes"] == []
+    assert {p.name: p.read_bytes() for p in (tmp_path / "exp").iterdir()} == before
 
 
 def test_changed_model_on_resume_is_a_clear_error(tmp_path: Path) -> None:

@@ -73,3 +73,27 @@ def new_run_info(name: str, now: float) -> dict[str, Any]:
         "global_step": 0,
         "resumes": [],
     }
+
+
+def pid_alive(pid: int, start: float | None) -> bool:
+    """Whether process ``pid`` (started at ``start``, when known) is still alive on this host:
+    a reused PID (another start time) or a zombie is not."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a core dependency
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return start is None or abs(proc.create_time() - start) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True

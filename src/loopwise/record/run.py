@@ -36,6 +36,7 @@ from loopwise.record.errors import load_json_object
 from loopwise.record.helpers import Helpers
 from loopwise.record.isotime import iso
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
+from loopwise.record.lock import RunLock
 from loopwise.record.mirror import Mirrors
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import new_run_info, process_identity
@@ -56,9 +57,11 @@ class Run:
     """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
 
     def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
-                 heartbeat_interval: float, clock: Callable[[], float]) -> None:
+                 heartbeat_interval: float, clock: Callable[[], float],
+                 lock: RunLock | None = None) -> None:
         self.path = path
         self._file = RunFile(path / RUN_FILE, info)
+        self._writer_lock = lock  # released by close()
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._last_heartbeat = clock()
@@ -106,8 +109,13 @@ class Run:
             check_json(config, what="config")
         path = make_run_folder(root, name, clock=clock)
         info = new_run_info(path.name, clock())
-        run = cls(path, info, flush_interval=flush_interval,
-                  heartbeat_interval=heartbeat_interval, clock=clock)
+        lock = RunLock.acquire(path)
+        try:
+            run = cls(path, info, flush_interval=flush_interval,
+                      heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
         if config is not None:
             run.set_config(config)
         return run
@@ -121,11 +129,24 @@ class Run:
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> Run:
-        """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added."""
+        """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added.
+        Another live process writing it is a ``RunLockedError`` naming its PID."""
         run_path = Path(path).absolute()
         info_file = run_path / RUN_FILE
         if not info_file.is_file():
             raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")
+        lock = RunLock.acquire(run_path)
+        try:
+            return cls._reopen(run_path, lock, flush_interval=flush_interval,
+                               heartbeat_interval=heartbeat_interval, clock=clock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
+                heartbeat_interval: float, clock: Callable[[], float]) -> Run:
+        info_file = run_path / RUN_FILE
         info = load_json_object(info_file, hint="it was left as it was; restore it from a "
                                 "backup, or start a new run")
         now = clock()
@@ -133,7 +154,7 @@ class Run:
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
-                  heartbeat_interval=heartbeat_interval, clock=clock)
+                  heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
         run._epochs = EpochLedger.of_folder(run_path, run.epoch)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})
@@ -406,6 +427,8 @@ class Run:
             if self._file.failure is None:
                 raise
         atexit.unregister(self._atexit)
+        if self._writer_lock is not None:
+            self._writer_lock.release()
 
     def __enter__(self) -> Run:
         return self

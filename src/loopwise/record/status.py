@@ -3,36 +3,15 @@ as a block that ended gives it (:func:`exit_status`)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import traceback
 from types import TracebackType
 from typing import Any
 
+from loopwise.record.provenance import pid_alive
+
 STALE_HEARTBEAT_S = 60.0
-
-
-def _pid_alive(pid: int, start: float | None) -> bool:
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil is a core dependency
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return start is None or abs(proc.create_time() - start) < 1.0
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
 
 
 def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
@@ -45,7 +24,7 @@ def resolve_status(info: dict[str, Any], *, now: float | None = None) -> str:
     if status != "running":
         return status
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        return "running" if _pid_alive(info["pid"], info.get("pid_start")) else "crashed"
+        return "running" if pid_alive(info["pid"], info.get("pid_start")) else "crashed"
     heartbeat = info.get("heartbeat")
     now = time.time() if now is None else now
     if not isinstance(heartbeat, (int, float)) or now - heartbeat > STALE_HEARTBEAT_S:

@@ -52,6 +52,7 @@ from loopwise.train.checkpoint_store import (
     BackgroundWriter,
     CheckpointError,
     CorruptCheckpointError,
+    DiskFullError,
     ManifestEntry,
     ManifestError,
     TensorSnapshot,
@@ -245,7 +246,10 @@ class CheckpointManager:
                 metrics: dict[str, float]) -> None:
         path = self.directory / name
         spare = self.directory / SPARE
-        stored = save_file(path, payload, reuse=spare if self.recycle else None)
+        try:
+            stored = save_file(path, payload, reuse=spare if self.recycle else None)
+        except DiskFullError as exc:
+            raise DiskFullError(f"{exc}; {self._intact()}") from exc
         entry = ManifestEntry(file=name, step=step, size=stored.size, hash=stored.hash,
                               algorithm=stored.algorithm, time=now, seq=seq, metrics=metrics)
         with self._lock:
@@ -264,6 +268,16 @@ class CheckpointManager:
         value = monitored_value(entry, self.monitor)
         if value is not None and self._best.update(value, step) and self.backup_dir is not None:
             self._backup(path, entry)
+
+    def _intact(self) -> str:
+        """Which checkpoint a failed save left as the newest (for the error message)."""
+        with self._lock:
+            entries = sorted(self._entries or [], key=lambda e: e.seq)
+        if not entries:
+            return "there is no previous checkpoint in this folder"
+        last = entries[-1]
+        return (f"the previous checkpoint {self.directory / last.file} (step {last.step}) is "
+                "intact; free some space and save again")
 
     def _backup(self, path: Path, entry: ManifestEntry) -> None:
         assert self.backup_dir is not None
@@ -297,8 +311,20 @@ class CheckpointManager:
                 if value is not None:
                     self._best.update(value, entry.step)
 
+    def load_latest_info(self, *, map_location: Any = "cpu", allow_pickle: bool = False
+                         ) -> tuple[dict[str, Any], CheckpointInfo] | None:
+        """As :meth:`load_latest`, with the kept checkpoint the state came from."""
+        entries = list(reversed(self._ordered()))
+        found = self._load_entry(entries, map_location, allow_pickle)
+        return None if found is None else (found[0], CheckpointInfo.of(self.directory, found[1]))
+
     def _load_first(self, entries: builtins.list[ManifestEntry], map_location: Any,
                     allow_pickle: bool) -> dict[str, Any] | None:
+        found = self._load_entry(entries, map_location, allow_pickle)
+        return None if found is None else found[0]
+
+    def _load_entry(self, entries: builtins.list[ManifestEntry], map_location: Any,
+                    allow_pickle: bool) -> tuple[dict[str, Any], ManifestEntry] | None:
         problems = []
         for entry in entries:
             path = self.directory / entry.file
@@ -314,7 +340,7 @@ class CheckpointManager:
             if not is_payload(payload):
                 raise CheckpointError(f"{path} is not a loopwise checkpoint (no {FORMAT!r} key)")
             state: dict[str, Any] = payload["state"]
-            return state
+            return state, entry
         if problems:
             raise CheckpointError("no usable checkpoint in "
                                   f"{self.directory}: " + "; ".join(problems))

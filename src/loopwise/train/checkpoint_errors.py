@@ -18,3 +18,12 @@ class CorruptCheckpointError(CheckpointError):
         super().__init__(f"checkpoint {path} is unusable: {problem}")
         self.path = path
         self.problem = problem
+
+
+class UnverifiedCheckpointError(CheckpointError):
+    """A checkpoint file has no recorded hash to check it against (its manifest is missing or
+    unreadable, or does not list it)."""
+
+
+class DiskFullError(CheckpointError):
+    """The disk filled up while a checkpoint was written (the partial file was removed)."""

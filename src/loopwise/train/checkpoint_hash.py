@@ -55,6 +55,14 @@ class HashingWriter:
         self._hasher = new_hasher()
         self._small = bytearray()
         self.size = 0
+        self.error: OSError | None = None  # the OS's write error (torch reports its own)
+
+    def _write(self, view: memoryview) -> None:
+        try:
+            self._write_all(view)
+        except OSError as exc:
+            self.error = exc
+            raise
 
     def _write_all(self, view: memoryview) -> None:
         self._hasher.update(view)
@@ -71,13 +79,13 @@ class HashingWriter:
                 self.flush()
         else:
             self.flush()
-            self._write_all(view)
+            self._write(view)
         self.size += n
         return n
 
     def flush(self) -> None:
         if self._small:
-            self._write_all(memoryview(self._small))
+            self._write(memoryview(self._small))
             self._small = bytearray()
 
     def stored(self) -> StoredFile:

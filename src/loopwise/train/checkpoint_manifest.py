@@ -32,10 +32,22 @@ class ManifestEntry:
     time: float
     seq: int
     metrics: dict[str, float] = field(default_factory=dict)
+    # a fixed-name file (``checkpoint_named``) between manifest and rename: what is on disk
+    previous: dict[str, Any] | None = None
 
     @property
     def stored(self) -> StoredFile:
         return StoredFile(size=self.size, hash=self.hash, algorithm=self.algorithm)
+
+    @property
+    def accepted(self) -> list[StoredFile]:
+        """The contents the file may hold: this entry's, and during a commit the one before."""
+        out = [self.stored]
+        if self.previous:
+            out.append(StoredFile(size=int(self.previous["size"]),
+                                  hash=str(self.previous["hash"]),
+                                  algorithm=str(self.previous["algorithm"])))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,6 +59,7 @@ class ManifestEntry:
             hash=str(data["hash"]), algorithm=str(data["algorithm"]), time=float(data["time"]),
             seq=int(data["seq"]),
             metrics={str(k): float_or_nan(v) for k, v in dict(data.get("metrics") or {}).items()},
+            previous=dict(data["previous"]) if data.get("previous") else None,
         )
 
 

@@ -18,6 +18,7 @@ write at a time on a background thread and re-raises its error on the next call)
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -32,7 +33,12 @@ import torch
 
 from loopwise.record.atomic import fsync_dir
 from loopwise.train.checkpoint_async import BackgroundWriter, TensorSnapshot
-from loopwise.train.checkpoint_errors import CheckpointError, CorruptCheckpointError
+from loopwise.train.checkpoint_errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    DiskFullError,
+    UnverifiedCheckpointError,
+)
 from loopwise.train.checkpoint_hash import (
     HASH_ALGORITHM,
     READ_CHUNK,
@@ -52,9 +58,10 @@ from loopwise.train.checkpoint_manifest import (
 
 __all__ = [
     "HASH_ALGORITHM", "MANIFEST_VERSION", "BackgroundWriter", "CheckpointError",
-    "CorruptCheckpointError", "ManifestEntry", "ManifestError", "StagedFile", "StoredFile",
-    "TensorSnapshot", "check_file", "copy_file", "digest_file", "load_file", "new_hasher",
-    "read_manifest", "save_file", "stage_file", "write_manifest",
+    "CorruptCheckpointError", "DiskFullError", "ManifestEntry", "ManifestError", "StagedFile",
+    "StoredFile", "TensorSnapshot", "UnverifiedCheckpointError", "check_file", "copy_file",
+    "digest_file", "load_file", "new_hasher", "read_manifest", "save_file", "stage_file",
+    "write_manifest",
 ]
 
 
@@ -125,10 +132,19 @@ def _stage(path: Path, fill: Callable[[IO[bytes]], None], reuse: Path | None = N
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the mode torch.save would (umask)
             os.fchmod(fd, 0o666 & ~_umask())
         writer = HashingWriter(fd)
-        fill(writer)  # type: ignore[arg-type]
-        writer.flush()
-        os.ftruncate(fd, writer.size)
-        os.fsync(fd)
+        try:
+            fill(writer)  # type: ignore[arg-type]
+            writer.flush()
+            os.ftruncate(fd, writer.size)
+            os.fsync(fd)
+        except Exception as exc:
+            full = writer.error if writer.error is not None else exc
+            if isinstance(full, OSError) and full.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(
+                    f"the disk is full: writing {path.name} in {path.parent} failed "
+                    f"({os.strerror(full.errno)}); the partial file was removed"
+                ) from exc
+            raise
     except BaseException:
         if fd >= 0:
             os.close(fd)

@@ -1,21 +1,17 @@
 """The files of a Workflow experiment folder, besides the run record.
 
-``args.json`` (the trainer's args), ``history.csv`` (one row per epoch), ``last_checkpoint.pth``
-(the full training state), ``last_weights.pt`` (``model.state_dict()`` only) and
-``checkpoint.json`` (size and XXH3-128 hash of the two checkpoint files). Every file is written
-and atomically. A checkpoint is staged (written, fsynced, hashed) first, then the manifest
-records its hash next to the previous one, then it takes its final name: after a crash at any
-point the file on disk matches one of the two recorded hashes.
+``args.json`` (the trainer's args) and ``history.csv`` (one row per epoch), each written
+atomically. The checkpoint files ``last_checkpoint.pth`` (the full training state) and
+``last_weights.pt`` (``model.state_dict()`` only) are fixed-name files of the one checkpoint
+storage (``checkpoint_named``), with their hashes in the folder's ``manifest.json``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,22 +19,12 @@ from typing import Any
 from loopwise.record.atomic import atomic_write_json
 from loopwise.record.csvfile import CsvColumns, number_cell, write_csv
 from loopwise.record.validate import check_json
-from loopwise.train.checkpoint_store import (
-    HASH_ALGORITHM,
-    CorruptCheckpointError,
-    StoredFile,
-    check_file,
-    load_file,
-    stage_file,
-)
 
 ARGS_FILE = "args.json"
 HISTORY_FILE = "history.csv"
 CHECKPOINT_FILE = "last_checkpoint.pth"
 WEIGHTS_FILE = "last_weights.pt"
-MANIFEST_FILE = "checkpoint.json"
 TIMING_COLUMNS = ("train_seconds", "eval_seconds")
-_log = logging.getLogger(__name__)
 
 
 # -- args --------------------------------------------------------------------------------------
@@ -76,19 +62,6 @@ def read_args(folder: Path) -> dict[str, Any]:
 
 def write_args(folder: Path, args: Mapping[str, Any]) -> None:
     atomic_write_json(folder / ARGS_FILE, dict(args))
-
-
-def args_diff(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Readable lines for what differs: ``lr: 0.1 -> 0.01``, ``+ new: 3``, ``- gone: 5``."""
-    lines = []
-    for key in sorted(set(saved) | set(current), key=str):
-        if key not in current:
-            lines.append(f"- {key}: {saved[key]!r} (saved, not given now)")
-        elif key not in saved:
-            lines.append(f"+ {key}: {current[key]!r} (given now, not saved)")
-        elif saved[key] != current[key]:
-            lines.append(f"{key}: {saved[key]!r} (saved) -> {current[key]!r} (now)")
-    return lines
 
 
 # -- history -------------------------------------------------------------------------------
@@ -142,102 +115,6 @@ class History:
         write_csv(self.path, header, (
             [(int(row[k]) if k == "epoch" else number_cell(row[k])) if k in row else ""
              for k in header] for row in self.rows))
-
-
-# -- checkpoint files --------------------------------------------------------------------------
-
-
-class CheckpointFiles:
-    """``last_checkpoint.pth`` and ``last_weights.pt`` with their hashes in ``checkpoint.json``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.folder / CHECKPOINT_FILE
-
-    def exists(self) -> bool:
-        return self.checkpoint_path.is_file()
-
-    def _read_manifest(self) -> dict[str, Any] | None:
-        path = self.folder / MANIFEST_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            files = data["files"]
-            if not isinstance(files, dict):
-                raise TypeError("'files' is not a dict")
-            return files
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            _log.warning("%s is unreadable (%s); checkpoints will be loaded unverified", path, exc)
-            return None
-
-    def save(self, state: Mapping[str, Any], weights: Mapping[str, Any], *, epoch: int) -> None:
-        """Stage both files, record their hashes (keeping the previous ones), then commit."""
-        old = self._read_manifest() or {}
-        staged = []
-        try:
-            staged.append(stage_file(self.folder / CHECKPOINT_FILE, dict(state)))
-            staged.append(stage_file(self.folder / WEIGHTS_FILE, dict(weights)))
-        except BaseException:
-            for item in staged:
-                item.discard()
-            raise
-        files: dict[str, Any] = {}
-        now = time.time()
-        for item in staged:
-            name = item.path.name
-            previous = (old.get(name) or {}).get("current")
-            files[name] = {"current": {"size": item.stored.size, "hash": item.stored.hash,
-                                       "algorithm": item.stored.algorithm, "epoch": epoch,
-                                       "time": now},
-                           "previous": previous}
-        try:
-            atomic_write_json(self.folder / MANIFEST_FILE, {"version": 1, "files": files})
-        except BaseException:
-            for item in staged:
-                item.discard()
-            raise
-        for item in staged:
-            item.commit()
-
-    def load(self, *, allow_pickle: bool = False) -> tuple[dict[str, Any], str | None]:
-        """The verified checkpoint state, and a warning text when it could not be verified."""
-        path = self.checkpoint_path
-        manifest = self._read_manifest()
-        entry = None if manifest is None else manifest.get(CHECKPOINT_FILE)
-        note = None
-        if entry is None:
-            note = (f"{MANIFEST_FILE} is missing or unreadable; {CHECKPOINT_FILE} was loaded "
-                    "without a hash check")
-            state = load_file(path, allow_pickle=allow_pickle)
-        else:
-            problems = []
-            for which in ("current", "previous"):
-                known = entry.get(which)
-                if not known:
-                    continue
-                expected = StoredFile(size=int(known["size"]), hash=str(known["hash"]),
-                                      algorithm=str(known.get("algorithm", HASH_ALGORITHM)))
-                problem = check_file(path, expected)
-                if problem is None:
-                    break
-                problems.append(problem)
-            else:
-                raise CorruptCheckpointError(path, "; ".join(dict.fromkeys(problems)) or
-                                             "no hash recorded")
-            state = load_file(path, allow_pickle=allow_pickle)
-        if not isinstance(state, dict):
-            raise CorruptCheckpointError(path, f"it holds a {type(state).__name__}, not a dict")
-        return state, note
-
-    def remove_leftovers(self) -> None:
-        """Temp files of writes that a crash interrupted (never complete files)."""
-        for name in (CHECKPOINT_FILE, WEIGHTS_FILE):
-            for leftover in self.folder.glob(f".{name}.*.tmp"):
-                leftover.unlink(missing_ok=True)
 
 
 def check_writable(path: Path) -> None:

@@ -51,8 +51,9 @@ from loopwise.train.fitfiles import FitFiles
 from loopwise.train.interrupt import GracefulInterrupt
 from loopwise.train.logsetup import close_logging, setup_logging
 from loopwise.train.loop import FitLoop
+from loopwise.train.rerun import differences
 from loopwise.train.result import FitResult, finish_fit, saved_result
-from loopwise.train.runplan import describe_diff, plan_run
+from loopwise.train.runplan import plan_run
 from loopwise.watch.system import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
@@ -251,8 +252,8 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
     saved = state.get("config", {})
     if saved != cfg.to_dict():
         raise ValueError(f"the checkpoint in {files.manager.directory} was saved with another "
-                         f"config ({describe_diff(saved, cfg.to_dict())}); use the same config "
-                         "or start a new run")
+                         "config:\n  " + "\n  ".join(differences(saved, cfg.to_dict()))
+                         + "\nuse the same config or start a new run")
     loop.load_state_dict(state)
     message = (f"resumed from the checkpoint at step {loop.engine.step} (epoch {loop.epoch}"
                + (f", {loop.resume_batch} batches into the next)" if loop.resume_batch else ")"))

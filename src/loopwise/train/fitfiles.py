@@ -11,10 +11,15 @@
 ``checkpoints/``                   the CheckpointManager's folder: verified, rotated saves
 =================================  ===========================================================
 
+``<name>_best_model.pth`` is a fixed-name file of the same storage
+(:class:`~loopwise.train.checkpoint_named.NamedFiles`): hashed into the run folder's
+``manifest.json`` when written and verified on every load (:meth:`FitFiles.load_best`).
 Checkpoints are written once, by :class:`~loopwise.train.checkpoint.CheckpointManager` (atomic
 write, hash in its manifest, keep-last rotation, fallback to the previous good file on load).
 The reference-named ``<name>_checkpoint_<epoch>.pth`` is a hard link to the manager's file (a
-copy where the filesystem has no hard links) and disappears when the manager rotates it out.
+copy where the filesystem has no hard links), listed with the same hash in the run folder's
+manifest (so ``load_state_dict_safely`` verifies it), and disappears when the manager rotates
+it out.
 Such a file holds the manager's payload: the fit state is under ``"state"`` (weights under
 ``["state"]["model"]``; :func:`loopwise.train.weights.load_state_dict_safely` finds them).
 """
@@ -31,7 +36,9 @@ import torch
 from loopwise.record.atomic import atomic_write_json
 from loopwise.record.jsonsafe import json_safe
 from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_store import copy_file, save_file
+from loopwise.train.checkpoint_named import NamedFiles
+from loopwise.train.checkpoint_store import CheckpointError, StoredFile, copy_file
+from loopwise.train.weights import read_state_dict
 
 BEST_MODEL = "best_model.pth"
 CONFIG = "config.json"
@@ -59,6 +66,7 @@ class FitFiles:
         self.predictions_plot = self._path(PREDICTIONS_PLOT)
         self.results = self._path(RESULTS)
         self.manager = CheckpointManager(self.folder / "checkpoints", keep_last=keep, run=run)
+        self.named = NamedFiles(self.folder)
         self._pattern = re.compile(rf"^{re.escape(model_name)}_checkpoint_(\d+)\.pth$")
 
     def _path(self, suffix: str) -> Path:
@@ -67,9 +75,13 @@ class FitFiles:
     def checkpoint_path(self, epoch: int) -> Path:
         return self._path(f"checkpoint_{epoch}.pth")
 
-    def save_best_model(self, model: torch.nn.Module) -> Path:
-        save_file(self.best_model, model.state_dict())
+    def save_best_model(self, model: torch.nn.Module, *, epoch: int = 0) -> Path:
+        self.named.save({self.best_model.name: model.state_dict()}, step=epoch)
         return self.best_model
+
+    def load_best(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor] | None:
+        """The best weights, verified against the manifest (None when never saved)."""
+        return load_best_model(self.best_model, device)
 
     def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
                         in_progress: int | None = None) -> Path:
@@ -82,16 +94,24 @@ class FitFiles:
         if periodic:
             shown = self.checkpoint_path(epoch)
             _link(path, shown)
+            latest = self.manager.latest()
+            if latest is not None and latest.path == path:  # the same bytes under this name
+                self.named.adopt(shown.name, StoredFile(size=latest.size, hash=latest.hash,
+                                                        algorithm=latest.algorithm), step=epoch)
         self._prune()
         return shown
 
     def _prune(self) -> None:
         kept = {int(info.metrics["epoch"]) for info in self.manager.list()
                 if info.metrics.get("periodic")}
+        gone = []
         for file in self.folder.glob(f"{self.name}_checkpoint_*.pth"):
             match = self._pattern.match(file.name)
             if match and int(match.group(1)) not in kept:
                 file.unlink(missing_ok=True)
+                gone.append(file.name)
+        if gone:
+            self.named.forget(gone)
 
     def load_latest(self, device: torch.device) -> dict[str, Any] | None:
         return self.manager.load_latest(map_location=device)
@@ -104,8 +124,23 @@ class FitFiles:
         self.manager.close()
 
 
+def load_best_model(path: Path, device: torch.device | str = "cpu"
+                    ) -> dict[str, torch.Tensor] | None:
+    """The weights of ``<name>_best_model.pth`` after checking its hash against the run
+    folder's manifest (None when the file does not exist); a damaged or unverifiable file is an
+    error that says what to do."""
+    if not path.is_file():
+        return None
+    try:
+        NamedFiles(path.parent).check(path.name)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; the best weights cannot be trusted: restore the file "
+                              "from a backup, or pass force=True to train again") from exc
+    return read_state_dict(path, device)
+
+
 def _link(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # never another writer's
     tmp.unlink(missing_ok=True)
     try:
         os.link(source, tmp)

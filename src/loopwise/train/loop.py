@@ -23,6 +23,7 @@ from loopwise.train.evaluate import evaluate
 from loopwise.train.fitfiles import FitFiles
 from loopwise.train.interrupt import GracefulInterrupt
 from loopwise.train.nonfinite import NonFiniteGuard
+from loopwise.train.resume_skip import skip_batches
 from loopwise.train.step import StepEngine
 from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.improvement import Improvement
@@ -56,7 +57,7 @@ class FitLoop:
         self.partial: dict[str, Any] | None = None  # the running means, for a mid-epoch resume
         self.epoch_rng: dict[str, Any] | None = None  # RNG at the start of this epoch
         self._rng_before: dict[str, Any] | None = None  # restored just before iter(loader)
-        self._rng_after: dict[str, Any] | None = None  # restored after replaying skipped batches
+        self._rng_after: dict[str, Any] | None = None  # restored once the skipped batches are drawn
         self.stop: StopRequest | None = None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -118,11 +119,12 @@ class FitLoop:
         lr = float(self.optimizer.param_groups[0]["lr"])
         self.run.log_scalars({"lr": lr}, step=self.engine.step + 1)
         engine, clock, perf = self.engine, self.clock, time.perf_counter
-        index = 0
-        iterator = iter(self.train_loader)
-        for _ in range(skip):  # replay the batches done before an interrupt (same RNG: same order)
-            next(iterator)
-            index += 1
+        # resume: the sampler skips the batches done before the interrupt (drawn with the same
+        # RNG, so the same order; none is loaded), then the RNG of the interrupt comes back
+        source, start = skip_batches(self.train_loader, skip)
+        iterator = iter(source)
+        start()
+        index = skip
         if self._rng_after is not None:
             rng.restore(self._rng_after, gen)
         self._rng_before = self._rng_after = None
@@ -193,7 +195,7 @@ class FitLoop:
         self.log.info("epoch %d/%d: %s", epoch, self.config.epochs, shown)
         value = metrics.get(self.monitor, float("nan"))
         if self.best.update(value, epoch):
-            self.files.save_best_model(self.model)
+            self.files.save_best_model(self.model, epoch=epoch)
             self.run.log_event("best_model", f"new best {self.monitor} {value:.6g} at epoch "
                                f"{epoch}", data={"epoch": epoch, self.monitor: value})
 

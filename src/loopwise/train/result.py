@@ -21,10 +21,11 @@ from loopwise.train.fitfiles import (
     RESULTS,
     FitFiles,
     fit_file,
+    load_best_model,
 )
 from loopwise.train.loop import FitLoop
 from loopwise.train.step import unpack
-from loopwise.train.weights import load_into, read_state_dict
+from loopwise.train.weights import load_into
 
 
 @dataclass
@@ -92,9 +93,9 @@ def _plots(loop: FitLoop, files: FitFiles, train: list[float], val: list[float])
 def finish_fit(loop: FitLoop, files: FitFiles, *, plots: bool) -> FitResult:
     """Wrap up a completed loop (see the module docstring) and return its result."""
     model, run = loop.model, loop.run
-    if files.best_model.is_file():
-        load_into(model, read_state_dict(files.best_model, loop.device), strict=True,
-                  source=str(files.best_model))
+    best = files.load_best(loop.device)
+    if best is not None:
+        load_into(model, best, strict=True, source=str(files.best_model))
     test = loop.evaluate_test()
     if test is not None:
         run.log_scalars({f"test/{k}": v for k, v in test.items()}, step=loop.engine.step)
@@ -141,8 +142,9 @@ def saved_result(model: torch.nn.Module, folder: Path, cfg: TrainingConfig,
         raise ValueError(f"{files_path}: line {exc.lineno}: corrupt ({exc.msg}); pass "
                          "force=True to train again") from None
     best = fit_file(folder, cfg.model_name, BEST_MODEL)
-    if best.is_file():
-        load_into(model, read_state_dict(best, device), strict=True, source=str(best))
+    weights = load_best_model(best, device)  # verified against the manifest
+    if weights is not None:
+        load_into(model, weights, strict=True, source=str(best))
     history = [{k: _num(v) for k, v in h.items()} for h in data.get("history", [])]
     test = data.get("test_loss")
     named = {"run": folder, "best_model": best}

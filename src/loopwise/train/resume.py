@@ -244,10 +244,13 @@ class ResumableLoader:
             rng_at_start = position.rng_at_start
             restore_rng_state(rng_at_start)  # the iterator draws its base seed from torch's RNG
             self.sampler.set_epoch(position.epoch)
-            self.sampler.skip_next(position.batches_done * self.batch_size)
             done = position.batches_done
+        from loopwise.train.resume_skip import skip_batches  # the one skip (fit's too)
+
+        source, start = skip_batches(self.loader, done if resume is not None else 0)
         epoch = self.sampler.epoch
-        iterator = iter(self.loader)
+        iterator = iter(source)
+        start()
         if resume is not None:
             restore_rng_state(resume[1])
         total = len(self.loader)  # batches in a full pass

@@ -4,7 +4,8 @@
 
 - no folder: a new run;
 - a folder whose recorded parameters (``config.json``) differ: an error listing the differences
-  (pass ``force=True`` to start again, or another name);
+  (pass ``force=True`` to start again, or another name); the decision is the one Workflow makes
+  too (``loopwise.train.rerun.decide_rerun``);
 - same parameters and a finished result (``<model_name>_results.json``): **skip**, the caller
   returns the saved result;
 - same parameters, not finished (interrupted, crashed, failed): **resume** (``Run.reopen``);
@@ -25,6 +26,7 @@ from typing import Any
 from loopwise.record import Run, validate_run_name
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.train.fitfiles import RESULTS, fit_file
+from loopwise.train.rerun import decide_rerun
 
 
 @dataclass
@@ -48,13 +50,12 @@ def plan_run(root: str | Path, name: str, params: Mapping[str, Any], *, model_na
     if force:
         shutil.rmtree(folder)
         return RunPlan("new", folder, Run.create(root, name, config=params))
-    saved = _saved_params(folder)
-    if saved != params:
-        raise ValueError(
-            f"run {folder} exists with different parameters ({describe_diff(saved, params)}); "
-            "pass force=True (--force) to start it again, or choose another name"
-        )
-    if is_finished(folder, model_name):
+    decision = decide_rerun(
+        folder, saved=_saved_params(folder), current=params,
+        finished=is_finished(folder, model_name),
+        what=f"the parameters of run {folder}", saved_in=folder / CONFIG_FILE,
+        way_out="pass force=True (--force) to start it again, or choose another name")
+    if decision.action == "finished":
         return RunPlan("skip", folder, None)
     return RunPlan("resume", folder, Run.reopen(folder))
 
@@ -75,25 +76,3 @@ def _saved_params(folder: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: line {exc.lineno}: corrupt ({exc.msg}); pass force=True to "
                          "start the run again") from None
     return data if isinstance(data, dict) else {}
-
-
-def describe_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, limit: int = 6) -> str:
-    """``key: old -> new`` for each differing key (nested dicts flattened with dots)."""
-    a, b = _flatten(old), _flatten(new)
-    missing = object()
-    changes = [f"{k}: {a.get(k, 'unset')!r} -> {b.get(k, 'unset')!r}"
-               for k in sorted(set(a) | set(b)) if a.get(k, missing) != b.get(k, missing)]
-    if not changes:
-        return "none"
-    more = f", and {len(changes) - limit} more" if len(changes) > limit else ""
-    return "; ".join(changes[:limit]) + more
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

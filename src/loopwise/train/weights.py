@@ -1,6 +1,8 @@
 """``load_state_dict_safely(file_path, device)``: load saved weights without running pickles.
 
 - ``torch.load(weights_only=True)``: a file holding arbitrary objects is refused, not executed;
+- a file listed in the ``manifest.json`` beside it (loopwise's checkpoint storage: a best model,
+  a reference-named checkpoint, a ``CheckpointManager`` file) is checked against its hash first;
 - accepts a bare state dict or a checkpoint dict holding one (under ``model``, ``state_dict``
   or ``model_state_dict``, possibly inside ``state`` as in loopwise's checkpoint files);
 - strips the ``module.`` prefix of DataParallel/DistributedDataParallel and the ``_orig_mod.``
@@ -21,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from loopwise.train.checkpoint_named import verify_if_listed
 
 PREFIXES = ("module.", "_orig_mod.")
 NESTED_KEYS = ("state", "model", "state_dict", "model_state_dict")
@@ -60,6 +64,7 @@ def read_state_dict(file_path: str | Path, device: str | torch.device = "cpu"
     path = Path(file_path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}; check the path")
+    verify_if_listed(path)  # a file of loopwise's checkpoint storage: its hash is checked
     try:
         loaded = torch.load(path, map_location=torch.device(device), weights_only=True)
     except pickle.UnpicklingError as exc:

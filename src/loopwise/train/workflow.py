@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,8 +31,8 @@ from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState, StopRequest
 from loopwise.train.callbacks.lr_monitor import LearningRateMonitor
 from loopwise.train.checkpoint import CheckpointManager
+from loopwise.train.checkpoint_named import NamedFiles
 from loopwise.train.experiment import (
-    CheckpointFiles,
     History,
     check_writable,
     read_args,
@@ -42,13 +43,21 @@ from loopwise.train.trainer import Trainer
 from loopwise.train.workflow_checks import (
     already_finished,
     check_options,
-    check_resume_args,
     check_setup,
     current_args,
+    plan_resume,
     read_run_info,
 )
 from loopwise.train.workflow_pass import EpochPasses
-from loopwise.train.workflow_state import ResumePoint, capture_state, read_checkpoint, restore_state
+from loopwise.train.workflow_state import (
+    CHECKPOINT_FILE,
+    WEIGHTS_FILE,
+    FoundCheckpoint,
+    ResumePoint,
+    capture_state,
+    prepare_resume,
+    restore_state,
+)
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
 from loopwise.watch.system import ensure_system_monitor, system_option
@@ -76,7 +85,9 @@ class Workflow:
     ``checkpoint_every``: save mid-epoch every N batches of the first loader that
     ``train_loop`` iterates through ``self.track(...)`` (its sampler must be a
     ``ResumableSampler``). ``override_args``: resume even though ``trainer.args`` differ from
-    the saved ``args.json`` (the difference is recorded). ``system``: the run's system sampler:
+    the saved ``args.json`` (the difference is recorded). ``allow_unverified``: resume from a
+    ``last_checkpoint.pth`` whose hash cannot be checked (its manifest is gone) instead of
+    refusing. ``system``: the run's system sampler:
     ``True`` samples every 2 s, unless a sampler already runs on the run (one the trainer's
     ``setup()`` started, say), which is then kept as it is; a number is the interval in seconds;
     ``False`` starts none. ``exporters`` mirror the run (TensorBoard, MLflow, Prometheus).
@@ -87,8 +98,9 @@ class Workflow:
                  name: str | None = None, *, callbacks: Iterable[Callback] = (),
                  checkpoint: CheckpointManager | None = None,
                  checkpoint_every: int | None = None, override_args: bool = False,
-                 system: bool | float = True, health: bool = True,
-                 exporters: Iterable[Recorder] = (), report: bool = True) -> None:
+                 allow_unverified: bool = False, system: bool | float = True,
+                 health: bool = True, exporters: Iterable[Recorder] = (),
+                 report: bool = True) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
@@ -98,6 +110,9 @@ class Workflow:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
+        if not isinstance(allow_unverified, bool):
+            raise TypeError(f"allow_unverified must be True or False, got {allow_unverified!r}")
+        self.allow_unverified = allow_unverified
         self.system, self.system_interval = system_option(system)
         self.health = bool(health)
         self.exporters = list(exporters)
@@ -108,7 +123,7 @@ class Workflow:
                                 f"{type(exporter).__name__}")
         self.folder: Path | None = None
         self._run: Run | None = None
-        self._files: CheckpointFiles | None = None
+        self._files: NamedFiles | None = None
         self._history: History | None = None
         self._epoch = 0
         self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
@@ -118,6 +133,10 @@ class Workflow:
     def run(self) -> WorkflowResult:
         """Create or resume the experiment and train up to ``epochs``."""
         check_writable(self.path)
+        if self.checkpoint is not None and self.name is not None and \
+                self.checkpoint.directory.resolve() == (self.path / self.name).resolve():
+            raise ValueError(f"checkpoint=CheckpointManager({str(self.checkpoint.directory)!r}) "
+                             "is the experiment folder itself; give it a folder of its own")
         if self.name is not None and (self.path / self.name).exists():
             return self._resume(self.path / self.name)
         return self._start()
@@ -140,23 +159,28 @@ class Workflow:
         return self._train(run, start=1)
 
     def _resume(self, folder: Path) -> WorkflowResult:
-        saved = read_args(folder)  # raises before anything is touched
+        # everything is checked before Run.reopen: a refusal leaves the folder as it was
+        saved = read_args(folder)
         current = current_args(self.trainer)
-        diff = check_resume_args(folder, saved, current, self.override_args)
-        finished = already_finished(read_run_info(folder), self.epochs)
-        if finished is not None:
+        info = read_run_info(folder)
+        decision = plan_resume(folder, saved, current, info, self.epochs, self.override_args)
+        diff = decision.differences
+        finished = already_finished(info, self.epochs)
+        if decision.action == "finished" and finished is not None:
             done, stopped = finished
             _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
                          folder, done, f", stopped: {stopped}" if stopped else "")
             history = History(folder / "history.csv")
             history.load()
             return WorkflowResult(folder, "already_finished", done, history=history.rows)
+        found = prepare_resume(folder, self.checkpoint, self.callbacks, info,
+                               allow_unverified=self.allow_unverified)
         run = Run.reopen(folder)
         self.folder = folder
-        return self._guarded(run, lambda: self._continue(run, saved, current, diff))
+        return self._guarded(run, lambda: self._continue(run, saved, current, diff, found))
 
     def _continue(self, run: Run, saved: dict[str, Any], current: dict[str, Any] | None,
-                  diff: list[str]) -> WorkflowResult:
+                  diff: list[str], found: FoundCheckpoint | None) -> WorkflowResult:
         assert self.folder is not None
         if diff:
             run.log_event("args_overridden", "resumed with different args: " + "; ".join(diff),
@@ -165,7 +189,7 @@ class Workflow:
             run.set_config(current or saved)
         self.trainer.args = current if current is not None and diff else saved
         self._setup(run)
-        start = self._load_checkpoint(run)
+        start = self._load_checkpoint(run, found)
         return self._train(run, start=start)
 
     def _setup(self, run: Run) -> None:
@@ -174,8 +198,8 @@ class Workflow:
         self.trainer.run = run
         for exporter in self.exporters:
             run.add_exporter(exporter)
-        self._files = CheckpointFiles(self.folder)
-        self._files.remove_leftovers()
+        self._files = NamedFiles(self.folder)
+        self._files.remove_leftovers([CHECKPOINT_FILE, WEIGHTS_FILE])
         self._history = History(self.folder / "history.csv")
         self._history.load()
         if self.checkpoint is not None and self.checkpoint.run is None:
@@ -187,13 +211,18 @@ class Workflow:
         if self.system:  # after setup(): a sampler the trainer started there is kept
             ensure_system_monitor(run, interval=self.system_interval)
 
-    def _load_checkpoint(self, run: Run) -> int:
-        """Restore the newest usable checkpoint; return the epoch to start with."""
-        assert self._files is not None
-        found = read_checkpoint(self._files, self.checkpoint, run)
+    def _load_checkpoint(self, run: Run, found: FoundCheckpoint | None) -> int:
+        """Restore the checkpoint read before the run was reopened; return the epoch to
+        start with. The console says which file was used."""
         if found is None:
             return 1
-        self._pending = restore_state(self.trainer, self.callbacks, run, *found)
+        for kind, message in found.notes:
+            _log.warning("%s", message)
+            run.log_event(kind, message, level="warning")
+        self._pending = restore_state(self.trainer, self.callbacks, run, found.state,
+                                      found.source)
+        print(f"loopwise: resuming {self.folder} from {found.source} (epoch "
+              f"{self._pending.epoch}, {self._pending.phase})", file=sys.stderr)
         return self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------
@@ -265,9 +294,10 @@ class Workflow:
         self.callbacks.dispatch("on_train_end", loop_state)
         if self.checkpoint is not None:
             self.checkpoint.wait()
+        if done >= start:  # the end state (a callback may have changed the model, e.g.
+            # restore_best_weights), and a later run with more epochs continues after it
+            self._save(run, done, "evaluated")
         if stop is not None:
-            if done >= 1:  # a callback may have changed the model (restore_best_weights)
-                self._save(run, done, "evaluated")
             run.log_event("stopped", f"training stopped by {stop.source}: {stop.reason}",
                           data={"source": stop.source, "epoch": done})
         run.set_info(workflow={"epochs_done": done, "epochs": self.epochs, "finished": True,
@@ -311,7 +341,7 @@ class Workflow:
     def _save(self, run: Run, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)
-        self._files.save(state, state["model"], epoch=epoch)
+        self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None

@@ -17,7 +17,8 @@ import torch
 
 from loopwise.record.names import validate_run_name
 from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.experiment import TIMING_COLUMNS, args_diff, normalize_args
+from loopwise.train.experiment import TIMING_COLUMNS, normalize_args
+from loopwise.train.rerun import RerunDecision, decide_rerun
 from loopwise.train.trainer import Trainer
 
 
@@ -49,17 +50,15 @@ def current_args(trainer: Trainer) -> dict[str, Any] | None:
     return None if args is None else normalize_args(args)
 
 
-def check_resume_args(folder: Path, saved: dict[str, Any], current: dict[str, Any] | None,
-                      override: bool) -> list[str]:
-    """The differences between the saved and current args; an error unless ``override``."""
-    diff = [] if current is None else args_diff(saved, current)
-    if diff and not override:
-        raise ValueError(
-            f"the args differ from the ones saved in {folder / 'args.json'}:\n  "
-            + "\n  ".join(diff)
-            + "\nresume with the saved args, or pass Workflow(..., override_args=True)"
-        )
-    return diff
+def plan_resume(folder: Path, saved: dict[str, Any], current: dict[str, Any] | None,
+                info: Mapping[str, Any], epochs: int, override: bool) -> RerunDecision:
+    """The one rerun decision (``rerun.decide_rerun``) for an experiment folder: ``finished``
+    when ``run.json`` says there is nothing left for ``epochs``, ``resume`` otherwise, refused
+    when the args differ (unless ``override``: the differences are then returned)."""
+    return decide_rerun(
+        folder, saved=saved, current=current, finished=already_finished(info, epochs) is not None,
+        what="the args", saved_in=folder / "args.json", override=override,
+        way_out="resume with the saved args, or pass Workflow(..., override_args=True)")
 
 
 def read_run_info(folder: Path) -> dict[str, Any]:

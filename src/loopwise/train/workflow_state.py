@@ -2,9 +2,10 @@
 
 ``capture_state`` gathers the full training state (model, optimizer, scheduler, scaler, RNG,
 callbacks, the train monitor, the position in the epoch, the epoch's train metrics and time).
-``read_checkpoint`` finds the newest usable one (``last_checkpoint.pth``, else the
-``CheckpointManager``'s latest good checkpoint); ``restore_state`` checks it is complete and
-from the same world size, restores every component and returns where to continue
+``read_checkpoint`` finds the newest usable, verified one (``last_checkpoint.pth``, else the
+``CheckpointManager``'s latest good checkpoint) before the run is reopened, and
+``check_resumable`` checks it is complete, from the same world size and with the same callbacks;
+``restore_state`` restores every component and returns where to continue
 (:class:`ResumePoint`).
 """
 
@@ -12,13 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_store import CheckpointError, CorruptCheckpointError
-from loopwise.train.experiment import CheckpointFiles
+from loopwise.train.checkpoint_named import NamedFiles
+from loopwise.train.checkpoint_store import (
+    CheckpointError,
+    CorruptCheckpointError,
+    UnverifiedCheckpointError,
+)
 from loopwise.train.resume import (
     LoopPosition,
     ResumeError,
@@ -30,6 +36,8 @@ from loopwise.train.trainer import Trainer
 from loopwise.watch.monitor import TrainingMonitor
 
 FORMAT = "loopwise.workflow"
+CHECKPOINT_FILE = "last_checkpoint.pth"
+WEIGHTS_FILE = "last_weights.pt"
 REQUIRED = ("format", "epoch", "phase", "global_step", "model", "optimizer", "scheduler",
             "scaler", "rng", "callbacks", "monitor", "loop", "train_metrics", "train_seconds",
             "world_size")
@@ -81,37 +89,98 @@ def capture_state(trainer: Trainer, callbacks: CallbackList, run: Run, epoch: in
     }
 
 
-def read_checkpoint(files: CheckpointFiles, checkpoint: CheckpointManager | None,
-                    run: Run) -> tuple[dict[str, Any], str] | None:
-    """The newest usable checkpoint and where it came from; None when there is none.
+@dataclass
+class FoundCheckpoint:
+    """The checkpoint a resume continues from, where it came from, and the events to record
+    once the run is reopened (``(kind, message)``)."""
 
-    A corrupt ``last_checkpoint.pth`` falls back to ``checkpoint``'s latest good one (with a
-    ``checkpoint_corrupt`` event); without a ``CheckpointManager`` it is an error.
+    state: dict[str, Any]
+    source: str
+    notes: list[tuple[str, str]]
+
+
+def read_checkpoint(files: NamedFiles, checkpoint: CheckpointManager | None, *,
+                    epochs_done: int, allow_unverified: bool) -> FoundCheckpoint | None:
+    """The newest usable checkpoint, verified, read before the run is reopened (a refusal
+    changes nothing); None when the experiment never saved one.
+
+    ``last_checkpoint.pth`` is used when its hash matches. A corrupt one falls back to the
+    ``CheckpointManager``'s latest good checkpoint; so does an unverifiable one (the verified
+    copy is preferred), which without a manager is an error unless ``allow_unverified``. A
+    missing one while ``run.json`` says epochs were done is an error, never a fresh start.
     """
-    state: dict[str, Any] | None = None
-    source = str(files.checkpoint_path)
-    if files.exists():
-        try:
-            state, note = files.load()
-            if note:
-                run.log_event("checkpoint_unverified", note, level="warning")
-        except CorruptCheckpointError as exc:
-            if checkpoint is None:
-                raise CheckpointError(
-                    f"{exc}. Nothing was changed; restore the file from a backup, or move "
-                    "the experiment folder away to start again"
-                ) from exc
-            run.log_event("checkpoint_corrupt", f"{exc}; using the CheckpointManager's "
-                          "latest good checkpoint", level="warning")
-    if state is None and checkpoint is not None:
-        state = checkpoint.load_latest()
-        source = f"the latest checkpoint in {checkpoint.directory}"
-    return None if state is None else (state, source)
+    path = files.folder / CHECKPOINT_FILE
+    keep = "Nothing was changed; "
+    if not files.exists(CHECKPOINT_FILE):
+        managed = _managed(checkpoint, f"{path} is missing")
+        if managed is not None:
+            return managed
+        if epochs_done > 0 or files.entry(CHECKPOINT_FILE) is not None:
+            raise CheckpointError(
+                f"{path} is missing, but {files.folder / 'run.json'} says {epochs_done} "
+                f"epoch(s) were done. {keep}restore the file (e.g. from a backup), pass "
+                "checkpoint=CheckpointManager(...) holding this experiment's checkpoints, or "
+                "move the experiment folder away (or choose another name) to start again")
+        return None
+    try:
+        state, _ = files.load(CHECKPOINT_FILE)
+        return FoundCheckpoint(_as_dict(state, path), str(path), [])
+    except CorruptCheckpointError as exc:
+        managed = _managed(checkpoint, str(exc), kind="checkpoint_corrupt")
+        if managed is None:
+            raise CheckpointError(f"{exc}. {keep}restore the file from a backup, or move the "
+                                  "experiment folder away to start again") from exc
+        return managed
+    except UnverifiedCheckpointError as exc:
+        managed = _managed(checkpoint, f"{exc}; it was not used",
+                           kind="checkpoint_unverified")
+        if managed is not None:
+            return managed
+        if not allow_unverified:
+            raise UnverifiedCheckpointError(
+                f"{exc}. {keep}restore {files.manifest}, pass checkpoint=CheckpointManager(...) "
+                "holding a verified copy, or pass Workflow(..., allow_unverified=True) to load "
+                "it without a hash check") from exc
+        state, _ = files.load(CHECKPOINT_FILE, allow_unverified=True)
+        note = f"{exc}; loaded without a hash check (allow_unverified=True)"
+        return FoundCheckpoint(_as_dict(state, path), f"{path} (unverified)",
+                               [("checkpoint_unverified", note)])
 
 
-def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: dict[str, Any],
-                  source: str) -> ResumePoint:
-    """Restore every component ``state`` holds; return where to continue."""
+def _managed(checkpoint: CheckpointManager | None, why: str, *,
+             kind: str = "checkpoint_missing") -> FoundCheckpoint | None:
+    """The manager's latest good checkpoint (verified by its manifest), if it has one."""
+    if checkpoint is None:
+        return None
+    found = checkpoint.load_latest_info()
+    if found is None:
+        return None
+    state, info = found
+    source = f"{info.path} (step {info.step}, verified)"
+    return FoundCheckpoint(state, source, [(kind, f"{why}; using {source}")])
+
+
+def _as_dict(state: object, path: Path) -> dict[str, Any]:
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(path, f"it holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def prepare_resume(folder: Path, checkpoint: CheckpointManager | None, callbacks: CallbackList,
+                   info: Mapping[str, Any], *, allow_unverified: bool) -> FoundCheckpoint | None:
+    """Read, verify and check the checkpoint an experiment resumes from, before anything is
+    reopened (``info``: its ``run.json``)."""
+    found = read_checkpoint(NamedFiles(folder), checkpoint,
+                            epochs_done=int((info.get("workflow") or {}).get("epochs_done", 0)),
+                            allow_unverified=allow_unverified)
+    if found is not None:
+        check_resumable(callbacks, found.state, found.source)
+    return found
+
+
+def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: str) -> None:
+    """What can be checked before anything is touched: a complete Workflow checkpoint, the
+    same world size, the same callbacks in the same order."""
     missing = [k for k in REQUIRED if k not in state]
     if missing or state.get("format") != FORMAT:
         raise ResumeError(f"{source} is not a complete Workflow checkpoint (missing "
@@ -120,6 +189,16 @@ def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: di
         raise ResumeError(f"{source} was written with world size {state['world_size']}, "
                           f"this process has {world_size()}; resume with the same number "
                           "of processes")
+    try:
+        callbacks.check_state(state["callbacks"])
+    except ValueError as exc:
+        raise ResumeError(f"cannot restore the callbacks from {source}: {exc}") from exc
+
+
+def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: dict[str, Any],
+                  source: str) -> ResumePoint:
+    """Restore every component ``state`` holds; return where to continue."""
+    check_resumable(callbacks, state, source)
     restore_component("model", trainer.get_model(), state["model"], source=source)
     restore_component("optimizer", trainer.get_optimizer(), state["optimizer"], source=source)
     restore_component("LR scheduler", trainer.get_scheduler(), state["scheduler"],

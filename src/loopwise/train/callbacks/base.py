@@ -138,7 +138,18 @@ class CallbackList:
 
     def load_state_dict(self, states: Mapping[str, Mapping[str, Any]]) -> None:
         """Restore every callback; a callback without saved state (or saved state without a
-        callback) is an error naming it: a resumed run must not silently differ."""
+        callback), or callbacks in another order, is an error naming it: a resumed run must
+        not silently differ."""
+        self.check_state(states)
+        for name, cb in self._items.items():
+            cb.load_state_dict(states[name])
+
+    def check_state(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """ValueError unless ``states`` holds state for exactly these callbacks, in this order
+        (hooks run in order: a reversed list is another run)."""
+        if not isinstance(states, Mapping):
+            raise ValueError(f"the saved callback states are a {type(states).__name__}, "
+                             "not a dict")
         missing = [n for n in self._items if n not in states]
         extra = [n for n in states if n not in self._items]
         if missing or extra:
@@ -151,5 +162,9 @@ class CallbackList:
                 "the callbacks differ from the checkpoint's: " + "; ".join(parts)
                 + ". Pass the same callbacks as the run that wrote the checkpoint"
             )
-        for name, cb in self._items.items():
-            cb.load_state_dict(states[name])
+        if list(states) != list(self._items):
+            raise ValueError(
+                f"the callbacks are in another order than the checkpoint's: saved "
+                f"{', '.join(states)}; given {', '.join(self._items)}. Pass them in the saved "
+                "order (hooks run in order)"
+            )
