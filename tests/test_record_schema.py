@@ -145,3 +145,37 @@ def test_fit_and_workflow_end_by_writing_the_html_report(tmp_path: Path) -> None
         report = (path / "report.html").read_text(encoding="utf-8")
         assert "epoch/val_loss" in report and "<script" in report
     assert not (with_session(tmp_path / "other") / "report.html").exists()  # fit/Workflow only
+
+
+def test_runs_from_two_entry_points_line_up_in_tensorboard(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from loopwise.export.tensorboard import TensorBoardExporter
+
+    model, opt = _setup()
+    train, val = _data()
+    fit(model, train, loss_fn=torch.nn.MSELoss(), optimizer=opt, val_loader=val,
+        config=TrainingConfig(epochs=EPOCHS), root=tmp_path / "runs", name="fit", plots=False,
+        progress=False, system=False, exporters=[TensorBoardExporter(tmp_path / "tb" / "fit")])
+    model, opt = _setup()
+    mirror = TensorBoardExporter(tmp_path / "tb" / "monitor")  # attached once to the active run
+    for _ in range(EPOCHS):
+        monitor = TrainingMonitor(train, root=tmp_path / "runs", file=io.StringIO(), system=False,
+                                  exporters=[mirror])
+        for x, y in monitor:
+            monitor.log({"loss": _step(model, opt, x, y), "lr": opt.param_groups[0]["lr"]})
+        check = TrainingMonitor(val, phase="val", root=tmp_path / "runs", file=io.StringIO(),
+                                system=False)
+        for x, y in check:
+            check.log({"loss": _val(model, x, y)})
+    end_active_run()
+    tags = {}
+    for name in ("fit", "monitor"):
+        acc = EventAccumulator(str(tmp_path / "tb" / name), size_guidance={"scalars": 0})
+        acc.Reload()
+        tags[name] = set(acc.Tags()["scalars"])
+        steps = [e.step for e in acc.Scalars("epoch/val_loss")]
+        assert steps == [BATCHES * e for e in range(1, EPOCHS + 1)], name
+    shared = {"loss", "lr", "epoch/loss", "epoch/val_loss", "epoch/lr", "epoch/seconds"}
+    assert shared <= tags["fit"] & tags["monitor"], (tags["fit"], tags["monitor"])
