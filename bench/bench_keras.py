@@ -1,0 +1,101 @@
+"""Per-step cost of LoopwiseCallback on Keras 3 ``model.fit``, against ``fit`` with Keras's own
+progress bar (``verbose=1``) and against ``fit(verbose=0)`` with no callback; one process,
+the variants interleaved round by round, wall time, best of the rounds.
+
+Variants (the same small MLP on random data, batch 32, 2 epochs of ``--steps`` steps):
+- ``verbose=0``: no bar, no callback (the baseline);
+- ``verbose=1``: Keras's progress bar (to a text buffer, as in a log file);
+- ``loopwise``: ``verbose=0`` + ``LoopwiseCallback`` with its defaults (bar to a text buffer,
+  run record, system sampler, health monitor; no checkpoints);
+- ``loopwise+ckpt``: the same, checkpointing every epoch.
+
+Run: KERAS_BACKEND=torch .venv/bin/python bench/bench_keras.py [--steps 300] [--rounds 5]
+(the backend is chosen before Keras is imported; one backend per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+
+from loopwise.keras import LoopwiseCallback
+
+BATCH = 32
+
+
+def make_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(10)])
+    model.compile(optimizer="adam", metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    x = rng.random((args.steps * BATCH, 64), dtype=np.float32)
+    y = rng.integers(0, 10, size=args.steps * BATCH).astype("int32")
+    root = tempfile.mkdtemp(prefix="bench-keras-")
+    models = {name: make_model() for name in ("verbose=0", "verbose=1", "loopwise",
+                                              "loopwise+ckpt")}
+
+    def fit(name: str, verbose: int, callbacks: Callable[[], list[keras.callbacks.Callback]]
+            ) -> float:
+        sink = io.StringIO()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(sink):
+            models[name].fit(x, y, batch_size=BATCH, epochs=2, verbose=verbose,
+                             callbacks=callbacks(), shuffle=True)
+        return time.perf_counter() - t0
+
+    counter = iter(range(10**6))
+    variants: dict[str, Callable[[], float]] = {
+        "verbose=0": lambda: fit("verbose=0", 0, list),
+        "verbose=1": lambda: fit("verbose=1", 1, list),
+        "loopwise": lambda: fit("loopwise", 0, lambda: [LoopwiseCallback(
+            root=root, file=io.StringIO())]),
+        "loopwise+ckpt": lambda: fit("loopwise+ckpt", 0, lambda: [LoopwiseCallback(
+            root=root, file=io.StringIO(), checkpoint_dir=f"{root}/ckpt{next(counter)}")]),
+    }
+    for run in variants.values():  # warm-up: compile, first-call costs
+        run()
+    best = dict.fromkeys(variants, float("inf"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(args.rounds):
+            for name, run in variants.items():
+                best[name] = min(best[name], run())
+    steps = 2 * args.steps
+    base = best["verbose=0"]
+    print(f"Keras {keras.__version__}, backend {keras.config.backend()}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"{steps} steps per fit, best of {args.rounds}")
+    print(f"{'variant':<16}{'us/step':>10}{'vs verbose=0':>16}{'vs verbose=1':>16}")
+    for name, seconds in best.items():
+        extra = (seconds - base) / steps * 1e6
+        print(f"{name:<16}{seconds / steps * 1e6:>10.1f}{seconds / base:>15.3f}x"
+              f"{seconds / best['verbose=1']:>15.3f}x   (+{extra:.1f} us/step over verbose=0)")
+
+
+if __name__ == "__main__":
+    main()
