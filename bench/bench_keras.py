@@ -4,10 +4,13 @@ the variants interleaved round by round, wall time, best of the rounds.
 
 Variants (the same small MLP on random data, batch 32, 2 epochs of ``--steps`` steps):
 - ``verbose=0``: no bar, no callback (the baseline);
+- ``verbose=0 inline``: the same with a do-nothing batch hook that is not async-safe, so Keras
+  calls the batch hooks on the training thread instead of its thread pool;
 - ``verbose=1``: Keras's progress bar (to a text buffer, as in a log file);
 - ``loopwise``: ``verbose=0`` + ``LoopwiseCallback`` with its defaults (bar to a text buffer,
   run record, system sampler, health monitor; no checkpoints);
-- ``loopwise+ckpt``: the same, checkpointing every epoch.
+- ``loopwise inline``: the same with ``async_safe=False``;
+- ``loopwise+ckpt``: ``loopwise``, checkpointing every epoch.
 
 Run: KERAS_BACKEND=torch .venv/bin/python bench/bench_keras.py [--steps 300] [--rounds 5]
 (the backend is chosen before Keras is imported; one backend per process).
@@ -39,6 +42,14 @@ from loopwise.keras import LoopwiseCallback
 BATCH = 32
 
 
+class Inline(keras.callbacks.Callback):
+    """A batch hook that does nothing and is not async-safe: Keras then calls every batch hook
+    on the training thread (what verbose=1's progress bar does too)."""
+
+    def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+        pass
+
+
 def make_model() -> keras.Model:
     model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
                               keras.layers.Dense(10)])
@@ -56,8 +67,9 @@ def main() -> None:
     x = rng.random((args.steps * BATCH, 64), dtype=np.float32)
     y = rng.integers(0, 10, size=args.steps * BATCH).astype("int32")
     root = tempfile.mkdtemp(prefix="bench-keras-")
-    models = {name: make_model() for name in ("verbose=0", "verbose=1", "loopwise",
-                                              "loopwise+ckpt")}
+    names = ("verbose=0", "verbose=0 inline", "verbose=1", "loopwise", "loopwise inline",
+             "loopwise+ckpt")
+    models = {name: make_model() for name in names}
 
     def fit(name: str, verbose: int, callbacks: Callable[[], list[keras.callbacks.Callback]]
             ) -> float:
@@ -71,9 +83,12 @@ def main() -> None:
     counter = iter(range(10**6))
     variants: dict[str, Callable[[], float]] = {
         "verbose=0": lambda: fit("verbose=0", 0, list),
+        "verbose=0 inline": lambda: fit("verbose=0 inline", 0, lambda: [Inline()]),
         "verbose=1": lambda: fit("verbose=1", 1, list),
         "loopwise": lambda: fit("loopwise", 0, lambda: [LoopwiseCallback(
             root=root, file=io.StringIO())]),
+        "loopwise inline": lambda: fit("loopwise inline", 0, lambda: [LoopwiseCallback(
+            root=root, file=io.StringIO(), async_safe=False)]),
         "loopwise+ckpt": lambda: fit("loopwise+ckpt", 0, lambda: [LoopwiseCallback(
             root=root, file=io.StringIO(), checkpoint_dir=f"{root}/ckpt{next(counter)}")]),
     }

@@ -161,7 +161,7 @@ def test_bad_arguments_are_refused_with_what_to_do(tmp_path: Path) -> None:
     code = """
 from loopwise.keras import LoopwiseCallback
 for kwargs in ({"resume": True}, {"save_every": 0}, {"run": "runs/x"}, {"exporters": [1]},
-               {"flush_interval": 0}):
+               {"flush_interval": 0}, {"async_safe": "yes"}):
     try:
         LoopwiseCallback(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -175,6 +175,7 @@ for kwargs in ({"resume": True}, {"save_every": 0}, {"run": "runs/x"}, {"exporte
     assert lines[2] == "TypeError run must be a loopwise Run, got str"
     assert lines[3].startswith("TypeError exporters must be loopwise Recorders")
     assert lines[4] == "ValueError flush_interval must be > 0 seconds, got 0"
+    assert lines[5] == "TypeError async_safe must be True or False, got 'yes'"
 
 
 @pytest.mark.skipif(not _backend_ok("torch"), reason="needs torch")
@@ -223,3 +224,32 @@ net.fit(np.zeros((8, 4)), np.zeros((8, 1)), epochs=2, verbose=0,
     assert failing.info["status"] == "failed"
     assert "boom in epoch 1" in failing.info["error"]
     assert RunReader(tmp_path / "runs" / "exit").info["status"] == "failed"
+
+
+@pytest.mark.skipif(not _backend_ok("torch"), reason="needs torch")
+def test_batch_hooks_stay_off_the_training_thread_unless_async_safe_is_false(
+        tmp_path: Path) -> None:
+    """Under the torch backend Keras sends batch hooks to its callback thread when every
+    callback is async-safe; LoopwiseCallback is, unless told async_safe=False."""
+    code = """
+import threading
+import numpy as np, keras
+from loopwise.keras import LoopwiseCallback
+
+class Probe(LoopwiseCallback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_main.add(threading.current_thread() is threading.main_thread())
+        super().on_train_batch_end(batch, logs)
+
+net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+net.compile(optimizer="sgd", loss="mse")
+for flag in (True, False):
+    probe = Probe(system=False, progress=False, async_safe=flag)
+    probe.on_main = set()
+    net.fit(np.zeros((64, 4)), np.zeros((64, 1)), batch_size=8, epochs=1, verbose=0,
+            callbacks=[probe])
+    print(flag, sorted(probe.on_main))
+"""
+    proc = _run_code(tmp_path, code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["True [False]", "False [True]"]

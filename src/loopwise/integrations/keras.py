@@ -58,7 +58,8 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
     ``resume=True`` the newest one is loaded at the start of ``fit`` (weights, optimizer, RNG
     states, epoch: ``fit`` continues at the next epoch, into the same run). ``exporters`` mirror
     the run. ``progress`` draws the bar and the epoch summaries on ``file`` (default stderr);
-    pass ``verbose=0`` to ``fit`` so Keras does not draw its own.
+    pass ``verbose=0`` to ``fit`` so Keras does not draw its own. ``async_safe=False`` makes
+    Keras call the batch hooks inline (see ``docs/keras.md``: faster on a CPU-only machine).
     """
 
     async_safe = True  # on_train_batch_end only appends under a lock (keras_logs.BatchLogs)
@@ -69,7 +70,8 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
                  monitor: str | None = None, mode: str = "min", keep_last: int = 3,
                  keep_best: int = 1, save_every: int = 1, exporters: Iterable[Recorder] = (),
                  progress: bool = True, file: TextIO | None = None, system: bool = True,
-                 health: bool = True, flush_interval: float = 1.0) -> None:
+                 health: bool = True, flush_interval: float = 1.0,
+                 async_safe: bool = True) -> None:
         super().__init__()
         if run is not None and not isinstance(run, Run):
             raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
@@ -80,13 +82,14 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if type(save_every) is not int or save_every < 1:
             raise ValueError(f"save_every must be an int >= 1 (epochs), got {save_every!r}")
         for flag, value in (("resume", resume), ("progress", progress), ("system", system),
-                            ("health", health)):
+                            ("health", health), ("async_safe", async_safe)):
             if not isinstance(value, bool):
                 raise TypeError(f"{flag} must be True or False, got {value!r}")
         if not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
             raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         if file is not None and not callable(getattr(file, "write", None)):
             raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
+        self.async_safe = async_safe  # False: Keras calls every batch hook inline
         self._exporters = list(exporters)
         for exporter in self._exporters:
             if not isinstance(exporter, Recorder):
@@ -107,8 +110,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._epoch_base = self._start_step = 0
         self._epoch_start = self._next_flush = 0.0
         self._set_initial_epoch = self._warned_verbose = False
-        self.initial_epoch = 0  # the epoch fit starts at (after a resume: the checkpoint's)
-        self.epoch = 0  # epochs done
+        self.initial_epoch = self.epoch = 0  # fit's first epoch (after a resume); epochs done
 
     # -- the fit hooks -------------------------------------------------------------------------
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
@@ -155,8 +157,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         # May run on Keras's callback thread, several at once: append, advance, draw.
-        if logs is None:
-            logs = {}
+        logs = {} if logs is None else logs
         self._logs.add(batch, time.time(), logs, advance=self._advance)
         bar = self._bar
         if bar is not None:
@@ -244,8 +245,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         return LoopStats(0 if run is None else run.global_step - self._start_step, 0.0, 0.0)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "global_step": 0 if self.run is None else
-                self.run.global_step}
+        return {"epoch": self.epoch, "global_step": self.run.global_step if self.run else 0}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if "epoch" not in state:
