@@ -12,6 +12,11 @@ Variants (the same small MLP on random data, batch 32, 2 epochs of ``--steps`` s
 - ``loopwise inline``: the same with ``async_safe=False``;
 - ``loopwise+ckpt``: ``loopwise``, checkpointing every epoch.
 
+Second table: the cost of one batch hook alone (``on_train_batch_end`` called directly N times
+in one epoch with a dict of two floats, as Keras hands it): LoopwiseCallback (bar to a text
+buffer, run record, hand-overs every second included) against Keras's ``ProgbarLogger`` (the
+``verbose=1`` bar, to a text buffer) and a do-nothing hook; interleaved, best of the rounds.
+
 Run: KERAS_BACKEND=torch .venv/bin/python bench/bench_keras.py [--steps 300] [--rounds 5]
 (the backend is chosen before Keras is imported; one backend per process).
 """
@@ -62,11 +67,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--hooks-only", action="store_true")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.random((args.steps * BATCH, 64), dtype=np.float32)
     y = rng.integers(0, 10, size=args.steps * BATCH).astype("int32")
     root = tempfile.mkdtemp(prefix="bench-keras-")
+    probe = make_model()
+    probe.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0)
+    hook_costs(probe, root)
+    if args.hooks_only:
+        return
     names = ("verbose=0", "verbose=0 inline", "verbose=1", "loopwise", "loopwise inline",
              "loopwise+ckpt")
     models = {name: make_model() for name in names}
@@ -110,6 +121,41 @@ def main() -> None:
         extra = (seconds - base) / steps * 1e6
         print(f"{name:<16}{seconds / steps * 1e6:>10.1f}{seconds / base:>15.3f}x"
               f"{seconds / best['verbose=1']:>15.3f}x   (+{extra:.1f} us/step over verbose=0)")
+
+
+def hook_costs(model: keras.Model, root: str, *, n: int = 20000, rounds: int = 5) -> None:
+    logs = {"accuracy": 0.5, "loss": 1.25}
+
+    def drive(callback: keras.callbacks.Callback) -> float:
+        callback.set_model(model)
+        callback.set_params({"verbose": 1, "epochs": 1, "steps": n})
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            callback.on_train_begin()
+            callback.on_epoch_begin(0)
+            hook = callback.on_train_batch_end
+            t0 = time.perf_counter()
+            for i in range(n):
+                hook(i, logs)
+            seconds = time.perf_counter() - t0
+            callback.on_epoch_end(0, logs)
+            callback.on_train_end()
+        return seconds
+
+    makers: dict[str, Callable[[], keras.callbacks.Callback]] = {
+        "no-op hook": Inline,
+        "Keras ProgbarLogger (verbose=1)": keras.callbacks.ProgbarLogger,
+        "LoopwiseCallback": lambda: LoopwiseCallback(root=root, file=io.StringIO(),
+                                                     system=False),
+    }
+    best = dict.fromkeys(makers, float("inf"))
+    for _ in range(rounds):
+        for name, make in makers.items():
+            best[name] = min(best[name], drive(make()))
+    print(f"\none batch hook, {n} calls, best of {rounds}")
+    for name, seconds in best.items():
+        print(f"{name:<34}{seconds / n * 1e9:>10.0f} ns/call"
+              f"{seconds / best['Keras ProgbarLogger (verbose=1)']:>10.2f}x ProgbarLogger")
 
 
 if __name__ == "__main__":
