@@ -50,8 +50,8 @@ def test_a_dataset_of_unknown_or_infinite_length_has_no_total() -> None:
 @pytest.mark.xfail(strict=True, raises=TypeError,
                    reason="the monitor's value converter does not take TensorFlow tensors yet")
 def test_a_0_dim_tensorflow_tensor_is_logged_as_its_value() -> None:
-    monitor = TrainingMonitor(_dataset(), name="tf-tensors", system=False)
-    for x, y in monitor:
-        monitor.log({"loss": tf.reduce_mean(y - x)})
+    with TrainingMonitor(_dataset(), name="tf-tensors", system=False) as monitor:
+        for x, y in monitor:
+            monitor.log({"loss": tf.reduce_mean(y - x)})
     values = RunReader(monitor.run.path).series("loss").values
     assert values[0] == pytest.approx(3.5)
