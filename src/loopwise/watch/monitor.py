@@ -77,6 +77,11 @@ class TrainingMonitor(Generic[T]):
     ) -> None:
         check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
+        from loopwise.integrations.distributed import loop_reducer  # lazy: watch/ needs none
+
+        reducer = loop_reducer(target_s=max(float(mininterval), 0.25))
+        if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
+            record, run, log_file, disable, exporters = False, None, None, True, ()
         if total is None:
             try:
                 total = len(iterable)  # type: ignore[arg-type]
@@ -106,10 +111,15 @@ class TrainingMonitor(Generic[T]):
         self._acc = StepAccumulator(run if phase == "train" else None, csv=self._csv,
                                     health=health_monitor, clock=clock, perf=perf)
         self.log = self._acc.log  # type: ignore[method-assign]
+        if reducer is not None:  # refresh on a step count, the same on every rank
+            reducer.attach(self._acc, train=phase == "train")
+            iterable = reducer.wrap(iterable, lambda: self._refresh(self._perf()))
+            self._iterable = iterable
+            reducer.install_sigterm()
         self._perf = perf
         self._clock = clock
-        self._mininterval = float(mininterval)
-        self._next_refresh = 0.0
+        self._mininterval = float(mininterval) if reducer is None else math.inf
+        self._next_refresh = 0.0 if reducer is None else math.inf
         self._bar_n = 0
         self._start_step = self._pass_start = self._acc.step
         self._pass_t0 = 0.0
@@ -118,7 +128,9 @@ class TrainingMonitor(Generic[T]):
         self._closed = False
         self._bar = monitor_bar(total, desc, file, leave=leave, disable=disable,
                                 mininterval=mininterval)
-        if system and run is not None and phase == "train":
+        if system and reducer is not None and phase == "train":
+            reducer.start_system(self._acc.stats)  # every rank's, as rank{r}/<name>
+        elif system and run is not None and phase == "train":
             ensure_system_monitor(run, loop_stats=self._acc.stats)
 
     # -- public ------------------------------------------------------------------------------
@@ -152,6 +164,8 @@ class TrainingMonitor(Generic[T]):
         made or joined; a run given with ``run=`` is left to its owner)."""
         if self._closed:
             return
+        if self._acc.reducer is not None and status not in (None, "finished"):
+            error = self._acc.reducer.on_failure(error)  # no collective after a failure
         try:
             self._finish_pass()
             self._acc.flush()

@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from types import TracebackType
-from typing import Any, NoReturn, SupportsFloat, TextIO
+from typing import Any, NoReturn, SupportsFloat, TextIO, cast
 
 from torch import nn
 from tqdm import tqdm
@@ -60,6 +60,16 @@ from loopwise.watch.summary import summary
 __all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
 
 _PLAIN = (float, type(None))
+
+
+class _Quiet:
+    """The output of a rank other than 0 under torchrun: nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 class TrainingSession:
@@ -95,6 +105,11 @@ class TrainingSession:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.validation_steps = validation_steps
+        from loopwise.integrations.distributed import loop_reducer  # lazy: watch/ needs none
+
+        reducer = loop_reducer()
+        if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
+            run, record, exporters, file = None, False, (), cast(TextIO, _Quiet())
         self._model = model
         self._input_size = input_size
         self._system = system
@@ -121,6 +136,9 @@ class TrainingSession:
         self._current: EpochResult | None = None
         self._rec = SessionRecorder(run, health=health, **({} if clock is None else {
             "perf": clock}))
+        if reducer is not None:  # sync on a step count; every rank's system samples
+            reducer.attach_session(self._rec, system=system)
+            self._system = False
         self._values, self._add_step = self._rec.values, self._rec.add_step  # per-step shortcuts
 
     @property
@@ -301,6 +319,8 @@ class TrainingSession:
         if self._closed:
             return
         self._closed = True
+        if self._rec.acc.reducer is not None and status != "finished":
+            error = self._rec.acc.reducer.on_failure(error)  # no collective after a failure
         try:
             if self._bar is not None:
                 self._close_bar()

@@ -1,0 +1,320 @@
+"""Training under ``torchrun`` (DDP): one bar, reduced metrics, one record, bounded failures.
+
+The loop-side accumulator (``watch/accumulator.py``) calls a :class:`Reducer` at each refresh
+when a process group is initialised (:func:`loop_reducer`; ``watch/`` imports this module
+lazily, and only when ``torch.distributed`` was imported and initialised). Collectives must
+happen at the same points on every rank, so under a process group:
+
+- a loop refreshes every :attr:`Reducer.every` steps (the same number on every rank, agreed at
+  each refresh from rank 0's measured rate so that one comes about every ``target_s``), and at
+  the end of each pass; never on the wall clock, which differs per rank;
+- each refresh is ONE ``all_gather`` of a fixed-size byte buffer holding every rank's window
+  (all keys, all steps), its buffered system samples and its proposal for the next interval;
+  every rank then merges the same data (``distributed_merge.py``): the same global step, the
+  same reduced values (mean; weighted means and summed weights where the loop gave batch
+  sizes); rank 0 alone records them, with every rank's system samples as ``rank{r}/<name>``.
+  A window bigger than the buffer grows it for every rank (a second gather, that time only).
+
+A rank that fails publishes its traceback in the process group's store before it exits;
+``torchrun`` then stops the other ranks (SIGTERM, turned into :class:`RankFailed` here), and
+rank 0 closes the run ``failed`` with the failed rank's traceback. Collectives are bounded by
+the process group's timeout (``init_process_group(timeout=...)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any
+
+from loopwise.integrations.distributed_merge import (
+    merge_windows,
+    next_interval,
+    rank_samples,
+)
+
+FAILED_KEY = "loopwise/failed/rank"
+_HEADER = 8  # bytes: the payload's length, little endian
+_SAMPLER: ContextVar[Any] = ContextVar("loopwise_rank_sampler", default=None)
+_LAST_STEP: ContextVar[int] = ContextVar("loopwise_rank_step", default=0)
+
+
+class RankFailed(RuntimeError):
+    """Another rank of the group failed (its traceback is in the message)."""
+
+
+def process_group_active() -> bool:
+    """A ``torch.distributed`` process group is initialised (without importing torch)."""
+    dist = sys.modules.get("torch.distributed")
+    return bool(dist is not None and dist.is_available() and dist.is_initialized())
+
+
+def loop_reducer(*, target_s: float = 0.5) -> Reducer | None:
+    """A :class:`Reducer` for a new loop when a process group is initialised, else None."""
+    return Reducer(target_s=target_s) if process_group_active() else None
+
+
+class _SampleBuffer:
+    """The sink of a rank's system sampler: samples wait here for the next refresh."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.lock = threading.Lock()
+
+    def log_system(self, values: Mapping[str, float]) -> None:
+        with self.lock:
+            self.samples.append((time.time(), dict(values)))
+
+    def log_event(self, kind: str, message: str, *, level: str = "info",
+                  data: Mapping[str, Any] | None = None) -> None:
+        """Sampler events stay on the rank (its log); they are not part of the record."""
+
+    def drain(self) -> list[tuple[float, dict[str, float]]]:
+        with self.lock:
+            out, self.samples = self.samples, []
+        return out
+
+
+class _Synced:
+    def __init__(self, iterable: Iterable[Any], reducer: Reducer,
+                 refresh: Callable[[], None]) -> None:
+        self.iterable, self.reducer, self.refresh = iterable, reducer, refresh
+
+    def __iter__(self) -> Iterator[Any]:
+        done = 0
+        reducer, refresh = self.reducer, self.refresh
+        for item in self.iterable:
+            if done >= reducer.every:
+                refresh()
+                done = 0
+            done += 1
+            yield item
+
+
+class Reducer:
+    """One loop's cross-rank reduction (see the module doc)."""
+
+    def __init__(self, *, target_s: float = 0.5, every: int = 8) -> None:
+        import torch.distributed as dist
+
+        if not target_s > 0:
+            raise ValueError(f"target_s must be > 0 seconds, got {target_s!r}")
+        self._dist = dist
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        self.every = every
+        self.target_s = float(target_s)
+        self.broken = False
+        self.syncs = 0
+        self._capacity = 1 << 16
+        self._t_last = time.perf_counter()
+        self._old_term: Any = None
+
+    # -- the loop ----------------------------------------------------------------------------
+    def wrap(self, iterable: Iterable[Any], refresh: Callable[[], None]) -> Iterable[Any]:
+        """``iterable`` (iterated anew each pass), calling ``refresh()`` before each item after
+        every :attr:`every` steps: the sync points, identical on every rank."""
+        return _Synced(iterable, self, refresh)
+
+    def attach(self, acc: Any, *, train: bool = True) -> None:
+        """Reduce ``acc``'s refreshes; a training loop of a rank other than 0 (no run) continues
+        the global step where the process's last one stopped, as rank 0's run does."""
+        acc.reducer = self
+        if self.rank and train and acc.run is None:
+            acc.step0 = _LAST_STEP.get()
+
+    def attach_session(self, rec: Any, *, system: bool) -> None:
+        """A TrainingSession's recorder: refresh every :attr:`every` steps (not on the clock);
+        the phase-end values (``resolved``) averaged over the ranks."""
+        acc = rec.acc
+        self.attach(acc)
+        reducer = self
+        resolved = rec.resolved
+
+        def add_step(step: int, row: dict[str, Any]) -> None:
+            times = acc.times
+            now = rec.now()
+            if acc.step0 + len(times) != step - 1:
+                times.extend([now] * max(step - 1 - acc.step0 - len(times), 0))
+            times.append(now)
+            acc.log(row)
+            if len(times) >= reducer.every:
+                rec.flush()
+
+        def resolved_everywhere(row: dict[str, Any] | None) -> dict[str, float]:
+            return reducer.reduce_values(resolved(row))
+
+        rec.add_step = add_step
+        rec.resolved = resolved_everywhere
+        if system:
+            self.start_system(acc.stats)
+        self.install_sigterm()
+
+    def start_system(self, loop_stats: Any, *, interval: float | None = None) -> None:
+        """Start this process's system sampler (one per process) into the sample buffer."""
+        if _SAMPLER.get() is not None:
+            _SAMPLER.get().attach_loop_stats(loop_stats)
+            return
+        from loopwise.watch.system import DEFAULT_INTERVAL, SystemMonitor
+
+        sampler = SystemMonitor(_SampleBuffer(), interval=interval or DEFAULT_INTERVAL,
+                                loop_stats=loop_stats)
+        _SAMPLER.set(sampler)
+        sampler.start()
+
+    # -- the refresh -------------------------------------------------------------------------
+    def reduce(self, acc: Any, window: Any, weights: dict[str, list[float]], step0: int
+               ) -> tuple[Any, dict[str, list[float]]]:
+        """Called by the accumulator's flush: the window reduced over the ranks (and, on
+        rank 0, every rank's system samples written to the run)."""
+        if self.broken:
+            return window, weights
+        from loopwise.watch.window import Window
+
+        now = time.perf_counter()
+        steps = acc.step0 - step0
+        proposal = next_interval(steps, now - self._t_last, self.target_s) if steps else self.every
+        self._t_last = now
+        sampler = _SAMPLER.get()
+        payload = {"step0": step0, "n": steps, "cols": window.columns, "w": weights,
+                   "sys": sampler.run.drain() if sampler is not None else [],
+                   "every": proposal}
+        try:
+            payloads = self.exchange(payload)
+        except RankFailed:
+            self.broken = True
+            raise
+        except Exception as exc:  # a peer died mid-collective, or the group timed out
+            self.broken = True
+            raise RankFailed(self.peer_failures() or f"a collective failed: {exc}") from exc
+        self.syncs += 1
+        first = payloads[0]
+        if steps or first["n"]:
+            self.every = max(1, int(first["every"]))
+        acc.step0 = int(first["step0"]) + int(first["n"])  # rank 0's numbering, everywhere
+        if acc.run is not None or self.rank:
+            _LAST_STEP.set(acc.step0)
+        columns, merged_weights, uniform = merge_windows(payloads)
+        run = acc.run
+        if run is not None and self.rank == 0 and not run.closed:
+            for wall, values in rank_samples(payloads):
+                run.log_system(values, wall_time=wall)
+        keep = {k: v for k, v in merged_weights.items() if k in weights} if weights else {}
+        return Window(columns, uniform=uniform), keep
+
+    def reduce_values(self, values: Mapping[str, float]) -> dict[str, float]:
+        """``values`` (e.g. a validation pass's means) averaged over the ranks: one gather."""
+        if self.broken:
+            return dict(values)
+        payloads = self.exchange({"values": dict(values)})
+        out: dict[str, list[float]] = {}
+        for p in payloads:
+            for key, value in p["values"].items():
+                out.setdefault(key, []).append(float(value))
+        return {key: sum(vs) / len(vs) for key, vs in out.items()}
+
+    def exchange(self, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every rank's ``payload``, in rank order: one ``all_gather`` of a fixed-size buffer
+        (two when one rank's payload outgrew it; then the buffer stays bigger)."""
+        import torch
+
+        data = pickle.dumps(dict(payload), protocol=pickle.HIGHEST_PROTOCOL)
+        device = self._device()
+        while True:
+            cap = self._capacity
+            buf = torch.zeros(cap, dtype=torch.uint8)
+            head = len(data).to_bytes(_HEADER, "little")
+            if len(data) + _HEADER <= cap:
+                buf[:_HEADER + len(data)] = torch.frombuffer(bytearray(head + data),
+                                                             dtype=torch.uint8)
+            else:
+                buf[:_HEADER] = torch.frombuffer(bytearray(head), dtype=torch.uint8)
+            sent = buf.to(device)
+            out = [torch.empty_like(sent) for _ in range(self.world_size)]
+            self._dist.all_gather(out, sent)
+            rows = [o.cpu().numpy().tobytes() for o in out]
+            sizes = [int.from_bytes(r[:_HEADER], "little") for r in rows]
+            if max(sizes) + _HEADER <= cap:
+                return [pickle.loads(r[_HEADER:_HEADER + n]) for r, n in zip(rows, sizes,
+                                                                               strict=True)]
+            self._capacity = 1 << (max(sizes) + _HEADER - 1).bit_length()
+
+    def _device(self) -> Any:
+        import torch
+
+        if self._dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    # -- failures ----------------------------------------------------------------------------
+    def _store(self) -> Any:
+        try:
+            return self._dist.distributed_c10d._get_default_store()
+        except Exception:  # not every launcher gives the default group a store
+            return None
+
+    def publish_failure(self, error: str) -> None:
+        """Tell the other ranks (through the group's store) why this rank failed."""
+        self.broken = True
+        store = self._store()
+        if store is not None:
+            with contextlib.suppress(Exception):  # the store may be gone with the launcher
+                store.set(f"{FAILED_KEY}{self.rank}", error)
+
+    def peer_failures(self, *, wait_s: float = 2.0) -> str:
+        """The tracebacks other ranks published, waiting up to ``wait_s`` for a first one."""
+        store = self._store()
+        if store is None:
+            return ""
+        keys = [f"{FAILED_KEY}{r}" for r in range(self.world_size) if r != self.rank]
+        deadline = time.monotonic() + wait_s
+        while True:
+            found = []
+            for key in keys:
+                try:
+                    if store.check([key]):
+                        found.append(f"rank {key[len(FAILED_KEY):]} failed:\n"
+                                     + store.get(key).decode("utf-8", "replace"))
+                except Exception:
+                    return "\n".join(found)
+            if found or time.monotonic() >= deadline:
+                return "\n".join(found)
+            time.sleep(0.05)
+
+    def on_failure(self, error: str | None) -> str | None:
+        """A loop of this rank ends ``failed``: publish its own traceback (unless it only
+        reacts to another rank's failure) and return the error to record, the failed rank's
+        traceback first."""
+        own = error or ""
+        reacting = "RankFailed" in own or "stopped by SIGTERM" in own
+        if not reacting:
+            self.publish_failure(f"{own}")
+        self.broken = True
+        peers = self.peer_failures(wait_s=2.0 if reacting or self.rank == 0 else 0.0)
+        if peers and peers not in own:
+            return f"{peers}\n(rank {self.rank} then stopped:)\n{own}"
+        return error
+
+    def install_sigterm(self) -> None:
+        """SIGTERM (``torchrun`` stopping the group after a rank failed) raises
+        :class:`RankFailed` in the main thread, so the loop closes its run ``failed``."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        reducer = self
+
+        def handler(signum: int, frame: Any) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            reducer.broken = True
+            peers = reducer.peer_failures()
+            raise RankFailed("stopped by SIGTERM (torchrun stops the group when a rank fails)"
+                             + (f"\n{peers}" if peers else ""))
+
+        self._old_term = signal.signal(signal.SIGTERM, handler)
