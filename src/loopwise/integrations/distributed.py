@@ -23,30 +23,28 @@ the process group's timeout (``init_process_group(timeout=...)``).
 
 from __future__ import annotations
 
-import contextlib
 import pickle
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextvars import ContextVar
 from typing import Any
 
+from loopwise.integrations.distributed_failure import (
+    GroupState,
+    RankFailed,
+    failure_report,
+    group_state,
+    install_hooks,
+    peer_failures,
+)
 from loopwise.integrations.distributed_merge import (
     merge_windows,
     next_interval,
     rank_samples,
 )
 
-FAILED_KEY = "loopwise/failed/rank"
 _HEADER = 8  # bytes: the payload's length, little endian
-_SAMPLER: ContextVar[Any] = ContextVar("loopwise_rank_sampler", default=None)
-_LAST_STEP: ContextVar[int] = ContextVar("loopwise_rank_step", default=0)
-
-
-class RankFailed(RuntimeError):
-    """Another rank of the group failed (its traceback is in the message)."""
 
 
 def process_group_active() -> bool:
@@ -110,7 +108,7 @@ class Reducer:
         self.world_size = dist.get_world_size()
         self.every = every
         self.target_s = float(target_s)
-        self.broken = False
+        self.state: GroupState = group_state(self.rank, self.world_size)
         self.syncs = 0
         self._capacity = 1 << 16
         self._t_last = time.perf_counter()
@@ -127,7 +125,7 @@ class Reducer:
         the global step where the process's last one stopped, as rank 0's run does."""
         acc.reducer = self
         if self.rank and train and acc.run is None:
-            acc.step0 = _LAST_STEP.get()
+            acc.step0 = self.state.last_step
 
     def attach_session(self, rec: Any, *, system: bool) -> None:
         """A TrainingSession's recorder: refresh every :attr:`every` steps (not on the clock);
@@ -158,14 +156,14 @@ class Reducer:
 
     def start_system(self, loop_stats: Any, *, interval: float | None = None) -> None:
         """Start this process's system sampler (one per process) into the sample buffer."""
-        if _SAMPLER.get() is not None:
-            _SAMPLER.get().attach_loop_stats(loop_stats)
+        if self.state.sampler is not None:
+            self.state.sampler.attach_loop_stats(loop_stats)
             return
         from loopwise.watch.system import DEFAULT_INTERVAL, SystemMonitor
 
         sampler = SystemMonitor(_SampleBuffer(), interval=interval or DEFAULT_INTERVAL,
                                 loop_stats=loop_stats)
-        _SAMPLER.set(sampler)
+        self.state.sampler = sampler
         sampler.start()
 
     # -- the refresh -------------------------------------------------------------------------
@@ -173,7 +171,7 @@ class Reducer:
                ) -> tuple[Any, dict[str, list[float]]]:
         """Called by the accumulator's flush: the window reduced over the ranks (and, on
         rank 0, every rank's system samples written to the run)."""
-        if self.broken:
+        if self.state.broken:
             return window, weights
         from loopwise.watch.window import Window
 
@@ -181,25 +179,27 @@ class Reducer:
         steps = acc.step0 - step0
         proposal = next_interval(steps, now - self._t_last, self.target_s) if steps else self.every
         self._t_last = now
-        sampler = _SAMPLER.get()
+        sampler = self.state.sampler
         payload = {"step0": step0, "n": steps, "cols": window.columns, "w": weights,
                    "sys": sampler.run.drain() if sampler is not None else [],
                    "every": proposal}
         try:
             payloads = self.exchange(payload)
         except RankFailed:
-            self.broken = True
+            self.state.broken = True
             raise
         except Exception as exc:  # a peer died mid-collective, or the group timed out
-            self.broken = True
-            raise RankFailed(self.peer_failures() or f"a collective failed: {exc}") from exc
+            self.state.broken = True
+            peers = "\n".join(f"rank {r} failed:\n{text}"
+                              for _, r, text in peer_failures(self.state, wait_s=1.0))
+            raise RankFailed(peers or f"a collective of loopwise failed: {exc}") from exc
         self.syncs += 1
         first = payloads[0]
         if steps or first["n"]:
             self.every = max(1, int(first["every"]))
         acc.step0 = int(first["step0"]) + int(first["n"])  # rank 0's numbering, everywhere
         if acc.run is not None or self.rank:
-            _LAST_STEP.set(acc.step0)
+            self.state.last_step = acc.step0
         columns, merged_weights, uniform = merge_windows(payloads)
         run = acc.run
         if run is not None and self.rank == 0 and not run.closed:
@@ -210,7 +210,7 @@ class Reducer:
 
     def reduce_values(self, values: Mapping[str, float]) -> dict[str, float]:
         """``values`` (e.g. a validation pass's means) averaged over the ranks: one gather."""
-        if self.broken:
+        if self.state.broken:
             return dict(values)
         payloads = self.exchange({"values": dict(values)})
         out: dict[str, list[float]] = {}
@@ -245,76 +245,17 @@ class Reducer:
                                                                                strict=True)]
             self._capacity = 1 << (max(sizes) + _HEADER - 1).bit_length()
 
+    def on_failure(self, error: str | None) -> str | None:
+        """A loop of this rank ends failed or interrupted: no more collectives; the error to
+        record (every failed rank's traceback, the earliest first; ``distributed_failure``)."""
+        return failure_report(self.state, error)
+
+    def install_sigterm(self) -> None:
+        install_hooks(self.state)
+
     def _device(self) -> Any:
         import torch
 
         if self._dist.get_backend() == "nccl":
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
-
-    # -- failures ----------------------------------------------------------------------------
-    def _store(self) -> Any:
-        try:
-            return self._dist.distributed_c10d._get_default_store()
-        except Exception:  # not every launcher gives the default group a store
-            return None
-
-    def publish_failure(self, error: str) -> None:
-        """Tell the other ranks (through the group's store) why this rank failed."""
-        self.broken = True
-        store = self._store()
-        if store is not None:
-            with contextlib.suppress(Exception):  # the store may be gone with the launcher
-                store.set(f"{FAILED_KEY}{self.rank}", error)
-
-    def peer_failures(self, *, wait_s: float = 2.0) -> str:
-        """The tracebacks other ranks published, waiting up to ``wait_s`` for a first one."""
-        store = self._store()
-        if store is None:
-            return ""
-        keys = [f"{FAILED_KEY}{r}" for r in range(self.world_size) if r != self.rank]
-        deadline = time.monotonic() + wait_s
-        while True:
-            found = []
-            for key in keys:
-                try:
-                    if store.check([key]):
-                        found.append(f"rank {key[len(FAILED_KEY):]} failed:\n"
-                                     + store.get(key).decode("utf-8", "replace"))
-                except Exception:
-                    return "\n".join(found)
-            if found or time.monotonic() >= deadline:
-                return "\n".join(found)
-            time.sleep(0.05)
-
-    def on_failure(self, error: str | None) -> str | None:
-        """A loop of this rank ends ``failed``: publish its own traceback (unless it only
-        reacts to another rank's failure) and return the error to record, the failed rank's
-        traceback first."""
-        own = error or ""
-        reacting = "RankFailed" in own or "stopped by SIGTERM" in own
-        if not reacting:
-            self.publish_failure(f"{own}")
-        self.broken = True
-        peers = self.peer_failures(wait_s=2.0 if reacting or self.rank == 0 else 0.0)
-        if peers and peers not in own:
-            return f"{peers}\n(rank {self.rank} then stopped:)\n{own}"
-        return error
-
-    def install_sigterm(self) -> None:
-        """SIGTERM (``torchrun`` stopping the group after a rank failed) raises
-        :class:`RankFailed` in the main thread, so the loop closes its run ``failed``."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        reducer = self
-
-        def handler(signum: int, frame: Any) -> None:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            reducer.broken = True
-            peers = reducer.peer_failures()
-            raise RankFailed("stopped by SIGTERM (torchrun stops the group when a rank fails)"
-                             + (f"\n{peers}" if peers else ""))
-
-        self._old_term = signal.signal(signal.SIGTERM, handler)

@@ -242,7 +242,11 @@ class TrainingMonitor(Generic[T]):
                     t_end = perf()  # the refresh is neither data wait nor loop body
         except GeneratorExit:
             self._add_times(wait, body)
-            self._finish_pass()  # break, or an exception in the loop body: see module doc
+            reducer, self._acc.reducer = self._acc.reducer, None  # torchrun: no collective here
+            try:  # (a rank may be leaving on an exception: docs/distributed.md)
+                self._finish_pass()  # break, or an exception in the loop body: see module doc
+            finally:
+                self._acc.reducer = reducer
             raise
         except KeyboardInterrupt:
             self._add_times(wait, body)
