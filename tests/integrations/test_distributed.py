@@ -111,12 +111,28 @@ def test_exact_resume_after_sigkill_of_the_whole_group(full_run: tuple[Path, str
     assert list(reader.series("loss").values)[-1] == list(full_loss.values)[-1]
 
 
-def test_a_crashing_rank_fails_the_run_with_its_traceback(tmp_path: Path) -> None:
+def test_session_then_a_crashing_rank(tmp_path: Path) -> None:
     code, out = _wait(_torchrun("dist_crash.py", str(tmp_path), tmp=tmp_path))
     assert code != 0, out[-3000:]
+    # part 0: fit() says it does not run under torchrun yet, on every rank, before any folder
+    for rank in (0, 1):
+        assert "fit() does not run under torchrun yet (this group has 2 processes)" in (
+            tmp_path / f"fit{rank}.txt").read_text()
+    # part 1: a TrainingSession: one rank prints, the record holds the means over ranks
+    assert out.count("Starting training...") == 1 and out.count("Epoch 2/2 Summary:") == 1
+    given = [json.loads((tmp_path / f"session{r}.json").read_text()) for r in (0, 1)]
+    reader = RunReader(tmp_path / "session")
+    assert reader.info["status"] == "finished"
+    steps = [(a + b) / 2 for a, b in zip(given[0]["train"], given[1]["train"], strict=True)]
+    assert list(reader.series("loss").values) == steps
+    assert list(reader.series("epoch/loss").values) == [steps[4], steps[9]]  # last values
+    val = [(a + b) / 2 for a, b in zip(given[0]["val"], given[1]["val"], strict=True)]
+    assert list(reader.series("epoch/val_loss").values) == [val[1], val[3]]
+    # part 2: rank 1 raises; rank 0's run is failed with rank 1's traceback, no rank hangs
     reader = RunReader(tmp_path / "crash")
     assert reader.info["status"] == "failed"
     tracebacks = [e.data["traceback"] for e in reader.events(kind="exception")]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["crash", "session"]
     assert tracebacks and tracebacks[0].startswith("rank 1 failed first:")
     assert "ValueError: boom on rank 1" in tracebacks[0]
     assert "rank 0 then stopped" in tracebacks[0]

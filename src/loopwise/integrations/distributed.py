@@ -58,6 +58,21 @@ def loop_reducer(*, target_s: float = 0.5) -> Reducer | None:
     return Reducer(target_s=target_s) if process_group_active() else None
 
 
+def refuse_group(entry: str) -> None:
+    """``entry`` (``fit``, ``Workflow``) does not run under a process group of several ranks
+    yet: every rank would make its own run folder and write the same checkpoints."""
+    if process_group_active():
+        import torch.distributed as dist
+
+        world = dist.get_world_size()
+        if world > 1:
+            raise RuntimeError(
+                f"{entry} does not run under torchrun yet (this group has {world} processes): "
+                f"every rank would make its own run folder and checkpoints; use TrainingMonitor "
+                f"or TrainingSession in your own DDP loop (docs/distributed.md), or run {entry} "
+                f"in one process")
+
+
 class _SampleBuffer:
     """The sink of a rank's system sampler: samples wait here for the next refresh."""
 

@@ -147,6 +147,9 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     system every 2 s (or keeps the sampler already running on a given run), a number is the
     interval in seconds, False starts no sampler; ``exporters`` mirror the run (TensorBoard,
     MLflow, Prometheus)."""
+    from loopwise.integrations.distributed import refuse_group  # distributed: not yet
+
+    refuse_group("fit()")
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     system_option(system)  # a bad value is refused before anything is made
     n_val = _length(val_loader, "val_loader") if val_loader is not None else 0

@@ -115,6 +115,9 @@ class Workflow:
     # -- public ------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
         """Create or resume the experiment and train up to ``epochs``."""
+        from loopwise.integrations.distributed import refuse_group  # distributed: not yet
+
+        refuse_group("Workflow.run()")
         check_writable(self.path)
         if self.name is not None and (self.path / self.name).exists():
             return self._resume(self.path / self.name)
