@@ -23,6 +23,7 @@ the process group's timeout (``init_process_group(timeout=...)``).
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
 import threading
@@ -54,8 +55,12 @@ def process_group_active() -> bool:
 
 
 def loop_reducer(*, target_s: float = 0.5) -> Reducer | None:
-    """A :class:`Reducer` for a new loop when a process group is initialised, else None."""
-    return Reducer(target_s=target_s) if process_group_active() else None
+    """A :class:`Reducer` for a new loop when a process group is initialised, else None.
+    ``LOOPWISE_DISTRIBUTED=0`` in the environment opts out: each process's loops then behave
+    as in a single process (for a script that makes its monitors on rank 0 only)."""
+    if os.environ.get("LOOPWISE_DISTRIBUTED", "1") == "0" or not process_group_active():
+        return None
+    return Reducer(target_s=target_s)
 
 
 def refuse_group(entry: str) -> None:
