@@ -5,6 +5,7 @@ The scenarios are scripts beside this file (``dist_*.py``), each launched with
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -172,3 +173,21 @@ def test_resume_under_another_world_size_is_refused_unless_allowed(tmp_path: Pat
         load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match="batches_done must be an int >= 0"):
         save_checkpoint(path, {}, batches_done=-1)
+
+
+def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
+    from loopwise.integrations.distributed import loop_reducer, refuse_group
+    from loopwise.integrations.distributed_failure import GroupState, failure_report
+    from loopwise.watch.monitor import TrainingMonitor
+
+    assert loop_reducer() is None
+    refuse_group("fit()")  # one process: fit runs as usual
+    monitor = TrainingMonitor(range(3), root=tmp_path, name="one", file=io.StringIO())
+    for _ in monitor:
+        monitor.log({"loss": 1.0})
+    monitor.close()
+    assert monitor._acc.reducer is None
+    assert list(RunReader(tmp_path / "one").series("loss").values) == [1.0, 1.0, 1.0]
+    state = GroupState(rank=0, world_size=2)
+    assert failure_report(state, "Traceback ...\nValueError: x") == "Traceback ...\nValueError: x"
+    assert state.broken  # no further exchange after a failure
