@@ -5,7 +5,8 @@ DistributedSampler and checkpoints every 5 steps.
 to the end), ``kill`` (at global step KILL_AT rank 0 writes ``OUT/kill_now`` and waits: the test
 then SIGKILLs torchrun's process group and every worker) or ``resume`` (continue from the last
 checkpoint). Each rank writes its own
-per-step losses to ``OUT/raw{rank}.json``; rank 0 writes the final weights to ``OUT/final.pt``.
+per-step losses to ``OUT/raw{rank}.json`` and its validation losses (2 batches per epoch, a
+``phase="val"`` monitor) to ``OUT/val{rank}.json``; rank 0 writes the final weights to ``OUT/final.pt``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def main() -> None:
     y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1 * torch.randn(64, 1, generator=gen)
     sampler = DistributedSampler(TensorDataset(x, y), shuffle=True, seed=0)
     loader = DataLoader(TensorDataset(x, y), batch_size=4, sampler=sampler)
+    val_sampler = DistributedSampler(TensorDataset(x[:16], y[:16]), shuffle=False)
+    val_loader = DataLoader(TensorDataset(x[:16], y[:16]), batch_size=4, sampler=val_sampler)
+    val_raw: list[float] = []
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 1)
     model = DistributedDataParallel(net)
@@ -90,7 +94,14 @@ def main() -> None:
             if monitor.step == kill_at and rank == 0:  # the test SIGKILLs the group now
                 (out / "kill_now").write_text("")
                 time.sleep(60)
+        val = TrainingMonitor(val_loader, desc=f"val {epoch}", phase="val", run=run,
+                              root=out)
+        with torch.no_grad():
+            for xb, yb in val:
+                val_raw.append(float(torch.nn.functional.mse_loss(model(xb), yb)))
+                val.log({"loss": val_raw[-1]})
     raw_path.write_text(json.dumps(raw))
+    (out / f"val{rank}.json").write_text(json.dumps(val_raw))
     if rank == 0:
         torch.save(net.state_dict(), out / "final.pt")
         if run is not None:

@@ -80,6 +80,10 @@ def test_recorded_values_are_the_mean_over_ranks(full_run: tuple[Path, str]) -> 
     assert list(loss.values) == reference
     per_epoch = [sum(reference[i:i + 8]) / 8 for i in (0, 8, 16)]
     assert list(reader.series("epoch/loss").values) == pytest.approx(per_epoch, rel=1e-12)
+    val = [json.loads((tmp / f"val{r}.json").read_text()) for r in (0, 1)]
+    val_means = [sum((a + b) / 2 for a, b in zip(val[0][i:i + 2], val[1][i:i + 2],
+                                                strict=True)) / 2 for i in (0, 2, 4)]
+    assert list(reader.series("epoch/val_loss").values) == pytest.approx(val_means, rel=1e-12)
     names = {name for _, name, _ in reader.system()}
     assert "rank0/cpu_pct" in names and "rank1/cpu_pct" in names
     assert not any(n == "cpu_pct" for n in names)

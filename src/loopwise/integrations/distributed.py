@@ -132,7 +132,6 @@ class Reducer:
         self.syncs = 0
         self._capacity = 1 << 16
         self._t_last = time.perf_counter()
-        self._old_term: Any = None
 
     # -- the loop ----------------------------------------------------------------------------
     def wrap(self, iterable: Iterable[Any], refresh: Callable[[], None]) -> Iterable[Any]:
@@ -141,11 +140,11 @@ class Reducer:
         return _Synced(iterable, self, refresh)
 
     def attach(self, acc: Any, *, train: bool = True) -> None:
-        """Reduce ``acc``'s refreshes; a training loop of a rank other than 0 (no run) continues
-        the global step where the process's last one stopped, as rank 0's run does."""
+        """Reduce ``acc``'s refreshes. A training loop starts at rank 0's global step on every
+        rank (one exchange when the loop is made: the other ranks have no run to count it)."""
         acc.reducer = self
-        if self.rank and train and acc.run is None:
-            acc.step0 = self.state.last_step
+        if train and not self.state.broken:
+            acc.step0 = int(self.exchange({"step0": acc.step0})[0]["step0"])
 
     def attach_session(self, rec: Any, *, system: bool) -> None:
         """A TrainingSession's recorder: refresh every :attr:`every` steps (not on the clock);
@@ -218,8 +217,6 @@ class Reducer:
         if steps or first["n"]:
             self.every = max(1, int(first["every"]))
         acc.step0 = int(first["step0"]) + int(first["n"])  # rank 0's numbering, everywhere
-        if acc.run is not None or self.rank:
-            self.state.last_step = acc.step0
         columns, merged_weights, uniform = merge_windows(payloads)
         run = acc.run
         if run is not None and self.rank == 0 and not run.closed:

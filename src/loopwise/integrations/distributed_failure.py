@@ -38,7 +38,6 @@ class GroupState:
     rank: int
     world_size: int
     broken: bool = False
-    last_step: int = 0
     sampler: Any = None
     hooks: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
