@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -39,11 +38,15 @@ from loopwise.integrations.distributed_failure import (
     install_hooks,
     peer_failures,
 )
+from loopwise.integrations.distributed_local import SampleBuffer, quiet
 from loopwise.integrations.distributed_merge import (
     merge_windows,
     next_interval,
     rank_samples,
 )
+
+__all__ = ["RankFailed", "Reducer", "loop_reducer", "process_group_active", "quiet",
+           "refuse_group"]
 
 _HEADER = 8  # bytes: the payload's length, little endian
 
@@ -76,27 +79,6 @@ def refuse_group(entry: str) -> None:
                 f"every rank would make its own run folder and checkpoints; use TrainingMonitor "
                 f"or TrainingSession in your own DDP loop (docs/distributed.md), or run {entry} "
                 f"in one process")
-
-
-class _SampleBuffer:
-    """The sink of a rank's system sampler: samples wait here for the next refresh."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, dict[str, float]]] = []
-        self.lock = threading.Lock()
-
-    def log_system(self, values: Mapping[str, float]) -> None:
-        with self.lock:
-            self.samples.append((time.time(), dict(values)))
-
-    def log_event(self, kind: str, message: str, *, level: str = "info",
-                  data: Mapping[str, Any] | None = None) -> None:
-        """Sampler events stay on the rank (its log); they are not part of the record."""
-
-    def drain(self) -> list[tuple[float, dict[str, float]]]:
-        with self.lock:
-            out, self.samples = self.samples, []
-        return out
 
 
 class _Synced:
@@ -146,6 +128,18 @@ class Reducer:
         if train and not self.state.broken:
             acc.step0 = int(self.exchange({"step0": acc.step0})[0]["step0"])
 
+    def attach_monitor(self, acc: Any, iterable: Iterable[Any],
+                       refresh: Callable[[float], None], *, train: bool,
+                       system: bool) -> Iterable[Any]:
+        """A TrainingMonitor's accumulator and iterable: the iterable to loop over, which
+        calls ``refresh(now)`` every :attr:`every` steps; the rank's system sampler when
+        ``system`` and the loop trains; the failure hooks."""
+        self.attach(acc, train=train)
+        if system and train:
+            self.start_system(acc.stats)
+        self.install_sigterm()
+        return self.wrap(iterable, lambda: refresh(time.perf_counter()))
+
     def attach_session(self, rec: Any, *, system: bool) -> None:
         """A TrainingSession's recorder: refresh every :attr:`every` steps (not on the clock);
         the phase-end values (``resolved``) averaged over the ranks."""
@@ -180,7 +174,7 @@ class Reducer:
             return
         from loopwise.watch.system import DEFAULT_INTERVAL, SystemMonitor
 
-        sampler = SystemMonitor(_SampleBuffer(), interval=interval or DEFAULT_INTERVAL,
+        sampler = SystemMonitor(SampleBuffer(), interval=interval or DEFAULT_INTERVAL,
                                 loop_stats=loop_stats)
         self.state.sampler = sampler
         sampler.start()

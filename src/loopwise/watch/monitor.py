@@ -78,7 +78,6 @@ class TrainingMonitor(Generic[T]):
         check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
         from loopwise.integrations.distributed import loop_reducer  # lazy: watch/ needs none
-
         reducer = loop_reducer(target_s=max(float(mininterval), 0.25))
         if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
             record, run, log_file, disable, exporters = False, None, None, True, ()
@@ -111,11 +110,9 @@ class TrainingMonitor(Generic[T]):
         self._acc = StepAccumulator(run if phase == "train" else None, csv=self._csv,
                                     health=health_monitor, clock=clock, perf=perf)
         self.log = self._acc.log  # type: ignore[method-assign]
-        if reducer is not None:  # refresh on a step count, the same on every rank
-            reducer.attach(self._acc, train=phase == "train")
-            iterable = reducer.wrap(iterable, lambda: self._refresh(self._perf()))
-            self._iterable = iterable
-            reducer.install_sigterm()
+        if reducer is not None:  # torchrun: refresh on a step count, the same on every rank
+            self._iterable = reducer.attach_monitor(self._acc, iterable, self._refresh,
+                                                    train=phase == "train", system=system)
         self._perf = perf
         self._clock = clock
         self._mininterval = float(mininterval) if reducer is None else math.inf
@@ -128,9 +125,7 @@ class TrainingMonitor(Generic[T]):
         self._closed = False
         self._bar = monitor_bar(total, desc, file, leave=leave, disable=disable,
                                 mininterval=mininterval)
-        if system and reducer is not None and phase == "train":
-            reducer.start_system(self._acc.stats)  # every rank's, as rank{r}/<name>
-        elif system and run is not None and phase == "train":
+        if system and run is not None and phase == "train" and reducer is None:
             ensure_system_monitor(run, loop_stats=self._acc.stats)
 
     # -- public ------------------------------------------------------------------------------
@@ -242,11 +237,9 @@ class TrainingMonitor(Generic[T]):
                     t_end = perf()  # the refresh is neither data wait nor loop body
         except GeneratorExit:
             self._add_times(wait, body)
-            reducer, self._acc.reducer = self._acc.reducer, None  # torchrun: no collective here
-            try:  # (a rank may be leaving on an exception: docs/distributed.md)
-                self._finish_pass()  # break, or an exception in the loop body: see module doc
-            finally:
-                self._acc.reducer = reducer
+            reducer, self._acc.reducer = self._acc.reducer, None  # torchrun: no exchange here
+            self._finish_pass()  # break, or an exception in the loop body: see module doc
+            self._acc.reducer = reducer  # (a rank may be leaving on an exception)
             raise
         except KeyboardInterrupt:
             self._add_times(wait, body)

@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from types import TracebackType
-from typing import Any, NoReturn, SupportsFloat, TextIO, cast
+from typing import Any, NoReturn, SupportsFloat, TextIO
 
 from torch import nn
 from tqdm import tqdm
@@ -60,16 +60,6 @@ from loopwise.watch.summary import summary
 __all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
 
 _PLAIN = (float, type(None))
-
-
-class _Quiet:
-    """The output of a rank other than 0 under torchrun: nothing."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 class TrainingSession:
@@ -105,11 +95,10 @@ class TrainingSession:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.validation_steps = validation_steps
-        from loopwise.integrations.distributed import loop_reducer  # lazy: watch/ needs none
-
+        from loopwise.integrations.distributed import loop_reducer, quiet  # lazy: watch/ needs none
         reducer = loop_reducer()
         if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
-            run, record, exporters, file = None, False, (), cast(TextIO, _Quiet())
+            run, record, exporters, file = None, False, (), quiet()
         self._model = model
         self._input_size = input_size
         self._system = system
