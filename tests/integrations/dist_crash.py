@@ -1,6 +1,7 @@
 """torchrun scenario (run by test_distributed), two parts in one launch (to save a start-up):
 
 0. fit() refuses to run (not supported under torchrun yet): ``OUT/fit{rank}.txt``;
+   then, with ``LOOPWISE_DISTRIBUTED=0``, a TrainingMonitor made on rank 0 alone (``OUT/legacy``);
 1. a TrainingSession of 2 epochs (5 training, 2 validation steps) whose values differ per rank:
    each rank writes what it passed to ``OUT/session{rank}.json``; the run ``OUT/session``;
 2. a TrainingMonitor loop where rank 1 raises in the loop body (no ``with`` block) while rank 0
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import timedelta
 
@@ -59,6 +61,14 @@ def main() -> None:
     except RuntimeError as exc:
         with open(f"{out}/fit{rank}.txt", "w") as f:
             f.write(str(exc))
+    os.environ["LOOPWISE_DISTRIBUTED"] = "0"  # the opt-out: a monitor on rank 0 alone
+    if rank == 0:
+        legacy = TrainingMonitor(range(3), desc="legacy", root=out, name="legacy")
+        for _ in legacy:
+            legacy.log({"loss": 1.0})
+        legacy.close()
+    del os.environ["LOOPWISE_DISTRIBUTED"]
+    dist.barrier()
     session(out, rank)
     torch.manual_seed(0)
     model = DistributedDataParallel(torch.nn.Linear(4, 1))

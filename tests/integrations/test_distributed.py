@@ -123,6 +123,7 @@ def test_session_then_a_crashing_rank(tmp_path: Path) -> None:
     for rank in (0, 1):
         assert "fit() does not run under torchrun yet (this group has 2 processes)" in (
             tmp_path / f"fit{rank}.txt").read_text()
+    assert list(RunReader(tmp_path / "legacy").series("loss").steps) == [1, 2, 3]  # opt-out
     # part 1: a TrainingSession: one rank prints, the record holds the means over ranks
     assert out.count("Starting training...") == 1 and out.count("Epoch 2/2 Summary:") == 1
     given = [json.loads((tmp_path / f"session{r}.json").read_text()) for r in (0, 1)]
@@ -137,7 +138,7 @@ def test_session_then_a_crashing_rank(tmp_path: Path) -> None:
     reader = RunReader(tmp_path / "crash")
     assert reader.info["status"] == "failed"
     tracebacks = [e.data["traceback"] for e in reader.events(kind="exception")]
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["crash", "session"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["crash", "legacy", "session"]
     assert tracebacks and tracebacks[0].startswith("rank 1 failed first:")
     assert "ValueError: boom on rank 1" in tracebacks[0]
     assert "rank 0 then stopped" in tracebacks[0]
