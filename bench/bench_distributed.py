@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,7 @@ def worker() -> None:
             print(f"{name:<22} {best * 1e6:>12.0f} {med * 1e6:>15.0f} "
                   f"{(best / base - 1) * 100:>8.1f}%")
     dist.barrier()
+    shutil.rmtree(root, ignore_errors=True)
     dist.destroy_process_group()
 
 
