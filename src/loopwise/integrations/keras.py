@@ -30,9 +30,10 @@ from loopwise.integrations import keras_run, keras_state
 from loopwise.integrations.keras_logs import BatchLogs
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
-from loopwise.record.run import Run, exit_status
+from loopwise.record.run import Run
+from loopwise.record.status import exit_status
 from loopwise.train.checkpoint import CheckpointManager
-from loopwise.watch.fold import LoopStats
+from loopwise.watch.accumulator import LoopStats
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_values import EpochResult, render_epoch_summary
@@ -161,7 +162,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._logs.add(batch, time.time(), logs, advance=self._advance)
         bar = self._bar
         if bar is not None:
-            bar.update(min(batch + 1, bar.total), logs)
+            bar.update(batch + 1 if bar.total is None else min(batch + 1, bar.total), logs)
         if time.monotonic() >= self._next_flush:
             self._flush()
 

@@ -120,7 +120,7 @@ def to_floats(rows: Iterable[dict[str, Any]]) -> None:
                 continue
             row[key] = _number(value)
     if torch_slots:
-        from loopwise.watch.fold import read_tensor_slots
+        from loopwise.watch.convert import read_tensor_slots
 
         read_tensor_slots(torch_slots)
 

@@ -149,6 +149,9 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     interval in seconds, False starts no sampler; ``exporters`` mirror the run (TensorBoard,
     MLflow, Prometheus); ``report`` writes ``report.html`` in the run folder when fit made the
     run (``loopwise report RUN`` writes one for any run)."""
+    from loopwise.integrations.distributed import refuse_group  # distributed: not yet
+
+    refuse_group("fit()")
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     system_option(system)  # a bad value is refused before anything is made
     n_val = _length(val_loader, "val_loader") if val_loader is not None else 0

@@ -132,6 +132,9 @@ class Workflow:
     # -- public ------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
         """Create or resume the experiment and train up to ``epochs``."""
+        from loopwise.integrations.distributed import refuse_group  # distributed: not yet
+
+        refuse_group("Workflow.run()")
         check_writable(self.path)
         if self.checkpoint is not None and self.name is not None and \
                 self.checkpoint.directory.resolve() == (self.path / self.name).resolve():

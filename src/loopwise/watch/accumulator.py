@@ -90,6 +90,7 @@ class StepAccumulator:
         self._to_wall = clock() - perf()
         self._time_before = perf()
         self._warned_nonfinite = False
+        self.reducer: Any = None  # under torchrun: integrations.distributed.Reducer
         self.closed = False  # set by the owner: log() then raises
         self.immediate = False  # set by the owner after its loop: log() is flushed at once
 
@@ -198,11 +199,14 @@ class StepAccumulator:
             return []
         self.pending = {key: ([], []) for key in pending}  # known keys stay on the fast path
         pending = {key: col for key, col in pending.items() if col[0]}
+        if self.reducer is not None and not pending and not times:
+            return []  # under torchrun: a collective only for a window with something in it
         if self.has_device_values:
             read_tensor_slots((values, i) for _, values in pending.values()
                               for i in range(len(values)))
             self.has_device_values = False
         window = take_columns(pending, times, self.step0, self._time_before, self._to_wall)
+        step_before = self.step0
         n = len(times)
         if n:
             if self.run is not None:
@@ -211,6 +215,8 @@ class StepAccumulator:
             self._time_before = times[-1]
             times.clear()  # the same list object: a running generator appends to it
         weights, self.weights = self.weights, {}
+        if self.reducer is not None:  # under torchrun: one gather, the same values everywhere
+            window, weights = self.reducer.reduce(self, window, weights, step_before)
         if weights:
             bad = self.averages.add_columns(window.columns, weights=weights)
         else:

@@ -7,8 +7,10 @@ Accepted (the same rule in TrainingMonitor, TrainingSession, fit and the Keras c
   dtype: on the CPU it is read now (cheap); on an accelerator it is kept, detached, and read
   with the others of its refresh window in one transfer (:func:`read_tensor_slots`), so logging
   never waits for the device;
-* any other object with one element and a ``numpy()`` method (a TensorFlow eager tensor) is read
-  through ``numpy()``.
+* a TensorFlow eager tensor (0-dim, real dtype; found without importing TensorFlow): on the CPU
+  it is read now; on an accelerator it is kept and read with the others of its window in one
+  ``tf.stack(...).numpy()`` per device; a ``tf.Variable`` is snapshotted with ``read_value()``.
+  A symbolic tensor (inside ``tf.function``) is refused: log outside the function.
 
 Refused with a message naming the metric: bool, str, bytes, None, complex values, tensors of more
 than one element.
@@ -16,6 +18,7 @@ than one element.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,8 +42,9 @@ def to_value(key: str, value: Any) -> float | torch.Tensor:
         if value.device.type == "cpu":
             return float(value.item())
         return value.detach().reshape(())
-    if hasattr(value, "numpy") and hasattr(value, "shape") and not isinstance(value, type):
-        value = value.numpy()  # a TensorFlow eager tensor: its NumPy value
+    if type(value).__module__.startswith(("tensorflow", "tf_keras", "keras")) and \
+            hasattr(value, "dtype") and hasattr(value, "shape"):
+        return _tf_value(key, value)  # type: ignore[no-any-return]
     if hasattr(value, "dtype") and hasattr(value, "size") and hasattr(value, "reshape"):
         if value.size != 1:  # a NumPy array
             raise ValueError(f"metric {key!r} is an array of shape {tuple(value.shape)}; log "
@@ -52,18 +56,45 @@ def to_value(key: str, value: Any) -> float | torch.Tensor:
     return check_number(value, what=f"metric {key!r}")
 
 
+def _tf_value(key: str, value: Any) -> Any:
+    """A TensorFlow tensor or variable: a float when it lives on the CPU, else kept for the
+    refresh's one batched read."""
+    if hasattr(value, "read_value"):  # a tf.Variable: its value now (no sync)
+        value = value.read_value()
+    rank = getattr(value.shape, "rank", None)
+    if rank != 0:
+        raise ValueError(f"metric {key!r} is a TensorFlow tensor of shape {tuple(value.shape)}; "
+                         "log a 0-dim tensor (e.g. tf.reduce_mean(loss)) or a number")
+    dtype = getattr(value.dtype, "name", str(value.dtype))
+    if dtype == "bool" or dtype.startswith(("complex", "string")):
+        raise TypeError(f"metric {key!r} is a {dtype} TensorFlow tensor; log a real number")
+    if not hasattr(value, "numpy"):
+        raise TypeError(f"metric {key!r} is a symbolic TensorFlow tensor (inside tf.function); "
+                        "log its value outside the function")
+    if "CPU:" in str(getattr(value, "device", "")) or not getattr(value, "device", ""):
+        return float(value.numpy())
+    return value
+
+
 def read_tensor_slots(slots: Iterable[tuple[Any, Any]]) -> None:
     """Replace each ``container[key]`` that is a tensor by its float, in place.
 
     The tensors are stacked per device and read in one transfer each: one device sync per
     call, however many values (the point of keeping them on the device until now).
     """
-    where: dict[torch.device, list[tuple[Any, Any]]] = {}
+    where: dict[Any, list[tuple[Any, Any]]] = {}
     for container, key in slots:
         value = container[key]
         if isinstance(value, torch.Tensor):
             where.setdefault(value.device, []).append((container, key))
-    for group in where.values():
-        stacked = torch.stack([c[k].detach().to(torch.float64).reshape(()) for c, k in group])
-        for (container, key), number in zip(group, stacked.tolist(), strict=True):
+        elif not isinstance(value, float) and type(value).__module__.startswith("tensorflow"):
+            where.setdefault(("tf", str(value.device)), []).append((container, key))
+    for device, group in where.items():
+        if isinstance(device, tuple):  # TensorFlow: imported by the user already
+            tf = sys.modules["tensorflow"]
+            numbers = tf.stack([tf.cast(c[k], tf.float64) for c, k in group]).numpy().tolist()
+        else:
+            numbers = torch.stack([c[k].detach().to(torch.float64).reshape(())
+                                   for c, k in group]).tolist()
+        for (container, key), number in zip(group, numbers, strict=True):
             container[key] = number

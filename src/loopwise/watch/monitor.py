@@ -78,6 +78,10 @@ class TrainingMonitor(Generic[T]):
     ) -> None:
         check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
+        from loopwise.integrations.distributed import loop_reducer  # lazy: watch/ needs none
+        reducer = loop_reducer(target_s=max(float(mininterval), 0.25))
+        if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
+            record, run, log_file, disable, exporters = False, None, None, True, ()
         if total is None:
             try:
                 total = len(iterable)  # type: ignore[arg-type]
@@ -107,10 +111,13 @@ class TrainingMonitor(Generic[T]):
         self._acc = StepAccumulator(run if phase == "train" else None, csv=self._csv,
                                     health=health_monitor, clock=clock, perf=perf)
         self.log = self._acc.log  # type: ignore[method-assign]
+        if reducer is not None:  # torchrun: refresh on a step count, the same on every rank
+            self._iterable = reducer.attach_monitor(self._acc, iterable, self._refresh,
+                                                    train=phase == "train", system=system)
         self._perf = perf
         self._clock = clock
-        self._mininterval = float(mininterval)
-        self._next_refresh = 0.0
+        self._mininterval = float(mininterval) if reducer is None else math.inf
+        self._next_refresh = 0.0 if reducer is None else math.inf
         self._bar_n = 0
         self._start_step = self._pass_start = self._acc.step
         self._pass_t0 = 0.0
@@ -119,7 +126,7 @@ class TrainingMonitor(Generic[T]):
         self._closed = False
         self._bar = monitor_bar(total, desc, file, leave=leave, disable=disable,
                                 mininterval=mininterval)
-        if system and run is not None and phase == "train":
+        if system and run is not None and phase == "train" and reducer is None:
             ensure_system_monitor(run, loop_stats=self._acc.stats)
 
     # -- public ------------------------------------------------------------------------------
@@ -153,6 +160,8 @@ class TrainingMonitor(Generic[T]):
         made or joined; a run given with ``run=`` is left to its owner)."""
         if self._closed:
             return
+        if self._acc.reducer is not None and status not in (None, "finished"):
+            error = self._acc.reducer.on_failure(error)  # no collective after a failure
         try:
             self._finish_pass()
             self._acc.flush()
@@ -229,7 +238,9 @@ class TrainingMonitor(Generic[T]):
                     t_end = perf()  # the refresh is neither data wait nor loop body
         except GeneratorExit:
             self._add_times(wait, body)
+            reducer, self._acc.reducer = self._acc.reducer, None  # torchrun: no exchange here
             self._finish_pass()  # break, or an exception in the loop body: see module doc
+            self._acc.reducer = reducer  # (a rank may be leaving on an exception)
             raise
         except KeyboardInterrupt:
             self._add_times(wait, body)

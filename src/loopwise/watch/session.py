@@ -100,6 +100,10 @@ class TrainingSession:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.validation_steps = validation_steps
+        from loopwise.integrations.distributed import loop_reducer, quiet  # lazy: watch/ needs none
+        reducer = loop_reducer()
+        if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
+            run, record, exporters, file = None, False, (), quiet()
         self._model = model
         self._input_size = input_size
         self._system = system
@@ -126,6 +130,9 @@ class TrainingSession:
         self._current: EpochResult | None = None
         self._rec = SessionRecorder(run, health=health, **({} if clock is None else {
             "perf": clock}))
+        if reducer is not None:  # sync on a step count; every rank's system samples
+            reducer.attach_session(self._rec, system=system)
+            self._system = False
         self._values, self._add_step = self._rec.values, self._rec.add_step  # per-step shortcuts
 
     @property
@@ -296,6 +303,8 @@ class TrainingSession:
         if self._closed:
             return
         self._closed = True
+        if self._rec.acc.reducer is not None and status != "finished":
+            error = self._rec.acc.reducer.on_failure(error)  # no collective after a failure
         try:
             if self._bar is not None:
                 self._close_bar()

@@ -1,0 +1,198 @@
+"""Training under torchrun: 2 processes, gloo on the CPU (real torchrun, real DDP).
+
+The scenarios are scripts beside this file (``dist_*.py``), each launched with
+``python -m torch.distributed.run --standalone --nproc_per_node=2`` under a timeout."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from loopwise.integrations.distributed_checkpoint import load_checkpoint, save_checkpoint
+from loopwise.integrations.distributed_merge import merge_windows, next_interval
+from loopwise.record import RunReader
+
+HERE = Path(__file__).parent
+SRC = HERE.parent.parent / "src"
+TIMEOUT_S = 120
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", MPLCONFIGDIR=str(tmp))
+    env.pop("LOOPWISE_ROOT", None)
+    return env
+
+
+def _torchrun(script: str, *args: str, tmp: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "--monitor-interval=0.1", str(HERE / script), *args]
+    return subprocess.Popen(cmd, cwd=tmp, env=_env(tmp), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"torchrun did not end within {TIMEOUT_S} s:\n{out[-3000:]}")
+    return proc.returncode, out
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    tmp = tmp_path_factory.mktemp("full")
+    code, out = _wait(_torchrun("dist_train.py", str(tmp), "full", tmp=tmp))
+    assert code == 0, out[-3000:]
+    return tmp, out
+
+
+def test_one_bar_on_rank_0_and_the_record_on_rank_0_only(full_run: tuple[Path, str]) -> None:
+    tmp, out = full_run
+    finals = [line for line in out.replace("\r", "\n").splitlines()
+              if line.startswith("epoch 0:") and "8/8" in line]
+    assert len(finals) == 1, out[-3000:]  # one rank drew the bar, once
+    assert [p.name for p in tmp.iterdir() if (p / "run.json").exists()] == ["train"]
+    info = RunReader(tmp / "train").info
+    assert info["status"] == "finished"
+
+
+def test_recorded_values_are_the_mean_over_ranks(full_run: tuple[Path, str]) -> None:
+    tmp, _ = full_run
+    raw0 = json.loads((tmp / "raw0.json").read_text())
+    raw1 = json.loads((tmp / "raw1.json").read_text())
+    assert raw0 != raw1  # the ranks saw different batches
+    reference = [(a + b) / 2 for a, b in zip(raw0, raw1, strict=True)]
+    reader = RunReader(tmp / "train")
+    loss = reader.series("loss")
+    assert list(loss.steps) == list(range(1, 25))
+    assert list(loss.values) == reference
+    per_epoch = [sum(reference[i:i + 8]) / 8 for i in (0, 8, 16)]
+    assert list(reader.series("epoch/loss").values) == pytest.approx(per_epoch, rel=1e-12)
+    val = [json.loads((tmp / f"val{r}.json").read_text()) for r in (0, 1)]
+    val_means = [sum((a + b) / 2 for a, b in zip(val[0][i:i + 2], val[1][i:i + 2],
+                                                strict=True)) / 2 for i in (0, 2, 4)]
+    assert list(reader.series("epoch/val_loss").values) == pytest.approx(val_means, rel=1e-12)
+    names = {name for _, name, _ in reader.system()}
+    assert "rank0/cpu_pct" in names and "rank1/cpu_pct" in names
+    assert not any(n == "cpu_pct" for n in names)
+
+
+def test_exact_resume_after_sigkill_of_the_whole_group(full_run: tuple[Path, str],
+                                                       tmp_path: Path) -> None:
+    kill_at = random.Random(14).randint(6, 22)  # a seeded point between checkpoints
+    proc = _torchrun("dist_train.py", str(tmp_path), "kill", str(kill_at), tmp=tmp_path)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (tmp_path / "kill_now").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the run never reached step {kill_at}:\n{proc.communicate()[0][-3000:]}")
+        time.sleep(0.05)
+    for rank in (0, 1):  # the workers run in their own sessions; torchrun in the test's group
+        os.kill(int((tmp_path / f"pid{rank}").read_text()), signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=TIMEOUT_S)
+    assert not (tmp_path / "final.pt").exists()
+    code, out = _wait(_torchrun("dist_train.py", str(tmp_path), "resume", tmp=tmp_path))
+    assert code == 0, out[-3000:]
+    expected = torch.load(full_run[0] / "final.pt")
+    resumed = torch.load(tmp_path / "final.pt")
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    reader = RunReader(tmp_path / "train")
+    assert reader.info["status"] == "finished"
+    assert list(reader.series("loss").steps)[-1] == 24
+    full_loss = RunReader(full_run[0] / "train").series("loss")
+    assert list(reader.series("loss").values)[-1] == list(full_loss.values)[-1]
+
+
+def test_session_then_a_crashing_rank(tmp_path: Path) -> None:
+    code, out = _wait(_torchrun("dist_crash.py", str(tmp_path), tmp=tmp_path))
+    assert code != 0, out[-3000:]
+    # part 0: fit() says it does not run under torchrun yet, on every rank, before any folder
+    for rank in (0, 1):
+        assert "fit() does not run under torchrun yet (this group has 2 processes)" in (
+            tmp_path / f"fit{rank}.txt").read_text()
+    assert list(RunReader(tmp_path / "legacy").series("loss").steps) == [1, 2, 3]  # opt-out
+    # part 1: a TrainingSession: one rank prints, the record holds the means over ranks
+    assert out.count("Starting training...") == 1 and out.count("Epoch 2/2 Summary:") == 1
+    given = [json.loads((tmp_path / f"session{r}.json").read_text()) for r in (0, 1)]
+    reader = RunReader(tmp_path / "session")
+    assert reader.info["status"] == "finished"
+    steps = [(a + b) / 2 for a, b in zip(given[0]["train"], given[1]["train"], strict=True)]
+    assert list(reader.series("loss").values) == steps
+    assert list(reader.series("epoch/loss").values) == [steps[4], steps[9]]  # last values
+    val = [(a + b) / 2 for a, b in zip(given[0]["val"], given[1]["val"], strict=True)]
+    assert list(reader.series("epoch/val_loss").values) == [val[1], val[3]]
+    # part 2: rank 1 raises; rank 0's run is failed with rank 1's traceback, no rank hangs
+    reader = RunReader(tmp_path / "crash")
+    assert reader.info["status"] == "failed"
+    tracebacks = [e.data["traceback"] for e in reader.events(kind="exception")]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["crash", "legacy", "session"]
+    assert tracebacks and tracebacks[0].startswith("rank 1 failed first:")
+    assert "ValueError: boom on rank 1" in tracebacks[0]
+    assert "rank 0 then stopped" in tracebacks[0]
+
+
+# -- in one process ---------------------------------------------------------------------------
+def test_merge_means_per_step_and_weights_add_up() -> None:
+    a = {"step0": 10, "cols": {"loss": ([11, 12], [1.0, 2.0], [1.0, 3.0])},
+         "w": {"loss": [2.0, 2.0]}}
+    b = {"step0": 0, "cols": {"loss": ([1, 2], [5.0, 6.0], [3.0, 4.0])},
+         "w": {"loss": [6.0, 2.0]}}
+    columns, weights, uniform = merge_windows([a, b])
+    steps, walls, values = columns["loss"]
+    assert list(steps) == [11, 12]  # rank 0's numbering
+    assert list(walls) == [1.0, 2.0]  # rank 0's wall times
+    assert list(values) == [(1.0 * 2 + 3.0 * 6) / 8, (3.0 * 2 + 4.0 * 2) / 4]
+    assert weights == {"loss": [8.0, 4.0]} and uniform
+
+
+def test_next_interval_aims_at_the_target_time() -> None:
+    assert next_interval(100, 1.0, 0.5) == 50
+    assert next_interval(0, 1.0, 0.5) == 1
+    assert next_interval(10, 1e-9, 0.5) == 10_000
+
+
+def test_resume_under_another_world_size_is_refused_unless_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"w": torch.ones(2)}, batches_done=3)
+    data = torch.load(path, weights_only=False)
+    data["distributed"]["world_size"] = 2  # as if saved by two processes
+    torch.save(data, path)
+    with pytest.raises(ValueError, match="saved by 2 processes and this run has 1"):
+        load_checkpoint(path)
+    state = load_checkpoint(path, allow_reshard=True)
+    assert state["distributed"]["batches_done"] == 0 and torch.equal(state["w"], torch.ones(2))
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="batches_done must be an int >= 0"):
+        save_checkpoint(path, {}, batches_done=-1)
+
+
+def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
+    from loopwise.integrations.distributed import loop_reducer, refuse_group
+    from loopwise.integrations.distributed_failure import GroupState, failure_report
+    from loopwise.watch.monitor import TrainingMonitor
+
+    assert loop_reducer() is None
+    refuse_group("fit()")  # one process: fit runs as usual
+    monitor = TrainingMonitor(range(3), root=tmp_path, name="one", file=io.StringIO())
+    for _ in monitor:
+        monitor.log({"loss": 1.0})
+    monitor.close()
+    assert monitor._acc.reducer is None
+    assert list(RunReader(tmp_path / "one").series("loss").values) == [1.0, 1.0, 1.0]
+    state = GroupState(rank=0, world_size=2)
+    assert failure_report(state, "Traceback ...\nValueError: x") == "Traceback ...\nValueError: x"
+    assert state.broken  # no further exchange after a failure
