@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_named import NamedFiles
-from loopwise.train.checkpoint_store import save_file
+from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.checkpoint.named import NamedFiles
+from loopwise.checkpoint.store import save_file
 
 
 def make_state(megabytes: int) -> dict[str, torch.Tensor]:

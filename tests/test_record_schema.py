@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from loopwise import TrainingConfig, TrainingMonitor, TrainingSession, Workflow, fit
 from loopwise.record import RunReader
 from loopwise.record.active import end_active_run
-from loopwise.train.trainer import Trainer
+from loopwise.train.workflow.trainer import Trainer
 
 EPOCHS, BATCHES = 2, 4
 SHARED = {"loss", "lr", "epoch", "epoch/loss", "epoch/val_loss", "epoch/lr", "epoch/seconds"}

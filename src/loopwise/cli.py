@@ -1,6 +1,6 @@
 """The ``loopwise`` command: ``runs``, ``show``, ``export``, ``compare``, ``report``, ``doctor``
 and ``ui`` read run records (:mod:`loopwise.view.cli`); ``fit`` trains a model
-(:mod:`loopwise.train.cli_fit`)."""
+(:mod:`loopwise.train.fit.cli`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loopwise.export.cli import add_export_parsers
 from loopwise.record.text import printable
-from loopwise.train.cli_fit import add_fit_parser
+from loopwise.train.fit.cli import add_fit_parser
 from loopwise.view.cli import add_record_parsers
 
 

@@ -107,9 +107,9 @@ def test_fit_fp16_amp_with_grad_scaler_trains_and_resumes(tmp_path: Path) -> Non
 
 
 def test_fit_step_path_does_not_sync_per_step() -> None:
-    from loopwise.train.amp import Amp
-    from loopwise.train.nonfinite import NonFiniteGuard
-    from loopwise.train.step import StepEngine
+    from loopwise.train.step.amp import Amp
+    from loopwise.train.step.engine import StepEngine
+    from loopwise.train.step.nonfinite import NonFiniteGuard
 
     model = torch.nn.Linear(16, 1).cuda()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from loopwise.record import Run
-from loopwise.train.fit import fit
+from loopwise.train.fit.entry import fit
 from loopwise.watch.monitor import TrainingMonitor
 from loopwise.watch.session import TrainingSession
 

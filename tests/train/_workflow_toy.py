@@ -30,9 +30,9 @@ from loopwise.callbacks import (
     ReduceLROnPlateau,
     TrendWatcher,
 )
-from loopwise.train.resume import ResumableSampler
-from loopwise.train.trainer import Trainer
-from loopwise.train.workflow import Workflow
+from loopwise.train.resume.sampler import ResumableSampler
+from loopwise.train.workflow.runner import Workflow
+from loopwise.train.workflow.trainer import Trainer
 
 
 def _kill() -> None:
@@ -123,7 +123,7 @@ ARGS = {"seed": 3, "lr": 0.01, "batch_size": 8}
 def _kill_at_commit(n: int) -> None:
     """SIGKILL inside the n-th checkpoint file commit of this process: after its manifest was
     written, before the file takes its name."""
-    from loopwise.train.checkpoint_store import StagedFile
+    from loopwise.checkpoint.store import StagedFile
 
     original = StagedFile.commit
     calls = {"n": 0}

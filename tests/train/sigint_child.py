@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from loopwise.train.callbacks import Callback, LoopState
-from loopwise.train.config import TrainingConfig
-from loopwise.train.fit import fit
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.entry import fit
 
 
 class Net(torch.nn.Module):

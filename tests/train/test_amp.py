@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from loopwise.train.amp import Amp
-from loopwise.train.config import TrainingConfig
-from loopwise.train.fit import fit
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.entry import fit
+from loopwise.train.step.amp import Amp
 
 
 def test_cpu_autocast_runs_linear_layers_in_bf16() -> None:

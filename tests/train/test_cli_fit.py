@@ -12,7 +12,7 @@ import pytest
 
 from loopwise.cli import main
 from loopwise.record import RunReader
-from loopwise.train.cli_fit import add_fit_parser, default_name
+from loopwise.train.fit.cli import add_fit_parser, default_name
 
 SMALL = ["--epochs", "2", "--hidden-size", "8", "--num-layers", "1", "--batch-size", "16"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loopwise.train.config import TrainingConfig
+from loopwise.train.fit.config import TrainingConfig
 
 
 def test_defaults_are_the_documented_ones() -> None:

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from loopwise.train.data import DataError, infer_task, load_table
+from loopwise.train.fit.data import DataError, infer_task, load_table
 
 
 def _csv(path: Path, text: str) -> Path:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loopwise.train.amp import Amp
-from loopwise.train.evaluate import evaluate
+from loopwise.train.fit.evaluate import evaluate
+from loopwise.train.step.amp import Amp
 
 
 def test_loss_is_weighted_by_rows_and_accuracy_counted() -> None:

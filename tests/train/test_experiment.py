@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopwise.train.experiment import (
+from loopwise.train.workflow.experiment import (
     History,
     check_writable,
     normalize_args,

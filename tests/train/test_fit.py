@@ -16,12 +16,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.record import Run, RunReader
-from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.config import TrainingConfig
-from loopwise.train.fit import fit
-from loopwise.train.nonfinite import NonFiniteLossError
-from loopwise.train.oom import OutOfMemoryStop
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.entry import fit
+from loopwise.train.step.nonfinite import NonFiniteLossError
+from loopwise.train.step.oom import OutOfMemoryStop
 
 QUIET: dict[str, Any] = {"plots": False, "progress": False, "system": False}
 CHILD = Path(__file__).with_name("sigint_child.py")

@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from loopwise.checkpoint.hashing import HashingWriter
+from loopwise.checkpoint.store import CheckpointError, DiskFullError
 from loopwise.record.lock import LOCK_FILE, RunLockedError
 from loopwise.record.provenance import process_identity, process_start_time
-from loopwise.train.checkpoint_hash import HashingWriter
-from loopwise.train.checkpoint_store import CheckpointError, DiskFullError
-from loopwise.train.config import TrainingConfig
-from loopwise.train.fit import fit
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.entry import fit
 
 QUIET: dict[str, Any] = {"plots": False, "progress": False, "system": False}
 
@@ -104,8 +104,8 @@ def test_a_second_process_cannot_resume_a_fit_being_written(tmp_path: Path) -> N
 
 
 def test_reference_named_checkpoints_are_verified_on_load(tmp_path: Path) -> None:
-    from loopwise.train.checkpoint_store import CorruptCheckpointError
-    from loopwise.train.weights import load_state_dict_safely
+    from loopwise.checkpoint.store import CorruptCheckpointError
+    from loopwise.checkpoint.weights import load_state_dict_safely
 
     _fit(tmp_path, epochs=3, checkpoint_every=1, keep_checkpoints=2)
     folder = tmp_path / "exp"
@@ -127,8 +127,8 @@ SCRIPT = """
 import sys, time, torch
 from pathlib import Path
 from torch.utils.data import DataLoader, TensorDataset
-from loopwise.train.config import TrainingConfig
-from loopwise.train.fit import fit
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.entry import fit
 
 root, release = Path(sys.argv[1]), Path(sys.argv[2])
 x = torch.randn(32, 4)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from loopwise.train.fitfiles import FitFiles
+from loopwise.train.fit.files import FitFiles
 
 
 def test_names_and_periodic_checkpoint_rotation(tmp_path: Path) -> None:

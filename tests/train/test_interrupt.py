@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from loopwise.train.interrupt import GracefulInterrupt
+from loopwise.train.fit.interrupt import GracefulInterrupt
 
 
 def test_first_sigint_sets_the_flag_second_raises_and_handler_is_restored() -> None:

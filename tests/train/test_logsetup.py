@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loopwise.train.logsetup import close_logging, setup_logging
+from loopwise.train.fit.logsetup import close_logging, setup_logging
 
 STAMP = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - "
 

@@ -11,8 +11,8 @@ import torch
 from loopwise.cli import main
 from loopwise.record import Run, RunReader
 from loopwise.train.callbacks import LearningRateMonitor, LoopState
-from loopwise.train.trainer import Trainer
-from loopwise.train.workflow import Workflow
+from loopwise.train.workflow.runner import Workflow
+from loopwise.train.workflow.trainer import Trainer
 
 
 def test_records_each_group_into_the_run(tmp_path: Path) -> None:

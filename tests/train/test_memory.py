@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from loopwise.train.memory import NO_CUDA, clear_gpu_memory, show_gpu_memory_usage
+from loopwise.train.step.memory import NO_CUDA, clear_gpu_memory, show_gpu_memory_usage
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loopwise.train.nonfinite import NonFiniteGuard, NonFiniteLossError
+from loopwise.train.step.nonfinite import NonFiniteGuard, NonFiniteLossError
 
 
 def test_counts_in_a_row_and_resets_on_a_finite_loss() -> None:

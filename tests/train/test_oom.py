@@ -6,7 +6,7 @@ from collections import namedtuple
 
 import torch
 
-from loopwise.train.oom import batch_size_of, free_memory, is_oom, split_batch
+from loopwise.train.step.oom import batch_size_of, free_memory, is_oom, split_batch
 
 
 def test_split_tuple_in_halves_with_shares() -> None:

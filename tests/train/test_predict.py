@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loopwise.train.predict import collect_predictions, extract_final_predictions
+from loopwise.train.fit.predict import collect_predictions, extract_final_predictions
 
 
 def test_shapes_and_containers() -> None:

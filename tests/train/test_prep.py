@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from loopwise.train.data import DataError
-from loopwise.train.prep import (
+from loopwise.train.fit.data import DataError
+from loopwise.train.fit.prep import (
     Standardization,
     load_and_preprocess_data,
     setup_training,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from loopwise.record import Run, RunReader
-from loopwise.train.config import TrainingConfig
+from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.reference import (
     MLP,
     TrainingMetrics,

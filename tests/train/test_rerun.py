@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loopwise.train.rerun import RerunRefused, decide_rerun, differences
+from loopwise.train.resume.rerun import RerunRefused, decide_rerun, differences
 
 WAY_OUT = "pass force=True to start again"
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from loopwise.train.checkpoint_store import load_file, save_file
-from loopwise.train.resume import (
+from loopwise.checkpoint.store import load_file, save_file
+from loopwise.train.resume.sampler import (
     LoopPosition,
     ResumableLoader,
     ResumableSampler,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from loopwise.record import Run
-from loopwise.train.runplan import plan_run
+from loopwise.train.fit.runplan import plan_run
 
 
 def test_new_then_resume_then_skip(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-from loopwise.train.amp import Amp
-from loopwise.train.nonfinite import NonFiniteGuard, NonFiniteLossError
-from loopwise.train.oom import OutOfMemoryStop
-from loopwise.train.step import StepEngine, unpack
+from loopwise.train.step.amp import Amp
+from loopwise.train.step.engine import StepEngine, unpack
+from loopwise.train.step.nonfinite import NonFiniteGuard, NonFiniteLossError
+from loopwise.train.step.oom import OutOfMemoryStop
 
 
 class Events:

@@ -9,7 +9,7 @@ import torch
 
 import loopwise
 from loopwise.record import RunReader
-from loopwise.train.trainer import Trainer
+from loopwise.train.workflow.trainer import Trainer
 
 
 class Minimal(Trainer):

@@ -17,13 +17,13 @@ import pytest
 import torch
 
 import loopwise
-import loopwise.train.trainer
+import loopwise.train.workflow.trainer
 from loopwise.callbacks import EarlyStopping, ReduceLROnPlateau
+from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.checkpoint.store import CheckpointError
 from loopwise.record import RunReader
-from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_store import CheckpointError
-from loopwise.train.resume import ResumeError
-from loopwise.train.workflow import Workflow
+from loopwise.train.resume.sampler import ResumeError
+from loopwise.train.workflow.runner import Workflow
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _workflow_toy import ARGS, ToyTrainer, toy_callbacks
@@ -82,7 +82,7 @@ def test_finished_experiment_says_so_and_returns(tmp_path: Path,
         def setup(self) -> None:
             raise AssertionError("setup() must not run for a finished experiment")
 
-    with caplog.at_level(logging.WARNING, logger="loopwise.train.workflow"):
+    with caplog.at_level(logging.WARNING, logger="loopwise.train.workflow.runner"):
         result = Workflow(NoSetup(None), tmp_path, 2, "exp", system=False).run()
     assert result.status == "already_finished" and result.epochs_done == 2
     assert len(result.history) == 2
@@ -272,7 +272,7 @@ def test_mid_epoch_checkpoints_need_a_resumable_sampler(tmp_path: Path) -> None:
             self.loader = torch.utils.data.DataLoader(self.loader.dataset, batch_size=8,
                                                       shuffle=True)
 
-    with pytest.raises(TypeError, match="sampler to be a loopwise.train.resume."
+    with pytest.raises(TypeError, match="sampler to be a loopwise.train.resume.sampler."
                                         "ResumableSampler"):
         Workflow(Shuffled(dict(ARGS)), tmp_path, 1, "exp", checkpoint_every=3,
                  system=False).run()
@@ -438,7 +438,7 @@ def test_epoch_health_warnings_once_and_no_duplicates_with_trend_watcher(
 
 def test_resume_with_another_world_size_is_refused(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import loopwise.train.workflow_state as workflow_state
+    import loopwise.train.workflow.state as workflow_state
 
     Workflow(_toy(), tmp_path, 1, "ws", system=False).run()
     before = (tmp_path / "ws/last_checkpoint.pth").read_bytes()
@@ -448,7 +448,7 @@ def test_resume_with_another_world_size_is_refused(tmp_path: Path,
     assert (tmp_path / "ws/last_checkpoint.pth").read_bytes() == before
 
 
-class _SamplerTrainer(loopwise.train.trainer.Trainer):
+class _SamplerTrainer(loopwise.train.workflow.trainer.Trainer):
     """Seed-002 style: no track(); ``setup()`` may start the run's sampler itself."""
 
     def __init__(self, own_interval: float | None = None) -> None:

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 import torch
 
-from loopwise.record import RunReader
-from loopwise.record.lock import LOCK_FILE, RunLockedError
-from loopwise.record.provenance import process_identity, process_start_time
-from loopwise.train.checkpoint import CheckpointManager
-from loopwise.train.checkpoint_hash import HashingWriter
-from loopwise.train.checkpoint_store import (
+from loopwise.checkpoint.hashing import HashingWriter
+from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.checkpoint.store import (
     CheckpointError,
     DiskFullError,
     UnverifiedCheckpointError,
 )
-from loopwise.train.resume import ResumeError
-from loopwise.train.workflow import Workflow
+from loopwise.record import RunReader
+from loopwise.record.lock import LOCK_FILE, RunLockedError
+from loopwise.record.provenance import process_identity, process_start_time
+from loopwise.train.resume.sampler import ResumeError
+from loopwise.train.workflow.runner import Workflow
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _workflow_toy import ARGS, ToyTrainer, toy_callbacks

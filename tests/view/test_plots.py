@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopwise.train.predict import plot_predictions
+from loopwise.train.fit.predict import plot_predictions
 from loopwise.view.plots import plot_losses
 
 PNG = b"\x89PNG\r\n\x1a\n"

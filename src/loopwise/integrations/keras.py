@@ -26,13 +26,13 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from loopwise.backend import require
+from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.integrations import keras_run, keras_state
 from loopwise.integrations.keras_logs import BatchLogs
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
-from loopwise.train.checkpoint import CheckpointManager
 from loopwise.watch.accumulator import LoopStats
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.progress import ProgressBar

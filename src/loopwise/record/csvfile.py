@@ -3,7 +3,7 @@ the rule that turns a metric name into a column name, late columns, and the file
 
 Used by the monitor's CSV (:mod:`loopwise.watch.csvlog`), ``loopwise export``
 (:mod:`loopwise.record.export`) and a Workflow's ``history.csv``
-(:mod:`loopwise.train.experiment`).
+(:mod:`loopwise.train.workflow.experiment`).
 
 Column names (:meth:`CsvColumns.column_for`): a metric name is written through
 :func:`loopwise.record.text.csv_cell` (a name starting with ``= + - @``, tab or CR gets a

@@ -11,19 +11,21 @@ model, train_losses, val_losses, test_loss = train_model(
 
 ``train_model`` trains the reference's MLP regressor (``hidden_size`` x ``num_layers``, ReLU,
 dropout) with MSE and AdamW, in the run folder ``<root>/<config.model_name>`` with the
-reference's files (see :mod:`loopwise.train.fitfiles`). Running it again with the same config
+reference's files (see :mod:`loopwise.train.fit.files`). Running it again with the same config
 returns the saved result instead of training again (an interrupted run resumes) unless
 ``force=True``.
 
 Also here, from their own modules: ``load_and_preprocess_data``, ``setup_training``
-(:mod:`~loopwise.train.prep`), ``extract_final_predictions`` (:mod:`~loopwise.train.predict`),
-``load_state_dict_safely`` (:mod:`~loopwise.train.weights`), ``clear_gpu_memory``,
-``show_gpu_memory_usage`` (:mod:`~loopwise.train.memory`), ``setup_logging``
-(:mod:`~loopwise.train.logsetup`), ``plot_losses`` and ``plot_predictions``
-(:mod:`loopwise.view.plots`), and ``save_training_config`` / ``load_training_config``.
+(:mod:`~loopwise.train.fit.prep`), ``extract_final_predictions``
+(:mod:`~loopwise.train.fit.predict`), ``load_state_dict_safely``
+(:mod:`~loopwise.checkpoint.weights`), ``clear_gpu_memory``, ``show_gpu_memory_usage``
+(:mod:`~loopwise.train.step.memory`), ``setup_logging`` (:mod:`~loopwise.train.fit.logsetup`),
+``plot_losses`` and ``plot_predictions`` (:mod:`loopwise.view.plots`), and
+``save_training_config`` / ``load_training_config``.
 
 And the reference's helpers for skipping done work, answered from the files ``train_model``
-writes (:mod:`loopwise.train.fitfiles`) by the rule its rerun uses (:mod:`loopwise.train.runplan`):
+writes (:mod:`loopwise.train.fit.files`) by the rule its rerun uses
+(:mod:`loopwise.train.fit.runplan`):
 ``check_existing_model_files(model_name)`` (the run finished: a rerun would return the saved
 result) and ``check_existing_plots(model_name)`` (both PNGs are there); and
 :class:`TrainingMetrics`, the per-epoch losses, learning rates and times with the best epoch and
@@ -40,16 +42,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from loopwise.checkpoint.weights import load_state_dict_safely
 from loopwise.train.callbacks import Callback
-from loopwise.train.config import TrainingConfig
-from loopwise.train.fit import FitResult, fit
-from loopwise.train.fitfiles import BEST_MODEL, LOSS_PLOT, PREDICTIONS_PLOT, fit_file
-from loopwise.train.logsetup import setup_logging
-from loopwise.train.memory import clear_gpu_memory, show_gpu_memory_usage
-from loopwise.train.predict import extract_final_predictions, plot_predictions
-from loopwise.train.prep import Standardization, load_and_preprocess_data, setup_training
-from loopwise.train.runplan import is_finished
-from loopwise.train.weights import load_state_dict_safely
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.entry import FitResult, fit
+from loopwise.train.fit.files import BEST_MODEL, LOSS_PLOT, PREDICTIONS_PLOT, fit_file
+from loopwise.train.fit.logsetup import setup_logging
+from loopwise.train.fit.predict import extract_final_predictions, plot_predictions
+from loopwise.train.fit.prep import Standardization, load_and_preprocess_data, setup_training
+from loopwise.train.fit.runplan import is_finished
+from loopwise.train.step.memory import clear_gpu_memory, show_gpu_memory_usage
 from loopwise.view.plots import plot_losses
 from loopwise.watch.improvement import Improvement
 
@@ -111,7 +113,7 @@ def train_model_result(train_loader: Iterable[Any], val_loader: Iterable[Any] | 
                        normalization: Standardization | None = None,
                        metadata: Mapping[str, Any] | None = None, plots: bool = True,
                        progress: bool = True, system: bool | float = True) -> FitResult:
-    """:func:`train_model` returning the whole :class:`~loopwise.train.fit.FitResult`.
+    """:func:`train_model` returning the whole :class:`~loopwise.train.fit.entry.FitResult`.
 
     ``loss_fn`` defaults to MSE (the reference's regressor); pass
     ``torch.nn.CrossEntropyLoss()`` with ``output_dim`` = classes for a classifier.

@@ -128,7 +128,7 @@ def render_predictions(preds: Any, actual: Any, output_dim: int, stride: int = 1
                        path: str | Path | None = None, max_outputs: int = 4) -> Path:
     """Predictions (``preds``, rows x ``output_dim``) against targets (``actual``), already
     computed; writes ``<model_name>_predictions.png``. ``plot_predictions`` in
-    :mod:`loopwise.train.predict` runs a model over a loader and calls this.
+    :mod:`loopwise.train.fit.predict` runs a model over a loader and calls this.
 
     Regression: for each of the first ``max_outputs`` outputs, predicted vs actual (with the
     y = x line and R²) and the two series over every ``stride``-th example. Classification

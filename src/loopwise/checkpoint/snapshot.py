@@ -1,0 +1,141 @@
+"""Asynchronous checkpoint saves: ``TensorSnapshot`` copies a nested state into reused CPU
+buffers (what the training thread pays); ``BackgroundWriter`` runs one write at a time on a
+background thread and re-raises its error on the next call.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+from loopwise.checkpoint.errors import CheckpointError
+
+
+class TensorSnapshot:
+    """Copies the tensors of a nested state into CPU buffers that are reused between calls.
+
+    The copy is what the training thread pays for an async save; buffers are keyed by position
+    in the structure and reallocated only when a shape or dtype changes. CUDA tensors go to
+    pinned buffers with ``non_blocking`` copies and one synchronisation at the end.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self._buffers.values())
+
+    def take(self, state: Any) -> Any:
+        used: set[str] = set()
+        cuda = [False]
+        result = self._copy(state, "", used, cuda)
+        if cuda[0]:
+            torch.cuda.synchronize()
+        for key in list(self._buffers):
+            if key not in used:
+                del self._buffers[key]
+        return result
+
+    def _copy(self, obj: Any, where: str, used: set[str], cuda: list[bool]) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return self._copy_tensor(obj, where, used, cuda)
+        if isinstance(obj, Mapping):
+            items = [(k, self._copy(v, f"{where}/{k!r}", used, cuda)) for k, v in obj.items()]
+            if type(obj) is dict or not isinstance(obj, dict):
+                return dict(items)
+            out = copy.copy(obj)  # OrderedDict and other dict subclasses keep their type
+            out.clear()
+            out.update(items)
+            return out
+        if isinstance(obj, list):
+            return [self._copy(v, f"{where}[{i}]", used, cuda) for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):
+            items2 = [self._copy(v, f"{where}({i})", used, cuda) for i, v in enumerate(obj)]
+            return type(obj)(*items2) if hasattr(obj, "_fields") else tuple(items2)
+        return copy.deepcopy(obj)
+
+    def _copy_tensor(self, tensor: torch.Tensor, where: str, used: set[str],
+                     cuda: list[bool]) -> torch.Tensor:
+        src = tensor.detach()
+        if src.is_sparse or src.layout != torch.strided:
+            return src.to("cpu", copy=True)
+        buf = self._buffers.get(where)
+        if buf is None or buf.shape != src.shape or buf.dtype != src.dtype:
+            pin = src.is_cuda
+            buf = torch.empty(src.shape, dtype=src.dtype, device="cpu", pin_memory=pin)
+            self._buffers[where] = buf
+        used.add(where)
+        if src.is_cuda:
+            cuda[0] = True
+            buf.copy_(src, non_blocking=True)
+        elif not _memcpy(buf, src):
+            buf.copy_(src)
+        return buf
+
+
+def _memcpy(dst: torch.Tensor, src: torch.Tensor) -> bool:
+    """Copy a contiguous CPU tensor's bytes with one thread; False when that does not apply.
+
+    torch's parallel ``copy_`` stalls badly when the other cores are busy (2-core machine under
+    load: 0.4 s instead of 0.06 s for 512 MB); one thread already runs at memory bandwidth.
+    """
+    if not src.is_contiguous() or src.numel() == 0 or src.is_conj() or src.is_neg() \
+            or src.is_quantized:
+        return False
+    try:
+        np.copyto(dst.reshape(-1).view(torch.uint8).numpy(),
+                  src.reshape(-1).view(torch.uint8).numpy())
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
+class BackgroundWriter:
+    """Runs one job at a time on a worker thread; a failed job raises on the next call.
+
+    The thread is not a daemon: an interpreter exiting normally first finishes the write.
+    """
+
+    def __init__(self, name: str = "loopwise-checkpoint") -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._pending: Future[None] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None and not self._pending.done()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Wait for the job in flight (raising its error), then start ``job``."""
+        if self._closed:
+            raise RuntimeError("the checkpoint writer is closed; create a new CheckpointManager")
+        self.wait()
+        with self._lock:
+            self._pending = self._pool.submit(job)
+
+    def wait(self) -> None:
+        """Block until the job in flight is done; re-raise its exception, if any."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            exc = pending.exception()
+            if exc is not None:
+                raise CheckpointError(f"the background checkpoint write failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Wait for the last job (raising its error) and stop the thread. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.wait()
+        finally:
+            self._closed = True
+            self._pool.shutdown(wait=True)

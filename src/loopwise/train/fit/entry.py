@@ -1,0 +1,264 @@
+"""``loopwise.fit``: the ready supervised training loop.
+
+```python
+from loopwise import fit, TrainingConfig
+
+result = fit(model, train_loader, loss_fn=torch.nn.CrossEntropyLoss(), val_loader=val_loader,
+             config=TrainingConfig(epochs=20, use_mixed_precision=True), name="mnist-mlp")
+result.best_epoch, result.val_losses, result.files["best_model"]
+```
+
+Built on the record (a run folder), :class:`~loopwise.watch.session.TrainingSession` (bars,
+epoch summaries, per-step and per-epoch series), the
+:class:`~loopwise.checkpoint.manager.CheckpointManager` and the callbacks, adding AMP, gradient
+clipping with the gradient norm recorded, the non-finite loss guard, out-of-memory recovery,
+graceful Ctrl-C, best and periodic checkpoints and the reference's files
+(:mod:`loopwise.train.fit.files`). Batches are ``(inputs, targets)`` (or ``(in1, ..., targets)``)
+and ``loss_fn(model(*inputs), targets)`` must be a mean over the batch.
+
+Runs: with ``run=None`` fit makes ``<root>/<name>`` (a generated name when None: always a new
+run). With a given ``name`` a second call with the same parameters returns the saved result
+(``status="skipped"``) or resumes an interrupted run from its latest checkpoint; different
+parameters are an error; ``force=True`` starts again. A given ``run`` is used as it is and never
+closed by fit (its owner closes it; fit records what happened as events).
+
+The returned model holds the best weights (lowest ``val_loss``, or ``loss`` without validation),
+and the test loss is computed with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loopwise.record import Run, generate_run_name
+from loopwise.record.recorder import Recorder
+from loopwise.train.callbacks import (
+    Callback,
+    CallbackList,
+    EarlyStopping,
+    ReduceLROnPlateau,
+)
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.train.fit.files import FitFiles
+from loopwise.train.fit.interrupt import GracefulInterrupt
+from loopwise.train.fit.logsetup import close_logging, setup_logging
+from loopwise.train.fit.loop import FitLoop
+from loopwise.train.fit.result import FitResult, finish_fit, saved_result
+from loopwise.train.fit.runplan import plan_run
+from loopwise.train.resume import rng
+from loopwise.train.resume.rerun import differences
+from loopwise.watch.system import system_option
+
+__all__ = ["FitResult", "fit", "resolve_device"]
+
+
+class _NullStream:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; an unavailable device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available here; "
+                         "use device='cpu' or 'auto'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but MPS is not available; use 'cpu'")
+    return device
+
+
+def _length(loader: Any, what: str, *, allow_empty: bool = False) -> int:
+    try:
+        n = len(loader)
+    except TypeError:
+        raise TypeError(f"{what} needs a len() (a DataLoader over a map-style dataset, or an "
+                        f"IterableDataset with __len__); got {type(loader).__name__}") from None
+    if n == 0 and not allow_empty:
+        raise ValueError(f"{what} is empty (len 0): give it at least one batch")
+    return int(n)
+
+
+def _check(model: Any, train_loader: Any, loss_fn: Any, optimizer: Any, config: Any,
+           run: Any, name: Any, force: Any, metadata: Any) -> TrainingConfig:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(outputs, targets), got "
+                        f"{type(loss_fn).__name__}; e.g. torch.nn.MSELoss()")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got "
+                        f"{type(optimizer).__name__}")
+    if config is not None and not isinstance(config, TrainingConfig):
+        raise TypeError(f"config must be a loopwise.TrainingConfig or None, got "
+                        f"{type(config).__name__}")
+    if run is not None and not isinstance(run, Run):
+        raise TypeError(f"run must be a loopwise Run or None, got {type(run).__name__}")
+    if run is not None and run.closed:
+        raise ValueError(f"run {run.name!r} is closed; pass an open run (or none)")
+    if run is not None and (name is not None or force):
+        raise ValueError("name= and force= choose the run fit makes; with run= given, leave "
+                         "them out")
+    if not isinstance(force, bool):
+        raise TypeError(f"force must be True or False, got {force!r}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict of JSON values, got {type(metadata).__name__}")
+    _length(train_loader, "train_loader")
+    return config if config is not None else TrainingConfig()
+
+
+def _callbacks(given: Sequence[Callback] | Callback, cfg: TrainingConfig, monitor: str
+               ) -> CallbackList:
+    items = [given] if isinstance(given, Callback) else list(given)
+    if cfg.patience and not any(isinstance(c, EarlyStopping) for c in items):
+        items.append(EarlyStopping(monitor=monitor, patience=cfg.patience))
+    if cfg.lr_patience and not any(isinstance(c, ReduceLROnPlateau) for c in items):
+        items.append(ReduceLROnPlateau(monitor=monitor, factor=cfg.lr_factor,
+                                       patience=cfg.lr_patience, min_lr=cfg.min_lr))
+    return CallbackList(items)
+
+
+def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
+        loss_fn: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer | None = None,
+        val_loader: Iterable[Any] | None = None, test_loader: Iterable[Any] | None = None,
+        config: TrainingConfig | None = None, callbacks: Sequence[Callback] | Callback = (),
+        run: Run | None = None, root: str | Path = "runs", name: str | None = None,
+        force: bool = False, metadata: Mapping[str, Any] | None = None, plots: bool = True,
+        progress: bool = True, system: bool | float = True,
+        exporters: Sequence[Recorder] = (), report: bool = True) -> FitResult:
+    """Train ``model``; see the module docstring. ``metadata`` (JSON values, e.g. the data
+    file and its normalisation) is saved in the run's ``config.json`` and is part of the
+    parameters that decide skip/resume. ``plots`` writes the two PNGs at the end (when
+    matplotlib is installed); ``progress=False`` prints nothing; ``system``: True samples the
+    system every 2 s (or keeps the sampler already running on a given run), a number is the
+    interval in seconds, False starts no sampler; ``exporters`` mirror the run (TensorBoard,
+    MLflow, Prometheus); ``report`` writes ``report.html`` in the run folder when fit made the
+    run (``loopwise report RUN`` writes one for any run)."""
+    from loopwise.integrations.distributed import refuse_group  # distributed: not yet
+
+    refuse_group("fit()")
+    cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
+    system_option(system)  # a bad value is refused before anything is made
+    n_val = _length(val_loader, "val_loader") if val_loader is not None else 0
+    if test_loader is not None:
+        _length(test_loader, "test_loader")
+    device = resolve_device(cfg.device)
+    model.to(device)
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
+                                      weight_decay=cfg.weight_decay)
+    monitor = "val_loss" if val_loader is not None else "loss"
+    cbs = _callbacks(callbacks, cfg, monitor)
+    params: dict[str, Any] = {
+        **cfg.to_dict(), "model": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "optimizer": type(optimizer).__name__, "loss_fn": type(loss_fn).__name__,
+        "callbacks": cbs.names(),
+    }
+    if metadata:
+        params["metadata"] = dict(metadata)
+    owns = run is None
+    if run is None:
+        plan = plan_run(root, name or generate_run_name(), params, model_name=cfg.model_name,
+                        force=force)
+        if plan.run is None:
+            if progress:
+                print(f"loopwise: {plan.path} already finished with these parameters; skipped "
+                      "(force=True trains again)", file=sys.stderr)
+            return saved_result(model, plan.path, cfg, device, monitor)
+        run = plan.run
+    elif not (run.path / "config.json").exists():
+        run.set_config(params)
+    status, error = "failed", None
+    result: FitResult | None = None
+    files: FitFiles | None = None
+    logger: logging.Logger | None = None
+    session: Any = None
+    try:
+        files = FitFiles(run.path, cfg.model_name, keep=cfg.keep_checkpoints, run=run)
+        logger = setup_logging(cfg.model_name, log_dir=run.path, console=False)
+        cfg.save(files.config)
+        from loopwise.watch.session import TrainingSession
+
+        session = TrainingSession(cfg.model_name, cfg.epochs,
+                                  _length(train_loader, "train_loader"), n_val, model=model,
+                                  run=run, system=False, exporters=exporters,
+                                  file=None if progress else _NullStream())  # type: ignore[arg-type]
+        loop = FitLoop(model=model, train_loader=train_loader, val_loader=val_loader,
+                       test_loader=test_loader, loss_fn=loss_fn, optimizer=optimizer,
+                       config=cfg, callbacks=cbs, run=run, device=device, display=session,
+                       logger=logger, files=files)
+        _start(loop, files, cfg, run, device, logger, system)
+        with GracefulInterrupt() as interrupt:
+            loop.run_epochs(interrupt)
+        session.close("finished")
+        result = finish_fit(loop, files, plots=plots)
+        status = "finished"
+        return result
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except BaseException as exc:
+        error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if logger is not None:
+            logger.error("training failed:\n%s", error)
+        raise
+    finally:
+        if session is not None:
+            session.close(status, error=error)
+        if files is not None:
+            files.close()
+        if logger is not None:
+            close_logging(logger)
+        if owns:
+            run.close(status, error=error)
+            if report:
+                from loopwise.view.report import report_at_end
+
+                written = report_at_end(run.path)
+                if written is not None and result is not None:
+                    result.files["report"] = written
+        elif status != "finished" and not run.closed:
+            run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
+                          data={"error": error.splitlines()[-1] if error else None})
+
+
+def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
+           device: torch.device, logger: Any, system: bool | float) -> None:
+    start, interval = system_option(system)
+    if start:
+        from loopwise.watch.system import ensure_system_monitor
+
+        ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
+    state = files.load_latest(device)
+    if state is None:
+        loop.engine.step = run.global_step  # a run given with steps already: continue them
+        rng.seed_everything(cfg.seed)
+        logger.info("training %s for %d epochs on %s: %s", cfg.model_name, cfg.epochs, device,
+                    cfg.to_dict())
+        return
+    saved = state.get("config", {})
+    if saved != cfg.to_dict():
+        raise ValueError(f"the checkpoint in {files.manager.directory} was saved with another "
+                         "config:\n  " + "\n  ".join(differences(saved, cfg.to_dict()))
+                         + "\nuse the same config or start a new run")
+    loop.load_state_dict(state)
+    message = (f"resumed from the checkpoint at step {loop.engine.step} (epoch {loop.epoch}"
+               + (f", {loop.resume_batch} batches into the next)" if loop.resume_batch else ")"))
+    run.log_event("fit_resumed", message, data={"step": loop.engine.step, "epoch": loop.epoch})
+    logger.info(message)

@@ -1,0 +1,327 @@
+"""What exact resume needs beyond model and optimizer: the random number generators, and the
+position inside an epoch.
+
+* ``capture_rng_state()`` / ``restore_rng_state()``: Python ``random``, NumPy's global
+  generator, torch's CPU generator and the generator of every CUDA device, in a form that
+  ``torch.load(weights_only=True)`` accepts.
+* ``ResumableSampler``: a seeded sampler whose order depends only on ``(seed, epoch)`` and that
+  can start a pass at a given sample, so a resumed epoch skips the batches already trained on
+  without loading them.
+* ``ResumableLoader``: wraps a DataLoader with such a sampler; counts the batches the loop has
+  consumed (not the ones prefetched), calls a checkpoint hook every N batches, and on resume
+  replays the RNG states around the creation of the data iterator so that the resumed pass is
+  bit-identical to the uninterrupted one.
+* ``restore_component()``: ``load_state_dict`` with an error naming what could not be restored
+  (and the optimizer checks torch leaves out: parameter count, per-parameter state shapes).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Mapping, Sized
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+__all__ = ["LoopPosition", "ResumableLoader", "ResumableSampler", "ResumeError",
+           "capture_rng_state", "check_optimizer_shapes", "find_resumable_sampler",
+           "restore_component", "restore_rng_state", "world_size"]
+
+
+class ResumeError(RuntimeError):
+    """A saved state cannot be restored exactly (missing key, shape, device count, ...)."""
+
+
+# -- random number generators ----------------------------------------------------------------
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The state of every generator a training loop usually draws from.
+
+    CUDA states are captured only when CUDA has been initialised in this process (capturing
+    would otherwise start a CUDA context for a CPU run); ``"cuda"`` is then None.
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    cuda: list[torch.Tensor] | None = None
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        cuda = list(torch.cuda.get_rng_state_all())
+    return {
+        "python": random.getstate(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+    }
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Put every generator back to ``state`` (from :func:`capture_rng_state`)."""
+    missing = [k for k in ("python", "numpy", "torch", "cuda") if k not in state]
+    if missing:
+        raise ResumeError(f"the saved RNG state lacks {', '.join(missing)}; "
+                          "it was not written by loopwise.train.resume.sampler.capture_rng_state")
+    cuda = state["cuda"]
+    if cuda is not None:
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if len(cuda) != visible:
+            raise ResumeError(
+                f"the checkpoint holds RNG states for {len(cuda)} CUDA device(s) but this "
+                f"process sees {visible}; resume with the same devices (CUDA_VISIBLE_DEVICES)"
+            )
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    np_state = state["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
+                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
+# -- sampler -------------------------------------------------------------------------------
+
+
+class ResumableSampler(Sampler[int]):
+    """Indices ``0..n-1``, shuffled by a generator seeded with ``seed + epoch``.
+
+    Each ``iter()`` produces the pass ``epoch`` and then advances it (``set_epoch`` overrides,
+    as with ``DistributedSampler``). ``skip_next(k)`` makes the next pass start at its k-th
+    sample: the skipped indices are never handed to the DataLoader, so nothing is loaded.
+    """
+
+    def __init__(self, data_source: Sized | int, *, shuffle: bool = True, seed: int = 0) -> None:
+        if isinstance(data_source, bool):
+            raise TypeError("data_source must be a dataset (anything with len()) or a size")
+        size = data_source if isinstance(data_source, int) else len(data_source)
+        if size < 0:
+            raise ValueError(f"data_source size must be >= 0, got {size}")
+        if type(seed) is not int:
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.size = size
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self.epoch = 0
+        self.last_epoch: int | None = None
+        self._skip = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        if type(epoch) is not int or epoch < 0:
+            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        self.epoch = epoch
+
+    def skip_next(self, samples: int) -> None:
+        """Start the next pass at sample ``samples`` (0 = from the beginning)."""
+        if type(samples) is not int or samples < 0:
+            raise ValueError(f"samples to skip must be an int >= 0, got {samples!r}")
+        self._skip = samples
+
+    def order(self, epoch: int) -> list[int]:
+        """The full order of pass ``epoch``."""
+        if not self.shuffle:
+            return list(range(self.size))
+        gen = torch.Generator()
+        gen.manual_seed(self.seed + epoch)
+        return torch.randperm(self.size, generator=gen).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, skip = self.epoch, self._skip
+        self.last_epoch = epoch
+        self.epoch = epoch + 1
+        self._skip = 0
+        return iter(self.order(epoch)[skip:])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "shuffle": self.shuffle, "seed": self.seed,
+                "epoch": self.epoch, "skip": self._skip}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key in ("size", "shuffle", "seed", "epoch", "skip"):
+            if key not in state:
+                raise ResumeError(f"ResumableSampler state is missing {key!r}")
+        for key, now in (("size", self.size), ("shuffle", self.shuffle), ("seed", self.seed)):
+            if state[key] != now:
+                raise ResumeError(
+                    f"the sampler's {key} was {state[key]!r} when the checkpoint was written "
+                    f"and is {now!r} now; a resumed pass would visit different samples"
+                )
+        self.epoch = int(state["epoch"])
+        self._skip = int(state["skip"])
+
+
+def find_resumable_sampler(loader: Any) -> tuple[ResumableSampler, int]:
+    """The ResumableSampler behind ``loader`` and the loader's batch size (or a clear error)."""
+    if not isinstance(loader, DataLoader):
+        raise TypeError(
+            f"mid-epoch checkpoints need a torch DataLoader, got {type(loader).__name__}; "
+            "iterate a DataLoader(dataset, batch_size=..., sampler=ResumableSampler(dataset))"
+        )
+    batch_sampler = loader.batch_sampler
+    sampler: object = loader.sampler
+    if not isinstance(sampler, ResumableSampler):
+        sampler = getattr(batch_sampler, "sampler", None)
+    if not isinstance(sampler, ResumableSampler):
+        raise TypeError(
+            "mid-epoch checkpoints need the DataLoader's sampler to be a "
+            "loopwise.train.resume.sampler.ResumableSampler (a seeded sampler that can skip the "
+            "batches already seen); build the loader with "
+            "DataLoader(dataset, batch_size=..., sampler=ResumableSampler(dataset, seed=0))"
+        )
+    batch_size = loader.batch_size or getattr(batch_sampler, "batch_size", None)
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise TypeError("mid-epoch checkpoints need a fixed batch size (DataLoader(batch_size=N))")
+    return sampler, batch_size
+
+
+@dataclass(frozen=True)
+class LoopPosition:
+    """Where a pass over a loader stands: its sampler epoch, the batches already consumed,
+    and the RNG state from just before the pass's data iterator was created."""
+
+    epoch: int
+    batches_done: int
+    batch_size: int
+    rng_at_start: dict[str, Any]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done,
+                "batch_size": self.batch_size, "rng_at_start": self.rng_at_start}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LoopPosition:
+        for key in ("epoch", "batches_done", "batch_size", "rng_at_start"):
+            if key not in state:
+                raise ResumeError(f"the saved loop position lacks {key!r}")
+        return cls(epoch=int(state["epoch"]), batches_done=int(state["batches_done"]),
+                   batch_size=int(state["batch_size"]), rng_at_start=dict(state["rng_at_start"]))
+
+
+class ResumableLoader:
+    """One pass over ``loader`` that can be checkpointed every ``every`` batches and resumed.
+
+    ``on_checkpoint(position)`` runs after ``every``-th consumed batch, when the loop asks for the
+    next one (so the step on the last batch is complete), never after the last batch. With
+    ``resume`` (a position and the RNG state saved with it) the pass restarts at that batch.
+    """
+
+    def __init__(
+        self,
+        loader: DataLoader[Any],
+        *,
+        every: int | None = None,
+        on_checkpoint: Callable[[LoopPosition], None] | None = None,
+        resume: tuple[LoopPosition, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if every is not None and (type(every) is not int or every <= 0):
+            raise ValueError(f"checkpoint_every must be an int >= 1 (batches), got {every!r}")
+        self.loader = loader
+        self.sampler, self.batch_size = find_resumable_sampler(loader)
+        if resume is not None and resume[0].batch_size != self.batch_size:
+            raise ResumeError(
+                f"the checkpoint was written with batch_size={resume[0].batch_size}, the loader "
+                f"now has batch_size={self.batch_size}; resume with the same batch size"
+            )
+        self.every = every
+        self.on_checkpoint = on_checkpoint
+        self._resume = resume
+        self.batches_done = 0 if resume is None else resume[0].batches_done
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.batches_done
+
+    def __iter__(self) -> Iterator[Any]:
+        resume, self._resume = self._resume, None
+        if resume is None:
+            rng_at_start = capture_rng_state()
+            done = 0
+        else:
+            position = resume[0]
+            rng_at_start = position.rng_at_start
+            restore_rng_state(rng_at_start)  # the iterator draws its base seed from torch's RNG
+            self.sampler.set_epoch(position.epoch)
+            done = position.batches_done
+        from loopwise.train.resume.skip import skip_batches  # the one skip (fit's too)
+
+        source, start = skip_batches(self.loader, done if resume is not None else 0)
+        epoch = self.sampler.epoch
+        iterator = iter(source)
+        start()
+        if resume is not None:
+            restore_rng_state(resume[1])
+        total = len(self.loader)  # batches in a full pass
+        for batch in iterator:
+            yield batch
+            done += 1
+            self.batches_done = done
+            if (self.every is not None and self.on_checkpoint is not None
+                    and done % self.every == 0 and done < total):
+                self.on_checkpoint(LoopPosition(epoch=epoch, batches_done=done,
+                                                batch_size=self.batch_size,
+                                                rng_at_start=rng_at_start))
+        self.batches_done = 0
+
+
+# -- restoring components ------------------------------------------------------------------
+
+# optimizer state entries that have the shape of their parameter (Adam/AdamW/SGD/RMSprop/...)
+_PARAM_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg",
+                 "grad_avg", "acc_delta", "sum", "ax", "prev", "exp_inf", "mu_product")
+
+
+def world_size() -> int:
+    """The torch.distributed world size (1 when not distributed)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_world_size())
+    return 1
+
+
+def check_optimizer_shapes(optimizer: Any, state: Mapping[str, Any], *, source: str) -> None:
+    """torch does not check that per-parameter optimizer state fits the parameters; we do."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    saved_groups = state.get("param_groups", [])
+    saved_count = sum(len(g.get("params", ())) for g in saved_groups)
+    if saved_count != len(params):
+        raise ResumeError(
+            f"cannot restore the optimizer from {source}: it was saved for {saved_count} "
+            f"parameters, this optimizer has {len(params)}; build the same model and optimizer"
+        )
+    order = [i for g in saved_groups for i in g.get("params", ())]
+    for position, saved_id in enumerate(order):
+        entry = state.get("state", {}).get(saved_id)
+        if not entry:
+            continue
+        param = params[position]
+        for key, value in entry.items():
+            if (key in _PARAM_SHAPED and isinstance(value, torch.Tensor) and value.dim() > 0
+                    and value.shape != param.shape):
+                raise ResumeError(
+                    f"cannot restore the optimizer from {source}: its {key!r} for parameter "
+                    f"{position} has shape {tuple(value.shape)}, the parameter has "
+                    f"{tuple(param.shape)}"
+                )
+
+
+def restore_component(what: str, obj: Any, state: Any, *, source: str) -> None:
+    """``obj.load_state_dict(state)`` with an error that names ``what`` and ``source``."""
+    if obj is None and state is None:
+        return
+    if obj is None:
+        raise ResumeError(f"{source} holds {what} state but this trainer has no {what}; "
+                          f"create the same {what} in setup()")
+    if state is None:
+        raise ResumeError(f"{source} holds no {what} state but this trainer has a {what}; "
+                          f"resume without it, or start a new experiment")
+    if what == "optimizer":
+        check_optimizer_shapes(obj, state, source=source)
+    try:
+        obj.load_state_dict(state)
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:4]) if first else type(exc).__name__
+        raise ResumeError(f"cannot restore the {what} from {source}: {detail}") from exc

@@ -1,0 +1,136 @@
+"""One epoch's passes under a ``Workflow``: ``train_loop()`` and ``evaluate()``, each timed,
+and the monitors ``self.track(...)`` hands them.
+
+The first loader that ``train_loop`` tracks is the epoch's training pass: with
+``checkpoint_every`` it goes through a ``ResumableLoader`` that saves mid-epoch every N batches,
+and after an ``in_epoch`` checkpoint it continues at the next batch (RNG, loader position and
+monitor as they were). Any other tracked loop gets a plain ``TrainingMonitor`` on the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from loopwise.record.run import Run
+from loopwise.train.resume.sampler import (
+    LoopPosition,
+    ResumableLoader,
+    ResumeError,
+    capture_rng_state,
+    find_resumable_sampler,
+    restore_rng_state,
+)
+from loopwise.train.workflow.checks import check_track_options, clean_metrics
+from loopwise.train.workflow.state import ResumePoint
+from loopwise.train.workflow.trainer import Trainer
+from loopwise.watch.monitor import TrainingMonitor
+
+
+class EpochPasses:
+    """The passes of one epoch at a time, and what a checkpoint needs from them: ``monitor``
+    (the training pass's monitor) and ``epoch_rng`` (the RNG state when the pass began, kept
+    with ``checkpoint_every``). ``on_checkpoint(position, train_seconds)`` saves mid-epoch.
+    """
+
+    def __init__(self, trainer: Trainer, *,
+                 on_checkpoint: Callable[[LoopPosition, float], None]) -> None:
+        self.trainer = trainer
+        self.on_checkpoint = on_checkpoint
+        self.monitor: TrainingMonitor[Any] | None = None
+        self.epoch_rng: dict[str, Any] | None = None
+        self._phase: str | None = None
+        self._tracked = False
+        self._resume: ResumePoint | None = None
+        self._t0 = 0.0
+
+    def train(self, pending: ResumePoint | None, *,
+              every: int | None) -> tuple[dict[str, float], float]:
+        """Run ``train_loop()`` (continuing an ``in_epoch`` ``pending``); return its metrics and
+        seconds (including those before the checkpoint)."""
+        self._phase = "train"
+        self._tracked = False
+        self.monitor = None
+        before = 0.0
+        if pending is not None and pending.phase == "in_epoch":
+            self._resume = pending  # picked up by the first track() of train_loop
+            before = pending.train_seconds
+        if pending is not None and pending.phase == "in_epoch" and pending.epoch_rng:
+            restore_rng_state(pending.epoch_rng)  # code before the loop draws as it did then
+        self.epoch_rng = capture_rng_state() if every is not None else None
+        self._t0 = time.perf_counter() - before
+        try:
+            result = self.trainer.train_loop()
+        finally:
+            self._phase = None
+        if self._resume is not None:
+            self._resume = None
+            raise ResumeError("the checkpoint was written in the middle of an epoch, but "
+                              "train_loop() did not iterate a loader through self.track(); "
+                              "mid-epoch resume needs the same loop as the run that saved it")
+        return clean_metrics(result, "train_loop()"), time.perf_counter() - self._t0
+
+    def evaluate(self) -> tuple[dict[str, float], float]:
+        """Run ``evaluate()``; return its metrics and seconds."""
+        self._phase = "evaluate"
+        t0 = time.perf_counter()
+        metrics = {(k if k.startswith("val_") else f"val_{k}"): v  # Keras's rule: val_<name>
+                   for k, v in clean_metrics(self.trainer.evaluate(), "evaluate()").items()}
+        seconds = time.perf_counter() - t0
+        self._phase = None
+        return metrics, seconds
+
+    def track(self, iterable: Iterable[Any], desc: str | None, options: dict[str, Any], *,
+              run: Run | None, epoch: int, every: int | None,
+              system: bool) -> TrainingMonitor[Any]:
+        """The monitor for ``self.track(iterable, desc, **options)`` in epoch ``epoch``."""
+        check_track_options(options)
+        options.setdefault("system", system)
+        options.setdefault("epoch_summary", False)  # the Workflow records the epoch's values
+        if self._phase == "evaluate":
+            options.setdefault("phase", "val")  # validation batches are no training steps
+        align_sampler(iterable, epoch)
+        first_train = self._phase == "train" and not self._tracked
+        if first_train:
+            self._tracked = True
+        pending = self._resume if first_train else None
+        if first_train and (every is not None or pending is not None):
+            self._resume = None
+            monitor = resumable_monitor(iterable, desc, options, run=run, every=every,
+                                        on_checkpoint=self._mid_epoch, resume=pending)
+        else:
+            monitor = TrainingMonitor(iterable, desc, run=run, **options)
+        if first_train:
+            self.monitor = monitor
+        return monitor
+
+    def _mid_epoch(self, position: LoopPosition) -> None:
+        self.on_checkpoint(position, time.perf_counter() - self._t0)
+
+
+def align_sampler(iterable: Iterable[Any], epoch: int) -> None:
+    """Give the ``ResumableSampler`` behind ``iterable`` (if any) the epoch's pass order."""
+    try:
+        sampler, _ = find_resumable_sampler(iterable)
+    except TypeError:
+        sampler = None
+    if sampler is not None:  # the pass order depends on (seed, epoch) only
+        sampler.set_epoch(max(epoch - 1, 0))
+
+
+def resumable_monitor(iterable: Iterable[Any], desc: str | None, options: dict[str, Any], *,
+                      run: Run | None, every: int | None,
+                      on_checkpoint: Callable[[LoopPosition], None],
+                      resume: ResumePoint | None) -> TrainingMonitor[Any]:
+    """A monitor over a ``ResumableLoader`` that calls ``on_checkpoint`` every ``every`` batches;
+    with ``resume`` (an ``in_epoch`` checkpoint) it continues at the next batch, the monitor's
+    saved state restored."""
+    loader = ResumableLoader(iterable,  # type: ignore[arg-type]
+                             every=every,
+                             on_checkpoint=on_checkpoint,
+                             resume=None if resume is None else resume.loop)
+    monitor: TrainingMonitor[Any] = TrainingMonitor(loader, desc, run=run, **options)
+    if resume is not None and resume.monitor is not None:
+        monitor.load_state_dict(resume.monitor)
+    return monitor
