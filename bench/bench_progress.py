@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
+
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(__file__))

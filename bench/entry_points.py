@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -285,8 +286,9 @@ def measure(model: str, rounds: int, quick: bool,
                   f"process, {rounds} fresh processes per configuration)", "us/step",
                   baseline=CONFIGS["plain"], ratio_label="x plain loop")
     for config in configs:
+        whole = statistics.median(r["total_s"] for r in samples[config])
         table.add(CONFIGS[config], [r["step_s"] * 1e6 for r in samples[config]],
-                  note=f"whole call {sorted(r['total_s'] for r in samples[config])[len(samples[config]) // 2]:.2f} s")
+                  note=f"whole training call {whole:.2f} s")
     missing = [CONFIGS[c] for c in CONFIGS if c not in configs]
     if missing:
         table.notes.append("not measured (not installed): " + ", ".join(missing))
@@ -301,10 +303,10 @@ def memory_table(samples: dict[str, list[dict[str, Any]]], model: str) -> Table:
     base = [r["rss"] / mib for r in samples["plain"]]
     for config, results in samples.items():
         rss = [r["rss"] / mib for r in results]
-        added = sorted(a - b for a, b in zip(rss, base))
-        peak = sorted(r["peak"] / mib for r in results)
-        table.add(CONFIGS[config], rss, note=f"added {added[len(added) // 2]:.0f} MiB "
-                  f"(median of rounds); peak RSS {peak[len(peak) // 2]:.0f} MiB")
+        added = statistics.median(a - b for a, b in zip(rss, base))
+        peak = statistics.median(r["peak"] / mib for r in results)
+        table.add(CONFIGS[config], rss, note=f"+{added:.0f} MiB over the plain loop "
+                  f"(median of rounds); peak RSS {peak:.0f} MiB")
     return table
 
 
