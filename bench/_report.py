@@ -125,6 +125,12 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         add(f"read + downsample vs {prefix}", ">= 10x faster",
             _median_ratio(_row(read, prefix)), lambda v: f"{fmt(v)}x faster",
             lambda v: v >= 10, READ_WHY)
+    ckpt = by_key.get("checkpoint")
+    for prefix, limit in (("save_file", 1.25), ("CheckpointManager.save, sync", 1.25),
+                          ("CheckpointManager.save, async", 0.2)):
+        add(f"checkpoint: {prefix}", f"<= {limit}x the time of torch.save + fsync",
+            _median_ratio(_row(ckpt, prefix)), lambda v: f"{v:.2f}x", lambda v, m=limit: v <= m,
+            CHECKPOINT_WHY)
     mem = by_key.get("memory_tiny")
     add("memory added by TrainingMonitor (record on), tiny model", "<= 50 MiB RSS",
         _added(mem, "TrainingMonitor"), lambda v: f"+{v:.0f} MiB", lambda v: v <= 50,
@@ -158,6 +164,10 @@ STORE_WHY = ("Run.log_scalars takes one dict per step on the calling thread; on 
              "per-step objects.")
 READ_WHY = "loopwise reads one blob per column from SQLite; the peers decode one row or " \
            "one protobuf event per point in Python."
+CHECKPOINT_WHY = ("A crash-safe save writes a temp file, hashes it (XXH3-128) while writing, "
+                  "fsyncs it and its folder and renames it: more steps than a plain overwrite; "
+                  "on disks where fresh blocks are expensive (thin-provisioned VM disks) the "
+                  "difference grows (see benchmarks-notes.md, Checkpoints).")
 MEMORY_WHY = ("The RSS added is mostly code: importing loopwise's modules (record, watch, "
               "SQLite, the health detectors, the system sampler with psutil) in a process "
               "that otherwise imports only torch; the window buffers are a few MB.")
@@ -203,6 +213,13 @@ SECTIONS: list[tuple[str, str, str]] = [
     ("store_call", "Cost per scalar on the calling thread",
      "The same rounds: the time the caller spends per scalar (the rest happens on the "
      "writer's thread, or not at all for the synchronous peers). Goal: <= 0.3 us."),
+    ("checkpoint", "Checkpoints",
+     "`bench/bench_checkpoint.py`: a state dict of float32 tensors of 8 MiB, saved with "
+     "`torch.save` into a file + flush + fsync (the baseline), with `save_file` (loopwise's "
+     "storage: temp file, XXH3-128 while writing, fsync, `os.replace`, fsync of the folder) and "
+     "with `CheckpointManager.save` sync and async (the time the training thread is blocked). "
+     "Goals: sync saves >= 0.8x the baseline's throughput (<= 1.25x its time); async "
+     "blocking <= 0.2x the baseline's time."),
     ("read", "Read a long series, downsampled to 2,000 points",
      "`bench/bench_read.py`: each reader opens the store afresh each round and ends with the "
      "same 2,000-point min/max envelope (`loopwise.record.downsample`). MLflow "

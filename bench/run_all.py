@@ -6,7 +6,7 @@ doc is written from the tables they return: the machine, the versions of loopwis
 peer, every row as a median over the rounds with its min-max and its ratio to the baseline
 measured in the same rounds, a chart of the main ratios, and where loopwise is behind.
 
-Scripts that predate the shared JSON tables (checkpoint, system sampler, views, fit, GPU) are
+Scripts that do not return the shared JSON tables (system sampler, views, fit, GPU) are
 run too; their printed tables go into the doc as they are.
 
 Run: .venv/bin/python bench/run_all.py [--quick] [--only entry,bar,...]   (or: make bench)
@@ -53,8 +53,7 @@ SCRIPTS = [
     Script("progress", "bench_progress.py", [], ["--quick"]),
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
-    Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--mb", "64", "--rounds", "2"],
-           tables=False),
+    Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),
     Script("system", "bench_system.py", ["--seconds", "20"], ["--seconds", "4"], tables=False),
     Script("fit", "bench_fit.py", ["--epochs", "60"], ["--epochs", "8"], tables=False),
     Script("views", "bench_views.py", ["--rounds", "5"], ["--rounds", "2"], tables=False),
