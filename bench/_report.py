@@ -291,6 +291,11 @@ def write_doc(path: Path, outcomes: list[Outcome], info: dict[str, str], *,
         table = by_key.get(key)
         if table is not None:
             lines += _section(table, title, intro)
+    known = {key for key, _, _ in SECTIONS}
+    for o in outcomes:  # tables no section names (e.g. from the hooked scripts)
+        for table in o.tables:
+            if table.key not in known:
+                lines += _section(table, table.title, f"`bench/{o.file}`.")
     for o in outcomes:
         if o.tables and o.status == "ok":
             continue
