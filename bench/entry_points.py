@@ -43,8 +43,8 @@ CONFIGS = {
     "lightning_bare": "Lightning Trainer, bare",
     "keras": "Keras fit (torch backend, bar)",
 }
-MODELS = {"tiny": {"rows": 3_200, "batch": 32, "epochs": 21, "quick": 4},
-          "mlp": {"rows": 6_400, "batch": 128, "epochs": 9, "quick": 3}}
+MODELS = {"tiny": {"rows": 3_200, "batch": 32, "epochs": 11, "quick": 4},
+          "mlp": {"rows": 6_400, "batch": 128, "epochs": 6, "quick": 3}}
 
 
 # ---------------------------------------------------------------- worker (one configuration)

@@ -45,8 +45,10 @@ class Script:
 
 SCRIPTS = [
     Script("entry", "entry_points.py", [], ["--quick"]),
-    # Hooks for the rows made by other branches (loopwise.keras, the distributed loop): they
-    # run when their script exists and take the same --quick/--json options.
+    # HOOKS for the rows made by other branches (loopwise.keras: the Keras callback; the
+    # distributed loop: 2-rank torchrun): each runs when its script exists ("not measured"
+    # otherwise); it gets --quick / --json only if its source mentions them, and its printed
+    # output goes into the doc when it returns no JSON tables.
     Script("keras", "bench_keras.py", [], ["--quick"], hook=True),
     Script("distributed", "bench_distributed.py", [], ["--quick"], hook=True),
     Script("bar", "bench_monitor.py", [], ["--quick"]),
@@ -78,8 +80,14 @@ def run_script(script: Script, *, quick: bool, tmp: str) -> Outcome:
     if script.needs_gpu and not _has_gpu():
         return Outcome(script.key, script.file, status="not measured: no CUDA device here")
     out = os.path.join(tmp, f"{script.key}.json")
-    cmd = [sys.executable, str(path), *(script.quick if quick else script.full)]
-    if script.tables:
+    options = script.quick if quick else script.full
+    tables = script.tables
+    if script.hook:  # another branch's script: use only the options it knows
+        source = path.read_text()
+        options = [o for o in options if o in source]
+        tables = '"--json"' in source
+    cmd = [sys.executable, str(path), *options]
+    if tables:
         cmd += ["--json", out]
     env = dict(os.environ, KERAS_BACKEND="torch", MLFLOW_DISABLE_TELEMETRY="true",
                MPLBACKEND="Agg", KERAS_HOME=os.path.join(tmp, "keras"),
@@ -96,7 +104,7 @@ def run_script(script: Script, *, quick: bool, tmp: str) -> Outcome:
         print(tail, file=sys.stderr)
         return Outcome(script.key, script.file, status=f"failed (exit {proc.returncode})",
                        text=tail, seconds=seconds)
-    if not script.tables:
+    if not tables:
         return Outcome(script.key, script.file, text=proc.stdout.strip(), seconds=seconds)
     with open(out) as fh:
         data = json.load(fh)
