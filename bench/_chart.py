@@ -52,6 +52,6 @@ def draw(path: Path, tables: dict[str, Table]) -> None:
         ax.tick_params(axis="x", labelsize=7)
     fig.suptitle("loopwise (blue) and its peers (grey); bars: median ratio, whiskers: min-max",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -138,7 +138,7 @@ def main() -> None:
     args = args.parse_args()
     rounds = rounds_of(args)
     big, tb, ml_metric, ml_batch = ((20_000, 2_000, 30, 500) if args.quick
-                                    else (100_000, 10_000, 200, 2_000))
+                                    else (100_000, 10_000, 60, 2_000))
     with tempfile.TemporaryDirectory() as root:
         variants: dict[str, Callable[[], Result]] = {
             "csv.writer + fsync": lambda: csv_writer(root, big),

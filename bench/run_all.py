@@ -51,7 +51,7 @@ SCRIPTS = [
     # output goes into the doc when it returns no JSON tables.
     Script("keras", "bench_keras.py", [], ["--quick"], hook=True),
     Script("distributed", "bench_distributed.py", [], ["--quick"], hook=True),
-    Script("bar", "bench_monitor.py", [], ["--quick"]),
+    Script("bar", "bench_monitor.py", ["--rounds", "5"], ["--quick"]),
     Script("progress", "bench_progress.py", [], ["--quick"]),
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
