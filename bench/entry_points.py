@@ -2,13 +2,15 @@
 
 Two models: ``tiny`` (Linear(32,1), MSE, SGD, batch 32, 100 steps per epoch) and ``mlp``
 (784-512-512-10, cross-entropy, Adam, batch 128, 50 steps per epoch); a shuffled DataLoader,
-one torch thread. Every configuration runs in a fresh process (``python bench/entry_points.py
---worker CONFIG MODEL EPOCHS OUT``); the driver runs the configurations interleaved, one process
-of each per round, the first one rotating. A worker times its steady state: from the end of the
-first epoch (set-up, first-epoch warm-up and imports excluded) to the end of the last one, read
-off the sampler (the DataLoader's shuffling sampler notes the time each epoch's indices run
-out), so no framework gets a timing callback on its step path. It also reports the whole
-training call's time and the process's RSS at the end (psutil) and at its peak.
+one torch thread, on the CPU (CUDA hidden, so that fit's and Keras's automatic device choice
+does the same work as the others). Every configuration runs in a fresh process
+(``python bench/entry_points.py --worker CONFIG MODEL EPOCHS OUT``); the driver runs the
+configurations interleaved, one process of each per round, the first one rotating. A worker
+times its steady state: from the end of the first epoch (set-up, imports and first-epoch
+warm-up excluded) to the end of the last one, read off the DataLoader's shuffling sampler
+(it notes the time each epoch's last index is drawn), so no framework gets a timing callback
+on its step path. It also reports the whole training call's time and the process's RSS at the
+end (psutil) and at its peak.
 
 Configurations: plain loop (baseline); TrainingMonitor (one per epoch, defaults: run record,
 system sampler, bar); TrainingSession (defaults); Workflow (a Trainer using self.track);
@@ -250,7 +252,8 @@ def spawn(config: str, model: str, epochs: int) -> dict[str, Any]:
         env = dict(os.environ, KERAS_BACKEND="torch", KERAS_HOME=os.path.join(tmp, "keras"),
                    MPLCONFIGDIR=os.path.join(tmp, "mpl"), MPLBACKEND="Agg",
                    PYTHONPATH=os.pathsep.join(filter(None, [_src(), os.environ.get(
-                       "PYTHONPATH")])), OMP_NUM_THREADS="1")
+                       "PYTHONPATH")])), OMP_NUM_THREADS="1",
+                   CUDA_VISIBLE_DEVICES="")  # the same device (CPU) for every configuration
         proc = subprocess.run([sys.executable, __file__, "--worker", config, model, str(epochs),
                                out], capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
