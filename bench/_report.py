@@ -259,7 +259,11 @@ def write_doc(path: Path, outcomes: list[Outcome], info: dict[str, str], *,
              "one rotating, so that the machine's drift moves them together), median of the "
              "per-round ratios with their min-max. Nothing here is asserted by the test "
              "suite. Earlier measurements and the analysis behind the designs: "
-             "[benchmarks-notes.md](benchmarks-notes.md).", ""]
+             "[benchmarks-notes.md](benchmarks-notes.md).", "",
+             "To reproduce: `make bench` (installs the `loopwise[bench]` extra: Lightning, "
+             "Keras, TensorBoard, MLflow; ~20-25 min), `make bench BENCH_ARGS=--quick` for a "
+             "short pass, or one script alone, e.g. `.venv/bin/python bench/entry_points.py "
+             "--quick` (each takes `--rounds N`, `--quick` and `--json PATH`).", ""]
     if quick:
         lines += ["**This is a `--quick` pass** (fewer rounds, smaller sizes, used while "
                   "developing): rerun `make bench` for the full numbers.", ""]
