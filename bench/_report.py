@@ -263,7 +263,8 @@ def write_doc(path: Path, outcomes: list[Outcome], info: dict[str, str], *,
              "To reproduce: `make bench` (installs the `loopwise[bench]` extra: Lightning, "
              "Keras, TensorBoard, MLflow; ~20-25 min), `make bench BENCH_ARGS=--quick` for a "
              "short pass, or one script alone, e.g. `.venv/bin/python bench/entry_points.py "
-             "--quick` (each takes `--rounds N`, `--quick` and `--json PATH`).", ""]
+             "--quick` (entry_points, bench_monitor, bench_progress, bench_store, bench_read and "
+             "bench_checkpoint take `--rounds N`, `--quick` and `--json PATH`).", ""]
     if quick:
         lines += ["**This is a `--quick` pass** (fewer rounds, smaller sizes, used while "
                   "developing): rerun `make bench` for the full numbers.", ""]
