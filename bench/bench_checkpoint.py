@@ -2,14 +2,14 @@
 thread is blocked by ``async_save`` vs ``torch.save`` + fsync, for a ~512 MB state dict, in one
 process. Rounds interleave the methods (baseline, storage, manager, async), each round starting
 at the next method, so that a disturbance of the shared machine (or of its disk) hits all of
-them; the table shows medians and the best round.
+them; the table (``_timing.Table``) shows medians with min-max, and each method's time as a
+ratio of the baseline's in the same round.
 
-Run: .venv/bin/python bench/bench_checkpoint.py [--mb 512] [--rounds 7] [--dir PATH]
+Run: .venv/bin/python bench/bench_checkpoint.py [--mb 512] [--rounds 7] [--dir PATH] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import Table, arguments, emit, rounds_of
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.checkpoint.store import save_file
@@ -76,11 +78,13 @@ def storage(state: dict[str, torch.Tensor], path: Path, cpu: str = "storage") ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=int, default=512, help="state size in MB (default 512)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    parser = arguments(__doc__, rounds=7)
+    parser.add_argument("--mb", type=int, default=None,
+                        help="state size in MB (default 512; 64 with --quick)")
     parser.add_argument("--dir", default=None, help="folder to write in (default: a temp dir)")
     opts = parser.parse_args()
+    opts.rounds = rounds_of(opts)
+    opts.mb = opts.mb or (64 if opts.quick else 512)
     root = Path(tempfile.mkdtemp(prefix="bench-ckpt-", dir=opts.dir))
     try:
         state = make_state(opts.mb)
@@ -88,7 +92,7 @@ def main() -> None:
         sync_mgr = CheckpointManager(root / "sync", keep_last=1, keep_best=0)
         async_mgr = CheckpointManager(root / "async", keep_last=1, keep_best=0,
                                       async_save=True)
-        named_files = NamedFiles(root / "named")
+        named = NamedFiles(root / "named")
         (root / "named").mkdir()
         base_t, fresh_t, store_t, nocrc_t, mgr_t, blocked_t = [], [], [], [], [], []
         named_t: list[float] = []
@@ -111,9 +115,9 @@ def main() -> None:
             sync_mgr.save(state, step=i)
             mgr_t.append(time.perf_counter() - t0)
 
-        def named(i: int) -> None:
+        def fixed_name(i: int) -> None:
             t0 = time.perf_counter()
-            named_files.save({"last_checkpoint.pth": state}, step=i)
+            named.save({"last_checkpoint.pth": state}, step=i)
             named_t.append(time.perf_counter() - t0)
 
         def background(i: int) -> None:
@@ -130,7 +134,7 @@ def main() -> None:
             lambda i: store_t.append(storage(state, root / "storage.pt")),
             no_crc,
             manager,
-            named,
+            fixed_name,
             background,
         ]
         for i in range(opts.rounds):
@@ -139,47 +143,37 @@ def main() -> None:
                 methods[(i + k) % len(methods)](i)
         async_mgr.close()
         med = statistics.median
-        base = med(base_t)
-        gbps = nbytes / 1e9
-        print(f"state: {nbytes / 2**20:.0f} MiB in {len(state)} tensors; {opts.rounds} rounds; "
-              f"load average {os.getloadavg()[0]:.2f}; cpus {os.cpu_count()}")
-        print("| measurement | median s | best s | GB/s (median) | ratio vs torch.save+fsync "
-              "(median) | target |")
-        print("|---|---|---|---|---|---|")
-        print(f"| torch.save + fsync (baseline) | {base:.3f} | {min(base_t):.3f} | "
-              f"{gbps / base:.2f} | 1.00 | |")
-        fresh = med(fresh_t)
-        print(f"| torch.save + fsync, new file while the previous exists, then delete it "
-              f"(baseline B) | "
-              f"{fresh:.3f} | {min(fresh_t):.3f} | {gbps / fresh:.2f} | {base / fresh:.2f}x "
-              f"throughput | |")
-        print(f"| save_file (atomic + XXH3-128), previous file deleted first | {med(store_t):.3f}"
-              f" | {min(store_t):.3f} | {gbps / med(store_t):.2f} | "
-              f"{base / med(store_t):.2f}x throughput | >= 0.8x |")
-        print(f"| save_file, torch's own CRC32 turned off (set_crc32_options(False)) | "
-              f"{med(nocrc_t):.3f} | {min(nocrc_t):.3f} | {gbps / med(nocrc_t):.2f} | "
-              f"{base / med(nocrc_t):.2f}x throughput | |")
-        print(f"| CheckpointManager.save, sync (keep_last=1, recycles the dropped file) | "
-              f"{med(mgr_t):.3f} | {min(mgr_t):.3f} | {gbps / med(mgr_t):.2f} | "
-              f"{base / med(mgr_t):.2f}x; vs baseline B {fresh / med(mgr_t):.2f}x | >= 0.8x |")
-        print(f"| NamedFiles.save (Workflow's last_checkpoint.pth: fixed name, manifest, recycles "
-              f"the replaced file) | {med(named_t):.3f} | {min(named_t):.3f} | "
-              f"{gbps / med(named_t):.2f} | {base / med(named_t):.2f}x; vs baseline B "
-              f"{fresh / med(named_t):.2f}x | >= 0.8x |")
-        print(f"| CheckpointManager.save, async: training thread blocked | {med(blocked_t):.3f} "
-              f"| {min(blocked_t):.3f} | | {med(blocked_t) / base:.2f}x of the baseline's time "
-              f"| <= 0.2x |")
-        print(f"| async, first save (allocates the snapshot buffers) | {first_blocked[0]:.3f} | "
-              f"| | {first_blocked[0] / base:.2f}x | |")
-        print(f"process CPU per save (median): baseline {med(CPU['baseline'][1:]):.3f} s, "
-              f"save_file {med(CPU['storage']):.3f} s, without torch's CRC32 "
-              f"{med(CPU['nocrc']):.3f} s")
-        pairs = [b / s for b, s in zip(base_t, store_t, strict=True)]
-        print(f"per-round throughput ratio save_file/baseline: "
-              f"{', '.join(f'{r:.2f}' for r in pairs)}; median {med(pairs):.2f}")
-        pairs_b = [b / m for b, m in zip(fresh_t, mgr_t, strict=True)]
-        print(f"per-round throughput ratio CheckpointManager sync/baseline B: "
-              f"{', '.join(f'{r:.2f}' for r in pairs_b)}; median {med(pairs_b):.2f}")
+        gb = nbytes / 1e9
+        table = Table("checkpoint", f"Checkpoint of {nbytes / 2**20:.0f} MiB ({len(state)} "
+                      f"tensors, {opts.rounds} interleaved rounds)", "s",
+                      baseline="torch.save + fsync (baseline)", ratio_label="x baseline's time")
+        table.add("torch.save + fsync (baseline)", base_t, note=f"{gb / med(base_t):.2f} GB/s")
+        rows = [
+            ("torch.save + fsync into a new file while the previous exists, then delete it "
+             "(baseline B)", fresh_t, ""),
+            ("save_file (atomic + XXH3-128), previous file deleted first", store_t,
+             "goal: >= 0.8x the baseline's throughput (<= 1.25x its time)"),
+            ("save_file, torch's own CRC32 off (set_crc32_options(False))", nocrc_t, ""),
+            ("CheckpointManager.save, sync (keep_last=1, recycles the dropped file)", mgr_t,
+             "goal: <= 1.25x the baseline's time"),
+            ("NamedFiles.save (Workflow's last_checkpoint.pth: fixed name, manifest, recycles "
+             "the replaced file)", named_t, "goal: <= 1.25x the baseline's time"),
+            ("CheckpointManager.save, async: training thread blocked", blocked_t,
+             "goal: <= 0.2x the baseline's time"),
+        ]
+        for name, samples, goal in rows:
+            # the async rows skip the first round (its first save allocates the buffers)
+            speed = f"{gb / med(samples):.2f} GB/s" if "blocked" not in name else ""
+            table.add(name, samples, baseline=base_t[len(base_t) - len(samples):],
+                      note="; ".join(filter(None, [speed, goal])))
+        table.notes += [
+            f"async, first save (allocates the snapshot buffers): {first_blocked[0]:.3f} s",
+            f"process CPU per save (median): baseline {med(CPU['baseline'][1:]):.3f} s, "
+            f"save_file {med(CPU['storage']):.3f} s, without torch's CRC32 "
+            f"{med(CPU['nocrc']):.3f} s",
+            f"CheckpointManager sync vs baseline B, per round: "
+            f"{med(m / b for b, m in zip(fresh_t, mgr_t, strict=True)):.2f}x its time"]
+        emit([table], opts)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     sys.stdout.flush()

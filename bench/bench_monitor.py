@@ -1,20 +1,21 @@
-"""Per-step cost of TrainingMonitor and TrainingSession (3 metrics every step, through the one
-shared accumulator) against a bare loop, plain tqdm and tqdm + set_postfix every step; all in
-one process.
+"""Tight-loop cost of a bar with 3 metrics: TrainingMonitor and TrainingSession against a bare
+loop, plain tqdm, tqdm + set_postfix every step and Keras's Progbar (update with 3 values), all
+in one process.
 
-The variants run interleaved, one of each per round, and each keeps its best round: a machine
-that drifts in speed (shared VMs do, by tens of percent) then moves all of them together and
-the ratios hold. The last two columns scale the overhead to the issue's reference machine by the
-per-step time there of plain tqdm (95 ns) and of tqdm + set_postfix (19 us):
-``over bare x 95 / (tqdm ns/step here)``, ``over bare x 19000 / (set_postfix ns/step here)``.
+The variants run interleaved (``_timing.interleaved``: one of each per round, the first one
+rotating); each row is the median over the rounds with the min-max, its ratio to the bare loop
+per round, and the nanoseconds it adds over the bare loop (median of the per-round differences).
 
-Run: .venv/bin/python bench/bench_monitor.py
+Run: .venv/bin/python bench/bench_monitor.py [--quick]
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -23,11 +24,16 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_of, ns
+from _timing import Table, arguments, best_of, emit, interleaved, ns, rounds_of, timed
 from loopwise import TrainingMonitor, TrainingSession
 from loopwise.record import Run
 
 N = 200_000
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 
 def bare() -> None:
@@ -51,6 +57,20 @@ def tqdm_postfix() -> None:
         loss, a, b = 0.5, 0.25, float(i)
         acc += loss + a + b
         bar.set_postfix(loss=loss, a=a, b=b)
+
+
+def keras_progbar() -> None:
+    """keras.utils.Progbar.update(step, values) with 3 values, on a terminal-like stream."""
+    import keras
+
+    acc = 0.0
+    with contextlib.redirect_stdout(Tty()):
+        bar = keras.utils.Progbar(N)
+        update = bar.update
+        for i in range(N):
+            loss, a, b = 0.5, 0.25, float(i)
+            acc += loss + a + b
+            update(i + 1, [("loss", loss), ("a", a), ("b", b)])
 
 
 def monitor(run: Run | None, *, log_file: str | None = None) -> float:
@@ -90,19 +110,15 @@ def session(run: Run | None) -> float:
     return elapsed
 
 
-def timed(fn: Callable[[], object]) -> Callable[[], float]:
-    def run() -> float:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    return run
-
-
-REFERENCE_TQDM_NS = 95.0  # per step on the issue's reference machine: plain tqdm,
-REFERENCE_POSTFIX_NS = 19_000.0  # and tqdm + set_postfix every step
-
-
-def main(rounds: int = 7) -> None:
+def main() -> None:
+    global N
+    args = arguments(__doc__, rounds=7).parse_args()
+    rounds = rounds_of(args)
+    if args.quick:
+        N = 50_000
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    if importlib.util.find_spec("keras") is not None:
+        import keras  # noqa: F401  (imported outside the timed rounds)
     with tempfile.TemporaryDirectory() as root:
         run = Run.create(root)
         csv_path = os.path.join(root, "t.csv")
@@ -110,29 +126,30 @@ def main(rounds: int = 7) -> None:
             "bare loop": timed(bare),
             "tqdm": timed(plain_tqdm),
             "tqdm + set_postfix every step": timed(tqdm_postfix),
+        }
+        if importlib.util.find_spec("keras") is not None:
+            variants["Keras Progbar.update, 3 values"] = timed(keras_progbar)
+        variants.update({
             "TrainingMonitor, record=False": lambda: monitor(None),
-            "TrainingMonitor (run record)": lambda: monitor(run),
+            "TrainingMonitor (run record, the default)": lambda: monitor(run),
             "TrainingMonitor (record + CSV)": lambda: monitor(run, log_file=csv_path),
             "TrainingSession, record=False": lambda: session(None),
             "TrainingSession (run record)": lambda: session(run),
-        }
-        best = dict.fromkeys(variants, float("inf"))
-        for _ in range(rounds):
-            for name, fn in variants.items():
-                best[name] = min(best[name], fn())
+        })
+        samples = interleaved(variants, rounds=rounds)
         setup = best_of(lambda: Run.create(root).close(), repeat=3)
         run.close()
-    base = best["bare loop"]
-    by_tqdm = REFERENCE_TQDM_NS / ns(best["tqdm"], N)
-    by_postfix = REFERENCE_POSTFIX_NS / ns(best["tqdm + set_postfix every step"], N)
-    print(f"{'loop':34s} {'ns/step':>9s} {'over bare':>10s} {'x tqdm':>7s} "
-          f"{'ref ns (tqdm)':>14s} {'ref ns (postfix)':>17s}")
-    for name, secs in best.items():
-        over = ns(secs - base, N)
-        print(f"{name:34s} {ns(secs, N):9.0f} {over:10.0f} {secs / best['tqdm']:7.2f} "
-              f"{over * by_tqdm:14.0f} {over * by_postfix:17.0f}")
-    print(f"one-off: creating and closing a run (run.json, store, git commit lookup): "
-          f"{setup * 1e3:.1f} ms")
+    table = Table("bar", f"Tight-loop cost of a bar with 3 metrics ({N:,} steps per round, "
+                  f"{rounds} interleaved rounds, one process)", "ns/step",
+                  baseline="bare loop", ratio_label="x bare loop")
+    base = samples["bare loop"]
+    for name, secs in samples.items():
+        added = statistics.median(ns(s - b, N) for s, b in zip(secs, base))
+        table.add(name, [ns(s, N) for s in secs],
+                  note="" if name == "bare loop" else f"+{added:,.0f} ns over bare")
+    table.notes.append(f"one-off: creating and closing a run (run.json, store, git commit "
+                       f"lookup): {setup * 1e3:.1f} ms")
+    emit([table], args)
 
 
 if __name__ == "__main__":

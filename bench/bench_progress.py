@@ -1,6 +1,6 @@
 """Cost of ProgressBar.update() and of one TrainingSession step, against a bare loop that does
 the same work without them (builds the same metrics dict), and against tqdm; one process,
-the variants interleaved (one of each per round), each keeping its best of 5 rounds.
+the variants interleaved (``_timing.interleaved``), medians over 5 rounds with min-max.
 
 Rows:
 - ProgressBar.update(), no redraw: a terminal bar whose next redraw is never due (the
@@ -13,24 +13,21 @@ Rows:
 - TrainingSession step: update_training_progress(step, loss, accuracy) with record=False and
   with its own run record (rows handed to the run's writer thread every second).
 
-Run: .venv/bin/python bench/bench_progress.py
+Run: .venv/bin/python bench/bench_progress.py [--quick]
 """
 
 from __future__ import annotations
 
 import io
 import os
-import platform
+import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 
-import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import ns
+from _timing import Table, arguments, emit, interleaved, ns, rounds_of, timed
 from loopwise import ProgressBar, TrainingSession
 
 N = 1_000_000
@@ -43,9 +40,9 @@ class Tty(io.StringIO):
         return True
 
 
-def bare(n: int = N) -> None:
+def bare(n: int | None = None) -> None:
     acc = 0.0
-    for step in range(1, n + 1):
+    for step in range(1, (N if n is None else n) + 1):
         metrics = {"loss": 0.5, "accuracy": 0.25}
         acc += metrics["loss"] + step
 
@@ -120,19 +117,23 @@ def session(root: str, *, record: bool) -> None:
     s.close()
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Each function once per round, in turn; each keeps its best round (seconds)."""
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+def table(key: str, title: str, samples: dict[str, list[float]], n: int) -> Table:
+    out = Table(key, title, "ns/step", baseline="bare loop", ratio_label="x bare loop")
+    base = samples["bare loop"]
+    for name, secs in samples.items():
+        added = statistics.median(ns(s - b, n) for s, b in zip(secs, base))
+        out.add(name, [ns(s, n) for s in secs],
+                note="" if name == "bare loop" else f"+{added:,.0f} ns over bare")
+    return out
 
 
 def main() -> None:
-    bar_rows = interleaved({
+    global N, N_SESSION
+    args = arguments(__doc__, rounds=ROUNDS).parse_args()
+    rounds = rounds_of(args)
+    if args.quick:
+        N, N_SESSION = 200_000, 50_000
+    bar_rows = interleaved({name: timed(fn) for name, fn in {
         "bare loop": bare,
         "ProgressBar.update(step), no metrics": no_redraw_no_metrics,
         "ProgressBar.update(), no redraw": no_redraw,
@@ -140,27 +141,17 @@ def main() -> None:
         "ProgressBar, terminal (0.1 s redraws)": terminal,
         "ProgressBar, not a terminal (10 % lines)": not_terminal,
         "tqdm.update(1) (reference)": plain_tqdm,
-    }, ROUNDS)
-    base = bar_rows.pop("bare loop")
-    print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"bare loop: {ns(base, N):.0f} ns/step\n")
-    print(f"{f'per step (N = {N:,})':42s} {'ns/step':>8s} {'added ns':>9s} {'x bare':>7s}")
-    for name, secs in bar_rows.items():
-        print(f"{name:42s} {ns(secs, N):8.0f} {ns(secs - base, N):9.0f} {secs / base:7.2f}")
+    }.items()}, rounds=rounds)
     with tempfile.TemporaryDirectory() as root:
-        srows = interleaved({
-            "bare loop": lambda: bare(N_SESSION),
-            "TrainingSession step, record=False": lambda: session(root, record=False),
-            "TrainingSession step, own run record": lambda: session(root, record=True),
-        }, ROUNDS)
-    base_s = srows.pop("bare loop")
-    print(f"\n{f'per step (N = {N_SESSION:,})':42s} {'ns/step':>8s} {'added ns':>9s} "
-          f"{'x bare':>7s}")
-    for name, secs in srows.items():
-        print(f"{name:42s} {ns(secs, N_SESSION):8.0f} {ns(secs - base_s, N_SESSION):9.0f} "
-              f"{secs / base_s:7.2f}")
+        session_rows = interleaved({
+            "bare loop": timed(lambda: bare(N_SESSION)),
+            "TrainingSession step, record=False": timed(lambda: session(root, record=False)),
+            "TrainingSession step, own run record": timed(lambda: session(root, record=True)),
+        }, rounds=rounds)
+    emit([table("progressbar", f"ProgressBar per step ({N:,} steps, {rounds} rounds)",
+                bar_rows, N),
+          table("session", f"TrainingSession per step ({N_SESSION:,} steps, {rounds} rounds)",
+                session_rows, N_SESSION)], args)
 
 
 if __name__ == "__main__":

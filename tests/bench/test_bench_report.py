@@ -1,0 +1,63 @@
+"""bench/_timing.py and the doc run_all writes (bench/_report.py): the rounds, the ratios and
+the goals table; no timing is asserted."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from _report import Outcome, write_doc
+from _timing import Table, interleaved
+
+
+def test_interleaved_rotates_the_first_variant_each_round() -> None:
+    order: list[str] = []
+    samples = interleaved({name: (lambda name=name: order.append(name) or len(order))
+                           for name in "abc"}, rounds=3)
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert samples == {"a": [1, 6, 8], "b": [2, 4, 9], "c": [3, 5, 7]}
+
+
+def test_interleaved_refuses_zero_rounds() -> None:
+    with pytest.raises(ValueError, match="rounds must be at least 1, got 0"):
+        interleaved({"a": lambda: 1.0}, rounds=0)
+
+
+def test_ratios_are_per_round_against_the_baseline_row() -> None:
+    table = Table("t", "title", "us/step", baseline="plain")
+    table.add("plain", [100.0, 200.0, 100.0])
+    row = table.add("monitor", [110.0, 220.0, 300.0])
+    assert row.ratio() == pytest.approx((1.1, 1.1, 3.0))
+    assert row.stat() == (220.0, 110.0, 300.0)
+    again = Table.from_dict(table.to_dict())
+    assert again.markdown() == table.markdown()
+    assert "| monitor | 220 | 110-300 | 1.10 (1.10-3.00) |" in table.markdown()
+
+
+def test_the_doc_says_which_goals_are_missed_and_why(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    entry = Table("entry_tiny", "Per-step cost, tiny", "us/step",
+                  baseline="plain PyTorch loop (baseline)", ratio_label="x plain loop")
+    entry.add("plain PyTorch loop (baseline)", [300.0] * 5)
+    entry.add("TrainingMonitor (defaults)", [303.0] * 5)
+    entry.add("fit (defaults)", [450.0] * 5)
+    doc = tmp_path / "benchmarks.md"
+    info = {"cpu": "test CPU", "cores": "2", "memory": "1 GiB", "os": "Linux", "cuda": "none",
+            "python": "3", "torch": "2", "numpy": "2", "commit": "abc", "load_start": "0"}
+    write_doc(doc, [Outcome("entry", "entry_points.py", tables=[entry]),
+                    Outcome("keras", "bench_keras.py",
+                            status="not measured: this branch has no bench/bench_keras.py")],
+              info, quick=False)
+    text = doc.read_text()
+    assert "| TrainingMonitor, tiny model | <= 1.05x plain loop | 1.01x (1.01-1.01) | yes |" \
+        in text
+    assert "| fit, tiny model | <= 1.05x plain loop | 1.50x (1.50-1.50) | **no** |" in text
+    assert "- **fit, tiny model (1.50x (1.50-1.50))**: fit with its defaults" in text
+    assert "| Workflow, tiny model | <= 1.05x plain loop | not measured | not measured |" in text
+    assert "not measured: this branch has no bench/bench_keras.py." in text
+    assert "This is a `--quick` pass" not in text
+    assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
