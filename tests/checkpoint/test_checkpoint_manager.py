@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import loopwise
+from loopwise.checkpoint import CheckpointError, CheckpointManager
 from loopwise.checkpoint import store as checkpoint_store
-from loopwise.checkpoint.manager import CheckpointError, CheckpointManager
 
 
 class Events:

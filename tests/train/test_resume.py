@@ -13,16 +13,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from loopwise.checkpoint.store import load_file, save_file
+from loopwise.train.resume.restore import restore_component, world_size
+from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
 from loopwise.train.resume.sampler import (
     LoopPosition,
     ResumableLoader,
     ResumableSampler,
     ResumeError,
-    capture_rng_state,
     find_resumable_sampler,
-    restore_component,
-    restore_rng_state,
-    world_size,
 )
 
 

@@ -13,13 +13,9 @@ It sits beside ``train/`` so that the Keras callback and the distributed helpers
 without climbing into the training loops.
 """
 
-from loopwise.checkpoint.manager import (
-    CheckpointCheck,
-    CheckpointError,
-    CheckpointInfo,
-    CheckpointManager,
-    CorruptCheckpointError,
-)
+from loopwise.checkpoint.errors import CheckpointError, CorruptCheckpointError
+from loopwise.checkpoint.folder import CheckpointCheck, CheckpointInfo
+from loopwise.checkpoint.manager import CheckpointManager
 
 __all__ = ["CheckpointCheck", "CheckpointError", "CheckpointInfo", "CheckpointManager",
            "CorruptCheckpointError"]

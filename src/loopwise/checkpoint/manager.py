@@ -1,19 +1,12 @@
-"""``CheckpointManager``: what to keep and when (the policy half; writing lives in
-``checkpoint_store``).
+"""``CheckpointManager``: what to keep and when (the policy; writing is ``store``'s, the folder's
+layout ``folder``'s, loading with fallback ``loading``'s).
 
-A folder holds ``checkpoint-step<step>.pt`` files and ``manifest.json`` (the layout:
-``checkpoint_folder``). Each save writes the file atomically, then a manifest that lists it
-with its hash, size, step, metrics and time, and only then deletes the files that fall out of
-the keep set (``checkpoint_policy``): the last ``keep_last`` saves and the best ``keep_best`` by
-the monitored metric. Loading verifies the hash; a bad file is reported (run event + log
-warning) and the previous good one is used.
-
-Recycling (``recycle=True``, the default): the newest file that falls out of the keep set is
-kept as ``.spare-checkpoint`` and the next save writes over it (PostgreSQL recycles its WAL
-segments the same way). Writing over allocated blocks and cached pages took half the time of
-filling a new file on the CI VM (0.47 s against 0.98 s for 512 MiB): thin-provisioned disks and
-VMs that hand freed memory back to the host make new blocks expensive. The folder then holds
-one file more between saves (the same peak as during a save); ``recycle=False`` deletes.
+Each save writes ``checkpoint-step<step>.pt`` atomically, then ``manifest.json`` listing it
+(hash, size, step, metrics, time), and only then drops the files out of the keep set
+(``policy``: the last ``keep_last``, the best ``keep_best``). ``recycle=True`` (the default)
+keeps the newest dropped file as ``.spare-checkpoint`` for the next save to write over, as
+PostgreSQL recycles WAL segments: half the time of filling new blocks on thin-provisioned disks
+(measured in docs/benchmarks-notes.md); ``recycle=False`` deletes.
 """
 
 from __future__ import annotations
@@ -26,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from loopwise.checkpoint.folder import (
     FORMAT,
@@ -36,10 +29,10 @@ from loopwise.checkpoint.folder import (
     CheckpointCheck,
     CheckpointInfo,
     file_name,
-    is_payload,
     make_folder,
     rebuild_manifest,
 )
+from loopwise.checkpoint.loading import backup_copy, first_good, verify_entries
 from loopwise.checkpoint.policy import (
     check_policy,
     clean_metrics,
@@ -50,30 +43,18 @@ from loopwise.checkpoint.policy import (
 from loopwise.checkpoint.store import (
     HASH_ALGORITHM,
     BackgroundWriter,
-    CheckpointError,
-    CorruptCheckpointError,
     DiskFullError,
     ManifestEntry,
     ManifestError,
     TensorSnapshot,
-    check_file,
-    copy_file,
-    load_file,
     read_manifest,
     save_file,
     write_manifest,
 )
+from loopwise.record.recorder import EventSink
 from loopwise.watch.improvement import Improvement
 
-__all__ = ["CheckpointCheck", "CheckpointError", "CheckpointInfo", "CheckpointManager",
-           "CorruptCheckpointError"]
-
 _log = logging.getLogger(__name__)
-
-
-class EventSink(Protocol):
-    def log_event(self, kind: str, message: str, *, level: str = ...,
-                  data: Mapping[str, Any] | None = ...) -> None: ...
 
 
 class CheckpointManager:
@@ -109,8 +90,7 @@ class CheckpointManager:
             raise TypeError(f"directory must be a path, got {type(directory).__name__}")
         self.keep_last, self.keep_best, mode = check_policy(monitor, mode, keep_last, keep_best)
         if not callable(clock):
-            raise TypeError(f"clock must be a callable returning Unix seconds (like time.time), "
-                            f"got {clock!r}")
+            raise TypeError(f"clock must be a callable returning Unix seconds, got {clock!r}")
         self._clock = clock
         if not isinstance(async_save, bool):
             raise TypeError(f"async_save must be True or False, got {async_save!r}")
@@ -224,15 +204,7 @@ class CheckpointManager:
 
     def verify(self) -> builtins.list[CheckpointCheck]:
         """Check the size and hash of every kept checkpoint (bad ones are also reported)."""
-        results = []
-        for entry in self._ordered():
-            path = self.directory / entry.file
-            problem = check_file(path, entry.stored)
-            if problem is not None:
-                self._report("checkpoint_corrupt", f"checkpoint {path} is unusable: {problem}",
-                             {"file": entry.file, "step": entry.step})
-            results.append(CheckpointCheck(path=path, step=entry.step, problem=problem))
-        return results
+        return verify_entries(self.directory, self._ordered(), report=self._report)
 
     # -- internals -----------------------------------------------------------------------------
     def _ordered(self) -> builtins.list[ManifestEntry]:
@@ -281,14 +253,7 @@ class CheckpointManager:
 
     def _backup(self, path: Path, entry: ManifestEntry) -> None:
         assert self.backup_dir is not None
-        target = self.backup_dir / entry.file
-        stored = copy_file(path, target)
-        if stored.hash != entry.hash:
-            raise CheckpointError(f"backup copy {target} does not match {path}; disk trouble?")
-        write_manifest(self.backup_dir / MANIFEST, [entry], monitor=self.monitor, mode=self.mode)
-        for old in self.backup_dir.glob("checkpoint-step*.pt"):
-            if old.name != entry.file:
-                old.unlink(missing_ok=True)
+        backup_copy(path, self.backup_dir, entry, monitor=self.monitor, mode=self.mode)
 
     def _write_manifest(self, entries: builtins.list[ManifestEntry]) -> None:
         write_manifest(self.directory / MANIFEST, entries, monitor=self.monitor, mode=self.mode,
@@ -325,26 +290,8 @@ class CheckpointManager:
 
     def _load_entry(self, entries: builtins.list[ManifestEntry], map_location: Any,
                     allow_pickle: bool) -> tuple[dict[str, Any], ManifestEntry] | None:
-        problems = []
-        for entry in entries:
-            path = self.directory / entry.file
-            try:
-                payload = load_file(path, expected=entry.stored, map_location=map_location,
-                                    allow_pickle=allow_pickle)
-            except CorruptCheckpointError as exc:
-                problems.append(str(exc))
-                self._report("checkpoint_corrupt",
-                             f"{exc}; falling back to the previous good checkpoint",
-                             {"file": entry.file, "step": entry.step})
-                continue
-            if not is_payload(payload):
-                raise CheckpointError(f"{path} is not a loopwise checkpoint (no {FORMAT!r} key)")
-            state: dict[str, Any] = payload["state"]
-            return state, entry
-        if problems:
-            raise CheckpointError("no usable checkpoint in "
-                                  f"{self.directory}: " + "; ".join(problems))
-        return None
+        return first_good(self.directory, entries, map_location=map_location,
+                          allow_pickle=allow_pickle, report=self._report)
 
     def _report(self, kind: str, message: str, data: dict[str, Any]) -> None:
         _log.warning(message)

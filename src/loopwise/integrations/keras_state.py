@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from loopwise.train.resume.sampler import capture_rng_state, restore_rng_state
+from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
 
 FORMAT = "keras-state-1"
 

@@ -21,6 +21,14 @@ ColumnData = tuple[Sequence[int], Sequence[float], Sequence[float]]
 """One key's ``(steps, wall_times, values)``: lists, tuples or ``array`` objects."""
 
 
+class EventSink(Protocol):
+    """What a helper that only reports events needs from a run (``Run`` and every recorder fit):
+    the health monitor, the step engine, the checkpoint manager."""
+
+    def log_event(self, kind: str, message: str, *, level: str = ...,
+                  data: Mapping[str, Any] | None = ...) -> None: ...
+
+
 @runtime_checkable
 class Recorder(Protocol):
     """What a recorder takes. Values are plain floats (NaN and inf allowed): converting tensors

@@ -1,9 +1,6 @@
 """What exact resume needs beyond model and optimizer: the random number generators, and the
 position inside an epoch.
 
-* ``capture_rng_state()`` / ``restore_rng_state()``: Python ``random``, NumPy's global
-  generator, torch's CPU generator and the generator of every CUDA device, in a form that
-  ``torch.load(weights_only=True)`` accepts.
 * ``ResumableSampler``: a seeded sampler whose order depends only on ``(seed, epoch)`` and that
   can start a pass at a given sample, so a resumed epoch skips the batches already trained on
   without loading them.
@@ -11,77 +8,24 @@ position inside an epoch.
   consumed (not the ones prefetched), calls a checkpoint hook every N batches, and on resume
   replays the RNG states around the creation of the data iterator so that the resumed pass is
   bit-identical to the uninterrupted one.
-* ``restore_component()``: ``load_state_dict`` with an error naming what could not be restored
-  (and the optimizer checks torch leaves out: parameter count, per-parameter state shapes).
+The generators' states are :mod:`loopwise.train.resume.rng`'s; restoring components with
+clear errors is :mod:`loopwise.train.resume.restore`'s.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from loopwise.train.resume.errors import ResumeError
+from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
+
 __all__ = ["LoopPosition", "ResumableLoader", "ResumableSampler", "ResumeError",
-           "capture_rng_state", "check_optimizer_shapes", "find_resumable_sampler",
-           "restore_component", "restore_rng_state", "world_size"]
-
-
-class ResumeError(RuntimeError):
-    """A saved state cannot be restored exactly (missing key, shape, device count, ...)."""
-
-
-# -- random number generators ----------------------------------------------------------------
-
-
-def capture_rng_state() -> dict[str, Any]:
-    """The state of every generator a training loop usually draws from.
-
-    CUDA states are captured only when CUDA has been initialised in this process (capturing
-    would otherwise start a CUDA context for a CPU run); ``"cuda"`` is then None.
-    """
-    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    cuda: list[torch.Tensor] | None = None
-    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
-        cuda = list(torch.cuda.get_rng_state_all())
-    return {
-        "python": random.getstate(),
-        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "torch": torch.get_rng_state(),
-        "cuda": cuda,
-    }
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Put every generator back to ``state`` (from :func:`capture_rng_state`)."""
-    missing = [k for k in ("python", "numpy", "torch", "cuda") if k not in state]
-    if missing:
-        raise ResumeError(f"the saved RNG state lacks {', '.join(missing)}; "
-                          "it was not written by loopwise.train.resume.sampler.capture_rng_state")
-    cuda = state["cuda"]
-    if cuda is not None:
-        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if len(cuda) != visible:
-            raise ResumeError(
-                f"the checkpoint holds RNG states for {len(cuda)} CUDA device(s) but this "
-                f"process sees {visible}; resume with the same devices (CUDA_VISIBLE_DEVICES)"
-            )
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    np_state = state["numpy"]
-    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    if cuda is not None:
-        torch.cuda.set_rng_state_all(cuda)
-
-
-# -- sampler -------------------------------------------------------------------------------
+           "find_resumable_sampler"]
 
 
 class ResumableSampler(Sampler[int]):
@@ -267,61 +211,3 @@ class ResumableLoader:
 
 
 # -- restoring components ------------------------------------------------------------------
-
-# optimizer state entries that have the shape of their parameter (Adam/AdamW/SGD/RMSprop/...)
-_PARAM_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg",
-                 "grad_avg", "acc_delta", "sum", "ax", "prev", "exp_inf", "mu_product")
-
-
-def world_size() -> int:
-    """The torch.distributed world size (1 when not distributed)."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return int(dist.get_world_size())
-    return 1
-
-
-def check_optimizer_shapes(optimizer: Any, state: Mapping[str, Any], *, source: str) -> None:
-    """torch does not check that per-parameter optimizer state fits the parameters; we do."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    saved_groups = state.get("param_groups", [])
-    saved_count = sum(len(g.get("params", ())) for g in saved_groups)
-    if saved_count != len(params):
-        raise ResumeError(
-            f"cannot restore the optimizer from {source}: it was saved for {saved_count} "
-            f"parameters, this optimizer has {len(params)}; build the same model and optimizer"
-        )
-    order = [i for g in saved_groups for i in g.get("params", ())]
-    for position, saved_id in enumerate(order):
-        entry = state.get("state", {}).get(saved_id)
-        if not entry:
-            continue
-        param = params[position]
-        for key, value in entry.items():
-            if (key in _PARAM_SHAPED and isinstance(value, torch.Tensor) and value.dim() > 0
-                    and value.shape != param.shape):
-                raise ResumeError(
-                    f"cannot restore the optimizer from {source}: its {key!r} for parameter "
-                    f"{position} has shape {tuple(value.shape)}, the parameter has "
-                    f"{tuple(param.shape)}"
-                )
-
-
-def restore_component(what: str, obj: Any, state: Any, *, source: str) -> None:
-    """``obj.load_state_dict(state)`` with an error that names ``what`` and ``source``."""
-    if obj is None and state is None:
-        return
-    if obj is None:
-        raise ResumeError(f"{source} holds {what} state but this trainer has no {what}; "
-                          f"create the same {what} in setup()")
-    if state is None:
-        raise ResumeError(f"{source} holds no {what} state but this trainer has a {what}; "
-                          f"resume without it, or start a new experiment")
-    if what == "optimizer":
-        check_optimizer_shapes(obj, state, source=source)
-    try:
-        obj.load_state_dict(state)
-    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[:4]) if first else type(exc).__name__
-        raise ResumeError(f"cannot restore the {what} from {source}: {detail}") from exc

@@ -18,12 +18,13 @@ with another event. ``max_oom_skips`` batches skipped in a row raise :class:`Out
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
+from loopwise.record.recorder import EventSink
 from loopwise.train.step.amp import Amp
 from loopwise.train.step.nonfinite import NonFiniteGuard
 from loopwise.train.step.oom import (
@@ -34,11 +35,6 @@ from loopwise.train.step.oom import (
     oom_stop_message,
     split_batch,
 )
-
-
-class EventSink(Protocol):
-    def log_event(self, kind: str, message: str, *, level: str = ...,
-                  data: Mapping[str, Any] | None = ...) -> None: ...
 
 
 @dataclass

@@ -17,6 +17,7 @@ import torch
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.record.names import validate_run_name
+from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
@@ -139,3 +140,28 @@ def clean_metrics(result: object, where: str) -> dict[str, float]:
                             f"({type(value).__name__}); metric values must be numbers")
         clean[key] = float(value)
     return clean
+
+
+def check_flag(value: object, what: str) -> bool:
+    """A True/False option, or a clear error."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def check_exporters(exporters: object) -> list[Recorder]:
+    """A list of exporters (Recorder objects), or a clear error."""
+    items: list[Recorder] = list(exporters)  # type: ignore[call-overload]
+    for exporter in items:
+        if not isinstance(exporter, Recorder):
+            raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
+                            f"{type(exporter).__name__}")
+    return items
+
+
+def check_checkpoint_folder(checkpoint: Any, path: Path, name: str | None) -> None:
+    """A CheckpointManager needs a folder of its own, not the experiment folder."""
+    if checkpoint is not None and name is not None and \
+            checkpoint.directory.resolve() == (path / name).resolve():
+        raise ValueError(f"checkpoint=CheckpointManager({str(checkpoint.directory)!r}) is the "
+                         "experiment folder itself; give it a folder of its own")

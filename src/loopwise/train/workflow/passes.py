@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from loopwise.record.run import Run
+from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
 from loopwise.train.resume.sampler import (
     LoopPosition,
     ResumableLoader,
     ResumeError,
-    capture_rng_state,
     find_resumable_sampler,
-    restore_rng_state,
 )
 from loopwise.train.workflow.checks import check_track_options, clean_metrics
 from loopwise.train.workflow.state import ResumePoint

@@ -1,28 +1,17 @@
 """``Workflow``: create or resume an experiment folder and run a ``Trainer`` epoch by epoch.
 
-Each epoch: ``on_epoch_begin``; time ``train_loop()``; save ``last_checkpoint.pth`` (full
-state, phase ``trained``) and ``last_weights.pt``; time ``evaluate()``; rewrite ``history.csv``;
-``on_evaluate`` and ``on_epoch_end`` (a callback may ask to stop); save to the optional
-``CheckpointManager`` with the epoch's metrics. A resume restores everything the checkpoint
-holds and continues where it was: a ``trained`` checkpoint re-runs that epoch's evaluation
-(same RNG state, so the same numbers), an ``in_epoch`` one (``checkpoint_every``) continues
-the pass at the next batch. See ``docs/workflow.md``.
-
-This module is the orchestration; beside it: ``workflow_pass`` (one epoch's ``train_loop()``
-and ``evaluate()`` passes and what ``self.track()`` gives them), ``workflow_state`` (what a
-checkpoint holds and how a resume restores it) and ``workflow_checks`` (validation of the
-arguments, ``args.json``/``run.json`` and what the trainer hands back).
+Each epoch: ``on_epoch_begin``; ``train_loop()``; save ``last_checkpoint.pth`` and
+``last_weights.pt``; ``evaluate()``; record the epoch; ``on_evaluate``, ``on_epoch_end``; save to
+the optional ``CheckpointManager``. A resume continues where the checkpoint was taken (see
+``docs/workflow.md``). Beside it: ``passes``, ``state``, ``checks``, ``epochs``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import sys
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +19,21 @@ from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
-from loopwise.train.callbacks.base import Callback, CallbackList, LoopState, StopRequest
-from loopwise.train.callbacks.lr_monitor import LearningRateMonitor
-from loopwise.train.resume.sampler import LoopPosition, restore_rng_state
+from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
+from loopwise.train.resume.rng import restore_rng_state
+from loopwise.train.resume.sampler import LoopPosition
 from loopwise.train.workflow.checks import (
     already_finished,
+    check_checkpoint_folder,
+    check_exporters,
+    check_flag,
     check_options,
     check_setup,
     current_args,
     plan_resume,
     read_run_info,
 )
+from loopwise.train.workflow.epochs import record_epoch, record_lr
 from loopwise.train.workflow.experiment import (
     History,
     check_writable,
@@ -48,6 +41,7 @@ from loopwise.train.workflow.experiment import (
     write_args,
 )
 from loopwise.train.workflow.passes import EpochPasses
+from loopwise.train.workflow.result import WorkflowResult
 from loopwise.train.workflow.state import (
     CHECKPOINT_FILE,
     WEIGHTS_FILE,
@@ -55,7 +49,7 @@ from loopwise.train.workflow.state import (
     ResumePoint,
     capture_state,
     prepare_resume,
-    restore_state,
+    restore_found,
 )
 from loopwise.train.workflow.trainer import Trainer
 from loopwise.watch.health.runner import ensure_health_monitor
@@ -65,33 +59,16 @@ from loopwise.watch.system import ensure_system_monitor, system_option
 _log = logging.getLogger(__name__)
 
 
-@dataclass
-class WorkflowResult:
-    """What ``Workflow.run()`` did. ``status``: ``finished`` (all epochs), ``stopped`` (a
-    callback asked), or ``already_finished`` (nothing to do)."""
-
-    path: Path
-    status: str
-    epochs_done: int
-    stop: StopRequest | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
 class Workflow:
     """Run ``trainer`` for ``epochs`` epochs in the experiment folder ``path/name``.
 
-    ``callbacks``: :class:`~loopwise.callbacks.Callback` objects. ``checkpoint``: an optional
-    :class:`~loopwise.CheckpointManager` that also keeps the last/best epoch checkpoints.
-    ``checkpoint_every``: save mid-epoch every N batches of the first loader that
-    ``train_loop`` iterates through ``self.track(...)`` (its sampler must be a
-    ``ResumableSampler``). ``override_args``: resume even though ``trainer.args`` differ from
-    the saved ``args.json`` (the difference is recorded). ``allow_unverified``: resume from a
-    ``last_checkpoint.pth`` whose hash cannot be checked (its manifest is gone) instead of
-    refusing. ``system``: the run's system sampler:
-    ``True`` samples every 2 s, unless a sampler already runs on the run (one the trainer's
-    ``setup()`` started, say), which is then kept as it is; a number is the interval in seconds;
-    ``False`` starts none. ``exporters`` mirror the run (TensorBoard, MLflow, Prometheus).
-    ``report``: write ``report.html`` (the HTML report) in the folder when a run ends.
+    ``checkpoint``: an optional :class:`~loopwise.CheckpointManager` keeping last/best epochs.
+    ``checkpoint_every``: save mid-epoch every N batches of the first loader ``train_loop``
+    tracks. ``override_args``: resume though ``trainer.args`` differ (recorded).
+    ``allow_unverified``: resume from a ``last_checkpoint.pth`` whose hash cannot be checked.
+    ``system``: True (every 2 s, or keep a sampler already running), seconds, or False.
+    ``exporters`` mirror the run; ``report`` writes ``report.html`` at the end. All options:
+    ``docs/workflow.md``.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
@@ -110,17 +87,11 @@ class Workflow:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
-        if not isinstance(allow_unverified, bool):
-            raise TypeError(f"allow_unverified must be True or False, got {allow_unverified!r}")
-        self.allow_unverified = allow_unverified
+        self.allow_unverified = check_flag(allow_unverified, "allow_unverified")
         self.system, self.system_interval = system_option(system)
         self.health = bool(health)
-        self.exporters = list(exporters)
+        self.exporters = check_exporters(exporters)
         self.report = bool(report)
-        for exporter in self.exporters:
-            if not isinstance(exporter, Recorder):
-                raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
-                                f"{type(exporter).__name__}")
         self.folder: Path | None = None
         self._run: Run | None = None
         self._files: NamedFiles | None = None
@@ -136,10 +107,7 @@ class Workflow:
 
         refuse_group("Workflow.run()")
         check_writable(self.path)
-        if self.checkpoint is not None and self.name is not None and \
-                self.checkpoint.directory.resolve() == (self.path / self.name).resolve():
-            raise ValueError(f"checkpoint=CheckpointManager({str(self.checkpoint.directory)!r}) "
-                             "is the experiment folder itself; give it a folder of its own")
+        check_checkpoint_folder(self.checkpoint, self.path, self.name)
         if self.name is not None and (self.path / self.name).exists():
             return self._resume(self.path / self.name)
         return self._start()
@@ -217,16 +185,8 @@ class Workflow:
     def _load_checkpoint(self, run: Run, found: FoundCheckpoint | None) -> int:
         """Restore the checkpoint read before the run was reopened; return the epoch to
         start with. The console says which file was used."""
-        if found is None:
-            return 1
-        for kind, message in found.notes:
-            _log.warning("%s", message)
-            run.log_event(kind, message, level="warning")
-        self._pending = restore_state(self.trainer, self.callbacks, run, found.state,
-                                      found.source)
-        print(f"loopwise: resuming {self.folder} from {found.source} (epoch "
-              f"{self._pending.epoch}, {self._pending.phase})", file=sys.stderr)
-        return self._pending.start_epoch
+        self._pending = restore_found(self.trainer, self.callbacks, run, found)
+        return 1 if self._pending is None else self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------
     def _guarded(self, run: Run, body: Any) -> WorkflowResult:
@@ -311,29 +271,11 @@ class Workflow:
     def _record(self, run: Run, epoch: int, metrics: dict[str, float], train_s: float,
                 eval_s: float) -> None:
         assert self._history is not None
-        self._history.upsert({"epoch": float(epoch), **metrics, "train_seconds": train_s,
-                              "eval_seconds": eval_s})
-        # series epoch/<name> at the global step where the epoch ended (at step=epoch when
-        # train_loop never advances it: docs/workflow.md), and a line in log.jsonl
-        values = {**metrics, "train_seconds": train_s, "eval_seconds": eval_s,
-                  "seconds": train_s + eval_s}
-        lr = _lr(self.trainer)
-        if lr is not None:
-            values["lr"] = lr
-        run.log_epoch(epoch, values, step=run.global_step or epoch)
-        if self.health:
-            ensure_health_monitor(run).observe_epoch(epoch, metrics)
-        shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
-        _log.info("epoch %d/%d: %s", epoch, self.epochs, shown)
+        record_epoch(run, self._history, self.trainer, epoch, self.epochs, metrics,
+                     train_s, eval_s, health=self.health)
 
     def _record_lr(self, run: Run, epoch: int) -> None:
-        """``lr`` at the first step of the epoch (docs/record.md); at step=epoch when
-        train_loop never advances the global step."""
-        if any(isinstance(c, LearningRateMonitor) for c in self.callbacks):
-            return  # the user's LearningRateMonitor records it (every param group)
-        lr = _lr(self.trainer)
-        if lr is not None:
-            run.log_scalars({"lr": lr}, step=max(run.global_step + 1, epoch))
+        record_lr(run, self.trainer, self.callbacks, epoch)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _full_state(self, run: Run, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:
@@ -356,13 +298,3 @@ class Workflow:
         return self._passes.track(iterable, desc, options, run=self._run, epoch=self._epoch,
                                   every=self.checkpoint_every, system=self.system)
 
-
-def _lr(trainer: Trainer) -> float | None:
-    """The learning rate of the trainer's optimizer (its first param group), if it has one."""
-    groups = getattr(trainer.get_optimizer(), "param_groups", None)
-    if not groups or "lr" not in groups[0]:
-        return None
-    try:
-        return float(groups[0]["lr"])
-    except (TypeError, ValueError):
-        return None

@@ -11,6 +11,8 @@ callbacks, the train monitor, the position in the epoch, the epoch's train metri
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +27,9 @@ from loopwise.checkpoint.store import (
 )
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
-from loopwise.train.resume.sampler import (
-    LoopPosition,
-    ResumeError,
-    capture_rng_state,
-    restore_component,
-    world_size,
-)
+from loopwise.train.resume.restore import restore_component, world_size
+from loopwise.train.resume.rng import capture_rng_state
+from loopwise.train.resume.sampler import LoopPosition, ResumeError
 from loopwise.train.workflow.trainer import Trainer
 from loopwise.watch.monitor import TrainingMonitor
 
@@ -219,4 +217,19 @@ def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: di
                         loop=loop, monitor=state["monitor"], epoch_rng=state.get("epoch_rng"))
     run.log_event("checkpoint_loaded", f"resumed from {source} (epoch {epoch}, {phase})",
                   data={"epoch": epoch, "phase": phase, "global_step": run.global_step})
+    return point
+
+
+def restore_found(trainer: Any, callbacks: Any, run: Any,
+                  found: FoundCheckpoint | None) -> ResumePoint | None:
+    """Restore the checkpoint read before the run was reopened (None: a fresh start); its
+    notes become warnings and events, and the console says which file was used."""
+    if found is None:
+        return None
+    for kind, message in found.notes:
+        logging.getLogger("loopwise.train.workflow.runner").warning("%s", message)
+        run.log_event(kind, message, level="warning")
+    point = restore_state(trainer, callbacks, run, found.state, found.source)
+    print(f"loopwise: resuming {run.path} from {found.source} (epoch {point.epoch}, "
+          f"{point.phase})", file=sys.stderr)
     return point

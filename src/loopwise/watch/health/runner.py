@@ -24,8 +24,9 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, TextIO
 
+from loopwise.record.recorder import EventSink
 from loopwise.record.table import render_table
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
@@ -36,13 +37,6 @@ from loopwise.watch.health.plateau import PlateauDetector
 from loopwise.watch.health.spike import SpikeDetector
 from loopwise.watch.health.stalled import StalledDetector
 from loopwise.watch.health.trend import TrendDetector
-
-
-class EventSink(Protocol):
-    """What the runner needs from a run (``loopwise.record.Run`` fits)."""
-
-    def log_event(self, kind: str, message: str, *, level: str = ...,
-                  data: Mapping[str, Any] | None = ...) -> None: ...
 
 
 def default_detectors() -> list[Detector]:
