@@ -92,6 +92,11 @@ class ProgressBar:
             for key, value in metrics.items():
                 if type(value) is not float or key not in known:
                     checks.check_metric(key, value, known)
+        self._update_checked(step, metrics)
+
+    def _update_checked(self, step: int, metrics: Metrics | None) -> None:
+        """:meth:`update` after its argument checks (TrainingSession calls it with a row its
+        accumulator has just checked)."""
         if 0 <= step < self._next_step and self._clock() < self._next_time:
             self._n = step
             if metrics is not None:

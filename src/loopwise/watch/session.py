@@ -133,7 +133,13 @@ class TrainingSession:
         if reducer is not None:  # sync on a step count; every rank's system samples
             reducer.attach_session(self._rec, system=system)
             self._system = False
-        self._values, self._add_step = self._rec.values, self._rec.add_step  # per-step shortcuts
+        # per-step shortcuts into the recorder's accumulator
+        self._values, self._add_step = self._rec.values, self._rec.add_step
+        acc = self._rec.acc
+        self._acc, self._times, self._acc_log = acc, acc.times, acc.log
+        self._perf = self._rec.perf
+        self._recording = run is not None
+        self._known = self._values.known
 
     @property
     def global_step(self) -> int:
@@ -194,18 +200,31 @@ class TrainingSession:
             self._wrong_phase("update_training_progress", "start_epoch(epoch)")
         if type(step) is not int or not self._last < step <= self.steps_per_epoch:
             self._bad_step(step, self.steps_per_epoch, "steps_per_epoch")
-        if type(loss) is float and type(accuracy) in _PLAIN and (
-                metrics is None or self._values.plain(metrics)):
+        floats = type(loss) is float and type(accuracy) in _PLAIN  # and so the row: no check
+        if floats and (metrics is None or (type(metrics) is dict
+                                           and self._known.issuperset(metrics))):
             row = {"loss": loss} if accuracy is None else {"loss": loss, "accuracy": accuracy}
             if metrics:
-                row.update(metrics)  # type: ignore[arg-type]  # checked by plain()
+                floats = False  # their values are checked by the accumulator or the bar
+                row.update(metrics)
         else:
+            floats = False
             row = self._values.row(loss, accuracy, metrics)
+        if record and self._recording:  # the accumulator checks and converts each value
+            times = self._times  # (all or nothing); the step path of SessionRecorder.add_step
+            if self._acc.step0 + len(times) == self._epoch_base + step - 1:
+                times.append(self._perf())
+                self._acc_log(row)
+                if times[-1] >= self._rec.next_flush:
+                    self._rec.flush()
+            else:
+                self._add_step(self._epoch_base + step, row)
+        if floats:
+            self._bar._update_checked(step, row)  # type: ignore[union-attr]
+        else:
+            self._bar.update(step, row)  # type: ignore[union-attr]
         self._last = step
         self._last_row = row
-        if record:
-            self._add_step(self._epoch_base + step, row)
-        self._bar.update(step, row)  # type: ignore[union-attr]
 
     @property
     def accumulator(self) -> StepAccumulator:

@@ -65,12 +65,7 @@ class StepValues:
     scalars and CPU tensors are read at once; accelerator tensors are kept until a refresh."""
 
     def __init__(self) -> None:
-        self._known: set[str] = set()
-
-    def plain(self, metrics: Any) -> bool:
-        """``metrics`` is a dict of floats under names already checked (the fast path)."""
-        return (type(metrics) is dict and self._known.issuperset(metrics)
-                and all(type(v) is float for v in metrics.values()))
+        self.known: set[str] = set()  # metric names already checked
 
     def row(self, loss: Any, accuracy: Any, metrics: Any) -> dict[str, Any]:
         row = {"loss": loss if type(loss) is float else to_value("loss", loss)}
@@ -84,12 +79,12 @@ class StepValues:
                     f"metrics must be a mapping of name -> number, got {type(metrics).__name__}"
                 )
             for key, value in metrics.items():
-                if key not in self._known:
+                if key not in self.known:
                     check_key(key)
                     if key in RESERVED:
                         raise ValueError(f"metrics must not contain {key!r}; pass it as the "
                                          f"{key}= argument")
-                    self._known.add(key)
+                    self.known.add(key)
                 row[key] = value if type(value) is float else to_value(key, value)
         return row
 
@@ -107,8 +102,8 @@ class SessionRecorder:
         self.values = StepValues()
         self.health = ensure_health_monitor(run) if health and run is not None else None
         self.acc = StepAccumulator(run, health=self.health, clock=clock, perf=perf)
-        self._perf = perf
-        self._next_flush = 0.0
+        self.perf = perf
+        self.next_flush = 0.0
 
     @property
     def active(self) -> bool:
@@ -139,23 +134,23 @@ class SessionRecorder:
 
     def now(self) -> float:
         """The session's clock (seconds)."""
-        return self._perf()
+        return self.perf()
 
     def add_step(self, step: int, row: dict[str, Any]) -> None:
         """Training step ``step`` (global) with its values; steps the loop skipped count too."""
         acc = self.acc
         times = acc.times
-        now = self._perf()
+        now = self.perf()
         if acc.step0 + len(times) != step - 1:
             times.extend([now] * max(step - 1 - acc.step0 - len(times), 0))
         times.append(now)
         acc.log(row)
-        if now >= self._next_flush:
+        if now >= self.next_flush:
             self.flush()
 
     def flush(self, *also: dict[str, Any]) -> None:
         """Hand the window to the run; read pending device values (and those in ``also``)."""
-        self._next_flush = self._perf() + REFRESH_S
+        self.next_flush = self.perf() + REFRESH_S
         self.acc.flush()
         if also:
             read_tensor_slots((row, key) for row in also for key in row)
