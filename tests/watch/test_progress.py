@@ -10,32 +10,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+from _fakes import Clock, Tty
 
 from loopwise.watch.progress import ProgressBar
-
-
-class Clock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Tty(io.StringIO):
-    """A terminal: isatty() is True; counts write() calls."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes = 0
-
-    def isatty(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        self.writes += 1
-        return super().write(s)
-
 
 FULL = "█" * 10
 

@@ -9,21 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _fakes import Clock, Tty
 
 from loopwise.watch.progress import ProgressBar
-
-
-class Clock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 def test_update_errors() -> None:
