@@ -138,7 +138,8 @@ class TrainingSession:
         acc = self._rec.acc
         self._acc, self._times, self._acc_log = acc, acc.times, acc.log
         self._perf = self._rec.perf
-        self._recording = run is not None
+        self._recording = run is not None or reducer is not None  # torchrun: every rank sums
+        self._inline = reducer is None  # the step path below; under torchrun, the reducer's
         self._known = self._values.known
 
     @property
@@ -212,7 +213,7 @@ class TrainingSession:
             row = self._values.row(loss, accuracy, metrics)
         if record and self._recording:  # the accumulator checks and converts each value
             times = self._times  # (all or nothing); the step path of SessionRecorder.add_step
-            if self._acc.step0 + len(times) == self._epoch_base + step - 1:
+            if self._inline and self._acc.step0 + len(times) == self._epoch_base + step - 1:
                 times.append(self._perf())
                 self._acc_log(row)
                 if times[-1] >= self._rec.next_flush:

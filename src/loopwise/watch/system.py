@@ -128,6 +128,7 @@ class SystemMonitor:
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._crashed = False  # the thread stopped on an unexpected error
         self.samples_written = 0
         self.last_sample: dict[str, float] | None = None
         self.gpu_status: str | None = None
@@ -179,6 +180,12 @@ class SystemMonitor:
                             f"the system sampler did not stop within {timeout:g} s (a source "
                             "call hangs?); it is left behind as a daemon thread")
                 return
+        if self.samples_written == 0 and not self._acc and not self._given_up():
+            # a run shorter than one sampling period still gets one sample: read now (the
+            # first tick only takes the baseline)
+            if self._sources is None:
+                self.tick()
+            self.tick()
         with self._lock:
             if self._acc:
                 self._emit()
@@ -186,6 +193,11 @@ class SystemMonitor:
                 self._close_source(source)
             if self._loop is not None:
                 self._loop.close()
+
+    def _given_up(self) -> bool:
+        """The sampler stopped on an error, or has no source left to read."""
+        return self._crashed or (self._sources is not None
+                                                    and not self._sources)
 
     # -- sampling ----------------------------------------------------------------------------
     def tick(self) -> dict[str, float] | None:
@@ -294,6 +306,7 @@ class SystemMonitor:
                 if due < now:  # fell behind (suspended machine, slow source): skip, not burst
                     due = now + self.period
         except Exception as exc:  # recorded, not swallowed: the run says why sampling stopped
+            self._crashed = True
             self._event("system.sampler_error", "error",
                         f"the system sampler stopped: {type(exc).__name__}: {exc}",
                         {"traceback": traceback.format_exc()})
