@@ -68,7 +68,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def __init__(self, *, run: Run | None = None, root: str | os.PathLike[str] = "runs",
                  name: str | None = None, config: Mapping[str, Any] | None = None,
                  checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
-                 monitor: str | None = None, mode: str = "min", keep_last: int = 3,
+                 monitor: str | None = None, mode: str = "auto", keep_last: int = 3,
                  keep_best: int = 1, save_every: int = 1, exporters: Iterable[Recorder] = (),
                  progress: bool = True, file: TextIO | None = None, system: bool = True,
                  health: bool = True, flush_interval: float = 1.0,
