@@ -148,20 +148,13 @@ class Reducer:
         reducer = self
         resolved = rec.resolved
 
-        def add_step(step: int, row: dict[str, Any]) -> None:
-            times = acc.times
-            now = rec.now()
-            if acc.step0 + len(times) != step - 1:
-                times.extend([now] * max(step - 1 - acc.step0 - len(times), 0))
-            times.append(now)
-            acc.log(row)
-            if len(times) >= reducer.every:
-                rec.flush()
+        def every_n_steps(now: float) -> bool:
+            return len(acc.times) >= reducer.every
 
         def resolved_everywhere(row: dict[str, Any] | None) -> dict[str, float]:
             return reducer.reduce_values(resolved(row))
 
-        rec.add_step = add_step
+        rec.flush_due = every_n_steps
         rec.resolved = resolved_everywhere
         if system:
             self.start_system(acc.stats)

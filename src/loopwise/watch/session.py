@@ -216,7 +216,7 @@ class TrainingSession:
             if self._inline and self._acc.step0 + len(times) == self._epoch_base + step - 1:
                 times.append(self._perf())
                 self._acc_log(row)
-                if times[-1] >= self._rec.next_flush:
+                if times[-1] >= self._rec.next_flush:  # SessionRecorder.flush_due, inlined
                     self._rec.flush()
             else:
                 self._add_step(self._epoch_base + step, row)

@@ -145,8 +145,13 @@ class SessionRecorder:
             times.extend([now] * max(step - 1 - acc.step0 - len(times), 0))
         times.append(now)
         acc.log(row)
-        if now >= self.next_flush:
+        if self.flush_due(now):
             self.flush()
+
+    def flush_due(self, now: float) -> bool:
+        """Whether the window is handed over now: every ``REFRESH_S`` seconds (under torchrun
+        the reducer replaces this with a step count every rank agrees on)."""
+        return now >= self.next_flush
 
     def flush(self, *also: dict[str, Any]) -> None:
         """Hand the window to the run; read pending device values (and those in ``also``)."""
