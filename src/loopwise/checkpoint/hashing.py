@@ -1,5 +1,5 @@
 """Hashing checkpoint bytes: the hash computed while a file is written, and the size + hash
-checks done before a file is loaded (part of storage, see ``checkpoint_store``).
+checks done before a file is loaded (part of storage, see ``store``).
 
 XXH3-128 (see ``docs/workflow.md`` for the choice): the hash guards against accidental damage
 (a truncated write, a flipped bit, a half-finished copy), not against an attacker (safe loading
