@@ -1,6 +1,5 @@
-"""The checkpoint exceptions, shared by storage (``store``), the manifest, the
-background writer and the ``CheckpointManager``; all are importable from ``loopwise.checkpoint.store``.
-"""
+"""The checkpoint exceptions, shared by storage (``store``), the manifest, the background
+writer and the ``CheckpointManager``; all are importable from ``loopwise.checkpoint.store``."""
 
 from __future__ import annotations
 

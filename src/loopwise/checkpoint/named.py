@@ -1,6 +1,6 @@
 """Fixed-name checkpoint files (``last_checkpoint.pth``, ``last_weights.pt``,
 ``<name>_best_model.pth``) kept by the same storage as the ``CheckpointManager``'s files: written
-through ``loopwise.checkpoint.store`` (temp file, inline XXH3-128 hash, fsync, ``os.replace``), listed in
+through ``store`` (temp file, inline XXH3-128 hash, fsync, ``os.replace``), listed in
 the folder's ``manifest.json`` (the same ``ManifestEntry`` format) and verified against it on
 every load.
 
