@@ -12,8 +12,10 @@ object" idiom (as ``decimal``'s context): one per thread and asyncio task, nothi
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 from loopwise.record.run import Run
 
@@ -43,3 +45,19 @@ def end_active_run(status: str = "finished") -> None:
     _ACTIVE.set(None)
     if run is not None and not run.closed:
         run.close(status)
+
+
+def monitor_run(run: Run | None, *, record: bool, root: str | os.PathLike[str],
+                name: str | None, config: Mapping[str, Any] | None) -> Run | None:
+    """The run a TrainingMonitor writes to: ``run`` when given; else, with ``record``, the
+    active run under ``root`` (no ``name``) or a new one, which becomes the active run.
+    ``config`` is written to it."""
+    if run is None and record:
+        found = active_run(root) if name is None else None
+        run = found if found is not None else Run.create(root, name, config=config)
+        set_active_run(run)
+        if found is None:
+            return run
+    if run is not None and config is not None:
+        run.set_config(config)
+    return run

@@ -10,16 +10,11 @@ for batch in monitor:
 ``log()`` appends to the shared accumulator (``watch/accumulator.py``), which hands each
 ``mininterval`` window to the bar, the CSV and the run (a kill loses at most one window).
 
-Runs (``docs/record.md``): with no ``run=`` and no ``name=``, successive monitors of one process
-join the active run (``loopwise.record.active``) and continue its global step: seed 000's
-one-monitor-per-epoch loop gives one run with steps 1..N. Each training pass ends an epoch: its
-means are recorded as ``epoch/<name>`` at the step where it ended. A ``phase="val"`` pass does
-not advance the step; its means become ``epoch/val_<name>`` of the epoch that just ended.
-
-Closing: an exception or Ctrl-C in the loop (or ``with`` block) closes the monitor's run as
-``failed`` (with the traceback) or ``interrupted``. A completed pass leaves the active run open
-for the next monitor; ``close()``, ``end_active_run()`` or the process's exit close it as
-``finished``. A run given with ``run=`` is never closed by the monitor.
+Runs (``docs/record.md``): with no ``run=``/``name=``, successive monitors join the active run
+(``loopwise.record.active``) and continue its global step. A training pass ends an epoch
+(``epoch/<name>``); a ``phase="val"`` pass adds ``epoch/val_<name>`` without advancing the step.
+An exception or Ctrl-C closes the run as ``failed``/``interrupted``; a completed pass leaves it
+open for the next monitor until ``close()``, ``end_active_run()`` or the process's exit.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from loopwise.record.active import active_run, set_active_run
+from loopwise.record.active import monitor_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
@@ -95,14 +90,7 @@ class TrainingMonitor(Generic[T]):
         self._epoch_summary = epoch_summary
         self._csv = CsvLog(log_file, flush_interval=mininterval) if log_file is not None else None
         self._own_run = run is None and record  # closes it on failure and on close()
-        if run is None and record:
-            found = active_run(root) if name is None else None
-            run = found if found is not None else Run.create(root, name, config=config)
-            set_active_run(run)
-            if found is not None and config is not None:
-                run.set_config(config)
-        elif run is not None and config is not None:
-            run.set_config(config)
+        run = monitor_run(run, record=record, root=root, name=name, config=config)
         self.run: Run | None = run
         for exporter in exporters if run is not None else ():
             run.add_exporter(exporter)  # type: ignore[union-attr]
