@@ -168,7 +168,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         run = self._need_run()
-        self._flush()  # Keras waited for every batch hook of the epoch before this call
+        self._flush(final=True)  # Keras waited for every batch hook of the epoch before this
         if self._bar is not None:
             self._bar.finish()
             self._bar = None
@@ -205,7 +205,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 "file": path.name, "epoch": self.epoch, "step": run.global_step})
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        self._flush()
+        self._flush(final=True)
         if self._bar is not None:
             self._bar.finish()
             self._bar = None
@@ -285,12 +285,12 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._means = keras_run.mean_metric_names(self.model)
         return key in self._means
 
-    def _flush(self) -> None:
+    def _flush(self, *, final: bool = False) -> None:
         run = self.run
         self._next_flush = time.monotonic() + self._interval
         if run is None or run.closed:
             return
-        columns = self._logs.take(base_step=self._epoch_base, is_mean=self._is_mean)
+        columns = self._logs.take(base_step=self._epoch_base, is_mean=self._is_mean, final=final)
         if not columns:
             return
         run.log_columns(columns)

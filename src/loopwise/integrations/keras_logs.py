@@ -26,6 +26,9 @@ from typing import Any
 Column = tuple[list[int], list[float], list[float]]
 
 
+HOLD_BACK = 32  # batch indices kept back from a hand-over during the epoch (hooks in flight)
+
+
 class BatchLogs:
     """The batch logs of one epoch, between two hand-overs to the run."""
 
@@ -63,15 +66,27 @@ class BatchLogs:
         """Batches of this epoch handed over so far."""
         return self._done
 
-    def take(self, *, base_step: int, is_mean: Callable[[str], bool]) -> dict[str, Column]:
+    def take(self, *, base_step: int, is_mean: Callable[[str], bool],
+             final: bool = False) -> dict[str, Column]:
         """Per-step columns ``{key: (global steps, wall times, values)}`` of the logs kept since
-        the last call (batch ``b`` is global step ``base_step + b + 1``); values are floats."""
-        with self._take_lock:  # one hand-over at a time: they share the running means
-            return self._take(base_step, is_mean)
+        the last call (batch ``b`` is global step ``base_step + b + 1``); values are floats.
 
-    def _take(self, base_step: int, is_mean: Callable[[str], bool]) -> dict[str, Column]:
+        Batch hooks may run on Keras's thread pool and finish out of order, so a hand-over
+        during the epoch keeps back the last ``HOLD_BACK`` batch indices (a hook for one of them
+        may still be running); ``final`` (the epoch's end: Keras has waited for every hook)
+        takes everything."""
+        with self._take_lock:  # one hand-over at a time: they share the running means
+            return self._take(base_step, is_mean, final)
+
+    def _take(self, base_step: int, is_mean: Callable[[str], bool],
+              final: bool) -> dict[str, Column]:
         with self._lock:
             items, self._items = self._items, []
+            if not final and items:
+                cut = self._seen - HOLD_BACK
+                kept = [item for item in items if item[0] >= cut]
+                items = [item for item in items if item[0] < cut]
+                self._items = kept
         if not items:
             return {}
         items.sort(key=lambda item: item[0])
