@@ -54,3 +54,12 @@ def test_a_0_dim_tensorflow_tensor_is_logged_as_its_value() -> None:
             monitor.log({"loss": tf.reduce_mean(y - x)})
     values = RunReader(monitor.run.path).series("loss").values
     assert values[0] == pytest.approx(3.5)
+
+
+def test_keras_logs_holding_tensorflow_values_go_through_the_one_converter() -> None:
+    from loopwise.integrations.keras_logs import to_floats
+
+    rows = [{"loss": tf.constant(0.5), "acc": tf.Variable(0.25), "n": 3}]
+    to_floats(rows)
+    assert rows == [{"loss": 0.5, "acc": 0.25, "n": 3.0}]
+    assert all(type(v) is float for v in rows[0].values())

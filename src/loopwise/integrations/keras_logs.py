@@ -122,16 +122,17 @@ class BatchLogs:
 
 def to_floats(rows: Iterable[dict[str, Any]]) -> None:
     """Replace, in place, every value that is not a float by its float: Python and NumPy
-    numbers directly, torch tensors per device in one transfer, other backend tensors (a TF
-    ``EagerTensor``, a JAX array) through NumPy. A value that is no number is left as it is."""
+    numbers directly, torch and TensorFlow tensors per device in one transfer (the one
+    converter's ``read_tensor_slots``), other backend tensors (a JAX array) through NumPy. A
+    value that is no number is left as it is."""
     rows = list(rows)
     torch_slots: list[tuple[dict[str, Any], str]] = []
     for row in rows:
         for key, value in row.items():
             if type(value) is float:
                 continue
-            if type(value).__module__.startswith("torch"):
-                torch_slots.append((row, key))
+            if type(value).__module__.startswith(("torch", "tensorflow")):
+                torch_slots.append((row, key))  # the one converter's batched device read
                 continue
             row[key] = _number(value)
     if torch_slots:
