@@ -9,6 +9,7 @@ single-process reference (:func:`dataset`, :func:`make_model`, :func:`config`)."
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -87,7 +88,7 @@ def main() -> None:
                  config=config(), callbacks=[SaveFinal(out / "final.pt" if rank == 0 else None)],
                  root=out, name="fit", plots=False, report=False)
     assert result.status == "finished", result.status
-    (out / f"result{rank}.txt").write_text(repr(result.val_losses))
+    (out / f"result{rank}.json").write_text(json.dumps(result.val_losses))
     dist.barrier()
     dist.destroy_process_group()
 
