@@ -1,16 +1,22 @@
 """Launching a scenario script beside this file under real ``torchrun`` (2 processes, gloo on
-the CPU) with a timeout, and killing the whole group (SIGKILL) when it asks to be killed."""
+the CPU) with a timeout, and killing the whole group (SIGKILL) when it asks to be killed; the
+scenario as a module (for a single-process reference) and the reference's batches."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+from loopwise.train.resume.sampler import ResumableSampler
 
 HERE = Path(__file__).parent
 SRC = HERE.parent.parent / "src"
@@ -53,3 +59,31 @@ def kill_when_asked(proc: subprocess.Popen[str], tmp: Path) -> None:
         os.kill(int((tmp / f"pid{rank}").read_text()), signal.SIGKILL)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=TIMEOUT_S)
+
+
+def scenario(name: str) -> ModuleType:
+    """The scenario script ``name``.py beside this file, imported (its main() not run)."""
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BothRanks:
+    """The batches of one process standing for the two ranks: step i of epoch e is rank 0's
+    batch i followed by rank 1's (their shards of ``ResumableSampler``'s order)."""
+
+    def __init__(self, size: int, batch: int, seed: int) -> None:
+        self.shards = [ResumableSampler(size, seed=seed, rank=r, num_replicas=2)
+                       for r in (0, 1)]
+        self.batch, self.epoch = batch, 0
+
+    def __len__(self) -> int:
+        return len(self.shards[0]) // self.batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        orders = [s.order(self.epoch) for s in self.shards]
+        self.epoch += 1
+        for i in range(0, len(orders[0]), self.batch):
+            yield orders[0][i:i + self.batch] + orders[1][i:i + self.batch]

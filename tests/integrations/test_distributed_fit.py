@@ -6,30 +6,23 @@ averages the two ranks' gradients of their mean losses: the same step)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
-from _torchrun import HERE, kill_when_asked, torchrun, wait
+from _torchrun import BothRanks, kill_when_asked, scenario, torchrun, wait
 from torch.utils.data import DataLoader
 
 from loopwise.record import RunReader
 from loopwise.train.fit.entry import fit
-from loopwise.train.resume.sampler import ResumableSampler
 
 
 def _scenario() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dist_fit", HERE / "dist_fit.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return scenario("dist_fit")
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +31,6 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     code, out = wait(torchrun("dist_fit.py", str(tmp), "full", tmp=tmp))
     assert code == 0, out[-3000:]
     return tmp, out
-
-
-class _BothRanks:
-    """The batches of one process standing for the two ranks: step i of epoch e is rank 0's
-    batch i followed by rank 1's (their shards of ``ResumableSampler``'s order)."""
-
-    def __init__(self, size: int, batch: int, seed: int) -> None:
-        self.shards = [ResumableSampler(size, seed=seed, rank=r, num_replicas=2)
-                       for r in (0, 1)]
-        self.batch, self.epoch = batch, 0
-
-    def __len__(self) -> int:
-        return len(self.shards[0]) // self.batch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        orders = [s.order(self.epoch) for s in self.shards]
-        self.epoch += 1
-        for i in range(0, len(orders[0]), self.batch):
-            yield orders[0][i:i + self.batch] + orders[1][i:i + self.batch]
 
 
 def test_one_bar_and_the_epoch_values_of_one_process(full: tuple[Path, str],
@@ -73,7 +47,7 @@ def test_one_bar_and_the_epoch_values_of_one_process(full: tuple[Path, str],
     train, val = sc.dataset()
     model = sc.make_model()
     cfg = sc.config()
-    result = fit(model, DataLoader(train, batch_sampler=_BothRanks(len(train), 4, cfg.seed)),
+    result = fit(model, DataLoader(train, batch_sampler=BothRanks(len(train), 4, cfg.seed)),
                  val_loader=DataLoader(val, batch_size=16), loss_fn=sc.KillAt(),
                  optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
                  config=cfg, callbacks=[sc.SaveFinal(tmp_path / "final.pt")], root=tmp_path,

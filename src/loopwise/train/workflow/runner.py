@@ -285,6 +285,7 @@ class Workflow:
 
     def _track(self, iterable: Iterable[Any], desc: str | None,
                options: dict[str, Any]) -> TrainingMonitor[Any]:
-        return self._passes.track(iterable, desc, options, run=self._run, epoch=self._epoch,
+        return self._passes.track(iterable, desc, options,
+                                  run=self._run if self._leader else None, epoch=self._epoch,
                                   every=self.checkpoint_every, system=self.system)
 
