@@ -92,3 +92,9 @@ def test_exact_resume_after_sigkill_and_another_world_size_refused(
             optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
             config=sc.config(), callbacks=[sc.SaveFinal(None)], root=killed, name="fit",
             plots=False, report=False, progress=False, system=False)
+    result = fit(model, DataLoader(train, batch_size=4, shuffle=True),  # allowed: it continues
+                 val_loader=DataLoader(val, batch_size=4), loss_fn=sc.KillAt(),
+                 optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                 config=sc.config(), callbacks=[sc.SaveFinal(None)], root=killed, name="fit",
+                 plots=False, report=False, progress=False, system=False, allow_reshard=True)
+    assert result.status == "finished" and len(result.val_losses) == 3  # epoch 1 was restored

@@ -163,7 +163,8 @@ class Workflow:
     def _load_checkpoint(self, run: Run, found: FoundCheckpoint | None) -> int:
         """Restore the checkpoint read before the run was reopened; return the epoch to
         start with. The console says which file was used."""
-        self._pending = restore_found(self.trainer, self.callbacks, run, found)
+        self._pending = restore_found(self.trainer, self.callbacks, run, found,
+                                      quiet=not self._leader)
         return 1 if self._pending is None else self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------

@@ -203,12 +203,13 @@ def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: s
 
 
 def resharded(state: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint resumed under another world size: an epoch saved mid-pass starts again
-    (the sharding of its samples changed), from the weights as saved."""
+    """A checkpoint resumed under another world size, as this world size's: an epoch saved
+    mid-pass starts again (the sharding of its samples changed), from the weights as saved."""
     if state["phase"] != "in_epoch":
-        return state
+        return {**state, "world_size": world_size()}
     done = int(state["loop"]["batches_done"]) if state["loop"] else 0
-    return {**state, "phase": "evaluated", "epoch": int(state["epoch"]) - 1, "loop": None,
+    return {**state, "world_size": world_size(), "phase": "evaluated",
+            "epoch": int(state["epoch"]) - 1, "loop": None,
             "monitor": None, "epoch_rng": None,
             "global_step": max(int(state["global_step"]) - done, 0)}
 
@@ -262,8 +263,8 @@ def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: di
     return point
 
 
-def restore_found(trainer: Any, callbacks: Any, run: Any,
-                  found: FoundCheckpoint | None) -> ResumePoint | None:
+def restore_found(trainer: Any, callbacks: Any, run: Any, found: FoundCheckpoint | None, *,
+                  quiet: bool = False) -> ResumePoint | None:
     """Restore the checkpoint read before the run was reopened (None: a fresh start); its
     notes become warnings and events, and the console says which file was used."""
     if found is None:
@@ -272,6 +273,7 @@ def restore_found(trainer: Any, callbacks: Any, run: Any,
         logging.getLogger("loopwise.train.workflow.runner").warning("%s", message)
         run.log_event(kind, message, level="warning")
     point = restore_state(trainer, callbacks, run, found.state, found.source)
-    print(f"loopwise: resuming {run.path} from {found.source} (epoch {point.epoch}, "
-          f"{point.phase})", file=sys.stderr)
+    if not quiet:  # (quiet: a rank other than 0 under torchrun)
+        print(f"loopwise: resuming {run.path} from {found.source} (epoch {point.epoch}, "
+              f"{point.phase})", file=sys.stderr)
     return point
