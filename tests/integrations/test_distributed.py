@@ -152,3 +152,32 @@ def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
     state = GroupState(rank=0, world_size=2)
     assert failure_report(state, "Traceback ...\nValueError: x") == "Traceback ...\nValueError: x"
     assert state.broken  # no further exchange after a failure
+
+
+def test_shard_loader_splits_a_loader_or_says_why_not() -> None:
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+    from loopwise.integrations.distributed_train import shard_loader
+    from loopwise.train.resume.sampler import ResumableSampler
+
+    group = SimpleNamespace(rank=1, world_size=2)  # the place in the group: rank 1 of 2
+    data = TensorDataset(torch.arange(10.0))
+    sharded = shard_loader(DataLoader(data, batch_size=3, shuffle=True), group,
+                           what="train_loader", seed=5, pad=True)
+    sampler = sharded.sampler
+    assert isinstance(sampler, ResumableSampler) and sampler.shuffle and sampler.seed == 5
+    assert (sampler.rank, sampler.num_replicas, sharded.batch_size, len(sharded)) == (1, 2, 3, 2)
+    assert shard_loader(sharded, group, what="x", seed=0, pad=True) is sharded  # kept
+
+    class Stream(IterableDataset[int]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(range(3))
+
+    with pytest.raises(TypeError, match="under torchrun, val_loader must be a torch DataLoader "
+                                        "over a map-style dataset"):
+        shard_loader(DataLoader(Stream()), group, what="val_loader", seed=0, pad=False)
+    with pytest.raises(TypeError, match="has a custom batch sampler"):
+        shard_loader(DataLoader(data, batch_sampler=[[0, 1], [2]]), group, what="train_loader",
+                     seed=0, pad=True)
