@@ -249,3 +249,19 @@ def test_heartbeat_thread_and_caller_never_write_run_json_at_once(tmp_path: Path
     info = RunReader(tmp_path / "hb").info
     assert info["status"] == "finished" and info["field299"] == 599
     assert list(RunReader(tmp_path / "hb").series("x").steps) == [0, 100, 200, 300, 400, 500]
+
+
+def test_a_run_whose_folder_was_removed_is_said_in_one_line_at_exit(tmp_path: Path) -> None:
+    code = textwrap.dedent("""
+        import shutil, sys
+        from loopwise.record import Run
+        run = Run.create(sys.argv[1], name="gone")
+        run.log_scalars({"loss": 1.0}, step=1)
+        shutil.rmtree(run.path)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "run 'gone' was not closed and its folder" in proc.stderr
+    assert "is gone" in proc.stderr
+    assert "Traceback" not in proc.stderr

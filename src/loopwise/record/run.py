@@ -469,4 +469,8 @@ class Run:
         exc = getattr(sys, "last_value", None)  # set when the process dies of an exception
         status, error = exit_status(None if exc is None else type(exc), exc,
                                     None if exc is None else exc.__traceback__)
+        if not self.path.is_dir():  # the folder was removed while the run was open
+            print(f"loopwise: run {self.name!r} was not closed and its folder {self.path} is "
+                  f"gone; nothing more was recorded", file=sys.stderr)
+            return
         self.close(status, error=error)

@@ -100,12 +100,13 @@ class StepAccumulator:
         return self.step0 + len(self.times)
 
     # -- the step path ---------------------------------------------------------------------------
-    def log(self, metrics: Mapping[str, Any]) -> None:
+    def log(self, metrics: Mapping[str, Any]) -> bool:
         """One step's values (TrainingMonitor.log and TrainingSession call this).
 
         Plain floats/ints under known keys go straight into their column; anything else (a new
         key, a tensor, a NumPy scalar, a Mapping that is not a dict) is undone and takes the
-        checked path :meth:`add`: a log() is all or nothing."""
+        checked path :meth:`add`: a log() is all or nothing. True when every value took the
+        straight path (so each is a plain number under a checked key)."""
         if type(metrics) is dict and not self.closed and not self.immediate:
             pending = self.pending
             index = len(self.times)
@@ -117,9 +118,11 @@ class StepAccumulator:
                         col[1].append(value)
                         continue
                 self._undo(metrics, key)
-                return self._log_checked(metrics)
-            return None
-        return self._log_checked(metrics)
+                self._log_checked(metrics)
+                return False
+            return True
+        self._log_checked(metrics)
+        return False
 
     def _undo(self, metrics: Mapping[str, Any], stop: str) -> None:
         for key in metrics:

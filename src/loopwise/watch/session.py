@@ -215,7 +215,8 @@ class TrainingSession:
             times = self._times  # (all or nothing); the step path of SessionRecorder.add_step
             if self._inline and self._acc.step0 + len(times) == self._epoch_base + step - 1:
                 times.append(self._perf())
-                self._acc_log(row)
+                # True: every value a plain number (keys were checked above): the bar needn't
+                floats = self._acc_log(row)
                 if times[-1] >= self._rec.next_flush:  # SessionRecorder.flush_due, inlined
                     self._rec.flush()
             else:
