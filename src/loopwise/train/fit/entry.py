@@ -54,7 +54,7 @@ from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.fit.runplan import plan_run
 from loopwise.train.resume import rng
 from loopwise.train.resume.rerun import differences
-from loopwise.watch.system import system_option
+from loopwise.watch.system_run import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -242,7 +242,7 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
            device: torch.device, logger: Any, system: bool | float) -> None:
     start, interval = system_option(system)
     if start:
-        from loopwise.watch.system import ensure_system_monitor
+        from loopwise.watch.system_run import ensure_system_monitor
 
         ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)
