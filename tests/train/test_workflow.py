@@ -457,7 +457,7 @@ class _SamplerTrainer(loopwise.train.workflow.trainer.Trainer):
         self.own_interval = own_interval
 
     def setup(self) -> None:
-        from loopwise.watch.system import ensure_system_monitor
+        from loopwise.watch.system_run import ensure_system_monitor
 
         self.model = torch.nn.Linear(2, 1)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)

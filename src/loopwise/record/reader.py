@@ -188,6 +188,10 @@ class RunReader:
         """The scalar keys, in the order they were first logged."""
         return [r[0] for r in self._query("SELECT name FROM keys ORDER BY id")]
 
+    def last_step(self) -> int:
+        """The highest step any scalar series holds (0 for none)."""
+        return int(self._query("SELECT COALESCE(MAX(last_step), 0) FROM scalar_chunks")[0][0])
+
     def series(self, key: str, *, max_points: int | None = None) -> Series:
         """The whole series of ``key`` (downsampled with :func:`downsample` when asked)."""
         if not isinstance(key, str):

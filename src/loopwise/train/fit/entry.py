@@ -54,7 +54,7 @@ from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.resume import rng
 from loopwise.train.resume.rerun import differences
-from loopwise.watch.system import system_option
+from loopwise.watch.system_run import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -259,7 +259,7 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
     if start and reducer is not None:  # under torchrun: every rank samples, rank 0 records
         reducer.start_system(loop.clock, interval=interval)
     elif start:
-        from loopwise.watch.system import ensure_system_monitor
+        from loopwise.watch.system_run import ensure_system_monitor
 
         ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)

@@ -39,7 +39,7 @@ from loopwise.train.workflow.state import (
 from loopwise.train.workflow.trainer import Trainer
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
-from loopwise.watch.system import ensure_system_monitor, system_option
+from loopwise.watch.system_run import ensure_system_monitor, system_option
 
 
 class Workflow:
