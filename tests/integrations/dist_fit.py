@@ -4,7 +4,8 @@
 3 epochs), ``kill`` (at training step KILL_AT rank 0 writes ``OUT/kill_now`` and waits: the
 test then SIGKILLs the whole group) or ``resume`` (the same call again: fit resumes the run
 from its last checkpoint). The run is ``OUT/fit``; rank 0 writes the final weights to
-``OUT/final.pt`` (before fit loads the best ones back). The test imports this module for the
+``OUT/final.pt`` (before fit loads the best ones back). MODE ``crash``: rank 1's loss raises
+at training step 6, while rank 0 goes on into DDP's all-reduce. The test imports this module for the
 single-process reference (:func:`dataset`, :func:`make_model`, :func:`config`)."""
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ def config() -> TrainingConfig:
 
 
 class KillAt:
-    """The MSE loss; on rank 0 at training step ``at`` it tells the test to kill the group."""
+    """The MSE loss; on rank 0 at training step ``at`` it tells the test to kill the group; at
+    step ``boom`` it raises."""
 
-    def __init__(self, at: int = -1, out: Path | None = None) -> None:
-        self.at, self.out, self.n = at, out, 0
+    def __init__(self, at: int = -1, out: Path | None = None, boom: int = -1) -> None:
+        self.at, self.out, self.n, self.boom = at, out, 0, boom
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             self.n += 1
+            if self.n == self.boom:
+                raise ValueError("boom on rank 1")
             if self.n == self.at and self.out is not None:
                 (self.out / "kill_now").write_text("")
                 time.sleep(60)
@@ -83,7 +87,8 @@ def main() -> None:
     model = make_model()
     result = fit(model, DataLoader(train, batch_size=4, shuffle=True),
                  val_loader=DataLoader(val, batch_size=4),
-                 loss_fn=KillAt(kill_at if mode == "kill" and rank == 0 else -1, out),
+                 loss_fn=KillAt(kill_at if mode == "kill" and rank == 0 else -1, out,
+                                boom=6 if mode == "crash" and rank == 1 else -1),
                  optimizer=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
                  config=config(), callbacks=[SaveFinal(out / "final.pt" if rank == 0 else None)],
                  root=out, name="fit", plots=False, report=False)

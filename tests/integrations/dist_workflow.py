@@ -3,7 +3,8 @@
 ``python -m torch.distributed.run ... dist_workflow.py OUT MODE [KILL_AT]``; MODE is ``full``
 (3 epochs), ``kill`` (at global step KILL_AT rank 0 writes ``OUT/kill_now`` and waits: the test
 then SIGKILLs the whole group) or ``resume`` (the same call again: the Workflow resumes from
-its last mid-epoch checkpoint, saved every 3 batches). The experiment is ``OUT/wf``. The test
+its last mid-epoch checkpoint, saved every 3 batches) or ``crash`` (rank 1 raises at global
+step 6). The experiment is ``OUT/wf``. The test
 imports this module for the single-process reference (:class:`Toy`)."""
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ class Toy(Trainer):
     ones (the reference's); at global step ``kill_at`` it asks to be killed."""
 
     def __init__(self, *, loader: Any = None, val_loader: Any = None, kill_at: int = -1,
-                 out: Path | None = None) -> None:
+                 out: Path | None = None, boom: int = -1) -> None:
         self.args = {"lr": 0.05, "momentum": 0.9}
         self._loaders = (loader, val_loader)
-        self.kill_at, self.out = kill_at, out
+        self.kill_at, self.out, self.boom = kill_at, out, boom
 
     def setup(self) -> None:
         train, val = _dataset()
@@ -58,6 +59,8 @@ class Toy(Trainer):
             loss.backward()
             self.optimizer.step()
             monitor.log({"loss": loss.detach()})
+            if monitor.step == self.boom:
+                raise ValueError("boom on rank 1")
             if monitor.step == self.kill_at and self.out is not None:
                 (self.out / "kill_now").write_text("")
                 time.sleep(60)
@@ -82,7 +85,8 @@ def main() -> None:
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
     rank = dist.get_rank()
     (out / f"pid{rank}").write_text(str(os.getpid()))
-    toy = Toy(kill_at=kill_at if mode == "kill" and rank == 0 else -1, out=out)
+    toy = Toy(kill_at=kill_at if mode == "kill" and rank == 0 else -1, out=out,
+              boom=6 if mode == "crash" and rank == 1 else -1)
     result = Workflow(toy, out, EPOCHS, "wf", checkpoint_every=EVERY, report=False).run()
     assert result.status == "finished" and result.epochs_done == EPOCHS, result
     dist.barrier()

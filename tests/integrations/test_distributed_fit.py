@@ -98,3 +98,15 @@ def test_exact_resume_after_sigkill_and_another_world_size_refused(
                  config=sc.config(), callbacks=[sc.SaveFinal(None)], root=killed, name="fit",
                  plots=False, report=False, progress=False, system=False, allow_reshard=True)
     assert result.status == "finished" and len(result.val_losses) == 3  # epoch 1 was restored
+
+
+def test_a_crashing_rank_fails_the_run_with_its_traceback_and_no_rank_hangs(
+        tmp_path: Path) -> None:
+    code, out = wait(torchrun("dist_fit.py", str(tmp_path), "crash", tmp=tmp_path))
+    assert code != 0, out[-3000:]
+    reader = RunReader(tmp_path / "fit")
+    assert reader.info["status"] == "failed"
+    error = reader.info.get("error") or ""
+    assert error.startswith("rank 1 failed first:"), error[:2000]
+    assert "ValueError: boom on rank 1" in error and "rank 0 then stopped" in error
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["fit"]  # one run folder

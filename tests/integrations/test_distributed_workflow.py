@@ -80,3 +80,16 @@ def test_exact_resume_after_sigkill_and_another_world_size_refused(
     result = Workflow(sc.Toy(), killed, 3, "wf", system=False, report=False,
                       allow_reshard=True).run()
     assert result.status == "finished" and [r["epoch"] for r in result.history] == [1, 2, 3]
+
+
+def test_a_crashing_rank_fails_the_run_with_its_traceback_and_no_rank_hangs(
+        tmp_path: Path) -> None:
+    code, out = wait(torchrun("dist_workflow.py", str(tmp_path), "crash", tmp=tmp_path))
+    assert code != 0, out[-3000:]
+    runs = [p for p in (tmp_path / "wf").rglob("run.json")]
+    assert len(runs) == 1, runs  # one run, written by rank 0
+    reader = RunReader(runs[0].parent)
+    assert reader.info["status"] == "failed"
+    error = reader.info.get("error") or ""
+    assert error.startswith("rank 1 failed first:"), error[:2000]
+    assert "ValueError: boom on rank 1" in error and "rank 0 then stopped" in error

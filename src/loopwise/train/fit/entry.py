@@ -228,6 +228,8 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         raise
     except BaseException as exc:
         error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if group is not None:  # torchrun: every failed rank's traceback, the earliest first
+            error = group.reducer.on_failure(error)
         if logger is not None:
             logger.error("training failed:\n%s", error)
         raise

@@ -177,7 +177,10 @@ class Workflow:
             run.close("interrupted")
             raise
         except BaseException as exc:
-            run.close("failed", error="".join(traceback.format_exception(exc)))
+            error: str | None = "".join(traceback.format_exception(exc))
+            if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
+                error = self._group.reducer.on_failure(error)
+            run.close("failed", error=error)
             raise
         finally:
             self.trainer._loopwise_track = None
