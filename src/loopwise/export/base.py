@@ -1,6 +1,12 @@
 """Delivery shared by every exporter: a bounded queue and a thread of its own, retry with
 backoff, delivery events on the run, and a bounded drain at close.
 
+Where it runs (``delivery=``): ``"process"`` (the TensorBoard and MLflow exporters' default)
+rebuilds the exporter in a process of its own when it is attached to a run
+(:mod:`loopwise.export.process`); that process follows the run's record and delivers with the
+machinery below, so that none of the backend's Python work competes with the training thread.
+``"thread"`` delivers from a thread of the training process, as follows.
+
 An exporter implements :class:`~loopwise.record.recorder.Recorder`. ``Run.add_exporter`` hands it
 the config, then every committed batch from the store's writer thread, then the close. Here every
 ``log_*`` call only appends to a queue (a lock held for microseconds): the store thread and the
@@ -22,51 +28,24 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from loopwise.export.link import (
+    DeliveryStats,
+    EventSink,
+    RunLink,
+    check_delivery,
+    check_seconds,
+)
 from loopwise.export.payload import EventRow, Payload, Sample, merge_items, points_of
 from loopwise.record.recorder import ColumnData
 
 if TYPE_CHECKING:
+    from loopwise.export.process import DeliveryProcess
     from loopwise.record.run import Run
 
-EventSink = Callable[[str, str, str, Mapping[str, Any]], None]
-"""``(kind, message, level, data)``: how an exporter records its own delivery events."""
-
-
-@dataclass
-class RunLink:
-    """What an exporter knows of the run it mirrors: its folder, ``run.json``, its global step
-    and where to record delivery events. Live runs give all four (:meth:`Exporter.bind_run`);
-    a backfill gives the folder and the info of a finished run, and no event sink."""
-
-    path: Path | None = None
-    info: Callable[[], Mapping[str, Any]] = dict
-    global_step: Callable[[], int] = int
-    record_event: EventSink | None = None
-
-
-@dataclass(frozen=True)
-class DeliveryStats:
-    """Counts in points (one scalar value, one event, one system sample each)."""
-
-    queued: int
-    delivered: int
-    dropped: int
-    undelivered: int
-    failures: int
-
-
-def check_seconds(value: float, what: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        value >= 0 if allow_zero else value > 0) or value == float("inf"):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{what} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
-
+__all__ = ["DeliveryStats", "EventSink", "Exporter", "RunLink", "check_seconds"]
 
 class Exporter:
     """Base of the TensorBoard, MLflow and Prometheus exporters (see the module docstring).
@@ -76,18 +55,28 @@ class Exporter:
     retried like a send) and ``_release`` (always called last, even after a failed drain)."""
 
     backend = "exporter"
+    deliveries: tuple[str, ...] = ("thread", "process")  # the first one is the default
+    init_args: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Exporter:
+        self = super().__new__(cls)
+        self.init_args = (args, dict(kwargs))  # how a delivery process rebuilds it
+        return self
 
     def __init__(self, *, max_pending: int = 500_000, retry_initial: float = 0.5,
                  retry_max: float = 30.0, close_timeout: float = 10.0,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, delivery: str | None = None) -> None:
         if type(max_pending) is not int or max_pending < 1:
             raise ValueError(f"max_pending must be an int >= 1 (points kept while the backend "
                              f"is unreachable), got {max_pending!r}")
         self._retry_initial = check_seconds(retry_initial, "retry_initial")
         self._retry_max = max(check_seconds(retry_max, "retry_max"), self._retry_initial)
-        self._close_timeout = check_seconds(close_timeout, "close_timeout", allow_zero=True)
-        self._max_pending = max_pending
+        self.close_timeout = check_seconds(close_timeout, "close_timeout", allow_zero=True)
+        self.delivery = check_delivery(self.deliveries[0] if delivery is None else delivery,
+                                       self.deliveries, type(self).__name__)
+        self.max_pending = max_pending
         self._stream = stream
+        self._remote: DeliveryProcess | None = None
         self.link = RunLink()
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, Any, int]] = deque()
@@ -110,12 +99,27 @@ class Exporter:
     # -- attaching ---------------------------------------------------------------------------
     def bind_run(self, run: Run) -> None:
         """Called by ``Run.add_exporter``: the exporter learns the run's folder, info and global
-        step, and records its delivery events on it."""
+        step, and records its delivery events on it. With ``delivery="process"`` its delivery
+        process starts here."""
         def record(kind: str, message: str, level: str, data: Mapping[str, Any]) -> None:
             run.log_event(kind, message, level=level, data=dict(data))
 
         self.link = RunLink(path=run.path, info=lambda: run.info,
                             global_step=lambda: run.global_step, record_event=record)
+        if self.delivery == "process" and self._remote is None and self._thread is None:
+            from loopwise.export.process import DeliveryProcess
+
+            self._remote = DeliveryProcess(self, run.path, run.info)
+
+    @property
+    def pid(self) -> int | None:
+        """The PID of the delivery process (``delivery="process"``, once attached), else None."""
+        return None if self._remote is None else self._remote.pid
+
+    @property
+    def stream(self) -> TextIO:
+        """Where what could not be recorded on the run is said (stderr by default)."""
+        return self._stream or sys.stderr
 
     # -- Recorder ------------------------------------------------------------------------------
     def log_scalars(self, values: Mapping[str, float], *, step: int,
@@ -151,6 +155,9 @@ class Exporter:
     def set_config(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be a mapping, got {type(config).__name__}")
+        if self._remote is not None:
+            self._remote.send(("config", dict(config)))
+            return
         with self._cond:
             if self._closing is not None:
                 return
@@ -158,9 +165,39 @@ class Exporter:
             self._start()
             self._cond.notify()
 
+    def call(self, method: str, *args: Any) -> None:
+        """Queue ``self.<method>(*args)`` for the delivery thread (in the delivery process with
+        ``delivery="process"``): how helpers such as ``log_histograms`` deliver."""
+        if self._remote is not None:
+            self._remote.count(1)
+            self._remote.send(("call", method, args))
+            return
+        self._put("call", [partial(getattr(self, method), *args)], 1)
+
     def close(self, status: str = "finished", *, error: str | None = None) -> None:
         """Drain for at most ``close_timeout`` seconds, finish the backend run with ``status``
         and report what could not be delivered. Idempotent."""
+        remote = self._remote
+        if remote is None:
+            self.close_delivery(status, error)
+            return
+        with self._cond:
+            if self._closing is not None:
+                return
+            self._closing = (status, error)
+        why = remote.close(status, error, self.link.info(), self.close_timeout)
+        with self._cond:
+            if why is not None:
+                self.undelivered += remote.unaccounted(self.delivered, self.dropped,
+                                                       self.undelivered)
+                self.last_error = why
+            self._closed = True
+        self._report_undelivered()
+
+    def close_delivery(self, status: str, error: str | None, *, report: bool = True,
+                       left: int = 0) -> None:
+        """:meth:`close` on the delivering side; ``left``: points never handed over, counted as
+        undelivered; ``report=False`` leaves saying it to the training process."""
         with self._cond:
             if self._closing is not None:
                 return
@@ -168,21 +205,30 @@ class Exporter:
             self._start()
             self._cond.notify()
         assert self._thread is not None
-        self._thread.join(self._close_timeout)
+        self._thread.join(self.close_timeout)
         if self._thread.is_alive():
             self._abandon.set()  # stop retrying; what is left is counted below
-            self._thread.join(min(self._close_timeout, 2.0) + 0.5)
+            self._thread.join(min(self.close_timeout, 2.0) + 0.5)
         with self._cond:
-            self.undelivered += self._queued + self._in_flight
+            self.undelivered += self._queued + self._in_flight + left
             self._queue.clear()
             self._queued = 0
             self._closed = True
-        self._report_undelivered()
+        if report:
+            self._report_undelivered()
+
+    def absorb(self, state: Mapping[str, Any], last_error: str | None) -> None:
+        """The delivery process's counts and state (``delivery="process"``)."""
+        with self._cond:
+            self.load_state_dict(state)
+            self.last_error = last_error
 
     # -- stats ---------------------------------------------------------------------------------
     def stats(self) -> DeliveryStats:
         with self._cond:
-            return DeliveryStats(self._queued, self.delivered, self.dropped, self.undelivered,
+            queued = self._queued if self._remote is None or self._closed else \
+                self._remote.pending(self.delivered + self.dropped + self.undelivered)
+            return DeliveryStats(queued, self.delivered, self.dropped, self.undelivered,
                                  self.failures)
 
     def state_dict(self) -> dict[str, Any]:
@@ -200,6 +246,8 @@ class Exporter:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far was delivered (True) or ``timeout`` passed."""
         deadline = time.monotonic() + check_seconds(timeout, "timeout", allow_zero=True)
+        if self._remote is not None:
+            return not self._closed and self._remote.flush(timeout)
         with self._cond:
             while self._queue or self._busy or self._pending_config is not None:
                 left = deadline - time.monotonic()
@@ -237,12 +285,16 @@ class Exporter:
     def _put(self, kind: str, payload: Any, n: int) -> None:
         if n <= 0:
             return
+        if self._remote is not None:  # its delivery process reads the record itself
+            if self._closing is None:
+                self._remote.count(n)
+            return
         with self._cond:
             if self._closing is not None:
                 return  # the run is over for this exporter (its own close events come back here)
             self._queue.append((kind, payload, n))
             self._queued += n
-            while self._queued > self._max_pending and len(self._queue) > 1:
+            while self._queued > self.max_pending and len(self._queue) > 1:
                 _, _, lost = self._queue.popleft()
                 self._queued -= lost
                 self.dropped += lost
@@ -325,7 +377,7 @@ class Exporter:
                     self._note("exporter_failed", "warning",
                                f"{type(self).__name__} could not deliver to {self.backend} "
                                f"({self.last_error}); retrying with backoff, keeping up to "
-                               f"{self._max_pending} points", {"error": self.last_error})
+                               f"{self.max_pending} points", {"error": self.last_error})
                 if self._abandon.wait(delay):
                     return False
                 delay = min(delay * 2, self._retry_max)
@@ -350,7 +402,7 @@ class Exporter:
                 return
             except Exception:  # the run is already closed: stderr is all that is left
                 pass
-        print(f"loopwise: {message}", file=self._stream or sys.stderr)
+        print(f"loopwise: {message}", file=self.stream)
 
     def _report_undelivered(self) -> None:
         if not (self.undelivered or self.dropped):
@@ -358,9 +410,9 @@ class Exporter:
         name = type(self).__name__
         message = (f"{name} could not deliver {self.undelivered + self.dropped} points to "
                    f"{self.backend}: {self.dropped} dropped while it was unreachable (queue "
-                   f"full), {self.undelivered} left at close after {self._close_timeout:g} s"
+                   f"full), {self.undelivered} left at close after {self.close_timeout:g} s"
                    + (f"; last error: {self.last_error}" if self.last_error else ""))
-        print(f"loopwise: {message}", file=self._stream or sys.stderr)
+        print(f"loopwise: {message}", file=self.stream)
         sink = self.link.record_event
         if sink is not None:
             with suppress(Exception):  # the run closed before its exporters: stderr stays

@@ -72,6 +72,7 @@ class MLflowExporter(Exporter):
     port`` of a tracking server; None: MLflow's default, ``MLFLOW_TRACKING_URI``)."""
 
     backend = "mlflow"
+    deliveries = ("process", "thread")
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str = "loopwise",
                  run_name: str | None = None, register_model: str | None = None,

@@ -228,9 +228,6 @@ class Run:
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
         bind = getattr(exporter, "bind_run", None)
-        if callable(bind):  # optional: the exporter learns the run (folder, step, events)
-            bind(self)
-        bind = getattr(exporter, "bind_run", None)
         if callable(bind) and all(e is not exporter for e in self._mirrors):
             bind(self)  # optional: the exporter learns the run (folder, step, events)
         config_file = self.path / CONFIG_FILE
