@@ -83,10 +83,8 @@ class Mirror:
         if not force and (state == self._sent or now - self._sent_at < STATS_EVERY):
             return
         self._sent, self._sent_at = state, now
-        try:
+        with contextlib.suppress(OSError, RuntimeError):  # the parent is gone: run() sees it
             self._send((kind, *head, state, self.exporter.last_error))
-        except (OSError, RuntimeError):
-            pass  # the training process is gone: the main loop sees it
 
     # -- following -----------------------------------------------------------------------------
     def _room(self) -> int:

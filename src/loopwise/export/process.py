@@ -14,6 +14,7 @@ seconds later.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -164,10 +165,8 @@ class DeliveryProcess:
         except OSError:  # the child is gone: the reader sees it too
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
     def _read_loop(self) -> None:
         stream = self.proc.stdout

@@ -25,7 +25,7 @@ def receive(stream: IO[bytes]) -> tuple[Any, ...] | None:
     body = _read_exactly(stream, _HEADER.unpack(header)[0])
     if body is None:
         return None
-    message = pickle.loads(body)  # noqa: S301 - written by our own parent/child process
+    message = pickle.loads(body)  # written by our own parent/child process
     if not isinstance(message, tuple) or not message:
         raise ValueError(f"unexpected message from the other process: {message!r}")
     return message
