@@ -36,6 +36,7 @@ from loopwise.export.follow import CHUNK, Cursor, Follower, feed
 
 POLL = 0.2  # seconds between reads of the record
 STATS_EVERY = 0.2  # seconds between delivery counts sent back (when they changed)
+NICE = 10  # the delivery process's scheduling priority, below the training process's
 
 
 class Mirror:
@@ -176,6 +177,8 @@ def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group: the training process decides
     # (it closes the run as interrupted, and this process finishes the mirror)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):  # no os.nice on some systems
+        os.nice(NICE)  # background work: where cores are short, training goes first
     stdin, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a backend that prints must not write into the pipe
     inbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
