@@ -273,6 +273,27 @@ def test_names_mlflow_refuses_are_made_safe_and_bad_options_refused():
         MLflowExporter("sqlite:///x.db", artifacts="*.png")
 
 
+def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path):
+    err = io.StringIO()
+    run = Run.create(tmp_path / "runs")
+    exporter = MLflowExporter(f"http://127.0.0.1:{free_port()}", retry_initial=0.1,
+                              retry_max=0.2, close_timeout=1, stream=err)
+    run.add_exporter(exporter)
+    _train(run, 40)
+    run.flush()
+    while exporter.failures == 0:  # the delivery process's counts reach this process
+        threading.Event().wait(0.1)
+    run.close()
+    assert exporter.stats().undelivered >= 40 and exporter.stats().delivered == 0
+    line = err.getvalue()
+    assert "MLflowExporter could not deliver" in line and "left at close after 1 s" in line
+    events = RunReader(run.path).events()
+    failed = [e for e in events if e.kind == "exporter_failed"]
+    assert len(failed) == 1 and failed[0].data["exporter"] == "MLflowExporter"
+    undelivered = [e for e in events if e.kind == "exporter_undelivered"]
+    assert undelivered[0].data["undelivered"] == exporter.stats().undelivered
+
+
 def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
     import importlib.util
 
