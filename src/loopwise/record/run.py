@@ -224,7 +224,8 @@ class Run:
         attaching it again does nothing): its config now, then everything the store commits
         (handed over from the writer thread, never the training thread), and the close. An
         exporter must not block: the ones in :mod:`loopwise.export` queue and deliver from a
-        thread of their own."""
+        thread of their own, or count and leave the delivery to a process of their own that
+        reads this run's record (``delivery="process"``)."""
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
         bind = getattr(exporter, "bind_run", None)
