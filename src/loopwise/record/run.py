@@ -228,12 +228,10 @@ class Run:
         attaching it again does nothing): its config now, then everything the store commits
         (handed over from the writer thread, never the training thread), and the close. An
         exporter must not block: the ones in :mod:`loopwise.export` queue and deliver from a
-        thread of their own."""
+        thread of their own, or count and leave the delivery to a process of their own that
+        reads this run's record (``delivery="process"``)."""
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
-        bind = getattr(exporter, "bind_run", None)
-        if callable(bind):  # optional: the exporter learns the run (folder, step, events)
-            bind(self)
         bind = getattr(exporter, "bind_run", None)
         if callable(bind) and all(e is not exporter for e in self._mirrors):
             bind(self)  # optional: the exporter learns the run (folder, step, events)
