@@ -122,8 +122,10 @@ SECTIONS: list[tuple[str, str, str]] = [
      "from the responses it fetched before drawing: loopwise, a min/max envelope of all the "
      "points in 2,000 buckets (the spike kept); TensorBoard, the 1,000 points its reservoir "
      "keeps per scalar tag by default (a random sample: the spike is lost); MLflow's run "
-     "page, 320 points sampled by `get-history-bulk-interval`; MLflow's metric page, the "
-     "first 25,000-point page of `get-history`, drawn as soon as it arrives, the rest of "
-     "the series following page by page (40 requests for 1,000,000 points). Goal: the "
+     "page, 320 points sampled by `get-history-bulk-interval`; MLflow's metric page fetches "
+     "those 320 points and the whole history in 25,000-point pages of `get-history` (40 "
+     "requests for 1,000,000 points, which go on after its first line): the note gives "
+     "the points that had arrived when the line appeared and the line's vertices (a few "
+     "hundred: the 320-point sample, plotly merging nearly collinear ones). Goal: the "
      "dashboard's first chart in < 1 s."),
 ]

@@ -54,13 +54,17 @@ VIEWPORT = {"width": 1280, "height": 1400}
 SPIKE = 40.0
 # Runs in every page before its own scripts: polls the page's condition on every frame and
 # keeps the first time it holds (ms since navigation start).
+# keeps the first time it holds (ms since navigation start) and, for a plotly chart, the
+# vertices of its longest line at that moment.
 POLL = """(() => { if (window.top !== window) return;
   const cond = () => (%s);
   const tick = () => { let ok = false; try { ok = !!cond(); } catch (e) {}
-    if (ok) { window.__benchDrawn = performance.now(); return; } requestAnimationFrame(tick); };
+    if (ok) { window.__benchDrawn = performance.now(); window.__benchVertices = %s; return; }
+    requestAnimationFrame(tick); };
   requestAnimationFrame(tick); })();"""
-PLOTLY_LINE = ("[...document.querySelectorAll('.js-plotly-plot path.js-line')].some("
-               "p => ((p.getAttribute('d') || '').match(/L/g) || []).length >= 99)")
+VERTICES = ("Math.max(0, ...[...document.querySelectorAll('.js-plotly-plot path.js-line')].map("
+            "p => ((p.getAttribute('d') || '').match(/L/g) || []).length + 1))")
+PLOTLY_LINE = f"{VERTICES} >= 100"
 TB_CARD = ("document.querySelector('scalar-card line-chart canvas') && "
            "document.querySelector('scalar-card tb-data-table-content-row')")
 
@@ -77,6 +81,7 @@ class Page:
     check_pixels: bool = False
     seen: list[tuple[int, bool]] = field(default_factory=list)  # (points, spike) per round
     lines: list[bool] = field(default_factory=list)
+    vertices: list[int] = field(default_factory=list)
 
 
 def _loopwise_values(body: Any) -> list[float]:
@@ -160,12 +165,15 @@ def measure(browser: Any, page_def: Page, timeout: float) -> float:
     page = browser.new_page(viewport=VIEWPORT)
     responses: list[Any] = []
     page.on("response", lambda r: responses.append(r) if page_def.data in r.url else None)
-    page.add_init_script(POLL % page_def.condition)
+    page.add_init_script(POLL % (page_def.condition,
+                                 VERTICES if page_def.condition == PLOTLY_LINE else "null"))
     try:
         page.goto(page_def.url, wait_until="commit")
         page.wait_for_function("() => window.__benchDrawn !== undefined",
                                timeout=timeout * 1000, polling=50)
         seconds = float(page.evaluate(page_def.value_js)) / 1e3
+        if page_def.condition == PLOTLY_LINE:
+            page_def.vertices.append(int(page.evaluate("window.__benchVertices")))
     except PlaywrightTimeout:
         seconds = None
     got = list(responses)  # those that arrived before the chart was drawn
@@ -256,6 +264,7 @@ def main() -> None:
                 measure(browser, page_def, args.timeout)
                 page_def.seen.clear()
                 page_def.lines.clear()
+                page_def.vertices.clear()
             samples = interleaved({pd.name: (lambda pd=pd: measure(browser, pd, args.timeout))
                                    for pd in pages}, rounds=rounds, progress=True)
             browser.close()
@@ -272,10 +281,14 @@ def main() -> None:
         missed = sum(1 for s in secs if s >= args.timeout)
         points = sorted(n for n, _ in page_def.seen)[len(page_def.seen) // 2]
         spike = sum(1 for _, kept in page_def.seen if kept)
-        note = (f"drew {points:,} points, the 40.0 spike in {spike} of {len(page_def.seen)} "
-                "rounds")
+        note = (f"had fetched {points:,} points of the series when it drew, the 40.0 spike "
+                f"among them in {spike} of {len(page_def.seen)} rounds")
+        if page_def.vertices:
+            v = sorted(page_def.vertices)[len(page_def.vertices) // 2]
+            note += f"; its first line had {v:,} vertices"
         if page_def.lines:
-            note += f"; line seen in the canvas in {sum(page_def.lines)} of {len(page_def.lines)}"
+            note += (f"; the line seen in the canvas in {sum(page_def.lines)} of "
+                     f"{len(page_def.lines)}")
         if missed:
             note += f"; **did not draw in {args.timeout:.0f} s** in {missed} of {len(secs)}"
         table.add(page_def.name, [s * 1e3 for s in secs], note=note)
