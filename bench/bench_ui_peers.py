@@ -1,13 +1,11 @@
 """First chart of a 1,000,000-point series in headless Chromium: loopwise's dashboard against
 TensorBoard's and MLflow's own UIs on the same series.
 
-The series is bench_views' (1,000,000 points, one spike of 40.0 at index 654,321), recorded by
-loopwise and mirrored the way a user would: ``loopwise export RUN --to tensorboard DIR`` and
-``--to mlflow sqlite:///...``. Three real servers on free 127.0.0.1 ports (``loopwise ui``,
-``tensorboard --logdir``, ``mlflow server --workers 1``), all warm (each has served the series
-once) before the rounds. Per round and page: a fresh browser context (no HTTP cache), a
-1280x1400 viewport, the time from navigation start (``performance.now()`` in the page) to the
-first chart drawn with the series' data:
+bench_views' series (one spike of 40.0), recorded by loopwise and mirrored the way a user
+would (``loopwise export RUN --to tensorboard DIR`` / ``--to mlflow sqlite:///...``), served by
+``loopwise ui``, ``tensorboard --logdir`` and ``mlflow server --workers 1`` on free 127.0.0.1
+ports, each warm. Per round and page: a fresh browser context, a 1280x1400 viewport, the time
+from navigation start (``performance.now()``) to the first chart drawn with the series:
 
 - loopwise dashboard ``/?run=big&metric=loss``: uPlot's draw hook (``window.__loopwiseFirstChart``);
 - TensorBoard ``/?tagFilter=^loss$#timeseries``: the tag's card has its chart canvas and its data
@@ -16,10 +14,9 @@ first chart drawn with the series' data:
 - MLflow run page, Model metrics tab, and MLflow's metric page: a plotly line with >= 100
   vertices in the DOM (the run's other charts have 10 points).
 
-A page that draws nothing within ``--timeout`` seconds is recorded as "did not draw"; the
-rounds are interleaved (one of each per round, the first one rotating). Each row also says what
-the page was sent: the points of the series it fetched before drawing and whether the spike is
-among them. Needs /usr/bin/chromium, playwright, tensorboard and mlflow.
+A page that draws nothing within ``--timeout`` seconds is recorded as "did not draw"; rounds
+interleaved. Each row also says what the page had fetched of the series when it drew, and
+whether the spike was in it. Needs /usr/bin/chromium, playwright, tensorboard and mlflow.
 
 Run: .venv/bin/python bench/bench_ui_peers.py [--rounds 5] [--quick] [--json PATH]
 """
@@ -35,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -53,7 +49,6 @@ BIN = Path(sys.executable).parent
 VIEWPORT = {"width": 1280, "height": 1400}
 SPIKE = 40.0
 # Runs in every page before its own scripts: polls the page's condition on every frame and
-# keeps the first time it holds (ms since navigation start).
 # keeps the first time it holds (ms since navigation start) and, for a plotly chart, the
 # vertices of its longest line at that moment.
 POLL = """(() => { if (window.top !== window) return;
@@ -116,11 +111,9 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, *, timeout: flo
     while time.perf_counter() - t0 < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"{url}: the server exited:\n{log.read_text()[-2000:]}")
-        try:
+        with contextlib.suppress(OSError, ValueError, LookupError):  # not up (or loaded) yet
             if ok(get(url)):
                 return time.perf_counter() - t0
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
-            pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-2000:]}")
 
@@ -193,9 +186,16 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds a page may take to draw (default 60)")
     args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ui_peers_"))
+    try:
+        run(tmp, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path, args: Any) -> None:
     rounds = rounds_of(args)
     ml_points = 100_000 if args.quick else N
-    tmp = Path(tempfile.mkdtemp(prefix="bench_ui_peers_"))
     run_dir = make_run(tmp / "runs")
     notes = []
     tb_secs = mirror(run_dir, "tensorboard", str(tmp / "tb"))
@@ -271,7 +271,6 @@ def main() -> None:
     finally:
         for proc in procs:
             stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     table = Table("ui_peers", f"First chart of a {N:,}-point series in headless Chromium "
                   f"({rounds} interleaved rounds, load average at the end {load})", "ms",
