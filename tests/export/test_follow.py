@@ -86,6 +86,10 @@ def test_a_cursor_at_the_end_skips_what_was_committed_before(tmp_path):
     run.log_scalars({"loss": 3.0, "acc": 0.5}, step=3)
     run.flush()
     assert follower.remaining() == 2
+    run.log_event("exporter_recovered", "delivering again")  # a mirror's note of itself
+    run.log_event("nan_loss", "loss is nan at step 3")
+    run.flush()
+    assert follower.remaining() == 3  # the user's event counts, the mirror's own note does not
     run.close()
     with pytest.raises(ValueError, match=r"state\['points'\] must map series names"):
         Cursor().load_state_dict({"points": {"loss": -1}})

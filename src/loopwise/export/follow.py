@@ -109,11 +109,21 @@ class Follower:
         return out
 
     def remaining(self) -> int:
-        """Points committed past the cursor (what a mirror that stops now leaves out)."""
+        """Points committed past the cursor (what a mirror that stops now leaves out). The
+        exporters' own delivery notes (``exporter_*`` events, which the run records while a
+        mirror closes) are not counted: a mirror need not deliver what it says of itself."""
         end = self.end()
         c = self.cursor
         return (sum(max(0, n - c.points.get(k, 0)) for k, n in end.points.items())
-                + max(0, end.event_id - c.event_id) + self._samples_after(c.system_rowid))
+                + self._events_after(c.event_id) + self._samples_after(c.system_rowid))
+
+    def _events_after(self, event_id: int) -> int:
+        conn = self._connection()
+        if conn is None:
+            return 0
+        row = conn.execute("SELECT COUNT(*) FROM events WHERE id > ? AND kind NOT LIKE "
+                           "'exporter\\_%' ESCAPE '\\'", (event_id,)).fetchone()
+        return int(row[0])
 
     def read(self, limit: int = CHUNK) -> Increment:
         """Everything committed past the cursor, about ``limit`` points at most; the cursor
