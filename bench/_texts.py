@@ -104,7 +104,8 @@ SECTIONS: list[tuple[str, str, str]] = [
      "writer's thread, or not at all for the synchronous peers). Goal: <= 0.3 us."),
     ("checkpoint", "Checkpoints",
      "`bench/bench_checkpoint.py`: a state dict of float32 tensors of 8 MiB, saved with "
-     "`torch.save` into a file + flush + fsync (the baseline), with `save_file` (loopwise's "
+     "`torch.save` into a file + flush + fsync (the baseline), as raw tensor bytes + fsync "
+     "(the disk's floor: no format, no hash), with `save_file` (loopwise's "
      "storage: temp file, XXH3-128 while writing, fsync, `os.replace`, fsync of the folder) and "
      "with `CheckpointManager.save` sync and async (the time the training thread is blocked). "
      "Goals: sync saves >= 0.8x the baseline's throughput (<= 1.25x its time); async "
