@@ -199,10 +199,13 @@ class TrainingSession(SessionPhases):
         floats = type(loss) is float and type(accuracy) in _PLAIN  # and so the row: no check
         if floats and (metrics is None or (type(metrics) is dict
                                            and self._known.issuperset(metrics))):
-            row = {"loss": loss} if accuracy is None else {"loss": loss, "accuracy": accuracy}
             if metrics:
                 floats = False  # their values are checked by the accumulator or the bar
-                row.update(metrics)
+                row = ({"loss": loss, **metrics} if accuracy is None
+                       else {"loss": loss, "accuracy": accuracy, **metrics})
+            else:
+                row = ({"loss": loss} if accuracy is None
+                       else {"loss": loss, "accuracy": accuracy})
         else:
             floats = False
             row = self._values.row(loss, accuracy, metrics)
