@@ -136,7 +136,7 @@ def test_loopwise_fit_refuses_to_resume_from_a_planted_checkpoint(tmp_path: Path
     with CheckpointManager(run / "checkpoints") as manager:  # as if the file were swapped
         manager.save(state, step=1)
     (run / "d_results.json").unlink()  # unfinished: the same command resumes it
-    code, out, err = run_cli(argv)
+    code, _out, err = run_cli(argv)
     assert code == 2 and "Traceback" not in err, err
     assert err.startswith("loopwise fit: error: ") and "holds a Python object (io.open)" in err
     assert not marker.exists()
@@ -238,7 +238,8 @@ def test_whole_file_writers_refuse_a_symlink_and_a_fifo(tmp_path: Path) -> None:
         for target in (link, fifo):
             outcome: list[BaseException | None] = []
 
-            def attempt(target: Path = target, write: Callable[[Path], Any] = write) -> None:
+            def attempt(target: Path = target, write: Callable[[Path], Any] = write,
+                        outcome: list[BaseException | None] = outcome) -> None:
                 try:
                     write(target)
                     outcome.append(None)
@@ -311,7 +312,7 @@ def test_the_real_dashboard_server_keeps_its_defaults(tmp_path: Path) -> None:
     finally:
         server.stop()
     # the default address is the loopback one, and another one warns
-    code, out, err = run_cli(["ui", "--help"])
+    code, out, _err = run_cli(["ui", "--help"])
     assert code == 0 and "127.0.0.1" in out
     server = Server(root, token="s3cret-token")
     try:
@@ -336,7 +337,7 @@ _UMASK_RUN = textwrap.dedent("""
 def test_every_file_of_a_fit_run_follows_the_umask(tmp_path: Path) -> None:
     data = _csv(tmp_path / "d.csv")
     child = _child(_UMASK_RUN, str(data), str(tmp_path / "runs"))
-    out, err = child.communicate(timeout=240)
+    _out, err = child.communicate(timeout=240)
     assert child.returncode == 0, err
     seen = 0
     for path in (tmp_path / "runs").rglob("*"):
