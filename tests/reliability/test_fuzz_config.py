@@ -5,8 +5,8 @@ file; a refused ``update()`` changes nothing."""
 from __future__ import annotations
 
 import itertools
-import re
 import json
+import re
 from pathlib import Path
 from typing import Any
 
