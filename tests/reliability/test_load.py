@@ -168,7 +168,7 @@ def test_ten_writers_a_dashboard_prometheus_and_a_reader(tmp_path: Path) -> None
         if server is not None:
             server.stop()
         stop(prom)
-    for w, (out, err) in zip(writers, results):
+    for w, (_out, err) in zip(writers, results):
         assert w.returncode == 0, err
         assert "locked" not in err.lower(), err
     read = json.loads(reader_out.strip().splitlines()[-1])
