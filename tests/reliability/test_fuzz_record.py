@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from _fuzz_tools import (
     FORMULA_START,
@@ -168,3 +169,18 @@ def test_run_names_stay_in_the_root_or_are_refused_with_the_rule(name: Any,
     assert run.path.parent == root.absolute() and run.path.is_dir()
     assert not run.name.startswith(FORMULA_START[:3]) or name is None or name == run.name
     assert {p.split("/")[0] for p in tree(base)} == {"runs"}  # nothing outside the root
+
+
+def test_log_scalars_checks_the_key_of_a_float_too(tmp_path: Path) -> None:
+    """Regression found by the fuzzer: a float value skipped the key check, so '' and ' '
+    became series and an int key crashed the store's writer thread (the run then lost what
+    followed)."""
+    with Run.create(tmp_path, "exp") as run:
+        for key in ("", " "):
+            with pytest.raises(ValueError, match="metric name must be a non-empty string"):
+                run.log_scalars({key: 1.0}, step=1)
+        with pytest.raises(TypeError, match=r"metric name must be a string, got int \(5\)"):
+            run.log_scalars({5: 1.0}, step=1)  # type: ignore[dict-item]
+        run.log_scalars({"loss": 1.0}, step=2)
+    reader = RunReader(run.path)
+    assert reader.keys() == ["loss"] and list(reader.series("loss").steps) == [2]
