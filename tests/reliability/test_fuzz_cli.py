@@ -112,11 +112,13 @@ def test_every_argument_list_works_or_is_one_clear_error(argv: list[str],
     (["runs", "runs", "\x1b]0;owned\x07"], "unrecognized arguments: \\x1b]0;owned\\x07"),
     (["fit", "\x1b[31mx.csv"], "loopwise fit: error: \\x1b[31mx.csv: no such file"),
     (["export", "good", "\x1b[2Jout.csv", "--root", "runs"], "\\x1b[2Jout.csv"),
+    (["export", "good", "--to", "tensorboard", "bad.csv"], "bad.csv exists and is not a folder"),
 ])
 def test_user_text_echoed_by_the_cli_is_escaped(argv: list[str], shown: str,
                                                 workdir: Path) -> None:
     """Regressions found by the fuzzer: argparse's usage errors, ``loopwise fit``'s errors and
-    the path ``loopwise export`` prints wrote the escape sequences as they were."""
+    the path ``loopwise export`` prints wrote the escape sequences as they were; a TensorBoard
+    target that is a file kept the command retrying for 300 s a series."""
     code, out, err = run_cli(argv)
     assert_clean_cli(code, out, err, argv)
     assert shown in out + err
