@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _fuzz_tools import VIEW_TESTS, fuzz_settings
+from _fuzz_tools import fuzz_settings
 
 schemathesis = pytest.importorskip("schemathesis")
 pytest.importorskip("uvicorn")
@@ -21,11 +21,7 @@ schema = schemathesis.openapi.from_dict(openapi_schema())
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    import sys
-
-    if str(VIEW_TESTS) not in sys.path:
-        sys.path.insert(0, str(VIEW_TESTS))
-    from _view_kit import HOSTILE, Server, make_run
+    from _view_kit import HOSTILE, Server, make_run  # tests/view, put on the path by _fuzz_tools
 
     root = tmp_path_factory.mktemp("api") / "runs"
     make_run(root, "alpha", steps=60, epochs=3, extra_key=HOSTILE)

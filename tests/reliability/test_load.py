@@ -24,16 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fuzz_tools import EXPORT_TESTS, SOAK, VIEW_TESTS, run_cli
+from _fuzz_tools import SOAK, run_cli  # first: it puts tests/view and tests/export on the path
 
-for _folder in (VIEW_TESTS, EXPORT_TESTS):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
-from _export_servers import binary, free_port, get, need, start, stop, wait_http  # noqa: E402
-from _view_kit import Server  # noqa: E402
+# isort: split
+from _export_servers import binary, free_port, get, need, start, stop, wait_http
+from _view_kit import Server
 
-from loopwise.export.dashboards import write_dashboards  # noqa: E402
-from loopwise.record import RunReader  # noqa: E402
+from loopwise.export.dashboards import write_dashboards
+from loopwise.record import RunReader
 
 need("prometheus_client")
 need("uvicorn")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from _fuzz_tools import VIEW_TESTS, run_cli
+from _fuzz_tools import run_cli
 
 from loopwise.checkpoint.errors import CheckpointError
 from loopwise.checkpoint.manager import CheckpointManager
@@ -280,9 +280,7 @@ def _request(port: int, method: str, path: str, headers: dict[str, str]) -> tupl
 def test_the_real_dashboard_server_keeps_its_defaults(tmp_path: Path) -> None:
     """``loopwise ui`` on uvicorn (tests/view/test_dashboard_api.py checks the same guard
     in-process): loopback only, DNS rebinding refused, no CORS, read-only, the token."""
-    if str(VIEW_TESTS) not in sys.path:
-        sys.path.insert(0, str(VIEW_TESTS))
-    from _view_kit import Server, make_run
+    from _view_kit import Server, make_run  # tests/view, on the path through _fuzz_tools
 
     root = tmp_path / "runs"
     make_run(root, "a", steps=30, epochs=1, extra_key="<script>alert(1)</script>")
