@@ -183,3 +183,15 @@ def test_log_scalars_checks_the_key_of_a_float_too(tmp_path: Path) -> None:
         run.log_scalars({"loss": 1.0}, step=2)
     reader = RunReader(run.path)
     assert reader.keys() == ["loss"] and list(reader.series("loss").steps) == [2]
+
+
+def test_series_near_the_float_limit_have_statistics(tmp_path: Path) -> None:
+    """Regression found by the soak: two values near 1e308 made ``loopwise show`` (the
+    statistics' mean, ``math.fsum``) end in an OverflowError traceback."""
+    with Run.create(tmp_path / "runs", "big") as run:
+        run.log_scalars({"loss": 1.7e308}, step=1)
+        run.log_scalars({"loss": 1.7e308}, step=2)
+    stats = RunReader(run.path).stats()["loss"]
+    assert stats.mean == 1.7e308 and stats.slope == 0.0
+    code, out, err = run_cli(["show", str(run.path)])
+    assert code == 0 and "1.7e+308" in out, err
