@@ -12,6 +12,8 @@ PANELS = [
     ("bar", "Bar with 3 metrics, tight loop (x bare loop)", None),
     ("store_rate", "Scalars/s to disk (x csv.writer)", None),
     ("read", "Read + downsample (x slower than loopwise)", 10.0),
+    ("ui_peers", "First chart, 1M points, headless Chromium (x loopwise dashboard's time)",
+     None),
 ]
 
 

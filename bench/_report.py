@@ -11,6 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _texts import (
+    BAR_WHY,
+    CHECKPOINT_WHY,
+    ENTRY_WHY,
+    EXPORTER_RATE_WHY,
+    EXPORTER_STEP_WHY,
+    MEMORY_WHY,
+    MONITOR_STORE_WHY,
+    READ_WHY,
+    SECTIONS,
+    STORE_WHY,
+    UI_WHY,
+)
 from _timing import Row, Table, fmt
 
 PEERS = ["pytorch-lightning", "lightning", "keras", "tensorboard", "tensorflow-cpu",
@@ -129,116 +142,44 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         add(f"read + downsample vs {prefix}", ">= 10x faster",
             _median_ratio(_row(read, prefix)), lambda v: f"{fmt(v)}x faster",
             lambda v: v >= 10, READ_WHY)
+    ui = by_key.get("ui_peers")
+    dash = None if ui is None or ui.baseline is None else ui.find(ui.baseline)
+    peers = "" if ui is None else ", ".join(
+        f"{r.name.split(',')[0].split(' (')[0]} {fmt(ratio[0])}x"
+        for r in ui.rows if (ratio := r.ratio()) is not None)
+    add("dashboard first chart, 1M points, headless Chromium", "< 1 s",
+        None if dash is None else dash.stat()[0] / 1e3,
+        lambda v: f"{v * 1e3:,.0f} ms" + (f" (peers, x its time: {peers})" if peers else ""),
+        lambda v: v < 1.0, UI_WHY)
     ckpt = by_key.get("checkpoint")
     for prefix, limit in (("save_file", 1.25), ("CheckpointManager.save, sync", 1.25),
                           ("CheckpointManager.save, async", 0.2)):
         add(f"checkpoint: {prefix}", f"<= {limit}x the time of torch.save + fsync",
             _median_ratio(_row(ckpt, prefix)), lambda v: f"{v:.2f}x", lambda v, m=limit: v <= m,
             CHECKPOINT_WHY)
+    for key, measure in (("exporters_step", "wall time per step"),
+                         ("exporters_cpu", "training process CPU per step")):
+        for prefix, what in (("TensorBoardExporter (", "TensorBoard"),
+                             ("MLflowExporter, sqlite:/// (", "MLflow"),
+                             ("PrometheusExporter", "Prometheus")):
+            row = _row(by_key.get(key), prefix)
+            spread = None if row is None else row.ratio()
+            add(f"exporter attached: {what}, {measure}", "<= 1.05x the same loop with no "
+                "exporter", _median_ratio(row),
+                lambda v, r=spread: f"{v:.2f}x" + ("" if r is None else
+                                                    f" ({r[1]:.2f}-{r[2]:.2f})"),
+                lambda v: v <= 1.05, EXPORTER_STEP_WHY)
+    rate_table = by_key.get("exporters_rate")
+    for prefix, what in (("TensorBoardExporter", "TensorBoard vs SummaryWriter.add_scalar"),
+                         ("MLflowExporter", "MLflow vs MlflowClient.log_metric")):
+        add(f"exporter throughput: {what}", ">= 10x the backend's usual client",
+            _median_ratio(_row(rate_table, prefix)), lambda v: f"{fmt(v)}x",
+            lambda v: v >= 10, EXPORTER_RATE_WHY)
     mem = by_key.get("memory_tiny")
     add("memory added by TrainingMonitor (record on), tiny model", "<= 50 MiB RSS",
         _added(mem, "TrainingMonitor"), lambda v: f"+{v:.0f} MiB", lambda v: v <= 50,
         MEMORY_WHY)
     return out
-
-
-ENTRY_WHY = {
-    "TrainingMonitor": "The monitor's own step path is ~1-3 us of Python (two clock reads, an "
-    "append, log()'s checks: the bar table), under 1 % of a tiny step; the rest is its threads: "
-    "the run store's writer and the system sampler (psutil, 4 readings per 2 s) wake up on "
-    "cores the training thread shares, which shows on a 2-core machine with other work on it.",
-    "TrainingSession": "A session step is ~1.2-2 us of Python (its phase and step checks, the "
-    "row, the shared accumulator's append and a bar update on every call: the bar table), "
-    "plus the same background threads as the monitor.",
-    "Workflow": "Workflow saves last_checkpoint.pth (model, optimizer, RNG states; fsynced) "
-    "twice per epoch, after train_loop() and after evaluate(), so that a crash resumes at the "
-    "last boundary; with the tiny model's 30-100 ms epochs these saves are a visible share. "
-    "They are per epoch: longer epochs hide them.",
-    "fit": "fit with its defaults also saves the best weights (fsynced) at every epoch whose "
-    "loss improves, a periodic checkpoint every 10 epochs and an epoch log line, and reads "
-    "the loss with .item() for its non-finite guard; with the tiny model's short epochs the "
-    "end-of-epoch saves are the gap. They are per epoch: longer epochs hide them.",
-}
-BAR_WHY = ("A monitored step runs a Python iterator (two perf_counter reads, one append) and "
-           "log() (a type check, a dict lookup and two appends per value): about 20-30 "
-           "bytecode-level operations that cost 1-3 us on a slow or loaded VM. It is several "
-           "times under tqdm + set_postfix and Keras's Progbar, which format every step.")
-STORE_WHY = ("Run.log_scalars takes one dict per step on the calling thread; on a loaded "
-             "2-core machine the writer thread's SQLite inserts compete with the caller for "
-             "the cores and the GIL. The column path (what TrainingMonitor uses) avoids "
-             "per-step objects.")
-MONITOR_STORE_WHY = ("This row is the monitor's whole step (its iterator, two clock reads, "
-                     "log()'s checks of the 10 values) divided by the 10 scalars logged per "
-                     "step; the scalars reach the store as columns (the Run.log_columns row), "
-                     "so the store itself adds almost nothing on the caller.")
-READ_WHY = "loopwise reads one blob per column from SQLite; the peers decode one row or " \
-           "one protobuf event per point in Python."
-CHECKPOINT_WHY = ("A crash-safe save writes a temp file, hashes it (XXH3-128) while writing, "
-                  "fsyncs it and its folder and renames it: more steps than a plain overwrite; "
-                  "on disks where fresh blocks are expensive (thin-provisioned VM disks) the "
-                  "difference grows (see benchmarks-notes.md, Checkpoints).")
-MEMORY_WHY = ("The RSS added is mostly code: importing loopwise's modules (record, watch, "
-              "SQLite, the health detectors, the system sampler with psutil) in a process "
-              "that otherwise imports only torch; the window buffers are a few MB.")
-
-
-SECTIONS: list[tuple[str, str, str]] = [
-    ("entry_tiny", "Per-step cost of each entry point: tiny model",
-     "Linear(32,1), MSE, SGD(lr=0.01), batch 32, a shuffled DataLoader of 3,200 rows (100 "
-     "steps per epoch), one torch thread (`torch.set_num_threads(1)`, `OMP_NUM_THREADS=1`). "
-     "`bench/entry_points.py` starts a fresh process per configuration and round (the "
-     "configurations interleaved, the first one rotating each round). Each process times its "
-     "steady state: from the end of its first epoch to the end of its last, read off the "
-     "DataLoader's sampler (the time each epoch's last index is drawn), so set-up, imports "
-     "and the first epoch are excluded and no framework gets a timing callback; the whole "
-     "training call's time is in the note. Every loop reads the loss the way its docs show "
-     "(plain loop and TrainingSession: `loss.item()`; TrainingMonitor and Workflow: "
-     "`monitor.log({\"loss\": loss})`; Lightning: `self.log`). loopwise entry points run with "
-     "their defaults (run record, system sampler every 2 s, bar). Lightning \"bare\": "
-     "`logger=False, enable_progress_bar=False, enable_checkpointing=False, "
-     "enable_model_summary=False`. Keras: `model.fit(loader, verbose=1)` with "
-     "`KERAS_BACKEND=torch`, the same DataLoader. Goal: <= 1.05x the plain loop."),
-    ("entry_mlp", "Per-step cost of each entry point: MLP 784-512-512-10",
-     "The same configurations on an MLP 784-512-512-10 (ReLU), cross-entropy, Adam(1e-3), batch "
-     "128, 6,400 random rows (50 steps per epoch), one torch thread."),
-    ("memory_tiny", "Memory added to the training process",
-     "RSS (psutil) at the end of training in the same fresh processes as the tiny-model rows; "
-     "each row's added memory is the median over the rounds of (its RSS - the plain loop's "
-     "RSS in the same round). Goal: TrainingMonitor with its record adds <= 50 MiB."),
-    ("bar", "Tight-loop cost of a bar with 3 metrics",
-     "`bench/bench_monitor.py`: a loop that only builds 3 floats, with each bar updated every "
-     "step (all output to an in-memory stream; Keras's Progbar on a terminal-like one). One "
-     "process, the variants interleaved. Goal: TrainingMonitor <= 1 us/step above the bare "
-     "loop."),
-    ("progressbar", "ProgressBar", "`bench/bench_progress.py`: the bar on its own."),
-    ("session", "TrainingSession step", "`bench/bench_progress.py`: one session step, floats."),
-    ("store_rate", "Scalars logged per second, to disk",
-     "`bench/bench_store.py`: rows of 10 keys, one process, the writers interleaved. "
-     "TensorBoard is `torch.utils.tensorboard.SummaryWriter.add_scalar`; MLflow runs on a "
-     "`sqlite:///` store in a temp folder (`MLFLOW_DISABLE_TELEMETRY=true`) with "
-     "`MlflowClient.log_metric` (one SQLite transaction per call, so only a few hundred calls "
-     "per round) and `log_batch` (1,000 metrics per call, MLflow's limit). Goal: >= 1M "
-     "scalars/s sustained."),
-    ("store_call", "Cost per scalar on the calling thread",
-     "The same rounds: the time the caller spends per scalar (the rest happens on the "
-     "writer's thread, or not at all for the synchronous peers). Goal: <= 0.3 us."),
-    ("checkpoint", "Checkpoints",
-     "`bench/bench_checkpoint.py`: a state dict of float32 tensors of 8 MiB, saved with "
-     "`torch.save` into a file + flush + fsync (the baseline), with `save_file` (loopwise's "
-     "storage: temp file, XXH3-128 while writing, fsync, `os.replace`, fsync of the folder) and "
-     "with `CheckpointManager.save` sync and async (the time the training thread is blocked). "
-     "Goals: sync saves >= 0.8x the baseline's throughput (<= 1.25x its time); async "
-     "blocking <= 0.2x the baseline's time."),
-    ("read", "Read a long series, downsampled to 2,000 points",
-     "`bench/bench_read.py`: each reader opens the store afresh each round and ends with the "
-     "same 2,000-point min/max envelope (`loopwise.record.downsample`). MLflow "
-     "(`get_metric_history`, sqlite) and TensorBoard (`EventAccumulator` with "
-     "`size_guidance={\"scalars\": 0}`, every point) get fewer points than loopwise's "
-     "1,000,000 because writing them takes minutes (~0.2 ms per point through MLflow's "
-     "log_batch, ~40 us through SummaryWriter); each is compared with loopwise reading the "
-     "same number of points, and the note gives seconds per million points (every reader "
-     "here is linear in the points). Goal: >= 10x faster than both."),
-]
 
 
 def _section(table: Table, title: str, intro: str) -> list[str]:
@@ -263,8 +204,9 @@ def write_doc(path: Path, outcomes: list[Outcome], info: dict[str, str], *,
              "To reproduce: `make bench` (installs the `loopwise[bench]` extra: Lightning, "
              "Keras, TensorBoard, MLflow; ~20-25 min), `make bench BENCH_ARGS=--quick` for a "
              "short pass, or one script alone, e.g. `.venv/bin/python bench/entry_points.py "
-             "--quick` (entry_points, bench_monitor, bench_progress, bench_store, bench_read and "
-             "bench_checkpoint take `--rounds N`, `--quick` and `--json PATH`).", ""]
+             "--quick` (entry_points, bench_monitor, bench_progress, bench_store, bench_read, "
+             "bench_checkpoint, bench_exporters and bench_ui_peers take `--rounds N`, "
+             "`--quick` and `--json PATH`).", ""]
     if quick:
         lines += ["**This is a `--quick` pass** (fewer rounds, smaller sizes, used while "
                   "developing): rerun `make bench` for the full numbers.", ""]
@@ -299,10 +241,9 @@ def write_doc(path: Path, outcomes: list[Outcome], info: dict[str, str], *,
         lines += [f"- **{names}**: {why}"]
     lines += ["", "A ratio whose min-max (in brackets) reaches the goal is within this run's "
               "noise; rerun on a quiet machine before reading much into it.", "",
-              "Not measured by this suite: the dashboard against the MLflow UI and "
-              "TensorBoard's own UI (the dashboard's own timings are in Views below); a "
-              "2-rank torchrun loop and the Keras callback (rows below say whether their "
-              "scripts exist on this branch).", ""]
+              "Not measured by this suite: a 2-rank torchrun loop and the Keras callback "
+              "where their scripts are missing (rows below say whether they exist on this "
+              "branch).", ""]
     for key, title, intro in SECTIONS:
         table = by_key.get(key)
         if table is not None:

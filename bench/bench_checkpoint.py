@@ -50,6 +50,19 @@ def baseline(state: dict[str, torch.Tensor], path: Path) -> float:
     return took
 
 
+def raw_write(state: dict[str, torch.Tensor], path: Path) -> float:
+    """The floor: every tensor's bytes written as they are into one file, flush, fsync (no
+    format, no hash; what no checkpoint format can beat on the same disk)."""
+    path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    with open(path, "wb") as fh:
+        for tensor in state.values():
+            fh.write(memoryview(tensor.contiguous().numpy()).cast("B"))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return time.perf_counter() - t0
+
+
 def baseline_fresh(state: dict[str, torch.Tensor], path: Path, previous: Path | None) -> float:
     """torch.save + fsync into a new file while the previous one still exists, then delete the
     previous one (timed too): the disk pattern of any crash-safe save that keeps one file (the
@@ -95,6 +108,7 @@ def main() -> None:
         named = NamedFiles(root / "named")
         (root / "named").mkdir()
         base_t, fresh_t, store_t, nocrc_t, mgr_t, blocked_t = [], [], [], [], [], []
+        raw_t: list[float] = []
         named_t: list[float] = []
         first_blocked: list[float] = []
         baseline(state, root / "warmup.pt")  # first touches of the page cache
@@ -130,6 +144,7 @@ def main() -> None:
 
         methods = [
             lambda i: base_t.append(baseline(state, root / "baseline.pt")),
+            lambda i: raw_t.append(raw_write(state, root / "raw.bin")),
             fresh,
             lambda i: store_t.append(storage(state, root / "storage.pt")),
             no_crc,
@@ -149,6 +164,7 @@ def main() -> None:
                       baseline="torch.save + fsync (baseline)", ratio_label="x baseline's time")
         table.add("torch.save + fsync (baseline)", base_t, note=f"{gb / med(base_t):.2f} GB/s")
         rows = [
+            ("raw write of the tensors' bytes + fsync (the disk's floor)", raw_t, ""),
             ("torch.save + fsync into a new file while the previous exists, then delete it "
              "(baseline B)", fresh_t, ""),
             ("save_file (atomic + XXH3-128), previous file deleted first", store_t,

@@ -26,7 +26,7 @@ from collections.abc import Callable
 sys.path.insert(0, os.path.dirname(__file__))
 from _timing import Table, arguments, emit, interleaved, rounds_of, timed
 from loopwise.record import Run, RunReader
-from loopwise.record.reader import Series, downsample
+from loopwise.record.series import Series, downsample
 
 POINTS = 2_000
 

@@ -56,9 +56,11 @@ SCRIPTS = [
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
     Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),
+    Script("exporters", "bench_exporters.py", ["--rounds", "5"], ["--quick"]),
     Script("system", "bench_system.py", ["--seconds", "20"], ["--seconds", "4"], tables=False),
     Script("fit", "bench_fit.py", ["--epochs", "60"], ["--epochs", "8"], tables=False),
     Script("views", "bench_views.py", ["--rounds", "5"], ["--rounds", "2"], tables=False),
+    Script("ui_peers", "bench_ui_peers.py", ["--rounds", "5"], ["--quick"]),
     Script("gpu", "bench_gpu.py", [], [], tables=False, needs_gpu=True),
 ]
 

@@ -61,3 +61,26 @@ def test_the_doc_says_which_goals_are_missed_and_why(tmp_path: Path) -> None:
     assert "not measured: this branch has no bench/bench_keras.py." in text
     assert "This is a `--quick` pass" not in text
     assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_dashboard_goal_row_shows_the_peers_and_a_timeout(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    ui = Table("ui_peers", "First chart", "ms", baseline="loopwise dashboard (window)",
+               ratio_label="x loopwise dashboard's time")
+    ui.add("loopwise dashboard (window)", [400.0, 500.0, 1200.0])
+    ui.add("TensorBoard, Time Series tab", [2000.0, 2500.0, 2400.0])
+    ui.add("MLflow metric page (1,000,000 points)", [60000.0] * 3,
+           note="**did not draw in 60 s** in 3 of 3")
+    doc = tmp_path / "benchmarks.md"
+    info = {"cpu": "test CPU", "cores": "2", "memory": "1 GiB", "os": "Linux", "cuda": "none",
+            "python": "3", "torch": "2", "numpy": "2", "commit": "abc", "load_start": "0"}
+    write_doc(doc, [Outcome("ui_peers", "bench_ui_peers.py", tables=[ui])], info, quick=False)
+    text = doc.read_text()
+    assert ("| dashboard first chart, 1M points, headless Chromium | < 1 s | 500 ms (peers, x "
+            "its time: TensorBoard 5.00x, MLflow metric page 120x) | yes |") in text
+    assert "## Dashboard first chart against TensorBoard's and MLflow's UIs" in text
+    assert "| MLflow metric page (1,000,000 points) | 60,000 | 60,000-60,000 | 120 (50.0-150) " \
+        "| **did not draw in 60 s** in 3 of 3 |" in text
+    ui.rows[0].samples = [1500.0] * 3
+    write_doc(doc, [Outcome("ui_peers", "bench_ui_peers.py", tables=[ui])], info, quick=False)
+    assert "- **dashboard first chart, 1M points, headless Chromium (1,500 ms" in doc.read_text()

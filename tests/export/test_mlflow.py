@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from loopwise import TrainingMonitor
 from loopwise.cli import main
 from loopwise.export.mlflow import MLflowExporter, metric_name
 from loopwise.record import Run, RunReader
+from loopwise.record.provenance import pid_alive
 
 need("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -161,7 +164,8 @@ CRASHING_CHILD = textwrap.dedent("""
     from loopwise.record import Run
     from loopwise.export.mlflow import MLflowExporter
     run = Run.create(sys.argv[1], name="crashy")
-    exporter = MLflowExporter(sys.argv[2], experiment="crashes", close_timeout=120)
+    exporter = MLflowExporter(sys.argv[2], experiment="crashes", close_timeout=120,
+                              delivery="thread")  # in process: nothing outlives the crash
     run.add_exporter(exporter)
     for step in range(1, 101):
         run.advance()
@@ -192,6 +196,46 @@ def test_backfill_of_a_crashed_run_closes_its_mlflow_run_as_failed(server, tmp_p
     assert got.data.tags["loopwise.status"] == "crashed"
     history = client.get_metric_history(mlflow_run_id, "loss")
     assert sorted(m.step for m in history) == list(range(1, 101))
+
+
+KILLED_CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from loopwise.record import Run
+    from loopwise.export.mlflow import MLflowExporter
+    run = Run.create(sys.argv[1], name="killed")
+    exporter = MLflowExporter(sys.argv[2], experiment="kills", close_timeout=120)
+    run.add_exporter(exporter)
+    for step in range(1, 151):
+        run.advance()
+        run.log_scalars({"loss": 1.0 / step}, step=step)
+        if step == 100:
+            run.flush()
+            assert exporter.flush(120)
+    run.flush()  # steps 101-150 committed, not yet delivered
+    print(exporter.run_id, exporter.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_killed_training_process_leaves_the_mlflow_run_failed_with_every_metric(
+        server, tmp_path):
+    # stderr stays open until the delivery process (which inherits it) has exited
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_CHILD, str(tmp_path / "runs"), server.uri],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    mlflow_run_id, pid = child.stdout.split()[-2:]
+    deadline = time.monotonic() + 120
+    while pid_alive(int(pid), None) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(int(pid), None), "the delivery process did not finish"
+    got = MlflowClient(server.uri).get_run(mlflow_run_id)
+    assert got.info.status == "FAILED"
+    assert got.data.tags["loopwise.status"] == "crashed"
+    assert "ended without closing the run" in got.data.tags["loopwise.error"]
+    history = MlflowClient(server.uri).get_metric_history(mlflow_run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, 151))
 
 
 def test_backfill_of_a_finished_run_recorded_without_exporter(server, tmp_path, capsys):
@@ -227,6 +271,27 @@ def test_names_mlflow_refuses_are_made_safe_and_bad_options_refused():
         MLflowExporter("sqlite:///x.db", experiment=" ")
     with pytest.raises(TypeError, match="artifacts must be a sequence of glob patterns"):
         MLflowExporter("sqlite:///x.db", artifacts="*.png")
+
+
+def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path):
+    err = io.StringIO()
+    run = Run.create(tmp_path / "runs")
+    exporter = MLflowExporter(f"http://127.0.0.1:{free_port()}", retry_initial=0.1,
+                              retry_max=0.2, close_timeout=1, stream=err)
+    run.add_exporter(exporter)
+    _train(run, 40)
+    run.flush()
+    while exporter.failures == 0:  # the delivery process's counts reach this process
+        threading.Event().wait(0.1)
+    run.close()
+    assert exporter.stats().undelivered >= 40 and exporter.stats().delivered == 0
+    line = err.getvalue()
+    assert "MLflowExporter could not deliver" in line and "left at close after 1 s" in line
+    events = RunReader(run.path).events()
+    failed = [e for e in events if e.kind == "exporter_failed"]
+    assert len(failed) == 1 and failed[0].data["exporter"] == "MLflowExporter"
+    undelivered = [e for e in events if e.kind == "exporter_undelivered"]
+    assert undelivered[0].data["undelivered"] == exporter.stats().undelivered
 
 
 def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):

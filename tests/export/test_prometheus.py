@@ -102,6 +102,8 @@ def test_another_address_warns_and_a_busy_port_is_a_clear_error():
             PrometheusExporter(port=port)
     with pytest.raises(ValueError, match="port must be an int in 0-65535"):
         PrometheusExporter(port=70000)
+    with pytest.raises(ValueError, match="PrometheusExporter supports delivery='thread' only"):
+        PrometheusExporter(port=0, delivery="process")
 
 
 def test_registries_are_private_per_exporter(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -196,3 +197,26 @@ def test_hand_encoded_scalar_events_parse_as_tensorboard_events():
     assert [v.tag for v in values] == ["loss", "épоch/val", "x" * 200]
     assert values[0].simple_value == 0.5 and values[1].simple_value == float("inf")
     assert values[2].simple_value != values[2].simple_value  # NaN
+
+
+def test_delivery_runs_in_a_process_of_its_own_or_a_thread_when_asked(tmp_path):
+    from loopwise.record.provenance import pid_alive
+
+    written = {}
+    for delivery in ("process", "thread"):
+        run = Run.create(tmp_path / "runs", config={"lr": 0.1})
+        tb = TensorBoardExporter(tmp_path / delivery, delivery=delivery)
+        run.add_exporter(tb)
+        pid = tb.pid
+        _train(run)
+        run.close()
+        written[delivery] = [(e.step, e.value) for e in _read(tmp_path / delivery).Scalars("loss")]
+        if delivery == "process":
+            assert pid is not None and pid != os.getpid()
+            assert not pid_alive(pid, None)  # gone once the run is closed
+        else:
+            assert pid is None
+    assert written["process"] == written["thread"]
+    assert [s for s, _ in written["process"]] == list(range(1, 41))
+    with pytest.raises(ValueError, match="delivery must be 'process' .* or 'thread'"):
+        TensorBoardExporter(tmp_path / "x", delivery="fork")

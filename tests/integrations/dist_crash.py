@@ -1,7 +1,6 @@
 """torchrun scenario (run by test_distributed), two parts in one launch (to save a start-up):
 
-0. fit() refuses to run (not supported under torchrun yet): ``OUT/fit{rank}.txt``;
-   then, with ``LOOPWISE_DISTRIBUTED=0``, a TrainingMonitor made on rank 0 alone (``OUT/legacy``);
+0. with ``LOOPWISE_DISTRIBUTED=0``, a TrainingMonitor made on rank 0 alone (``OUT/legacy``);
 1. a TrainingSession of 2 epochs (5 training, 2 validation steps) whose values differ per rank:
    each rank writes what it passed to ``OUT/session{rank}.json``; the run ``OUT/session``;
 2. a TrainingMonitor loop where rank 1 raises in the loop body (no ``with`` block) while rank 0
@@ -20,7 +19,6 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from loopwise.record import Run
-from loopwise.train.fit.entry import fit
 from loopwise.watch.monitor import TrainingMonitor
 from loopwise.watch.session import TrainingSession
 
@@ -55,12 +53,6 @@ def main() -> None:
     out = sys.argv[1]
     dist.init_process_group("gloo", timeout=timedelta(seconds=20))
     rank = dist.get_rank()
-    try:
-        fit(torch.nn.Linear(1, 1), [(torch.ones(1, 1), torch.ones(1, 1))],
-            loss_fn=torch.nn.MSELoss(), root=out, progress=False)
-    except RuntimeError as exc:
-        with open(f"{out}/fit{rank}.txt", "w") as f:
-            f.write(str(exc))
     os.environ["LOOPWISE_DISTRIBUTED"] = "0"  # the opt-out: a monitor on rank 0 alone
     if rank == 0:
         legacy = TrainingMonitor(range(3), desc="legacy", root=out, name="legacy")

@@ -7,53 +7,22 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from _torchrun import kill_when_asked, torchrun, wait
 
 from loopwise.integrations.distributed_checkpoint import load_checkpoint, save_checkpoint
 from loopwise.integrations.distributed_merge import merge_windows, next_interval
 from loopwise.record import RunReader
 
-HERE = Path(__file__).parent
-SRC = HERE.parent.parent / "src"
-TIMEOUT_S = 120
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", MPLCONFIGDIR=str(tmp))
-    env.pop("LOOPWISE_ROOT", None)
-    return env
-
-
-def _torchrun(script: str, *args: str, tmp: Path) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "--monitor-interval=0.1", str(HERE / script), *args]
-    return subprocess.Popen(cmd, cwd=tmp, env=_env(tmp), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _wait(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"torchrun did not end within {TIMEOUT_S} s:\n{out[-3000:]}")
-    return proc.returncode, out
-
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     tmp = tmp_path_factory.mktemp("full")
-    code, out = _wait(_torchrun("dist_train.py", str(tmp), "full", tmp=tmp))
+    code, out = wait(torchrun("dist_train.py", str(tmp), "full", tmp=tmp))
     assert code == 0, out[-3000:]
     return tmp, out
 
@@ -92,19 +61,10 @@ def test_recorded_values_are_the_mean_over_ranks(full_run: tuple[Path, str]) -> 
 def test_exact_resume_after_sigkill_of_the_whole_group(full_run: tuple[Path, str],
                                                        tmp_path: Path) -> None:
     kill_at = random.Random(14).randint(6, 22)  # a seeded point between checkpoints
-    proc = _torchrun("dist_train.py", str(tmp_path), "kill", str(kill_at), tmp=tmp_path)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not (tmp_path / "kill_now").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"the run never reached step {kill_at}:\n{proc.communicate()[0][-3000:]}")
-        time.sleep(0.05)
-    for rank in (0, 1):  # the workers run in their own sessions; torchrun in the test's group
-        os.kill(int((tmp_path / f"pid{rank}").read_text()), signal.SIGKILL)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=TIMEOUT_S)
+    proc = torchrun("dist_train.py", str(tmp_path), "kill", str(kill_at), tmp=tmp_path)
+    kill_when_asked(proc, tmp_path)
     assert not (tmp_path / "final.pt").exists()
-    code, out = _wait(_torchrun("dist_train.py", str(tmp_path), "resume", tmp=tmp_path))
+    code, out = wait(torchrun("dist_train.py", str(tmp_path), "resume", tmp=tmp_path))
     assert code == 0, out[-3000:]
     expected = torch.load(full_run[0] / "final.pt")
     resumed = torch.load(tmp_path / "final.pt")
@@ -117,12 +77,9 @@ def test_exact_resume_after_sigkill_of_the_whole_group(full_run: tuple[Path, str
 
 
 def test_session_then_a_crashing_rank(tmp_path: Path) -> None:
-    code, out = _wait(_torchrun("dist_crash.py", str(tmp_path), tmp=tmp_path))
+    code, out = wait(torchrun("dist_crash.py", str(tmp_path), tmp=tmp_path))
     assert code != 0, out[-3000:]
-    # part 0: fit() says it does not run under torchrun yet, on every rank, before any folder
-    for rank in (0, 1):
-        assert "fit() does not run under torchrun yet (this group has 2 processes)" in (
-            tmp_path / f"fit{rank}.txt").read_text()
+    # part 0: the opt-out, a monitor on rank 0 alone
     assert list(RunReader(tmp_path / "legacy").series("loss").steps) == [1, 2, 3]  # opt-out
     # part 1: a TrainingSession: one rank prints, the record holds the means over ranks
     assert out.count("Starting training...") == 1 and out.count("Epoch 2/2 Summary:") == 1
@@ -181,12 +138,11 @@ def test_resume_under_another_world_size_is_refused_unless_allowed(tmp_path: Pat
 
 
 def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
-    from loopwise.integrations.distributed import loop_reducer, refuse_group
+    from loopwise.integrations.distributed import loop_reducer
     from loopwise.integrations.distributed_failure import GroupState, failure_report
     from loopwise.watch.monitor import TrainingMonitor
 
     assert loop_reducer() is None
-    refuse_group("fit()")  # one process: fit runs as usual
     monitor = TrainingMonitor(range(3), root=tmp_path, name="one", file=io.StringIO())
     for _ in monitor:
         monitor.log({"loss": 1.0})
@@ -196,3 +152,32 @@ def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
     state = GroupState(rank=0, world_size=2)
     assert failure_report(state, "Traceback ...\nValueError: x") == "Traceback ...\nValueError: x"
     assert state.broken  # no further exchange after a failure
+
+
+def test_shard_loader_splits_a_loader_or_says_why_not() -> None:
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+    from loopwise.integrations.distributed_train import shard_loader
+    from loopwise.train.resume.sampler import ResumableSampler
+
+    group = SimpleNamespace(rank=1, world_size=2)  # the place in the group: rank 1 of 2
+    data = TensorDataset(torch.arange(10.0))
+    sharded = shard_loader(DataLoader(data, batch_size=3, shuffle=True), group,
+                           what="train_loader", seed=5, pad=True)
+    sampler = sharded.sampler
+    assert isinstance(sampler, ResumableSampler) and sampler.shuffle and sampler.seed == 5
+    assert (sampler.rank, sampler.num_replicas, sharded.batch_size, len(sharded)) == (1, 2, 3, 2)
+    assert shard_loader(sharded, group, what="x", seed=0, pad=True) is sharded  # kept
+
+    class Stream(IterableDataset[int]):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(range(3))
+
+    with pytest.raises(TypeError, match="under torchrun, val_loader must be a torch DataLoader "
+                                        "over a map-style dataset"):
+        shard_loader(DataLoader(Stream()), group, what="val_loader", seed=0, pad=False)
+    with pytest.raises(TypeError, match="has a custom batch sampler"):
+        shard_loader(DataLoader(data, batch_sampler=[[0, 1], [2]]), group, what="train_loader",
+                     seed=0, pad=True)

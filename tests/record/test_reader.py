@@ -8,7 +8,8 @@ import pytest
 
 from loopwise.record import Run, RunReader, downsample, list_runs
 from loopwise.record.errors import CorruptRecordError
-from loopwise.record.reader import Series, resolve_status
+from loopwise.record.reader import resolve_status
+from loopwise.record.series import Series
 
 
 def _series(values: list[float]) -> Series:

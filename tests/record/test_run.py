@@ -118,6 +118,34 @@ def test_reopen_continues_the_run(tmp_path: Path) -> None:
     assert reader.info["resumes"][0]["previous_status"] == "interrupted"
 
 
+def test_reopen_after_a_crash_continues_after_the_last_recorded_step(tmp_path: Path) -> None:
+    """run.json's step and epoch are refreshed every heartbeat; a run killed in between must
+    not reuse the steps its record already holds."""
+    run = Run.create(tmp_path, "r")
+    run.log_columns({"loss": ([1, 2, 3, 40], [0.0] * 4, [1.0, 0.9, 0.8, 0.7])})
+    run.log_epoch(2, {"loss": 0.7}, step=40)
+    run.close("failed")
+    info = json.loads((tmp_path / "r/run.json").read_text())
+    info.update(global_step=3, epoch=1)  # as a SIGKILL between two heartbeats leaves it
+    (tmp_path / "r/run.json").write_text(json.dumps(info))
+    again = Run.reopen(tmp_path / "r")
+    assert again.global_step == 40
+    assert again.epoch == 2
+    again.close()
+
+
+def test_a_flushed_run_writes_its_step_to_run_json_off_the_callers_thread(
+        tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "r", flush_interval=0.05)
+    run.advance(7)
+    run.flush()
+    deadline = time.monotonic() + 30
+    while json.loads((tmp_path / "r/run.json").read_text()).get("global_step") != 7:
+        assert time.monotonic() < deadline, "run.json never got the flushed step"
+        time.sleep(0.02)
+    run.close()
+
+
 def test_reopen_refuses_non_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a loopwise run folder"):
         Run.reopen(tmp_path)
@@ -249,3 +277,19 @@ def test_heartbeat_thread_and_caller_never_write_run_json_at_once(tmp_path: Path
     info = RunReader(tmp_path / "hb").info
     assert info["status"] == "finished" and info["field299"] == 599
     assert list(RunReader(tmp_path / "hb").series("x").steps) == [0, 100, 200, 300, 400, 500]
+
+
+def test_a_run_whose_folder_was_removed_is_said_in_one_line_at_exit(tmp_path: Path) -> None:
+    code = textwrap.dedent("""
+        import shutil, sys
+        from loopwise.record import Run
+        run = Run.create(sys.argv[1], name="gone")
+        run.log_scalars({"loss": 1.0}, step=1)
+        shutil.rmtree(run.path)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "run 'gone' was not closed and its folder" in proc.stderr
+    assert "is gone" in proc.stderr
+    assert "Traceback" not in proc.stderr

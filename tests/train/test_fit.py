@@ -322,7 +322,8 @@ def test_ctrl_c_between_epochs_is_honoured_not_swallowed(tmp_path: Path) -> None
 
 def test_system_interval_is_set_through_fit_and_a_started_sampler_is_kept(
         tmp_path: Path) -> None:
-    from loopwise.watch.system import SystemMonitor, ensure_system_monitor
+    from loopwise.watch.system import SystemMonitor
+    from loopwise.watch.system_run import ensure_system_monitor
 
     train, _ = data()
     quiet = {"plots": False, "progress": False}

@@ -111,6 +111,24 @@ def test_sampler_bad_input() -> None:
         ResumableSampler(3).skip_next(-2)
 
 
+def test_sampler_shards_a_pass_over_the_ranks() -> None:
+    full = ResumableSampler(10, seed=3).order(2)
+    padded = [ResumableSampler(10, seed=3, rank=r, num_replicas=4) for r in range(4)]
+    shards = [s.order(2) for s in padded]
+    assert [len(s) for s in padded] == [3, 3, 3, 3] == [len(x) for x in shards]
+    assert sorted(i for x in shards for i in x) == sorted(full + full[:2])  # padded from the start
+    exact = [ResumableSampler(10, seed=3, rank=r, num_replicas=4, pad=False) for r in range(4)]
+    assert sorted(i for s in exact for i in s.order(2)) == list(range(10))  # each sample once
+    assert [len(s) for s in exact] == [3, 3, 2, 2]
+    exact[1].set_epoch(2)
+    exact[1].skip_next(1)
+    assert list(exact[1]) == exact[1].order(2)[1:]  # the skip counts in the rank's share
+    with pytest.raises(ValueError, match="rank must be an int from 0 to num_replicas - 1 = 1"):
+        ResumableSampler(10, rank=2, num_replicas=2)
+    with pytest.raises(ValueError, match="num_replicas must be an int >= 1"):
+        ResumableSampler(10, num_replicas=0)
+
+
 def test_find_sampler_explains_what_is_needed() -> None:
     ds = Counting(8)
     with pytest.raises(TypeError, match="need a torch DataLoader, got list"):

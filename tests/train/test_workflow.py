@@ -443,7 +443,8 @@ def test_resume_with_another_world_size_is_refused(tmp_path: Path,
     Workflow(_toy(), tmp_path, 1, "ws", system=False).run()
     before = (tmp_path / "ws/last_checkpoint.pth").read_bytes()
     monkeypatch.setattr(workflow_state, "world_size", lambda: 2)
-    with pytest.raises(ResumeError, match="written with world size 1, this process has 2"):
+    with pytest.raises(ResumeError, match=r"saved by 1 process and this run has 2: each rank "
+                       r"would see other samples .* Workflow\(\.\.\., allow_reshard=True\)"):
         Workflow(_toy(), tmp_path, 2, "ws", system=False).run()
     assert (tmp_path / "ws/last_checkpoint.pth").read_bytes() == before
 
@@ -456,7 +457,7 @@ class _SamplerTrainer(loopwise.train.workflow.trainer.Trainer):
         self.own_interval = own_interval
 
     def setup(self) -> None:
-        from loopwise.watch.system import ensure_system_monitor
+        from loopwise.watch.system_run import ensure_system_monitor
 
         self.model = torch.nn.Linear(2, 1)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)

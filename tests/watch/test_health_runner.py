@@ -16,7 +16,8 @@ from loopwise.watch.health import (
     SpikeDetector,
     ensure_health_monitor,
 )
-from loopwise.watch.system import SystemMonitor, ensure_system_monitor
+from loopwise.watch.system import SystemMonitor
+from loopwise.watch.system_run import ensure_system_monitor
 
 
 class FakeRun:

@@ -327,15 +327,16 @@ def test_record_false_writes_nothing(make: Maker) -> None:
     assert not Path("runs").exists()
 
 
-def test_system_monitor_is_started_for_the_run(make: Maker, monkeypatch: pytest.MonkeyPatch) -> None:
-    import loopwise.watch.system as system
+def test_system_monitor_is_started_for_the_run(make: Maker) -> None:
+    from loopwise.watch.system import SystemMonitor
 
-    calls: list[Run] = []
-    monkeypatch.setattr(system, "ensure_system_monitor", lambda run, **_: calls.append(run))
     session, _, _ = make("M", 1, 2, 0, system=True)
     session.start_training()
-    assert calls == [session.run]
+    assert session.run is not None
+    sampler = session.run.find_helper(SystemMonitor)
+    assert sampler is not None and sampler.running
     session.close()
+    assert not sampler.running  # stopped with the run
 
 
 def test_state_dict_resume(make: Maker) -> None:

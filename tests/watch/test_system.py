@@ -13,7 +13,8 @@ import pytest
 
 from loopwise.record import Run, RunReader
 from loopwise.watch.sources import SourceError
-from loopwise.watch.system import SystemMonitor, ensure_system_monitor, system_option
+from loopwise.watch.system import SystemMonitor
+from loopwise.watch.system_run import ensure_system_monitor, system_option
 
 
 class FakeClock:

@@ -1,4 +1,5 @@
-"""MLflow mirror of a run, delivered with ``MlflowClient.log_batch`` from the exporter's thread.
+"""MLflow mirror of a run, delivered with ``MlflowClient.log_batch`` from the exporter's delivery
+thread (in a process of its own by default: ``delivery="process"``, see :mod:`.base`).
 
 * Params: the config flattened with dotted keys (``optimizer.lr``), values cut to MLflow's
   6,000 characters. MLflow params cannot change: a key set again with another value keeps its
@@ -72,6 +73,7 @@ class MLflowExporter(Exporter):
     port`` of a tracking server; None: MLflow's default, ``MLFLOW_TRACKING_URI``)."""
 
     backend = "mlflow"
+    deliveries = ("process", "thread")
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str = "loopwise",
                  run_name: str | None = None, register_model: str | None = None,

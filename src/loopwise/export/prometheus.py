@@ -51,6 +51,7 @@ class PrometheusExporter(Exporter):
     name). The endpoint starts when the exporter is made and stops when the run closes."""
 
     backend = "prometheus"
+    deliveries = ("thread",)  # the endpoint is served from the training process
 
     def __init__(self, port: int = DEFAULT_PORT, *, address: str = "127.0.0.1",
                  run_label: str | None = None, **delivery: Any) -> None:

@@ -86,6 +86,7 @@ class TensorBoardExporter(Exporter):
     only every that many epochs."""
 
     backend = "tensorboard"
+    deliveries = ("process", "thread")
 
     def __init__(self, log_dir: str | os.PathLike[str] | None = None, *,
                  histogram_every: int = 1, **delivery: Any) -> None:
@@ -140,7 +141,7 @@ class TensorBoardExporter(Exporter):
             if param.grad is not None:
                 arrays.append((f"grads/{name}", param.grad.detach().float().cpu().numpy()))
         now = time.time()
-        self._put("call", [lambda: self._write_histograms(arrays, at, now)], 1)
+        self.call("_write_histograms", arrays, at, now)
         return True
 
     def log_graph(self, model: Any, example_input: Any) -> None:
@@ -157,7 +158,7 @@ class TensorBoardExporter(Exporter):
             meta = event_pb2.TaggedRunMetadata(tag="step1",
                                                run_metadata=run_meta.SerializeToString())
             events.append(event_pb2.Event(wall_time=now, tagged_run_metadata=meta))
-        self._put("call", [lambda: self._write(events)], 1)
+        self.call("_write", events)
 
     def log_figure(self, tag: str, figure: Any, *, step: int | None = None) -> None:
         """An image at ``step``: a matplotlib figure, or the path of a PNG file (what
@@ -182,7 +183,7 @@ class TensorBoardExporter(Exporter):
         image = summary_pb2.Summary.Image(height=height, width=width, colorspace=4,
                                           encoded_image_string=png)
         summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])
-        self._put("call", [lambda: self._write_summary(summary, at, now)], 1)
+        self.call("_write_summary", summary, at, now)
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:

@@ -45,8 +45,7 @@ from loopwise.integrations.distributed_merge import (
     rank_samples,
 )
 
-__all__ = ["RankFailed", "Reducer", "loop_reducer", "process_group_active", "quiet",
-           "refuse_group"]
+__all__ = ["RankFailed", "Reducer", "loop_reducer", "process_group_active", "quiet"]
 
 _HEADER = 8  # bytes: the payload's length, little endian
 
@@ -64,21 +63,6 @@ def loop_reducer(*, target_s: float = 0.5) -> Reducer | None:
     if os.environ.get("LOOPWISE_DISTRIBUTED", "1") == "0" or not process_group_active():
         return None
     return Reducer(target_s=target_s)
-
-
-def refuse_group(entry: str) -> None:
-    """``entry`` (``fit``, ``Workflow``) does not run under a process group of several ranks
-    yet: every rank would make its own run folder and write the same checkpoints."""
-    if process_group_active():
-        import torch.distributed as dist
-
-        world = dist.get_world_size()
-        if world > 1:
-            raise RuntimeError(
-                f"{entry} does not run under torchrun yet (this group has {world} processes): "
-                f"every rank would make its own run folder and checkpoints; use TrainingMonitor "
-                f"or TrainingSession in your own DDP loop (docs/distributed.md), or run {entry} "
-                f"in one process")
 
 
 class _Synced:

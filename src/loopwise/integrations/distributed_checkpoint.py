@@ -91,20 +91,34 @@ def load_checkpoint(path: str | os.PathLike[str], *, sampler: Any = None,
     if not isinstance(info, dict):
         raise ValueError(f"{source} was not written by save_checkpoint (no {KEY!r} entry); "
                          "load it with torch.load")
-    _, world, _ = _group()
-    saved = int(info["world_size"])
-    if saved != world:
-        if not allow_reshard:
-            raise ValueError(
-                f"{source} was saved by {saved} processes and this run has {world}: each rank "
-                f"would see other samples than before, so the resume would not be exact; "
-                f"launch with --nproc_per_node/--nnodes giving {saved} processes, or pass "
-                f"allow_reshard=True to restart the saved epoch under the new sharding")
+    if check_world_size(int(info["world_size"]), source=source, allow_reshard=allow_reshard):
         info = dict(info, batches_done=0)
         state[KEY] = info
     if sampler is not None and info.get("sampler_epoch") is not None:
         sampler.set_epoch(int(info["sampler_epoch"]))
     return state
+
+
+def check_world_size(saved: int, *, source: object, allow_reshard: bool,
+                     world: int | None = None) -> bool:
+    """The one check of a resume's world size (``load_checkpoint``, ``fit``, ``Workflow``):
+    False when ``saved`` (the world size ``source`` was written under) is this group's; True
+    when it differs and ``allow_reshard`` (the caller restarts the saved epoch under the new
+    sharding); a clear error otherwise. ``world``: this run's world size (the group's)."""
+    if not isinstance(allow_reshard, bool):
+        raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
+    if world is None:
+        _, world, _ = _group()
+    if saved == world:
+        return False
+    if not allow_reshard:
+        raise ValueError(
+            f"{source} was saved by {saved} process{'es' if saved != 1 else ''} and this run "
+            f"has {world}: each rank "
+            f"would see other samples than before, so the resume would not be exact; "
+            f"launch with --nproc_per_node/--nnodes giving {saved} processes, or pass "
+            f"allow_reshard=True to restart the saved epoch under the new sharding")
+    return True
 
 
 def skip_batches(loader: Iterable[Any], n: int) -> Iterator[Any]:

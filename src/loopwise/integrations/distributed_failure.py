@@ -105,16 +105,21 @@ def failure_report(state: GroupState, own: str | None, *, wait_s: float = 1.0) -
     another rank's failure) and return what to record: every failed rank's traceback, the
     earliest first."""
     own_text = own or ""
-    if own is not None and f"{__name__}.RankFailed:" not in own_text:
+    only_peers = f"{__name__}.RankFailed:" in own_text  # this rank stopped for another's failure
+    if own is not None and not only_peers:
         publish_failure(state, own_text)
     state.broken = True
     peers = peer_failures(state, wait_s=wait_s if state.rank == 0 else 0.0)
-    peers = [p for p in peers if p[2] not in own_text]
+    if not only_peers:
+        peers = [p for p in peers if p[2] not in own_text]
     if not peers:
         return own
     parts = [f"rank {rank} failed{' first' if i == 0 else ''}:\n{text}"
              for i, (_, rank, text) in enumerate(peers)]
-    if own:
+    if only_peers:  # its own traceback only repeats theirs
+        parts.append(f"rank {state.rank} then stopped: its next exchange with the group found "
+                     "the failure above")
+    elif own:
         parts.append(f"rank {state.rank} then stopped:\n{own_text}")
     return "\n".join(parts)
 

@@ -37,7 +37,7 @@ from loopwise.watch.accumulator import LoopStats
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_values import EpochResult, render_epoch_summary
-from loopwise.watch.system import ensure_system_monitor
+from loopwise.watch.system_run import ensure_system_monitor
 
 try:
     import keras

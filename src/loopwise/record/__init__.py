@@ -8,8 +8,9 @@ from loopwise.record.atomic import (
 )
 from loopwise.record.errors import CorruptRecordError, DiskFullError
 from loopwise.record.names import generate_run_name, validate_run_name
-from loopwise.record.reader import Event, RunInfo, RunReader, Series, downsample, list_runs
+from loopwise.record.reader import Event, RunInfo, RunReader, list_runs
 from loopwise.record.run import STATUSES, Run
+from loopwise.record.series import Series, downsample
 
 __all__ = [
     "STATUSES",

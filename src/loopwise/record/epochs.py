@@ -33,8 +33,9 @@ class EpochLedger:
         return row
 
     @classmethod
-    def of_folder(cls, path: Path, epoch: int) -> EpochLedger:
-        """The ledger of an existing run folder (a resumed run)."""
+    def of_folder(cls, path: Path, epoch: int) -> tuple[EpochLedger, int]:
+        """The ledger of an existing run folder (a resumed run) and the last step it holds.
+        ``epoch`` (from ``run.json``) may lag the record after a crash: the record wins."""
         from loopwise.record.reader import RunReader
 
         reader = RunReader(path)
@@ -44,4 +45,4 @@ class EpochLedger:
                 series = reader.series(key)
                 if len(series):
                     recorded[key] = max(series.epochs)
-        return cls(epoch, recorded)
+        return cls(max([epoch, *recorded.values()]), recorded), reader.last_step()

@@ -13,6 +13,7 @@ from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.series import Series, downsample, epochs_at
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
 from loopwise.record.store import STORE_FILE, connect, unpack
@@ -21,30 +22,6 @@ _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs r
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
 CONFIG_HINT = "it holds the run's parameters: repair it, or delete it to read the run without them"
 STORE_HINT = f"the run's series and events cannot be read; {_MOVE_AWAY}"
-
-
-@dataclass(frozen=True)
-class Series:
-    """One scalar series: ``steps``, ``times`` (Unix seconds), ``values`` and ``epochs``, equal
-    lengths: every point carries its global step, wall time and epoch (docs/record.md).
-
-    The columns are ``array.array`` objects (indexable, cheap); ``to_numpy()`` gives arrays.
-    """
-
-    key: str
-    steps: array[int]
-    times: array[float]
-    values: array[float]
-    epochs: array[int] = field(default_factory=lambda: array("q"))
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def to_numpy(self) -> tuple[Any, Any, Any]:
-        import numpy as np
-
-        return (np.frombuffer(self.steps, dtype=np.int64), np.frombuffer(self.times),
-                np.frombuffer(self.values))
 
 
 @dataclass(frozen=True)
@@ -70,59 +47,6 @@ class RunInfo:
     duration: float | None
     last: dict[str, float] = field(default_factory=dict)
     problem: str | None = None
-
-
-def downsample(series: Series, max_points: int) -> Series:
-    """Reduce a series to at most ``max_points`` points keeping every bucket's extremes.
-
-    Method (min/max envelope): the points are cut into ``max_points // 2`` buckets of equal
-    count; each bucket contributes its minimum and its maximum point, in step order. Spikes and
-    dips therefore survive, which a stride or mean would hide. NaN values are skipped by the
-    envelope (a bucket of only NaN keeps its first point). A series already short enough is
-    returned as is.
-    """
-    if type(max_points) is not int or max_points < 2:
-        raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
-    n = len(series)
-    if n <= max_points:
-        return series
-    import numpy as np
-
-    steps, times, values = series.to_numpy()
-    buckets = max_points // 2
-    size = -(-n // buckets)  # ceil: equal-count buckets, the last one padded
-    padded = np.full(buckets * size, np.nan)
-    padded[:n] = values
-    grid = padded.reshape(buckets, size)
-    nan = np.isnan(grid)
-    base = np.arange(buckets) * size
-    i_min = base + np.argmin(np.where(nan, np.inf, grid), axis=1)
-    i_max = base + np.argmax(np.where(nan, -np.inf, grid), axis=1)
-    keep = np.unique(np.concatenate([i_min, i_max]))
-    idx = keep[keep < n]
-    epochs = np.frombuffer(series.epochs, dtype=np.int64) if len(series.epochs) == n else None
-    return Series(series.key, array("q", steps[idx].tobytes()), array("d", times[idx].tobytes()),
-                  array("d", values[idx].tobytes()),
-                  array("q") if epochs is None else array("q", epochs[idx].tobytes()))
-
-
-def epochs_at(steps: array[int], ends: Series | None) -> array[int]:
-    """The epoch of each point at ``steps``: the epoch in progress at that step, from the
-    ``epoch`` series (value ``e`` at the global step where epoch ``e`` ended). A point at an
-    end step belongs to the epoch that ended there; one after the last end to the next epoch;
-    a run that never ended an epoch is in epoch 1."""
-    import numpy as np
-
-    at = np.frombuffer(steps, dtype=np.int64)
-    if ends is None or not len(ends):
-        return array("q", np.ones(len(at), dtype=np.int64).tobytes())
-    end_steps = np.frombuffer(ends.steps, dtype=np.int64)
-    end_epochs = np.frombuffer(ends.values, dtype=np.float64).astype(np.int64)
-    order = np.argsort(end_steps, kind="stable")
-    end_steps, end_epochs = end_steps[order], end_epochs[order]
-    table = np.append(end_epochs, end_epochs[-1] + 1)
-    idx = np.searchsorted(end_steps, at, side="left")
-    return array("q", table[idx].tobytes())
 
 
 class RunReader:
@@ -187,6 +111,10 @@ class RunReader:
     def keys(self) -> list[str]:
         """The scalar keys, in the order they were first logged."""
         return [r[0] for r in self._query("SELECT name FROM keys ORDER BY id")]
+
+    def last_step(self) -> int:
+        """The highest step any scalar series holds (0 for none)."""
+        return int(self._query("SELECT COALESCE(MAX(last_step), 0) FROM scalar_chunks")[0][0])
 
     def series(self, key: str, *, max_points: int | None = None) -> Series:
         """The whole series of ``key`` (downsampled with :func:`downsample` when asked)."""

@@ -65,6 +65,7 @@ class Run:
         self._clock = clock
         self._heartbeat_interval = heartbeat_interval
         self._last_heartbeat = clock()
+        self._info_due = False  # run.json's step and epoch to be refreshed at the next tick
         self._closers: list[Callable[[], None]] = []
         self._close_lock = threading.Lock()
         self._closed = False
@@ -155,7 +156,10 @@ class Run:
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
                   heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
-        run._epochs = EpochLedger.of_folder(run_path, run.epoch)
+        # run.json's step and epoch are refreshed every heartbeat: after a crash the record's
+        # own last step and epoch are the later ones
+        run._epochs, last_step = EpochLedger.of_folder(run_path, run.epoch)
+        run._global_step = max(run._global_step, last_step)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})
         return run
@@ -224,12 +228,10 @@ class Run:
         attaching it again does nothing): its config now, then everything the store commits
         (handed over from the writer thread, never the training thread), and the close. An
         exporter must not block: the ones in :mod:`loopwise.export` queue and deliver from a
-        thread of their own."""
+        thread of their own, or count and leave the delivery to a process of their own that
+        reads this run's record (``delivery="process"``)."""
         if self._closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
-        bind = getattr(exporter, "bind_run", None)
-        if callable(bind):  # optional: the exporter learns the run (folder, step, events)
-            bind(self)
         bind = getattr(exporter, "bind_run", None)
         if callable(bind) and all(e is not exporter for e in self._mirrors):
             bind(self)  # optional: the exporter learns the run (folder, step, events)
@@ -347,9 +349,11 @@ class Run:
         self._file.update(**fields)
 
     def flush(self) -> None:
-        """Block until everything logged so far is on disk."""
+        """Block until everything logged so far is in the store. ``run.json``'s step and epoch
+        follow from the store's thread within ``flush_interval`` (its fsyncs, ~10 ms on a slow
+        disk, stay off the caller's thread: a pass end is not slowed by them)."""
         self._store.flush()
-        self._file.update(global_step=self.global_step, epoch=self.epoch)
+        self._info_due = True
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the run closes (last registered, first called)."""
@@ -447,8 +451,9 @@ class Run:
 
     def _tick(self) -> None:
         now = self._clock()
-        if now - self._last_heartbeat >= self._heartbeat_interval and not self._closed:
-            self._last_heartbeat = now
+        if ((self._info_due or now - self._last_heartbeat >= self._heartbeat_interval)
+                and not self._closed):
+            self._last_heartbeat, self._info_due = now, False
             self._file.update(heartbeat=now, global_step=self.global_step, epoch=self.epoch)
 
     def _close_exporters(self, status: str, error: str | None) -> None:
@@ -469,4 +474,8 @@ class Run:
         exc = getattr(sys, "last_value", None)  # set when the process dies of an exception
         status, error = exit_status(None if exc is None else type(exc), exc,
                                     None if exc is None else exc.__traceback__)
+        if not self.path.is_dir():  # the folder was removed while the run was open
+            print(f"loopwise: run {self.name!r} was not closed and its folder {self.path} is "
+                  f"gone; nothing more was recorded", file=sys.stderr)
+            return
         self.close(status, error=error)

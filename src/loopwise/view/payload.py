@@ -13,7 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from loopwise.record.reader import RunReader, Series, downsample
+from loopwise.record.reader import RunReader
+from loopwise.record.series import Series, downsample
 from loopwise.view.run_facts import last_step
 
 AXES = ("step", "epoch", "time")

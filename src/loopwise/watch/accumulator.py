@@ -23,7 +23,6 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from loopwise.record.run import Run
@@ -33,25 +32,14 @@ from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.display import shown_values
 from loopwise.watch.fold import fold_window
 from loopwise.watch.health.runner import HealthMonitor
+from loopwise.watch.loopstats import LoopStats
 from loopwise.watch.metrics import RunningAverages, column_sum
 from loopwise.watch.window import PendingColumn, take_columns
 
+__all__ = ["LoopStats", "StepAccumulator", "user_stacklevel"]
+
 _INT_MAX = 1e308  # an int at least this big may not fit a float64: checked on the slow path
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@dataclass
-class LoopStats:
-    """Cumulative loop timings: steps done, seconds waiting for data, seconds in the body."""
-
-    steps: int = 0
-    data_wait_s: float = 0.0
-    body_s: float = 0.0
-
-    @property
-    def data_wait_share(self) -> float:
-        total = self.data_wait_s + self.body_s
-        return self.data_wait_s / total if total > 0 else 0.0
 
 
 def user_stacklevel() -> int:
@@ -93,6 +81,7 @@ class StepAccumulator:
         self.reducer: Any = None  # under torchrun: integrations.distributed.Reducer
         self.closed = False  # set by the owner: log() then raises
         self.immediate = False  # set by the owner after its loop: log() is flushed at once
+        self.plain = False  # the last log() took the straight path (plain numbers, known keys)
 
     @property
     def step(self) -> int:
@@ -105,7 +94,8 @@ class StepAccumulator:
 
         Plain floats/ints under known keys go straight into their column; anything else (a new
         key, a tensor, a NumPy scalar, a Mapping that is not a dict) is undone and takes the
-        checked path :meth:`add`: a log() is all or nothing."""
+        checked path :meth:`add`: a log() is all or nothing. :attr:`plain` says which path the
+        last call took (True: every value a plain number under a checked key)."""
         if type(metrics) is dict and not self.closed and not self.immediate:
             pending = self.pending
             index = len(self.times)
@@ -117,8 +107,11 @@ class StepAccumulator:
                         col[1].append(value)
                         continue
                 self._undo(metrics, key)
+                self.plain = False
                 return self._log_checked(metrics)
+            self.plain = True
             return None
+        self.plain = False
         return self._log_checked(metrics)
 
     def _undo(self, metrics: Mapping[str, Any], stop: str) -> None:

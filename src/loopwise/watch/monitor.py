@@ -37,7 +37,7 @@ from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.metrics import format_postfix
 from loopwise.watch.monitor_checks import check_options
 from loopwise.watch.progress_terminal import monitor_bar
-from loopwise.watch.system import ensure_system_monitor
+from loopwise.watch.system_run import ensure_system_monitor
 
 T = TypeVar("T")
 

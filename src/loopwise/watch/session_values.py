@@ -128,7 +128,7 @@ class SessionRecorder:
             "model_name": model_name, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
             "validation_steps": validation_steps})
         if system and self.run is not None:
-            from loopwise.watch.system import ensure_system_monitor
+            from loopwise.watch.system_run import ensure_system_monitor
 
             ensure_system_monitor(self.run)
 

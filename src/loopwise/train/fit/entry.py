@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from loopwise.record import Run, generate_run_name
+from loopwise.record import Run
 from loopwise.record.recorder import Recorder
 from loopwise.train.callbacks import (
     Callback,
@@ -50,11 +50,11 @@ from loopwise.train.fit.files import FitFiles
 from loopwise.train.fit.interrupt import GracefulInterrupt
 from loopwise.train.fit.logsetup import close_logging, setup_logging
 from loopwise.train.fit.loop import FitLoop
+from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
-from loopwise.train.fit.runplan import plan_run
 from loopwise.train.resume import rng
 from loopwise.train.resume.rerun import differences
-from loopwise.watch.system import system_option
+from loopwise.watch.system_run import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -140,7 +140,8 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         run: Run | None = None, root: str | Path = "runs", name: str | None = None,
         force: bool = False, metadata: Mapping[str, Any] | None = None, plots: bool = True,
         progress: bool = True, system: bool | float = True,
-        exporters: Sequence[Recorder] = (), report: bool = True) -> FitResult:
+        exporters: Sequence[Recorder] = (), report: bool = True,
+        allow_reshard: bool = False) -> FitResult:
     """Train ``model``; see the module docstring. ``metadata`` (JSON values, e.g. the data
     file and its normalisation) is saved in the run's ``config.json`` and is part of the
     parameters that decide skip/resume. ``plots`` writes the two PNGs at the end (when
@@ -148,16 +149,27 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     system every 2 s (or keeps the sampler already running on a given run), a number is the
     interval in seconds, False starts no sampler; ``exporters`` mirror the run (TensorBoard,
     MLflow, Prometheus); ``report`` writes ``report.html`` in the run folder when fit made the
-    run (``loopwise report RUN`` writes one for any run)."""
-    from loopwise.integrations.distributed import refuse_group  # distributed: not yet
-
-    refuse_group("fit()")
+    run (``loopwise report RUN`` writes one for any run). ``allow_reshard``: under torchrun,
+    resume a checkpoint saved under another number of processes (its epoch starts again under
+    the new sharding; otherwise that is an error). Under torchrun (``docs/distributed.md``)
+    every rank calls fit alike: the model is wrapped in ``DistributedDataParallel``, the
+    loaders are split over the ranks, rank 0 records and writes every file (a ``run`` is given
+    on rank 0; the other ranks' is not used)."""
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     system_option(system)  # a bad value is refused before anything is made
+    if not isinstance(allow_reshard, bool):
+        raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
+    from loopwise.integrations.distributed_train import train_group
+
+    group = train_group()  # under torchrun: rank 0 records, every rank trains its shard
+    device = resolve_device(cfg.device)
+    trained: torch.nn.Module = model  # what the steps run (DDP under torchrun)
+    if group is not None:
+        train_loader, val_loader, device, model, trained = distribute(
+            group, model, train_loader, val_loader, device, cfg.seed)
     n_val = _length(val_loader, "val_loader") if val_loader is not None else 0
     if test_loader is not None:
         _length(test_loader, "test_loader")
-    device = resolve_device(cfg.device)
     model.to(device)
     if optimizer is None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate,
@@ -172,42 +184,43 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     }
     if metadata:
         params["metadata"] = dict(metadata)
-    owns = run is None
-    if run is None:
-        plan = plan_run(root, name or generate_run_name(), params, model_name=cfg.model_name,
-                        force=force)
-        if plan.run is None:
-            if progress:
-                print(f"loopwise: {plan.path} already finished with these parameters; skipped "
-                      "(force=True trains again)", file=sys.stderr)
-            return saved_result(model, plan.path, cfg, device, monitor)
-        run = plan.run
-    elif not (run.path / "config.json").exists():
-        run.set_config(params)
+    owns, skipped, run = choose_run(group, run, root, name, params,
+                                    model_name=cfg.model_name, force=force)
+    if skipped is not None:
+        if progress and (group is None or group.leader):
+            print(f"loopwise: {skipped} already finished with these parameters; skipped "
+                  "(force=True trains again)", file=sys.stderr)
+        return saved_result(model, skipped, cfg, device, monitor)
+    assert run is not None
+    leader = group is None or group.leader
     status, error = "failed", None
     result: FitResult | None = None
     files: FitFiles | None = None
     logger: logging.Logger | None = None
     session: Any = None
     try:
-        files = FitFiles(run.path, cfg.model_name, keep=cfg.keep_checkpoints, run=run)
-        logger = setup_logging(cfg.model_name, log_dir=run.path, console=False)
-        cfg.save(files.config)
+        files = FitFiles(run.path, cfg.model_name, keep=cfg.keep_checkpoints, run=run,
+                         group=group)
+        logger = (setup_logging(cfg.model_name, log_dir=run.path, console=False) if leader
+                  else quiet_logger(cfg.model_name))
+        if leader:
+            cfg.save(files.config)
         from loopwise.watch.session import TrainingSession
 
         session = TrainingSession(cfg.model_name, cfg.epochs,
                                   _length(train_loader, "train_loader"), n_val, model=model,
-                                  run=run, system=False, exporters=exporters,
+                                  run=run if leader else None,
+                                  system=False, exporters=exporters,
                                   file=None if progress else _NullStream())  # type: ignore[arg-type]
         loop = FitLoop(model=model, train_loader=train_loader, val_loader=val_loader,
                        test_loader=test_loader, loss_fn=loss_fn, optimizer=optimizer,
                        config=cfg, callbacks=cbs, run=run, device=device, display=session,
-                       logger=logger, files=files)
-        _start(loop, files, cfg, run, device, logger, system)
+                       logger=logger, files=files, trained=trained, group=group)
+        _start(loop, files, cfg, run, device, logger, system, allow_reshard=allow_reshard)
         with GracefulInterrupt() as interrupt:
             loop.run_epochs(interrupt)
         session.close("finished")
-        result = finish_fit(loop, files, plots=plots)
+        result = finish_fit(loop, files, plots=plots and leader)
         status = "finished"
         return result
     except KeyboardInterrupt:
@@ -215,6 +228,8 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         raise
     except BaseException as exc:
         error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if group is not None:  # torchrun: every failed rank's traceback, the earliest first
+            error = group.reducer.on_failure(error)
         if logger is not None:
             logger.error("training failed:\n%s", error)
         raise
@@ -227,7 +242,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
             close_logging(logger)
         if owns:
             run.close(status, error=error)
-            if report:
+            if report and leader:
                 from loopwise.view.report import report_at_end
 
                 written = report_at_end(run.path)
@@ -239,15 +254,19 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
 
 
 def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
-           device: torch.device, logger: Any, system: bool | float) -> None:
+           device: torch.device, logger: Any, system: bool | float, *,
+           allow_reshard: bool) -> None:
     start, interval = system_option(system)
-    if start:
-        from loopwise.watch.system import ensure_system_monitor
+    reducer = loop.acc.reducer
+    if start and reducer is not None:  # under torchrun: every rank samples, rank 0 records
+        reducer.start_system(loop.clock, interval=interval)
+    elif start:
+        from loopwise.watch.system_run import ensure_system_monitor
 
         ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)
     if state is None:
-        loop.engine.step = run.global_step  # a run given with steps already: continue them
+        loop.engine.step = loop.acc.step0  # a run given with steps already: continue them
         rng.seed_everything(cfg.seed)
         logger.info("training %s for %d epochs on %s: %s", cfg.model_name, cfg.epochs, device,
                     cfg.to_dict())
@@ -257,6 +276,13 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
         raise ValueError(f"the checkpoint in {files.manager.directory} was saved with another "
                          "config:\n  " + "\n  ".join(differences(saved, cfg.to_dict()))
                          + "\nuse the same config or start a new run")
+    from loopwise.integrations.distributed_checkpoint import check_world_size
+
+    if check_world_size(int(state.get("world_size", 1)), source=files.manager.directory,
+                        allow_reshard=allow_reshard) and state["batch"]:
+        # the interrupted epoch starts again under the new sharding, at its first step
+        state = {**state, "batch": 0, "partial": None, "epoch_rng": None,
+                 "engine": {**state["engine"], "step": state["session"]["global_step"]}}
     loop.load_state_dict(state)
     message = (f"resumed from the checkpoint at step {loop.engine.step} (epoch {loop.epoch}"
                + (f", {loop.resume_batch} batches into the next)" if loop.resume_batch else ")"))

@@ -54,9 +54,16 @@ def fit_file(folder: str | os.PathLike[str], model_name: str, suffix: str) -> Pa
 
 
 class FitFiles:
-    """Paths and writers of one fit's files in ``folder`` for ``model_name``."""
+    """Paths and writers of one fit's files in ``folder`` for ``model_name``.
 
-    def __init__(self, folder: Path, model_name: str, *, keep: int, run: Any = None) -> None:
+    Under ``torchrun`` (``group``, a :class:`~loopwise.integrations.distributed_train.TrainGroup`)
+    rank 0 alone writes, and every rank waits at a barrier after each checkpoint or best model
+    until it is whole: no rank runs ahead of (or reads) a half-written file."""
+
+    def __init__(self, folder: Path, model_name: str, *, keep: int, run: Any = None,
+                 group: Any = None) -> None:
+        self.group = group
+        self.writes = group is None or group.leader
         self.folder = Path(folder)
         self.name = model_name
         self.best_model = self._path(BEST_MODEL)
@@ -76,7 +83,10 @@ class FitFiles:
         return self._path(f"checkpoint_{epoch}.pth")
 
     def save_best_model(self, model: torch.nn.Module, *, epoch: int = 0) -> Path:
-        self.named.save({self.best_model.name: model.state_dict()}, step=epoch)
+        if self.writes:
+            self.named.save({self.best_model.name: model.state_dict()}, step=epoch)
+        if self.group is not None:
+            self.group.barrier()
         return self.best_model
 
     def load_best(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor] | None:
@@ -86,6 +96,17 @@ class FitFiles:
     def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
                         in_progress: int | None = None) -> Path:
         """Save through the manager; periodic saves also get their reference name."""
+        if not self.writes:  # rank 0 writes; wait until it has
+            self.group.barrier()
+            return self.checkpoint_path(epoch) if periodic else self.manager.directory
+        shown = self._save_checkpoint(state, step=step, epoch=epoch, periodic=periodic,
+                                      in_progress=in_progress)
+        if self.group is not None:
+            self.group.barrier()
+        return shown
+
+    def _save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
+                         in_progress: int | None) -> Path:
         metrics = {"epoch": float(epoch), "periodic": 1.0 if periodic else 0.0}
         if in_progress is not None:
             metrics["epoch_in_progress"] = float(in_progress)
@@ -117,7 +138,8 @@ class FitFiles:
         return self.manager.load_latest(map_location=device)
 
     def write_results(self, results: dict[str, Any]) -> Path:
-        atomic_write_json(self.results, json_safe(results))
+        if self.writes:
+            atomic_write_json(self.results, json_safe(results))
         return self.results
 
     def close(self) -> None:

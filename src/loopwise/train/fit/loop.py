@@ -9,6 +9,7 @@ ends the current step, saves a checkpoint and raises ``KeyboardInterrupt``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -37,13 +38,16 @@ class FitLoop:
                  val_loader: Iterable[Any] | None, test_loader: Iterable[Any] | None,
                  loss_fn: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer,
                  config: TrainingConfig, callbacks: CallbackList, run: Any, device: torch.device,
-                 display: Any, logger: logging.Logger, files: FitFiles) -> None:
+                 display: Any, logger: logging.Logger, files: FitFiles,
+                 trained: torch.nn.Module | None = None, group: Any = None) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.group = group  # under torchrun: a TrainGroup (integrations.distributed_train)
         self.train_loader, self.val_loader, self.test_loader = train_loader, val_loader, test_loader
         self.config, self.callbacks, self.run, self.device = config, callbacks, run, device
         self.display, self.log, self.files = display, logger, files
         self.amp = Amp(device, enabled=config.use_mixed_precision)
-        self.engine = StepEngine(model, optimizer, loss_fn, device=device, amp=self.amp,
+        self.engine = StepEngine(trained if trained is not None else model, optimizer, loss_fn,
+                                 device=device, amp=self.amp,
                                  grad_clip=config.grad_clip,
                                  guard=NonFiniteGuard(config.max_nonfinite), events=run,
                                  max_oom_skips=config.max_oom_skips)
@@ -87,6 +91,8 @@ class FitLoop:
                 metrics.update({f"val_{k}": v for k, v in val.items()})
             metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
             metrics["epoch_time_s"] = time.perf_counter() - started
+            if self.group is not None:  # the same values (and so decisions) on every rank
+                metrics = self.group.mean_values(metrics)
             state.metrics, state.step = metrics, self.engine.step
             self.stop = self.callbacks.dispatch("on_evaluate", state) or self.stop
             self._record_epoch(epoch, metrics)
@@ -106,12 +112,16 @@ class FitLoop:
         self.callbacks.dispatch("on_train_end", state)
 
     def _train_epoch(self, epoch: int, interrupt: GracefulInterrupt) -> dict[str, float]:
-        self.model.train()
+        self.engine.model.train()  # the model the steps run (in DDP under torchrun)
         skip, self.resume_batch = self.resume_batch, 0
         gen = rng.loader_generator(self.train_loader)
         if self._rng_before is not None:
             rng.restore(self._rng_before, gen)
         self.epoch_rng = rng.capture(gen)
+        if self.group is not None:  # every rank's share of this epoch's order
+            from loopwise.integrations.distributed_train import set_sampler_epoch
+
+            set_sampler_epoch(self.train_loader, epoch - 1)
         self.acc.reset_means()
         if skip and self.partial is not None:
             self.acc.averages.load_state_dict(self.partial)
@@ -131,6 +141,10 @@ class FitLoop:
         if skip:  # show where the interrupted epoch stood (the session counts steps from here)
             self._show(skip)
         refresh_at = perf() + REFRESH_S
+        reducer = self.acc.reducer  # under torchrun: refresh on a step count, never the clock
+        if reducer is not None:
+            refresh_at = math.inf
+            next_sync = index + reducer.every
         mark = perf()
         for batch in iterator:
             got = perf()
@@ -147,6 +161,10 @@ class FitLoop:
             if done >= refresh_at:
                 self._refresh(index)
                 refresh_at = perf() + REFRESH_S
+                mark = perf()
+            elif reducer is not None and index >= next_sync:
+                self._refresh(index)
+                next_sync = index + reducer.every
                 mark = perf()
         self._refresh(index)
         engine.end_epoch(index - skip)  # every batch skipped for out of memory: an error
@@ -226,6 +244,7 @@ class FitLoop:
             "callbacks": self.callbacks.state_dict(), "session": self._session_state(mid_epoch),
             "rng": rng.capture(rng.loader_generator(self.train_loader)),
             "epoch_rng": self.epoch_rng if mid_epoch else None,
+            "world_size": 1 if self.group is None else self.group.world_size,
         }
 
     def _session_state(self, mid_epoch: bool) -> dict[str, Any]:

@@ -34,9 +34,15 @@ class ResumableSampler(Sampler[int]):
     Each ``iter()`` produces the pass ``epoch`` and then advances it (``set_epoch`` overrides,
     as with ``DistributedSampler``). ``skip_next(k)`` makes the next pass start at its k-th
     sample: the skipped indices are never handed to the DataLoader, so nothing is loaded.
+
+    Under ``torchrun``, ``num_replicas`` processes each take their ``rank``'s share of every
+    pass (``order[rank::num_replicas]``, as ``DistributedSampler`` does); with ``pad`` the order
+    is first extended by its own first indices so that every rank gets the same number of
+    samples (needed for training: DDP's ranks must take the same number of steps).
     """
 
-    def __init__(self, data_source: Sized | int, *, shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(self, data_source: Sized | int, *, shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, num_replicas: int = 1, pad: bool = True) -> None:
         if isinstance(data_source, bool):
             raise TypeError("data_source must be a dataset (anything with len()) or a size")
         size = data_source if isinstance(data_source, int) else len(data_source)
@@ -44,7 +50,14 @@ class ResumableSampler(Sampler[int]):
             raise ValueError(f"data_source size must be >= 0, got {size}")
         if type(seed) is not int:
             raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if type(num_replicas) is not int or num_replicas < 1:
+            raise ValueError(f"num_replicas must be an int >= 1 (the world size), got "
+                             f"{num_replicas!r}")
+        if type(rank) is not int or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an int from 0 to num_replicas - 1 = "
+                             f"{num_replicas - 1}, got {rank!r}")
         self.size = size
+        self.rank, self.num_replicas, self.pad = rank, num_replicas, bool(pad)
         self.shuffle = bool(shuffle)
         self.seed = seed
         self.epoch = 0
@@ -52,7 +65,10 @@ class ResumableSampler(Sampler[int]):
         self._skip = 0
 
     def __len__(self) -> int:
-        return self.size
+        world = self.num_replicas
+        if self.pad:
+            return -(-self.size // world)
+        return len(range(self.rank, self.size, world))
 
     def set_epoch(self, epoch: int) -> None:
         if type(epoch) is not int or epoch < 0:
@@ -66,12 +82,20 @@ class ResumableSampler(Sampler[int]):
         self._skip = samples
 
     def order(self, epoch: int) -> list[int]:
-        """The full order of pass ``epoch``."""
+        """This rank's order of pass ``epoch`` (the full order in one process)."""
         if not self.shuffle:
-            return list(range(self.size))
-        gen = torch.Generator()
-        gen.manual_seed(self.seed + epoch)
-        return torch.randperm(self.size, generator=gen).tolist()
+            full = list(range(self.size))
+        else:
+            gen = torch.Generator()
+            gen.manual_seed(self.seed + epoch)
+            full = torch.randperm(self.size, generator=gen).tolist()
+        world = self.num_replicas
+        if world == 1:
+            return full
+        if self.pad and full:
+            extra = -len(full) % world
+            full = full + (full * (extra // len(full) + 1))[:extra]
+        return full[self.rank::world]
 
     def __iter__(self) -> Iterator[int]:
         epoch, skip = self.epoch, self._skip

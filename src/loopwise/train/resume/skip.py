@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from loopwise.train.resume.sampler import ResumableSampler
 
-__all__ = ["SkippingBatchSampler", "skip_batches"]
+__all__ = ["SkippingBatchSampler", "loader_options", "skip_batches"]
 
 
 class SkippingBatchSampler:
@@ -86,8 +86,9 @@ def skip_batches(loader: Iterable[Any], batches: int
     return _Dropping(loader, batches), _nothing
 
 
-def _rebuild(loader: DataLoader[Any], skipping: SkippingBatchSampler) -> DataLoader[Any]:
-    """``loader`` with ``skipping`` in place of its (batch) sampler."""
+def loader_options(loader: DataLoader[Any]) -> dict[str, Any]:
+    """The options of ``loader`` a rebuilt loader over the same dataset keeps (workers,
+    collate function, pinning, generator...): everything but its sampling."""
     options: dict[str, Any] = {
         "num_workers": loader.num_workers, "collate_fn": loader.collate_fn,
         "pin_memory": loader.pin_memory, "timeout": loader.timeout,
@@ -97,6 +98,12 @@ def _rebuild(loader: DataLoader[Any], skipping: SkippingBatchSampler) -> DataLoa
     if loader.num_workers > 0:
         options.update(multiprocessing_context=loader.multiprocessing_context,
                        prefetch_factor=loader.prefetch_factor)
+    return options
+
+
+def _rebuild(loader: DataLoader[Any], skipping: SkippingBatchSampler) -> DataLoader[Any]:
+    """``loader`` with ``skipping`` in place of its (batch) sampler."""
+    options = loader_options(loader)
     if loader.batch_sampler is None:  # batch_size=None: the sampler yields single indices
         return DataLoader(loader.dataset, batch_size=None,
                           sampler=skipping,

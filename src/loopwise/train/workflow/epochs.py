@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.callbacks.lr_monitor import LearningRateMonitor
 from loopwise.train.workflow.experiment import History
+from loopwise.train.workflow.result import WorkflowResult
 from loopwise.train.workflow.trainer import Trainer
 from loopwise.watch.health.runner import ensure_health_monitor
 
@@ -57,3 +59,10 @@ def learning_rate(trainer: Trainer) -> float | None:
         return float(groups[0]["lr"])
     except (TypeError, ValueError):
         return None
+
+
+def finished_result(folder: Path, done: int) -> WorkflowResult:
+    """The result of an experiment that already finished (nothing to do): its history."""
+    history = History(folder / "history.csv")
+    history.load()
+    return WorkflowResult(folder, "already_finished", done, history=history.rows)

@@ -75,10 +75,12 @@ class History:
     column name, so a metric named like a fixed column (``epoch``, ``train_seconds``...) has
     its own ``<name>_metric`` column and a name a spreadsheet would evaluate gets a ``'``.
     A row passed to :meth:`upsert` holds ``epoch``, the timing columns and the metrics.
+    ``writes=False`` keeps the rows without writing (a rank other than 0 under torchrun).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, writes: bool = True) -> None:
         self.path = path
+        self.writes = writes
         self.rows: list[dict[str, float]] = []
 
     def load(self) -> None:
@@ -102,7 +104,8 @@ class History:
         by_column = {k if k in fixed else naming.column_for(k): v for k, v in row.items()}
         self.rows = [r for r in self.rows if r.get("epoch") != epoch] + [by_column]
         self.rows.sort(key=lambda r: r.get("epoch", math.inf))
-        self._write()
+        if self.writes:
+            self._write()
 
     def columns(self) -> list[str]:
         keys: list[str] = ["epoch"]

@@ -43,6 +43,8 @@ class EpochPasses:
         self._tracked = False
         self._resume: ResumePoint | None = None
         self._t0 = 0.0
+        self.group: Any = None  # under torchrun: a TrainGroup (integrations.distributed_train)
+        self._sharded: dict[int, tuple[Any, Any]] = {}  # id(loader) -> (loader, its shards)
 
     def train(self, pending: ResumePoint | None, *,
               every: int | None) -> tuple[dict[str, float], float]:
@@ -89,6 +91,11 @@ class EpochPasses:
         options.setdefault("epoch_summary", False)  # the Workflow records the epoch's values
         if self._phase == "evaluate":
             options.setdefault("phase", "val")  # validation batches are no training steps
+        if self.group is not None:  # each rank its share of the loader, this epoch's order
+            iterable = self._shard(iterable)
+            from loopwise.integrations.distributed_train import set_sampler_epoch
+
+            set_sampler_epoch(iterable, max(epoch - 1, 0))
         align_sampler(iterable, epoch)
         first_train = self._phase == "train" and not self._tracked
         if first_train:
@@ -103,6 +110,24 @@ class EpochPasses:
         if first_train:
             self.monitor = monitor
         return monitor
+
+    def _shard(self, iterable: Iterable[Any]) -> Iterable[Any]:
+        """A DataLoader split over the ranks (made once per loader; training loaders padded so
+        that every rank takes as many steps); any other iterable as it is."""
+        from torch.utils.data import DataLoader, IterableDataset
+
+        from loopwise.integrations.distributed_train import shard_loader
+
+        if not isinstance(iterable, DataLoader) or isinstance(iterable.dataset, IterableDataset):
+            return iterable
+        known = self._sharded.get(id(iterable))
+        if known is None or known[0] is not iterable:
+            known = (iterable, shard_loader(iterable, self.group, what="the loader given to "
+                                            "self.track()", seed=0,
+                                            pad=self._phase != "evaluate"))
+            self._sharded[id(iterable)] = known
+        sharded: Iterable[Any] = known[1]
+        return sharded
 
     def _mid_epoch(self, position: LoopPosition) -> None:
         self.on_checkpoint(position, time.perf_counter() - self._t0)

@@ -8,7 +8,6 @@ the optional ``CheckpointManager``. A resume continues where the checkpoint was 
 
 from __future__ import annotations
 
-import logging
 import os
 import traceback
 from collections.abc import Iterable
@@ -22,24 +21,10 @@ from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
 from loopwise.train.resume.rng import restore_rng_state
 from loopwise.train.resume.sampler import LoopPosition
-from loopwise.train.workflow.checks import (
-    already_finished,
-    check_checkpoint_folder,
-    check_exporters,
-    check_flag,
-    check_options,
-    check_setup,
-    current_args,
-    plan_resume,
-    read_run_info,
-)
-from loopwise.train.workflow.epochs import record_epoch, record_lr
-from loopwise.train.workflow.experiment import (
-    History,
-    check_writable,
-    read_args,
-    write_args,
-)
+from loopwise.train.workflow.checks import check_exporters, check_flag, check_options, check_setup
+from loopwise.train.workflow.epochs import finished_result, record_epoch, record_lr
+from loopwise.train.workflow.experiment import History, write_args
+from loopwise.train.workflow.opening import Options, open_everywhere
 from loopwise.train.workflow.passes import EpochPasses
 from loopwise.train.workflow.result import WorkflowResult
 from loopwise.train.workflow.state import (
@@ -48,15 +33,13 @@ from loopwise.train.workflow.state import (
     FoundCheckpoint,
     ResumePoint,
     capture_state,
-    prepare_resume,
+    distribute_trainer,
     restore_found,
 )
 from loopwise.train.workflow.trainer import Trainer
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.monitor import TrainingMonitor
-from loopwise.watch.system import ensure_system_monitor, system_option
-
-_log = logging.getLogger(__name__)
+from loopwise.watch.system_run import ensure_system_monitor, system_option
 
 
 class Workflow:
@@ -67,8 +50,10 @@ class Workflow:
     tracks. ``override_args``: resume though ``trainer.args`` differ (recorded).
     ``allow_unverified``: resume from a ``last_checkpoint.pth`` whose hash cannot be checked.
     ``system``: True (every 2 s, or keep a sampler already running), seconds, or False.
-    ``exporters`` mirror the run; ``report`` writes ``report.html`` at the end. All options:
-    ``docs/workflow.md``.
+    ``exporters`` mirror the run; ``report`` writes ``report.html`` at the end.
+    ``allow_reshard``: under torchrun, resume a checkpoint of another number of processes
+    (an epoch saved mid-pass starts again). All options: ``docs/workflow.md``; under torchrun:
+    ``docs/distributed.md``.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
@@ -77,7 +62,7 @@ class Workflow:
                  checkpoint_every: int | None = None, override_args: bool = False,
                  allow_unverified: bool = False, system: bool | float = True,
                  health: bool = True, exporters: Iterable[Recorder] = (),
-                 report: bool = True) -> None:
+                 report: bool = True, allow_reshard: bool = False) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
         self.trainer = trainer
         self.path = Path(path)
@@ -88,6 +73,7 @@ class Workflow:
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
         self.allow_unverified = check_flag(allow_unverified, "allow_unverified")
+        self.allow_reshard = check_flag(allow_reshard, "allow_reshard")
         self.system, self.system_interval = system_option(system)
         self.health = bool(health)
         self.exporters = check_exporters(exporters)
@@ -99,97 +85,90 @@ class Workflow:
         self._epoch = 0
         self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
         self._pending: ResumePoint | None = None
+        self._group: Any = None  # under torchrun: a TrainGroup (integrations.distributed_train)
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
-        """Create or resume the experiment and train up to ``epochs``."""
-        from loopwise.integrations.distributed import refuse_group  # distributed: not yet
+        """Create or resume the experiment and train up to ``epochs``. Under torchrun rank 0
+        decides (the folder, start or resume) and every rank takes its decision."""
+        from loopwise.integrations.distributed_train import train_group
 
-        refuse_group("Workflow.run()")
-        check_writable(self.path)
-        check_checkpoint_folder(self.checkpoint, self.path, self.name)
-        if self.name is not None and (self.path / self.name).exists():
-            return self._resume(self.path / self.name)
-        return self._start()
+        self._group = train_group()
+        opening = open_everywhere(self._group, self.trainer, Options(
+            self.path, self.name, self.epochs, self.checkpoint, self.callbacks,
+            self.override_args, self.allow_unverified, self.allow_reshard))
+        self.folder = opening.folder
+        if opening.action == "finished":
+            return finished_result(opening.folder, opening.done)
+        run, args = opening.run, opening.args
+        if opening.action == "start":
+            assert args is not None
+            return self._guarded(run, lambda: self._begin(run, args))
+        return self._guarded(run, lambda: self._continue(run, opening.saved, opening.current,
+                                                         opening.diff, opening.found))
 
     # -- start / resume ----------------------------------------------------------------------
-    def _start(self) -> WorkflowResult:
-        args = current_args(self.trainer)
-        if args is None:
-            raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
-                                 "trainer's __init__ (it is saved to args.json before setup())")
-        run = Run.create(root=self.path, name=self.name, config=args)
-        self.folder = run.path
-        return self._guarded(run, lambda: self._begin(run, args))
-
-    def _begin(self, run: Run, args: dict[str, Any]) -> WorkflowResult:
+    def _begin(self, run: Any, args: dict[str, Any]) -> WorkflowResult:
         assert self.folder is not None
-        write_args(self.folder, args)
+        if self._leader:
+            write_args(self.folder, args)
         self.trainer.args = args
         self._setup(run)
         return self._train(run, start=1)
 
-    def _resume(self, folder: Path) -> WorkflowResult:
-        # everything is checked before Run.reopen: a refusal leaves the folder as it was
-        saved = read_args(folder)
-        current = current_args(self.trainer)
-        info = read_run_info(folder)
-        decision = plan_resume(folder, saved, current, info, self.epochs, self.override_args)
-        diff = decision.differences
-        finished = already_finished(info, self.epochs)
-        if decision.action == "finished" and finished is not None:
-            done, stopped = finished
-            _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
-                         folder, done, f", stopped: {stopped}" if stopped else "")
-            history = History(folder / "history.csv")
-            history.load()
-            return WorkflowResult(folder, "already_finished", done, history=history.rows)
-        found = prepare_resume(folder, self.checkpoint, self.callbacks, info,
-                               allow_unverified=self.allow_unverified)
-        run = Run.reopen(folder)
-        self.folder = folder
-        return self._guarded(run, lambda: self._continue(run, saved, current, diff, found))
+    @property
+    def _leader(self) -> bool:
+        """This process records and writes the experiment's files (rank 0, or no group)."""
+        return self._group is None or bool(self._group.leader)
 
-    def _continue(self, run: Run, saved: dict[str, Any], current: dict[str, Any] | None,
+    def _continue(self, run: Any, saved: dict[str, Any], current: dict[str, Any] | None,
                   diff: list[str], found: FoundCheckpoint | None) -> WorkflowResult:
         assert self.folder is not None
         if diff:
             run.log_event("args_overridden", "resumed with different args: " + "; ".join(diff),
                           level="warning", data={"differences": diff})
-            write_args(self.folder, current or saved)
+            if self._leader:
+                write_args(self.folder, current or saved)
             run.set_config(current or saved)
         self.trainer.args = current if current is not None and diff else saved
         self._setup(run)
         start = self._load_checkpoint(run, found)
         return self._train(run, start=start)
 
-    def _setup(self, run: Run) -> None:
+    def _setup(self, run: Any) -> None:
         assert self.folder is not None
+        leader = self._leader
         self._run = run
         self.trainer.run = run
-        for exporter in self.exporters:
+        for exporter in self.exporters if leader else ():
             run.add_exporter(exporter)
         self._files = NamedFiles(self.folder)
-        self._files.remove_leftovers([CHECKPOINT_FILE, WEIGHTS_FILE])
-        self._history = History(self.folder / "history.csv")
+        if leader:
+            self._files.remove_leftovers([CHECKPOINT_FILE, WEIGHTS_FILE])
+        self._history = History(self.folder / "history.csv", writes=leader)
         self._history.load()
         if self.checkpoint is not None and self.checkpoint.run is None:
             self.checkpoint.run = run  # handed back in _guarded
-        if self.health:  # before the callbacks start: a TrendWatcher trims its detectors
-            ensure_health_monitor(run)
+        if self.health and leader:  # before the callbacks start: a TrendWatcher trims its
+            ensure_health_monitor(run)  # detectors
         self.trainer.setup()
         check_setup(self.trainer)
-        if self.system:  # after setup(): a sampler the trainer started there is kept
-            ensure_system_monitor(run, interval=self.system_interval)
+        if self._group is not None:  # the model in DDP, the loaders split in track()
+            distribute_trainer(self.trainer)
+            self._passes.group = self._group
+        elif self.system:  # after setup(): a sampler the trainer started there is kept
+            ensure_system_monitor(run, interval=self.system_interval)  # (under torchrun each
+            # rank's monitors sample, rank 0 records)
 
     def _load_checkpoint(self, run: Run, found: FoundCheckpoint | None) -> int:
         """Restore the checkpoint read before the run was reopened; return the epoch to
         start with. The console says which file was used."""
-        self._pending = restore_found(self.trainer, self.callbacks, run, found)
+        self._pending = restore_found(self.trainer, self.callbacks, run, found,
+                                      quiet=not self._leader)
         return 1 if self._pending is None else self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------
-    def _guarded(self, run: Run, body: Any) -> WorkflowResult:
+    def _guarded(self, run: Any, body: Any) -> WorkflowResult:
         self.trainer._loopwise_track = self._track
         try:
             result: WorkflowResult = body()
@@ -198,14 +177,17 @@ class Workflow:
             run.close("interrupted")
             raise
         except BaseException as exc:
-            run.close("failed", error="".join(traceback.format_exception(exc)))
+            error: str | None = "".join(traceback.format_exception(exc))
+            if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
+                error = self._group.reducer.on_failure(error)
+            run.close("failed", error=error)
             raise
         finally:
             self.trainer._loopwise_track = None
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
         run.close("finished")
-        if self.report:
+        if self.report and self._leader:
             from loopwise.view.report import report_at_end
 
             report_at_end(run.path)
@@ -232,22 +214,26 @@ class Workflow:
                 train_metrics, train_s = pending.train_metrics, pending.train_seconds
             else:
                 if pending is None or pending.phase != "in_epoch":
-                    self._record_lr(run, epoch)
+                    record_lr(run, self.trainer, self.callbacks, epoch)
                     stop = self.callbacks.dispatch("on_epoch_begin", loop_state) or stop
                 train_metrics, train_s = self._passes.train(pending,
                                                             every=self.checkpoint_every)
+                train_metrics = self._everywhere(run, train_metrics)
                 self._save(run, epoch, "trained", train_metrics=train_metrics,
                            train_seconds=train_s)
             pending = None
             eval_metrics, eval_s = self._passes.evaluate()
-            metrics = {**train_metrics, **eval_metrics}
-            self._record(run, epoch, metrics, train_s, eval_s)
+            metrics = {**train_metrics, **self._everywhere(run, eval_metrics)}
+            record_epoch(run, self._history, self.trainer, epoch, self.epochs, metrics,
+                         train_s, eval_s, health=self.health and self._leader)
             loop_state.metrics, loop_state.step = dict(metrics), run.global_step
             stop = self.callbacks.dispatch("on_evaluate", loop_state) or stop
             stop = self.callbacks.dispatch("on_epoch_end", loop_state) or stop
             if self.checkpoint is not None:
-                self.checkpoint.save(self._full_state(run, epoch, "evaluated"), step=epoch,
-                                     metrics=metrics)
+                state = self._full_state(run, epoch, "evaluated")
+                if self._leader:
+                    self.checkpoint.save(state, step=epoch, metrics=metrics)
+                self._barrier()
             done = epoch
             finished = stop is not None or epoch >= self.epochs
             run.set_info(workflow={"epochs_done": done, "epochs": self.epochs,
@@ -268,14 +254,20 @@ class Workflow:
         return WorkflowResult(self.folder, "stopped" if stop else "finished", done, stop,
                               list(self._history.rows))
 
-    def _record(self, run: Run, epoch: int, metrics: dict[str, float], train_s: float,
-                eval_s: float) -> None:
-        assert self._history is not None
-        record_epoch(run, self._history, self.trainer, epoch, self.epochs, metrics,
-                     train_s, eval_s, health=self.health)
+    def _everywhere(self, run: Any, metrics: dict[str, float]) -> dict[str, float]:
+        """Under torchrun: ``metrics`` averaged over the ranks (the same decisions on every
+        rank) and rank 0's global step on every rank; as they are otherwise."""
+        if self._group is None:
+            return metrics
+        shared: dict[str, float] = self._group.mean_values(metrics)
+        step = self._group.broadcast(run.global_step)
+        if not self._leader:
+            run.restore_step(step)
+        return shared
 
-    def _record_lr(self, run: Run, epoch: int) -> None:
-        record_lr(run, self.trainer, self.callbacks, epoch)
+    def _barrier(self) -> None:
+        if self._group is not None:
+            self._group.barrier()
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _full_state(self, run: Run, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:
@@ -285,8 +277,10 @@ class Workflow:
 
     def _save(self, run: Run, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
-        state = self._full_state(run, epoch, phase, **extra)
-        self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
+        state = self._full_state(run, epoch, phase, **extra)  # every rank (the monitor's
+        if self._leader:  # refresh is an exchange); rank 0 writes, the others wait for it
+            self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
+        self._barrier()
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None
@@ -295,6 +289,7 @@ class Workflow:
 
     def _track(self, iterable: Iterable[Any], desc: str | None,
                options: dict[str, Any]) -> TrainingMonitor[Any]:
-        return self._passes.track(iterable, desc, options, run=self._run, epoch=self._epoch,
+        return self._passes.track(iterable, desc, options,
+                                  run=self._run if self._leader else None, epoch=self._epoch,
                                   every=self.checkpoint_every, system=self.system)
 

@@ -72,7 +72,7 @@ def capture_state(trainer: Trainer, callbacks: CallbackList, run: Run, epoch: in
     return {
         "format": FORMAT, "version": 1, "epoch": epoch, "phase": phase,
         "global_step": run.global_step,
-        "model": trainer.get_model().state_dict(),
+        "model": plain_model(trainer.get_model()).state_dict(),
         "optimizer": trainer.get_optimizer().state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "scaler": None if scaler is None else scaler.state_dict(),
@@ -165,39 +165,82 @@ def _as_dict(state: object, path: Path) -> dict[str, Any]:
 
 
 def prepare_resume(folder: Path, checkpoint: CheckpointManager | None, callbacks: CallbackList,
-                   info: Mapping[str, Any], *, allow_unverified: bool) -> FoundCheckpoint | None:
+                   info: Mapping[str, Any], *, allow_unverified: bool,
+                   allow_reshard: bool = False) -> FoundCheckpoint | None:
     """Read, verify and check the checkpoint an experiment resumes from, before anything is
-    reopened (``info``: its ``run.json``)."""
+    reopened (``info``: its ``run.json``). A checkpoint of another world size is refused, or
+    with ``allow_reshard`` continues from the start of its epoch (the weights as saved)."""
     found = read_checkpoint(NamedFiles(folder), checkpoint,
                             epochs_done=int((info.get("workflow") or {}).get("epochs_done", 0)),
                             allow_unverified=allow_unverified)
-    if found is not None:
-        check_resumable(callbacks, found.state, found.source)
+    if found is not None and check_resumable(callbacks, found.state, found.source,
+                                             allow_reshard=allow_reshard):
+        found.state = resharded(found.state)
     return found
 
 
-def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: str) -> None:
+def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: str, *,
+                    allow_reshard: bool = False) -> bool:
     """What can be checked before anything is touched: a complete Workflow checkpoint, the
-    same world size, the same callbacks in the same order."""
+    same world size (True: another one, allowed), the same callbacks in the same order."""
+    from loopwise.integrations.distributed_checkpoint import check_world_size
+
     missing = [k for k in REQUIRED if k not in state]
     if missing or state.get("format") != FORMAT:
         raise ResumeError(f"{source} is not a complete Workflow checkpoint (missing "
                           f"{', '.join(missing) or 'format'})")
-    if int(state["world_size"]) != world_size():
-        raise ResumeError(f"{source} was written with world size {state['world_size']}, "
-                          f"this process has {world_size()}; resume with the same number "
-                          "of processes")
+    try:
+        reshard = check_world_size(int(state["world_size"]), source=source,
+                                   allow_reshard=allow_reshard, world=world_size())
+    except ValueError as exc:
+        raise ResumeError(str(exc).replace("pass allow_reshard=True",
+                                           "pass Workflow(..., allow_reshard=True)")) from None
     try:
         callbacks.check_state(state["callbacks"])
     except ValueError as exc:
         raise ResumeError(f"cannot restore the callbacks from {source}: {exc}") from exc
+    return reshard
+
+
+def resharded(state: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint resumed under another world size, as this world size's: an epoch saved
+    mid-pass starts again (the sharding of its samples changed), from the weights as saved."""
+    if state["phase"] != "in_epoch":
+        return {**state, "world_size": world_size()}
+    done = int(state["loop"]["batches_done"]) if state["loop"] else 0
+    return {**state, "world_size": world_size(), "phase": "evaluated",
+            "epoch": int(state["epoch"]) - 1, "loop": None,
+            "monitor": None, "epoch_rng": None,
+            "global_step": max(int(state["global_step"]) - done, 0)}
+
+
+def distribute_trainer(trainer: Trainer) -> None:
+    """Under torchrun, after ``setup()``: ``trainer.model`` in ``DistributedDataParallel`` on
+    the device its parameters are on (a model ``get_model()`` finds elsewhere, or one already
+    wrapped, is left to the trainer)."""
+    from loopwise.integrations.distributed_train import wrap_model
+
+    model = trainer.get_model()
+    if model is trainer.model and plain_model(model) is model:
+        device = next((p.device for p in model.parameters()), None)
+        if device is not None:
+            trainer.model = wrap_model(model, device)
+
+
+def plain_model(model: Any) -> Any:
+    """The model inside ``DistributedDataParallel`` (checkpoints hold its weights), else
+    ``model``."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: dict[str, Any],
                   source: str) -> ResumePoint:
     """Restore every component ``state`` holds; return where to continue."""
     check_resumable(callbacks, state, source)
-    restore_component("model", trainer.get_model(), state["model"], source=source)
+    restore_component("model", plain_model(trainer.get_model()), state["model"],
+                      source=source)
     restore_component("optimizer", trainer.get_optimizer(), state["optimizer"], source=source)
     restore_component("LR scheduler", trainer.get_scheduler(), state["scheduler"],
                       source=source)
@@ -220,8 +263,8 @@ def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: di
     return point
 
 
-def restore_found(trainer: Any, callbacks: Any, run: Any,
-                  found: FoundCheckpoint | None) -> ResumePoint | None:
+def restore_found(trainer: Any, callbacks: Any, run: Any, found: FoundCheckpoint | None, *,
+                  quiet: bool = False) -> ResumePoint | None:
     """Restore the checkpoint read before the run was reopened (None: a fresh start); its
     notes become warnings and events, and the console says which file was used."""
     if found is None:
@@ -230,6 +273,7 @@ def restore_found(trainer: Any, callbacks: Any, run: Any,
         logging.getLogger("loopwise.train.workflow.runner").warning("%s", message)
         run.log_event(kind, message, level="warning")
     point = restore_state(trainer, callbacks, run, found.state, found.source)
-    print(f"loopwise: resuming {run.path} from {found.source} (epoch {point.epoch}, "
-          f"{point.phase})", file=sys.stderr)
+    if not quiet:  # (quiet: a rank other than 0 under torchrun)
+        print(f"loopwise: resuming {run.path} from {found.source} (epoch {point.epoch}, "
+              f"{point.phase})", file=sys.stderr)
     return point

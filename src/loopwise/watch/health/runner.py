@@ -196,7 +196,7 @@ def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = No
     """The run's one HealthMonitor (made on the first call; later calls return it as it is).
 
     It is fed the run's system samples: from the SystemMonitor that
-    :func:`loopwise.watch.system.ensure_system_monitor` started, now or later.
+    :func:`loopwise.watch.system_run.ensure_system_monitor` started, now or later.
     """
     existing: HealthMonitor | None = run.find_helper(HealthMonitor)
     if existing is not None:

@@ -1,0 +1,168 @@
+"""The prose of docs/benchmarks.md: why a goal is missed, and each section's introduction."""
+
+from __future__ import annotations
+
+ENTRY_WHY = {
+    "TrainingMonitor": "The monitor's own step path is ~1-3 us of Python (two clock reads, an "
+    "append, log()'s checks: the bar table), under 1 % of a tiny step; the rest is its threads: "
+    "the run store's writer and the system sampler (psutil, 4 readings per 2 s) wake up on "
+    "cores the training thread shares, which shows on a 2-core machine with other work on it.",
+    "TrainingSession": "A session step is ~1.2-2 us of Python (its phase and step checks, the "
+    "row, the shared accumulator's append and a bar update on every call: the bar table), "
+    "plus the same background threads as the monitor.",
+    "Workflow": "Workflow saves last_checkpoint.pth (model, optimizer, RNG states; fsynced) "
+    "twice per epoch, after train_loop() and after evaluate(), so that a crash resumes at the "
+    "last boundary; with the tiny model's 30-100 ms epochs these saves are a visible share. "
+    "They are per epoch: longer epochs hide them.",
+    "fit": "fit with its defaults also saves the best weights (fsynced) at every epoch whose "
+    "loss improves, a periodic checkpoint every 10 epochs and an epoch log line, and reads "
+    "the loss with .item() for its non-finite guard; with the tiny model's short epochs the "
+    "end-of-epoch saves are the gap. They are per epoch: longer epochs hide them.",
+}
+BAR_WHY = ("A monitored step runs a Python iterator (two perf_counter reads, one append) and "
+           "log() (a type check, a dict lookup and two appends per value): about 20-30 "
+           "bytecode-level operations that cost 1-3 us on a slow or loaded VM. It is several "
+           "times under tqdm + set_postfix and Keras's Progbar, which format every step.")
+STORE_WHY = ("Run.log_scalars takes one dict per step on the calling thread; on a loaded "
+             "2-core machine the writer thread's SQLite inserts compete with the caller for "
+             "the cores and the GIL. The column path (what TrainingMonitor uses) avoids "
+             "per-step objects.")
+MONITOR_STORE_WHY = ("This row is the monitor's whole step (its iterator, two clock reads, "
+                     "log()'s checks of the 10 values) divided by the 10 scalars logged per "
+                     "step; the scalars reach the store as columns (the Run.log_columns row), "
+                     "so the store itself adds almost nothing on the caller.")
+READ_WHY = "loopwise reads one blob per column from SQLite; the peers decode one row or " \
+           "one protobuf event per point in Python."
+CHECKPOINT_WHY = ("A crash-safe save writes a temp file, hashes it (XXH3-128) while writing, "
+                  "fsyncs it and its folder and renames it: more steps than a plain overwrite; "
+                  "on disks where fresh blocks are expensive (thin-provisioned VM disks) the "
+                  "difference grows (see benchmarks-notes.md, Checkpoints).")
+EXPORTER_STEP_WHY = ("With delivery='process' the training process keeps two threads asleep "
+                     "on pipes and a count of the points committed (its CPU per step is the "
+                     "record's own: the CPU table); the delivery process reads the record "
+                     "(SQLite WAL) itself and runs at nice 10. On a 2-core machine shared with "
+                     "other jobs, that process's CPU (MLflow's client and SQLAlchemy, ~100-185 "
+                     "us per point) still takes a core some of the time, which shows as wall "
+                     "time; with delivery='thread' the same work also holds the GIL (the "
+                     "thread rows).")
+EXPORTER_RATE_WHY = ("TensorBoard's event files are written by the exporter without a "
+                     "protobuf message per value and with the checksums of a batch computed "
+                     "at once, but each point is still a framed record of its own: the same "
+                     "format SummaryWriter writes, so the gain is the per-call overhead, not "
+                     "an order of magnitude. MLflow's log_batch (1,000 metrics per call, "
+                     "MLflow's limit) is where its order of magnitude over log_metric comes "
+                     "from.")
+MEMORY_WHY = ("The RSS added is mostly code: importing loopwise's modules (record, watch, "
+              "SQLite, the health detectors, the system sampler with psutil) in a process "
+              "that otherwise imports only torch; the window buffers are a few MB.")
+
+UI_WHY = ("The dashboard's first chart waits for its page, uPlot and one API answer (the "
+          "2,000-bucket min/max envelope of the whole series, cached per run by the server); "
+          "on a loaded 2-core machine the browser, the server and the other servers of the "
+          "run share the cores.")
+
+
+SECTIONS: list[tuple[str, str, str]] = [
+    ("entry_tiny", "Per-step cost of each entry point: tiny model",
+     "Linear(32,1), MSE, SGD(lr=0.01), batch 32, a shuffled DataLoader of 3,200 rows (100 "
+     "steps per epoch), one torch thread (`torch.set_num_threads(1)`, `OMP_NUM_THREADS=1`). "
+     "`bench/entry_points.py` starts a fresh process per configuration and round (the "
+     "configurations interleaved, the first one rotating each round). Each process times its "
+     "steady state: from the end of its first epoch to the end of its last, read off the "
+     "DataLoader's sampler (the time each epoch's last index is drawn), so set-up, imports "
+     "and the first epoch are excluded and no framework gets a timing callback; the whole "
+     "training call's time is in the note. Every loop reads the loss the way its docs show "
+     "(plain loop and TrainingSession: `loss.item()`; TrainingMonitor and Workflow: "
+     "`monitor.log({\"loss\": loss})`; Lightning: `self.log`). loopwise entry points run with "
+     "their defaults (run record, system sampler every 2 s, bar). Lightning \"bare\": "
+     "`logger=False, enable_progress_bar=False, enable_checkpointing=False, "
+     "enable_model_summary=False`. Keras: `model.fit(loader, verbose=1)` with "
+     "`KERAS_BACKEND=torch`, the same DataLoader. Goal: <= 1.05x the plain loop."),
+    ("entry_mlp", "Per-step cost of each entry point: MLP 784-512-512-10",
+     "The same configurations on an MLP 784-512-512-10 (ReLU), cross-entropy, Adam(1e-3), batch "
+     "128, 6,400 random rows (50 steps per epoch), one torch thread."),
+    ("memory_tiny", "Memory added to the training process",
+     "RSS (psutil) at the end of training in the same fresh processes as the tiny-model rows; "
+     "each row's added memory is the median over the rounds of (its RSS - the plain loop's "
+     "RSS in the same round). Goal: TrainingMonitor with its record adds <= 50 MiB."),
+    ("bar", "Tight-loop cost of a bar with 3 metrics",
+     "`bench/bench_monitor.py`: a loop that only builds 3 floats, with each bar updated every "
+     "step (all output to an in-memory stream; Keras's Progbar on a terminal-like one). One "
+     "process, the variants interleaved. Goal: TrainingMonitor <= 1 us/step above the bare "
+     "loop."),
+    ("progressbar", "ProgressBar", "`bench/bench_progress.py`: the bar on its own."),
+    ("session", "TrainingSession step", "`bench/bench_progress.py`: one session step, floats."),
+    ("store_rate", "Scalars logged per second, to disk",
+     "`bench/bench_store.py`: rows of 10 keys, one process, the writers interleaved. "
+     "TensorBoard is `torch.utils.tensorboard.SummaryWriter.add_scalar`; MLflow runs on a "
+     "`sqlite:///` store in a temp folder (`MLFLOW_DISABLE_TELEMETRY=true`) with "
+     "`MlflowClient.log_metric` (one SQLite transaction per call, so only a few hundred calls "
+     "per round) and `log_batch` (1,000 metrics per call, MLflow's limit). Goal: >= 1M "
+     "scalars/s sustained."),
+    ("store_call", "Cost per scalar on the calling thread",
+     "The same rounds: the time the caller spends per scalar (the rest happens on the "
+     "writer's thread, or not at all for the synchronous peers). Goal: <= 0.3 us."),
+    ("checkpoint", "Checkpoints",
+     "`bench/bench_checkpoint.py`: a state dict of float32 tensors of 8 MiB, saved with "
+     "`torch.save` into a file + flush + fsync (the baseline), as raw tensor bytes + fsync "
+     "(the disk's floor: no format, no hash), with `save_file` (loopwise's "
+     "storage: temp file, XXH3-128 while writing, fsync, `os.replace`, fsync of the folder) and "
+     "with `CheckpointManager.save` sync and async (the time the training thread is blocked). "
+     "Goals: sync saves >= 0.8x the baseline's throughput (<= 1.25x its time); async "
+     "blocking <= 0.2x the baseline's time."),
+    ("exporters_step", "Exporters: per-step cost on the training thread",
+     "`bench/bench_exporters.py`: a `TrainingMonitor` loop logging 3 floats per step, each step "
+     "with a fixed Python busy loop (holding the GIL, like a fast step's own Python side), over "
+     "a run with no exporter and with each exporter attached (`exporters=`/`run.add_exporter`), "
+     "the variants interleaved round by round in one process. The time is the loop plus "
+     "`run.flush()`, what the training thread waits for; every exporter delivers during the "
+     "loop and is drained, untimed, before the next variant. MLflow uses a `sqlite:///` store in "
+     "a temp folder. TensorBoard and MLflow deliver from a process of their own by default "
+     "(`delivery='process'`, following the run's record); their `delivery='thread'` rows "
+     "deliver from a thread of the training process. Goal: no cost beyond noise (<= 1.05x)."),
+    ("exporters_cpu", "Exporters: CPU of the training process per step",
+     "The same loops: `time.process_time()` of the training process (every thread of it, not "
+     "the delivery process) per step. It does not count waiting for a core, so it shows what "
+     "an exporter adds to the training process itself even on a busy machine."),
+    ("exporters_rate", "Exporters: delivered throughput",
+     "The same script: points per second each exporter delivers, fed from the record "
+     "(`run.log_columns` of one series, timed until `exporter.flush()` says the backend has "
+     "them), against its backend's client called the usual way: "
+     "`SummaryWriter.add_scalar` per scalar then `flush()`, `MlflowClient.log_metric` per "
+     "scalar (one SQLite transaction each: a few hundred per round), `Gauge.labels(...).set` "
+     "per scalar. Goal: >= 10x the usual client."),
+    ("read", "Read a long series, downsampled to 2,000 points",
+     "`bench/bench_read.py`: each reader opens the store afresh each round and ends with the "
+     "same 2,000-point min/max envelope (`loopwise.record.downsample`). MLflow "
+     "(`get_metric_history`, sqlite) and TensorBoard (`EventAccumulator` with "
+     "`size_guidance={\"scalars\": 0}`, every point) get fewer points than loopwise's "
+     "1,000,000 because writing them takes minutes (~0.2 ms per point through MLflow's "
+     "log_batch, ~40 us through SummaryWriter); each is compared with loopwise reading the "
+     "same number of points, and the note gives seconds per million points (every reader "
+     "here is linear in the points). Goal: >= 10x faster than both."),
+    ("ui_peers", "Dashboard first chart against TensorBoard's and MLflow's UIs",
+     "`bench/bench_ui_peers.py`: bench_views' series of 1,000,000 points (a spike of 40.0 at "
+     "index 654,321) recorded by loopwise and mirrored the way a user would, with `loopwise "
+     "export RUN --to tensorboard DIR` and `--to mlflow sqlite:///...` (MLflow gets 100,000 "
+     "points with `--quick`). Three real servers on 127.0.0.1 (`loopwise ui`, `tensorboard "
+     "--logdir`, `mlflow server --workers 1`), each warm (it has served the series) before "
+     "the rounds; headless Chromium (`/usr/bin/chromium`), a fresh browser context per load "
+     "(no HTTP cache), viewport 1280x1400; the time is from navigation start to the first "
+     "chart drawn with the series (`performance.now()` in the page, polled every frame): "
+     "loopwise: uPlot's draw hook; TensorBoard (Time Series tab, `?tagFilter=^loss$`): the "
+     "tag's card has its chart canvas and its data-table row, which TensorBoard fills from "
+     "the fetched series (the line is drawn by its worker on an OffscreenCanvas, so the "
+     "script checks the line's pixels in a screenshot afterwards); MLflow (the run page's "
+     "Model metrics tab, and the metric page `#/metric?runs=...`): a plotly line with >= "
+     "100 vertices (the run's other charts have 10 points). A page that draws nothing in "
+     "60 s is recorded at 60 s with \"did not draw\" in its note. What each one shows, "
+     "from the responses it fetched before drawing: loopwise, a min/max envelope of all the "
+     "points in 2,000 buckets (the spike kept); TensorBoard, the 1,000 points its reservoir "
+     "keeps per scalar tag by default (a random sample: the spike is lost); MLflow's run "
+     "page, 320 points sampled by `get-history-bulk-interval`; MLflow's metric page fetches "
+     "those 320 points and the whole history in 25,000-point pages of `get-history` (40 "
+     "requests for 1,000,000 points, which go on after its first line): the note gives "
+     "the points that had arrived when the line appeared and the line's vertices (a few "
+     "hundred: the 320-point sample, plotly merging nearly collinear ones). Goal: the "
+     "dashboard's first chart in < 1 s."),
+]

@@ -1,0 +1,268 @@
+"""Follow a run's record from a cursor and feed what is new to an exporter: the one path by which
+an exporter reads a run, live (in the delivery process, while the run is written) and after the
+fact (:func:`loopwise.export.backfill.backfill`).
+
+The store is SQLite in WAL mode: a read-only connection sees the last committed transaction and
+never blocks the writer. Each read takes one snapshot (one read transaction) and returns what was
+committed past the cursor:
+
+* series: a key's chunks in ``id`` order are its points in logging order; the writer merges small
+  chunks into the first of them, so a key's points are an append-only sequence although chunk
+  rows change. The cursor is the number of points read per key; a read takes the bytes past it
+  (``substr`` of the blobs, never a whole merged chunk again);
+* events: by ``id``; system samples: by ``rowid`` (neither table is ever updated or deleted
+  from), the rows of one sample (one time, written in one transaction) grouped back into it.
+
+An event's step is its ``data["step"]`` when it has one (health findings), else the global step
+the run was at when it happened: the last step logged at or before its time (the step clock).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sqlite3
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopwise.export.payload import EventRow, Sample
+from loopwise.record.store import STORE_FILE, connect, unpack
+
+CHUNK = 50_000  # points read at once at most
+
+
+@dataclass
+class Cursor:
+    """How far a follower has read: points per key, the last event id and system rowid, and the
+    last (time, step) logged (the step clock carried from one read to the next)."""
+
+    points: dict[str, int] = field(default_factory=dict)
+    event_id: int = 0
+    system_rowid: int = 0
+    clock: tuple[float, int] = (float("-inf"), 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"points": dict(self.points), "event_id": self.event_id,
+                "system_rowid": self.system_rowid, "clock": list(self.clock)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        points, clock = state.get("points", {}), state.get("clock", (float("-inf"), 0))
+        if not isinstance(points, Mapping) or not all(
+                isinstance(k, str) and type(v) is int and v >= 0 for k, v in points.items()):
+            raise ValueError(f"state['points'] must map series names to point counts, got "
+                             f"{points!r}")
+        for key in ("event_id", "system_rowid"):
+            if type(state.get(key, 0)) is not int or state.get(key, 0) < 0:
+                raise ValueError(f"state[{key!r}] must be a non-negative int, got "
+                                 f"{state.get(key)!r}")
+        self.points = dict(points)
+        self.event_id = int(state.get("event_id", 0))
+        self.system_rowid = int(state.get("system_rowid", 0))
+        self.clock = (float(clock[0]), int(clock[1]))
+
+
+@dataclass
+class Increment:
+    """What one read found past the cursor."""
+
+    columns: dict[str, tuple[array[int], array[float], array[float]]] = field(
+        default_factory=dict)
+    events: list[EventRow] = field(default_factory=list)
+    system: list[Sample] = field(default_factory=list)
+
+    @property
+    def points(self) -> int:
+        return (sum(len(c[0]) for c in self.columns.values()) + len(self.events)
+                + len(self.system))
+
+
+class Follower:
+    """Reads a run's store past its :class:`Cursor` (see the module docstring)."""
+
+    def __init__(self, run_path: str | Path, cursor: Cursor | None = None) -> None:
+        self.path = Path(run_path) / STORE_FILE
+        self.cursor = Cursor() if cursor is None else cursor
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def step(self) -> int:
+        """The last global step read (the run's step as far as this follower knows)."""
+        return self.cursor.clock[1]
+
+    def end(self) -> Cursor:
+        """A cursor at the end of what is committed now (where a live mirror starts)."""
+        out = Cursor(clock=self.cursor.clock)
+        conn = self._connection()
+        if conn is None:
+            return out
+        with _snapshot(conn):
+            out.points = {name: int(n) for name, n in conn.execute(
+                "SELECT k.name, SUM(c.n) FROM scalar_chunks c JOIN keys k ON k.id = c.key_id "
+                "GROUP BY c.key_id")}
+            out.event_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events")
+                               .fetchone()[0])
+            out.system_rowid = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM system")
+                                   .fetchone()[0])
+        return out
+
+    def remaining(self) -> int:
+        """Points committed past the cursor (what a mirror that stops now leaves out). The
+        exporters' own delivery notes (``exporter_*`` events, which the run records while a
+        mirror closes) are not counted: a mirror need not deliver what it says of itself."""
+        end = self.end()
+        c = self.cursor
+        return (sum(max(0, n - c.points.get(k, 0)) for k, n in end.points.items())
+                + self._events_after(c.event_id) + self._samples_after(c.system_rowid))
+
+    def _events_after(self, event_id: int) -> int:
+        conn = self._connection()
+        if conn is None:
+            return 0
+        row = conn.execute("SELECT COUNT(*) FROM events WHERE id > ? AND kind NOT LIKE "
+                           "'exporter\\_%' ESCAPE '\\'", (event_id,)).fetchone()
+        return int(row[0])
+
+    def read(self, limit: int = CHUNK) -> Increment:
+        """Everything committed past the cursor, about ``limit`` points at most; the cursor
+        moves past what is returned."""
+        out = Increment()
+        conn = self._connection()
+        if conn is None:
+            return out
+        with _snapshot(conn):
+            budget = self._read_columns(conn, out, limit)
+            if budget > 0:  # events and samples once the series are read up to this snapshot
+                self._read_events(conn, out, limit)
+                self._read_system(conn, out, limit)
+        dense = _densest(out)
+        if dense is not None:
+            self.cursor.clock = (dense[1][-1], dense[0][-1])
+        return out
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- internals -------------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._conn is None and self.path.is_file():
+            self._conn = connect(self.path, readonly=True)
+            self._conn.isolation_level = None  # transactions are the explicit snapshots below
+        return self._conn
+
+    def _read_columns(self, conn: sqlite3.Connection, out: Increment, limit: int) -> int:
+        chunks = conn.execute("SELECT k.name, c.id, c.n FROM scalar_chunks c JOIN keys k "
+                              "ON k.id = c.key_id ORDER BY c.key_id, c.id").fetchall()
+        starts: dict[str, int] = {}
+        for name, chunk_id, n in chunks:
+            start = starts.get(name, 0)
+            starts[name] = start + n
+            done = self.cursor.points.get(name, 0)
+            if limit <= 0 or start + n <= done:
+                continue
+            skip = max(0, done - start)
+            take = min(n - skip, limit)
+            s, t, v = conn.execute(
+                "SELECT substr(steps, ?, ?), substr(times, ?, ?), substr(vals, ?, ?) "
+                "FROM scalar_chunks WHERE id = ?",
+                (skip * 8 + 1, take * 8, skip * 8 + 1, take * 8, skip * 8 + 1, take * 8,
+                 chunk_id)).fetchone()
+            col = out.columns.get(name)
+            if col is None:
+                col = out.columns[name] = (array("q"), array("d"), array("d"))
+            unpack("q", s, col[0])
+            unpack("d", t, col[1])
+            unpack("d", v, col[2])
+            self.cursor.points[name] = done + take
+            limit -= take
+        return limit
+
+    def _read_events(self, conn: sqlite3.Connection, out: Increment, limit: int) -> None:
+        rows = conn.execute("SELECT id, time, level, kind, message, data FROM events "
+                            "WHERE id > ? ORDER BY id LIMIT ?",
+                            (self.cursor.event_id, limit)).fetchall()
+        times: list[float] = []
+        steps: list[int] = []
+        if any(r[5] is None or '"step"' not in r[5] for r in rows):
+            times, steps = self._clock(out)
+        for event_id, t, level, kind, message, data_json in rows:
+            data = None if data_json is None else json.loads(data_json)
+            at = None if not isinstance(data, dict) else data.get("step")
+            if type(at) is not int:
+                idx = bisect.bisect_right(times, t) - 1
+                at = steps[idx] if idx >= 0 else self.cursor.clock[1]
+            out.events.append(EventRow(t, level, kind, message, data, at))
+            self.cursor.event_id = event_id
+
+    def _clock(self, out: Increment) -> tuple[list[float], list[int]]:
+        """(times, steps) of this read's densest series, after the carried last pair."""
+        best = _densest(out)
+        pairs = [] if best is None else sorted(zip(best[1], best[0], strict=True))
+        times = [self.cursor.clock[0]] + [p[0] for p in pairs]
+        steps = [self.cursor.clock[1]] + [p[1] for p in pairs]
+        return times, steps
+
+    def _read_system(self, conn: sqlite3.Connection, out: Increment, limit: int) -> None:
+        rows = conn.execute("SELECT rowid, time, name, value FROM system WHERE rowid > ? "
+                            "ORDER BY rowid LIMIT ?",
+                            (self.cursor.system_rowid, limit * 16)).fetchall()
+        if len(rows) == limit * 16:  # the last sample may be cut: leave it for the next read
+            last = rows[-1][1]
+            cut = [r for r in rows if r[1] != last]
+            rows = cut or rows
+        sample: dict[str, float] = {}
+        sample_time: float | None = None
+        for rowid, t, name, value in rows:
+            if sample_time is not None and (t != sample_time or name in sample):
+                out.system.append(Sample(sample_time, sample))
+                sample = {}
+            sample_time = t
+            sample[name] = float(value)
+            self.cursor.system_rowid = rowid
+        if sample and sample_time is not None:
+            out.system.append(Sample(sample_time, sample))
+
+    def _samples_after(self, rowid: int) -> int:
+        conn = self._connection()
+        if conn is None:
+            return 0
+        return int(conn.execute("SELECT COUNT(DISTINCT time) FROM system WHERE rowid > ?",
+                                (rowid,)).fetchone()[0])
+
+
+def _densest(out: Increment) -> tuple[array[int], array[float], array[float]] | None:
+    best: tuple[array[int], array[float], array[float]] | None = None
+    for col in out.columns.values():
+        if len(col[0]) and (best is None or len(col[0]) > len(best[0])):
+            best = col
+    return best
+
+
+class _snapshot:
+    """One read transaction: every query inside sees the same committed state."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN")
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.execute("COMMIT")
+
+
+def feed(exporter: Any, increment: Increment) -> int:
+    """Hand an increment to an exporter (its ``log_columns``, ``log_event``, ``log_system``);
+    returns the points handed over."""
+    if increment.columns:
+        exporter.log_columns(increment.columns)
+    for row in increment.events:
+        exporter.log_event(row.kind, row.message, level=row.level, data=row.data,
+                           wall_time=row.time, step=row.step)
+    for sample in increment.system:
+        exporter.log_system(sample.values, wall_time=sample.time)
+    return increment.points

@@ -1,0 +1,54 @@
+"""What an exporter knows of the run it mirrors, and what it reports of its delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EventSink = Callable[[str, str, str, Mapping[str, Any]], None]
+"""``(kind, message, level, data)``: how an exporter records its own delivery events."""
+
+DELIVERIES = ("process", "thread")
+
+
+@dataclass
+class RunLink:
+    """What an exporter knows of the run it mirrors: its folder, ``run.json``, its global step
+    and where to record delivery events. Live runs give all four (:meth:`Exporter.bind_run`);
+    a backfill gives the folder and the info of a finished run, and no event sink."""
+
+    path: Path | None = None
+    info: Callable[[], Mapping[str, Any]] = dict
+    global_step: Callable[[], int] = int
+    record_event: EventSink | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryStats:
+    """Counts in points (one scalar value, one event, one system sample each)."""
+
+    queued: int
+    delivered: int
+    dropped: int
+    undelivered: int
+    failures: int
+
+
+def check_seconds(value: float, what: str, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        value >= 0 if allow_zero else value > 0) or value == float("inf"):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{what} must be a finite number of seconds {bound}, got {value!r}")
+    return float(value)
+
+
+def check_delivery(delivery: str, allowed: tuple[str, ...], who: str) -> str:
+    if delivery not in DELIVERIES:
+        raise ValueError(f"delivery must be 'process' (a process of its own follows the run's "
+                         f"record) or 'thread' (a thread in the training process), got "
+                         f"{delivery!r}")
+    if delivery not in allowed:
+        raise ValueError(f"{who} supports delivery={allowed[0]!r} only, got {delivery!r}")
+    return delivery

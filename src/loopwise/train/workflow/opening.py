@@ -1,0 +1,134 @@
+"""Which experiment a ``Workflow`` opens: a new one, one to resume (its checkpoint read and
+checked before anything is reopened), or one that already finished (nothing to do).
+
+Under ``torchrun`` rank 0 decides (:func:`open_experiment`) and hands its decision to every
+other rank (:func:`open_everywhere`), which follows it (:func:`follow`) with a
+:class:`~loopwise.integrations.distributed_train.RankRun`: one folder, written by rank 0 alone.
+An error on rank 0 stops every rank with its message."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.record.run import Run
+from loopwise.train.callbacks.base import CallbackList
+from loopwise.train.workflow.checks import (
+    already_finished,
+    check_checkpoint_folder,
+    current_args,
+    plan_resume,
+    read_run_info,
+)
+from loopwise.train.workflow.experiment import check_writable, read_args
+from loopwise.train.workflow.state import FoundCheckpoint, prepare_resume
+from loopwise.train.workflow.trainer import Trainer
+
+_log = logging.getLogger("loopwise.train.workflow.runner")
+
+
+@dataclass
+class Opening:
+    """``action``: ``start`` (``args``), ``resume`` (``saved``/``current`` args, their
+    ``diff``, the checkpoint ``found``) or ``finished`` (``done`` epochs); ``run``: the run
+    to train in (None when finished)."""
+
+    action: str
+    folder: Path
+    run: Any = None
+    args: dict[str, Any] | None = None
+    saved: dict[str, Any] = field(default_factory=dict)
+    current: dict[str, Any] | None = None
+    diff: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    found: FoundCheckpoint | None = None
+    done: int = 0
+
+    def shared(self) -> dict[str, Any]:
+        """What the other ranks need to follow (picklable)."""
+        return {"action": self.action, "folder": str(self.folder), "args": self.args,
+                "saved": self.saved, "current": self.current, "diff": self.diff,
+                "info": self.info, "done": self.done}
+
+
+@dataclass
+class Options:
+    """The Workflow options the opening reads."""
+
+    path: Path
+    name: str | None
+    epochs: int
+    checkpoint: CheckpointManager | None
+    callbacks: CallbackList
+    override_args: bool
+    allow_unverified: bool
+    allow_reshard: bool
+
+
+def open_experiment(trainer: Trainer, opt: Options) -> Opening:
+    """Create the experiment, or check the one to resume before it is reopened (a refusal
+    leaves the folder as it was)."""
+    check_writable(opt.path)
+    check_checkpoint_folder(opt.checkpoint, opt.path, opt.name)
+    if opt.name is None or not (opt.path / opt.name).exists():
+        args = current_args(trainer)
+        if args is None:
+            raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
+                                 "trainer's __init__ (it is saved to args.json before setup())")
+        run = Run.create(root=opt.path, name=opt.name, config=args)
+        return Opening("start", run.path, run=run, args=args)
+    folder = opt.path / opt.name
+    saved = read_args(folder)
+    current = current_args(trainer)
+    info = read_run_info(folder)
+    decision = plan_resume(folder, saved, current, info, opt.epochs, opt.override_args)
+    finished = already_finished(info, opt.epochs)
+    if decision.action == "finished" and finished is not None:
+        done, stopped = finished
+        _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
+                     folder, done, f", stopped: {stopped}" if stopped else "")
+        return Opening("finished", folder, done=done)
+    found = _checkpoint(folder, info, opt)
+    return Opening("resume", folder, run=Run.reopen(folder), saved=saved, current=current,
+                   diff=decision.differences, info=info, found=found)
+
+
+def follow(shared: dict[str, Any], opt: Options) -> Opening:
+    """A rank other than 0: rank 0's decision, the checkpoint read here too; nothing written."""
+    from loopwise.integrations.distributed_train import RankRun
+
+    folder = Path(shared["folder"])
+    opening = Opening(shared["action"], folder, args=shared["args"], saved=shared["saved"],
+                      current=shared["current"], diff=shared["diff"], info=shared["info"],
+                      done=shared["done"])
+    if opening.action != "finished":
+        opening.run = RankRun(folder)
+    if opening.action == "resume":
+        opening.found = _checkpoint(folder, opening.info, opt)
+    return opening
+
+
+def open_everywhere(group: Any, trainer: Trainer, opt: Options) -> Opening:
+    """:func:`open_experiment` in one process; under torchrun on rank 0, every other rank
+    following its decision."""
+    if group is None:
+        return open_experiment(trainer, opt)
+    what = "Workflow.run()"
+    if not group.leader:
+        return follow(group.share(None, None, what=what), opt)
+    try:
+        opening = open_experiment(trainer, opt)
+    except Exception as exc:
+        group.share(None, exc, what=what)  # raises it here, and an error on every rank
+        raise
+    group.share(opening.shared(), None, what=what)
+    return opening
+
+
+def _checkpoint(folder: Path, info: dict[str, Any], opt: Options) -> FoundCheckpoint | None:
+    return prepare_resume(folder, opt.checkpoint, opt.callbacks, info,
+                          allow_unverified=opt.allow_unverified,
+                          allow_reshard=opt.allow_reshard)
