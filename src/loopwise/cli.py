@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from loopwise.export.cli import add_export_parsers
 from loopwise.record.text import printable
@@ -14,8 +15,16 @@ from loopwise.train.fit.cli import add_fit_parser
 from loopwise.view.cli import add_record_parsers
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors echo arguments through ``printable`` (argparse
+    writes an unrecognized argument as it is; its subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(printable(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="loopwise",
         description="Read loopwise run records (runs, show, compare, export, report, doctor, "
                     "ui) and train models (fit).",

@@ -54,7 +54,7 @@ from loopwise.checkpoint.manifest import (
     write_manifest,
 )
 from loopwise.checkpoint.snapshot import BackgroundWriter, TensorSnapshot
-from loopwise.record.atomic import fsync_dir
+from loopwise.record.atomic import check_target, fsync_dir
 
 __all__ = [
     "HASH_ALGORITHM", "MANIFEST_VERSION", "BackgroundWriter", "CheckpointError",
@@ -83,6 +83,12 @@ class StagedFile:
         if self.done:
             raise RuntimeError(f"{self.path} was already committed or discarded")
         self.done = True
+        try:
+            check_target(self.path)  # a symlink or FIFO put there meanwhile is not replaced
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            raise
         os.replace(self.tmp, self.path)
         fsync_dir(self.path.parent)
         return self.stored
@@ -107,7 +113,10 @@ def _umask() -> int:
 
 
 def _take_over(old: Path, tmp: str) -> bool:
-    """Move ``old`` onto the temp name ``tmp`` (its blocks are then reused); False if missing."""
+    """Move ``old`` onto the temp name ``tmp`` (its blocks are then reused); False if missing
+    or not a regular file (a symlink there would be written through)."""
+    if not os.path.isfile(old) or os.path.islink(old):
+        return False
     try:
         os.replace(old, tmp)
     except FileNotFoundError:
@@ -121,8 +130,10 @@ def _stage(path: Path, fill: Callable[[IO[bytes]], None], reuse: Path | None = N
 
     ``reuse``: a file to write over instead of a new one (it becomes the temp file; missing is
     fine). Overwriting allocated blocks and cached pages costs about half of filling new ones
-    on thin-provisioned disks and VMs that hand freed memory back to the host.
+    on thin-provisioned disks and VMs that hand freed memory back to the host. A ``path`` that
+    is not a regular file (symlink, FIFO, device) is refused (``UnsafeTargetError``).
     """
+    check_target(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if reuse is not None and _take_over(reuse, tmp):

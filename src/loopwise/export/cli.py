@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwise.export.base import Exporter
+from loopwise.record.text import printable
 
 BACKENDS = ("tensorboard", "mlflow")
 
@@ -49,7 +50,7 @@ def _cmd_backfill(args: argparse.Namespace, csv: Callable[[argparse.Namespace], 
     stats = backfill(run, exporter)
     where = f"MLflow run {getattr(exporter, 'run_id', '')} at {target}" if kind == "mlflow" \
         else target
-    print(f"mirrored {stats.delivered} points to {where}")
+    print(f"mirrored {stats.delivered} points to {printable(where)}")
     if stats.dropped or stats.undelivered:
         print(f"loopwise export: {stats.dropped + stats.undelivered} points not delivered",
               file=sys.stderr)
@@ -74,8 +75,8 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
     files = write_dashboards(args.out, targets=args.target or [f"127.0.0.1:{args.port}"])
     for path in files:
-        print(path)
-    print(f"start them with: cd {args.out} && docker compose up -d  "
+        print(printable(path))
+    print(f"start them with: cd {printable(args.out)} && docker compose up -d  "
           "(Prometheus http://127.0.0.1:9090, Grafana http://127.0.0.1:3000)")
     return 0
 

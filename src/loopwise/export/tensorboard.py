@@ -35,6 +35,7 @@ from loopwise.export.params import flatten_config, scalar_param
 from loopwise.export.payload import EventRow, Sample
 from loopwise.export.tfrecord import RecordFramer, scalar_event, scalar_prefix
 from loopwise.record.recorder import ColumnData
+from loopwise.record.text import printable
 
 EXTRA = "pip install 'loopwise[tensorboard]'"
 
@@ -91,6 +92,10 @@ class TensorBoardExporter(Exporter):
                  histogram_every: int = 1, **delivery: Any) -> None:
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"log_dir must be a folder path, got {type(log_dir).__name__}")
+        if log_dir is not None and os.path.lexists(log_dir) and not os.path.isdir(log_dir):
+            # refused now: on the exporter thread it would be retried until the run closes
+            raise ValueError(f"log_dir {printable(log_dir)} exists and is not a folder; give "
+                             "a folder for the TensorBoard event files")
         if type(histogram_every) is not int or histogram_every < 1:
             raise ValueError(f"histogram_every must be an int >= 1 (epochs), got "
                              f"{histogram_every!r}")

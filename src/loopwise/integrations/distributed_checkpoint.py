@@ -69,18 +69,24 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any], *,
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, sampler: Any = None,
-                    map_location: Any = "cpu", allow_reshard: bool = False) -> dict[str, Any]:
+                    map_location: Any = "cpu", allow_reshard: bool = False,
+                    allow_pickle: bool = False) -> dict[str, Any]:
     """Load ``path`` on this rank; restore ``sampler``'s epoch. A checkpoint saved under
-    another world size is an error unless ``allow_reshard`` (then ``batches_done`` is 0)."""
-    import torch
+    another world size is an error unless ``allow_reshard`` (then ``batches_done`` is 0).
+    Loaded as the checkpoint store loads (``weights_only=True``): a file holding pickled
+    Python objects is refused unless ``allow_pickle=True`` (which warns: a pickle can run
+    code)."""
+    from loopwise.checkpoint.store import load_file
 
-    if not isinstance(allow_reshard, bool):
-        raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
+    for flag, value in (("allow_reshard", allow_reshard), ("allow_pickle", allow_pickle)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"no checkpoint at {source}; save one with save_checkpoint() "
                                 "or start without resuming")
-    state: dict[str, Any] = torch.load(source, map_location=map_location, weights_only=False)
+    loaded: Any = load_file(source, map_location=map_location, allow_pickle=allow_pickle)
+    state: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
     info = state.get(KEY)
     if not isinstance(info, dict):
         raise ValueError(f"{source} was not written by save_checkpoint (no {KEY!r} entry); "

@@ -260,8 +260,8 @@ class Run:
             raise TypeError(f"step must be an int, got {type(step).__name__}")
         clean: dict[str, float] = {}
         for key, value in values.items():
+            check_key(key)  # every key, also a float's: '' or 5 is no series name
             if type(value) is not float:
-                check_key(key)
                 value = check_number(value, what=f"value of {key!r}")
             clean[key] = value
         self._store.add_scalars(step, self._clock() if wall_time is None else wall_time, clean)

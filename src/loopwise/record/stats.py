@@ -75,19 +75,34 @@ class MetricStats:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
+def mean(values: Sequence[float]) -> float:
+    """The mean of finite ``values`` (``math.fsum``, correctly rounded), also when their sum
+    exceeds the float range (values near 1e308: then each is divided first)."""
+    n = len(values)
+    try:
+        return math.fsum(values) / n
+    except OverflowError:
+        return math.fsum(v / n for v in values)
+
+
 def slope(steps: Sequence[float], values: Sequence[float]) -> float | None:
-    """Least-squares slope of ``values`` against ``steps``; None for < 2 points or one step."""
+    """Least-squares slope of ``values`` against ``steps``; None for < 2 points, one step, or
+    values so large that the fit leaves the float range."""
     n = len(values)
     if n != len(steps):
         raise ValueError(f"steps and values differ in length ({len(steps)} vs {n})")
     if n < 2:
         return None
-    mx = math.fsum(steps) / n
-    my = math.fsum(values) / n
+    mx = mean(steps)
+    my = mean(values)
     sxx = math.fsum((x - mx) ** 2 for x in steps)
     if sxx == 0:
         return None
-    return math.fsum((x - mx) * (y - my) for x, y in zip(steps, values, strict=True)) / sxx
+    try:
+        fit = math.fsum((x - mx) * (y - my) for x, y in zip(steps, values, strict=True)) / sxx
+    except (OverflowError, ValueError):  # inf - inf among the products, or their sum too big
+        return None
+    return fit if math.isfinite(fit) else None
 
 
 def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
@@ -116,7 +131,7 @@ def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
     tail = pairs[-window:]
     return MetricStats(
         key=key, count=len(values), nonfinite=nonfinite, mode=resolved,
-        min=min(finite), max=max(finite), mean=math.fsum(finite) / len(finite),
+        min=min(finite), max=max(finite), mean=mean(finite),
         last=pairs[-1][1], last_step=pairs[-1][0], best=best, best_step=best_step,
         slope=slope([float(s) for s, _ in tail], [v for _, v in tail]), window=window,
     )

@@ -74,7 +74,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format or (args.output.rsplit(".", 1)[-1] if args.output and args.output.rsplit(
         ".", 1)[-1] in ("csv", "jsonl", "parquet") else "csv")
     out = export_run(RunReader(run), args.output or f"{run.name}.{fmt}", fmt=fmt)
-    print(out)
+    print(printable(out))
     return 0
 
 

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from loopwise.record.text import printable
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -78,6 +80,7 @@ def run_fit(args: argparse.Namespace, *, out: TextIO | None = None,
     err = err if err is not None else sys.stderr
     import torch
 
+    from loopwise.checkpoint.errors import CheckpointError
     from loopwise.train.fit.data import DataError, load_table
     from loopwise.train.fit.prep import Standardization, setup_training
     from loopwise.train.reference import train_model_result
@@ -94,13 +97,14 @@ def run_fit(args: argparse.Namespace, *, out: TextIO | None = None,
         loaders = setup_training(X, Y, cfg.batch_size, cfg.val_split, cfg.test_split,
                                  seed=cfg.seed, num_workers=cfg.num_workers)
     except (DataError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"loopwise fit: error: {exc}", file=err)
+        print(f"loopwise fit: error: {printable(exc)}", file=err)
         return EXIT_BAD_INPUT
     source = Path(args.data).resolve()
     described = (f"{len(table.X)} rows, {table.n_features} inputs, {table.task}"
                  + (f" ({len(table.classes)} classes)" if not regression else
                     f" ({table.n_outputs} outputs)"))
-    print(f"loopwise fit: {source.name}: {described}; target {table.target!r}", file=out)
+    print(printable(f"loopwise fit: {source.name}: {described}; target {table.target!r}"),
+          file=out)
     metadata = {"data": str(source), "data_bytes": source.stat().st_size,
                 "data_mtime": source.stat().st_mtime, "task": table.task,
                 "target": table.target, "classes": table.classes}
@@ -110,14 +114,16 @@ def run_fit(args: argparse.Namespace, *, out: TextIO | None = None,
                                     loss_fn=loss_fn, root=args.root, force=args.force,
                                     normalization=stats, metadata=metadata)
     except KeyboardInterrupt as exc:
-        print(f"loopwise fit: {exc or 'interrupted'}; run the same command again to resume",
-              file=err)
+        print(f"loopwise fit: {printable(exc or 'interrupted')}; run the same command again "
+              "to resume", file=err)
         return EXIT_INTERRUPTED
     except NonFiniteLossError as exc:
-        print(f"loopwise fit: {exc}", file=err)
+        print(f"loopwise fit: {printable(exc)}", file=err)
         return EXIT_FAILED
-    except (ValueError, FileExistsError) as exc:
-        print(f"loopwise fit: error: {exc}", file=err)
+    except (ValueError, FileExistsError, CheckpointError) as exc:
+        # CheckpointError: a resume found no usable checkpoint (corrupt, or one holding
+        # pickled objects, which is never loaded)
+        print(f"loopwise fit: error: {printable(exc)}", file=err)
         return EXIT_BAD_INPUT
     _report(result, out)
     return EXIT_OK
@@ -128,7 +134,7 @@ def _report(result: Any, out: TextIO) -> None:
     what = {"skipped": "already trained with these parameters (--force trains again)",
             "stopped": f"stopped early: {result.stop_reason}",
             "finished": "finished"}[result.status]
-    print(f"\nRun:          {result.run_path}  ({what})", file=out)
+    print(f"\nRun:          {printable(result.run_path)}  ({printable(what)})", file=out)
     if result.best_epoch is not None and result.best_value is not None:
         print(f"Best:         {result.monitor} {result.best_value:.4f} at epoch "
               f"{result.best_epoch} of {result.epochs}", file=out)
@@ -140,4 +146,4 @@ def _report(result: Any, out: TextIO) -> None:
                        ("Predictions", "predictions_plot"), ("Log", "log"),
                        ("Results", "results")):
         if key in files:
-            print(f"{label + ':':<14}{files[key]}", file=out)
+            print(f"{label + ':':<14}{printable(files[key])}", file=out)

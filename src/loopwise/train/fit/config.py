@@ -255,14 +255,20 @@ class TrainingConfig:
         source = Path(path)
         if not source.is_file():
             raise FileNotFoundError(f"no TrainingConfig file at {source}: check the path")
-        text = source.read_text(encoding="utf-8")
+        again = "fix the file or save the config again"
         try:
-            data = json.loads(text)
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                             f"{again}") from None
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"{source}: line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg}); "
-                "fix the file or save the config again"
+                f"{again}"
             ) from None
+        except RecursionError:
+            raise ValueError(f"{source}: JSON nested too deeply to be a TrainingConfig; "
+                             f"{again}") from None
         return cls.from_dict(data, source=f" in {source}")
 
     @staticmethod
