@@ -51,13 +51,17 @@ def run_child(entry: str, root: Path, name: str, out: Path, *options: str
 def draw_kills(entry: str, census: dict[str, int], trials: int = TRIALS) -> list[str]:
     """Seeded kill points inside the run: ``kind:N`` with N within what the uninterrupted run
     reached. In the short campaign the first one lands in a checkpoint write or commit, the
-    second on a step or a record flush (or an exporter's delivery); the soak draws any."""
+    second on a step or a record flush (or an exporter's delivery); the soak takes the points
+    the entry reaches in turn."""
     rng = random.Random(f"{SEED}-{entry}")
     groups = [("write", "commit"), ("step", "flush", "export")]
+    reached = [k for k in POINTS if census.get(k)]
     kills = []
     for i in range(trials):
-        kinds = groups[i] if not SOAK and i < len(groups) else POINTS
-        kind = rng.choice([k for k in kinds if census.get(k)])
+        if SOAK:
+            kind = reached[i % len(reached)]
+        else:
+            kind = rng.choice([k for k in groups[i % len(groups)] if census.get(k)])
         kills.append(f"{kind}:{rng.randint(1, census[kind])}")
     return kills
 
