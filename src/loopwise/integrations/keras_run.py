@@ -38,7 +38,7 @@ def resumed_or_new_run(state: Mapping[str, Any] | None, root: str | os.PathLike[
     if state is None and resume and folder is not None and (folder / "run.json").is_file() \
             and RunReader(folder).info.get("status") != "finished":
         run = Run.reopen(folder)
-        run.restore_step(0)  # nothing was saved: training starts again from the beginning
+        run.restore_step(0, epoch=0)  # nothing was saved: training starts again from step 0
         run.set_config({**RunReader(folder).config(), **config})
         return run
     return Run.create(root, name, config=config)
