@@ -183,12 +183,12 @@ def train_monitor(root: Path, name: str, out: Path, switch: KillSwitch, *,
     while epoch < EPOCHS:
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(100 + epoch))
         batches = list(order.split(8))
+        if saved_monitor is not None and start == 0:  # between passes: the step and the
+            run.restore_step(saved_monitor["step"], epoch=saved_monitor["epoch"])  # epochs
         monitor = TrainingMonitor(range(start, len(batches)), run=run, disable=True,
                                   system=False, health=False, mininterval=0.1)
         if saved_monitor is not None and start > 0:  # the step, epochs ended, the pass's means
             monitor.load_state_dict(saved_monitor)
-        elif saved_monitor is not None:  # between passes: the step and the epochs ended only
-            run.restore_step(saved_monitor["step"], epoch=saved_monitor["epoch"])
         saved_monitor = None
         for i in monitor:
             idx = batches[i]

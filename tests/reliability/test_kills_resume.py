@@ -5,7 +5,9 @@
 - a TrainingMonitor's state carries the epochs ended, so a resumed loop numbers its epochs as
   the checkpoint says, whatever run.json held when the process died;
 - CheckpointManager(run=run).save() puts the run's record on disk first: a resume from that
-  checkpoint leaves no gap in the record.
+  checkpoint leaves no gap in the record;
+- an epoch that ends again after a resume (its summary recorded before the kill) still counts
+  as ended.
 """
 
 from __future__ import annotations
@@ -103,3 +105,16 @@ def test_a_checkpoint_save_puts_the_record_on_disk_first(tmp_path) -> None:
         assert list(reader.series("epoch/loss").steps) == [1]
     finally:
         run.close("finished")
+
+
+def test_an_epoch_recorded_before_a_resume_still_counts_as_ended(tmp_path) -> None:
+    run = Run.create(tmp_path, "exp")
+    run.log_epoch(1, {"loss": 1.0}, step=5)
+    run.close("interrupted")
+    again = Run.reopen(tmp_path / "exp")
+    again.restore_step(3, epoch=0)  # the checkpoint was taken inside epoch 1
+    again.log_epoch(1, {"loss": 1.0}, step=5)  # epoch 1 ends again: recorded once only
+    assert again.epoch == 1  # so the next pass is epoch 2, not epoch 1 refused forever
+    again.log_epoch(again.epoch + 1, {"loss": 0.5}, step=10)
+    again.close("finished")
+    assert _epochs(tmp_path / "exp") == [(5, 1.0), (10, 2.0)]

@@ -22,6 +22,7 @@ class EpochLedger:
         (epoch, step); empty when there is nothing new."""
         row = {f"epoch/{k}": v for k, v in values.items()
                if self._keys.get(f"epoch/{k}", 0) < epoch}
+        self.epoch = max(self.epoch, epoch)  # ended, though recorded before a resume
         if not row:
             return row
         for key in row:
@@ -29,7 +30,6 @@ class EpochLedger:
         if self._mark != (epoch, step):
             row["epoch"] = float(epoch)
             self._mark = (epoch, step)
-        self.epoch = max(self.epoch, epoch)
         return row
 
     @classmethod

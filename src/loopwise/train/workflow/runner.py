@@ -286,12 +286,12 @@ class Workflow:
     def _save(self, run: Run, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)
+        run.flush()  # the record up to here is on disk first: a resume from it leaves no gap
         self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None
-        self._save(self._run, self._epoch, "in_epoch", loop=position,
-                   train_seconds=train_seconds)
+        self._save(self._run, self._epoch, "in_epoch", loop=position, train_seconds=train_seconds)
 
     def _track(self, iterable: Iterable[Any], desc: str | None,
                options: dict[str, Any]) -> TrainingMonitor[Any]:
