@@ -115,7 +115,8 @@ def folder_problems(folder: Path, manifests: Path | None = None) -> list[str]:
 
 def record_loss(folder: Path, key: str, trace: Path) -> tuple[float, int]:
     """(seconds, steps) of training the killed process did that its record does not hold: from
-    the last recorded row of ``key`` to the kill (the trace has each step's end time)."""
+    the last recorded row of ``key`` to the end of the last step before the kill (the trace has
+    each step's end time)."""
     from loopwise.record import RunReader
 
     lines = trace.read_text().split()
@@ -124,7 +125,8 @@ def record_loss(folder: Path, key: str, trace: Path) -> tuple[float, int]:
     reader = RunReader(folder)
     times = list(reader.series(key).times) if key in reader.keys() else []
     last = max(times) if times else (steps[0] if steps else kill)
-    return max(0.0, kill - last), max(0, sum(t > last for t in steps) - (1 if times else 0))
+    end = max(steps, default=kill)  # killed after training (closing, exporting): nothing newer
+    return max(0.0, end - last), max(0, sum(t > last for t in steps) - (1 if times else 0))
 
 
 def mlflow_statuses(uri: str, run_id: str) -> list[str]:

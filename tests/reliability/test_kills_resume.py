@@ -118,3 +118,14 @@ def test_an_epoch_recorded_before_a_resume_still_counts_as_ended(tmp_path) -> No
     again.log_epoch(again.epoch + 1, {"loss": 0.5}, step=10)
     again.close("finished")
     assert _epochs(tmp_path / "exp") == [(5, 1.0), (10, 2.0)]
+
+
+def test_an_epoch_point_recorded_before_a_resume_is_not_recorded_again(tmp_path) -> None:
+    run = Run.create(tmp_path, "exp")
+    run.log_epoch(1, {"loss": 1.0}, step=5)  # the killed process recorded one summary...
+    run.close("interrupted")
+    again = Run.reopen(tmp_path / "exp")
+    again.log_epoch(1, {"lr": 0.1}, step=5)  # ...the resume records the one it lost
+    again.close("finished")
+    assert _epochs(tmp_path / "exp") == [(5, 1.0)]
+    assert list(RunReader(tmp_path / "exp").series("epoch/lr").steps) == [5]

@@ -19,7 +19,8 @@ class EpochLedger:
     def row(self, epoch: int, step: int, values: Mapping[str, float]) -> dict[str, float]:
         """The points to record for ``epoch``'s ``values`` ending at ``step``: ``epoch/<name>``
         for each name not yet recorded for that epoch, plus the ``epoch`` series once per
-        (epoch, step); empty when there is nothing new."""
+        (epoch, step), and never for an epoch the folder held when the run was reopened; empty
+        when there is nothing new."""
         row = {f"epoch/{k}": v for k, v in values.items()
                if self._keys.get(f"epoch/{k}", 0) < epoch}
         self.epoch = max(self.epoch, epoch)  # ended, though recorded before a resume
@@ -27,8 +28,8 @@ class EpochLedger:
             return row
         for key in row:
             self._keys[key] = epoch
-        if self._mark != (epoch, step):
-            row["epoch"] = float(epoch)
+        if self._mark != (epoch, step) and self._keys.get("epoch", 0) < epoch:  # not before
+            row["epoch"] = float(epoch)  # a resume either
             self._mark = (epoch, step)
         return row
 
@@ -40,8 +41,8 @@ class EpochLedger:
         reader = RunReader(path)
         recorded: dict[str, int] = {}
         for key in reader.keys():
-            if key.startswith("epoch/"):
+            if key.startswith("epoch/") or key == "epoch":
                 series = reader.series(key)
                 if len(series):
-                    recorded[key] = max(series.epochs)
+                    recorded[key] = int(max(series.values if key == "epoch" else series.epochs))
         return cls(epoch, recorded)
