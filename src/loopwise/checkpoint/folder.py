@@ -100,6 +100,10 @@ def rebuild_manifest(directory: Path, why: ManifestError, *, report: Report,
     if manifest.exists():
         stamp = int(time.time() if now is None else now)
         kept_as = manifest.with_name(f"{MANIFEST}.corrupt-{stamp}")
+        n = 1
+        while kept_as.exists():  # a second rebuild within the second keeps both copies
+            n += 1
+            kept_as = manifest.with_name(f"{MANIFEST}.corrupt-{stamp}-{n}")
         os.replace(manifest, kept_as)  # kept as it was, for inspection
     entries: list[ManifestEntry] = []
     for path in files:

@@ -6,8 +6,7 @@ Each save writes ``checkpoint-step<step>.pt`` atomically, then ``manifest.json``
 (``policy``: the last ``keep_last``, the best ``keep_best``). ``recycle=True`` (the default)
 keeps the newest dropped file as ``.spare-checkpoint`` for the next save to write over, as
 PostgreSQL recycles WAL segments: half the time of filling new blocks on thin-provisioned disks
-(measured in docs/benchmarks-notes.md); ``recycle=False`` deletes.
-"""
+(measured in docs/benchmarks-notes.md); ``recycle=False`` deletes."""
 
 from __future__ import annotations
 
@@ -120,11 +119,10 @@ class CheckpointManager:
 
     def save(self, state: Mapping[str, Any], *, step: int,
              metrics: Mapping[str, Any] | None = None) -> Path:
-        """Save ``state`` as the checkpoint of ``step``; return its path.
-
-        Synchronous by default: when this returns the file and the manifest are on disk.
-        With ``async_save`` the file is written in the background (``wait()`` to be sure).
-        """
+        """Save ``state`` as the checkpoint of ``step``; return its path. Synchronous by
+        default: when this returns the file and the manifest are on disk. With ``async_save``
+        the file is written in the background (``wait()`` to be sure). ``run`` is flushed first:
+        its record up to here is on disk before the checkpoint, so a resume leaves no gap."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a dict (e.g. {{'model': model.state_dict()}}), "
                             f"got {type(state).__name__}")
@@ -133,10 +131,12 @@ class CheckpointManager:
         clean = clean_metrics(metrics)
         if self.monitor is not None and self.monitor not in clean:
             have = ", ".join(sorted(clean)) or "none"
-            raise KeyError(
-                f"CheckpointManager monitors {self.monitor!r} but save() got metrics: {have}; "
-                f"pass metrics={{{self.monitor!r}: value}}"
-            )
+            raise KeyError(f"CheckpointManager monitors {self.monitor!r} but save() got metrics: "
+                           f"{have}; pass metrics={{{self.monitor!r}: value}}")
+        flush = getattr(self.run, "flush", None)
+        if callable(flush) and not getattr(self.run, "closed", False):
+            with contextlib.suppress(Exception):  # a record error shows on the run's next call
+                flush()
         self.wait()  # one write in flight at most; raises the previous write's error
         self._ensure_loaded()
         name = file_name(step)

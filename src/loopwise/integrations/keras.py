@@ -99,8 +99,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._checkpoints = None if checkpoint_dir is None else CheckpointManager(
             checkpoint_dir, monitor=monitor, mode=mode, keep_last=keep_last, keep_best=keep_best)
         self._given_run, self._root, self._name = run, root, name
-        self._config = dict(config or {})
-        self._resume, self._save_every = resume, save_every
+        self._config, self._resume, self._save_every = dict(config or {}), resume, save_every
         self._progress, self._file = progress, file
         self._system, self._health_on, self._interval = system, health, float(flush_interval)
         self.run: Run | None = run
@@ -262,7 +261,8 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if run is None or run.closed:
             if self._given_run is not None:
                 raise ValueError(f"run {self._given_run.name!r} is closed; pass an open run")
-            run = self.run = keras_run.resumed_or_new_run(state, self._root, self._name, config)
+            run = self.run = keras_run.resumed_or_new_run(
+                state, self._root, self._name, config, resume=self._resume)
         if self._given_run is not None or state is not None:
             run.set_config({**RunReader(run.path).config(), **config})
         for exporter in self._exporters:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 
 
@@ -25,11 +26,21 @@ def fit_config(params: Mapping[str, Any], model: Any,
 
 
 def resumed_or_new_run(state: Mapping[str, Any] | None, root: str | os.PathLike[str],
-                       name: str | None, config: Mapping[str, Any]) -> Run:
-    """The run a checkpoint was written into (reopened) when it still exists, else a new one."""
+                       name: str | None, config: Mapping[str, Any], *,
+                       resume: bool = False) -> Run:
+    """The run a checkpoint was written into (reopened) when it still exists; with ``resume``
+    and no checkpoint yet (the process died before its first save), the unfinished run
+    ``root/name`` again, restarted at step 0; else a new one."""
     previous = None if state is None or not state.get("run") else Path(str(state["run"]))
     if previous is not None and (previous / "run.json").is_file():
         return Run.reopen(previous)
+    folder = None if name is None else Path(root) / name
+    if state is None and resume and folder is not None and (folder / "run.json").is_file() \
+            and RunReader(folder).info.get("status") != "finished":
+        run = Run.reopen(folder)
+        run.restore_step(0, epoch=0)  # nothing was saved: training starts again from step 0
+        run.set_config({**RunReader(folder).config(), **config})
+        return run
     return Run.create(root, name, config=config)
 
 

@@ -87,8 +87,32 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any, *, indent: int = 2) -> bytes:
+    """``obj`` as the JSON text loopwise writes (strict: NaN refused), UTF-8."""
+    return (json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False) + "\n").encode()
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
     """Serialise ``obj`` as JSON (strict: NaN refused; pass measured values through
     :func:`loopwise.record.jsonsafe.json_safe` first) and write it atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False)
-                      + "\n")
+    atomic_write_bytes(path, json_bytes(obj, indent=indent))
+
+
+def write_in_place(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Write ``data`` over the regular file ``path`` in place, only when it fits in the blocks
+    the file already has (so it needs no free space); False when it does not fit. Not
+    crash-safe like :func:`atomic_write_bytes`: the last resort when the disk is too full for
+    a temp file (a run's ``failed`` status in ``run.json``)."""
+    target = check_target(path)
+    fd = os.open(target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+    try:
+        if len(data) > os.fstat(fd).st_blocks * 512:
+            return False
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+        return True
+    finally:
+        os.close(fd)

@@ -19,17 +19,18 @@ class EpochLedger:
     def row(self, epoch: int, step: int, values: Mapping[str, float]) -> dict[str, float]:
         """The points to record for ``epoch``'s ``values`` ending at ``step``: ``epoch/<name>``
         for each name not yet recorded for that epoch, plus the ``epoch`` series once per
-        (epoch, step); empty when there is nothing new."""
+        (epoch, step), and never for an epoch the folder held when the run was reopened; empty
+        when there is nothing new."""
         row = {f"epoch/{k}": v for k, v in values.items()
                if self._keys.get(f"epoch/{k}", 0) < epoch}
+        self.epoch = max(self.epoch, epoch)  # ended, though recorded before a resume
         if not row:
             return row
         for key in row:
             self._keys[key] = epoch
-        if self._mark != (epoch, step):
-            row["epoch"] = float(epoch)
+        if self._mark != (epoch, step) and self._keys.get("epoch", 0) < epoch:  # not before
+            row["epoch"] = float(epoch)  # a resume either
             self._mark = (epoch, step)
-        self.epoch = max(self.epoch, epoch)
         return row
 
     @classmethod
@@ -41,8 +42,8 @@ class EpochLedger:
         reader = RunReader(path)
         recorded: dict[str, int] = {}
         for key in reader.keys():
-            if key.startswith("epoch/"):
+            if key.startswith("epoch/") or key == "epoch":
                 series = reader.series(key)
                 if len(series):
-                    recorded[key] = max(series.epochs)
+                    recorded[key] = int(max(series.values if key == "epoch" else series.epochs))
         return cls(max([epoch, *recorded.values()]), recorded), reader.last_step()

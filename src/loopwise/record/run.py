@@ -148,8 +148,10 @@ class Run:
     def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
                 heartbeat_interval: float, clock: Callable[[], float]) -> Run:
         info_file = run_path / RUN_FILE
-        info = load_json_object(info_file, hint="it was left as it was; restore it from a "
-                                "backup, or start a new run")
+        hint = "it was left as it was; restore it from a backup, or start a new run"
+        info = load_json_object(info_file, hint=hint)
+        if (run_path / CONFIG_FILE).exists():  # a resume never writes over what it cannot read
+            load_json_object(run_path / CONFIG_FILE, hint=hint)
         now = clock()
         previous = info.get("status")
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())
@@ -206,11 +208,17 @@ class Run:
         to :meth:`log_epoch`."""
         return self._epochs.epoch
 
-    def restore_step(self, step: int) -> None:
-        """Set the global step to ``step`` (a resume from a checkpoint taken at that step)."""
+    def restore_step(self, step: int, *, epoch: int | None = None) -> None:
+        """Set the global step to ``step`` (a resume from a checkpoint taken at that step) and,
+        given ``epoch``, the last ended epoch to the checkpoint's (``run.json`` may be behind
+        it or ahead of it after a kill); summaries already recorded are still not repeated."""
         if type(step) is not int or step < 0:
             raise ValueError(f"restore_step() takes a non-negative int, got {step!r}")
+        if epoch is not None and (type(epoch) is not int or epoch < 0):
+            raise ValueError(f"restore_step(epoch=) takes a non-negative int, got {epoch!r}")
         self._global_step = step
+        if epoch is not None:
+            self._epochs.epoch = epoch
 
     # -- per-run helpers -------------------------------------------------------------------------
     def helper(self, kind: type[H], factory: Callable[[], H]) -> H:

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_json
+from loopwise.record.atomic import atomic_write_json, json_bytes, write_in_place
 
 
 class RunFile:
@@ -41,5 +41,8 @@ class RunFile:
                 return
             self.failure = exc
             self._info.update(status="failed", error=str(exc))
-            with contextlib.suppress(OSError):  # the disk may be too full even for run.json
+            try:
                 atomic_write_json(self.path, self._info)
+            except OSError:  # the disk may be too full for a temp file: over the old one then
+                with contextlib.suppress(OSError, ValueError):
+                    write_in_place(self.path, json_bytes(self._info))

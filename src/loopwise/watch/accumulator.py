@@ -13,8 +13,7 @@ value to its key's column in :attr:`StepAccumulator.pending` (``(step indexes, v
 6. feeds the health monitor one mean per key, and reports a non-finite value at its exact step.
 
 :class:`LoopStats` is the one loop-timing record (steps, data wait, body time) that the
-system sampler reads.
-"""
+system sampler reads."""
 
 from __future__ import annotations
 
@@ -268,25 +267,26 @@ class StepAccumulator:
         self.averages.reset()
         self.last.clear()
 
-    def restart_at(self, step: int) -> None:
-        """Continue counting from global step ``step`` (a resume)."""
+    def restart_at(self, step: int, *, epoch: int | None = None) -> None:
+        """Continue counting from global step ``step`` (a resume), ``epoch`` epochs ended."""
         self.flush()
         self.step0 = step
         if self.run is not None:
-            self.run.restore_step(step)
+            self.run.restore_step(step, epoch=epoch)
 
     def state_dict(self) -> dict[str, Any]:
         self.flush()
         return {"step": self.step, "averages": self.averages.state_dict(),
+                "epoch": None if self.run is None else self.run.epoch,
                 "data_wait_s": self.stats.data_wait_s, "body_s": self.stats.body_s,
                 "steps": self.stats.steps}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for key in ("step", "averages"):
-            if key not in state:
-                raise KeyError(f"accumulator state is missing {key!r}")
-        self.restart_at(int(state["step"]))
+        if "step" not in state or "averages" not in state:
+            missing = "averages" if "step" in state else "step"
+            raise KeyError(f"accumulator state is missing {missing!r}")
+        self.restart_at(int(state["step"]), epoch=state.get("epoch"))
         self.averages.load_state_dict(state["averages"])
-        self.stats.data_wait_s = float(state.get("data_wait_s", 0.0))
-        self.stats.body_s = float(state.get("body_s", 0.0))
-        self.stats.steps = int(state.get("steps", 0))
+        self.stats.data_wait_s, self.stats.body_s, self.stats.steps = (
+            float(state.get("data_wait_s", 0.0)), float(state.get("body_s", 0.0)),
+            int(state.get("steps", 0)))

@@ -28,6 +28,7 @@ and the test loss is computed with them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
@@ -235,13 +236,17 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         raise
     finally:
         if session is not None:
-            session.close(status, error=error)
+            with _after(status):
+                session.close(status, error=error)
         if files is not None:
-            files.close()
+            with _after(status):
+                files.close()
         if logger is not None:
-            close_logging(logger)
+            with _after(status):
+                close_logging(logger)
         if owns:
-            run.close(status, error=error)
+            with _after(status):
+                run.close(status, error=error)
             if report and leader:
                 from loopwise.view.report import report_at_end
 
@@ -251,6 +256,12 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         elif status != "finished" and not run.closed:
             run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
                           data={"error": error.splitlines()[-1] if error else None})
+
+
+def _after(status: str) -> contextlib.AbstractContextManager[Any]:
+    """Clean-up after a failure (a full disk: the record cannot be flushed either) never
+    replaces the error that is propagating; after a success its errors are raised."""
+    return contextlib.nullcontext() if status == "finished" else contextlib.suppress(Exception)
 
 
 def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,

@@ -42,6 +42,8 @@ def choose_run(group: Any, run: Run | None, root: str | Path, name: str | None,
     try:
         made = plan_run(root, name or generate_run_name(), params, model_name=model_name,
                         force=force)
+        if made.run is not None:  # reopened: counted again from its checkpoint, if any
+            made.run.restore_step(0, epoch=0)
     except Exception as exc:
         if group is not None:
             group.share(None, exc, what="fit()")  # raises it here, and on the other ranks

@@ -279,13 +279,13 @@ class Workflow:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)  # every rank (the monitor's
         if self._leader:  # refresh is an exchange); rank 0 writes, the others wait for it
+            run.flush()  # the record up to here is on disk first: a resume leaves no gap
             self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
         self._barrier()
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None
-        self._save(self._run, self._epoch, "in_epoch", loop=position,
-                   train_seconds=train_seconds)
+        self._save(self._run, self._epoch, "in_epoch", loop=position, train_seconds=train_seconds)
 
     def _track(self, iterable: Iterable[Any], desc: str | None,
                options: dict[str, Any]) -> TrainingMonitor[Any]:
