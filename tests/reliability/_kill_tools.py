@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,8 +197,13 @@ def run_trial(entry: str, work: Path, reference: Path, kill: str) -> Trial:
     trial.status_killed = str(RunReader(folder).info["status"])
     trial.problems_killed = folder_problems(folder, root)
     trial.lost_seconds, trial.lost_steps = record_loss(folder, LOSS_KEY[entry], trace)
-    if entry == "exporters":
-        trial.mlflow_killed = mlflow_statuses(uri, str(RunReader(folder).info["id"]))
+    if entry == "exporters":  # the delivery process outlives the kill and closes the mirror
+        run_id, deadline = str(RunReader(folder).info["id"]), time.monotonic() + 90
+        while True:
+            trial.mlflow_killed = mlflow_statuses(uri, run_id)
+            if "RUNNING" not in trial.mlflow_killed or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     resumed = run_child(entry, root, "run", out)
     trial.resumed_rc, trial.stderr = resumed.returncode, resumed.stderr[-3000:]
     if resumed.returncode != 0:

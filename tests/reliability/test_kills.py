@@ -97,10 +97,6 @@ def test_exporters_end_closed_and_readable_after_the_resume(campaign: Any) -> No
         assert trial.extra["tensorboard_last_step"] == 80, trial.kill  # 4 epochs x 20 steps
 
 
-@pytest.mark.xfail(strict=False, reason="a SIGKILLed process cannot close its MLflow run: it "
-                   "stays RUNNING until the resume (or a backfill) closes it; delivering the "
-                   "exporters from a child process that outlives the trainer is the fix in "
-                   "progress")
 def test_mlflow_shows_the_killed_run_as_failed_not_running(campaign: Any) -> None:
     trials = campaign("exporters")
     seen = [t.mlflow_killed for t in trials if t.mlflow_killed]
