@@ -241,9 +241,10 @@ def write_doc(path: Path, outcomes: list[Outcome], info: dict[str, str], *,
         lines += [f"- **{names}**: {why}"]
     lines += ["", "A ratio whose min-max (in brackets) reaches the goal is within this run's "
               "noise; rerun on a quiet machine before reading much into it.", "",
-              "Not measured by this suite: a 2-rank torchrun loop and the Keras callback "
-              "where their scripts are missing (rows below say whether they exist on this "
-              "branch).", ""]
+              "The Keras callback and a 2-rank torchrun loop are measured by their own "
+              "scripts, against Keras's `model.fit` with its own progress bar and a plain DDP "
+              "loop: the sections `bench/bench_keras.py` and `bench/bench_distributed.py` "
+              "below.", ""]
     for key, title, intro in SECTIONS:
         table = by_key.get(key)
         if table is not None:
