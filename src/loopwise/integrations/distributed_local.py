@@ -6,20 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
-
-class _Quiet:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
+from loopwise.watch.console import null_console
 
 
 def quiet() -> TextIO:
     """The console of a rank other than 0 under torchrun: nothing is written."""
-    return cast(TextIO, _Quiet())
+    return null_console()
 
 
 class SampleBuffer:

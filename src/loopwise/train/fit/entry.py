@@ -55,20 +55,10 @@ from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.resume import rng
 from loopwise.train.resume.rerun import differences
+from loopwise.watch.console import null_console
 from loopwise.watch.system_run import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
-
-
-class _NullStream:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 def resolve_device(name: str) -> torch.device:
@@ -212,7 +202,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
                                   _length(train_loader, "train_loader"), n_val, model=model,
                                   run=run if leader else None,
                                   system=False, exporters=exporters,
-                                  file=None if progress else _NullStream())  # type: ignore[arg-type]
+                                  file=None if progress else null_console())
         loop = FitLoop(model=model, train_loader=train_loader, val_loader=val_loader,
                        test_loader=test_loader, loss_fn=loss_fn, optimizer=optimizer,
                        config=cfg, callbacks=cbs, run=run, device=device, display=session,
