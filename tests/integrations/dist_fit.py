@@ -73,16 +73,25 @@ class SaveFinal(Callback):
             torch.save(state.model.state_dict(), self.path)
 
 
-def main() -> None:
+def start_rank() -> tuple[Path, str, int, int]:
+    """``(OUT, MODE, KILL_AT, rank)`` of a scenario launched with ``OUT MODE [KILL_AT]``: the
+    gloo group joined and this rank's PID in ``OUT/pid{rank}`` (for the test's SIGKILL)."""
     import torch.distributed as dist
-
-    from loopwise.train.fit.entry import fit
 
     out, mode = Path(sys.argv[1]), sys.argv[2]
     kill_at = int(sys.argv[3]) if len(sys.argv) > 3 else -1
     dist.init_process_group("gloo", timeout=timedelta(seconds=30))
     rank = dist.get_rank()
     (out / f"pid{rank}").write_text(str(os.getpid()))
+    return out, mode, kill_at, rank
+
+
+def main() -> None:
+    import torch.distributed as dist
+
+    from loopwise.train.fit.entry import fit
+
+    out, mode, kill_at, rank = start_rank()
     train, val = dataset()
     model = make_model()
     result = fit(model, DataLoader(train, batch_size=4, shuffle=True),

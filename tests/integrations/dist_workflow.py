@@ -9,10 +9,8 @@ imports this module for the single-process reference (:class:`Toy`)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +78,10 @@ def main() -> None:
 
     from loopwise.train.workflow.runner import Workflow
 
-    out, mode = Path(sys.argv[1]), sys.argv[2]
-    kill_at = int(sys.argv[3]) if len(sys.argv) > 3 else -1
-    dist.init_process_group("gloo", timeout=timedelta(seconds=30))
-    rank = dist.get_rank()
-    (out / f"pid{rank}").write_text(str(os.getpid()))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dist_fit import start_rank  # the same launch as the fit scenario
+
+    out, mode, kill_at, rank = start_rank()
     toy = Toy(kill_at=kill_at if mode == "kill" and rank == 0 else -1, out=out,
               boom=6 if mode == "crash" and rank == 1 else -1)
     result = Workflow(toy, out, EPOCHS, "wf", checkpoint_every=EVERY, report=False).run()
