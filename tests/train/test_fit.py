@@ -249,6 +249,7 @@ def test_a_given_run_is_used_and_left_open(tmp_path: Path) -> None:
     ({"config": {"epochs": 3}}, TypeError, "config must be a loopwise.TrainingConfig"),
     ({"optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
     ({"name": "a/b"}, ValueError, "invalid run name 'a/b'"),
+    ({"allow_reshard": 1}, TypeError, "allow_reshard must be True or False, got 1"),
     ({"config": TrainingConfig(device="cuda")}, ValueError,
      "device 'cuda' was asked for but CUDA is not available"),
 ])

@@ -321,6 +321,9 @@ def test_other_bad_arguments(tmp_path: Path) -> None:
         Workflow(_toy(), tmp_path, 1, checkpoint_every=0)
     with pytest.raises(TypeError, match=r"callbacks\[0\] is a str"):
         Workflow(_toy(), tmp_path, 1, callbacks=["early"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="allow_reshard must be True or False, got 'yes'"):
+        Workflow(_toy(), tmp_path, 1, allow_reshard="yes")  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())  # nothing made for a refused call
 
 
 def test_corrupt_args_json_is_an_error_and_left_as_it_was(tmp_path: Path) -> None:
