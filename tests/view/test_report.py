@@ -130,8 +130,8 @@ def test_empty_and_non_finite_runs(tmp_path: Path, browser: Any) -> None:
     assert [p.text_content() for p in page.query_selector_all(".lw-empty")] == [
         "no metrics recorded", "no system samples", "no config", "no epochs recorded"]
     page.goto(write_report(tmp_path / "runs" / "nan").as_uri())
-    assert page.text_content(".lw-warn") == ("loss: 2 non-finite value(s) (NaN or infinity) not "
-                                             "drawn, the first at step 1")
+    assert page.text_content(".lw-warn") == ("loss: 2 non-finite value(s) (NaN or infinity) "
+                                             "drawn as gaps (\u00d7), the first at step 1")
     assert errors == []
 
 
