@@ -186,13 +186,20 @@
     var options = {
       title: spec.title, width: this.width(), height: spec.height || 240, series: series,
       bands: bands,
+      padding: [null, 34, null, null],  // room for the last x label
       scales: { x: { time: axis === "time" }, y: yScale },
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
       axes: [
         { label: AXIS_LABEL[axis], stroke: ink, grid: { stroke: grid }, ticks: { stroke: grid },
-          values: axis === "time" ? undefined : function (u, splits) { return LW.ticks(splits); } },
+          space: function (u, ai, lo, hi) {  // room for the longest label, so none overlap
+            if (axis === "time") return 70;
+            return Math.max(String(LW.fmt(Math.max(Math.abs(lo), Math.abs(hi)))).length * 8 + 24, 50);
+          },
+          values: function (u, splits, ai, space, incr) {
+            return axis === "time" ? LW.timeTicks(splits, incr) : LW.ticks(splits);
+          } },
         { stroke: ink, grid: { stroke: grid }, ticks: { stroke: grid },
-          values: function (u, splits) { return LW.ticks(splits); },
+          values: function (u, splits) { return self.log ? splits.map(LW.fmt) : LW.ticks(splits); },
           size: function (u, values) { return measure(values); } }
       ],
       cursor: { drag: { x: true, y: false, setScale: !opts.onZoom } },

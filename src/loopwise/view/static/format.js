@@ -53,6 +53,7 @@
       return out;
     }
     var dec = Math.min(Math.max(Math.ceil(-Math.log10(incr) - 1e-9), 0), 15);
+    vals.forEach(function (v) { dec = Math.max(dec, decimals(v)); });  // 0.0025 needs 4, not 3
     do {
       out = splits.map(function (v) {
         var s = (Math.abs(v) < Math.pow(10, -dec) / 2 ? 0 : v).toFixed(dec);
@@ -61,6 +62,14 @@
       dec++;
     } while (!distinct(out) && ++tries < 8 && dec <= 15);
     return out;
+  }
+  /* The decimals that write v exactly (to 10 significant digits), at most 15. */
+  function decimals(v) {
+    for (var d = 0; d < 15; d++) {
+      var scaled = v * Math.pow(10, d);
+      if (Math.abs(scaled - Math.round(scaled)) <= Math.abs(scaled) * 1e-10 + 1e-12) return d;
+    }
+    return 15;
   }
   function distinct(labels) {
     var seen = {};
@@ -75,7 +84,22 @@
     if (typeof t !== "number" || !isFinite(t)) return "-";
     return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
   }
+  /* The labels of a wall-time axis (seconds), in UTC, 24-hour: the time, and the date on the
+   * first tick and where the day changes; dates alone when ticks are a day or more apart. */
+  function timeTicks(splits, incr) {
+    var lastDay = null;
+    return splits.map(function (t) {
+      if (typeof t !== "number" || !isFinite(t)) return "";
+      var iso = new Date(t * 1000).toISOString(), day = iso.slice(0, 10);
+      if (incr >= 86400) return day;
+      var time = incr < 60 ? iso.slice(11, 19) : iso.slice(11, 16);
+      var label = day !== lastDay ? time + "\n" + day : time;
+      lastDay = day;
+      return label;
+    });
+  }
   LW.fmt = fmt;
+  LW.timeTicks = timeTicks;
   LW.ticks = ticks;
   LW.stamp = stamp;
 })(window.LW = window.LW || {});
