@@ -2,13 +2,12 @@
 
 import csv
 import json
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from _view_kit import HOSTILE, SRC, Server
+from _view_kit import HOSTILE, Server
 
 from loopwise.cli import main
 from loopwise.record import Run
