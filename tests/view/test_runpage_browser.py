@@ -26,6 +26,8 @@ from _view_kit import (
 
 from loopwise.record import Run
 
+LONG = "encoder/layers/attention/a_metric_name_long_enough_to_spill_out_of_its_menu_and_chart"
+
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
@@ -48,6 +50,7 @@ def live_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     training process keeps writing to until the module ends."""
     root = tmp_path_factory.mktemp("runpage") / "runs"
     make_run(root, "alpha", seed=1)
+    make_run(root, "gamma", seed=2, steps=30, extra_key=LONG)
     env = {**os.environ, "PYTHONPATH": SRC}
     writer = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_writer.py")),
                                str(root), "live"], env=env, stdout=subprocess.PIPE, text=True)
@@ -126,6 +129,7 @@ def test_the_run_page_follows_a_live_run_and_keeps_the_zoom(chromium: Any, serve
     last = ("() => { const u = window.__loopwise.plots()[0]; "
             "return Math.max(...u.data[0]); }")
     first = page.evaluate(last)
+    page.evaluate("window.__first = window.__loopwise.plots()[0]")
     page.focus(".lw-chart[data-title='loss'] .uplot")
     page.keyboard.press("+")
     window = page.evaluate("() => { const u = window.__loopwise.plots()[0];"
@@ -135,6 +139,7 @@ def test_the_run_page_follows_a_live_run_and_keeps_the_zoom(chromium: Any, serve
     assert page.evaluate("() => { const u = window.__loopwise.plots()[0];"
                          " return [u.scales.x.min, u.scales.x.max]; }") == window
     assert page.text_content(".lw-status") == "running"
+    assert page.evaluate("window.__first === window.__loopwise.plots()[0]")  # updated, not rebuilt
     page.screenshot(path=str(artifacts / "runpage-live.png"))
     assert page.errors == []
 
@@ -212,3 +217,19 @@ def test_a_400px_screen_stacks_the_run_list_above_the_chart(chromium: Any, serve
     assert chart["x"] + chart["width"] <= 400
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
     page.screenshot(path=str(artifacts / "dashboard-400px.png"), full_page=True)
+
+
+def test_a_long_metric_name_stays_in_its_menu_and_chart(chromium: Any, server: Server) -> None:
+    from urllib.parse import quote
+
+    page = _open(chromium, server.url + "/?token=tok-for-the-runpage&run=gamma&metric="
+                 + quote(LONG, safe=""))
+    wait_until(lambda: page.query_selector("#lw-chart .u-title") and
+               page.text_content("#lw-chart .u-title") == LONG, page=page, what="the chart")
+    menu = page.query_selector("#lw-metric").bounding_box()
+    chart = page.query_selector("#lw-chart").bounding_box()
+    assert menu["x"] + menu["width"] <= chart["x"] + chart["width"]
+    assert menu["width"] <= 24 * 16 + 1  # cut at 24em
+    title = page.query_selector("#lw-chart .u-title")
+    assert title.get_attribute("title") == LONG
+    assert title.evaluate("e => e.getBoundingClientRect().right") <= chart["x"] + chart["width"]

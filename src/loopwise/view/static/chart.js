@@ -182,7 +182,17 @@
         if (ys[j] === null) nanXs.push({ x: data[0][j], label: p.label });
       }
     });
-    var building = true;
+    this.marks = marks;
+    this.nanXs = nanXs;
+    this.building = true;
+    var sig = JSON.stringify([spec.title, spec.height, axis, self.log, self.outliers, !!opts.onZoom,
+                              bands, plotted.map(function (p) { return [p.label, p.stroke, p.width]; })]);
+    if (this.u && this.sig === sig && !range) {  // same chart, new points: keep it, and its zoom
+      this.u.setData(data, !(opts.window || this.zoom));
+      this.afterDraw(axis, opts, nonpositive);
+      return this.u;
+    }
+    this.sig = sig;
     var options = {
       title: spec.title, width: this.width(), height: spec.height || 240, series: series,
       bands: bands,
@@ -205,33 +215,41 @@
       cursor: { drag: { x: true, y: false, setScale: !opts.onZoom } },
       hooks: {
         setSelect: [function (u) {
-          if (!opts.onZoom || u.select.width < 2) return;
+          var o = self.opts;
+          if (!o.onZoom || u.select.width < 2) return;
           var lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
           u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-          opts.onZoom(lo, hi);
+          o.onZoom(lo, hi);
         }],
         setScale: [function (u, key) {
-          if (key !== "x" || building || opts.onZoom) return;
+          if (key !== "x" || self.building || self.opts.onZoom) return;
           var xs = u.data[0], full = xs.length && u.scales.x.min <= xs[0] && u.scales.x.max >= xs[xs.length - 1];
           self.zoom = full ? null : [u.scales.x.min, u.scales.x.max];
         }],
         draw: [function (u) {
           if (window.__loopwiseFirstChart === undefined) window.__loopwiseFirstChart = performance.now();
-          paint(u, marks, nanXs);
+          paint(u, self.marks, self.nanXs);
           place(u, self.markEls);
         }]
       }
     };
     if (this.u) this.u.destroy();
     LW.clear(this.plotBox);
-    LW.clear(this.notes);
-    this.markEls = [];
     var u = new uPlot(options, data, this.plotBox);
     this.u = u;
     var title = u.root.querySelector(".u-title");
     if (title) title.title = spec.title;
     u.root.querySelectorAll(".u-legend th").forEach(function (th) { th.title = th.textContent; });
-    marks.forEach(function (m) {
+    keys(u, self);
+    this.afterDraw(axis, opts, nonpositive);
+    return u;
+  };
+  /* Event marks and NaN markers as hover targets over the plot, the notes, the zoom. */
+  Card.prototype.afterDraw = function (axis, opts, nonpositive) {
+    var self = this, u = this.u;
+    (this.markEls || []).forEach(function (m) { m.el.remove(); });
+    this.markEls = [];
+    this.marks.forEach(function (m) {
       var e = LW.el("span", "lw-mark lw-mark-" + m.kind);
       e.title = m.text;
       e.setAttribute("data-x", String(m.x));
@@ -239,20 +257,19 @@
       u.over.appendChild(e);
       self.markEls.push({ el: e, x: m.x });
     });
-    nanXs.forEach(function (n) {
+    this.nanXs.forEach(function (n) {
       var e = LW.el("span", "lw-nan", "\u00d7");
       e.title = n.label + ": NaN or infinity at " + (AXIS_LABEL[axis] || "x") + " " + LW.fmt(n.x);
       e.setAttribute("data-x", String(n.x));
       u.over.appendChild(e);
       self.markEls.push({ el: e, x: n.x });
     });
-    place(u, this.markEls);
+    LW.clear(this.notes);
     if (nonpositive) this.notes.appendChild(LW.el("p", "lw-warn", "values <= 0 are not drawn on the log scale"));
-    keys(u, self, opts);
     if (opts.window) u.setScale("x", { min: opts.window[0], max: opts.window[1] });
     else if (this.zoom) u.setScale("x", { min: this.zoom[0], max: this.zoom[1] });
-    building = false;
-    return u;
+    place(u, this.markEls);
+    this.building = false;
   };
   function place(u, els) {
     if (!els) return;
@@ -288,12 +305,12 @@
   }
   /* Keyboard: the chart is focusable; + and - zoom around the middle, arrows pan, 0 / Escape
    * reset. */
-  function keys(u, card, opts) {
+  function keys(u, card) {
     u.root.tabIndex = 0;
     u.root.setAttribute("role", "img");
     u.root.setAttribute("aria-label", card.spec.title + " chart: + and - zoom, arrows pan, 0 resets");
     u.root.addEventListener("keydown", function (ev) {
-      var xs = u.data[0];
+      var xs = u.data[0], opts = card.opts;
       if (!xs.length) return;
       var min = u.scales.x.min, max = u.scales.x.max, span = max - min, lo = null, hi = null;
       if (ev.key === "+" || ev.key === "=") { lo = min + span / 4; hi = max - span / 4; }
