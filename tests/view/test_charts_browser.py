@@ -277,3 +277,12 @@ def test_keyboard_zoom_and_reset(chromium: Any, report: Path) -> None:
     page.focus(".lw-chart[data-title='big'] .uplot")
     page.keyboard.press("0")
     assert page.evaluate(scale) == full
+
+
+def test_step_ticks_are_whole_steps(chromium: Any, tmp_path: Path) -> None:
+    with Run.create(tmp_path / "runs", "short") as run:
+        for step in range(1, 33):
+            run.log_scalars({"loss": 1.0 / step}, step=step)
+    page = _page(chromium, write_report(tmp_path / "runs" / "short"))
+    labels = [label for _, label in _ticks(page, "loss", 0)]
+    assert labels and all(label.isdigit() for label in labels), labels  # no "2.5" steps

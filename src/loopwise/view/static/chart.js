@@ -14,6 +14,8 @@
                 error: "#d62728" };
   var NAN_COLOR = "#d62728";
   var MAX_MARKS = 300;
+  var STEP_INCRS = [];
+  for (var e10 = 1; e10 <= 1e15; e10 *= 10) STEP_INCRS.push(e10, 2 * e10, 5 * e10);
 
   /* Exponential moving average, debiased (the first points are not pulled toward 0);
    * null (NaN) and undefined stay as they are. alpha = 0 returns the values as they are. */
@@ -205,6 +207,7 @@
             if (axis === "time") return 70;
             return Math.max(String(LW.fmt(Math.max(Math.abs(lo), Math.abs(hi)))).length * 8 + 24, 50);
           },
+          incrs: axis === "step" ? STEP_INCRS : undefined,  // steps are whole numbers
           values: function (u, splits, ai, space, incr) {
             return axis === "time" ? LW.timeTicks(splits, incr) : LW.ticks(splits);
           } },

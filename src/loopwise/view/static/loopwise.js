@@ -57,7 +57,8 @@
   function dashboard(root, conn) {
     var params = conn.params;
     var state = { axis: params.get("x") || "step", smoothing: 0, metric: params.get("metric"),
-                  selected: params.getAll("run"), runs: [], window: null, data: {}, keys: {} };
+                  selected: params.getAll("run"), runs: [], window: null, data: {}, keys: {},
+                  ends: {}, events: {} };
     if (["step", "epoch", "time"].indexOf(state.axis) < 0) state.axis = "step";
     var api = conn.api;
     var side = el("aside", "lw-side");
@@ -135,14 +136,17 @@
           a.title = r.name;
           name.appendChild(a);
           tr.appendChild(name);
-          tr.appendChild(el("td", "lw-status"));
+          var state_ = el("td", "lw-state");
+          state_.appendChild(el("span", "lw-status"));
+          tr.appendChild(state_);
           tr.appendChild(el("td", "lw-steps"));
           tr.appendChild(el("td", "lw-started"));
         }
         var cells = tr.children;
         cells[0].firstChild.checked = state.selected.indexOf(r.name) >= 0;
-        setText(cells[2], r.status);
-        cells[2].className = "lw-status lw-" + r.status;
+        var badge = cells[2].firstChild;
+        setText(badge, r.status);
+        if (badge.className !== "lw-status lw-" + r.status) badge.className = "lw-status lw-" + r.status;
         setText(cells[3], fmt(r.steps));
         setText(cells[4], stamp(r.start_time).replace(" UTC", ""));
         var at = list.children[i + 1];
@@ -190,8 +194,16 @@
       card.box.style.display = "";
       card.spec.title = state.metric;
       card.box.setAttribute("data-title", state.metric);
+      var marks = [];
+      state.selected.forEach(function (n) {
+        var several = state.selected.length > 1;
+        LW.marksOf((state.events[n] || []).map(function (e) {
+          var step = e.data && typeof e.data.step === "number" ? e.data.step : undefined;
+          return { time: e.time, kind: e.kind, message: (several ? n + ": " : "") + e.message, step: step };
+        }), state.axis, state.data[n], state.ends[n]).forEach(function (m) { marks.push(m); });
+      });
       card.draw(lines, {
-        axis: state.axis, smoothing: state.smoothing, window: state.window,
+        axis: state.axis, smoothing: state.smoothing, window: state.window, marks: marks,
         onZoom: function (lo, hi) { state.window = [lo, hi]; refresh(true); },
         onReset: function () { state.window = null; refresh(true); }
       });
@@ -223,22 +235,25 @@
         });
         if (!changed) return null;
         return Promise.all(state.selected.map(function (n) {
-          return api("/api/runs/" + encodeURIComponent(n)).then(function (d) { state.keys[n] = d.keys; });
+          return api("/api/runs/" + encodeURIComponent(n)).then(function (d) {
+            state.keys[n] = d.keys;
+            state.ends[n] = d.epoch_ends;
+          });
         })).then(function () {
           drawMetrics();
           if (!state.metric) { state.data = {}; drawChart(); return null; }
           var events = {};
           var eventsDone = Promise.all(state.selected.map(function (n) {
             return api("/api/runs/" + encodeURIComponent(n) + "/events").then(function (ev) { events[n] = ev; });
-          })).then(function () { drawEvents(events); });
+          })).then(function () { state.events = events; drawEvents(events); });
           var chartDone = Promise.all(state.selected.map(function (n) {
             if ((state.keys[n] || []).indexOf(state.metric) < 0) { delete state.data[n]; return null; }
             return series(n).then(function (s) { state.data[n] = s; });
-          })).then(function () {
+          }));
+          return Promise.all([chartDone, eventsDone]).then(function () {
             Object.keys(state.data).forEach(function (n) { if (state.selected.indexOf(n) < 0) delete state.data[n]; });
             drawChart();
           });
-          return Promise.all([chartDone, eventsDone]);
         });
       }).catch(function (e) { msg.textContent = String(e.message || e); })
         .then(function () { busy = false; });
