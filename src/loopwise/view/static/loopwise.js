@@ -245,15 +245,19 @@
           var events = {};
           var eventsDone = Promise.all(state.selected.map(function (n) {
             return api("/api/runs/" + encodeURIComponent(n) + "/events").then(function (ev) { events[n] = ev; });
-          })).then(function () { state.events = events; drawEvents(events); });
+          })).then(function () {
+            state.events = events;
+            drawEvents(events);
+            if (card.u) drawChart();  // the events marked (the chart is not waited for them)
+          });
           var chartDone = Promise.all(state.selected.map(function (n) {
             if ((state.keys[n] || []).indexOf(state.metric) < 0) { delete state.data[n]; return null; }
             return series(n).then(function (s) { state.data[n] = s; });
-          }));
-          return Promise.all([chartDone, eventsDone]).then(function () {
+          })).then(function () {
             Object.keys(state.data).forEach(function (n) { if (state.selected.indexOf(n) < 0) delete state.data[n]; });
             drawChart();
           });
+          return Promise.all([chartDone, eventsDone]);
         });
       }).catch(function (e) { msg.textContent = String(e.message || e); })
         .then(function () { busy = false; });
