@@ -56,7 +56,7 @@ from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.resume.rerun import differences
 from loopwise.utils.console import null_console
-from loopwise.watch.system_run import system_option
+from loopwise.watch.system_run import ensure_system_monitor, start_rank_system, system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -260,10 +260,8 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
     start, interval = system_option(system)
     reducer = loop.acc.reducer
     if start and reducer is not None:  # under torchrun: every rank samples, rank 0 records
-        reducer.start_system(loop.clock, interval=interval)
+        start_rank_system(reducer, loop.clock, interval=interval)
     elif start:
-        from loopwise.watch.system_run import ensure_system_monitor
-
         ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)
     if state is None:

@@ -13,13 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from loopwise.distributed.errors import ResumeError
+from loopwise.distributed.loader import LoopPosition, ResumableLoader
 from loopwise.distributed.rng import capture_rng_state, restore_rng_state
-from loopwise.distributed.sampler import (
-    LoopPosition,
-    ResumableLoader,
-    ResumeError,
-    find_resumable_sampler,
-)
+from loopwise.distributed.sampler import find_resumable_sampler
 from loopwise.record.run import Run
 from loopwise.train.workflow.checks import check_track_options, clean_metrics
 from loopwise.train.workflow.state import ResumePoint

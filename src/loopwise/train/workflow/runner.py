@@ -16,8 +16,8 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
+from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import restore_rng_state
-from loopwise.distributed.sampler import LoopPosition
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState

@@ -25,8 +25,9 @@ from loopwise.checkpoint.store import (
     CorruptCheckpointError,
     UnverifiedCheckpointError,
 )
+from loopwise.distributed.errors import ResumeError
+from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import capture_rng_state
-from loopwise.distributed.sampler import LoopPosition, ResumeError
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.resume.restore import restore_component, world_size
