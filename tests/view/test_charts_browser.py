@@ -231,7 +231,8 @@ def test_system_one_chart_per_quantity_with_its_band(chromium: Any, report: Path
 
 def test_long_names_and_words_stay_whole(chromium: Any, report: Path, artifacts: Path) -> None:
     page = _page(chromium, report, width=400)
-    title = page.query_selector(f".lw-chart[data-title='{LONG}'] .u-title")
+    title = page.query_selector(f".lw-group[data-group='encoder'] .lw-chart[data-title='{LONG}']"
+                                " .u-title")  # grouped under its prefix
     assert title.get_attribute("title") == LONG  # the whole name on hover
     assert title.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
     assert title.evaluate("e => e.scrollWidth > e.clientWidth")  # cut, with an ellipsis
