@@ -161,6 +161,8 @@ def test_payload_download_and_report(runs_root: Path) -> None:
     payload = c.get("/api/runs/alpha-2/payload?points=100").json()
     assert payload["series"]["loss"]["points"] <= 100 and payload["epoch_ends"] == [100, 200, 300]
     assert max(payload["series"]["loss"]["values"]) == 25.0
+    best = payload["best"]
+    assert (best["key"], best["epoch"], best["step"]) == ("epoch/val_loss", 3, 300)
     csv = c.get("/api/runs/alpha-2/download/loss")
     assert csv.headers["content-type"].startswith("text/csv")
     assert 'filename="alpha-2-loss.csv"' in csv.headers["content-disposition"]

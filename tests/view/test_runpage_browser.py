@@ -103,6 +103,9 @@ def test_a_click_on_a_run_opens_its_page(chromium: Any, server: Server, artifact
     assert [t.text_content() for t in page.query_selector_all(".lw-system .u-title")] == [
         "cpu_pct", "proc_rss_mib", "steps_per_s", "data_wait_pct"]
     assert "checkpoint of epoch 3" in page.text_content(".lw-events")
+    best = loss.query_selector(".lw-mark-best").get_attribute("title")  # no event said which
+    assert best.startswith("best_epoch at step 300: best epoch/val_loss 0.2")
+    assert best.endswith(" at epoch 3")
     assert "batch_size" in page.text_content("body")  # the config
     page.fill("#lw-filter", "acc")
     assert not loss.is_visible() and page.is_visible(".lw-chart[data-title='accuracy']")

@@ -147,7 +147,8 @@ def openapi_schema() -> dict[str, Any]:
                                                   "items": {"type": "integer"}},
                                    "system": {"type": "object"},
                                    "events": {"type": "array", "items": {"type": "object"}},
-                                   "epoch_table": {"type": "object"}}},
+                                   "epoch_table": {"type": "object"},
+                                   "best": {"type": "object", "nullable": True}}},
                 "Samples": {"type": "object", "required": ["times", "values"],
                             "properties": {
                                 "times": {"type": "array", "items": {"type": "number"}},

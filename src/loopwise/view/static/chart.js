@@ -400,7 +400,8 @@
       var kind = markKind(e);
       if (!kind) return;
       var step = typeof e.step === "number" ? e.step : ref ? interp(e.time, ref.times, ref.steps) : null;
-      var x = axis === "time" ? e.time : step === null ? null : axis === "epoch" ? epochOf(step, ends, last) : step;
+      var x = axis === "time" ? (typeof e.time === "number" ? e.time : step !== null && ref ? interp(step, ref.steps, ref.times) : null)
+        : step === null ? null : axis === "epoch" ? epochOf(step, ends, last) : step;
       if (x === null || x === undefined) return;
       out.push({ x: x, kind: kind, text: e.kind + (step !== null ? " at step " + LW.fmt(Math.round(step)) : "") + ": " + e.message });
     });

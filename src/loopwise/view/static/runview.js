@@ -137,6 +137,13 @@
         sections[n].box.style.display = any ? "" : "none";
       });
     }
+    /* the recorded events, and the best epoch when no event says which it was */
+    function markedEvents() {
+      var events = run.events || [], b = run.best;
+      if (!b || events.some(function (e) { return /^best/.test(e.kind); })) return events;
+      return events.concat([{ kind: "best_epoch", step: b.step, time: null,
+                              message: "best " + b.key + " " + LW.fmt(b.value) + " at epoch " + b.epoch }]);
+    }
     function drawMetrics() {
       var keys = Object.keys(run.series);
       var ref = run.series.loss || run.series[keys.filter(function (k) { return k.indexOf("epoch") !== 0; })[0]] || run.series[keys[0]];
@@ -158,7 +165,7 @@
           return { label: k, xs: LW.xsOf(s, state.axis), ys: s.values, perStep: k.indexOf("epoch/") !== 0 };
         });
         entry.card.draw(lines, { axis: state.axis, smoothing: state.smoothing,
-                                 marks: LW.marksOf(run.events, state.axis, ref, run.epoch_ends) });
+                                 marks: LW.marksOf(markedEvents(), state.axis, ref, run.epoch_ends) });
         g.keys.forEach(function (k) {
           var s = run.series[k];
           if (s.nonfinite) {
