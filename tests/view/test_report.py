@@ -105,9 +105,13 @@ def test_shipped_front_end_files() -> None:
     for name in STATIC_FILES:
         assert static_text(name).strip(), name
     assert "MIT License" in static_text("uPlot.LICENSE.txt")
-    assert "http://" not in static_text("loopwise.js") and "https://" not in static_text(
-        "loopwise.js")
-    assert "innerHTML" not in static_text("loopwise.js")
+    from loopwise.view.static_files import SCRIPTS
+
+    for name in SCRIPTS:  # no request to anywhere, no HTML parsed from data
+        script = static_text(name)
+        assert "http://" not in script and "https://" not in script, name
+        assert "innerHTML" not in script and "insertAdjacentHTML" not in script, name
+        assert f'src="static/{name}"' in static_text("dashboard.html"), name
     with pytest.raises(KeyError, match="no static file 'x.js'"):
         static_text("x.js")
 
