@@ -263,6 +263,7 @@
         .then(function () { busy = false; });
     }
     window.__loopwise = { state: state, refresh: refresh };
+    window.addEventListener("resize", function () { card.resize(); });
     refresh(true);
     setInterval(function () { refresh(false); }, POLL_MS);
   }
@@ -290,9 +291,13 @@
         }
       });
     }
+    /* polled every 1.5 s, or twice as long as the last answer took when that was longer (a
+     * run with many long series is not re-read back to back) */
+    var wait = POLL_MS;
     function poll() {
       if (busy) return;
       busy = true;
+      var began = performance.now();
       conn.api("/api/runs").then(function (runs) {
         var mine = runs.filter(function (r) { return r.name === name; })[0];
         if (!mine) { msg.textContent = "no run named " + name + " in this folder"; return null; }
@@ -302,10 +307,13 @@
         return load();
       }).then(function () { if (view) msg.textContent = ""; })
         .catch(function (e) { msg.textContent = String(e.message || e); })
-        .then(function () { busy = false; });
+        .then(function () {
+          busy = false;
+          wait = Math.max(POLL_MS, 2 * (performance.now() - began));
+          setTimeout(poll, wait);
+        });
     }
     poll();
-    setInterval(poll, POLL_MS);
   }
 
   function start() {
