@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _view_kit import CHROMIUM, CHROMIUM_ARGS, _need_chromium
+from _view_kit import CHROMIUM, CHROMIUM_ARGS, _need_chromium, wait_until
 
 from loopwise.record import Run
 from loopwise.view.report import write_report
@@ -252,13 +252,17 @@ def test_dark_mode_follows_the_system(chromium: Any, report: Path, artifacts: Pa
     page = _page(chromium, report, color_scheme="dark")
     bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert bg == "rgb(22, 24, 28)"
-    assert page.evaluate(f"() => {_plot(page, 'loss')}.axes[1].stroke") != "#222"
-    # the tick labels are light on the dark card: bright pixels left of the plot
-    bright = page.evaluate(f"""() => {{ const u = {_plot(page, 'loss')};
-        const d = u.ctx.getImageData(0, 0, u.bbox.left, u.ctx.canvas.height).data; let n = 0;
-        for (let i = 0; i < d.length; i += 4) if (d[i+3] > 0 && d[i] > 150) n++; return n; }}""")
-    assert bright > 50
+    # the tick labels are light on the dark card: bright pixels left of the plot, none dark
+    ticks = f"""() => {{ const u = {_plot(page, 'loss')};
+        const d = u.ctx.getImageData(0, 0, u.bbox.left, u.ctx.canvas.height).data;
+        let bright = 0, dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i+3] > 200)
+          {{ if (d[i] > 150) bright++; else if (d[i] < 45) dark++; }} return [bright, dark]; }}"""
+    bright, dark = page.evaluate(ticks)
+    assert bright > 50 and dark == 0  # light text (#c8c8c8), no dark (#222) text
     page.screenshot(path=str(artifacts / "charts-dark.png"))
+    page.emulate_media(color_scheme="light")  # the system setting changes: charts follow
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(250, 250, 250)"
+    wait_until(lambda: page.evaluate(ticks)[1] > 50, page=page, what="dark tick text again")
 
 
 def test_keyboard_zoom_and_reset(chromium: Any, report: Path) -> None:

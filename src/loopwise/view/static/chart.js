@@ -108,8 +108,21 @@
     this.extra = LW.el("div", "lw-notes");  // the caller's notes, kept across redraws
     this.box.appendChild(this.extra);
     parent.appendChild(this.box);
+    live.push(this);
+  }
+  /* every card on the page: redrawn in the new colours when the system's dark mode changes */
+  var live = [];
+  if (window.matchMedia) {
+    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
+    if (scheme.addEventListener) {
+      scheme.addEventListener("change", function () {
+        live.forEach(function (c) { c.sig = null; c.redraw(); });
+      });
+    }
   }
   Card.prototype.destroy = function () {
+    var self = this;
+    live = live.filter(function (c) { return c !== self; });
     if (this.u) { this.u.destroy(); this.u = null; }
     if (this.box.parentNode) this.box.parentNode.removeChild(this.box);
   };
