@@ -44,7 +44,7 @@ class Script:
 
 
 SCRIPTS = [
-    Script("entry", "entry_points.py", [], ["--quick"]),
+    Script("entry", "entry_points.py", ["--long", "3000"], ["--quick"]),
     # HOOKS for the rows made by other branches (loopwise.keras: the Keras callback; the
     # distributed loop: 2-rank torchrun): each runs when its script exists ("not measured"
     # otherwise); it gets --quick / --json only if its source mentions them, and its printed
