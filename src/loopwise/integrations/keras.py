@@ -29,6 +29,7 @@ from loopwise.backend import require
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.integrations import keras_run, keras_state
 from loopwise.integrations.keras_logs import BatchLogs
+from loopwise.record.opening import end_run
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
@@ -220,13 +221,8 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         ``with LoopwiseCallback(...) as cb:`` or the run is closed at interpreter exit."""
         if self._checkpoints is not None:
             self._checkpoints.close()
-        run = self.run
-        if run is None or run.closed:
-            return
-        if run is self._given_run:
-            run.flush()
-        else:
-            run.close(status, error=error)
+        if self.run is not None:  # the one end of a run (a given run: flushed)
+            end_run(self.run, status=status, error=error, own=self.run is not self._given_run)
 
     def __enter__(self) -> LoopwiseCallback:
         return self

@@ -36,6 +36,7 @@ from typing import Any, SupportsFloat, TextIO
 
 from torch import nn
 
+from loopwise.record.opening import end_run, open_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
@@ -106,9 +107,9 @@ class TrainingSession(SessionPhases):
         self._clock = clock
         self._own_run = run is None and record
         if self._own_run:
-            run = Run.create(root, config={"model_name": model_name, "epochs": epochs,
+            run = open_run(root, None, config={"model_name": model_name, "epochs": epochs,
                                            "steps_per_epoch": steps_per_epoch,
-                                           "validation_steps": validation_steps})
+                                           "validation_steps": validation_steps}).run
         self.run: Run | None = run
         for exporter in exporters if run is not None else ():
             run.add_exporter(exporter)  # type: ignore[union-attr]
@@ -247,11 +248,8 @@ class TrainingSession(SessionPhases):
             if self._phase in (_TRAINED, _VAL):  # this epoch's training phase is complete
                 self._epoch_done(close_run=False)
         finally:
-            if self.run is not None and not self.run.closed:
-                if self._own_run:
-                    self.run.close(status, error=error)
-                else:
-                    self.run.flush()
+            if self.run is not None:  # the one end of a run (a given run: flushed)
+                end_run(self.run, status=status, error=error, own=self._own_run)
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self._epoch, "global_step": self._global_step,

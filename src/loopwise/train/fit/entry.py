@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,9 @@ from typing import Any
 import torch
 
 from loopwise.record import Run
+from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder
+from loopwise.record.status import exit_status
 from loopwise.train.callbacks import (
     Callback,
     CallbackList,
@@ -218,7 +219,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         status = "interrupted"
         raise
     except BaseException as exc:
-        error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        status, error = exit_status(type(exc), exc, exc.__traceback__)
         if group is not None:  # torchrun: every failed rank's traceback, the earliest first
             error = group.reducer.on_failure(error)
         if logger is not None:
@@ -234,18 +235,24 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         if logger is not None:
             with _after(status):
                 close_logging(logger)
-        if owns:
+        if owns:  # the one end of a run: closed with its status, the report written
             with _after(status):
-                run.close(status, error=error)
-            if report and leader:
-                from loopwise.view.report import report_at_end
-
-                written = report_at_end(run.path)
-                if written is not None and result is not None:
-                    result.files["report"] = written
+                end_run(run, status=status, error=error,
+                        after=_report(result) if report and leader else None)
         elif status != "finished" and not run.closed:
             run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
                           data={"error": error.splitlines()[-1] if error else None})
+
+
+def _report(result: FitResult | None) -> Callable[[Path], None]:
+    """``report.html`` written at the end of a run fit made, finished or not."""
+    def write(path: Path) -> None:
+        from loopwise.view.report import report_at_end
+
+        written = report_at_end(path)
+        if written is not None and result is not None:
+            result.files["report"] = written
+    return write
 
 
 def _after(status: str) -> contextlib.AbstractContextManager[Any]:

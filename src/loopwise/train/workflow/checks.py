@@ -7,7 +7,6 @@ error before anything recorded is touched.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.record.names import validate_run_name
+from loopwise.record.opening import run_finished
 from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
@@ -62,25 +62,13 @@ def plan_resume(folder: Path, saved: dict[str, Any], current: dict[str, Any] | N
         way_out="resume with the saved args, or pass Workflow(..., override_args=True)")
 
 
-def read_run_info(folder: Path) -> dict[str, Any]:
-    """The experiment's ``run.json``; a clear error when it is missing or corrupt."""
-    try:
-        data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{folder} has args.json but no run.json; it is not a complete "
-                                "loopwise experiment. Move it away or choose another name"
-                                ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{folder / 'run.json'} is corrupt ({exc}); it was left as it was"
-                         ) from exc
-    return data if isinstance(data, dict) else {}
-
-
 def already_finished(info: Mapping[str, Any], epochs: int) -> tuple[int, str | None] | None:
-    """``(epochs_done, stopped)`` when ``run.json`` (``info``) says the experiment finished and
-    there is nothing left to do for ``epochs``; None otherwise."""
+    """``(epochs_done, stopped)`` when the run is finished (the one marker,
+    :func:`~loopwise.record.opening.run_finished`) and its ``run.json`` (``info``) says there is
+    nothing left to do for ``epochs`` (a callback stopped it, or the epochs are done); None
+    otherwise (a finished experiment asked for more epochs is resumed)."""
     progress = info.get("workflow") or {}
-    if info.get("status") == "finished" and progress.get("finished") and (
+    if run_finished(info) and (
             progress.get("stopped") or int(progress.get("epochs_done", 0)) >= epochs):
         return int(progress.get("epochs_done", 0)), progress.get("stopped") or None
     return None

@@ -9,15 +9,16 @@ the optional ``CheckpointManager``. A resume continues where the checkpoint was 
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
+from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
+from loopwise.record.status import exit_status
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
 from loopwise.train.resume.rng import restore_rng_state
 from loopwise.train.resume.sampler import LoopPosition
@@ -169,29 +170,35 @@ class Workflow:
 
     # -- the loop ------------------------------------------------------------------------------
     def _guarded(self, run: Any, body: Any) -> WorkflowResult:
+        """Run ``body``; then the one end of a run (:func:`~loopwise.record.opening.end_run`):
+        the status from how it ended, the run closed, ``report.html`` written (finished or
+        not: the report of a failed run is the one a user opens first)."""
         self.trainer._loopwise_track = self._track
+        status, error = "finished", None
         try:
             result: WorkflowResult = body()
         except KeyboardInterrupt:
+            status = "interrupted"
             run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
-            run.close("interrupted")
             raise
         except BaseException as exc:
-            error: str | None = "".join(traceback.format_exception(exc))
+            status, error = exit_status(type(exc), exc, exc.__traceback__)
             if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
                 error = self._group.reducer.on_failure(error)
-            run.close("failed", error=error)
             raise
         finally:
             self.trainer._loopwise_track = None
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
-        run.close("finished")
-        if self.report and self._leader:
-            from loopwise.view.report import report_at_end
-
-            report_at_end(run.path)
+            end_run(run, status=status, error=error,
+                    after=self._report if self.report and self._leader else None)
         return result
+
+    @staticmethod
+    def _report(path: Path) -> None:
+        from loopwise.view.report import report_at_end
+
+        report_at_end(path)
 
     def _state_for(self, run: Run) -> LoopState:
         return LoopState(epoch=self._epoch, step=run.global_step,
