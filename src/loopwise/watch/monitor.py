@@ -35,8 +35,8 @@ from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.metrics import format_postfix
+from loopwise.watch.monitor_bar import monitor_bar
 from loopwise.watch.monitor_checks import check_options
-from loopwise.watch.progress_terminal import monitor_bar
 from loopwise.watch.system_run import ensure_system_monitor
 
 T = TypeVar("T")

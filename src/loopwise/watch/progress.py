@@ -20,6 +20,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TextIO
 
+from loopwise.record.text import printable
 from loopwise.watch import progress_checks as checks
 from loopwise.watch import progress_terminal as term
 from loopwise.watch.progress_render import BarState, BarStyle, Metrics, render_line
@@ -65,10 +66,11 @@ class ProgressBar:
         self._lock = threading.Lock()
         self._n = 0
         self._metrics: Metrics | None = None
+        self._note = ""
         self._known: set[str] = set()  # metric names already checked
         self._finished = False
         self._last_line = ""
-        self._drawn: tuple[int, int] | None = None  # (n, id(metrics)) of the last line written
+        self._drawn: tuple[int, int, str] | None = None  # (n, id(metrics), note) last written
         self._start = self._clock()
         self._next_time = self._start + self._interval
         self._next_step = self._boundary_after(0)
@@ -161,6 +163,14 @@ class ProgressBar:
         with self._lock:
             self._style = replace(self._style, **changes)
 
+    def set_postfix_str(self, text: str) -> None:
+        """Text shown after the metrics (TrainingMonitor's averages and ``wait=12%``), from the
+        next line drawn; control characters are shown escaped."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        with self._lock:
+            self._note = printable(text)
+
     def write(self, text: str) -> None:
         """Print ``text`` on its own line above the bar, without breaking it (``tqdm.write``).
         Control characters are shown escaped; printed also when the bar is disabled."""
@@ -181,7 +191,8 @@ class ProgressBar:
         return total + 1
 
     def _state(self, now: float, metrics: Metrics | None) -> BarState:
-        return BarState(self._desc, self._n, self._total, now - self._start, metrics, self._style)
+        return BarState(self._desc, self._n, self._total, now - self._start, metrics, self._style,
+                        self._note)
 
     def _render(self, now: float, ncols: int | None) -> str:
         return render_line(self._state(now, self._metrics), ncols=ncols or None)
@@ -203,7 +214,7 @@ class ProgressBar:
             self._display.line = line
             self._display.refresh()  # takes tqdm's write lock
         else:
-            self._drawn = (self._n, id(self._metrics))
+            self._drawn = (self._n, id(self._metrics), self._note)
             term.write_line(self._file, line)
 
     def finish(self) -> None:
@@ -226,7 +237,7 @@ class ProgressBar:
             if self._display is not None:
                 self._display.line = line
                 self._display.close()
-            elif self._drawn != (self._n, id(self._metrics)) or error is not None:
+            elif self._drawn != (self._n, id(self._metrics), self._note) or error is not None:
                 term.write_line(self._file, line)
             self._last_line = line
         if error is not None:
