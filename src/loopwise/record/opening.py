@@ -40,6 +40,7 @@ from typing import Any
 
 from loopwise.record.errors import load_json_object
 from loopwise.record.names import validate_run_name
+from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import RUN_FILE, Run
 from loopwise.record.status import exit_status, resolve_status
 
@@ -112,7 +113,7 @@ def run_finished(run: str | os.PathLike[str] | Mapping[str, Any]) -> bool:
     return resolve_status(dict(run)) == "finished"
 
 
-def end_run(run: Run, exc_type: type[BaseException] | None = None,
+def end_run(run: TrainingRun, exc_type: type[BaseException] | None = None,
             exc: BaseException | None = None, tb: TracebackType | None = None, *,
             status: str | None = None, error: str | None = None, own: bool = True,
             after: Callable[[Path], object] | None = None) -> str:

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from loopwise.checkpoint.weights import load_state_dict_safely
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks import Callback
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.entry import FitResult, fit
@@ -195,7 +196,7 @@ class TrainingMetrics:
     ``epoch/val_loss``, ``epoch/lr``, ``epoch/seconds``.
     """
 
-    def __init__(self, *, run: Any = None) -> None:
+    def __init__(self, *, run: TrainingRun | None = None) -> None:
         if run is not None and not callable(getattr(run, "log_epoch", None)):
             raise TypeError(f"run must be a loopwise Run (with log_epoch), got "
                             f"{type(run).__name__}")

@@ -39,6 +39,7 @@ from loopwise.checkpoint.store import CheckpointError, StoredFile, copy_file
 from loopwise.checkpoint.weights import read_state_dict
 from loopwise.record.atomic import atomic_write_json
 from loopwise.record.jsonsafe import json_safe
+from loopwise.record.recorder import TrainingRun
 
 BEST_MODEL = "best_model.pth"
 CONFIG = "config.json"
@@ -60,7 +61,7 @@ class FitFiles:
     rank 0 alone writes, and every rank waits at a barrier after each checkpoint or best model
     until it is whole: no rank runs ahead of (or reads) a half-written file."""
 
-    def __init__(self, folder: Path, model_name: str, *, keep: int, run: Any = None,
+    def __init__(self, folder: Path, model_name: str, *, keep: int, run: TrainingRun | None = None,
                  group: Any = None) -> None:
         self.group = group
         self.writes = group is None or group.leader

@@ -15,6 +15,7 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.record.opening import open_run
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
     already_finished,
@@ -37,7 +38,7 @@ class Opening:
 
     action: str
     folder: Path
-    run: Any = None
+    run: TrainingRun | None = None
     args: dict[str, Any] | None = None
     saved: dict[str, Any] = field(default_factory=dict)
     current: dict[str, Any] | None = None

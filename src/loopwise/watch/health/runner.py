@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TextIO
 
 from loopwise.record.recorder import EventSink
+from loopwise.record.run import Run
 from loopwise.record.table import render_table
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
@@ -185,13 +186,13 @@ class HealthMonitor:
                 d.load_state_dict(s)
 
 
-def attached_health_monitor(run: Any) -> HealthMonitor | None:
-    """The run's HealthMonitor if one was attached, without making one."""
-    found = getattr(run, "find_helper", None)
-    return found(HealthMonitor) if found is not None else None
+def attached_health_monitor(run: object) -> HealthMonitor | None:
+    """The run's HealthMonitor if one was attached, without making one (None for anything but
+    a :class:`~loopwise.record.run.Run`: a rank that records nothing has none)."""
+    return run.find_helper(HealthMonitor) if isinstance(run, Run) else None
 
 
-def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = None,
+def ensure_health_monitor(run: Run, *, detectors: Sequence[Detector] | None = None,
                           console: TextIO | Literal["stderr"] | None = "stderr") -> HealthMonitor:
     """The run's one HealthMonitor (made on the first call; later calls return it as it is).
 
