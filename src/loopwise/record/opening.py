@@ -39,9 +39,10 @@ from types import TracebackType
 from typing import Any
 
 from loopwise.record.errors import load_json_object
+from loopwise.record.folder import RUN_FILE
 from loopwise.record.names import validate_run_name
 from loopwise.record.recorder import TrainingRun
-from loopwise.record.run import RUN_FILE, Run
+from loopwise.record.run import Run
 from loopwise.record.status import exit_status, resolve_status
 
 __all__ = ["ACTIONS", "OpenedRun", "end_run", "open_run", "read_run_info", "run_finished"]

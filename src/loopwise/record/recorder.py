@@ -63,7 +63,7 @@ class Recorder(Protocol):
 class TrainingRun(Protocol):
     """The run a training entry point (fit, Workflow, the session, the callbacks) trains in:
     a :class:`~loopwise.record.run.Run`, or under ``torchrun`` on a rank other than 0 a
-    ``RankRun`` (``loopwise.integrations.distributed_train``), which holds the shared folder's
+    ``RankRun`` (``loopwise.distributed.group``), which holds the shared folder's
     path and the global step and records nothing (rank 0 records for every rank)."""
 
     @property

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.watch.display import RATE_UNIT
 from loopwise.watch.progress import FILE_INTERVAL, ProgressBar
 

@@ -20,7 +20,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TextIO
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.watch import progress_checks as checks
 from loopwise.watch import progress_terminal as term
 from loopwise.watch.progress_render import BarState, BarStyle, Metrics, render_line

@@ -1,5 +1,5 @@
 """What the Keras callback reads from the model and writes to the run at the start of ``fit``
-(used by :mod:`loopwise.integrations.keras`): the config, the run (continued after a resume),
+(used by :mod:`loopwise.keras.callback`): the config, the run (continued after a resume),
 the model summary event, the learning rate and which metrics Keras computes as means."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import RUN_FILE
 from loopwise.record.opening import open_run, run_finished
 from loopwise.record.reader import RunReader
-from loopwise.record.run import RUN_FILE, Run
+from loopwise.record.run import Run
 
 
 def fit_config(params: Mapping[str, Any], model: Any,
