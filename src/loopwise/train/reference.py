@@ -54,6 +54,7 @@ from loopwise.train.fit.prep import Standardization, load_and_preprocess_data, s
 from loopwise.train.fit.runplan import is_finished
 from loopwise.train.step.memory import clear_gpu_memory, show_gpu_memory_usage
 from loopwise.view.plots import plot_losses
+from loopwise.watch.convert import to_float
 from loopwise.watch.improvement import Improvement
 
 __all__ = [
@@ -178,11 +179,7 @@ def check_existing_plots(model_name: str = "improved_model", *,
 
 # -- per-epoch metrics ---------------------------------------------------------------------------
 def _number(value: object, what: str) -> float:
-    from loopwise.utils.validate import check_number
-
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()  # once an epoch: reading a value is fine here
-    return check_number(value, what=what)
+    return to_float(what, value, what=what)  # once an epoch: reading a value is fine here
 
 
 class TrainingMetrics:

@@ -50,8 +50,10 @@ def metric_numbers(metrics: Metrics | None) -> dict[str, float]:
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             out[name] = value  # type: ignore[assignment]
             continue
+        from loopwise.watch.convert import to_float  # torch: only for a value not a number
+
         try:
-            out[name] = float(value)
+            out[name] = to_float(name, value)  # a line is drawn: the value is read now
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(
                 f"metric {printable(name)!r} must be a number or a one-element tensor, "

@@ -35,6 +35,7 @@ from loopwise.train.step.oom import (
     oom_stop_message,
     split_batch,
 )
+from loopwise.watch.convert import to_floats
 
 
 @dataclass
@@ -265,8 +266,4 @@ class StepEngine:
 
 
 def _floats(values: list[Any]) -> list[float]:
-    if not values:
-        return []
-    if isinstance(values[0], torch.Tensor):
-        return [float(v) for v in torch.stack([v.float() for v in values]).tolist()]
-    return [float(v) for v in values]
+    return to_floats(values)  # the one converter: device values read in one transfer

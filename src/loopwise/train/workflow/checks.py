@@ -21,6 +21,7 @@ from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
+from loopwise.watch.convert import to_float
 
 
 def check_options(trainer: Trainer, path: str | os.PathLike[str], epochs: int, name: str | None,
@@ -113,20 +114,12 @@ def clean_metrics(result: object, where: str) -> dict[str, float]:
         if not isinstance(key, str) or not key or key == "epoch" or key in TIMING_COLUMNS:
             raise ValueError(f"{where} returned the metric name {key!r}; use non-empty names "
                              f"other than 'epoch', {', '.join(TIMING_COLUMNS)}")
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                import numpy as np
-
-                if isinstance(value, np.generic) and np.isreal(value):
-                    clean[key] = float(value)
-                    continue
-            except ImportError:  # pragma: no cover - numpy is a dependency
-                pass
+        try:  # the one converter (once an epoch: a device value is read now)
+            clean[key] = to_float(key, value)
+        except (TypeError, ValueError):
             raise TypeError(f"{where} returned {key!r} = {value!r:.60} "
-                            f"({type(value).__name__}); metric values must be numbers")
-        clean[key] = float(value)
+                            f"({type(value).__name__}); metric values must be numbers"
+                            ) from None
     return clean
 
 
