@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from loopwise.checkpoint.manifest import ManifestEntry
+from loopwise.utils.validate import check_key
 from loopwise.watch.improvement import check_mode, resolve_mode
 
 
@@ -52,8 +53,7 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
         raise TypeError(f"metrics must be a dict of name -> number, got {type(metrics).__name__}")
     clean: dict[str, float] = {}
     for key, value in metrics.items():
-        if not isinstance(key, str):
-            raise TypeError(f"metric names must be strings, got {key!r}")
+        check_key(key)  # the one key rule
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()  # a save is an explicit request; reading a value now is fine
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -8,10 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def is_key(key: object) -> bool:
+    """The one key rule: a metric, series or event name is a string that is not empty and
+    not only white space."""
+    return isinstance(key, str) and bool(key) and not key.isspace()
+
+
 def check_key(key: object, *, what: str = "metric name") -> str:
-    """A key is a non-empty string."""
+    """``key`` when it follows the one key rule (:func:`is_key`), else a clear error."""
     if not isinstance(key, str):
-        raise TypeError(f"{what} must be a string, got {type(key).__name__} ({key!r})")
+        raise TypeError(f"{what} must be a string, got {type(key).__name__} ({key!r:.60})")
     if not key or key.isspace():
         raise ValueError(f"{what} must be a non-empty string; give each metric a name like 'loss'")
     return key

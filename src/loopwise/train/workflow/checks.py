@@ -21,6 +21,7 @@ from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
+from loopwise.utils.validate import is_key
 from loopwise.watch.convert import to_float
 
 
@@ -111,7 +112,7 @@ def clean_metrics(result: object, where: str) -> dict[str, float]:
                         f"{{'train_loss': 0.3}}; it returned {type(result).__name__}")
     clean: dict[str, float] = {}
     for key, value in result.items():
-        if not isinstance(key, str) or not key or key == "epoch" or key in TIMING_COLUMNS:
+        if not is_key(key) or key == "epoch" or key in TIMING_COLUMNS:
             raise ValueError(f"{where} returned the metric name {key!r}; use non-empty names "
                              f"other than 'epoch', {', '.join(TIMING_COLUMNS)}")
         try:  # the one converter (once an epoch: a device value is read now)

@@ -29,6 +29,7 @@ from typing import Any, Literal, TextIO
 from loopwise.record.recorder import EventSink
 from loopwise.record.run import Run
 from loopwise.utils.table import render_table
+from loopwise.utils.validate import check_key
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
 from loopwise.watch.health.memory_leak import MemoryLeakDetector
@@ -116,8 +117,7 @@ class HealthMonitor:
                             f"{type(values).__name__}")
         clean = {}
         for key, value in values.items():
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"metric names must be non-empty strings, got {key!r}")
+            check_key(key)  # the one key rule
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"value of {key!r} must be a number (convert tensors with "
                                 f".item() where you already read them), got "
