@@ -37,7 +37,9 @@ from typing import Any
 
 import torch
 
+from loopwise.checkpoint.distributed import check_world_size
 from loopwise.distributed import rng
+from loopwise.distributed.group import train_group
 from loopwise.record import Run
 from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder
@@ -151,8 +153,6 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     system_option(system)  # a bad value is refused before anything is made
     if not isinstance(allow_reshard, bool):
         raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
-    from loopwise.distributed.group import train_group
-
     group = train_group()  # under torchrun: rank 0 records, every rank trains its shard
     device = resolve_device(cfg.device)
     trained: torch.nn.Module = model  # what the steps run (DDP under torchrun)
@@ -282,8 +282,6 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
         raise ValueError(f"the checkpoint in {files.manager.directory} was saved with another "
                          "config:\n  " + "\n  ".join(differences(saved, cfg.to_dict()))
                          + "\nuse the same config or start a new run")
-    from loopwise.checkpoint.distributed import check_world_size
-
     if check_world_size(int(state.get("world_size", 1)), source=files.manager.directory,
                         allow_reshard=allow_reshard) and state["batch"]:
         # the interrupted epoch starts again under the new sharding, at its first step
