@@ -61,3 +61,19 @@ def test_one_key_rule_for_every_name_a_record_holds() -> None:
     run.close()
     with pytest.raises(TypeError, match="key must be a string, got int"):
         RunReader(run.path).series(3)  # type: ignore[arg-type]
+
+
+def test_int_and_bool_checks_have_one_style() -> None:
+    from loopwise.utils.validate import check_bool, check_count, check_int
+
+    assert check_int(np.int64(3), what="epochs", minimum=1) == 3
+    assert check_count(0, what="keep_last") == 0
+    with pytest.raises(TypeError, match=r"^epochs must be an int \(epochs to train\), got float$"):
+        check_int(2.5, what="epochs", minimum=1, hint="epochs to train")
+    with pytest.raises(TypeError, match="^keep_last must be an int, got bool$"):
+        check_count(True, what="keep_last")
+    with pytest.raises(ValueError, match=r"^epochs must be an int >= 1 \(epochs to train\), got 0$"):
+        check_int(0, what="epochs", minimum=1, hint="epochs to train")
+    assert check_bool(False, what="force") is False
+    with pytest.raises(TypeError, match="^force must be True or False, got 1$"):
+        check_bool(1, what="force")

@@ -35,6 +35,7 @@ from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
+from loopwise.utils.validate import check_bool
 from loopwise.watch.accumulator import LoopStats
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.progress import ProgressBar
@@ -86,8 +87,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(f"save_every must be an int >= 1 (epochs), got {save_every!r}")
         for flag, value in (("resume", resume), ("progress", progress), ("system", system),
                             ("health", health), ("async_safe", async_safe)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{flag} must be True or False, got {value!r}")
+            check_bool(value, what=flag)
         if not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
             raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         if file is not None and not callable(getattr(file, "write", None)):

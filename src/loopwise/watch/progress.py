@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from loopwise.utils.text import printable
+from loopwise.utils.validate import check_bool, check_count
 from loopwise.watch import progress_checks as checks
 from loopwise.watch import progress_terminal as term
 from loopwise.watch.progress_render import BarState, BarStyle, Metrics, render_line
@@ -86,7 +87,7 @@ class ProgressBar:
     def update(self, step: int, metrics: Metrics | None = None) -> None:
         """Set the number of steps done and, optionally, the metrics shown after the bar."""
         if type(step) is not int:
-            step = checks.check_count(step, what="step", hint="steps done")
+            step = check_count(step, what="step", hint="steps done")
         if metrics is not None:  # checked at the call (types only); inlined: the hot path
             if type(metrics) is not dict:
                 checks.check_mapping(metrics)
@@ -115,7 +116,7 @@ class ProgressBar:
     def advance(self, n: int = 1, metrics: Metrics | None = None) -> None:
         """Add ``n`` steps done (``n >= 0``); safe from several threads: each call is counted."""
         if type(n) is not int or n < 0:
-            n = checks.check_count(n, what="n", hint="steps to add")
+            n = check_count(n, what="n", hint="steps to add")
         if metrics is not None:
             checks.check_metrics(metrics, self._known)
         with self._lock:
@@ -151,12 +152,12 @@ class ProgressBar:
 
     def show_rate(self, show: bool = True) -> None:
         """Show the rate (``6.45batch/s``) or not, from the next line drawn."""
-        checks.check_bool("show", show)
+        check_bool(show, what="show")
         self._restyle(show_rate=show)
 
     def show_eta(self, show: bool = True) -> None:
         """Show the estimated time remaining (``<00:13``) or not, from the next line drawn."""
-        checks.check_bool("show", show)
+        check_bool(show, what="show")
         self._restyle(show_eta=show)
 
     def _restyle(self, **changes: Any) -> None:
@@ -292,7 +293,7 @@ class ProgressBar:
         if state["total"] != self._total:
             raise ValueError(f"state is for total={state['total']}, this bar has {self._total}")
         with self._lock:
-            self._n = checks.check_count(state["n"], what="state['n']", hint="steps done")
+            self._n = check_count(state["n"], what="state['n']", hint="steps done")
             self._start = self._clock() - float(state["elapsed"])
             self._next_step = self._boundary_after(self._n)
 

@@ -59,6 +59,7 @@ from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.resume.rerun import differences
 from loopwise.utils.console import null_console
+from loopwise.utils.validate import check_bool
 from loopwise.watch.system_run import ensure_system_monitor, start_rank_system, system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
@@ -108,8 +109,7 @@ def _check(model: Any, train_loader: Any, loss_fn: Any, optimizer: Any, config: 
     if run is not None and (name is not None or force):
         raise ValueError("name= and force= choose the run fit makes; with run= given, leave "
                          "them out")
-    if not isinstance(force, bool):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    check_bool(force, what="force")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a dict of JSON values, got {type(metadata).__name__}")
     _length(train_loader, "train_loader")
@@ -151,8 +151,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     on rank 0; the other ranks' is not used)."""
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     system_option(system)  # a bad value is refused before anything is made
-    if not isinstance(allow_reshard, bool):
-        raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
+    check_bool(allow_reshard, what="allow_reshard")
     group = train_group()  # under torchrun: rank 0 records, every rank trains its shard
     device = resolve_device(cfg.device)
     trained: torch.nn.Module = model  # what the steps run (DDP under torchrun)

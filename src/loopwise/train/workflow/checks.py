@@ -21,7 +21,7 @@ from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
-from loopwise.utils.validate import is_key
+from loopwise.utils.validate import check_bool, is_key
 from loopwise.watch.convert import to_float
 
 
@@ -125,10 +125,9 @@ def clean_metrics(result: object, where: str) -> dict[str, float]:
 
 
 def check_flag(value: object, what: str) -> bool:
-    """A True/False option, or a clear error."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be True or False, got {value!r}")
-    return value
+    """A True/False option, or a clear error (the one check, :func:`~loopwise.utils.validate.
+    check_bool`)."""
+    return check_bool(value, what=what)
 
 
 def check_exporters(exporters: object) -> list[Recorder]:
