@@ -80,7 +80,7 @@ def test_state_round_trip_gives_the_same_finding():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
     ({"train_key": "loss", "val_key": "loss"}, "must differ"),
     ({"val_key": ""}, "val_key must be a non-empty string"),
     ({"min_delta": -1}, "min_delta must be a finite number >= 0"),

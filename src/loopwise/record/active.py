@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.opening import open_run
+from loopwise.record.opening import end_run, open_run
 from loopwise.record.run import Run
 
 _ACTIVE: ContextVar[Run | None] = ContextVar("loopwise_active_run", default=None)
@@ -46,8 +46,8 @@ def end_active_run(status: str = "finished") -> None:
     """Close the active run (``finished`` by default) and forget it; no-op without one."""
     run = _ACTIVE.get()
     _ACTIVE.set(None)
-    if run is not None and not run.closed:
-        run.close(status)
+    if run is not None:
+        end_run(run, status=status)  # the one end of a run
 
 
 def monitor_run(run: Run | None, *, record: bool, root: str | os.PathLike[str],

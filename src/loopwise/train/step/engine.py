@@ -35,6 +35,7 @@ from loopwise.train.step.oom import (
     oom_stop_message,
     split_batch,
 )
+from loopwise.utils.validate import check_int
 from loopwise.watch.convert import to_floats
 
 
@@ -76,9 +77,8 @@ class StepEngine:
                  grad_clip: float | None, guard: NonFiniteGuard,
                  events: EventSink | None = None, classification: bool | None = None,
                  max_oom_skips: int = 5) -> None:
-        if type(max_oom_skips) is not int or max_oom_skips < 1:
-            raise ValueError(f"max_oom_skips must be an integer >= 1 (batches in a row skipped "
-                             f"for out of memory before training stops), got {max_oom_skips!r}")
+        check_int(max_oom_skips, what="max_oom_skips", minimum=1,
+                  hint="batches in a row skipped for out of memory before training stops")
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
