@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.folder import RUN_FILE
+from loopwise.record.folder import is_run_folder
 from loopwise.record.opening import open_run, run_finished
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
@@ -35,7 +35,7 @@ def resumed_or_new_run(state: Mapping[str, Any] | None, root: str | os.PathLike[
     (the process died before its first save), the unfinished run ``root/name`` again,
     restarted at step 0; else a new one (an existing, finished ``root/name`` is refused)."""
     previous = None if state is None or not state.get("run") else Path(str(state["run"]))
-    if previous is not None and (previous / RUN_FILE).is_file():
+    if previous is not None and is_run_folder(previous):
         again = open_run(previous.parent, previous.name, decide=lambda folder, info: "resume")
         assert again.run is not None
         return again.run

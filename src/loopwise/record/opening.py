@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import Any
 
 from loopwise.record.errors import load_json_object
-from loopwise.record.folder import RUN_FILE
+from loopwise.record.folder import RUN_FILE, is_run_folder
 from loopwise.record.names import validate_run_name
 from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import Run
@@ -73,7 +73,7 @@ def open_run(root: str | os.PathLike[str], name: str | None, *,
     if folder is None or not folder.exists():
         run = Run.create(root, name, config=config)
         return OpenedRun("new", run.path, run, {})
-    if not (folder / RUN_FILE).is_file():
+    if not is_run_folder(folder):
         raise FileExistsError(f"{folder} exists but is not a loopwise run folder (no {RUN_FILE}); "
                               "choose another name or root")
     if force:
@@ -97,7 +97,7 @@ def read_run_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
     :class:`~loopwise.record.errors.CorruptRecordError` when it is not a JSON object (the
     folder is left as it was)."""
     path = Path(folder) / RUN_FILE
-    if not path.is_file():
+    if not is_run_folder(folder):
         raise FileNotFoundError(f"{Path(folder)} is not a loopwise run folder (no {RUN_FILE})")
     return load_json_object(path, hint="it was left as it was; restore it from a backup, or "
                                        "choose another name")
