@@ -154,9 +154,10 @@ class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
         return None  # checkpoints go where Lightning puts them without a logger
 
     @property
-    def experiment(self) -> Run:
-        """The loopwise run (opened on first use)."""
-        return self.run
+    def experiment(self) -> Run | None:
+        """The loopwise run, once Lightning logged to it (None before: Lightning reads this
+        before it restores a checkpoint, which may name the run to continue)."""
+        return self._run
 
     def log_hyperparams(self, params: Mapping[str, Any] | Namespace | None, *args: Any,
                         **kwargs: Any) -> None:
