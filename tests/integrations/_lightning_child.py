@@ -1,13 +1,12 @@
 """Child process of test_lightning.py: a real ``Trainer.fit`` (CPU, a tiny MLP on fixed random
 data) with loopwise's logger and callback, and what the test checks written as JSON.
 
-Usage: python _lightning_child.py MODE WORKDIR  (MODE: full, kill, resume, fail)
-- full: 3 epochs of 6 steps, a checkpoint every 4 steps;
+Usage: python _lightning_child.py MODE WORKDIR  (MODE: full, kill, resume)
+- full: 3 epochs of 6 steps, a checkpoint every 4 steps; then a fit whose training_step raises
+  at step 3, and one stopped by Ctrl-C at step 3, the status read right after each;
 - kill: the same, SIGKILLed at step 10 (the record holds steps 9 and 10, which the resume
   from the step-8 checkpoint runs again);
-- resume: ``fit(ckpt_path=<step 8>)`` to the end, into the killed run;
-- fail: a fit whose training_step raises at step 3, then one stopped by Ctrl-C at step 3; the
-  status is read right after each.
+- resume: ``fit(ckpt_path=<step 8>)`` to the end, into the killed run.
 """
 
 from __future__ import annotations
@@ -85,8 +84,16 @@ def trainer(work: Path, logger: LoopwiseLogger, *extra: Any) -> L.Trainer:
 def main(mode: str, work: Path) -> None:
     torch.manual_seed(0)
     train, val = loaders()
-    if mode == "fail":
-        result: dict[str, Any] = {}
+    recorder = ListRecorder()
+    name = "lit-full" if mode == "full" else "lit-kill"
+    logger = LoopwiseLogger(root=work / "runs", name=name, exporters=[recorder],
+                            flush_interval=0.05)
+    extra = [KillAt(10)] if mode == "kill" else []
+    t = trainer(work / mode if mode != "resume" else work / "kill", logger, *extra)
+    ckpt = str(work / "kill" / "ckpt" / "ck-step=8.ckpt") if mode == "resume" else None
+    t.fit(Tiny(), train, val, ckpt_path=ckpt)
+    result: dict[str, Any] = {**recorder.result(), "run": str(logger.run.path)}
+    if mode == "full":
         for error in ("exception", "ctrl-c"):
             logger = LoopwiseLogger(root=work / "runs", name=f"lit-{error}")
             t = L.Trainer(max_epochs=1, logger=logger, callbacks=[LoopwiseCallback()],
@@ -97,17 +104,7 @@ def main(mode: str, work: Path) -> None:
                 result[error] = {"raised": type(exc).__name__,
                                  "status": RunReader(logger.run.path).info["status"],
                                  "events": [e.kind for e in RunReader(logger.run.path).events()]}
-        write_result(work, mode, result)
-        return
-    recorder = ListRecorder()
-    name = "lit-full" if mode == "full" else "lit-kill"
-    logger = LoopwiseLogger(root=work / "runs", name=name, exporters=[recorder],
-                            flush_interval=0.05)
-    extra = [KillAt(10)] if mode == "kill" else []
-    t = trainer(work / mode if mode != "resume" else work / "kill", logger, *extra)
-    ckpt = str(work / "kill" / "ckpt" / "ck-step=8.ckpt") if mode == "resume" else None
-    t.fit(Tiny(), train, val, ckpt_path=ckpt)
-    write_result(work, mode, {**recorder.result(), "run": str(logger.run.path)})
+    write_result(work, mode, result)
 
 
 if __name__ == "__main__":
