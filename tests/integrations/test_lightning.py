@@ -150,7 +150,7 @@ def test_the_record_lines_up_with_a_fit_run_in_compare(trained: dict[str, Any],
 
 
 def test_split_metrics_names_lightning_s_keys_as_the_record_does() -> None:
-    from loopwise.integrations.lightning import split_metrics
+    from loopwise.lightning.logger import split_metrics
 
     step, epoch, test = split_metrics({"loss_step": 1.0, "acc": 2.0, "loss_epoch": 3.0,
                                        "val_loss": 4.0, "val/acc": 5.0, "test_loss": 6.0,

@@ -18,10 +18,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import RUN_FILE, STORE_FILE
 from loopwise.record.reader import RunReader, list_runs
-from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
-from loopwise.record.store import STORE_FILE
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
