@@ -89,17 +89,22 @@ class TrainerSteps:
     def add(self, step: int, values: Mapping[str, Any]) -> None:
         """The values taken at global step ``step`` (floats or one-element tensors, kept as
         they are until the refresh). A step the record already holds (run again after a
-        resume) only moves the run's step on."""
+        resume) only moves the run's step on (its values count in the epoch's means)."""
         acc = self.accumulator
         if step <= self.recorded:
             if step > acc.step:
                 acc.restart_at(step)
+            row = {k: to_value(k, v) for k, v in values.items()}  # into the epoch's means
+            acc.averages.add_columns({k: ([step], [0.0], [v]) for k, v in row.items()
+                                      if type(v) is float})
             return
         if step < acc.step or (step == acc.step and not acc.times):
             # a late value for a step already handed over: recorded directly, as a float
             self.flush()
-            row = {check_key(k): to_value(k, v) for k, v in values.items()}
-            self.run.log_scalars({k: float(v) for k, v in row.items()}, step=step)
+            row = {check_key(k): float(to_value(k, v)) for k, v in values.items()}
+            now = time.time()
+            acc.averages.add_columns({k: ([step], [now], [v]) for k, v in row.items()})
+            self.run.log_scalars(row, step=step, wall_time=now)
             return
         index = step - acc.step0
         if step > acc.step:
@@ -116,7 +121,7 @@ class TrainerSteps:
                     acc.has_device_values = True
             col[0].append(index)
             col[1].append(value)
-        if self._clock() >= self._next:
+        if values and self._clock() >= self._next:  # a bare step waits for its values
             self.flush()
 
     def flush(self) -> None:
