@@ -21,8 +21,13 @@ from typing import Any
 
 import torch
 from _trainer_child_common import ListRecorder, write_result
-from transformers import (BertConfig, BertForSequenceClassification, Trainer, TrainerCallback,
-                          TrainingArguments)
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from loopwise.record import RunReader
 from loopwise.transformers import LoopwiseCallback

@@ -29,11 +29,11 @@ from argparse import Namespace
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from loopwise.watch.trainer_steps import TrainerSteps, json_config, open_run
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
+from loopwise.watch.trainer_steps import TrainerSteps, json_config, open_run
 
 __all__ = ["PACKAGES", "LoopwiseLogger", "split_metrics"]
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.utils.jsonsafe import json_safe
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
+from loopwise.utils.jsonsafe import json_safe
 from loopwise.utils.validate import check_key
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.convert import to_value
@@ -94,17 +94,17 @@ class TrainerSteps:
         if step <= self.recorded:
             if step > acc.step:
                 acc.restart_at(step)
-            row = {k: to_value(k, v) for k, v in values.items()}  # into the epoch's means
-            acc.averages.add_columns({k: ([step], [0.0], [v]) for k, v in row.items()
-                                      if type(v) is float})
+            replayed = {k: to_value(k, v) for k, v in values.items()}  # the epoch's means
+            acc.averages.add_columns({k: ([step], [0.0], [v]) for k, v in replayed.items()
+                                      if isinstance(v, float)})
             return
         if step < acc.step or (step == acc.step and not acc.times):
             # a late value for a step already handed over: recorded directly, as a float
             self.flush()
-            row = {check_key(k): float(to_value(k, v)) for k, v in values.items()}
+            late = {check_key(k): float(to_value(k, v)) for k, v in values.items()}
             now = time.time()
-            acc.averages.add_columns({k: ([step], [now], [v]) for k, v in row.items()})
-            self.run.log_scalars(row, step=step, wall_time=now)
+            acc.averages.add_columns({k: ([step], [now], [v]) for k, v in late.items()})
+            self.run.log_scalars(late, step=step, wall_time=now)
             return
         index = step - acc.step0
         if step > acc.step:
