@@ -29,23 +29,38 @@ __all__ = ["LoopwiseCallback"]
 _BAR_BASES: tuple[type, ...] = tuple(p.callbacks.ProgressBar for p in PACKAGES)
 
 
-def step_logged(trainer: Any) -> dict[str, Any]:
+class StepLogged:
     """What ``training_step`` logged with ``self.log(..., on_step=True)`` at this step, as
-    Lightning holds it (tensors: nothing is read here). ``x_step`` is named ``x``."""
-    results = getattr(trainer, "_results", None)
-    if results is None:
-        return {}
-    values: dict[str, Any] = {}
-    for _, metric in results.valid_items():
-        meta = metric.meta
-        if not (meta.on_step and meta.logger):
-            continue
-        value = results._get_cache(metric, True)
-        if value is None:
-            continue
-        name = results._forked_name(metric, True)[1]
-        values[name[:-5] if name.endswith("_step") else name] = value
-    return values
+    Lightning holds it (tensors: nothing is read here); ``x_step`` is named ``x``. The training
+    results are looked up once per epoch and the logged names again only when their number
+    changes, so a step costs a dict of the values."""
+
+    def __init__(self) -> None:
+        self._results: Any = None
+        self._count = -1
+        self._items: list[tuple[str, Any]] = []
+
+    def start_epoch(self, trainer: Any) -> None:
+        self._results = getattr(trainer, "_results", None)
+        self._count = -1
+
+    def values(self) -> dict[str, Any]:
+        results = self._results
+        if results is None:
+            return {}
+        if len(results) != self._count:
+            self._count = len(results)
+            self._items = []
+            for _, metric in results.items():
+                if metric.meta.on_step and metric.meta.logger:
+                    name = results._forked_name(metric, True)[1]
+                    self._items.append((name[:-5] if name.endswith("_step") else name, metric))
+        values: dict[str, Any] = {}
+        for name, metric in self._items:
+            value = metric._forward_cache
+            if value is not None and not metric.has_reset:
+                values[name] = value.detach()
+        return values
 
 
 def learning_rates(trainer: Any) -> dict[str, float]:
@@ -79,6 +94,7 @@ class LoopwiseCallback(*_BAR_BASES):  # type: ignore[misc]
         self._last_step = -1
         self._lrs: dict[str, float] = {}
         self._epoch_start = 0.0
+        self._logged = StepLogged()
 
     # -- Lightning's ProgressBar interface -------------------------------------------------------
     def disable(self) -> None:
@@ -139,6 +155,7 @@ class LoopwiseCallback(*_BAR_BASES):  # type: ignore[misc]
         steps.reset_means()
         self._lrs = {}
         self._epoch_start = time.monotonic()
+        self._logged.start_epoch(trainer)
         self._finish_bar()
         total = trainer.num_training_batches
         if self.is_enabled and isinstance(total, int):
@@ -155,7 +172,7 @@ class LoopwiseCallback(*_BAR_BASES):  # type: ignore[misc]
                 bar.update(min(batch_idx + 1, bar.total or batch_idx + 1))
             return
         self._last_step = step
-        values = step_logged(trainer)
+        values = self._logged.values()
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if loss is not None and "loss" not in values and hasattr(loss, "detach"):
             scale = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
