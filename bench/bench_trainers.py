@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import logging
 
 import torch
+
 from _timing import Table, arguments, emit, interleaved, rounds_of
 
 BATCH = 16
@@ -106,8 +107,13 @@ def lightning_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
 
 def hf_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
     import transformers
-    from transformers import (BertConfig, BertForSequenceClassification, Trainer,
-                              TrainerCallback, TrainingArguments)
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     from loopwise.transformers import LoopwiseCallback
 
