@@ -93,6 +93,14 @@ def split_metrics(metrics: Mapping[str, float], *, validating: bool = False,
     return step, epoch, test
 
 
+def _at_epoch_end(trainer: Any) -> bool:
+    """Whether the trainer's training epoch has run its last batch (a validation then is the
+    epoch's)."""
+    progress = getattr(getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None),
+                       "batch_progress", None)
+    return bool(getattr(progress, "is_last_batch", True))
+
+
 class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
     """A Lightning ``Logger`` recording into a loopwise run; see the module doc.
 
@@ -185,6 +193,10 @@ class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
             at = int(trainer.global_step)  # with the callback: the trainer's own count
         if per_step and trainer is None:  # the callback records every step itself
             steps.add(at, per_step)
+        if per_epoch and validating and not _at_epoch_end(trainer):
+            steps.flush()  # a validation inside the epoch (val_check_interval < 1): at its step
+            run.log_scalars(per_epoch, step=at)
+            per_epoch = {}
         if per_epoch:
             steps.flush()
             epoch = int(metrics.get("epoch", run.epoch)) + 1
