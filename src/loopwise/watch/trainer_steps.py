@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import RUN_FILE
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 from loopwise.utils.jsonsafe import json_safe
@@ -49,9 +50,9 @@ def open_run(*, previous: str | os.PathLike[str] | None, root: str | os.PathLike
     folder = None if previous is None else Path(previous)
     if folder is None and resuming and name is not None:
         named = Path(root) / name
-        if (named / "run.json").is_file() and RunReader(named).info.get("status") != "finished":
+        if (named / RUN_FILE).is_file() and RunReader(named).info.get("status") != "finished":
             folder = named
-    if folder is not None and (folder / "run.json").is_file():
+    if folder is not None and (folder / RUN_FILE).is_file():
         run = Run.reopen(folder)
         run.set_config({**RunReader(folder).config(), **config})
         return run
