@@ -2,8 +2,10 @@
 Lightning's CSVLogger with its own bar and HF's ``report_to="none"`` with its own bar.
 
 One process; the variants interleaved round by round (the first one rotating), wall time of
-the training steps only: a timing callback reads the clock at ``on_train_start`` /
-``on_train_begin`` and at ``on_train_end`` (set-up, the run's creation and teardown outside).
+the training steps only: a timing callback reads the clock at the end of the first step and of
+every later one (``on_train_batch_end`` / ``on_step_end``), so the time of steps 2..N is
+measured and the set-up, the run's creation, the epoch ends' summaries and the teardown are
+not (they are per-run or per-epoch costs).
 Every bar writes to an in-memory stream (as in a log file). Defaults are what is measured.
 
 Lightning (a tiny MLP 32-64-1 on 3,200 random rows, batch 16: ``--steps`` steps, CPU,
@@ -50,11 +52,43 @@ from _timing import Table, arguments, emit, interleaved, rounds_of
 BATCH = 16
 
 
-def lightning_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
+class HookClock:
+    """Training-thread CPU time spent in chosen hooks (``time.thread_time``: less swayed by the
+    other processes of a shared machine than wall time), summed per run."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, cls: type, *names: str) -> None:
+        for name in names:
+            original = getattr(cls, name)
+
+            def timed(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                t0 = time.thread_time()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.seconds += time.thread_time() - t0
+
+            setattr(cls, name, timed)
+
+    def take(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
+def lightning_variants(steps: int, root: str, hooks: HookClock,
+                       ) -> dict[str, Callable[[], tuple[float, float]]]:
     import lightning.pytorch as L
+    from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
     from loopwise.lightning import LoopwiseCallback, LoopwiseLogger
+
+    hooks.wrap(TQDMProgressBar, "on_train_batch_end")
+    hooks.wrap(CSVLogger, "log_metrics", "save")
+    hooks.wrap(LoopwiseCallback, "on_train_batch_end")
+    hooks.wrap(LoopwiseLogger, "log_metrics", "save")
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
@@ -76,18 +110,19 @@ def lightning_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
     class Clock(L.Callback):
         seconds = 0.0
 
-        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                               batch_idx: int) -> None:
+            if batch_idx == 0:
+                self.t0 = time.perf_counter()
             self.seconds = time.perf_counter() - self.t0
 
     x = torch.randn(steps * BATCH, 32)
     data = torch.utils.data.TensorDataset(x, x[:, :4].sum(dim=1, keepdim=True))
     loader = torch.utils.data.DataLoader(data, batch_size=BATCH)
 
-    def fit(logger: Any, callbacks: list[Any], bar: bool) -> float:
+    def fit(logger: Any, callbacks: list[Any], bar: bool) -> tuple[float, float]:
         clock = Clock()
+        hooks.take()
         trainer = L.Trainer(max_epochs=1, logger=logger, callbacks=[clock, *callbacks],
                             enable_progress_bar=bar, enable_checkpointing=False,
                             enable_model_summary=False, accelerator="cpu",
@@ -95,7 +130,7 @@ def lightning_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             trainer.fit(Net(), loader)
-        return clock.seconds
+        return clock.seconds, hooks.take()
 
     return {
         "CSVLogger + TQDM bar": lambda: fit(CSVLogger(root), [], True),
@@ -105,7 +140,8 @@ def lightning_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
     }
 
 
-def hf_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
+def hf_variants(steps: int, root: str, hooks: HookClock,
+                ) -> dict[str, Callable[[], tuple[float, float]]]:
     import transformers
     from transformers import (
         BertConfig,
@@ -114,9 +150,12 @@ def hf_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
         TrainerCallback,
         TrainingArguments,
     )
+    from transformers.trainer_callback import ProgressCallback
 
     from loopwise.transformers import LoopwiseCallback
 
+    hooks.wrap(ProgressCallback, "on_step_end", "on_log")
+    hooks.wrap(LoopwiseCallback, "on_step_end", "on_log")
     transformers.logging.set_verbosity_error()
     config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=32,
@@ -133,21 +172,21 @@ def hf_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
     class Clock(TrainerCallback):  # type: ignore[misc]
         seconds = 0.0
 
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 1:
+                self.t0 = time.perf_counter()
             self.seconds = time.perf_counter() - self.t0
 
     counter = iter(range(10**6))
 
-    def train(loopwise: bool) -> float:
+    def train(loopwise: bool) -> tuple[float, float]:
         torch.manual_seed(0)
         args = TrainingArguments(output_dir=os.path.join(root, f"hf{next(counter)}"),
                                  max_steps=steps, per_device_train_batch_size=8,
                                  save_strategy="no", report_to="none", use_cpu=True,
-                                 dataloader_num_workers=0)
+                                 dataloader_num_workers=0, disable_tqdm=False)
         clock = Clock()
+        hooks.take()
         trainer = Trainer(model=BertForSequenceClassification(config), args=args,
                           train_dataset=Tokens(), callbacks=[clock])
         sink = io.StringIO()
@@ -155,23 +194,30 @@ def hf_variants(steps: int, root: str) -> dict[str, Callable[[], float]]:
             if loopwise:
                 LoopwiseCallback(root=root, file=sink).attach(trainer)
             trainer.train()
-        return clock.seconds
+        return clock.seconds, hooks.take()
 
     return {'report_to="none" + HF bar': lambda: train(False),
             "LoopwiseCallback.attach": lambda: train(True)}
 
 
-def table(key: str, title: str, samples: dict[str, list[float]], steps: int,
-          baseline: str) -> Table:
-    out = Table(key, title, "us/step", baseline=baseline)
-    base = samples[baseline]
-    for name, seconds in samples.items():
-        per_step = [s / steps * 1e6 for s in seconds]
-        added = [(s - b) / steps * 1e6 for s, b in zip(seconds, base)]
-        added.sort()
-        note = "" if name == baseline else f"+{added[len(added) // 2]:.0f} us/step (median)"
-        out.add(name, per_step, note=note, baseline=[b / steps * 1e6 for b in base])
-    return out
+def tables_of(key: str, title: str, samples: dict[str, list[tuple[float, float]]],
+              steps: int, baseline: str) -> list[Table]:
+    """Wall time per step (steps 2..N), and the training thread's CPU time per step in the
+    logging and bar hooks (the peers' bar and logger hooks against loopwise's)."""
+    wall = Table(key, title + ": wall time per step", "us/step", baseline=baseline)
+    hook = Table(key + "_hooks", title + ": CPU time per step in the bar and logger hooks",
+                 "us/step", baseline=baseline)
+    base = [w for w, _ in samples[baseline]]
+    base_hooks = [h for _, h in samples[baseline]]
+    for name, pairs in samples.items():
+        walls = [w for w, _ in pairs]
+        added = sorted((w - b) / steps * 1e6 for w, b in zip(walls, base))
+        note = "" if name == baseline else f"{added[len(added) // 2]:+.0f} us/step (median)"
+        wall.add(name, [w / steps * 1e6 for w in walls], note=note,
+                 baseline=[b / steps * 1e6 for b in base])
+        hook.add(name, [h / steps * 1e6 for _, h in pairs],
+                 baseline=[h / steps * 1e6 for h in base_hooks])
+    return [wall, hook]
 
 
 def main() -> None:
@@ -184,21 +230,22 @@ def main() -> None:
     hf_steps = args.hf_steps or (40 if args.quick else 120)
     torch.set_num_threads(1)
     root = tempfile.mkdtemp(prefix="bench-trainers-")
-    tables = []
+    tables: list[Table] = []
+    hooks = HookClock()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        variants = lightning_variants(steps, root)
+        variants = lightning_variants(steps, root, hooks)
         for run in variants.values():  # warm-up
             run()
-        tables.append(table("trainers_lightning", f"Lightning: {steps} steps per fit",
-                            interleaved(variants, rounds=rounds), steps,
-                            "CSVLogger + TQDM bar"))
-        hf = hf_variants(hf_steps, root)
+        tables += tables_of("trainers_lightning", f"Lightning, {steps} steps",
+                            interleaved(variants, rounds=rounds), steps - 1,
+                            "CSVLogger + TQDM bar")
+        hf = hf_variants(hf_steps, root, hooks)
         for run in hf.values():
             run()
-        tables.append(table("trainers_hf", f"Hugging Face Trainer: {hf_steps} steps per train",
-                            interleaved(hf, rounds=rounds), hf_steps,
-                            'report_to="none" + HF bar'))
+        tables += tables_of("trainers_hf", f"Hugging Face Trainer, {hf_steps} steps",
+                            interleaved(hf, rounds=rounds), hf_steps - 1,
+                            'report_to="none" + HF bar')
     emit(tables, args)
 
 
