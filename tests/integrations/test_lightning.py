@@ -203,3 +203,38 @@ def test_the_callback_without_the_logger_says_what_to_pass(tmp_path: Path) -> No
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(2, 1)))
     with pytest.raises(ValueError, match=r"pass Trainer\(logger=LoopwiseLogger\(\.\.\.\), "):
         trainer.fit(net, loader)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pytorch_lightning") is None,
+                    reason="needs pytorch_lightning")
+def test_pytorch_lightning_imports_work_too(tmp_path: Path) -> None:
+    import pytorch_lightning as pl
+    import torch
+
+    from loopwise.lightning import LoopwiseCallback, LoopwiseLogger
+
+    class Net(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return self.w(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    err = io.StringIO()
+    logger = LoopwiseLogger(root=tmp_path, name="pl")
+    trainer = pl.Trainer(max_epochs=2, logger=logger, callbacks=[LoopwiseCallback(file=err)],
+                         default_root_dir=tmp_path, enable_checkpointing=False,
+                         enable_model_summary=False)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(6, 2)),
+                                         batch_size=2)
+    assert isinstance(trainer.progress_bar_callback, LoopwiseCallback)  # no TQDM bar added
+    trainer.fit(Net(), loader)
+    reader = RunReader(tmp_path / "pl")
+    assert reader.info["status"] == "finished"
+    assert list(reader.series("loss").steps) == [1, 2, 3, 4, 5, 6]
+    assert list(reader.series("epoch").steps) == [3, 6]
+    assert "Epoch 2/2 (Training)" in err.getvalue()
