@@ -25,7 +25,7 @@ from loopwise.record.run import Run
 from loopwise.utils.jsonsafe import json_safe
 from loopwise.utils.validate import check_key
 from loopwise.watch.accumulator import StepAccumulator
-from loopwise.watch.convert import to_value
+from loopwise.watch.convert import to_float, to_value
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.loopstats import LoopStats
 
@@ -102,7 +102,7 @@ class TrainerSteps:
         if step < acc.step or (step == acc.step and not acc.times):
             # a late value for a step already handed over: recorded directly, as a float
             self.flush()
-            late = {check_key(k): float(to_value(k, v)) for k, v in values.items()}
+            late = {check_key(k): to_float(k, v) for k, v in values.items()}
             now = time.time()
             acc.averages.add_columns({k: ([step], [now], [v]) for k, v in late.items()})
             self.run.log_scalars(late, step=step, wall_time=now)
