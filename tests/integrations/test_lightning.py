@@ -238,3 +238,42 @@ def test_pytorch_lightning_imports_work_too(tmp_path: Path) -> None:
     assert list(reader.series("loss").steps) == [1, 2, 3, 4, 5, 6]
     assert list(reader.series("epoch").steps) == [3, 6]
     assert "Epoch 2/2 (Training)" in err.getvalue()
+
+
+def test_the_logger_alone_records_what_lightning_logs(tmp_path: Path) -> None:
+    import lightning.pytorch as L
+    import torch
+
+    from loopwise.lightning import LoopwiseLogger
+
+    class Net(L.LightningModule):
+        def __init__(self, lr: float = 0.1) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            loss = self.w(batch[0]).pow(2).mean()
+            self.log("train_loss", loss, on_step=True, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.log("val_loss", self.w(batch[0]).pow(2).mean())
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(6, 2)),
+                                         batch_size=2)
+    logger = LoopwiseLogger(root=tmp_path, name="alone")
+    trainer = L.Trainer(max_epochs=2, logger=logger, log_every_n_steps=1,
+                        enable_progress_bar=False, enable_checkpointing=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Net(), loader, loader)
+    reader = RunReader(tmp_path / "alone")
+    assert reader.info["status"] == "finished"
+    assert list(reader.series("train_loss").steps) == [1, 2, 3, 4, 5, 6]  # Lightning's 0..5
+    assert list(reader.series("epoch/train_loss").steps) == [3, 6]
+    assert list(reader.series("epoch/val_loss").steps) == [3, 6]
+    assert list(reader.series("epoch").values) == [1.0, 2.0]
+    assert reader.config() == {"lr": 0.1}
