@@ -29,6 +29,7 @@ from argparse import Namespace
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from loopwise.record.opening import reopen_run
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
@@ -247,7 +248,7 @@ class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
             return run
         if self._given_run is not None:
             raise ValueError(f"run {self._given_run.name!r} is closed; pass an open run")
-        self._run = Run.reopen(run.path)
+        self._run = reopen_run(run.path)
         self._steps = None
         return self._run
 

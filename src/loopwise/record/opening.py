@@ -45,7 +45,8 @@ from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status, resolve_status
 
-__all__ = ["ACTIONS", "OpenedRun", "end_run", "open_run", "read_run_info", "run_finished"]
+__all__ = ["ACTIONS", "OpenedRun", "end_run", "exists_error", "open_run", "read_run_info",
+           "reopen_run", "run_finished"]
 
 ACTIONS = ("new", "resume", "finished")
 Decide = Callable[[Path, dict[str, Any]], str]
@@ -90,6 +91,23 @@ def open_run(root: str | os.PathLike[str], name: str | None, *,
     if action != "resume":
         raise ValueError(f"decide() returned {action!r}; expected 'resume' or 'finished'")
     return OpenedRun("resume", folder, Run.reopen(folder), info)
+
+
+def reopen_run(path: str | os.PathLike[str]) -> Run:
+    """Continue the run in ``path`` (a checkpoint's run, a stage after fit's end) through
+    :func:`open_run`: status back to ``running``, its global step continued."""
+    folder = Path(path)
+    opened = open_run(folder.parent, folder.name, decide=lambda _folder, _info: "resume")
+    assert opened.run is not None
+    return opened.run
+
+
+def exists_error(folder: str | os.PathLike[str]) -> FileExistsError:
+    """The error for a run that must not be written into (``Run.create``'s words): a ``decide``
+    raises it to refuse."""
+    path = Path(folder).absolute()
+    return FileExistsError(f"a run named {path.name!r} already exists in {path.parent}; choose "
+                           "another name, or leave name=None for a generated one")
 
 
 def read_run_info(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from loopwise.record.opening import reopen_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
@@ -291,14 +292,14 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
         if "run" not in state:
             raise KeyError("LoopwiseCallback state is missing 'run'")
         if state["run"] is not None and (self.run is None or self.run.closed):
-            self.run = Run.reopen(state["run"])
+            self.run = reopen_run(state["run"])
 
     # -- internals -------------------------------------------------------------------------------
     def _live_run(self) -> Run | None:
         """The run to log to; ``trainer.evaluate()`` after training reopens it."""
         run = self.run
         if run is not None and run.closed and run is not self._given_run:
-            run = self.run = Run.reopen(run.path)
+            run = self.run = reopen_run(run.path)
             self.steps = TrainerSteps(run, health=self._health, interval=self._interval)
         return run
 

@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.folder import RUN_FILE
+from loopwise.record import opening
+from loopwise.record.folder import is_run_folder
+from loopwise.record.opening import exists_error, reopen_run, run_finished
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 from loopwise.utils.jsonsafe import json_safe
@@ -48,15 +50,21 @@ def open_run(*, previous: str | os.PathLike[str] | None, root: str | os.PathLike
     reopened, its config updated) when it still exists; when ``resuming`` with no such run, the
     unfinished run ``root/name`` reopened; else a new run ``root/name``."""
     folder = None if previous is None else Path(previous)
-    if folder is None and resuming and name is not None:
-        named = Path(root) / name
-        if (named / RUN_FILE).is_file() and RunReader(named).info.get("status") != "finished":
-            folder = named
-    if folder is not None and (folder / RUN_FILE).is_file():
-        run = Run.reopen(folder)
+    if folder is not None and is_run_folder(folder):
+        run = reopen_run(folder)  # through the one opener (loopwise.record.opening)
         run.set_config({**RunReader(folder).config(), **config})
         return run
-    return Run.create(root, name, config=dict(config))
+
+    def decide(named: Path, info: dict[str, Any]) -> str:
+        if folder is None and resuming and not run_finished(info):
+            return "resume"
+        raise exists_error(named)
+
+    opened = opening.open_run(root, name, config=dict(config), decide=decide)
+    assert opened.run is not None
+    if opened.action == "resume":
+        opened.run.set_config({**RunReader(opened.path).config(), **config})
+    return opened.run
 
 
 class TrainerSteps:
