@@ -189,3 +189,27 @@ def test_disk_full_on_a_small_tmpfs(tmp_path: Path, capfd: pytest.CaptureFixture
     finally:
         if subprocess.run(["umount", str(disk)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(disk)], check=False)  # busy: detach it anyway
+
+
+def test_the_writer_leaves_out_a_row_it_cannot_store_and_keeps_the_rest(
+        tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "w", flush_interval=1.0)
+    with run._store._db_lock:  # one flush window: 100 good rows around 3 bad ones
+        for i in range(100):
+            run._store.add_scalars(i, 1000.0 + i, {"loss": float(i)})
+        run._store.add_scalars(2**63, 1.0, {"loss": 1.0})
+        run._store.add_scalars(100, "x", {"loss": 1.0})  # type: ignore[arg-type]
+        run._store.add_system(float("nan"), {"cpu_pct": 1.0})
+        run._store.add_system(5.0, {"cpu_pct": 2.0})
+    run.flush()
+    run.log_scalar("loss", 7.0, step=101)
+    run.close()
+    reader = RunReader(run.path)
+    assert reader.status == "finished"
+    assert list(reader.series("loss").steps) == [*range(100), 101]
+    assert reader.system() == [(5.0, "cpu_pct", 2.0)]
+    (refused,) = reader.events(kind="store_rows_refused")
+    assert refused.level == "error" and refused.data is not None
+    assert refused.data["count"] == 3
+    assert refused.message.startswith("3 logged item(s) could not be stored and were left out "
+                                      "(the rest was kept): 'loss' at step 9223372036854775808")

@@ -75,4 +75,7 @@ def _saved_params(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: line {exc.lineno}: corrupt ({exc.msg}); pass force=True to "
                          "start the run again") from None
+    except ValueError as exc:  # not UTF-8, an int of over 4300 digits
+        raise ValueError(f"{path}: corrupt ({exc}); pass force=True to start the run "
+                         "again") from None
     return data if isinstance(data, dict) else {}

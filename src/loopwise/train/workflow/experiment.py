@@ -49,7 +49,7 @@ def read_args(folder: Path) -> dict[str, Any]:
             f"{folder} exists but has no {ARGS_FILE}, so it is not a Workflow experiment; "
             "choose another name or path"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, an int of over 4300 digits
         raise ValueError(
             f"{path} is corrupt ({exc}); it was left as it was. Repair it (it holds the "
             "experiment's hyperparameters) or move the experiment folder away to start afresh"
