@@ -13,10 +13,11 @@ number: the run's methods refuse these at the call, so only a caller of the stor
 hand one over) is left out, the rest of its batch is kept, and a ``store_rows_refused`` event
 says what was left out; the writer goes on.
 
-Errors: the first error of the writer (the disk, the database) stops it and is raised to the calling thread at its next
-``add_*``/``flush()`` (once more at ``close()`` only if it was never raised). A full disk
-(``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is a :class:`~loopwise.record.errors.DiskFullError`
-("no space left on the device holding ..."); the batches committed before stay readable.
+Errors: the first error of the writer (the disk, the database) stops it and is raised to the
+calling thread at its next ``add_*``/``flush()`` (once more at ``close()`` only if it was
+never raised). A full disk (``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is a
+:class:`~loopwise.record.errors.DiskFullError` ("no space left on the device holding ...");
+the batches committed before stay readable.
 
 Backpressure: when more than ``max_pending`` items wait, the calling thread blocks until the
 writer has caught up (nothing is dropped) and the store records one ``store_backpressure`` event.

@@ -7,7 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from loopwise.record.reader import RunInfo, RunReader
+from loopwise.record.errors import CorruptRecordError
+from loopwise.record.reader import STORE_HINT, RunInfo, RunReader
 from loopwise.record.stats import _num, infer_mode, render_stats
 from loopwise.record.store import STORE_FILE, connect, unpack
 from loopwise.record.text import printable
@@ -19,16 +20,18 @@ def last_step(run_path: Path) -> int:
     file = Path(run_path) / STORE_FILE
     if not file.is_file():
         return 0
-    conn = connect(file, readonly=True)
+    conn = None
     try:
+        conn = connect(file, readonly=True)
         rows = conn.execute("SELECT c.steps FROM scalar_chunks c JOIN (SELECT MAX(id) AS id "
                             "FROM scalar_chunks GROUP BY key_id) m ON m.id = c.id").fetchall()
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         if "no such table" in str(exc):
             return 0
-        raise
+        raise CorruptRecordError(file, f"SQLite: {exc}", hint=STORE_HINT) from exc
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
     return max((max(unpack("q", blob)) for (blob,) in rows if blob), default=0)
 
 

@@ -18,10 +18,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.intact import damage_events, intact
 from loopwise.record.reader import RunReader, list_runs
 from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
 from loopwise.record.store import STORE_FILE
+from loopwise.record.verify import DamagedRecordError
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
@@ -109,21 +111,29 @@ class RunsRoot:
         return out
 
     def run(self, name: str) -> dict[str, Any]:
-        reader = RunReader(self.run_dir(name))
+        """A run's facts; ``keys`` leaves out the damaged series, which ``damaged`` names."""
+        reader = intact(RunReader(self.run_dir(name)))
         info = reader.info
         return {"name": name, "status": info["status"],
                 "info": {k: info.get(k) for k in ("id", "started_at", "ended_at", "start_time",
                                                   "end_time", "host", "global_step")},
                 "config": reader.config(), "keys": reader.keys(),
-                "epoch_ends": epoch_ends(reader)}
+                "epoch_ends": epoch_ends(reader), "damaged": [str(d) for d in reader.damage]}
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        reader = RunReader(self.run_dir(name))
+        """The run's events, and one ``record_damaged`` error per damaged part of its store."""
+        reader = intact(RunReader(self.run_dir(name)))
         return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
-                 "data": e.data} for e in reader.events()]
+                 "data": e.data} for e in reader.events()] + [
+            {**e, "data": None} for e in damage_events(reader.damage)]
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
-        return system_payload(RunReader(self.run_dir(name)), max_points=_points(points))
+        reader = RunReader(self.run_dir(name))
+        try:
+            reader.system()
+        except DamagedRecordError:  # said by the run's events
+            return {}
+        return system_payload(reader, max_points=_points(points))
 
     def _full(self, name: str, key: str) -> dict[str, Any]:
         run_dir = self.run_dir(name)
