@@ -9,7 +9,7 @@ from typing import Any
 
 from loopwise.record import RunReader
 from loopwise.record.intact import intact
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from loopwise.record.intact import intact
 from loopwise.record.jsonlog import check_jsonlog
 from loopwise.record.reader import Event, RunReader
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.watch.health import Finding, analyze_run
 
 ADVICE = {

@@ -11,7 +11,7 @@ from loopwise.record.errors import CorruptRecordError
 from loopwise.record.reader import STORE_HINT, RunInfo, RunReader
 from loopwise.record.stats import _num, infer_mode, render_stats
 from loopwise.record.store import STORE_FILE, connect, unpack
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 
 def last_step(run_path: Path) -> int:

@@ -6,14 +6,14 @@ import torch
 
 from loopwise.record import Run, RunReader
 from loopwise.record.errors import CorruptRecordError
-from loopwise.record.validate import (
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.utils.validate import (
     check_json,
     check_key,
     check_number,
     check_step,
     check_wall_time,
 )
-from loopwise.train.fit.config import TrainingConfig
 
 
 def test_check_key_messages() -> None:
