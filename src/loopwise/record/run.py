@@ -106,6 +106,10 @@ class Run(RunLogging, RunClosing):
         path = make_run_folder(root, name, clock=clock)
         info = new_run_info(path.name, clock())
         lock = RunLock.acquire(path)
+        if (path / RUN_FILE).exists():  # an unborn run reused: another creator was quicker
+            lock.release()
+            raise FileExistsError(f"a run named {path.name!r} already exists in {path.parent}; "
+                                  "choose another name, or leave name=None for a generated one")
         try:
             run = cls(path, info, flush_interval=flush_interval,
                       heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record import Run, validate_run_name
+from loopwise.record.names import is_unborn
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.train.fit.files import RESULTS, fit_file
 from loopwise.train.resume.rerun import decide_rerun
@@ -42,7 +43,7 @@ def plan_run(root: str | Path, name: str, params: Mapping[str, Any], *, model_na
     validate_run_name(name)
     params = json.loads(json.dumps(dict(params)))  # compare as they read back from disk
     folder = Path(root) / name
-    if not folder.exists():
+    if not folder.exists() or is_unborn(folder):  # unborn: killed before its run.json
         return RunPlan("new", folder, Run.create(root, name, config=params))
     if not (folder / RUN_FILE).is_file():
         raise FileExistsError(f"{folder} exists but is not a loopwise run folder (no {RUN_FILE}); "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.record.names import is_unborn
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
@@ -73,7 +74,8 @@ def open_experiment(trainer: Trainer, opt: Options) -> Opening:
     leaves the folder as it was)."""
     check_writable(opt.path)
     check_checkpoint_folder(opt.checkpoint, opt.path, opt.name)
-    if opt.name is None or not (opt.path / opt.name).exists():
+    if opt.name is None or not (opt.path / opt.name).exists() or is_unborn(
+            opt.path / opt.name):  # unborn: killed before its run.json, reused
         args = current_args(trainer)
         if args is None:
             raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
