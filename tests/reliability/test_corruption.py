@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -251,3 +252,66 @@ def test_a_damaged_workflow_checkpoint_is_an_error_naming_it(tmp_path: Path,
     with pytest.raises(CheckpointError, match="last_checkpoint.pth"):
         Workflow(ToyTrainer(None), tmp_path, 2, "exp", system=False).run()
     assert (last.read_bytes() if last.exists() else None) == before
+
+
+# -- a refusal changes nothing ---------------------------------------------------------------
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+STORE_DAMAGE = {"truncated": _truncate, "bit-flipped": _bitflip, "garbage": _garbage}
+
+
+@pytest.mark.parametrize("damage", STORE_DAMAGE)
+def test_resuming_workflow_or_fit_on_a_damaged_store_is_refused_changing_no_file(
+        tmp_path: Path, damage: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from _workflow_toy import ARGS, ToyTrainer
+
+    from loopwise.train.fit.config import TrainingConfig
+    from loopwise.train.fit.entry import fit
+    from loopwise.train.workflow.runner import Workflow
+
+    Workflow(ToyTrainer(dict(ARGS)), tmp_path, 1, "exp", system=False).run()
+    data = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(3)]
+    cfg = TrainingConfig(epochs=1, model_name="m")
+    fit(torch.nn.Linear(3, 1), data, loss_fn=torch.nn.MSELoss(), config=cfg, root=tmp_path,
+        name="fit", progress=False, system=False, plots=False, report=False)
+    (tmp_path / "fit" / "m_results.json").unlink()  # not finished: the next fit resumes it
+    for folder, again in (
+            (tmp_path / "exp", lambda: Workflow(ToyTrainer(None), tmp_path, 2, "exp",
+                                                system=False).run()),
+            (tmp_path / "fit", lambda: fit(torch.nn.Linear(3, 1), data,
+                                           loss_fn=torch.nn.MSELoss(), config=cfg,
+                                           root=tmp_path, name="fit", progress=False,
+                                           system=False, plots=False, report=False))):
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        STORE_DAMAGE[damage](folder / "store.sqlite")
+        before = _files(folder)
+        with pytest.raises(CorruptRecordError, match=f"{folder / 'store.sqlite'} is corrupt "
+                           r"\(SQLite: .*\); it was left as it was"):
+            again()
+        assert _files(folder) == before and not (folder / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("damage", ["not UTF-8", "row cut"])
+def test_a_damaged_history_csv_is_refused_before_the_workflow_reopens(
+        tmp_path: Path, damage: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from _workflow_toy import ARGS, ToyTrainer
+
+    from loopwise.train.workflow.runner import Workflow
+
+    Workflow(ToyTrainer(dict(ARGS)), tmp_path, 2, "exp", system=False).run()
+    history = tmp_path / "exp" / "history.csv"
+    if damage == "not UTF-8":
+        history.write_bytes(history.read_bytes() + b"3,\xff\xfe,1\n")
+        said = r"is not UTF-8 text \(byte \d+: invalid start byte\)"
+    else:
+        history.write_bytes(history.read_bytes()[:-4])  # the last row cut mid-value
+        said = "ends in a row cut short"
+    before = _files(tmp_path / "exp")
+    with pytest.raises(ValueError, match=f"{history} {said}.*it was left as it was"):
+        Workflow(ToyTrainer(None), tmp_path, 3, "exp", system=False).run()
+    assert _files(tmp_path / "exp") == before

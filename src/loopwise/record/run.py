@@ -39,12 +39,26 @@ from loopwise.record.run_closing import RunClosing
 from loopwise.record.run_logging import CONFIG_FILE, RunLogging
 from loopwise.record.runfile import RunFile
 from loopwise.record.store import STORE_FILE, Batch, StoreWriter
+from loopwise.record.storefile import check_store
 from loopwise.utils.validate import check_json
 
 RUN_FILE = "run.json"
-__all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run"]
+__all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run", "check_reopen"]
 
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+REOPEN_HINT = "it was left as it was; restore it from a backup, or start a new run"
+
+
+def check_reopen(path: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is written, to continue a run whose files cannot be read:
+    ``run.json``, ``config.json`` and ``store.sqlite`` (a ``CorruptRecordError`` naming the
+    file). A refused run's files stay byte-identical. :meth:`Run.reopen` calls it; fit and
+    Workflow call it before they look at checkpoints."""
+    run_path = Path(path)
+    load_json_object(run_path / RUN_FILE, hint=REOPEN_HINT)
+    if (run_path / CONFIG_FILE).exists():  # a resume never writes over what it cannot read
+        load_json_object(run_path / CONFIG_FILE, hint=REOPEN_HINT)
+    check_store(run_path / STORE_FILE, hint=REOPEN_HINT)
 H = TypeVar("H")
 
 
@@ -147,10 +161,8 @@ class Run(RunLogging, RunClosing):
     def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
                 heartbeat_interval: float, clock: Callable[[], float]) -> Run:
         info_file = run_path / RUN_FILE
-        hint = "it was left as it was; restore it from a backup, or start a new run"
-        info = load_json_object(info_file, hint=hint)
-        if (run_path / CONFIG_FILE).exists():  # a resume never writes over what it cannot read
-            load_json_object(run_path / CONFIG_FILE, hint=hint)
+        check_reopen(run_path)
+        info = load_json_object(info_file, hint=REOPEN_HINT)
         now = clock()
         previous = info.get("status")
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())

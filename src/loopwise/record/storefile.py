@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import xxhash
 
@@ -241,6 +242,32 @@ def insert_rows(conn: sqlite3.Connection, table: str, rows: Sequence[Sequence[An
         conn.executemany("INSERT INTO system (time, name, value) VALUES (?, ?, ?)", rows)
     conn.execute("INSERT INTO row_sums (tbl, first, last, sum) VALUES (?, ?, ?, ?)",
                  (table, last + 1, last + len(rows), rows_sum(rows)))
+
+
+def check_store(path: Path, *, hint: str) -> None:
+    """Refuse a store SQLite cannot read whole (truncated, a bad header, a damaged page) before
+    anything is written: :class:`~loopwise.record.errors.CorruptRecordError` naming ``path``.
+    Read-only; a missing store is fine (a run that never logged)."""
+    from loopwise.record.errors import CorruptRecordError
+
+    if not path.exists():
+        return
+    conn = None
+    try:
+        # immutable: no -wal/-shm file is made, so a refused run's folder stays as it was
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True)
+        problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise CorruptRecordError(path, f"SQLite: {exc}", hint=hint) from exc
+    finally:
+        if conn is not None:
+            conn.close()
+    if problems != ["ok"]:
+        raise CorruptRecordError(path, f"SQLite: {'; '.join(problems)}"[:300], hint=hint)
+    if tables and not {"keys", "scalar_chunks", "events"} <= tables:
+        raise CorruptRecordError(path, "not a loopwise store (its tables are missing)",
+                                 hint=hint)
 
 
 def open_store(path: Path) -> tuple[sqlite3.Connection, dict[str, int]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.record.names import is_unborn
-from loopwise.record.run import Run
+from loopwise.record.run import Run, check_reopen
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
     already_finished,
@@ -24,7 +24,7 @@ from loopwise.train.workflow.checks import (
     plan_resume,
     read_run_info,
 )
-from loopwise.train.workflow.experiment import check_writable, read_args
+from loopwise.train.workflow.experiment import HISTORY_FILE, History, check_writable, read_args
 from loopwise.train.workflow.state import FoundCheckpoint, prepare_resume
 from loopwise.train.workflow.trainer import Trainer
 
@@ -84,6 +84,8 @@ def open_experiment(trainer: Trainer, opt: Options) -> Opening:
         return Opening("start", run.path, run=run, args=args)
     folder = opt.path / opt.name
     saved = read_args(folder)
+    check_reopen(folder)  # before any checkpoint is looked at: a refusal changes no file
+    History(folder / HISTORY_FILE).load()
     current = current_args(trainer)
     info = read_run_info(folder)
     decision = plan_resume(folder, saved, current, info, opt.epochs, opt.override_args)
