@@ -31,7 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from loopwise.record.errors import DiskFullError, is_disk_full
+from loopwise.record.errors import CorruptRecordError, DiskFullError, is_disk_full
+from loopwise.record.safefile import run_file
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
 
@@ -230,13 +231,15 @@ def check_jsonlog(run_path: str | os.PathLike[str]) -> list[str]:
     base = Path(run_path) / LOG_FILE
     problems: list[str] = []
     try:
-        read_json_log(base)
+        read_json_log(run_file(run_path, LOG_FILE))
     except UnicodeDecodeError as exc:
         problems.append(f"{base} (or a rotated file) is not UTF-8 text (byte {exc.start}: "
                         f"{exc.reason}); its events are also in store.sqlite")
     except ValueError as exc:
         problems.append(f"{exc}; the log is for people and log shippers: its events are also "
                         "in store.sqlite")
+    except CorruptRecordError as exc:  # a link out of the run folder
+        problems.append(str(exc))
     except OSError as exc:
         problems.append(f"{base} cannot be read ({exc.strerror or exc})")
     return problems

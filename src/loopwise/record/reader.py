@@ -14,6 +14,7 @@ from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
@@ -74,7 +75,7 @@ class RunReader:
     @property
     def info(self) -> dict[str, Any]:
         """``run.json`` with ``status`` resolved (``crashed`` when its writer died)."""
-        raw = load_json_object(self.path / RUN_FILE, hint=RUN_FILE_HINT)
+        raw = load_json_object(run_file(self.path, RUN_FILE), hint=RUN_FILE_HINT)
         raw["status"] = resolve_status(raw)
         return raw
 
@@ -83,14 +84,16 @@ class RunReader:
         return str(self.info["status"])
 
     def config(self) -> dict[str, Any]:
-        file = self.path / CONFIG_FILE
+        file = run_file(self.path, CONFIG_FILE)
         if not file.is_file():
             return {}
         return load_json_object(file, hint=CONFIG_HINT)
 
     # -- store -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection | None:
-        file = self.path / STORE_FILE
+        for name in (STORE_FILE + "-wal", STORE_FILE + "-shm"):  # SQLite opens them too
+            run_file(self.path, name)
+        file = run_file(self.path, STORE_FILE)
         if not file.is_file():
             return None
         return connect(file, readonly=True)

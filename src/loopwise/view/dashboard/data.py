@@ -18,9 +18,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.errors import CorruptRecordError
 from loopwise.record.intact import damage_events, intact
 from loopwise.record.reader import RunReader, list_runs
-from loopwise.record.run import RUN_FILE
+from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
 from loopwise.record.store import STORE_FILE
 from loopwise.record.verify import DamagedRecordError
@@ -35,6 +37,7 @@ from loopwise.view.payload import (
 from loopwise.view.run_facts import last_step
 
 MAX_POINTS = 20000
+VIEWED_FILES = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm")
 CACHE_SIZE = 32
 
 
@@ -85,10 +88,11 @@ class RunsRoot:
                 raise BadRequest(f"run {name!r} is outside the runs root")
             if not (real / RUN_FILE).is_file():
                 raise NotFound(f"no run {name!r} under the runs root")
-            for file in (RUN_FILE, STORE_FILE):
-                target = real / file
-                if target.exists() and Path(os.path.realpath(target)).parent != real:
-                    raise BadRequest(f"run {name!r} links outside its folder")
+            for file in VIEWED_FILES:
+                try:
+                    run_file(real, file)
+                except CorruptRecordError:
+                    raise BadRequest(f"run {name!r} links outside its folder ({file})") from None
         except OSError as exc:  # a name the file system refuses (too long, ...)
             raise NotFound(f"no run {name[:80]!r} under the runs root ({exc.strerror})") from None
         return real
