@@ -32,11 +32,11 @@ from types import TracebackType
 from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, DiskFullError, is_disk_full
+from loopwise.record.folder import LOG_FILE
 from loopwise.record.safefile import run_file
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
 
-LOG_FILE = "log.jsonl"
 DEFAULT_MAX_BYTES = 10 * 2**20
 DEFAULT_BACKUP_COUNT = 5
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,

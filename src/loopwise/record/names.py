@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from loopwise.record.folder import LOCK_FILE, RUN_FILE
+
 NAME_RULE = (
     "a run name may hold letters, digits, '-', '_' and '.', at most 100 characters, "
     "and may not be '.' or '..' or contain a path separator"
@@ -31,7 +33,7 @@ def generate_run_name(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-_UNBORN_FILES = ("writer.lock",)  # what Run.create makes before run.json
+_UNBORN_FILES = (LOCK_FILE,)  # what Run.create makes before run.json
 
 
 def is_unborn(folder: str | os.PathLike[str]) -> bool:
@@ -39,9 +41,9 @@ def is_unborn(folder: str | os.PathLike[str]) -> bool:
     its ``run.json``): a folder holding nothing but the writer lock or a half-written
     ``run.json`` temp file. Creating a run of that name reuses it."""
     path = Path(folder)
-    if not path.is_dir() or path.is_symlink() or (path / "run.json").exists():
+    if not path.is_dir() or path.is_symlink() or (path / RUN_FILE).exists():
         return False
-    return all(entry.name in _UNBORN_FILES or (entry.name.startswith(".run.json.")
+    return all(entry.name in _UNBORN_FILES or (entry.name.startswith(f".{RUN_FILE}.")
                                                and entry.name.endswith(".tmp"))
                for entry in path.iterdir())
 

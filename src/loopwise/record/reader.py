@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
-from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.export import run_to_csv
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
-from loopwise.record.store import STORE_FILE, connect, unpack
+from loopwise.record.store import connect, unpack
 from loopwise.record.verify import DamagedRecordError, check_chunk, check_rows
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
@@ -217,8 +218,6 @@ class RunReader:
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per step with a column per key (see :mod:`loopwise.record.export`)."""
-        from loopwise.record.export import run_to_csv
-
         return run_to_csv(self, path)
 
     def summary(self) -> RunInfo:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.epochs import EpochLedger
+from loopwise.record.folder import CONFIG_FILE
 from loopwise.record.jsonlog import JsonLog
 from loopwise.record.lock import RunLock
 from loopwise.record.mirror import Mirrors
@@ -25,7 +26,6 @@ from loopwise.utils.validate import (
     check_wall_time,
 )
 
-CONFIG_FILE = "config.json"
 LEVELS = ("debug", "info", "warning", "error")
 
 

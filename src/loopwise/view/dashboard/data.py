@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.errors import CorruptRecordError
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.intact import damage_events, intact
 from loopwise.record.reader import RunReader, list_runs
-from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
-from loopwise.record.store import STORE_FILE
 from loopwise.record.verify import DamagedRecordError
 from loopwise.view.payload import (
     AXES,
