@@ -20,7 +20,7 @@ from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
 from loopwise.record.store import connect, unpack
-from loopwise.record.verify import DamagedRecordError, check_chunk, check_rows
+from loopwise.record.verify import ChunkCheck, DamagedRecordError, check_chunk, check_rows
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
@@ -134,6 +134,15 @@ class RunReader:
 
     def _columns(self, key: str, *, verify: bool = True
                  ) -> tuple[array[int], array[float], array[float]]:
+        """The columns of ``key``, one point per step, their checksums checked."""
+        steps, times, values, check = self._read(key, verify=verify)
+        check.wait()
+        return steps, times, values
+
+    def _read(self, key: str, *, verify: bool
+              ) -> tuple[array[int], array[float], array[float], ChunkCheck]:
+        """The columns of ``key`` and their checksum check, still running on a long series
+        (``wait()`` for it before anything read is handed out)."""
         sums = "c.sum" if verify and self._has("sum") else "NULL"
         rows = self._query(
             f"SELECT c.steps, c.times, c.vals, {sums} FROM scalar_chunks c JOIN keys k ON "
@@ -141,14 +150,13 @@ class RunReader:
         if not rows and key not in self.keys():
             known = ", ".join(self.keys()) or "none yet"
             raise KeyError(f"run {self.path.name!r} has no series {key!r}; known keys: {known}")
+        check = ChunkCheck(self.path / STORE_FILE, key, rows)
         steps, times, values = array("q"), array("d"), array("d")
-        file = self.path / STORE_FILE
-        for s, t, v, expected in rows:  # one copy per blob, no joined intermediate
-            check_chunk(file, key, s, t, v, expected)
+        for s, t, v, _ in rows:  # one copy per blob, no joined intermediate
             unpack("q", s, steps)
             unpack("d", t, times)
             unpack("d", v, values)
-        return one_per_step(steps, times, values)
+        return (*one_per_step(steps, times, values), check)
 
     def series(self, key: str, *, max_points: int | None = None) -> Series:
         """The whole series of ``key`` (downsampled with :func:`downsample` when asked), one
@@ -157,13 +165,16 @@ class RunReader:
         :class:`~loopwise.record.verify.DamagedRecordError` (the other series still read)."""
         if not isinstance(key, str):
             raise TypeError(f"key must be a string, got {type(key).__name__}")
-        steps, times, values = self._columns(key)
-        ends = None
-        if key == "epoch":
-            ends = Series(key, steps, times, values)
-        elif "epoch" in self.keys():
-            ends = self.series("epoch")
-        out = Series(key, steps, times, values, epochs_at(steps, ends))
+        steps, times, values, check = self._read(key, verify=True)
+        try:
+            ends = None
+            if key == "epoch":
+                ends = Series(key, steps, times, values)
+            elif "epoch" in self.keys():
+                ends = self.series("epoch")
+            out = Series(key, steps, times, values, epochs_at(steps, ends))
+        finally:
+            check.wait()  # nothing read leaves before its checksums held
         return out if max_points is None else downsample(out, max_points)
 
     def last_values(self) -> dict[str, float]:
