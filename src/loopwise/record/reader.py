@@ -121,7 +121,8 @@ class RunReader:
 
     def last_step(self) -> int:
         """The highest step any scalar series holds (0 for none)."""
-        return int(self._query("SELECT COALESCE(MAX(last_step), 0) FROM scalar_chunks")[0][0])
+        rows = self._query("SELECT COALESCE(MAX(last_step), 0) FROM scalar_chunks")
+        return int(rows[0][0]) if rows else 0  # no rows: a store with no tables yet
 
     def _has(self, what: str) -> bool:
         """Whether the store has the checksum column (``sum``) or table (``row_sums``): a store

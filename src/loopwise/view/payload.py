@@ -16,7 +16,6 @@ from typing import Any
 from loopwise.record.intact import IntactReader, damage_events, intact
 from loopwise.record.reader import RunReader
 from loopwise.record.series import Series, downsample
-from loopwise.view.run_facts import last_step
 
 AXES = ("step", "epoch", "time")
 MAX_EVENTS = 5000
@@ -133,7 +132,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
     reader = reader if isinstance(reader, IntactReader) else intact(reader)
     info = reader.info
     step = info.get("global_step")
-    info["global_step"] = max(step if isinstance(step, int) else 0, last_step(reader.path))
+    info["global_step"] = max(step if isinstance(step, int) else 0, reader.last_step())
     ends = epoch_ends(reader)
     series = {}
     for key in reader.keys():

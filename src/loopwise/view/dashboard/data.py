@@ -33,7 +33,6 @@ from loopwise.view.payload import (
     finite_list,
     system_payload,
 )
-from loopwise.view.run_facts import last_step
 
 MAX_POINTS = 20000
 VIEWED_FILES = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm")
@@ -103,7 +102,7 @@ class RunsRoot:
             if info.path.is_symlink() and Path(os.path.realpath(info.path)).parent != self.root:
                 continue
             try:
-                steps = last_step(info.path)
+                steps = RunReader(info.path).last_step()
             except Exception:
                 steps = 0
             out.append({"name": info.path.name, "status": info.status,
