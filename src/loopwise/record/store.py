@@ -259,10 +259,12 @@ class StoreWriter:
         event_rows = [events.popleft() for _ in range(n_e)]
         samples = [system.popleft() for _ in range(n_y)]
         event_rows, samples = storable_rows(event_rows, samples, refused)
+        key_ids = dict(self._key_ids)  # a rolled-back batch takes its new keys' ids with it
         try:
             with self._conn:
                 self._write(cols, event_rows, samples)
         except Exception as exc:
+            self._key_ids = key_ids
             if is_disk_full(exc):
                 raise
             with self._conn:  # one by one: the rows it can write are kept
@@ -313,9 +315,11 @@ class StoreWriter:
         pieces += [("a system sample", {}, [], [y]) for y in samples]
         for what, p_cols, p_events, p_samples in pieces:
             self._conn.execute("SAVEPOINT piece")
+            key_ids = dict(self._key_ids)
             try:
                 self._write(p_cols, p_events, p_samples)
             except Exception as exc:
+                self._key_ids = key_ids
                 if is_disk_full(exc):
                     raise
                 self._conn.execute("ROLLBACK TO piece")
