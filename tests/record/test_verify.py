@@ -74,3 +74,18 @@ def test_a_store_written_before_checksums_reads_unverified_and_grows_them(
         run.log_scalar("loss", 0.0, step=201)
     reader = RunReader(path)
     assert len(reader.series("loss")) == 201 and reader.events(kind="resumed")
+
+
+def test_a_poller_checks_only_the_chunks_it_has_not_seen(tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "live")
+    run.log_scalar("loss", 1.0, step=1)
+    run.flush()
+    verified: set[tuple[int, int]] = set()
+    assert RunReader(run.path).damaged_parts(verified=verified) == []
+    first = set(verified)
+    assert len(first) == 1
+    run.log_scalar("loss", 2.0, step=2)
+    run.flush()
+    assert RunReader(run.path).damaged_parts(verified=verified) == []
+    assert first < verified and len(verified) == 2  # the new chunk checked, the old one kept
+    run.close()

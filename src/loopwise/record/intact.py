@@ -36,22 +36,13 @@ class IntactReader(RunReader):
         return [] if "system samples" in self._left_out else super().system(name)
 
 
-def intact(reader: RunReader) -> IntactReader:
-    """A reader of ``reader``'s run without its damaged parts; ``.damage`` lists them."""
+def intact(reader: RunReader, *, verified: set[tuple[int, int]] | None = None
+           ) -> IntactReader:
+    """A reader of ``reader``'s run without its damaged parts; ``.damage`` lists them.
+    ``verified``: see :meth:`RunReader.damaged_parts` (a viewer polling a run keeps one per run)."""
     if not isinstance(reader, RunReader):
         raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
-    damage: list[DamagedRecordError] = []
-    for key in reader.keys():
-        try:
-            reader._columns(key)
-        except DamagedRecordError as exc:
-            damage.append(exc)
-    for read in (reader.events, reader.system):
-        try:
-            read()
-        except DamagedRecordError as exc:
-            damage.append(exc)
-    return IntactReader(reader, damage)
+    return IntactReader(reader, reader.damaged_parts(verified=verified))
 
 
 def damage_events(damage: list[DamagedRecordError]) -> list[dict[str, Any]]:

@@ -194,6 +194,39 @@ class RunReader:
             out[name] = unpack("d", v)[-1]
         return out
 
+    def damaged_parts(self, *, verified: set[tuple[int, int]] | None = None
+                      ) -> list[DamagedRecordError]:
+        """Every damaged part of the store (each series whose chunks fail their checksum, the
+        events, the system samples), checked without unpacking. ``verified`` holds ``(chunk
+        id, checksum)`` pairs found intact before: they are skipped and the newly checked ones
+        added, so a viewer that polls a growing run checks only what is new."""
+        known: set[tuple[int, int]] = set() if verified is None else verified
+        out: list[DamagedRecordError] = []
+        if self._has("sum"):
+            bad: set[str] = set()
+            for name, chunk_id, expected in self._query(
+                    "SELECT k.name, c.id, c.sum FROM scalar_chunks c JOIN keys k ON k.id = "
+                    "c.key_id WHERE c.sum IS NOT NULL ORDER BY c.id"):
+                if (chunk_id, expected) in known or name in bad:
+                    continue
+                row = self._query("SELECT steps, times, vals, sum FROM scalar_chunks WHERE id = "
+                                  "?", (chunk_id,))  # its sum read with it: a merge meanwhile
+                if not row:  # merged away meanwhile: its points are in the first chunk
+                    continue
+                try:
+                    check_chunk(self.path / STORE_FILE, name, *row[0])
+                except DamagedRecordError as exc:
+                    out.append(exc)
+                    bad.add(name)
+                    continue
+                known.add((chunk_id, row[0][3]))
+        for read in (self.events, self.system):
+            try:
+                read()
+            except DamagedRecordError as exc:
+                out.append(exc)
+        return out
+
     def events(self, *, kind: str | None = None, level: str | None = None) -> list[Event]:
         """The events in the order logged, optionally of one ``kind`` and ``level``
         (:class:`~loopwise.record.verify.DamagedRecordError` when their checksum fails)."""

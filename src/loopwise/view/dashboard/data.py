@@ -74,6 +74,7 @@ class RunsRoot:
         # a root that does not exist yet is waited for: it has no runs until it appears
         self.root = path.resolve()
         self._lock = threading.Lock()
+        self._verified: dict[str, set[tuple[int, int]]] = {}
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
             OrderedDict())
 
@@ -124,7 +125,7 @@ class RunsRoot:
 
     def run(self, name: str) -> dict[str, Any]:
         """A run's facts; ``keys`` leaves out the damaged series, which ``damaged`` names."""
-        reader = intact(RunReader(self.run_dir(name)))
+        reader = intact(RunReader(self.run_dir(name)), verified=self._checked(name))
         info = reader.info
         return {"name": name, "status": info["status"],
                 "info": {k: info.get(k) for k in ("id", "started_at", "ended_at", "start_time",
@@ -134,7 +135,7 @@ class RunsRoot:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """The run's events, and one ``record_damaged`` error per damaged part of its store."""
-        reader = intact(RunReader(self.run_dir(name)))
+        reader = intact(RunReader(self.run_dir(name)), verified=self._checked(name))
         return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                  "data": e.data} for e in reader.events()] + [
             {**e, "data": None} for e in damage_events(reader.damage)]
@@ -156,6 +157,12 @@ class RunsRoot:
         return "".join(json.dumps({"step": s, "wall_time": t,
                                    "value": v if math.isfinite(v) else None}) + "\n"
                        for s, t, v in rows)
+
+    def _checked(self, name: str) -> set[tuple[int, int]]:
+        """The chunks of run ``name`` found intact before: a polled run is checked for what is
+        new only (each series read for a chart is checked whole anyway)."""
+        with self._lock:
+            return self._verified.setdefault(name, set())
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
         reader = RunReader(self.run_dir(name))
