@@ -85,6 +85,18 @@ SECTIONS: list[tuple[str, str, str]] = [
      "RSS (psutil) at the end of training in the same fresh processes as the tiny-model rows; "
      "each row's added memory is the median over the rounds of (its RSS - the plain loop's "
      "RSS in the same round). Goal: TrainingMonitor with its record adds <= 50 MiB."),
+    ("trainers_lightning", "PyTorch Lightning: LoopwiseLogger + LoopwiseCallback",
+     "`bench/bench_trainers.py`: a tiny MLP (32-64-1) on CPU, one torch thread, one epoch; "
+     "wall time from `on_train_start` to `on_train_end` (set-up and teardown outside), the "
+     "variants interleaved in one process, every bar to an in-memory stream. Baseline: "
+     "Lightning's defaults with `CSVLogger` (its TQDM bar, a log every 50 steps); loopwise "
+     "records every step's values (tensors read at the refresh), with its bar, system sampler "
+     "and health detectors; the floor is `logger=False` with no bar."),
+    ("trainers_hf", "Hugging Face Trainer: LoopwiseCallback",
+     "The same script: a 2-layer BERT built from a config (hidden 32), batch 8, "
+     "`report_to=\"none\"` with HF's tqdm bar against `LoopwiseCallback.attach` (its bar in "
+     "place of HF's, run record, system sampler, health); logging every 500 steps (HF's "
+     "default)."),
     ("bar", "Tight-loop cost of a bar with 3 metrics",
      "`bench/bench_monitor.py`: a loop that only builds 3 floats, with each bar updated every "
      "step (all output to an in-memory stream; Keras's Progbar on a terminal-like one). One "

@@ -50,6 +50,7 @@ SCRIPTS = [
     # otherwise); it gets --quick / --json only if its source mentions them, and its printed
     # output goes into the doc when it returns no JSON tables.
     Script("keras", "bench_keras.py", [], ["--quick"], hook=True),
+    Script("trainers", "bench_trainers.py", [], ["--quick"]),
     Script("distributed", "bench_distributed.py", [], ["--quick"], hook=True),
     Script("bar", "bench_monitor.py", ["--rounds", "5"], ["--quick"]),
     Script("progress", "bench_progress.py", [], ["--quick"]),

@@ -29,7 +29,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"checkpoint"}),  # the one checkpoint write path
     frozenset({"view", "export"}),  # readers of the record: reports, plots, CLI views, exporters
     frozenset({"train"}),  # fit, Workflow, resume, callbacks (writes its report through view)
-    frozenset({"keras", "cli", "callbacks", "demo", "__main__", "loopwise"}),  # front doors
+    frozenset({"keras", "lightning", "transformers", "cli", "callbacks", "demo", "__main__",
+               "loopwise"}),  # front doors
 )
 LAYER_OF = {name: index for index, layer in enumerate(LAYERS) for name in layer}
 

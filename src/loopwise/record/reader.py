@@ -21,6 +21,7 @@ from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
 from loopwise.record.store import connect, unpack
 from loopwise.record.verify import ChunkCheck, DamagedRecordError, check_chunk, check_rows
+from loopwise.utils.validate import check_key
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
@@ -164,8 +165,7 @@ class RunReader:
         point per step: a step logged again (a run resumed from a checkpoint older than its
         last logged step) keeps its later value. A series whose bytes fail their checksum is
         :class:`~loopwise.record.verify.DamagedRecordError` (the other series still read)."""
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a string, got {type(key).__name__}")
+        check_key(key, what="key")
         steps, times, values, check = self._read(key, verify=True)
         try:
             ends = None
