@@ -152,6 +152,16 @@ SECTIONS: list[tuple[str, str, str]] = [
      "log_batch, ~40 us through SummaryWriter); each is compared with loopwise reading the "
      "same number of points, and the note gives seconds per million points (every reader "
      "here is linear in the points). Goal: >= 10x faster than both."),
+    ("verify_wall", "The store's checksums: cost of a read",
+     "`bench/bench_verify.py`: `RunReader.series` of a 1,000,000-point series (24 MB of "
+     "column chunks) with every chunk's XXH3-64 checked, against the same read without the "
+     "check (the baseline), the check on the reading thread (a one-core machine), and the "
+     "read before issue 21 (no checksum, no one-point-per-step check). Each opens the store "
+     "afresh. A long series is hashed on a second thread while it is unpacked (XXH3 releases "
+     "the GIL). Goal: the check costs <= 5 % of the read (<= 1.05x)."),
+    ("verify_cpu", "The store's checksums: CPU of a read",
+     "The same reads: `time.process_time()` (every thread of the process), which a busy "
+     "machine does not inflate: what the check adds as work, wherever it runs."),
     ("ui_peers", "Dashboard first chart against TensorBoard's and MLflow's UIs",
      "`bench/bench_ui_peers.py`: bench_views' series of 1,000,000 points (a spike of 40.0 at "
      "index 654,321) recorded by loopwise and mirrored the way a user would, with `loopwise "

@@ -5,7 +5,8 @@ end of a run. Every entry point goes through here: TrainingMonitor and TrainingS
 
 ``open_run(root, name, config=..., decide=..., force=...)`` looks at ``<root>/<name>/``:
 
-- ``name`` None, or no such folder: a **new** run (:meth:`Run.create`);
+- ``name`` None, no such folder, or an unborn run (a folder a kill left before its
+  ``run.json``: :func:`~loopwise.record.names.is_unborn`): a **new** run (:meth:`Run.create`);
 - a folder that is not a loopwise run folder (no ``run.json``): ``FileExistsError``, the folder
   left as it is (``force`` never deletes it either);
 - ``force``: the old run folder is deleted and a new run starts;
@@ -40,7 +41,7 @@ from typing import Any
 
 from loopwise.record.errors import load_json_object
 from loopwise.record.folder import RUN_FILE, is_run_folder
-from loopwise.record.names import validate_run_name
+from loopwise.record.names import is_unborn, validate_run_name
 from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status, resolve_status
@@ -71,7 +72,7 @@ def open_run(root: str | os.PathLike[str], name: str | None, *,
     if name is not None:
         validate_run_name(name)
     folder = None if name is None else Path(root) / name
-    if folder is None or not folder.exists():
+    if folder is None or not folder.exists() or is_unborn(folder):  # unborn: see names.py
         run = Run.create(root, name, config=config)
         return OpenedRun("new", run.path, run, {})
     if not is_run_folder(folder):
