@@ -278,7 +278,7 @@ def query_rows(root: str | os.PathLike[str], *, where: str | None = None,
     """The runs under ``root`` that ``where`` keeps, ordered by ``sort`` (newest first without
     it), at most ``limit``; and every run (for the columns). A bad expression or key is a
     ValueError naming it."""
-    from loopwise.view.where import parse_where
+    from loopwise.view.where import close_keys, parse_where
 
     if limit is not None and (type(limit) is not int or limit < 1):
         raise ValueError(f"--limit must be a whole number >= 1, got {limit!r}")
@@ -290,8 +290,9 @@ def query_rows(root: str | os.PathLike[str], *, where: str | None = None,
         rows = [r for r in rows if r.problem is None and test(r.get)]
     if sort is not None:
         if sort not in known:
-            near = [k for k in known if sort.lower() in k.lower()][:5]
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
-            raise ValueError(f"--sort: unknown key {sort!r}{hint}; known: {', '.join(known)}")
+            near = close_keys(sort, known)
+            hint = (f"did you mean {', '.join(near)}?" if near
+                    else f"known: {', '.join(known)}")
+            raise ValueError(f"--sort: unknown key {sort!r}; {hint}")
         rows = sort_rows(rows, sort, descending=descending)
     return (rows[:limit] if limit is not None else rows), everything

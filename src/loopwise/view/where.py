@@ -203,7 +203,7 @@ class Where:
             if self._known is not None and key not in self._known:
                 if side == "right" and tok.kind == "word":
                     return lambda f: key  # a bare word: status == finished
-                near = sorted(k for k in self._known if key.lower() in k.lower())[:5]
+                near = close_keys(key, self._known)
                 hint = f" (did you mean {', '.join(near)}?)" if near else ""
                 raise WhereError(f"unknown key {key!r} at position {tok.pos + 1} of "
                                  f"{self.text!r}{hint}; `loopwise runs --format json` lists "
@@ -216,6 +216,15 @@ class Where:
 
 def _truth(value: Any) -> bool:
     return value is not MISSING and value is not None and bool(value)
+
+
+def close_keys(key: str, known: Collection[str]) -> list[str]:
+    """Up to five of ``known`` that look like ``key`` (for "did you mean")."""
+    import difflib
+
+    near = difflib.get_close_matches(key, list(known), n=5, cutoff=0.6)
+    near += [k for k in known if key.lower() in k.lower() and k not in near]
+    return near[:5]
 
 
 def parse_where(text: str, *, known: Collection[str] | None = None) -> Where:
