@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from loopwise.record import RunReader
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.view.cli_views import RUN_HELP, add_run_query_options, add_view_parsers
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
 from loopwise.view.run_facts import details

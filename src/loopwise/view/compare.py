@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from loopwise.record.stats import _num, metric_mode
-from loopwise.record.table import render_table
-from loopwise.record.text import printable
+from loopwise.utils.table import render_table
+from loopwise.utils.text import printable
 from loopwise.view.runs_table import RunRow, metric_order
 from loopwise.view.runs_text import cell_text
 from loopwise.view.where import MISSING

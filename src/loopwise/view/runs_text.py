@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from loopwise.record.stats import _num, metric_mode
-from loopwise.record.table import render_table
-from loopwise.record.text import csv_cell, printable
+from loopwise.utils.table import render_table
+from loopwise.utils.text import csv_cell, printable
 from loopwise.view.runs_table import RunRow, metric_order, row_keys
 from loopwise.view.where import MISSING
 
