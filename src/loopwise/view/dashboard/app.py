@@ -93,6 +93,15 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
     def page(request: Any) -> Any:
         return Response(static_text("dashboard.html"), media_type=_TYPES[".html"])
 
+    def report(request: Any) -> Any:
+        try:
+            html = data.report(request.path_params["run"])
+        except NotFound as exc:
+            return as_json({"error": str(exc)}, 404)
+        except (BadRequest, ValueError) as exc:
+            return as_json({"error": str(exc)}, 400)
+        return Response(html, media_type=_TYPES[".html"])
+
     def static(request: Any) -> Any:
         name = request.path_params["name"]
         if name not in STATIC_FILES:
@@ -112,6 +121,9 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
         Route("/static/{name}", static),
         Route("/openapi.json", lambda request: as_json(openapi_schema())),
         Route("/api/runs", api(lambda request: data.runs())),
+        Route("/api/table", api(lambda request: data.table(
+            where=_one(request.query_params, "where")))),
+        Route("/runs/{run}/report", report),
         Route("/api/runs/{run}", api(lambda request: data.run(request.path_params["run"]))),
         Route("/api/runs/{run}/events",
               api(lambda request: data.events(request.path_params["run"]))),

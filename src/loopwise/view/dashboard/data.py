@@ -18,9 +18,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.reader import RunReader, list_runs
+from loopwise.record.reader import RunReader, iter_run_dirs
 from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
+from loopwise.record.stats import metric_mode
 from loopwise.record.store import STORE_FILE
 from loopwise.view.payload import (
     AXES,
@@ -30,7 +31,8 @@ from loopwise.view.payload import (
     finite_list,
     system_payload,
 )
-from loopwise.view.run_facts import last_step
+from loopwise.view.runs_table import RunRow, RunTable, is_validation, metric_order, row_keys
+from loopwise.view.where import WhereError, parse_where
 
 MAX_POINTS = 20000
 CACHE_SIZE = 32
@@ -66,6 +68,7 @@ class RunsRoot:
             raise FileNotFoundError(f"no runs folder at {path}; pass the folder your runs are "
                                     "in (default ./runs)")
         self.root = path.resolve()
+        self._table = RunTable(self.root)
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
             OrderedDict())
@@ -92,21 +95,33 @@ class RunsRoot:
         return real
 
     # -- answers -----------------------------------------------------------------------------
+    def _rows(self) -> list[RunRow]:
+        dirs = [d for d in iter_run_dirs(self.root)
+                if not d.is_symlink() or Path(os.path.realpath(d)).parent == self.root]
+        return self._table.rows(dirs=dirs)
+
     def runs(self) -> list[dict[str, Any]]:
-        out = []
-        for info in list_runs(self.root):
-            if info.path.is_symlink() and Path(os.path.realpath(info.path)).parent != self.root:
-                continue
+        return [{"name": r.name, "status": r.status, "start_time": r.start,
+                 "end_time": r.end, "duration": r.duration, "steps": r.steps,
+                 "last": dict(r.final)} for r in self._rows()]
+
+    def table(self, *, where: str | None = None) -> dict[str, Any]:
+        """The run table (:mod:`loopwise.view.runs_table`): every run's row, the runs ``where``
+        keeps (None: all), the config keys and the metrics with their direction."""
+        rows = self._rows()
+        keys = row_keys(rows)
+        matched = None
+        if where is not None and where.strip():
             try:
-                steps = last_step(info.path)
-            except Exception:
-                steps = 0
-            out.append({"name": info.path.name, "status": info.status,
-                        "start_time": info.start_time, "end_time": info.end_time,
-                        "duration": info.duration, "steps": steps,
-                        "last": {k: v if math.isfinite(v) else None
-                                 for k, v in info.last.items()}})
-        return out
+                test = parse_where(where, known=keys)
+            except WhereError as exc:
+                raise BadRequest(f"where: {exc}") from None
+            matched = [r.name for r in rows if r.problem is None and test(r.get)]
+        metrics = metric_order(k for r in rows for k in r.final)
+        return {"rows": [r.as_dict() for r in rows], "matched": matched,
+                "config_keys": list(dict.fromkeys(k for r in rows for k in r.config)),
+                "metrics": [{"key": m, "mode": metric_mode(m), "validation": is_validation(m)}
+                            for m in metrics]}
 
     def run(self, name: str) -> dict[str, Any]:
         reader = RunReader(self.run_dir(name))
@@ -116,6 +131,12 @@ class RunsRoot:
                                                   "end_time", "host", "global_step")},
                 "config": reader.config(), "keys": reader.keys(),
                 "epoch_ends": epoch_ends(reader)}
+
+    def report(self, name: str) -> str:
+        """The HTML report of run ``name`` (:mod:`loopwise.view.report`), made now."""
+        from loopwise.view.report import render_report
+
+        return render_report(RunReader(self.run_dir(name)))
 
     def events(self, name: str) -> list[dict[str, Any]]:
         reader = RunReader(self.run_dir(name))
