@@ -13,6 +13,9 @@ STATIC_FILES = {
     "uPlot.LICENSE.txt": "uplot/LICENSE",
     "loopwise.js": "loopwise.js",
     "loopwise.css": "loopwise.css",
+    "run_colors.js": "run_colors.js",
+    "runs_table.js": "runs_table.js",
+    "runs_table.css": "runs_table.css",
     "dashboard.html": "dashboard.html",
 }
 

@@ -3,13 +3,17 @@ its OpenAPI schema, behind :class:`~loopwise.view.dashboard.guard.Guard`. Read-o
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from loopwise.view.dashboard.data import BadRequest, NotFound, RunsRoot
-from loopwise.view.dashboard.guard import LOCAL_HOSTS, ASGIApp, Guard
+from loopwise.view.dashboard.guard import CSP, LOCAL_HOSTS, ASGIApp, Guard
 from loopwise.view.dashboard.openapi import openapi_schema
 from loopwise.view.static_files import STATIC_FILES, static_text
 
@@ -62,15 +66,18 @@ def _integer(query: Any, name: str, default: int) -> int:
 
 
 def create_app(root: str | os.PathLike[str], *, token: str | None = None,
-               allow_hosts: Iterable[str] = ()) -> ASGIApp:
+               allow_hosts: Iterable[str] = (), warm: bool = False) -> ASGIApp:
     """The dashboard over the runs in ``root``. ``token``: required on every request but the
     static files; ``allow_hosts``: Host header names accepted besides localhost, 127.0.0.1 and
-    ::1."""
+    ::1; ``warm``: read every run's row now, in a background thread, so that the first page
+    does not wait for a thousand stores to be opened."""
     st = _starlette()
     import numpy  # noqa: F401  (loaded now, not during the first request)
     Response = st.responses.Response
     Route = st.routing.Route
     data = RunsRoot(root)
+    if warm:
+        threading.Thread(target=data.runs, name="loopwise-ui-warm", daemon=True).start()
     extra = [allow_hosts] if isinstance(allow_hosts, str) else list(allow_hosts)
     for h in extra:
         if not isinstance(h, str) or not h.strip():
@@ -100,7 +107,13 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
             return as_json({"error": str(exc)}, 404)
         except (BadRequest, ValueError) as exc:
             return as_json({"error": str(exc)}, 400)
-        return Response(html, media_type=_TYPES[".html"])
+        # the report's own inline scripts may run (by their hashes), nothing else inline
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+            for m in re.findall(r"<script>(.*?)</script>", html, flags=re.S))
+        return Response(html, media_type=_TYPES[".html"], headers={
+            "content-security-policy": CSP.replace("script-src 'self'",
+                                                   f"script-src 'self' {hashes}")})
 
     def static(request: Any) -> Any:
         name = request.path_params["name"]

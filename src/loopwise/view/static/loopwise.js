@@ -69,7 +69,7 @@
   function chart(container, lines, opts) {
     var plotted = [];
     lines.forEach(function (l, i) {
-      var color = COLORS[i % COLORS.length];
+      var color = l.color || COLORS[i % COLORS.length];
       if (opts.smoothing > 0) {
         plotted.push({ label: l.label + " (raw)", xs: l.xs, ys: l.ys, stroke: color + "44",
                        width: 1 });
@@ -384,7 +384,8 @@
     function drawChart() {
       var lines = state.selected.filter(function (n) { return state.data[n]; }).map(function (n) {
         var s = state.data[n];
-        return { label: n, xs: xsOf(s, state.axis), ys: s.values };
+        return { label: n, xs: xsOf(s, state.axis), ys: s.values,
+                 color: window.LoopwiseColors ? window.LoopwiseColors.colorOf(n) : null };
       });
       if (plot) { plot.destroy(); plot = null; }
       clear(box);
@@ -431,7 +432,8 @@
       }).catch(function (e) { msg.textContent = String(e.message || e); })
         .then(function () { busy = false; });
     }
-    window.__loopwise = { state: state, refresh: refresh };
+    window.__loopwise = { state: state, refresh: refresh, redraw: drawChart,
+                          select: function (names) { state.selected = names.slice(); refresh(true); } };
     refresh(true);
     setInterval(function () { refresh(false); }, 1500);
   }
