@@ -338,7 +338,10 @@
       var head = el("tr");
       ["", "run", "status", "steps", "started"].forEach(function (h) { head.appendChild(el("th", null, h)); });
       list.appendChild(head);
+      // beside the run table of a large root (runs_table.js), only the selected runs
+      var many = state.runs.length > 50 && window.LoopwiseRunsTable;
       state.runs.forEach(function (r) {
+        if (many && state.selected.indexOf(r.name) < 0) return;
         var tr = el("tr");
         tr.setAttribute("data-run", r.name);
         var td = el("td"), cb = el("input");

@@ -516,7 +516,11 @@
         var a = Math.min.apply(null, nums), b = Math.max.apply(null, nums);
         var log = a > 0 && b / a > 100;
         var f = log ? Math.log : function (x) { return x; };
-        var span = (f(b) - f(a)) || 1;
+        var span = f(b) - f(a);
+        if (!span) {  // one value: in the middle
+          return { numeric: true, log: false, ticks: [[a, (lo + hi) / 2]], pos: function (v) {
+            return isNum(v) ? (lo + hi) / 2 : null; } };
+        }
         return { numeric: true, log: log, ticks: [[a, lo], [b, hi]], pos: function (v) {
           return isNum(v) ? lo + (hi - lo) * (f(v) - f(a)) / span : null; } };
       }
