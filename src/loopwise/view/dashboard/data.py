@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from array import array
 from collections import OrderedDict
 from pathlib import Path
@@ -35,6 +36,7 @@ from loopwise.view.runs_table import RunRow, RunTable, is_validation, metric_ord
 from loopwise.view.where import WhereError, parse_where
 
 MAX_POINTS = 20000
+FRESH_S = 0.25
 CACHE_SIZE = 32
 
 
@@ -69,6 +71,8 @@ class RunsRoot:
                                     "in (default ./runs)")
         self.root = path.resolve()
         self._table = RunTable(self.root)
+        self._scan_lock = threading.Lock()
+        self._scan: tuple[float, list[RunRow]] | None = None
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
             OrderedDict())
@@ -96,9 +100,19 @@ class RunsRoot:
 
     # -- answers -----------------------------------------------------------------------------
     def _rows(self) -> list[RunRow]:
-        dirs = [d for d in iter_run_dirs(self.root)
-                if not d.is_symlink() or Path(os.path.realpath(d)).parent == self.root]
-        return self._table.rows(dirs=dirs)
+        """Every run's row. Requests that arrive together (the page's ``/api/runs`` and
+        ``/api/table``) share one scan: a scan started at most ``FRESH_S`` before a request is
+        its answer, so a thousand runs are stamped once, not once per request."""
+        asked = time.monotonic()
+        with self._scan_lock:
+            if self._scan is not None and asked - self._scan[0] <= FRESH_S:
+                return self._scan[1]
+            started = time.monotonic()
+            dirs = [d for d in iter_run_dirs(self.root)
+                    if not d.is_symlink() or Path(os.path.realpath(d)).parent == self.root]
+            rows = self._table.rows(dirs=dirs)
+            self._scan = (started, rows)
+            return rows
 
     def runs(self) -> list[dict[str, Any]]:
         return [{"name": r.name, "status": r.status, "start_time": r.start,
