@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, STORE_HINT, iter_run_dirs
-from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.record.stats import metric_mode
 from loopwise.record.status import resolve_status
-from loopwise.record.store import STORE_FILE, connect, unpack
+from loopwise.record.store import connect, unpack
 from loopwise.view.where import MISSING
 
 ATTRIBUTES = ("name", "status", "start", "end", "duration", "steps")

@@ -2,7 +2,8 @@
 checked before anything is reopened), or one that already finished (nothing to do).
 
 Under ``torchrun`` rank 0 decides (:func:`open_experiment`) and hands its decision to every
-other rank (:func:`open_everywhere`), which follows it (:func:`follow`) with a
+other rank (:func:`open_everywhere`, with
+:meth:`~loopwise.distributed.group.TrainGroup.decide`), which follows it (:func:`follow`) with a
 :class:`~loopwise.distributed.group.RankRun`: one folder, written by rank 0 alone.
 An error on rank 0 stops every rank with its message."""
 
@@ -14,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
-from loopwise.record.run import Run
+from loopwise.distributed.group import RankRun, TrainGroup
+from loopwise.record.opening import open_run
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
     already_finished,
     check_checkpoint_folder,
     current_args,
     plan_resume,
-    read_run_info,
 )
 from loopwise.train.workflow.experiment import check_writable, read_args
 from loopwise.train.workflow.state import FoundCheckpoint, prepare_resume
@@ -38,7 +40,7 @@ class Opening:
 
     action: str
     folder: Path
-    run: Any = None
+    run: TrainingRun | None = None
     args: dict[str, Any] | None = None
     saved: dict[str, Any] = field(default_factory=dict)
     current: dict[str, Any] | None = None
@@ -70,36 +72,39 @@ class Options:
 
 def open_experiment(trainer: Trainer, opt: Options) -> Opening:
     """Create the experiment, or check the one to resume before it is reopened (a refusal
-    leaves the folder as it was)."""
+    leaves the folder as it was), through the one opener (:func:`~loopwise.record.opening.
+    open_run`): its args, whether it finished, and its checkpoint are read in its ``decide``."""
     check_writable(opt.path)
     check_checkpoint_folder(opt.checkpoint, opt.path, opt.name)
-    if opt.name is None or not (opt.path / opt.name).exists():
-        args = current_args(trainer)
-        if args is None:
-            raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
-                                 "trainer's __init__ (it is saved to args.json before setup())")
-        run = Run.create(root=opt.path, name=opt.name, config=args)
-        return Opening("start", run.path, run=run, args=args)
-    folder = opt.path / opt.name
-    saved = read_args(folder)
     current = current_args(trainer)
-    info = read_run_info(folder)
-    decision = plan_resume(folder, saved, current, info, opt.epochs, opt.override_args)
-    finished = already_finished(info, opt.epochs)
-    if decision.action == "finished" and finished is not None:
-        done, stopped = finished
+    if current is None and (opt.name is None or not (opt.path / opt.name).exists()):
+        raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
+                             "trainer's __init__ (it is saved to args.json before setup())")
+    seen: dict[str, Any] = {}
+
+    def decide(folder: Path, info: dict[str, Any]) -> str:
+        saved = read_args(folder)
+        decision = plan_resume(folder, saved, current, info, opt.epochs, opt.override_args)
+        seen.update(saved=saved, diff=decision.differences)
+        if decision.action == "finished":
+            return "finished"
+        seen["found"] = _checkpoint(folder, info, opt)  # read and checked before the reopen
+        return "resume"
+
+    opened = open_run(opt.path, opt.name, config=current, decide=decide)
+    if opened.action == "new":
+        return Opening("start", opened.path, run=opened.run, args=current)
+    if opened.action == "finished":
+        done, stopped = already_finished(opened.info, opt.epochs) or (0, None)
         _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
-                     folder, done, f", stopped: {stopped}" if stopped else "")
-        return Opening("finished", folder, done=done)
-    found = _checkpoint(folder, info, opt)
-    return Opening("resume", folder, run=Run.reopen(folder), saved=saved, current=current,
-                   diff=decision.differences, info=info, found=found)
+                     opened.path, done, f", stopped: {stopped}" if stopped else "")
+        return Opening("finished", opened.path, done=done)
+    return Opening("resume", opened.path, run=opened.run, saved=seen["saved"], current=current,
+                   diff=seen["diff"], info=opened.info, found=seen["found"])
 
 
 def follow(shared: dict[str, Any], opt: Options) -> Opening:
     """A rank other than 0: rank 0's decision, the checkpoint read here too; nothing written."""
-    from loopwise.distributed.group import RankRun
-
     folder = Path(shared["folder"])
     opening = Opening(shared["action"], folder, args=shared["args"], saved=shared["saved"],
                       current=shared["current"], diff=shared["diff"], info=shared["info"],
@@ -111,21 +116,13 @@ def follow(shared: dict[str, Any], opt: Options) -> Opening:
     return opening
 
 
-def open_everywhere(group: Any, trainer: Trainer, opt: Options) -> Opening:
+def open_everywhere(group: TrainGroup | None, trainer: Trainer, opt: Options) -> Opening:
     """:func:`open_experiment` in one process; under torchrun on rank 0, every other rank
     following its decision."""
     if group is None:
         return open_experiment(trainer, opt)
-    what = "Workflow.run()"
-    if not group.leader:
-        return follow(group.share(None, None, what=what), opt)
-    try:
-        opening = open_experiment(trainer, opt)
-    except Exception as exc:
-        group.share(None, exc, what=what)  # raises it here, and an error on every rank
-        raise
-    group.share(opening.shared(), None, what=what)
-    return opening
+    return group.decide(lambda: open_experiment(trainer, opt), share=Opening.shared,
+                        follow=lambda shared: follow(shared, opt), what="Workflow.run()")
 
 
 def _checkpoint(folder: Path, info: dict[str, Any], opt: Options) -> FoundCheckpoint | None:

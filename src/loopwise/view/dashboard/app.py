@@ -3,17 +3,14 @@ its OpenAPI schema, behind :class:`~loopwise.view.dashboard.guard.Guard`. Read-o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from loopwise.view.dashboard.data import BadRequest, NotFound, RunsRoot
-from loopwise.view.dashboard.guard import CSP, LOCAL_HOSTS, ASGIApp, Guard
+from loopwise.view.dashboard.guard import LOCAL_HOSTS, ASGIApp, Guard
 from loopwise.view.dashboard.openapi import openapi_schema
 from loopwise.view.static_files import STATIC_FILES, static_text
 
@@ -100,21 +97,6 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
     def page(request: Any) -> Any:
         return Response(static_text("dashboard.html"), media_type=_TYPES[".html"])
 
-    def report(request: Any) -> Any:
-        try:
-            html = data.report(request.path_params["run"])
-        except NotFound as exc:
-            return as_json({"error": str(exc)}, 404)
-        except (BadRequest, ValueError) as exc:
-            return as_json({"error": str(exc)}, 400)
-        # the report's own inline scripts may run (by their hashes), nothing else inline
-        hashes = " ".join(
-            "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
-            for m in re.findall(r"<script>(.*?)</script>", html, flags=re.S))
-        return Response(html, media_type=_TYPES[".html"], headers={
-            "content-security-policy": CSP.replace("script-src 'self'",
-                                                   f"script-src 'self' {hashes}")})
-
     def static(request: Any) -> Any:
         name = request.path_params["name"]
         if name not in STATIC_FILES:
@@ -129,14 +111,46 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
                            start=_number(q, "start"), end=_number(q, "end"),
                            points=_integer(q, "points", 2000), x=_axis(q))
 
+    def text(handler: Callable[[Any], tuple[str, str, dict[str, str]]]) -> Callable[[Any], Any]:
+        def endpoint(request: Any) -> Any:
+            try:
+                body, media, headers = handler(request)
+            except NotFound as exc:
+                return as_json({"error": str(exc)}, 404)
+            except (BadRequest, ValueError) as exc:
+                return as_json({"error": str(exc)}, 400)
+            return Response(body, media_type=media, headers=headers)
+        return endpoint
+
+    def download(request: Any) -> Any:
+        run, key = request.path_params["run"], request.path_params["key"]
+        fmt = _one(request.query_params, "format") or "csv"
+        body = data.download(run, key, fmt=fmt)
+        media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{run}-{key}")
+        return body, media, {"content-disposition": f'attachment; filename="{name}.{fmt}"'}
+
+    def report(request: Any) -> Any:
+        from loopwise.record.reader import RunReader
+        from loopwise.view.report import CSP, render_report
+
+        reader = RunReader(data.run_dir(request.path_params["run"]))
+        # the report inlines its scripts: its own policy (no request at all) replaces the app's
+        return render_report(reader), _TYPES[".html"], {
+            "content-security-policy": CSP + "; frame-ancestors 'none'"}
+
     routes = [
         Route("/", page),
+        Route("/api/root", api(lambda request: data.where())),
+        Route("/api/runs/{run}/payload", api(lambda request: data.payload(
+            request.path_params["run"], points=_integer(request.query_params, "points", 2000)))),
+        Route("/api/runs/{run}/download/{key:path}", text(download)),
+        Route("/api/runs/{run}/report", text(report)),
         Route("/static/{name}", static),
         Route("/openapi.json", lambda request: as_json(openapi_schema())),
         Route("/api/runs", api(lambda request: data.runs())),
         Route("/api/table", api(lambda request: data.table(
             where=_one(request.query_params, "where")))),
-        Route("/runs/{run}/report", report),
         Route("/api/runs/{run}", api(lambda request: data.run(request.path_params["run"]))),
         Route("/api/runs/{run}/events",
               api(lambda request: data.events(request.path_params["run"]))),

@@ -10,6 +10,7 @@ millions of points re-reads nothing.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -19,17 +20,17 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import RUN_FILE, STORE_FILE
 from loopwise.record.reader import RunReader, iter_run_dirs
-from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
 from loopwise.record.stats import metric_mode
-from loopwise.record.store import STORE_FILE
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
     epoch_ends,
     epoch_to_step,
     finite_list,
+    run_payload,
     system_payload,
 )
 from loopwise.view.runs_table import RunRow, RunTable, is_validation, metric_order, row_keys
@@ -38,6 +39,7 @@ from loopwise.view.where import WhereError, parse_where
 MAX_POINTS = 20000
 FRESH_S = 0.25
 CACHE_SIZE = 32
+DOWNLOAD_FORMATS = ("csv", "jsonl")
 
 
 class NotFound(LookupError):
@@ -66,11 +68,12 @@ class RunsRoot:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a folder path, got {type(root).__name__}")
         path = Path(root)
-        if not path.is_dir():
-            raise FileNotFoundError(f"no runs folder at {path}; pass the folder your runs are "
-                                    "in (default ./runs)")
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file, not a runs folder; pass the folder your "
+                                     "runs are in (default ./runs)")
+        # a root that does not exist yet is waited for: it has no runs until it appears
         self.root = path.resolve()
-        self._table = RunTable(self.root)
+        self._table: RunTable | None = None  # made once the root exists
         self._scan_lock = threading.Lock()
         self._scan: tuple[float, list[RunRow]] | None = None
         self._lock = threading.Lock()
@@ -99,6 +102,10 @@ class RunsRoot:
         return real
 
     # -- answers -----------------------------------------------------------------------------
+    def where(self) -> dict[str, Any]:
+        """The runs folder: its path and whether it exists yet."""
+        return {"path": str(self.root), "exists": self.root.is_dir()}
+
     def _rows(self) -> list[RunRow]:
         """Every run's row. Requests that arrive together (the page's ``/api/runs`` and
         ``/api/table``) share one scan: a scan started at most ``FRESH_S`` before a request is
@@ -108,6 +115,10 @@ class RunsRoot:
             if self._scan is not None and asked - self._scan[0] <= FRESH_S:
                 return self._scan[1]
             started = time.monotonic()
+            if not self.root.is_dir():
+                return []
+            if self._table is None:
+                self._table = RunTable(self.root)
             dirs = [d for d in iter_run_dirs(self.root)
                     if not d.is_symlink() or Path(os.path.realpath(d)).parent == self.root]
             rows = self._table.rows(dirs=dirs)
@@ -146,16 +157,28 @@ class RunsRoot:
                 "config": reader.config(), "keys": reader.keys(),
                 "epoch_ends": epoch_ends(reader)}
 
-    def report(self, name: str) -> str:
-        """The HTML report of run ``name`` (:mod:`loopwise.view.report`), made now."""
-        from loopwise.view.report import render_report
-
-        return render_report(RunReader(self.run_dir(name)))
-
     def events(self, name: str) -> list[dict[str, Any]]:
         reader = RunReader(self.run_dir(name))
         return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                  "data": e.data} for e in reader.events()]
+
+    def payload(self, name: str, *, points: int = 2000) -> dict[str, Any]:
+        """Everything the report of run ``name`` shows (:func:`run_payload`), for its page."""
+        return run_payload(RunReader(self.run_dir(name)), max_points=_points(points))
+
+    def download(self, name: str, key: str, *, fmt: str = "csv") -> str:
+        """The whole series ``key`` of run ``name`` as CSV (``step,wall_time,value``) or JSON
+        lines (``{"step": 1, "wall_time": ..., "value": ...}``, NaN and infinity as null)."""
+        if fmt not in DOWNLOAD_FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(DOWNLOAD_FORMATS)}; got {fmt!r}")
+        series = self._full(name, key)["series"]
+        rows = zip(series.steps, series.times, series.values, strict=True)
+        if fmt == "csv":
+            return "step,wall_time,value\n" + "".join(
+                f"{s},{t!r},{v!r}\n" for s, t, v in rows)
+        return "".join(json.dumps({"step": s, "wall_time": t,
+                                   "value": v if math.isfinite(v) else None}) + "\n"
+                       for s, t, v in rows)
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
         return system_payload(RunReader(self.run_dir(name)), max_points=_points(points))

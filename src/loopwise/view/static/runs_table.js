@@ -231,8 +231,8 @@
     var topPad = el("tr", "lw-pad"), bottomPad = el("tr", "lw-pad");
     tbody.appendChild(topPad);
     tbody.appendChild(bottomPad);
-    var plots = el("div", "lw-plots");
-    home.appendChild(plots);
+    var plots = el("div", "lw-plots");  // below the metric charts, when the page has a place
+    (opts && opts.plotsRoot || home).appendChild(plots);
     var pcBox = el("div", "lw-chart lw-pc");
     var scBox = el("div", "lw-chart lw-sc");
     plots.appendChild(pcBox);
@@ -442,14 +442,18 @@
       return tr;
     }
     function runPage(name) {
-      if (window.LoopwiseRunPage) return window.LoopwiseRunPage(name);
-      return "runs/" + encodeURIComponent(name) + "/report" + (token ? "?token=" + encodeURIComponent(token) : "");
+      var q = new URLSearchParams({ view: "run", run: name });  // the run's page (loopwise.js)
+      if (token) q.set("token", token);
+      return "./?" + q.toString();
     }
 
     var frame = 0;
     function render(recompute) {
       if (recompute) computeView();
-      var height = wrap.clientHeight || 480;
+      // as tall as its rows, up to 440 px (then it scrolls)
+      var fit = Math.min(440, (s.view.length + 1) * ROW_H + 4) + "px";
+      if (wrap.style.height !== fit) wrap.style.height = fit;
+      var height = wrap.clientHeight || 440;
       var first = Math.max(0, Math.floor(wrap.scrollTop / ROW_H) - OVERSCAN);
       var last = Math.min(s.view.length, Math.ceil((wrap.scrollTop + height) / ROW_H) + OVERSCAN);
       topPad.style.height = (first * ROW_H) + "px";
@@ -697,8 +701,8 @@
 
   function start() {
     var root = document.getElementById("lw-runs-home");
-    if (!root) return;
-    window.LoopwiseRunsTable = RunsTable(root);
+    if (!root || new URLSearchParams(window.location.search).get("view") === "run") return;
+    window.LoopwiseRunsTable = RunsTable(root, { plotsRoot: document.getElementById("lw-runs-plots") });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
