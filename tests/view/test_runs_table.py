@@ -185,3 +185,13 @@ def test_export_takes_its_options_in_any_order(sweep: Path, tmp_path: Path,
         main(["export", "sweep-0002", "--root", str(sweep), str(out), "extra"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--width", "5"], "loopwise runs: error: --width must be a whole number >= 20, got 5"),
+    (["--limit", "0"], "loopwise runs: error: --limit must be a whole number >= 1, got 0"),
+])
+def test_bad_options_are_one_line(sweep: Path, capsys: pytest.CaptureFixture[str],
+                                  args: list[str], message: str) -> None:
+    assert main(["runs", str(sweep), *args]) == 2
+    assert capsys.readouterr().err == message + "\n"
