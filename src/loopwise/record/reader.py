@@ -140,6 +140,15 @@ class RunReader:
         out = Series(key, steps, times, values, epochs_at(steps, ends))
         return out if max_points is None else downsample(out, max_points)
 
+    def all_values(self) -> dict[str, array[float]]:
+        """Every series' values (no steps, no times), keys in the order their first chunk was
+        written: one read of the store, for a table of final and best values."""
+        out: dict[str, array[float]] = {}
+        for name, blob in self._query("SELECT k.name, c.vals FROM scalar_chunks c "
+                                      "JOIN keys k ON k.id = c.key_id ORDER BY c.id"):
+            unpack("d", blob, out.setdefault(name, array("d")))
+        return out
+
     def last_values(self) -> dict[str, float]:
         """Each key's last logged value."""
         rows = self._query(

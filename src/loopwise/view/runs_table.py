@@ -24,9 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import sqlite3
 import threading
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +32,9 @@ from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
-from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, STORE_HINT, iter_run_dirs
+from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, RunReader, iter_run_dirs
 from loopwise.record.stats import metric_mode
 from loopwise.record.status import resolve_status
-from loopwise.record.store import connect, unpack
 from loopwise.view.where import MISSING
 
 ATTRIBUTES = ("name", "status", "start", "end", "duration", "steps")
@@ -184,26 +181,8 @@ def _stamp(run_dir: Path | str) -> tuple[int, ...]:
 
 
 def _read_store(run_dir: Path) -> tuple[dict[str, float | None], dict[str, float | None], int]:
-    file = run_dir / STORE_FILE
-    if not file.is_file():
-        return {}, {}, 0
-    conn = connect(file, readonly=True)
-    try:
-        rows = conn.execute("SELECT k.name, c.steps, c.vals FROM scalar_chunks c "
-                            "JOIN keys k ON k.id = c.key_id ORDER BY c.id").fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return {}, {}, 0
-        raise CorruptRecordError(file, f"SQLite: {exc}", hint=STORE_HINT) from exc
-    except sqlite3.DatabaseError as exc:
-        raise CorruptRecordError(file, f"SQLite: {exc}", hint=STORE_HINT) from exc
-    finally:
-        conn.close()
-    values: dict[str, array[float]] = {}
-    last_steps: dict[str, bytes] = {}
-    for name, steps, vals in rows:
-        unpack("d", vals, values.setdefault(name, array("d")))
-        last_steps[name] = steps
+    reader = RunReader(run_dir)
+    values = reader.all_values()
     final: dict[str, float | None] = {}
     best: dict[str, float | None] = {}
     for name in metric_order(values):
@@ -211,8 +190,7 @@ def _read_store(run_dir: Path) -> tuple[dict[str, float | None], dict[str, float
         final[name] = last
         if metric_mode(name) is not None:
             best[name] = top
-    steps_max = max((max(unpack("q", b)) for b in last_steps.values() if b), default=0)
-    return final, best, int(steps_max)
+    return final, best, reader.last_step() if values else 0
 
 
 def _load(run_dir: Path) -> _Loaded:
