@@ -184,7 +184,7 @@ def main() -> None:
                         browser, url + "/", first),
                 }
                 peer: dict[str, Any] = {}
-                if args.mlflow:
+                if args.mlflow and n <= 1000:  # logging 10,000 runs to MLflow takes an hour
                     mproc, murl, exp = _mlflow(root, tmp / f"mlflow{n}")
                     procs.append(mproc)
                     body = json.dumps({"experiment_ids": [exp], "max_results": 1000}).encode()
@@ -212,6 +212,7 @@ def main() -> None:
                 table.notes.append(f"{n:,} runs made in {made:.1f} s (40 written by "
                                    "Run.create, the others cloned)")
                 tables.append(table)
+                table.print()
                 for proc in procs:
                     _stop(proc)
                 procs.clear()

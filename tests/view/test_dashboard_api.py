@@ -251,3 +251,12 @@ def test_the_run_table_and_its_server_side_filter(runs_root: Path) -> None:
     assert bad.status_code == 400
     assert bad.json() == {"error": "where: unexpected '>' at position 6 of 'lr > > 1'; "
                                    "expected a key, a number or a string"}
+
+
+def test_a_nan_system_sample_is_a_gap_not_an_error(tmp_path: Path) -> None:
+    with Run.create(tmp_path, "n") as run:
+        run.log_system({"cpu_pct": float("nan")}, wall_time=100.0)
+        run.log_system({"cpu_pct": 3.0}, wall_time=101.0)
+    answer = client(tmp_path).get("/api/runs/n/system")
+    assert answer.status_code == 200
+    assert answer.json() == {"cpu_pct": {"times": [100.0, 101.0], "values": [None, 3.0]}}
