@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from loopwise.record.histogram import Histogram, unpack_counts
+from loopwise.record.media import image_path
 from loopwise.record.recorder import Recorder
 from loopwise.record.store import Batch
 
@@ -16,7 +19,8 @@ from loopwise.record.store import Batch
 class Mirrors:
     """The exporters of one run. ``report(name, exc)`` records a failure."""
 
-    def __init__(self, report: Callable[[str, BaseException], None]) -> None:
+    def __init__(self, report: Callable[[str, BaseException], None], run_path: Path) -> None:
+        self._path = run_path
         self._exporters: list[Recorder] = []
         self._failed: set[str] = set()
         self._report = report
@@ -27,7 +31,8 @@ class Mirrors:
     def add(self, exporter: Recorder, config: Mapping[str, Any] | None) -> None:
         if not isinstance(exporter, Recorder):
             raise TypeError(f"an exporter implements loopwise.record.Recorder (log_scalars, "
-                            f"log_columns, log_epoch, log_event, log_system, set_config, close); "
+                            f"log_columns, log_epoch, log_event, log_system, log_histogram, "
+                            f"log_image, log_text, set_config, close); "
                             f"got {type(exporter).__name__}")
         if any(e is exporter for e in self._exporters):
             return  # already attached (a second monitor of the same run)
@@ -45,11 +50,25 @@ class Mirrors:
                                        data=None if data_json is None else json.loads(data_json))
                 for wall_time, values in batch.system:
                     exporter.log_system(values, wall_time=wall_time)
+                for table, row in batch.media:
+                    self._media(exporter, table, row)
             except Exception as exc:
                 name = type(exporter).__name__
                 if name not in self._failed:
                     self._failed.add(name)
                     self._report(name, exc)
+
+    def _media(self, exporter: Recorder, table: str, row: tuple[Any, ...]) -> None:
+        """One committed media row (``storefile.MEDIA_SQL``'s columns) to ``exporter``."""
+        name, step = row[0], row[1]
+        if table == "histograms":
+            lo, hi, bins, blob, total, total_sum, sum_sq, nan, neg, pos = row[3:]
+            exporter.log_histogram(name, Histogram(lo, hi, unpack_counts(blob, bins), total,
+                                                   total_sum, sum_sq, nan, neg, pos), step=step)
+        elif table == "images":
+            exporter.log_image(name, image_path(self._path, row[3]), step=step)
+        else:
+            exporter.log_text(name, row[3], step=step)
 
     def set_config(self, config: Mapping[str, Any]) -> None:
         for exporter in self._exporters:

@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
+from loopwise.record.media_read import (
+    HistogramPoint,
+    ImageEntry,
+    TextEntry,
+    media_names,
+    read_histograms,
+    read_images,
+    read_texts,
+)
 from loopwise.record.run import CONFIG_FILE, RUN_FILE
 from loopwise.record.series import Series, downsample, epochs_at
 from loopwise.record.stats import MetricStats, run_stats
@@ -172,6 +181,29 @@ class RunReader:
             rows = self._query("SELECT time, name, value FROM system WHERE name = ? "
                                "ORDER BY rowid", (name,))
         return [(float(t), str(n), float(v)) for t, n, v in rows]
+
+    # -- beyond scalars (docs/record.md) ---------------------------------------------------------
+    def histogram_names(self) -> list[str]:
+        """The names of the run's histograms, in the order they were first logged."""
+        return media_names(self._query, "histograms")
+
+    def image_names(self) -> list[str]:
+        return media_names(self._query, "images")
+
+    def text_names(self) -> list[str]:
+        return media_names(self._query, "texts")
+
+    def histograms(self, name: str) -> list[HistogramPoint]:
+        """Every histogram logged as ``name``, by step (``HistogramPoint.histogram`` has the
+        bins, ``edges()`` and ``quantiles(qs)``)."""
+        return read_histograms(self._query, name, self.path.name)
+
+    def images(self, name: str) -> list[ImageEntry]:
+        """Every image logged as ``name``, by step (``ImageEntry.path``: its PNG file)."""
+        return read_images(self._query, name, self.path)
+
+    def texts(self, name: str) -> list[TextEntry]:
+        return read_texts(self._query, name, self.path.name)
 
     def stats(self, *, keys: list[str] | None = None) -> dict[str, MetricStats]:
         """Per-metric statistics (min, max, mean, last, best and its step, recent slope);

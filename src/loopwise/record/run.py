@@ -31,12 +31,14 @@ from loopwise.record.errors import load_json_object
 from loopwise.record.helpers import Helpers
 from loopwise.record.jsonlog import LOG_FILE, JsonLog
 from loopwise.record.lock import RunLock
+from loopwise.record.media import ImageBudget
 from loopwise.record.mirror import Mirrors
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import new_run_info, process_identity
 from loopwise.record.recorder import Recorder
 from loopwise.record.run_closing import RunClosing
-from loopwise.record.run_logging import CONFIG_FILE, RunLogging
+from loopwise.record.run_logging import CONFIG_FILE
+from loopwise.record.run_media import RunMedia
 from loopwise.record.runfile import RunFile
 from loopwise.record.store import STORE_FILE, Batch, StoreWriter
 from loopwise.record.validate import check_json
@@ -48,13 +50,15 @@ STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 H = TypeVar("H")
 
 
-class Run(RunLogging, RunClosing):
+class Run(RunMedia, RunClosing):
     """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
 
     def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
                  heartbeat_interval: float, clock: Callable[[], float],
-                 lock: RunLock | None = None) -> None:
+                 lock: RunLock | None = None, image_budget: ImageBudget | None = None) -> None:
         self.path = path
+        self._media = None
+        self._image_budget = ImageBudget() if image_budget is None else image_budget
         self._file = RunFile(path / RUN_FILE, info)
         self._writer_lock = lock  # released by close()
         self._clock = clock
@@ -67,7 +71,7 @@ class Run(RunLogging, RunClosing):
         self._global_step = int(info.get("global_step", 0))
         self._epochs = EpochLedger(int(info.get("epoch", 0)))
         self._helpers = Helpers()
-        self._mirrors = Mirrors(self._exporter_failed)
+        self._mirrors = Mirrors(self._exporter_failed, path)
         self._file.update()
         try:
             self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
@@ -95,20 +99,25 @@ class Run(RunLogging, RunClosing):
         flush_interval: float = 0.2,
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        max_images: int = 1000,
+        max_image_mib: float = 256.0,
     ) -> Run:
-        """Create a new run folder ``root/name`` (a generated, time-sortable name when None)."""
+        """Create a new run folder ``root/name`` (a generated, time-sortable name when None).
+        ``max_images`` and ``max_image_mib`` are the run's image budget (``log_image``)."""
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {type(root).__name__}")
         if not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         if config is not None:
             check_json(config, what="config")
+        budget = ImageBudget(max_images, max_image_mib)
         path = make_run_folder(root, name, clock=clock)
         info = new_run_info(path.name, clock())
         lock = RunLock.acquire(path)
         try:
             run = cls(path, info, flush_interval=flush_interval,
-                      heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+                      heartbeat_interval=heartbeat_interval, clock=clock, lock=lock,
+                      image_budget=budget)
         except BaseException:
             lock.release()
             raise
@@ -124,6 +133,8 @@ class Run(RunLogging, RunClosing):
         flush_interval: float = 0.2,
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        max_images: int = 1000,
+        max_image_mib: float = 256.0,
     ) -> Run:
         """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added.
         Another live process writing it is a ``RunLockedError`` naming its PID."""
@@ -131,17 +142,20 @@ class Run(RunLogging, RunClosing):
         info_file = run_path / RUN_FILE
         if not info_file.is_file():
             raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")
+        budget = ImageBudget(max_images, max_image_mib)
         lock = RunLock.acquire(run_path)
         try:
             return cls._reopen(run_path, lock, flush_interval=flush_interval,
-                               heartbeat_interval=heartbeat_interval, clock=clock)
+                               heartbeat_interval=heartbeat_interval, clock=clock,
+                               image_budget=budget)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
     def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
-                heartbeat_interval: float, clock: Callable[[], float]) -> Run:
+                heartbeat_interval: float, clock: Callable[[], float],
+                image_budget: ImageBudget) -> Run:
         info_file = run_path / RUN_FILE
         hint = "it was left as it was; restore it from a backup, or start a new run"
         info = load_json_object(info_file, hint=hint)
@@ -152,7 +166,8 @@ class Run(RunLogging, RunClosing):
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
-                  heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+                  heartbeat_interval=heartbeat_interval, clock=clock, lock=lock,
+                  image_budget=image_budget)
         # run.json's step and epoch are refreshed every heartbeat: after a crash the record's
         # own last step and epoch are the later ones
         run._epochs, last_step = EpochLedger.of_folder(run_path, run.epoch)

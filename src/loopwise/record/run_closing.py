@@ -40,6 +40,13 @@ class RunClosing(RunState):
                     if self._store.error is None:
                         self._store.add_event(self._clock(), "error", "close_error",
                                               f"a close hook failed: {exc}", None)
+            try:
+                self._media_close()  # its last histograms and images go to the store
+            except Exception as exc:
+                closer_errors.append(f"media: {exc}")
+                if self._store.error is None:
+                    self._store.add_event(self._clock(), "error", "close_error",
+                                          f"the media thread failed: {exc}", None)
             if self._file.failure is not None:
                 status = "failed"
                 error = error if error is not None else str(self._file.failure)

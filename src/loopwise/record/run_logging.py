@@ -40,6 +40,12 @@ class RunState:
     _info_due: bool
     _mirrors: Mirrors
 
+    def _media_flush(self) -> None:
+        """Wait for the media thread (histograms, images): :class:`RunMedia`."""
+
+    def _media_close(self) -> None:
+        """Stop the media thread after its last job: :class:`RunMedia`."""
+
     def _closed_error(self, what: str) -> RuntimeError:
         return RuntimeError(f"run {self._file.get('name')!r} is closed; {what}")
 
@@ -154,6 +160,7 @@ class RunLogging(RunState):
         """Block until everything logged so far is in the store. ``run.json``'s step and epoch
         follow from the store's thread within ``flush_interval`` (its fsyncs, ~10 ms on a slow
         disk, stay off the caller's thread: a pass end is not slowed by them)."""
+        self._media_flush()
         self._store.flush()
         self._info_due = True
 

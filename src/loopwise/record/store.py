@@ -26,10 +26,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.record.recorder import ColumnData
 from loopwise.record.storefile import (
+    MEDIA_SQL,
     MERGE_AFTER,
     SMALL_CHUNK,
     STORE_FILE,
@@ -73,6 +75,7 @@ class StoreWriter:
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
         self._system: deque[tuple[float, Mapping[str, float]]] = deque()
         self._columns: deque[tuple[int, Mapping[str, ColumnData]]] = deque()
+        self._media: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._count_lock = threading.Lock()
         self._column_values = 0  # values waiting in _columns (guarded by _count_lock)
         self._db_lock = threading.Lock()
@@ -129,8 +132,18 @@ class StoreWriter:
             self._raise_error()
         self._system.append((wall_time, values))
 
+    def add_media(self, table: str, row: tuple[Any, ...]) -> None:
+        """Queue one row of a media table (``histograms``, ``images``, ``texts``; the row as in
+        :data:`~loopwise.record.storefile.MEDIA_SQL`), from any thread."""
+        if self._error is not None:
+            self._raise_error()
+        if table not in MEDIA_SQL:
+            raise ValueError(f"no media table {table!r}; one of {', '.join(MEDIA_SQL)}")
+        self._media.append((table, row))
+
     def pending(self) -> int:
-        return len(self._scalars) + len(self._events) + len(self._system) + len(self._columns)
+        return (len(self._scalars) + len(self._events) + len(self._system) + len(self._columns)
+                + len(self._media))
 
     def flush(self) -> None:
         """Write everything queued so far, from the calling thread; raise a writer error."""
@@ -237,8 +250,10 @@ class StoreWriter:
     def _drain(self) -> None:
         scalars, events, system = self._scalars, self._events, self._system
         n_s, n_e, n_y, n_c = len(scalars), len(events), len(system), len(self._columns)
-        if not (n_s or n_e or n_y or n_c):
+        n_m = len(self._media)
+        if not (n_s or n_e or n_y or n_c or n_m):
             return
+        media = [self._media.popleft() for _ in range(n_m)]
         batches = [self._columns.popleft() for _ in range(n_c)]
         with self._count_lock:
             self._column_values -= sum(n for n, _ in batches)
@@ -274,10 +289,13 @@ class StoreWriter:
                 self._conn.executemany(
                     "INSERT INTO system (time, name, value) VALUES (?, ?, ?)", system_rows
                 )
+            for table, row in media:
+                self._conn.execute(MEDIA_SQL[table], row)
         with self._drained:
             self._drained.notify_all()
         if self._on_batch is not None:
-            self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples))
+            self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples,
+                                 media))
 
     def _merge(self, key_id: int) -> None:
         self._small_chunks[key_id] = 0
