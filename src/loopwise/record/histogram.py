@@ -122,6 +122,7 @@ def host_values(values: object, *, name: str) -> Any:
         values = detach()
         if str(getattr(values, "dtype", "")) in ("torch.bfloat16", "torch.float16"):
             values = values.float()  # type: ignore[attr-defined]
+        values = values.numpy()  # type: ignore[attr-defined]  # (NumPy copies it below)
     try:
         arr = np.array(values, copy=True)
     except (TypeError, ValueError) as exc:

@@ -73,7 +73,7 @@ class RunMedia(RunLogging):
                                 f"array or tensor, or a matplotlib figure; got "
                                 f"{type(image).__name__}")
             detach = getattr(image, "detach", None)
-            pixels = detach() if callable(detach) else image
+            pixels = detach().numpy() if callable(detach) else image  # a CPU tensor
             payload = check_pixels(np.array(pixels, copy=True), what=what)
         self._media_worker().image(name, at, self._clock(), payload)
 
