@@ -122,7 +122,8 @@ def test_openapi_schema_documents_the_api(runs_root: Path) -> None:
     schema = client(runs_root).get("/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/api/runs", "/api/runs/{run}", "/api/runs/{run}/events",
-                                    "/api/runs/{run}/system", "/api/runs/{run}/series/{key}"}
+                                    "/api/runs/{run}/system", "/api/runs/{run}/series/{key}",
+                                    "/api/runs/{run}/media", "/api/runs/{run}/images/{file}"}
     params = {p["name"] for p in schema["paths"]["/api/runs/{run}/series/{key}"]["get"][
         "parameters"]}
     assert params == {"run", "key", "start", "end", "points", "x"}

@@ -13,6 +13,8 @@ STATIC_FILES = {
     "uPlot.LICENSE.txt": "uplot/LICENSE",
     "loopwise.js": "loopwise.js",
     "loopwise.css": "loopwise.css",
+    "media.js": "media.js",
+    "media.css": "media.css",
     "dashboard.html": "dashboard.html",
 }
 

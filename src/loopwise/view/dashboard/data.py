@@ -17,11 +17,14 @@ from array import array
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from loopwise.record.media import IMAGES_DIR, image_path
 from loopwise.record.reader import RunReader, list_runs
 from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
 from loopwise.record.store import STORE_FILE
+from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
@@ -121,6 +124,24 @@ class RunsRoot:
         reader = RunReader(self.run_dir(name))
         return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                  "data": e.data} for e in reader.events()]
+
+    def media(self, name: str) -> dict[str, Any]:
+        """The run's distribution, image and text views (``view/media_payload.py``); each
+        image's ``src`` is its URL under ``/api/runs/{run}/images/``."""
+        prefix = f"/api/runs/{quote(name, safe='')}/images/"
+        return media_payload(RunReader(self.run_dir(name)),
+                             image_src=lambda entry: f"{prefix}{entry.digest}.png")
+
+    def image(self, name: str, file: str) -> bytes:
+        """The PNG ``<digest>.png`` of run ``name`` (only a name its image index holds)."""
+        run_dir = self.run_dir(name)
+        digest, _, ext = file.partition(".")
+        if ext != "png" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise BadRequest(f"invalid image {file!r}: images are named <sha256>.png")
+        target = image_path(run_dir, digest)
+        if not target.is_file() or Path(os.path.realpath(target)).parent != run_dir / IMAGES_DIR:
+            raise NotFound(f"run {name!r} has no image {file!r}")
+        return target.read_bytes()
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
         return system_payload(RunReader(self.run_dir(name)), max_points=_points(points))
