@@ -122,7 +122,7 @@ def main() -> None:
                  baseline="TensorBoard add_histogram (to disk)"
                  if "TensorBoard add_histogram (to disk)" in sustained else None,
                  ratio_label="x TensorBoard")
-    for name, samples in sustained.items():
+    for name, samples in sorted(sustained.items(), key=lambda kv: kv[0] != rate.baseline):
         rate.add(name, samples, note="goal: 1,000/s" if name.startswith("Run") else "")
     rate.notes.append(f"stored size: {size:.0f} bytes per 64-bin histogram in store.sqlite "
                       "(goal: <= 1 KiB)")
