@@ -113,16 +113,18 @@ class Exporter(Delivery):
         self._put("system", [Sample(t, values)], 1)
 
     def log_histogram(self, name: str, values: Any, *, step: int | None = None,
-                      bins: int = 64) -> None:
+                      bins: int = 64, wall_time: float | None = None) -> None:
         """A histogram at ``step``: a binned :class:`Histogram` (what a run hands over) or
         values, binned here."""
         if self._remote is not None:
             return  # its delivery process reads the histograms from the record
         hist = values if isinstance(values, Histogram) else bin_values(
             host_values(values, name=check_key(name, what="histogram name")), check_bins(bins))
-        self.call("_send_histogram", name, hist, self._at(step), time.time())
+        self.call("_send_histogram", name, hist, self._at(step),
+                  time.time() if wall_time is None else wall_time)
 
-    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None:
+    def log_image(self, name: str, image: Any, *, step: int | None = None,
+                  wall_time: float | None = None) -> None:
         """An image at ``step``: the path of a PNG file (what a run hands over) or PNG bytes."""
         if self._remote is not None:
             return  # its delivery process reads the images from the record
@@ -131,15 +133,18 @@ class Exporter(Delivery):
             raise TypeError(f"an exporter's log_image takes a PNG path or PNG bytes, got "
                             f"{type(image).__name__}; log other images on the run")
         png_size(png, what=f"image {name!r}")
-        self.call("_send_image", name, png, self._at(step), time.time())
+        self.call("_send_image", name, png, self._at(step),
+                  time.time() if wall_time is None else wall_time)
 
-    def log_text(self, name: str, text: str, *, step: int | None = None) -> None:
+    def log_text(self, name: str, text: str, *, step: int | None = None,
+                 wall_time: float | None = None) -> None:
         """A text entry at ``step``."""
         if self._remote is not None:
             return  # its delivery process reads the texts from the record
         if not isinstance(text, str):
             raise TypeError(f"text {name!r} must be a str, got {type(text).__name__}")
-        self.call("_send_text", name, text, self._at(step), time.time())
+        self.call("_send_text", name, text, self._at(step),
+                  time.time() if wall_time is None else wall_time)
 
     def _at(self, step: int | None) -> int:
         if step is None:

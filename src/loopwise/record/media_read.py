@@ -16,6 +16,31 @@ from loopwise.record.store import STORE_FILE, connect
 
 Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 KINDS = {"histograms": "histogram", "images": "image", "texts": "text"}
+COLUMNS = {"histograms": "name, step, time, lo, hi, bins, counts, total, sum, sum_sq, nan,"
+                         " neg_inf, pos_inf",
+           "images": "name, step, time, digest, width, height, bytes",
+           "texts": "name, step, time, text"}
+"""The columns of a media row as the store's writer inserts them (``storefile.MEDIA_SQL``)."""
+
+
+def media_value(table: str, row: tuple[Any, ...], run_path: Path) -> Any:
+    """What a media row (:data:`COLUMNS`) hands a recorder: a :class:`Histogram`, the path
+    of the image's PNG file, or the text."""
+    if table == "histograms":
+        lo, hi, bins, blob, total, total_sum, sum_sq, nan, neg, pos = row[3:]
+        return Histogram(float(lo), float(hi), unpack_counts(blob, int(bins)), int(total),
+                         float(total_sum), float(sum_sq), int(nan), int(neg), int(pos))
+    if table == "images":
+        return image_path(run_path, str(row[3]))
+    return str(row[3])
+
+
+def hand_over(recorder: Any, table: str, row: tuple[Any, ...], run_path: Path,
+              **extra: Any) -> None:
+    """Give one media row to ``recorder``'s ``log_histogram`` / ``log_image`` / ``log_text``
+    (``extra``: keywords such as an exporter's ``wall_time``)."""
+    method = getattr(recorder, f"log_{KINDS[table]}")
+    method(row[0], media_value(table, row, run_path), step=int(row[1]), **extra)
 
 
 @dataclass(frozen=True)

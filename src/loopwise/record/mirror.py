@@ -10,8 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.histogram import Histogram, unpack_counts
-from loopwise.record.media import image_path
+from loopwise.record.media_read import hand_over
 from loopwise.record.recorder import Recorder
 from loopwise.record.store import Batch
 
@@ -51,24 +50,12 @@ class Mirrors:
                 for wall_time, values in batch.system:
                     exporter.log_system(values, wall_time=wall_time)
                 for table, row in batch.media:
-                    self._media(exporter, table, row)
+                    hand_over(exporter, table, row, self._path)
             except Exception as exc:
                 name = type(exporter).__name__
                 if name not in self._failed:
                     self._failed.add(name)
                     self._report(name, exc)
-
-    def _media(self, exporter: Recorder, table: str, row: tuple[Any, ...]) -> None:
-        """One committed media row (``storefile.MEDIA_SQL``'s columns) to ``exporter``."""
-        name, step = row[0], row[1]
-        if table == "histograms":
-            lo, hi, bins, blob, total, total_sum, sum_sq, nan, neg, pos = row[3:]
-            exporter.log_histogram(name, Histogram(lo, hi, unpack_counts(blob, bins), total,
-                                                   total_sum, sum_sq, nan, neg, pos), step=step)
-        elif table == "images":
-            exporter.log_image(name, image_path(self._path, row[3]), step=step)
-        else:
-            exporter.log_text(name, row[3], step=step)
 
     def set_config(self, config: Mapping[str, Any]) -> None:
         for exporter in self._exporters:
