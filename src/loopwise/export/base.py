@@ -32,13 +32,13 @@ from loopwise.export.link import (
     check_seconds,
 )
 from loopwise.export.payload import EventRow, Sample
+from loopwise.export.process import DeliveryProcess
 from loopwise.record.histogram import Histogram, bin_values, check_bins, host_values
 from loopwise.record.png import png_size
 from loopwise.record.recorder import ColumnData
-from loopwise.record.validate import check_key
+from loopwise.utils.validate import check_key
 
 if TYPE_CHECKING:
-    from loopwise.export.process import DeliveryProcess
     from loopwise.record.run import Run
 
 __all__ = ["DeliveryStats", "EventSink", "Exporter", "RunLink", "check_seconds"]
@@ -72,8 +72,6 @@ class Exporter(Delivery):
         self.link = RunLink(path=run.path, info=lambda: run.info,
                             global_step=lambda: run.global_step, record_event=record)
         if self.delivery == "process" and self._remote is None and self._thread is None:
-            from loopwise.export.process import DeliveryProcess
-
             self._remote = DeliveryProcess(self, run.path, run.info)
 
     @property

@@ -41,9 +41,9 @@ from loopwise.export.base import Exporter
 from loopwise.export.params import flatten_config, param_text
 from loopwise.export.payload import EventRow, Sample
 from loopwise.record.histogram import Histogram
-from loopwise.record.jsonsafe import json_safe
 from loopwise.record.provenance import package_version
 from loopwise.record.recorder import ColumnData
+from loopwise.utils.jsonsafe import json_safe
 
 EXTRA = "pip install 'loopwise[mlflow]'"
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED",

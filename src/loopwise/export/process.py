@@ -24,27 +24,42 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TextIO
 
 from loopwise.export import wire
 from loopwise.export.follow import Follower
+from loopwise.export.link import RunLink
 
-if TYPE_CHECKING:
-    from loopwise.export.base import Exporter
+
+class Rebuildable(Protocol):
+    """What a delivery process needs of its exporter (an :class:`~loopwise.export.base.Exporter`):
+    the arguments it was made with, its state, and where its results and errors go."""
+
+    init_args: tuple[tuple[Any, ...], dict[str, Any]]
+    backend: str
+    last_error: str | None
+    link: RunLink
+
+    @property
+    def stream(self) -> TextIO: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def absorb(self, state: Mapping[str, Any], last_error: str | None) -> None: ...
+
 
 STARTUP_GRACE = 15.0  # seconds past close_timeout: the child's start-up and last backend calls
 
 
 def _package_root() -> str:
-    import loopwise
-
-    return str(Path(loopwise.__file__).resolve().parent.parent)
+    """The folder holding the ``loopwise`` package (``src/`` of a checkout)."""
+    return str(Path(__file__).resolve().parents[2])
 
 
 class DeliveryProcess:
     """One exporter's delivery process (see the module docstring)."""
 
-    def __init__(self, exporter: Exporter, run_path: Path, info: Mapping[str, Any]) -> None:
+    def __init__(self, exporter: Rebuildable, run_path: Path, info: Mapping[str, Any]) -> None:
         args, kwargs = exporter.init_args
         follower = Follower(run_path)
         try:

@@ -39,8 +39,7 @@ from loopwise.export.tfrecord import RecordFramer, scalar_event, scalar_prefix
 from loopwise.record.histogram import Histogram
 from loopwise.record.png import png_size
 from loopwise.record.recorder import ColumnData
-from loopwise.record.text import printable
-from loopwise.watch.hostcopy import model_histograms
+from loopwise.utils.text import printable
 
 if TYPE_CHECKING:
     from loopwise.record.run import Run
@@ -149,6 +148,8 @@ class TensorBoardExporter(Exporter):
         if epoch is not None and epoch % self._histogram_every:
             return False
         if self._run is not None:
+            from loopwise.watch.hostcopy import model_histograms  # torch: only when called
+
             model_histograms(self._run, model, step=self._step(step))
         else:  # on its own: binned here, on the calling thread
             at = self._step(step)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_bytes
 from loopwise.record.histogram import Histogram, HostCopy, bin_values, check_array, pack_counts
 from loopwise.record.png import check_pixels, encode_png, png_size
 from loopwise.record.store import StoreWriter
+from loopwise.utils.atomic import atomic_write_bytes
 
 IMAGES_DIR = "images"
 MAX_QUEUED = 10_000  # jobs waiting; past this the caller waits (nothing is dropped)

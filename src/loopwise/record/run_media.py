@@ -16,7 +16,7 @@ from loopwise.record.media import ImageBudget, MediaWorker
 from loopwise.record.media_read import images_used
 from loopwise.record.png import check_pixels, png_size
 from loopwise.record.run_logging import RunLogging
-from loopwise.record.validate import check_key
+from loopwise.utils.validate import check_key
 
 MAX_TEXT = 1 << 20  # characters in one text entry
 

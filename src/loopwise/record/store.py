@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.errors import DiskFullError, is_disk_full
+from loopwise.record.folder import STORE_FILE
 from loopwise.record.recorder import ColumnData
 from loopwise.record.storefile import (
     MEDIA_SQL,
     MERGE_AFTER,
     SMALL_CHUNK,
-    STORE_FILE,
     Batch,
     connect,
     gather_columns,

@@ -23,9 +23,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_bytes, atomic_write_text
-from loopwise.record.jsonsafe import json_safe
 from loopwise.record.reader import RunReader
+from loopwise.utils.atomic import atomic_write_bytes, atomic_write_text
+from loopwise.utils.jsonsafe import json_safe
 
 FORMATS = ("csv", "jsonl", "parquet")
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from loopwise.record.run import Run
-from loopwise.record.validate import check_key
+from loopwise.utils.validate import check_key
 from loopwise.watch.convert import read_tensor_slots, to_value
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.display import shown_values
@@ -33,7 +33,7 @@ from loopwise.watch.fold import fold_window
 from loopwise.watch.health.runner import HealthMonitor
 from loopwise.watch.loopstats import LoopStats
 from loopwise.watch.metrics import RunningAverages, column_sum
-from loopwise.watch.window import PendingColumn, take_columns
+from loopwise.watch.window import PendingColumn, Window, take_columns
 
 __all__ = ["LoopStats", "StepAccumulator", "user_stacklevel"]
 
@@ -77,7 +77,7 @@ class StepAccumulator:
         self._to_wall = clock() - perf()
         self._time_before = perf()
         self._warned_nonfinite = False
-        self.reducer: Any = None  # under torchrun: integrations.distributed.Reducer
+        self.reducer: Any = None  # under torchrun: distributed.reducer.Reducer
         self.closed = False  # set by the owner: log() then raises
         self.immediate = False  # set by the owner after its loop: log() is flushed at once
         self.plain = False  # the last log() took the straight path (plain numbers, known keys)
@@ -208,7 +208,8 @@ class StepAccumulator:
             times.clear()  # the same list object: a running generator appends to it
         weights, self.weights = self.weights, {}
         if self.reducer is not None:  # under torchrun: one gather, the same values everywhere
-            window, weights = self.reducer.reduce(self, window, weights, step_before)
+            columns, uniform, weights = self.reducer.reduce(self, window, weights, step_before)
+            window = Window(columns, uniform=uniform)
         if weights:
             bad = self.averages.add_columns(window.columns, weights=weights)
         else:

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from loopwise.record.folder import RUN_FILE, STORE_FILE
 from loopwise.record.media import IMAGES_DIR, image_path
 from loopwise.record.reader import RunReader, list_runs
-from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
-from loopwise.record.store import STORE_FILE
 from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import (
     AXES,

@@ -2,33 +2,37 @@
 
 - :func:`train_group`: the group of several ranks a training entry point runs in (None in one
   process, or with ``LOOPWISE_DISTRIBUTED=0``);
-- :meth:`TrainGroup.share`: rank 0 decides (which run folder, start or resume) and every rank
-  takes its decision; an error on rank 0 stops every rank;
+- :meth:`TrainGroup.decide`: rank 0 decides (which run folder, start or resume), broadcasts
+  its decision, and every other rank follows it; an error on rank 0 stops every rank (fit and
+  Workflow open their runs this way);
 - :meth:`TrainGroup.mean_values`: values every rank computed (validation means, timings)
   averaged over the ranks, so that every rank takes the same decisions (early stopping,
   ``ReduceLROnPlateau``, the best checkpoint);
 - :func:`wrap_model`, :func:`rank_device`, :func:`shard_loader`: the model in
   ``DistributedDataParallel`` on this rank's device, a loader sharded by a
-  :class:`~loopwise.train.resume.sampler.ResumableSampler`;
+  :class:`~loopwise.distributed.sampler.ResumableSampler`;
 - :class:`RankRun`: the run as a rank other than 0 sees it: the run folder's path and the
   global step, and nothing written.
 
 Every exchange goes through the loop reducer's one ``all_gather``
-(:meth:`~loopwise.integrations.distributed.Reducer.exchange`).
+(:meth:`~loopwise.distributed.reducer.Reducer.exchange`).
 """
 
 from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from loopwise.integrations.distributed import Reducer, loop_reducer
+from loopwise.distributed.reducer import Reducer, loop_reducer
 
-__all__ = ["RankRun", "TrainGroup", "rank_device", "shard_loader", "train_group", "wrap_model"]
+__all__ = ["RankRun", "TrainGroup", "rank_device", "set_sampler_epoch", "shard_loader",
+           "train_group", "wrap_model"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,6 +66,22 @@ class TrainGroup:
         if sent["error"] is not None:
             raise RuntimeError(f"{what} failed on rank 0 (see its output): {sent['error']}")
         return sent["value"]
+
+    def decide(self, choose: Callable[[], T], *, share: Callable[[T], Any],
+               follow: Callable[[Any], T], what: str) -> T:
+        """Rank 0 decides, broadcasts, the others follow: on rank 0 ``choose()``, whose result is
+        returned there and sent to every rank as ``share(result)`` (picklable); every other rank
+        returns ``follow(shared)``. When ``choose()`` raises on rank 0, its error is raised
+        there and a RuntimeError naming it (and ``what``) on every other rank."""
+        if not self.leader:
+            return follow(self.share(None, None, what=what))
+        try:
+            result = choose()
+        except Exception as exc:
+            self.share(None, exc, what=what)  # raises it here, and an error on every rank
+            raise
+        self.share(share(result), None, what=what)
+        return result
 
     def barrier(self) -> None:
         """Every rank waits here for the others (after rank 0 wrote a file they will read)."""
@@ -105,7 +125,7 @@ def wrap_model(model: Any, device: Any) -> Any:
 
 def shard_loader(loader: Any, group: TrainGroup, *, what: str, seed: int, pad: bool) -> Any:
     """``loader`` with each rank taking its share of every pass: rebuilt around a sharded
-    :class:`~loopwise.train.resume.sampler.ResumableSampler` (shuffled when the loader
+    :class:`~loopwise.distributed.sampler.ResumableSampler` (shuffled when the loader
     shuffled); a loader already sharded (a ``DistributedSampler``, or a sharded
     ``ResumableSampler``) is kept. ``pad``: every rank gets as many samples (training)."""
     from torch.utils.data import (
@@ -117,8 +137,8 @@ def shard_loader(loader: Any, group: TrainGroup, *, what: str, seed: int, pad: b
         SequentialSampler,
     )
 
-    from loopwise.train.resume.sampler import ResumableSampler
-    from loopwise.train.resume.skip import loader_options
+    from loopwise.distributed.sampler import ResumableSampler
+    from loopwise.distributed.skip import loader_options
 
     if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
         raise TypeError(
