@@ -3,7 +3,7 @@ training thread) and how a binned histogram is stored (a few hundred bytes).
 
 A histogram is ``bins`` equal-width bins between the finite minimum ``lo`` and maximum ``hi``
 of the values (edges are ``lo + i * (hi - lo) / bins``: only ``lo``, ``hi`` and the counts are
-stored), plus the count, sum and sum of squares of the finite values and the number of NaN,
+stored; a histogram of one repeated value has every edge at it, its count in the middle bin), plus the count, sum and sum of squares of the finite values and the number of NaN,
 ``-inf`` and ``+inf`` values. Counts are stored as little-endian uint32 (uint64 when one count
 does not fit): 64 bins take 256 bytes.
 
@@ -172,10 +172,8 @@ def bin_values(values: Any, bins: int) -> Histogram:
     if total == 0:
         return Histogram(0.0, 0.0, tuple([0] * bins), 0, 0.0, 0.0, nan, neg, pos)
     counts = np.zeros(bins, dtype=np.int64)
-    if lo == hi:
+    if lo == hi:  # one value: every count in the middle bin, the edges all at it
         counts[bins // 2] = total
-        half = 0.5 if lo == 0 else abs(lo) * 0.5
-        lo, hi = lo - half, hi + half
     else:
         scale = bins / (hi - lo)
         for chunk in finite_chunks:

@@ -68,6 +68,8 @@ def histogram_view(points: Sequence[HistogramPoint]) -> dict[str, Any]:
     with_values = [h for h in hists if h.total > 0]
     lo = min((h.lo for h in with_values), default=0.0)
     hi = max((h.hi for h in with_values), default=1.0)
+    if hi <= lo:  # one value over every step: a grid around it
+        lo, hi = lo - 0.5, hi + 0.5
     last = shown[-1].histogram
     return {
         "steps": [p.step for p in shown], "total": len(points),
