@@ -3,7 +3,8 @@ training thread) and how a binned histogram is stored (a few hundred bytes).
 
 A histogram is ``bins`` equal-width bins between the finite minimum ``lo`` and maximum ``hi``
 of the values (edges are ``lo + i * (hi - lo) / bins``: only ``lo``, ``hi`` and the counts are
-stored; a histogram of one repeated value has every edge at it, its count in the middle bin), plus the count, sum and sum of squares of the finite values and the number of NaN,
+stored; a histogram of one repeated value has every edge at it, its count in the middle
+bin), plus the count, sum and sum of squares of the finite values and the number of NaN,
 ``-inf`` and ``+inf`` values. Counts are stored as little-endian uint32 (uint64 when one count
 does not fit): 64 bins take 256 bytes.
 

@@ -33,20 +33,20 @@ def gradient_findings(reader: RunReader) -> list[Finding]:
                           + p.histogram.neg_inf), None)
         grown = next((p for p in points[1:] if first > 0 and scale(p.histogram)
                       >= GROWTH * first), None)
-        if grown is not None or nonfinite is not None:
-            at = grown if nonfinite is None or (grown is not None and grown.step
-                                                < nonfinite.step) else nonfinite
-            what = (f"grew to {scale(at.histogram):.3g}, {scale(at.histogram) / first:.0f}x "
-                    f"its {first:.3g} at step {points[0].step}" if at is grown else
-                    "holds non-finite values (NaN or infinity)")
+        at = min((p for p in (grown, nonfinite) if p is not None), key=lambda p: p.step,
+                 default=None)
+        if at is not None:
+            what = ("holds non-finite values (NaN or infinity)" if at is nonfinite else
+                    f"grew to {scale(at.histogram):.3g}, {scale(at.histogram) / first:.0f}x "
+                    f"its {first:.3g} at step {points[0].step}")
             out.append(Finding("exploding_gradient", name, at.step,
                                f"gradient {name} is exploding: its largest |value| {what}",
                                data={"first": first, "at": scale(at.histogram)}))
             continue
         peak = max(points, key=lambda p: scale(p.histogram))
         last = points[-1]
-        if scale(peak.histogram) > 0 and scale(last.histogram) <= max(
-                COLLAPSE * scale(peak.histogram), 0.0) and scale(last.histogram) < TINY:
+        if (scale(peak.histogram) > 0 and scale(last.histogram) < TINY
+                and scale(last.histogram) <= COLLAPSE * scale(peak.histogram)):
             out.append(Finding(
                 "vanishing_gradient", name, last.step,
                 f"gradient {name} collapsed to zero: its largest |value| fell from "
