@@ -223,3 +223,31 @@ def test_monitor_logs_at_its_global_step_and_without_a_record_does_nothing(
     quiet = TrainingMonitor(range(1), file=io.StringIO(), record=False)
     quiet.log_histogram("w", torch.ones(3))
     quiet.close()
+
+
+class SlowCopy:
+    """A device copy still in flight (the record's HostCopy protocol): ready after ``polls``
+    queries; what the loop side's host_copy hands over for a CUDA tensor."""
+
+    def __init__(self, values: np.ndarray, polls: int) -> None:
+        self.values, self.polls, self.queried = values, polls, 0
+
+    def ready(self) -> bool:
+        self.queried += 1
+        return self.queried > self.polls
+
+    def result(self) -> np.ndarray:
+        assert self.queried > self.polls, "read before the copy landed"
+        return self.values
+
+
+def test_a_copy_in_flight_is_binned_once_it_landed_off_the_caller(tmp_path: Path) -> None:
+    copy = SlowCopy(np.arange(8.0), polls=20)
+    image = SlowCopy(np.zeros((2, 3, 3), np.uint8), polls=5)
+    with Run.create(tmp_path, "a") as run:
+        run.log_histogram("h", copy, step=1, bins=4)
+        run.log_image("i", image, step=1)
+    assert copy.queried == 21 and image.queried == 6
+    reader = RunReader(run.path)
+    assert reader.histograms("h")[0].histogram.counts == (2, 2, 2, 2)
+    assert (reader.images("i")[0].width, reader.images("i")[0].height) == (3, 2)

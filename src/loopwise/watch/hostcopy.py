@@ -25,7 +25,7 @@ class HostCopy:
     def __init__(self, tensor: torch.Tensor) -> None:
         self.shape = tuple(tensor.shape)
         self._host = tensor.detach().to("cpu", non_blocking=True)
-        self._event = torch.Event(tensor.device.type)
+        self._event = torch.Event(tensor.device)
         self._event.record()
 
     def ready(self) -> bool:
