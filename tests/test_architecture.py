@@ -183,6 +183,46 @@ def test_the_docs_draw_the_same_layers() -> None:
     assert drawn == expected
 
 
+RUN_FOLDER_FILES = {"run.json", "config.json", "store.sqlite", "log.jsonl", "writer.lock",
+                    "report.html"}
+STORE_READERS = {"loopwise.record.reader", "loopwise.record.follow", "loopwise.record.store",
+                 "loopwise.record.storefile"}
+
+
+def _strings(path: Path) -> Iterable[str]:
+    """The string constants of a module, its docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            yield node.value
+
+
+def test_one_module_names_the_run_folders_files() -> None:
+    named = sorted(f"{module}: {text!r}" for module, (path, _) in MODULES.items()
+                   if module != "loopwise.record.folder"
+                   for text in _strings(path) if text in RUN_FOLDER_FILES)
+    # fit's own file <model_name>_config.json (the reference's layout) is not the run's config
+    assert named == ["loopwise.train.fit.files: 'config.json'"]
+    folder = {text for text in _strings(PACKAGE / "record" / "folder.py")}
+    assert folder >= RUN_FOLDER_FILES  # the control: the walk sees them where they are
+
+
+def test_only_the_store_readers_know_its_sql() -> None:
+    sql = ("SELECT ", "INSERT ", "FROM scalar_chunks", "FROM events", "FROM system")
+    knowing = sorted(module for module, (path, _) in MODULES.items()
+                     if any(word in text for text in _strings(path) for word in sql))
+    assert knowing and set(knowing) <= STORE_READERS, knowing
+    importing = sorted(module for module, (path, _) in MODULES.items()
+                       if "sqlite3" in {alias.name for node in ast.walk(ast.parse(
+                           path.read_text(encoding="utf-8"))) if isinstance(node, ast.Import)
+                           for alias in node.names})
+    assert set(importing) <= STORE_READERS | {"loopwise.record.errors"}, importing
+
+
 def _modules_loaded(code: str, cwd: Path) -> set[str]:
     """The top-level modules in ``sys.modules`` after running ``code`` in a fresh Python."""
     script = textwrap.dedent(code) + "\nimport sys\nprint(' '.join(sorted(sys.modules)))\n"

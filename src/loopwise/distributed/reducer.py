@@ -1,8 +1,10 @@
 """Training under ``torchrun`` (DDP): one bar, reduced metrics, one record, bounded failures.
 
 The loop-side accumulator (``watch/accumulator.py``) calls a :class:`Reducer` at each refresh
-when a process group is initialised (:func:`loop_reducer`; ``watch/`` imports this module
-lazily, and only when ``torch.distributed`` was imported and initialised). Collectives must
+when a process group is initialised (:func:`loop_reducer`, which imports no torch unless
+``torch.distributed`` was imported and initialised). The reducer knows nothing of ``watch/``:
+it returns the merged columns, and ``watch.system_run.start_rank_system`` starts a rank's
+system sampler into its sample buffer. Collectives must
 happen at the same points on every rank, so under a process group:
 
 - a loop refreshes every :attr:`Reducer.every` steps (the same number on every rank, agreed at
@@ -10,7 +12,7 @@ happen at the same points on every rank, so under a process group:
   the end of each pass; never on the wall clock, which differs per rank;
 - each refresh is ONE ``all_gather`` of a fixed-size byte buffer holding every rank's window
   (all keys, all steps), its buffered system samples and its proposal for the next interval;
-  every rank then merges the same data (``distributed_merge.py``): the same global step, the
+  every rank then merges the same data (``distributed/merge.py``): the same global step, the
   same reduced values (mean; weighted means and summed weights where the loop gave batch
   sizes); rank 0 alone records them, with every rank's system samples as ``rank{r}/<name>``.
   A window bigger than the buffer grows it for every rank (a second gather, that time only).

@@ -2,7 +2,7 @@
 
 Attaching the exporter to a run starts ``python -m loopwise.export.child`` with this process's
 interpreter. The child rebuilds the exporter from its constructor arguments and follows the
-run's record (:mod:`loopwise.export.follow`): nothing of the delivery runs in the training
+run's record (:mod:`loopwise.record.follow`): nothing of the delivery runs in the training
 process but two threads that sleep on pipes: one writes the few messages the child needs (the
 config, calls such as ``log_histograms``, ``flush``, ``close``), one reads what it says back
 (delivery counts, the exporter's events, which this side records on the run). The store's writer
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from loopwise.export import wire
-from loopwise.export.follow import Follower
 from loopwise.export.link import RunLink
+from loopwise.record.follow import Follower
 
 
 class Rebuildable(Protocol):

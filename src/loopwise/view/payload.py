@@ -15,7 +15,6 @@ from typing import Any
 
 from loopwise.record.reader import RunReader
 from loopwise.record.series import Series, downsample
-from loopwise.view.run_facts import last_step
 
 AXES = ("step", "epoch", "time")
 MAX_EVENTS = 5000
@@ -131,7 +130,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
     info = reader.info
     step = info.get("global_step")
-    info["global_step"] = max(step if isinstance(step, int) else 0, last_step(reader.path))
+    info["global_step"] = max(step if isinstance(step, int) else 0, reader.last_step())
     ends = epoch_ends(reader)
     series = {}
     for key in reader.keys():

@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import REPORT_FILE
 from loopwise.record.reader import RunReader
 from loopwise.utils.atomic import atomic_write_text
 from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import run_payload
 from loopwise.view.static_files import static_text
 
-REPORT_FILE = "report.html"
 DEFAULT_POINTS = 4000
 _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data:; base-uri 'none'; form-action 'none'")

@@ -30,6 +30,7 @@ from loopwise.distributed.errors import ResumeError
 from loopwise.distributed.group import wrap_model
 from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import capture_rng_state
+from loopwise.record.folder import RUN_FILE
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.resume.restore import restore_component, world_size
@@ -118,7 +119,7 @@ def read_checkpoint(files: NamedFiles, checkpoint: CheckpointManager | None, *,
             return managed
         if epochs_done > 0 or files.entry(CHECKPOINT_FILE) is not None:
             raise CheckpointError(
-                f"{path} is missing, but {files.folder / 'run.json'} says {epochs_done} "
+                f"{path} is missing, but {files.folder / RUN_FILE} says {epochs_done} "
                 f"epoch(s) were done. {keep}restore the file (e.g. from a backup), pass "
                 "checkpoint=CheckpointManager(...) holding this experiment's checkpoints, or "
                 "move the experiment folder away (or choose another name) to start again")

@@ -32,7 +32,6 @@ from loopwise.view.payload import (
     finite_list,
     system_payload,
 )
-from loopwise.view.run_facts import last_step
 
 MAX_POINTS = 20000
 CACHE_SIZE = 32
@@ -100,7 +99,7 @@ class RunsRoot:
             if info.path.is_symlink() and Path(os.path.realpath(info.path)).parent != self.root:
                 continue
             try:
-                steps = last_step(info.path)
+                steps = RunReader(info.path).last_step()
             except Exception:
                 steps = 0
             out.append({"name": info.path.name, "status": info.status,
