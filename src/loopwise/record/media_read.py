@@ -1,20 +1,17 @@
-"""Reading the record's histograms, images and texts (the rows of
-:mod:`loopwise.record.storefile`'s media tables) for :class:`~loopwise.record.reader.RunReader`.
-"""
+"""The record's histograms, images and texts as read back: the rows of
+:mod:`loopwise.record.storefile`'s media tables (queried by the one store reader,
+:class:`~loopwise.record.reader.RunReader`, and the follower) as objects, and as what a
+recorder is handed."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loopwise.record.histogram import Histogram, unpack_counts
 from loopwise.record.media import image_path
-from loopwise.record.store import STORE_FILE, connect
 
-Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 KINDS = {"histograms": "histogram", "images": "image", "texts": "text"}
 COLUMNS = {"histograms": "name, step, time, lo, hi, bins, counts, total, sum, sum_sq, nan,"
                          " neg_inf, pos_inf",
@@ -70,54 +67,13 @@ class TextEntry:
     text: str
 
 
-def media_names(query: Query, table: str) -> list[str]:
-    """The names of one media table, in the order they were first logged."""
-    rows = query(f"SELECT name, MIN(id) AS first FROM {table} GROUP BY name ORDER BY first", ())
-    return [str(r[0]) for r in rows]
-
-
-def _rows(query: Query, table: str, columns: str, name: object, run: str) -> list[Any]:
-    if not isinstance(name, str):
-        raise TypeError(f"{KINDS[table]} name must be a string, got {type(name).__name__}")
-    rows = query(f"SELECT {columns} FROM {table} WHERE name = ? ORDER BY step, id", (name,))
-    if not rows:
-        known = ", ".join(media_names(query, table)) or "none"
-        raise KeyError(f"run {run!r} has no {KINDS[table]} {name!r}; its {table}: {known}")
-    return rows
-
-
-def read_histograms(query: Query, name: object, run: str) -> list[HistogramPoint]:
-    rows = _rows(query, "histograms", "step, time, lo, hi, bins, counts, total, sum, sum_sq,"
-                 " nan, neg_inf, pos_inf", name, run)
-    return [HistogramPoint(int(s), float(t), Histogram(
-        float(lo), float(hi), unpack_counts(blob, int(b)), int(n), float(sm), float(sq),
-        int(nan), int(neg), int(pos))) for s, t, lo, hi, b, blob, n, sm, sq, nan, neg, pos in rows]
-
-
-def read_images(query: Query, name: object, run_path: Path) -> list[ImageEntry]:
-    rows = _rows(query, "images", "step, time, digest, width, height, bytes", name,
-                 run_path.name)
-    return [ImageEntry(int(s), float(t), image_path(run_path, str(d)), str(d), int(w), int(h),
-                       int(n)) for s, t, d, w, h, n in rows]
-
-
-def read_texts(query: Query, name: object, run: str) -> list[TextEntry]:
-    rows = _rows(query, "texts", "step, time, text", name, run)
+def media_points(table: str, rows: list[tuple[Any, ...]], run_path: Path) -> list[Any]:
+    """Rows of a media table (``step`` first, then :data:`COLUMNS` after ``name, step``) as
+    :class:`HistogramPoint`, :class:`ImageEntry` or :class:`TextEntry` objects."""
+    if table == "histograms":
+        return [HistogramPoint(int(r[0]), float(r[1]), media_value(table, ("", *r), run_path))
+                for r in rows]
+    if table == "images":
+        return [ImageEntry(int(s), float(t), image_path(run_path, str(d)), str(d), int(w),
+                           int(h), int(n)) for s, t, d, w, h, n in rows]
     return [TextEntry(int(s), float(t), str(x)) for s, t, x in rows]
-
-
-def images_used(run_path: Path) -> tuple[int, int, set[str]]:
-    """How many images the run's record holds, the bytes of their files and their digests
-    (the budget a resumed run goes on from)."""
-    file = run_path / STORE_FILE
-    if not file.is_file():
-        return 0, 0, set()
-    conn = connect(file, readonly=True)
-    try:
-        count = int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-        sizes = dict(conn.execute("SELECT digest, MAX(bytes) FROM images GROUP BY digest"))
-    except sqlite3.OperationalError:  # a store from before the media tables
-        return 0, 0, set()
-    finally:
-        conn.close()
-    return count, sum(int(v) for v in sizes.values()), set(sizes)

@@ -13,8 +13,8 @@ import numpy as np
 
 from loopwise.record.histogram import HostCopy, check_bins, host_values
 from loopwise.record.media import ImageBudget, MediaWorker
-from loopwise.record.media_read import images_used
 from loopwise.record.png import check_pixels, png_size
+from loopwise.record.reader import RunReader
 from loopwise.record.run_logging import RunLogging
 from loopwise.utils.validate import check_key
 
@@ -110,7 +110,7 @@ class RunMedia(RunLogging):
 
     def _images_used(self) -> tuple[int, int, set[str]]:
         """Images the record holds already (a resumed run): count, bytes, digests."""
-        return images_used(self.path)
+        return RunReader(self.path).images_used()
 
     def _budget_event(self, kind: str, message: str, data: Any) -> None:
         self.log_event(kind, message, level="warning", data=data)
