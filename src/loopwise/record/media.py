@@ -5,6 +5,9 @@ device copy to land (:class:`~loopwise.record.histogram.HostCopy`, polled, never
 sync), bins it, encodes and writes an image as ``images/<sha256>.png`` (content-addressed,
 atomic; an image logged twice is stored once) and hands the index rows to the store's writer.
 
+Memory: the copies waiting for the thread are bounded (``MAX_QUEUED`` jobs, ``MAX_QUEUED_BYTES``
+of host memory); past that the caller waits for the thread (nothing is dropped).
+
 The image budget: at most ``max_images`` images and ``max_image_mib`` MiB of image files per
 run (counted over resumes). The first image past it is dropped with one warning event,
 ``image_budget_reached``, that says how to raise the budget; later ones are dropped silently
@@ -29,6 +32,7 @@ from loopwise.utils.atomic import atomic_write_bytes
 
 IMAGES_DIR = "images"
 MAX_QUEUED = 10_000  # jobs waiting; past this the caller waits (nothing is dropped)
+MAX_QUEUED_BYTES = 2 << 30  # copies waiting: past 2 GiB the caller waits for the thread
 _POLL = 0.0005
 
 
@@ -46,6 +50,14 @@ class ImageBudget:
                 not self.max_mib >= 0:
             raise ValueError(f"max_image_mib must be a non-negative number of MiB, got "
                              f"{self.max_mib!r}")
+
+
+def _nbytes(payload: Any) -> int:
+    """Host memory a queued payload holds (an array's or a copy's ``nbytes``; bytes' length)."""
+    if isinstance(payload, bytes):
+        return len(payload)
+    size = getattr(payload, "nbytes", 0)
+    return size if type(size) is int else 0
 
 
 def image_path(run_path: Path, digest: str) -> Path:
@@ -67,6 +79,8 @@ class MediaWorker:
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(MAX_QUEUED)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._room = threading.Condition()
+        self._queued_bytes = 0  # host memory held by the copies waiting (guarded by _room)
         self._error: BaseException | None = None
         self.dropped_images = 0
 
@@ -99,6 +113,11 @@ class MediaWorker:
                 self._thread = threading.Thread(target=self._loop, name="loopwise-media",
                                                 daemon=True)
                 self._thread.start()
+        size = _nbytes(job[4])
+        with self._room:  # bounded memory: a burst of huge copies waits for the thread
+            while self._queued_bytes and self._queued_bytes + size > MAX_QUEUED_BYTES:
+                self._room.wait(0.1)
+            self._queued_bytes += size
         self._queue.put(job)
 
     def _raise(self) -> None:
@@ -120,6 +139,10 @@ class MediaWorker:
             except Exception as exc:  # kept and raised to the caller's next log or flush
                 self._error = exc
             finally:
+                if job is not None:
+                    with self._room:
+                        self._queued_bytes -= _nbytes(job[4])
+                        self._room.notify_all()
                 self._queue.task_done()
 
     def _histogram(self, name: str, step: int, wall_time: float, values: Any,

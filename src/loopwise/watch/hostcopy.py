@@ -28,6 +28,11 @@ class HostCopy:
         self._event = torch.Event(tensor.device)
         self._event.record()
 
+    @property
+    def nbytes(self) -> int:
+        """Host memory the copy holds."""
+        return int(self._host.nbytes)
+
     def ready(self) -> bool:
         """Whether the copy landed (no device sync)."""
         return bool(self._event.query())

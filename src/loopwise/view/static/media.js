@@ -229,7 +229,7 @@
 
   function dashboard(app) {
     var token = new URLSearchParams(window.location.search).get("token");
-    var shown = null, busy = false, box = null;
+    var shown = null, busy = false, box = null, asked = null;
     function src(it) { return it.src + (token ? "?token=" + encodeURIComponent(token) : ""); }
     function tick() {
       var main = app.querySelector(".lw-main");
@@ -237,7 +237,11 @@
       if (!main || !lw || !lw.state || busy) return;
       if (!box) box = section(main);
       var run = (lw.state.selected || [])[0];
-      if (!run) { render(box, {}, src); shown = null; return; }
+      if (!run) { render(box, {}, src); shown = null; asked = null; return; }
+      var info = (lw.state.runs || []).filter(function (r) { return r.name === run; })[0];
+      var version = run + "\n" + (info ? info.steps + " " + info.status : "");
+      if (version === asked && info && info.status !== "running") return;  // nothing new
+      asked = version;
       busy = true;
       var headers = token ? { "Authorization": "Bearer " + token } : {};
       fetch("/api/runs/" + encodeURIComponent(run) + "/media",
