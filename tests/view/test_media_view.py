@@ -99,12 +99,13 @@ def test_the_report_shows_distributions_images_and_text(tmp_path: Path, browser:
     _check_views(page)
     headings = [h.text_content() for h in page.query_selector_all("#lw-app > h2, #lw-media > h2")]
     assert headings.index("Distributions") < headings.index("Events")
+    assert headings.index("Metrics") < headings.index("Distributions")
     page.query_selector("#lw-media").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "report-media.png"), full_page=True)
     assert errors == []
 
 
-def test_the_dashboard_shows_the_selected_run_s_media(tmp_path: Path, browser: Any,
+def test_the_dashboard_run_page_shows_the_run_s_media(tmp_path: Path, browser: Any,
                                                        server_factory: Any,
                                                        artifacts: Path) -> None:
     pytest.importorskip("starlette")
@@ -114,7 +115,7 @@ def test_the_dashboard_shows_the_selected_run_s_media(tmp_path: Path, browser: A
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/?token=secret-token-1")
+    page.goto(server.url + "/?view=run&run=media&token=secret-token-1")  # the run's page
     _check_views(page)
     page.query_selector("#lw-media").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "dashboard-media.png"), full_page=True)

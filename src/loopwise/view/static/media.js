@@ -1,35 +1,25 @@
 /* loopwise front end, beyond scalars: a distribution view per histogram name (nested quantile
  * bands over steps, like TensorBoard's distributions, and a heatmap of the bins), an image
  * strip with a step slider per image name, and the text entries. The report reads the
- * payload's "media" field (view/media_payload.py); the dashboard asks
- * /api/runs/{run}/media for the first ticked run. Text from a run goes in with textContent. */
-(function () {
+ * payload's "media" field (view/media_payload.py); the dashboard's run page asks
+ * /api/runs/{run}/media. Text from a run goes in with textContent (LW.el, dom.js); numbers
+ * through LW.fmt and LW.ticks (format.js). Loaded after loopwise.js. */
+(function (LW) {
   "use strict";
 
   var NS = "http://www.w3.org/2000/svg";
   var BAND_COLOR = "#1f77b4";
   var BAND_OPACITY = [0.16, 0.28, 0.42, 0.6];  // min-max, 7-93 %, 16-84 %, 31-69 %
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
+  var el = LW.el, fmt = LW.fmt;  // dom.js, format.js: the one DOM helper and formatter
   function svgEl(tag, attrs, text) {
     var e = document.createElementNS(NS, tag);
     Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
     if (text !== undefined) e.textContent = String(text);
     return e;
   }
-  function fmt(v) {
-    if (v === null || v === undefined) return "-";
-    if (v === 0) return "0";
-    var a = Math.abs(v);
-    return (a >= 1e5 || a < 1e-3) ? v.toExponential(2) : String(Number(v.toPrecision(4)));
-  }
-  /* About n round tick values between lo and hi. */
-  function ticks(lo, hi, n) {
+  /* About n round tick values between lo and hi (their labels: LW.ticks). */
+  function tickValues(lo, hi, n) {
     if (!(hi > lo)) return [lo];
     var raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
     var step = [1, 2, 5, 10].map(function (m) { return m * mag; })
@@ -62,15 +52,18 @@
     function X(s) { return m.l + (s - x0) / (x1 - x0) * (width - m.l - m.r); }
     function Y(v) { return m.t + (y1 - v) / (y1 - y0) * (height - m.t - m.b); }
     var axes = svgEl("g", { "class": "lw-dist-axes", "font-size": "11", fill: "#555" });
-    ticks(y0, y1, 5).forEach(function (t) {
+    var ys = tickValues(y0, y1, 5), yLabels = LW.ticks(ys);
+    ys.forEach(function (t, i) {
       axes.appendChild(svgEl("line", { x1: m.l, x2: width - m.r, y1: Y(t), y2: Y(t),
                                        stroke: "#eee" }));
       axes.appendChild(svgEl("text", { x: m.l - 6, y: Y(t) + 4, "text-anchor": "end",
-                                       "class": "lw-dist-ytick" }, fmt(t)));
+                                       "class": "lw-dist-ytick" }, yLabels[i]));
     });
-    ticks(x0, x1, 6).filter(function (t) { return t === Math.round(t); }).forEach(function (t) {
+    var xs = tickValues(x0, x1, 6).filter(function (t) { return t === Math.round(t); });
+    var xLabels = LW.ticks(xs);
+    xs.forEach(function (t, i) {
       axes.appendChild(svgEl("text", { x: X(t), y: height - m.b + 16, "text-anchor": "middle",
-                                       "class": "lw-dist-xtick" }, fmt(t)));
+                                       "class": "lw-dist-xtick" }, xLabels[i]));
     });
     axes.appendChild(svgEl("text", { x: width - m.r, y: height - 2, "text-anchor": "end",
                                      "class": "lw-dist-xlabel" }, "step"));
@@ -211,14 +204,16 @@
     }
   }
 
+  function eventsHeading(parent) {
+    return Array.prototype.filter.call(parent.children, function (c) {
+      return c.tagName === "H2" && c.textContent === "Events";
+    })[0] || null;
+  }
   /* Our section, placed before the page's "Events" heading (or at the end of `parent`). */
   function section(parent) {
     var box = el("div", "lw-media");
     box.id = "lw-media";
-    var before = Array.prototype.filter.call(parent.children, function (c) {
-      return c.tagName === "H2" && c.textContent === "Events";
-    })[0];
-    parent.insertBefore(box, before || null);
+    parent.insertBefore(box, eventsHeading(parent));
     return box;
   }
 
@@ -227,34 +222,39 @@
     render(box, payload.media, function (it) { return it.src; });
   }
 
-  function dashboard(app) {
-    var token = new URLSearchParams(window.location.search).get("token");
-    var shown = null, busy = false, box = null, asked = null;
+  /* The dashboard's run page (?view=run&run=NAME): the run's media, fetched again when its
+   * step, status or end changes (the run list says), placed before the page's events. */
+  function runPage(app, name, token) {
+    var headers = token ? { "Authorization": "Bearer " + token } : {};
+    var base = "/api/runs/" + encodeURIComponent(name);
+    var box = el("div", "lw-media"), seen = null, busy = false;
+    box.id = "lw-media";
     function src(it) { return it.src + (token ? "?token=" + encodeURIComponent(token) : ""); }
+    function get(path) {
+      return fetch(path, { headers: headers, credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+        return r.json();
+      });
+    }
+    function place() {
+      var events = eventsHeading(app);
+      if (events && box.nextSibling !== events) app.insertBefore(box, events);
+    }
     function tick() {
-      var main = app.querySelector(".lw-main");
-      var lw = window.__loopwise;
-      if (!main || !lw || !lw.state || busy) return;
-      if (!box) box = section(main);
-      var run = (lw.state.selected || [])[0];
-      if (!run) { render(box, {}, src); shown = null; asked = null; return; }
-      var info = (lw.state.runs || []).filter(function (r) { return r.name === run; })[0];
-      var version = run + "\n" + (info ? info.steps + " " + info.status : "");
-      if (version === asked && info && info.status !== "running") return;  // nothing new
-      asked = version;
+      place();
+      if (busy) return;
       busy = true;
-      var headers = token ? { "Authorization": "Bearer " + token } : {};
-      fetch("/api/runs/" + encodeURIComponent(run) + "/media",
-            { headers: headers, credentials: "same-origin" })
-        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
-        .then(function (text) {
-          var key = run + "\n" + text;
-          if (key === shown) return;
-          shown = key;
-          render(box, JSON.parse(text), src);
-          box.setAttribute("data-run", run);
-        })
-        .catch(function () { /* the run's page says what failed; this view waits */ })
+      get("/api/runs").then(function (runs) {
+        var mine = runs.filter(function (r) { return r.name === name; })[0];
+        var now = mine ? mine.steps + " " + mine.status + " " + mine.end_time : null;
+        if (!mine || now === seen) return null;
+        return get(base + "/media").then(function (media) {
+          seen = now;
+          render(box, media, src);
+          box.setAttribute("data-run", name);
+          place();
+        });
+      }).catch(function () { /* the run page says what failed; this view waits */ })
         .then(function () { busy = false; });
     }
     tick();
@@ -265,10 +265,13 @@
     var app = document.getElementById("lw-app");
     if (!app) return;
     var data = document.getElementById("lw-data");
-    if (data) report(app, JSON.parse(data.textContent));
-    else dashboard(app);
+    if (data) { report(app, JSON.parse(data.textContent)); return; }
+    var params = new URLSearchParams(window.location.search);
+    if (params.get("view") === "run" && params.get("run")) {
+      runPage(app, params.get("run"), params.get("token"));
+    }
   }
-  window.__loopwiseMedia = { render: render, ticks: ticks };
+  LW.media = { render: render };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
-})();
+})(window.LW = window.LW || {});
