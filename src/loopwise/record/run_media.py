@@ -1,11 +1,13 @@
-"""What a :class:`~loopwise.record.run.Run` records beyond scalars: histograms, images and
-text (its base class; layout in ``docs/record.md``, the thread in :mod:`loopwise.record.media`).
+"""What a run records beyond scalars: histograms, images and text (a component of the run's
+writer, :class:`~loopwise.record.writer.RunWriter`; ``Run.log_histogram`` & co. delegate to
+it). Layout in ``docs/record.md``, the thread in :mod:`loopwise.record.media`.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +17,29 @@ from loopwise.record.histogram import HostCopy, check_bins, host_values
 from loopwise.record.media import ImageBudget, MediaWorker
 from loopwise.record.png import check_pixels, png_size
 from loopwise.record.reader import RunReader
-from loopwise.record.run_logging import RunLogging
+from loopwise.record.store import StoreWriter
 from loopwise.utils.validate import check_key
 
 MAX_TEXT = 1 << 20  # characters in one text entry
 
 
-class RunMedia(RunLogging):
-    """``log_histogram``, ``log_image`` and ``log_text`` of a run."""
+class RunMedia:
+    """``log_histogram``, ``log_image`` and ``log_text`` of one run: ``step()`` is the run's
+    global step, ``closed()`` whether it ended, ``report(kind, message, data)`` records a
+    warning event; the media thread starts with the first histogram or image."""
 
-    _media: MediaWorker | None
-    _image_budget: ImageBudget
+    def __init__(self, path: Path, store: StoreWriter, *, budget: ImageBudget,
+                 clock: Callable[[], float], step: Callable[[], int],
+                 closed: Callable[[], RuntimeError | None],
+                 report: Callable[[str, str, Mapping[str, Any]], None]) -> None:
+        self.path = path
+        self._store = store
+        self._image_budget = budget
+        self._clock = clock
+        self._step = step
+        self._closed = closed
+        self._report = report
+        self._media: MediaWorker | None = None
 
     def log_histogram(self, name: str, values: Any, *, step: int | None = None,
                       bins: int = 64) -> None:
@@ -94,31 +108,28 @@ class RunMedia(RunLogging):
         return 0 if self._media is None else self._media.dropped_images
 
     def _media_step(self, step: int | None) -> int:
-        if self._closed:
-            raise self._closed_error("nothing more can be logged to it")
+        error = self._closed()
+        if error is not None:
+            raise error
         if step is None:
-            return self._global_step
+            return self._step()
         if type(step) is not int or step < 0:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         return step
 
     def _media_worker(self) -> MediaWorker:
         if self._media is None:
+            used = RunReader(self.path).images_used()  # a resumed run goes on from there
             self._media = MediaWorker(self.path, self._store, budget=self._image_budget,
-                                      used=self._images_used(), report=self._budget_event)
+                                      used=used, report=self._report)
         return self._media
 
-    def _images_used(self) -> tuple[int, int, set[str]]:
-        """Images the record holds already (a resumed run): count, bytes, digests."""
-        return RunReader(self.path).images_used()
-
-    def _budget_event(self, kind: str, message: str, data: Any) -> None:
-        self.log_event(kind, message, level="warning", data=data)
-
-    def _media_flush(self) -> None:
+    def flush(self) -> None:
+        """Wait until the media thread handed everything queued to the store."""
         if self._media is not None:
             self._media.flush()
 
-    def _media_close(self) -> None:
+    def close(self) -> None:
+        """Stop the media thread after its last job."""
         if self._media is not None:
             self._media.close()

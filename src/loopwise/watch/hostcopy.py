@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from loopwise.record.recorder import Recorder
+from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import Run
 
 
@@ -55,7 +55,7 @@ def host_copy(values: Any) -> Any:
     return values
 
 
-def model_histograms(run: Recorder, model: torch.nn.Module, *, step: int,
+def model_histograms(run: TrainingRun, model: torch.nn.Module, *, step: int,
                      grads: bool = True) -> int:
     """Record ``weights/<param>`` (and ``grads/<param>``, for the parameters that have a
     gradient) histograms of ``model`` at ``step`` into ``run``: one asynchronous copy per
