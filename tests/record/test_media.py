@@ -251,3 +251,24 @@ def test_a_copy_in_flight_is_binned_once_it_landed_off_the_caller(tmp_path: Path
     reader = RunReader(run.path)
     assert reader.histograms("h")[0].histogram.counts == (2, 2, 2, 2)
     assert (reader.images("i")[0].width, reader.images("i")[0].height) == (3, 2)
+
+
+def test_media_rows_are_checksummed_like_the_rest_of_the_record(tmp_path: Path) -> None:
+    import sqlite3
+
+    from loopwise.record.verify import DamagedRecordError
+
+    with Run.create(tmp_path, "a") as run:
+        run.log_histogram("h", [1.0, 2.0, 3.0], step=1, bins=3)
+        run.log_text("t", "kept", step=1)
+    reader = RunReader(run.path)
+    assert reader.histograms("h")[0].histogram.counts == (1, 1, 1)  # intact: reads
+    conn = sqlite3.connect(run.path / "store.sqlite")
+    sums = conn.execute("SELECT tbl FROM row_sums ORDER BY tbl").fetchall()
+    assert ("histograms",) in sums and ("texts",) in sums
+    with conn:
+        conn.execute("UPDATE histograms SET hi = 30.0")  # a flipped value
+    conn.close()
+    with pytest.raises(DamagedRecordError, match="run 'a': histograms failed its checksum"):
+        RunReader(run.path).histograms("h")
+    assert RunReader(run.path).texts("t")[0].text == "kept"  # the rest still reads

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from loopwise.record.intact import IntactReader, damage_events, intact
 from loopwise.record.reader import RunReader
 from loopwise.record.series import Series, downsample
 
@@ -151,6 +152,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
     """Everything the report draws for one run."""
     if type(max_points) is not int or max_points < 2:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
+    reader = reader if isinstance(reader, IntactReader) else intact(reader)
     info = reader.info
     step = info.get("global_step")
     info["global_step"] = max(step if isinstance(step, int) else 0, reader.last_step())
@@ -170,6 +172,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
         room = max(MAX_EVENTS - len(loud), 0)
         events = loud[-MAX_EVENTS:] + (quiet[len(quiet) - room:] if room else [])
     events.extend(_status_events(info))
+    events.extend(damage_events(reader.damage))  # said in the page: the rest is still shown
     events.sort(key=lambda e: float(e["time"] or 0.0))
     return {
         "name": str(info.get("name", reader.path.name)), "status": str(info["status"]),
@@ -178,6 +181,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
         "config": reader.config(), "series": series, "epoch_ends": ends,
         "system": system_payload(reader, max_points=max_points), "events": events,
         "epoch_table": epoch_table(reader), "best": best_epoch(reader),
+        "damaged": [str(d) for d in reader.damage],
     }
 
 
