@@ -272,3 +272,8 @@ def test_media_rows_are_checksummed_like_the_rest_of_the_record(tmp_path: Path) 
     with pytest.raises(DamagedRecordError, match="run 'a': histograms failed its checksum"):
         RunReader(run.path).histograms("h")
     assert RunReader(run.path).texts("t")[0].text == "kept"  # the rest still reads
+    from loopwise.view.media_payload import media_payload
+
+    media = media_payload(RunReader(run.path))  # the views leave the damaged table out
+    assert media["histograms"] == {} and media["damaged"] == ["histograms"]
+    assert media["texts"]["t"][0]["text"] == "kept"

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from loopwise.record.histogram import Histogram
 from loopwise.record.media_read import HistogramPoint, ImageEntry
 from loopwise.record.reader import RunReader
+from loopwise.record.verify import DamagedRecordError
 
 QUANTILES = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
 MAX_HIST_STEPS = 200
@@ -93,12 +94,18 @@ def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] |
     ``data:`` URIs within ``embed_mib`` (the report)."""
     if type(max_per_name) is not int or max_per_name < 1:
         raise ValueError(f"max_per_name must be an int >= 1, got {max_per_name!r}")
-    histograms = {name: histogram_view(reader.histograms(name))
-                  for name in reader.histogram_names()}
+    damaged: list[str] = []  # a table whose checksum fails is left out and named here
+    histograms: dict[str, Any] = {}
+    for name in reader.histogram_names():
+        points = _intact(reader.histograms, name, damaged)
+        if points:
+            histograms[name] = histogram_view(points)
     budget = int(embed_mib * 2**20)
     images: dict[str, Any] = {}
     for name in reader.image_names():
-        entries = reader.images(name)
+        entries = _intact(reader.images, name, damaged)
+        if not entries:
+            continue
         shown = evenly(entries, max_per_name)
         items, omitted = [], len(entries) - len(shown)
         for entry in shown:
@@ -113,6 +120,16 @@ def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] |
             items.append({"step": entry.step, "src": src, "width": entry.width,
                           "height": entry.height})
         images[name] = {"items": items, "total": len(entries), "omitted": omitted}
-    texts = {name: [{"step": t.step, "text": t.text} for t in reader.texts(name)[-MAX_TEXTS:]]
-             for name in reader.text_names()}
-    return {"histograms": histograms, "images": images, "texts": texts}
+    texts = {name: [{"step": t.step, "text": t.text} for t in kept[-MAX_TEXTS:]]
+             for name in reader.text_names() if (kept := _intact(reader.texts, name, damaged))}
+    return {"histograms": histograms, "images": images, "texts": texts, "damaged": damaged}
+
+
+def _intact(read: Callable[[str], list[T]], name: str, damaged: list[str]) -> list[T]:
+    """``read(name)``, or nothing when its table fails its checksum (named in ``damaged``)."""
+    try:
+        return read(name)
+    except DamagedRecordError as exc:
+        if exc.part not in damaged:
+            damaged.append(exc.part)
+        return []

@@ -172,6 +172,10 @@
     while (root.firstChild) root.removeChild(root.firstChild);
     media = media || {};
     var hists = media.histograms || {}, images = media.images || {}, texts = media.texts || {};
+    (media.damaged || []).forEach(function (part) {
+      root.appendChild(el("p", "lw-warn", "not shown: " + part + " failed its checksum (the " +
+        "record was changed on disk)"));
+    });
     if (Object.keys(hists).length) {
       root.appendChild(el("h2", null, "Distributions"));
       var grid = el("section", "lw-media-grid");
