@@ -198,3 +198,8 @@ SECTIONS: list[tuple[str, str, str]] = [
      "`bench/bench_media.py`: histograms of a 10,000-value tensor logged back to back, timed "
      "until on disk."),
 ]
+
+RUNS_TABLE_WHY = ("The run table's time is the page, one /api/table answer (every run's row: the "
+                  "server stats four files per run and re-reads only the runs that changed) and "
+                  "the rows in view; on a busy machine the stats and the JSON of 1,000 rows "
+                  "take longer (bench/bench_runs_table.py).")

@@ -19,6 +19,9 @@ STATIC_FILES = {
     "loopwise.css": "loopwise.css",
     "media.js": "media.js",
     "media.css": "media.css",
+    "run_colors.js": "run_colors.js",
+    "runs_table.js": "runs_table.js",
+    "runs_table.css": "runs_table.css",
     "dashboard.html": "dashboard.html",
 }
 
