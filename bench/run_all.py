@@ -57,6 +57,7 @@ SCRIPTS = [
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
     Script("cli", "bench_cli.py", ["--rounds", "3"], ["--quick"]),
+    Script("media", "bench_media.py", ["--rounds", "3"], ["--quick"]),
     Script("verify", "bench_verify.py", [], ["--quick"]),
     Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),
     Script("exporters", "bench_exporters.py", ["--rounds", "5"], ["--quick"]),
