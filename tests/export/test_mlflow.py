@@ -54,6 +54,19 @@ class Server:
             stop(self.proc)
             self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL (its process group) by PID: requests in flight are cut."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+            self.proc = None
+
+
+def _mlflow_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's own HTTP settings as a user has them (7 retries with backoff, 120 s per call)."""
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
@@ -129,7 +142,9 @@ def test_a_tracking_server_gets_failed_and_interrupted_runs(server, tmp_path):
     assert len(history) == 30
 
 
-def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once(tmp_path):
+def test_the_server_killed_mid_run_training_goes_on_every_metric_arrives_once(tmp_path,
+                                                                              monkeypatch):
+    _mlflow_defaults(monkeypatch)
     srv = Server(tmp_path)
     srv.start()
     try:
@@ -139,11 +154,13 @@ def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once
         _train(run, 200)
         run.flush()
         assert exporter.flush(120)
-        srv.stop()
+        srv.kill()
         _train(run, 300)  # training goes on while the server is down
         run.flush()
-        while exporter.failures == 0:
+        deadline = time.monotonic() + 30
+        while exporter.failures == 0 and time.monotonic() < deadline:
             threading.Event().wait(0.1)
+        assert exporter.failures >= 1, "the outage was not seen within 30 s"
         assert run.global_step == 500
         srv.start()  # same port, same store
         _train(run, 100)
@@ -154,7 +171,10 @@ def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once
         assert MlflowClient(srv.uri).get_run(exporter.run_id).info.status == "FINISHED"
         kinds = [e.kind for e in RunReader(run.path).events()]
         assert kinds.count("exporter_failed") == 1 and kinds.count("exporter_recovered") == 1
-        assert exporter.stats().dropped == 0 and exporter.stats().undelivered == 0
+        stats = exporter.stats()
+        assert stats.dropped == 0 and stats.undelivered == 0 and stats.failures >= 1
+        assert stats.delivered == exporter._remote.pending(0)  # every point committed, once
+        assert stats.delivered >= 600
     finally:
         srv.stop()
 
@@ -273,7 +293,8 @@ def test_names_mlflow_refuses_are_made_safe_and_bad_options_refused():
         MLflowExporter("sqlite:///x.db", artifacts="*.png")
 
 
-def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path):
+def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path, monkeypatch):
+    _mlflow_defaults(monkeypatch)
     err = io.StringIO()
     run = Run.create(tmp_path / "runs")
     exporter = MLflowExporter(f"http://127.0.0.1:{free_port()}", retry_initial=0.1,
@@ -281,12 +302,15 @@ def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path):
     run.add_exporter(exporter)
     _train(run, 40)
     run.flush()
-    while exporter.failures == 0:  # the delivery process's counts reach this process
+    deadline = time.monotonic() + 30
+    while exporter.failures == 0 and time.monotonic() < deadline:  # counts reach this process
         threading.Event().wait(0.1)
     run.close()
     assert exporter.stats().undelivered >= 40 and exporter.stats().delivered == 0
     line = err.getvalue()
     assert "MLflowExporter could not deliver" in line and "left at close after 1 s" in line
+    assert "last error: MlflowException" in line and "Connection refused" in line
+    assert exporter.stats().failures >= 1
     events = RunReader(run.path).events()
     failed = [e for e in events if e.kind == "exporter_failed"]
     assert len(failed) == 1 and failed[0].data["exporter"] == "MLflowExporter"
@@ -300,3 +324,25 @@ def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"pip install 'loopwise\[mlflow\]'"):
         MLflowExporter("sqlite:///x.db")
+
+
+def test_backfill_to_an_unsupported_or_unreachable_target_fails_fast_with_one_line(
+        tmp_path, monkeypatch, capsys):
+    _mlflow_defaults(monkeypatch)
+    run = Run.create(tmp_path / "runs")
+    _train(run, 20)
+    run.close()
+    start = time.monotonic()
+    assert main(["export", str(run.path), "--to", "mlflow", "nonsense://x"]) == 2
+    assert time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "MLflow has no tracking store for 'nonsense'://; use one of http://" in err
+    start = time.monotonic()
+    assert main(["export", str(run.path), "--to", "mlflow",
+                 f"http://127.0.0.1:{free_port()}"]) == 2
+    assert time.monotonic() - start <= 30
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "MLflowExporter could not reach mlflow within 20 s" in err
+    assert "Connection refused" in err

@@ -50,6 +50,25 @@ TAG_LENGTH = 8000  # MAX_TAG_VAL_LENGTH
 KEY_LENGTH = 250  # MAX_ENTITY_KEY_LENGTH
 EVENTS_KEPT = 10_000
 _REFUSED = re.compile(r"[^\w\-. /]")
+# MLflow's tracking stores, by URI scheme ("postgresql+psycopg2": the part before "+")
+SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+           "databricks-uc", "uc")
+# MLflow retries each HTTP call 7 times with backoff (minutes) and waits 120 s per call: a
+# server down looked like a slow one, and no failure was counted. The exporter's own backoff
+# retries instead (the delivery process and the backfill verb get these unless set).
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def check_tracking_uri(uri: str) -> str:
+    """``uri`` when MLflow has a tracking store for its scheme (or it is a plain path), else a
+    ValueError naming the schemes it takes."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", uri)
+    if scheme is not None and scheme.group(1).lower().split("+")[0] not in SCHEMES:
+        raise ValueError(f"tracking_uri {uri!r}: MLflow has no tracking store for "
+                         f"{scheme.group(1)!r}://; use one of "
+                         f"{', '.join(s + '://' for s in SCHEMES)} (e.g. "
+                         f"'sqlite:///abs/mlflow.db' or 'http://127.0.0.1:5000')")
+    return uri
 
 
 def _mlflow() -> Any:
@@ -74,6 +93,7 @@ class MLflowExporter(Exporter):
 
     backend = "mlflow"
     deliveries = ("process", "thread")
+    process_env = HTTP_ENV
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str = "loopwise",
                  run_name: str | None = None, register_model: str | None = None,
@@ -83,6 +103,8 @@ class MLflowExporter(Exporter):
             raise ValueError(f"tracking_uri must be a non-empty string such as "
                              f"'sqlite:///abs/mlflow.db' or 'http://127.0.0.1:5000', got "
                              f"{tracking_uri!r}")
+        if tracking_uri is not None:
+            check_tracking_uri(tracking_uri)
         for what, value in (("experiment", experiment), ("run_name", run_name),
                             ("register_model", register_model),
                             ("artifact_location", artifact_location)):

@@ -73,7 +73,7 @@ class DeliveryProcess:
         self._committed = 0
         self._closed = False  # the child said it finished
         self._gone = False  # its pipes are closed
-        env = dict(os.environ)
+        env = {**exporter.process_env, **os.environ}  # the user's own settings win
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(),
                                                           env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen([sys.executable, "-m", "loopwise.export.child"],
