@@ -346,3 +346,22 @@ def test_backfill_to_an_unsupported_or_unreachable_target_fails_fast_with_one_li
     assert err.count("\n") == 1
     assert "MLflowExporter could not reach mlflow within 20 s" in err
     assert "Connection refused" in err
+
+
+def test_a_resumed_run_that_finishes_drops_the_earlier_error_tag(server, tmp_path):
+    run = Run.create(tmp_path / "runs", name="again")
+    first = MLflowExporter(server.uri, experiment="resumes", close_timeout=120)
+    run.add_exporter(first)
+    _train(run, 10)
+    run.close("failed", error="Traceback...\nValueError: boom")
+    client = MlflowClient(server.uri)
+    assert client.get_run(first.run_id).data.tags["loopwise.error"].endswith("boom")
+    resumed = Run.reopen(run.path)
+    second = MLflowExporter(server.uri, experiment="resumes", close_timeout=120)
+    resumed.add_exporter(second)
+    _train(resumed, 10)
+    resumed.close()
+    assert second.run_id == first.run_id  # the same MLflow run, continued
+    got = client.get_run(first.run_id)
+    assert got.info.status == "FINISHED" and got.data.tags["loopwise.status"] == "finished"
+    assert "loopwise.error" not in got.data.tags

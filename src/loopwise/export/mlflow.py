@@ -134,6 +134,7 @@ class MLflowExporter(Exporter):
         self._events: deque[str] = deque(maxlen=EVENTS_KEPT)
         self._health = 0
         self._progress: tuple[int, int] = (0, 0)
+        self._old_error = False  # a resumed MLflow run holds the error of its earlier end
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -156,6 +157,7 @@ class MLflowExporter(Exporter):
         if found:
             self.run_id = found[0].info.run_id
             self._params = dict(found[0].data.params)
+            self._old_error = "loopwise.error" in found[0].data.tags
             if found[0].info.status != "RUNNING":
                 self._client.update_run(self.run_id, status="RUNNING")
             self._set_tags({"loopwise.status": "running"})
@@ -227,6 +229,9 @@ class MLflowExporter(Exporter):
         tags = {"loopwise.status": status, "loopwise.health_events": str(self._health)}
         if error:
             tags["loopwise.error"] = param_text(error, limit=TAG_LENGTH)
+        elif self._old_error:  # the earlier end's error is not this end's
+            self._client.delete_tag(self.run_id, "loopwise.error")
+            self._old_error = False
         if self._register is not None:
             tags.update(self._register_model(uploaded))
         self._set_tags(tags)

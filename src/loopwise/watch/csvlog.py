@@ -71,7 +71,7 @@ class CsvLog:
         self._last_flush = clock()
 
     def _open(self) -> TextIO:
-        return open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        return open(self.path, "a", newline="", encoding="utf-8")
 
     def _read_header(self) -> list[str]:
         if not self.path.is_file() or self.path.stat().st_size == 0:
