@@ -365,3 +365,34 @@ def test_a_resumed_run_that_finishes_drops_the_earlier_error_tag(server, tmp_pat
     got = client.get_run(first.run_id)
     assert got.info.status == "FINISHED" and got.data.tags["loopwise.status"] == "finished"
     assert "loopwise.error" not in got.data.tags
+
+
+def test_fit_uploads_its_report_and_the_live_best_model_never_a_spare(server, tmp_path):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from loopwise.train.fit.config import TrainingConfig
+    from loopwise.train.fit.entry import fit
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = x.sum(dim=1, keepdim=True)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    exporter = MLflowExporter(server.uri, experiment="fits", close_timeout=120)
+    cfg = TrainingConfig(epochs=4, patience=0, lr_patience=0, device="cpu", model_name="m",
+                         learning_rate=0.01)
+    result = fit(torch.nn.Linear(4, 1), loader, loss_fn=torch.nn.MSELoss(), val_loader=loader,
+                 config=cfg, root=tmp_path / "runs", exporters=[exporter], plots=False,
+                 progress=False, system=False)
+    folder = Path(result.run_path)
+    assert list(folder.glob(".spare-*")), "the test needs a recycled spare in the folder"
+    client = MlflowClient(server.uri)
+    arts = {a.path for a in client.list_artifacts(exporter.run_id)}
+    assert "report.html" in arts and "m_best_model.pth" in arts
+    assert not [a for a in arts if a.startswith(".")]
+    got = Path(client.download_artifacts(exporter.run_id, "m_best_model.pth",
+                                         str(tmp_path / "down")))
+    assert got.read_bytes() == (folder / "m_best_model.pth").read_bytes()
+    html = Path(client.download_artifacts(exporter.run_id, "report.html",
+                                          str(tmp_path / "down"))).read_text()
+    assert "finished" in html

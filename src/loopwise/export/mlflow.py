@@ -267,8 +267,9 @@ class MLflowExporter(Exporter):
         for pattern in self._artifacts:
             for file in sorted(folder.glob(pattern)):
                 rel = file.relative_to(folder).as_posix()
-                if not file.is_file() or rel in done:
-                    continue
+                if not file.is_file() or rel in done or any(
+                        part.startswith(".") for part in Path(rel).parts):
+                    continue  # a hidden file: a checkpoint's recycled .spare-<name>, a temp
                 parent = str(Path(rel).parent)
                 self._client.log_artifact(self.run_id, str(file),
                                           None if parent == "." else parent)

@@ -10,7 +10,7 @@ the step where epoch ``e`` ended sits at ``x = e`` and per-step points spread be
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopwise.record.reader import RunReader
@@ -125,11 +125,14 @@ def epoch_table(reader: RunReader) -> dict[str, Any]:
     return {"columns": ["epoch", "step", *(k[6:] for k in keys)], "rows": rows}
 
 
-def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
-    """Everything the report draws for one run."""
+def run_payload(reader: RunReader, *, max_points: int = 4000,
+                ending: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the report draws for one run; ``ending`` (``status``, ``end_time``): the end
+    of a run that is closing, written over what ``run.json`` says yet."""
     if type(max_points) is not int or max_points < 2:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
     info = reader.info
+    info.update(ending or {})
     step = info.get("global_step")
     info["global_step"] = max(step if isinstance(step, int) else 0, last_step(reader.path))
     ends = epoch_ends(reader)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -235,14 +236,18 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
             with _after(status):
                 close_logging(logger)
         if owns:
-            with _after(status):
-                run.close(status, error=error)
-            if report and leader:
+            if report and leader and not run.closed:
+                # before the close: the exporters (MLflow) upload it with the run's files
                 from loopwise.view.report import report_at_end
 
-                written = report_at_end(run.path)
+                with _after(status):
+                    run.flush()
+                written = report_at_end(run.path, ending={"status": status,
+                                                          "end_time": time.time()})
                 if written is not None and result is not None:
                     result.files["report"] = written
+            with _after(status):
+                run.close(status, error=error)
         elif status != "finished" and not run.closed:
             run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
                           data={"error": error.splitlines()[-1] if error else None})

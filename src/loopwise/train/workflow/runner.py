@@ -9,6 +9,7 @@ the optional ``CheckpointManager``. A resume continues where the checkpoint was 
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -186,11 +187,12 @@ class Workflow:
             self.trainer._loopwise_track = None
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
-        run.close("finished")
-        if self.report and self._leader:
+        if self.report and self._leader:  # before the close: the exporters upload it
             from loopwise.view.report import report_at_end
 
-            report_at_end(run.path)
+            run.flush()
+            report_at_end(run.path, ending={"status": "finished", "end_time": time.time()})
+        run.close("finished")
         return result
 
     def _state_for(self, run: Run) -> LoopState:
