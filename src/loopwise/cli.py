@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from loopwise.export.cli import add_export_parsers
-from loopwise.record.text import printable, printable_lines
 from loopwise.train.fit.cli import add_fit_parser
+from loopwise.utils.text import printable, printable_lines
 from loopwise.view.cli import add_record_parsers
 
 

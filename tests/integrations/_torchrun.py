@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from loopwise.train.resume.sampler import ResumableSampler
+from loopwise.distributed.sampler import ResumableSampler
 
 HERE = Path(__file__).parent
 SRC = HERE.parent.parent / "src"

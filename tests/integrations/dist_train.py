@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from loopwise.integrations.distributed_checkpoint import (
+from loopwise.checkpoint.distributed import (
     load_checkpoint,
     save_checkpoint,
     skip_batches,

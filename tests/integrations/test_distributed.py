@@ -14,8 +14,8 @@ import pytest
 import torch
 from _torchrun import kill_when_asked, torchrun, wait
 
-from loopwise.integrations.distributed_checkpoint import load_checkpoint, save_checkpoint
-from loopwise.integrations.distributed_merge import merge_windows, next_interval
+from loopwise.checkpoint.distributed import load_checkpoint, save_checkpoint
+from loopwise.distributed.merge import merge_windows, next_interval
 from loopwise.record import RunReader
 
 
@@ -138,8 +138,8 @@ def test_resume_under_another_world_size_is_refused_unless_allowed(tmp_path: Pat
 
 
 def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
-    from loopwise.integrations.distributed import loop_reducer
-    from loopwise.integrations.distributed_failure import GroupState, failure_report
+    from loopwise.distributed.failure import GroupState, failure_report
+    from loopwise.distributed.reducer import loop_reducer
     from loopwise.watch.monitor import TrainingMonitor
 
     assert loop_reducer() is None
@@ -159,8 +159,8 @@ def test_shard_loader_splits_a_loader_or_says_why_not() -> None:
 
     from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-    from loopwise.integrations.distributed_train import shard_loader
-    from loopwise.train.resume.sampler import ResumableSampler
+    from loopwise.distributed.group import shard_loader
+    from loopwise.distributed.sampler import ResumableSampler
 
     group = SimpleNamespace(rank=1, world_size=2)  # the place in the group: rank 1 of 2
     data = TensorDataset(torch.arange(10.0))

@@ -14,8 +14,8 @@ import torch
 from _torchrun import BothRanks, kill_when_asked, scenario, torchrun, wait
 from torch.utils.data import DataLoader
 
+from loopwise.distributed.errors import ResumeError
 from loopwise.record import RunReader
-from loopwise.train.resume.errors import ResumeError
 from loopwise.train.workflow.runner import Workflow
 
 

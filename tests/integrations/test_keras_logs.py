@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from loopwise.integrations.keras_logs import BatchLogs, to_floats
+from loopwise.keras.logs import BatchLogs, to_floats
 
 
 def _running_means(values: list[float]) -> list[float]:

@@ -57,7 +57,7 @@ def test_a_0_dim_tensorflow_tensor_is_logged_as_its_value() -> None:
 
 
 def test_keras_logs_holding_tensorflow_values_go_through_the_one_converter() -> None:
-    from loopwise.integrations.keras_logs import to_floats
+    from loopwise.keras.logs import to_floats
 
     rows = [{"loss": tf.constant(0.5), "acc": tf.Variable(0.25), "n": 3}]
     to_floats(rows)

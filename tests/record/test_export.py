@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from loopwise.record import Run, RunReader
-from loopwise.record.atomic import UnsafeTargetError
 from loopwise.record.export import run_to_csv
+from loopwise.utils.atomic import UnsafeTargetError
 
 
 def test_export_neutralises_keys_and_never_duplicates_a_column(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from loopwise.record import Run
 from loopwise.record.errors import DiskFullError
-from loopwise.record.isotime import iso
 from loopwise.record.jsonlog import LOG_FILE, JsonLog, read_json_log
+from loopwise.utils.isotime import iso
 
 
 def test_events_and_metrics_are_one_json_object_per_line(tmp_path):

@@ -145,8 +145,8 @@ def train_monitor(root: Path, name: str, out: Path, switch: KillSwitch, *,
     import torch
 
     from loopwise.checkpoint.manager import CheckpointManager
+    from loopwise.distributed.rng import capture_rng_state, restore_rng_state
     from loopwise.record import Run
-    from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
     from loopwise.watch.monitor import TrainingMonitor
 
     folder = root / name

@@ -148,7 +148,7 @@ def test_fit_on_a_full_disk_fails_clearly_keeps_its_past_and_resumes(
 
 
 def test_the_failed_status_is_written_in_place_only_where_it_fits(tmp_path: Path) -> None:
-    from loopwise.record.atomic import write_in_place
+    from loopwise.utils.atomic import write_in_place
 
     target = tmp_path / "run.json"
     target.write_text('{"status": "running"}\n')

@@ -56,7 +56,7 @@ def test_fit_rerun_without_a_checkpoint_records_from_step_zero_again(tmp_path) -
 
 
 def test_keras_resume_before_the_first_checkpoint_reopens_the_run(tmp_path) -> None:
-    from loopwise.integrations.keras_run import resumed_or_new_run
+    from loopwise.keras.run import resumed_or_new_run
 
     run = Run.create(tmp_path, "exp", config={"a": 1})
     run.advance(7)

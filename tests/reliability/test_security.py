@@ -24,15 +24,15 @@ import pytest
 import torch
 from _fuzz_tools import run_cli
 
+from loopwise.checkpoint.distributed import load_checkpoint
 from loopwise.checkpoint.errors import CheckpointError
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.checkpoint.store import load_file
 from loopwise.checkpoint.weights import load_state_dict_safely
-from loopwise.integrations.distributed_checkpoint import load_checkpoint
 from loopwise.record import Run
-from loopwise.record.atomic import UnsafeTargetError
 from loopwise.record.lock import LOCK_FILE, RunLockedError
+from loopwise.utils.atomic import UnsafeTargetError
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

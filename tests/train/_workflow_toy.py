@@ -30,7 +30,7 @@ from loopwise.callbacks import (
     ReduceLROnPlateau,
     TrendWatcher,
 )
-from loopwise.train.resume.sampler import ResumableSampler
+from loopwise.distributed.sampler import ResumableSampler
 from loopwise.train.workflow.runner import Workflow
 from loopwise.train.workflow.trainer import Trainer
 

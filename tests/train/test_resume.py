@@ -13,15 +13,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from loopwise.checkpoint.store import load_file, save_file
-from loopwise.train.resume.restore import restore_component, world_size
-from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
-from loopwise.train.resume.sampler import (
+from loopwise.distributed.rng import capture_rng_state, restore_rng_state
+from loopwise.distributed.sampler import (
     LoopPosition,
     ResumableLoader,
     ResumableSampler,
     ResumeError,
     find_resumable_sampler,
 )
+from loopwise.train.resume.restore import restore_component, world_size
 
 
 def _draw() -> tuple[float, float, list[float]]:

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from loopwise.distributed.sampler import ResumableSampler
+from loopwise.distributed.skip import SkippingBatchSampler, skip_batches
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.entry import fit
-from loopwise.train.resume.sampler import ResumableSampler
-from loopwise.train.resume.skip import SkippingBatchSampler, skip_batches
 
 
 class Counted(TensorDataset):

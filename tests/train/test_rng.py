@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from loopwise.train.resume import rng
+from loopwise.distributed import rng
 
 
 def test_capture_restore_replays_every_generator_and_survives_weights_only_load() -> None:

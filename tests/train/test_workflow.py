@@ -21,8 +21,8 @@ import loopwise.train.workflow.trainer
 from loopwise.callbacks import EarlyStopping, ReduceLROnPlateau
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.store import CheckpointError
+from loopwise.distributed.sampler import ResumeError
 from loopwise.record import RunReader
-from loopwise.train.resume.sampler import ResumeError
 from loopwise.train.workflow.runner import Workflow
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -272,7 +272,7 @@ def test_mid_epoch_checkpoints_need_a_resumable_sampler(tmp_path: Path) -> None:
             self.loader = torch.utils.data.DataLoader(self.loader.dataset, batch_size=8,
                                                       shuffle=True)
 
-    with pytest.raises(TypeError, match="sampler to be a loopwise.train.resume.sampler."
+    with pytest.raises(TypeError, match="sampler to be a loopwise.distributed.sampler."
                                         "ResumableSampler"):
         Workflow(Shuffled(dict(ARGS)), tmp_path, 1, "exp", checkpoint_every=3,
                  system=False).run()

@@ -21,10 +21,10 @@ from loopwise.checkpoint.store import (
     DiskFullError,
     UnverifiedCheckpointError,
 )
+from loopwise.distributed.sampler import ResumeError
 from loopwise.record import RunReader
 from loopwise.record.lock import LOCK_FILE, RunLockedError
 from loopwise.record.provenance import process_identity, process_start_time
-from loopwise.train.resume.sampler import ResumeError
 from loopwise.train.workflow.runner import Workflow
 
 sys.path.insert(0, str(Path(__file__).parent))

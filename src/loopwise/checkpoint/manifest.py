@@ -1,6 +1,6 @@
 """The manifest of a checkpoint folder: the JSON list of entries (file, size, hash, step,
 metrics, time) that says which files are kept and what their bytes must hash to. Written
-atomically (``loopwise.record.atomic.atomic_write_json``); NaN/inf metrics are written ``null``
+atomically (``loopwise.utils.atomic.atomic_write_json``); NaN/inf metrics are written ``null``
 and read back as NaN.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from loopwise.checkpoint.errors import CheckpointError
 from loopwise.checkpoint.hashing import StoredFile
-from loopwise.record.atomic import atomic_write_json
-from loopwise.record.jsonsafe import float_or_nan, json_safe
+from loopwise.utils.atomic import atomic_write_json
+from loopwise.utils.jsonsafe import float_or_nan, json_safe
 
 MANIFEST_VERSION = 1
 

@@ -3,7 +3,7 @@
 * ``save_file(path, obj)`` (``stage_file`` + ``commit``) streams ``torch.save`` into a temp
   file in the same folder, hashing the bytes as they are written (XXH3-128, see
   ``docs/workflow.md`` for the choice), fsyncs it, then ``os.replace``-s it into place and fsyncs
-  the folder (``loopwise.record.atomic.fsync_dir``).
+  the folder (``loopwise.utils.atomic.fsync_dir``).
 * ``load_file(path, expected=...)`` checks size and hash before ``torch.load(weights_only=True)``.
   Loading arbitrary pickles needs ``allow_pickle=True`` and warns.
 
@@ -54,7 +54,7 @@ from loopwise.checkpoint.manifest import (
     write_manifest,
 )
 from loopwise.checkpoint.snapshot import BackgroundWriter, TensorSnapshot
-from loopwise.record.atomic import check_target, fsync_dir
+from loopwise.utils.atomic import check_target, fsync_dir
 
 __all__ = [
     "HASH_ALGORITHM", "MANIFEST_VERSION", "BackgroundWriter", "CheckpointError",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopwise.export.base import Exporter
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 BACKENDS = ("tensorboard", "mlflow")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from loopwise.export.alerts import alert_rules, rules_yaml
 from loopwise.export.prometheus import DEFAULT_PORT
-from loopwise.record.atomic import atomic_write_text
+from loopwise.utils.atomic import atomic_write_text
 
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.0"
 GRAFANA_IMAGE = "grafana/grafana:11.1.0"

@@ -35,7 +35,7 @@ from loopwise.export.params import flatten_config, scalar_param
 from loopwise.export.payload import EventRow, Sample
 from loopwise.export.tfrecord import RecordFramer, scalar_event, scalar_prefix
 from loopwise.record.recorder import ColumnData
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 EXTRA = "pip install 'loopwise[tensorboard]'"
 

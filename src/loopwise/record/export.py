@@ -1,6 +1,6 @@
 """Export a run's scalar series to CSV: one row per step, one column per key.
 
-Written with loopwise's one CSV writer (:mod:`loopwise.record.csvfile`): a key that a
+Written with loopwise's one CSV writer (:mod:`loopwise.utils.csvfile`): a key that a
 spreadsheet would evaluate (``=...``) gets a leading ``'``, a key named ``step`` or
 ``wall_time`` is written as ``step_metric``/``wall_time_metric``; the file is written
 atomically and only over a regular file (``loopwise export RUN /dev/full`` is refused).
@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loopwise.record.atomic import check_target
-from loopwise.record.csvfile import CsvColumns, number_cell, write_csv
+from loopwise.utils.atomic import check_target
+from loopwise.utils.csvfile import CsvColumns, number_cell, write_csv
 
 if TYPE_CHECKING:
     from loopwise.record.reader import RunReader

@@ -7,8 +7,8 @@ One JSON object per line, UTF-8, in ``<run>/log.jsonl`` (``log.jsonl.1`` ... aft
     {"time": "...", "ts": ..., "level": "info", "type": "metrics", "step": 120, "epoch": 3,
      "values": {"train_loss": 0.31, "val_loss": null}}
 
-Non-finite numbers are written as ``null`` (:mod:`loopwise.record.jsonsafe`, the one NaN
-convention) so every line is strict JSON; ``time`` is :func:`loopwise.record.isotime.iso`.
+Non-finite numbers are written as ``null`` (:mod:`loopwise.utils.jsonsafe`, the one NaN
+convention) so every line is strict JSON; ``time`` is :func:`loopwise.utils.isotime.iso`.
 A write that fails (disk full: :class:`~loopwise.record.errors.DiskFullError` naming the file)
 raises to the caller, once, instead of printing logging's ``--- Logging error ---`` block; the
 lines written before stay readable. Rotation is stdlib
@@ -32,8 +32,8 @@ from types import TracebackType
 from typing import Any
 
 from loopwise.record.errors import DiskFullError, is_disk_full
-from loopwise.record.isotime import iso
-from loopwise.record.jsonsafe import json_safe
+from loopwise.utils.isotime import iso
+from loopwise.utils.jsonsafe import json_safe
 
 LOG_FILE = "log.jsonl"
 DEFAULT_MAX_BYTES = 10 * 2**20

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.isotime import iso
+from loopwise.utils.isotime import iso
 
 __all__ = ["git_commit", "iso", "new_run_info", "package_version", "process_identity",
            "process_start_time"]

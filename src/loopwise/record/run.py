@@ -39,7 +39,7 @@ from loopwise.record.run_closing import RunClosing
 from loopwise.record.run_logging import CONFIG_FILE, RunLogging
 from loopwise.record.runfile import RunFile
 from loopwise.record.store import STORE_FILE, Batch, StoreWriter
-from loopwise.record.validate import check_json
+from loopwise.utils.validate import check_json
 
 RUN_FILE = "run.json"
 __all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run"]

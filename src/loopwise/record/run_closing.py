@@ -11,9 +11,9 @@ import sys
 from types import TracebackType
 from typing import Any, TypeVar
 
-from loopwise.record.isotime import iso
 from loopwise.record.run_logging import RunState
 from loopwise.record.status import exit_status
+from loopwise.utils.isotime import iso
 
 R = TypeVar("R", bound="RunClosing")
 

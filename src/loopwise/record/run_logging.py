@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_json
 from loopwise.record.epochs import EpochLedger
 from loopwise.record.jsonlog import JsonLog
 from loopwise.record.lock import RunLock
@@ -17,7 +16,8 @@ from loopwise.record.mirror import Mirrors
 from loopwise.record.recorder import ColumnData
 from loopwise.record.runfile import RunFile
 from loopwise.record.store import StoreWriter
-from loopwise.record.validate import check_json, check_key, check_number
+from loopwise.utils.atomic import atomic_write_json
+from loopwise.utils.validate import check_json, check_key, check_number
 
 CONFIG_FILE = "config.json"
 LEVELS = ("debug", "info", "warning", "error")

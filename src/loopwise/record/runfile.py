@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_json, json_bytes, write_in_place
+from loopwise.utils.atomic import atomic_write_json, json_bytes, write_in_place
 
 
 class RunFile:

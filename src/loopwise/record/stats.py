@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from loopwise.record.table import render_table
-from loopwise.record.text import printable
+from loopwise.utils.table import render_table
+from loopwise.utils.text import printable
 
 DEFAULT_WINDOW = 20
 
@@ -183,7 +183,7 @@ def _num(value: float | None) -> str:
 def render_stats(stats: Mapping[str, MetricStats] | Iterable[MetricStats], *,
                  title: str | None = "Metric statistics") -> str:
     """The statistics as a fixed-width text table (one row per metric), ready to print
-    (:func:`loopwise.record.table.render_table`; names pass through ``printable``).
+    (:func:`loopwise.utils.table.render_table`; names pass through ``printable``).
 
     Columns: metric, n, min, max, mean, last, best @step, slope/step of the last window.
     A metric with non-finite values gets a ``(+k non-finite)`` note after its row.

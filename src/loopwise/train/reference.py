@@ -177,7 +177,7 @@ def check_existing_plots(model_name: str = "improved_model", *,
 
 # -- per-epoch metrics ---------------------------------------------------------------------------
 def _number(value: object, what: str) -> float:
-    from loopwise.record.validate import check_number
+    from loopwise.utils.validate import check_number
 
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()  # once an epoch: reading a value is fine here

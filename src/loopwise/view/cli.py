@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record import RunReader, list_runs
-from loopwise.record.table import render_table
-from loopwise.record.text import printable
+from loopwise.utils.table import render_table
+from loopwise.utils.text import printable
 from loopwise.view.cli_views import RUN_HELP, add_view_parsers
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
 from loopwise.view.run_facts import details, run_best, run_steps

@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from loopwise.record import RunReader
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
 
 

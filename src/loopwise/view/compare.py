@@ -9,7 +9,7 @@ from typing import Any
 
 from loopwise.record.reader import RunReader
 from loopwise.record.stats import _num
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.view.run_facts import final_best
 
 _MISSING = object()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopwise.record.reader import Event, RunReader
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.watch.health import Finding, analyze_run
 
 ADVICE = {

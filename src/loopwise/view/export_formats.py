@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_bytes, atomic_write_text
 from loopwise.record.reader import RunReader
+from loopwise.utils.atomic import atomic_write_bytes, atomic_write_text
 
 FORMATS = ("csv", "jsonl", "parquet")
 

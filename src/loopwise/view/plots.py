@@ -28,7 +28,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    from loopwise.record.atomic import atomic_write_bytes
+    from loopwise.utils.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.tight_layout()

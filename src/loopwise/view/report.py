@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_text
 from loopwise.record.reader import RunReader
+from loopwise.utils.atomic import atomic_write_text
 from loopwise.view.payload import run_payload
 from loopwise.view.static_files import static_text
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from loopwise.record.run import RUN_FILE
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 DEFAULT_ROOT = "runs"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from loopwise.record.reader import RunInfo, RunReader
 from loopwise.record.stats import _num, infer_mode, render_stats
 from loopwise.record.store import STORE_FILE, connect, unpack
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 
 def last_step(run_path: Path) -> int:

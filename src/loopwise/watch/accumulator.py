@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from loopwise.record.run import Run
-from loopwise.record.validate import check_key
+from loopwise.utils.validate import check_key
 from loopwise.watch.convert import read_tensor_slots, to_value
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.display import shown_values
@@ -77,7 +77,7 @@ class StepAccumulator:
         self._to_wall = clock() - perf()
         self._time_before = perf()
         self._warned_nonfinite = False
-        self.reducer: Any = None  # under torchrun: integrations.distributed.Reducer
+        self.reducer: Any = None  # under torchrun: distributed.reducer.Reducer
         self.closed = False  # set by the owner: log() then raises
         self.immediate = False  # set by the owner after its loop: log() is flushed at once
         self.plain = False  # the last log() took the straight path (plain numbers, known keys)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from loopwise.record.validate import check_number
+from loopwise.utils.validate import check_number
 
 
 def to_value(key: str, value: Any) -> float | torch.Tensor:

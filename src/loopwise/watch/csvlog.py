@@ -5,7 +5,7 @@ had) is the memory torch has allocated on the CUDA devices, in GiB (2**30 bytes)
 
 Rows are buffered and written at most every ``flush_interval`` seconds (default 1 s) and on
 close. Column names, the late-column rewrite and the cell format are those of loopwise's one
-CSV writer (:mod:`loopwise.record.csvfile`): a metric named like one of the CSV's own columns
+CSV writer (:mod:`loopwise.utils.csvfile`): a metric named like one of the CSV's own columns
 (``step``, ``timestamp``, ``RAM_pct``, ``VRAM_gb``) is written as ``<name>_metric``; a name that
 a spreadsheet would evaluate (``=...``) gets a leading ``'``. A metric first logged later gets
 its own column: the file is rewritten atomically with the new header and the earlier rows
@@ -24,8 +24,8 @@ from itertools import repeat
 from pathlib import Path
 from typing import TextIO
 
-from loopwise.record.atomic import check_target
-from loopwise.record.csvfile import (
+from loopwise.utils.atomic import check_target
+from loopwise.utils.csvfile import (
     CsvColumns,
     append_rows,
     number_cell,
@@ -33,7 +33,7 @@ from loopwise.record.csvfile import (
     read_csv,
     write_csv,
 )
-from loopwise.record.isotime import iso_stamps
+from loopwise.utils.isotime import iso_stamps
 
 LEAD = ["timestamp", "step"]
 TAIL = ["RAM_pct", "VRAM_gb"]

@@ -27,7 +27,7 @@ validation values (a base starting with ``val_``, or a name starting with ``val/
 name in ``stateful`` (Keras's ``stateful_metrics``). :func:`shown_values` picks, per name, the
 mean or the last value.
 
-Names are user text: they pass through :func:`loopwise.record.text.printable`.
+Names are user text: they pass through :func:`loopwise.utils.text.printable`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import re
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 RATE_UNIT = "batch"
 """The unit of every rate loopwise shows (``<rate>batch/s``)."""

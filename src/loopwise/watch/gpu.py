@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from loopwise.record.units import MIB
+from loopwise.utils.units import MIB
 from loopwise.watch.sources import SourceError
 
 

@@ -73,7 +73,7 @@ class TrainingMonitor(Generic[T]):
     ) -> None:
         check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
-        from loopwise.integrations.distributed import loop_reducer  # lazy: watch/ needs none
+        from loopwise.distributed.reducer import loop_reducer  # lazy: watch/ needs none
         reducer = loop_reducer(target_s=max(float(mininterval), 0.25))
         if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
             record, run, log_file, disable, exporters = False, None, None, True, ()

@@ -8,8 +8,8 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from loopwise.record.text import printable
-from loopwise.record.validate import check_key
+from loopwise.utils.text import printable
+from loopwise.utils.validate import check_key
 
 
 def check_count(value: Any, *, what: str, hint: str) -> int:

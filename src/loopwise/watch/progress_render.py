@@ -11,7 +11,7 @@ from typing import Any, SupportsFloat
 
 from tqdm import tqdm
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.watch.display import RATE_UNIT, format_metrics, format_rate
 
 Metrics = Mapping[str, SupportsFloat]

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 
 class TerminalLine(tqdm):  # type: ignore[type-arg]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psutil
 import torch
 
-from loopwise.record.units import GIB
+from loopwise.utils.units import GIB
 
 
 def ram_percent() -> float:

@@ -95,7 +95,7 @@ class TrainingSession(SessionPhases):
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.validation_steps = validation_steps
-        from loopwise.integrations.distributed import loop_reducer, quiet  # lazy: watch/ needs none
+        from loopwise.distributed.reducer import loop_reducer, quiet  # lazy: watch/ needs none
         reducer = loop_reducer()
         if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
             run, record, exporters, file = None, False, (), quiet()

@@ -13,7 +13,7 @@ from typing import Any
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 from loopwise.record.stats import render_stats
-from loopwise.record.validate import check_key
+from loopwise.utils.validate import check_key
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.convert import read_tensor_slots, to_value
 from loopwise.watch.health.runner import ensure_health_monitor

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from loopwise.record.units import MIB
+from loopwise.utils.units import MIB
 
 
 class SourceError(Exception):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from loopwise.record.table import render_table
-from loopwise.record.units import MIB
+from loopwise.utils.table import render_table
+from loopwise.utils.units import MIB
 
 if TYPE_CHECKING:
     from torch import nn

@@ -243,7 +243,7 @@ class TrainingConfig:
 
     def save(self, path: str | Path) -> Path:
         """Write the config as JSON, atomically. Returns the path."""
-        from loopwise.record.atomic import atomic_write_text
+        from loopwise.utils.atomic import atomic_write_text
 
         target = Path(path)
         atomic_write_text(target, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

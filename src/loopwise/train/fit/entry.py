@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from loopwise.distributed import rng
 from loopwise.record import Run
 from loopwise.record.recorder import Recorder
 from loopwise.train.callbacks import (
@@ -54,9 +55,8 @@ from loopwise.train.fit.logsetup import close_logging, setup_logging
 from loopwise.train.fit.loop import FitLoop
 from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
-from loopwise.train.resume import rng
 from loopwise.train.resume.rerun import differences
-from loopwise.watch.console import null_console
+from loopwise.utils.console import null_console
 from loopwise.watch.system_run import system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
@@ -151,7 +151,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     system_option(system)  # a bad value is refused before anything is made
     if not isinstance(allow_reshard, bool):
         raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
-    from loopwise.integrations.distributed_train import train_group
+    from loopwise.distributed.group import train_group
 
     group = train_group()  # under torchrun: rank 0 records, every rank trains its shard
     device = resolve_device(cfg.device)
@@ -282,7 +282,7 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
         raise ValueError(f"the checkpoint in {files.manager.directory} was saved with another "
                          "config:\n  " + "\n  ".join(differences(saved, cfg.to_dict()))
                          + "\nuse the same config or start a new run")
-    from loopwise.integrations.distributed_checkpoint import check_world_size
+    from loopwise.checkpoint.distributed import check_world_size
 
     if check_world_size(int(state.get("world_size", 1)), source=files.manager.directory,
                         allow_reshard=allow_reshard) and state["batch"]:

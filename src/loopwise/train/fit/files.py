@@ -37,8 +37,8 @@ from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.checkpoint.store import CheckpointError, StoredFile, copy_file
 from loopwise.checkpoint.weights import read_state_dict
-from loopwise.record.atomic import atomic_write_json
-from loopwise.record.jsonsafe import json_safe
+from loopwise.utils.atomic import atomic_write_json
+from loopwise.utils.jsonsafe import json_safe
 
 BEST_MODEL = "best_model.pth"
 CONFIG = "config.json"
@@ -56,7 +56,7 @@ def fit_file(folder: str | os.PathLike[str], model_name: str, suffix: str) -> Pa
 class FitFiles:
     """Paths and writers of one fit's files in ``folder`` for ``model_name``.
 
-    Under ``torchrun`` (``group``, a :class:`~loopwise.integrations.distributed_train.TrainGroup`)
+    Under ``torchrun`` (``group``, a :class:`~loopwise.distributed.group.TrainGroup`)
     rank 0 alone writes, and every rank waits at a barrier after each checkpoint or best model
     until it is whole: no rank runs ahead of (or reads) a half-written file."""
 

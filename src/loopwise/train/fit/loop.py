@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
+from loopwise.distributed import rng
+from loopwise.distributed.skip import skip_batches
 from loopwise.train.callbacks.base import CallbackList, LoopState, StopRequest
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.evaluate import evaluate
 from loopwise.train.fit.files import FitFiles
 from loopwise.train.fit.interrupt import GracefulInterrupt
-from loopwise.train.resume import rng
-from loopwise.train.resume.skip import skip_batches
 from loopwise.train.step.amp import Amp
 from loopwise.train.step.engine import StepEngine
 from loopwise.train.step.nonfinite import NonFiniteGuard
@@ -41,7 +41,7 @@ class FitLoop:
                  display: Any, logger: logging.Logger, files: FitFiles,
                  trained: torch.nn.Module | None = None, group: Any = None) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self.group = group  # under torchrun: a TrainGroup (integrations.distributed_train)
+        self.group = group  # under torchrun: a TrainGroup (distributed.group)
         self.train_loader, self.val_loader, self.test_loader = train_loader, val_loader, test_loader
         self.config, self.callbacks, self.run, self.device = config, callbacks, run, device
         self.display, self.log, self.files = display, logger, files
@@ -119,7 +119,7 @@ class FitLoop:
             rng.restore(self._rng_before, gen)
         self.epoch_rng = rng.capture(gen)
         if self.group is not None:  # every rank's share of this epoch's order
-            from loopwise.integrations.distributed_train import set_sampler_epoch
+            from loopwise.distributed.group import set_sampler_epoch
 
             set_sampler_epoch(self.train_loader, epoch - 1)
         self.acc.reset_means()

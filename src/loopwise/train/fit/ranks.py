@@ -23,10 +23,10 @@ def choose_run(group: Any, run: Run | None, root: str | Path, name: str | None,
     """``(owns, skipped, run)``: whether fit made the run (and closes it), the folder of a run
     that already finished (then ``run`` is None), and the run to train in. Under torchrun rank
     0 decides and every other rank takes its decision with a
-    :class:`~loopwise.integrations.distributed_train.RankRun` (nothing written there); an
+    :class:`~loopwise.distributed.group.RankRun` (nothing written there); an
     error on rank 0 stops every rank."""
     if group is not None and not group.leader:
-        from loopwise.integrations.distributed_train import RankRun
+        from loopwise.distributed.group import RankRun
 
         plan = group.share(None, None, what="fit()")
         if plan["skip"]:
@@ -63,7 +63,7 @@ def distribute(group: Any, model: torch.nn.Module, train_loader: Any, val_loader
     model in ``DistributedDataParallel`` (the steps run it; a model given in DDP is kept)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from loopwise.integrations.distributed_train import rank_device, shard_loader, wrap_model
+    from loopwise.distributed.group import rank_device, shard_loader, wrap_model
 
     train_loader = shard_loader(train_loader, group, what="train_loader", seed=seed, pad=True)
     if val_loader is not None:

@@ -1,4 +1,4 @@
 """One resume method for fit and Workflow: ``rerun`` decides new / resume / already finished /
-refuse (with the differences); ``skip`` skips a mid-epoch's done batches in the sampler (no batch
-is read to be thrown away); ``sampler`` (``ResumableSampler``, ``ResumableLoader``, the loop
-position); ``rng`` (capture and restore every random generator)."""
+refuse (with the differences); ``restore`` puts a component's state back. The sampler, the skip
+of a mid-epoch's done batches and the RNG capture are in :mod:`loopwise.distributed`
+(``sampler``, ``skip``, ``rng``)."""

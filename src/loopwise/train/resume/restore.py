@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from loopwise.train.resume.errors import ResumeError
+from loopwise.distributed.errors import ResumeError
 
 # optimizer state entries that have the shape of their parameter (Adam/AdamW/SGD/RMSprop/...)
 _PARAM_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg",

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import torch
 
-from loopwise.record.units import format_mib
+from loopwise.utils.units import format_mib
 
 NO_CUDA = "CUDA is not available on this machine: no GPU memory to show (running on the CPU)"
 

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.atomic import atomic_write_json
-from loopwise.record.csvfile import CsvColumns, number_cell, write_csv
-from loopwise.record.validate import check_json
+from loopwise.utils.atomic import atomic_write_json
+from loopwise.utils.csvfile import CsvColumns, number_cell, write_csv
+from loopwise.utils.validate import check_json
 
 ARGS_FILE = "args.json"
 HISTORY_FILE = "history.csv"
@@ -71,7 +71,7 @@ class History:
     """Rows of ``history.csv`` (epoch, every metric, train and eval seconds), rewritten whole
     and atomically after each epoch; a resumed epoch replaces its row.
 
-    Written with loopwise's one CSV writer (:mod:`loopwise.record.csvfile`): rows are kept by
+    Written with loopwise's one CSV writer (:mod:`loopwise.utils.csvfile`): rows are kept by
     column name, so a metric named like a fixed column (``epoch``, ``train_seconds``...) has
     its own ``<name>_metric`` column and a name a spreadsheet would evaluate gets a ``'``.
     A row passed to :meth:`upsert` holds ``epoch``, the timing columns and the metrics.

@@ -3,7 +3,7 @@ checked before anything is reopened), or one that already finished (nothing to d
 
 Under ``torchrun`` rank 0 decides (:func:`open_experiment`) and hands its decision to every
 other rank (:func:`open_everywhere`), which follows it (:func:`follow`) with a
-:class:`~loopwise.integrations.distributed_train.RankRun`: one folder, written by rank 0 alone.
+:class:`~loopwise.distributed.group.RankRun`: one folder, written by rank 0 alone.
 An error on rank 0 stops every rank with its message."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def open_experiment(trainer: Trainer, opt: Options) -> Opening:
 
 def follow(shared: dict[str, Any], opt: Options) -> Opening:
     """A rank other than 0: rank 0's decision, the checkpoint read here too; nothing written."""
-    from loopwise.integrations.distributed_train import RankRun
+    from loopwise.distributed.group import RankRun
 
     folder = Path(shared["folder"])
     opening = Opening(shared["action"], folder, args=shared["args"], saved=shared["saved"],

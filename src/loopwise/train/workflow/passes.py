@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from loopwise.record.run import Run
-from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
-from loopwise.train.resume.sampler import (
+from loopwise.distributed.rng import capture_rng_state, restore_rng_state
+from loopwise.distributed.sampler import (
     LoopPosition,
     ResumableLoader,
     ResumeError,
     find_resumable_sampler,
 )
+from loopwise.record.run import Run
 from loopwise.train.workflow.checks import check_track_options, clean_metrics
 from loopwise.train.workflow.state import ResumePoint
 from loopwise.train.workflow.trainer import Trainer
@@ -43,7 +43,7 @@ class EpochPasses:
         self._tracked = False
         self._resume: ResumePoint | None = None
         self._t0 = 0.0
-        self.group: Any = None  # under torchrun: a TrainGroup (integrations.distributed_train)
+        self.group: Any = None  # under torchrun: a TrainGroup (distributed.group)
         self._sharded: dict[int, tuple[Any, Any]] = {}  # id(loader) -> (loader, its shards)
 
     def train(self, pending: ResumePoint | None, *,
@@ -93,7 +93,7 @@ class EpochPasses:
             options.setdefault("phase", "val")  # validation batches are no training steps
         if self.group is not None:  # each rank its share of the loader, this epoch's order
             iterable = self._shard(iterable)
-            from loopwise.integrations.distributed_train import set_sampler_epoch
+            from loopwise.distributed.group import set_sampler_epoch
 
             set_sampler_epoch(iterable, max(epoch - 1, 0))
         align_sampler(iterable, epoch)
@@ -116,7 +116,7 @@ class EpochPasses:
         that every rank takes as many steps); any other iterable as it is."""
         from torch.utils.data import DataLoader, IterableDataset
 
-        from loopwise.integrations.distributed_train import shard_loader
+        from loopwise.distributed.group import shard_loader
 
         if not isinstance(iterable, DataLoader) or isinstance(iterable.dataset, IterableDataset):
             return iterable

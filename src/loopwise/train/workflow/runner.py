@@ -17,11 +17,11 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
+from loopwise.distributed.rng import restore_rng_state
+from loopwise.distributed.sampler import LoopPosition
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
-from loopwise.train.resume.rng import restore_rng_state
-from loopwise.train.resume.sampler import LoopPosition
 from loopwise.train.workflow.checks import check_exporters, check_flag, check_options, check_setup
 from loopwise.train.workflow.epochs import finished_result, record_epoch, record_lr
 from loopwise.train.workflow.experiment import History, write_args
@@ -86,13 +86,13 @@ class Workflow:
         self._epoch = 0
         self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
         self._pending: ResumePoint | None = None
-        self._group: Any = None  # under torchrun: a TrainGroup (integrations.distributed_train)
+        self._group: Any = None  # under torchrun: a TrainGroup (distributed.group)
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:
         """Create or resume the experiment and train up to ``epochs``. Under torchrun rank 0
         decides (the folder, start or resume) and every rank takes its decision."""
-        from loopwise.integrations.distributed_train import train_group
+        from loopwise.distributed.group import train_group
 
         self._group = train_group()
         opening = open_everywhere(self._group, self.trainer, Options(

@@ -25,11 +25,11 @@ from loopwise.checkpoint.store import (
     CorruptCheckpointError,
     UnverifiedCheckpointError,
 )
+from loopwise.distributed.rng import capture_rng_state
+from loopwise.distributed.sampler import LoopPosition, ResumeError
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.resume.restore import restore_component, world_size
-from loopwise.train.resume.rng import capture_rng_state
-from loopwise.train.resume.sampler import LoopPosition, ResumeError
 from loopwise.train.workflow.trainer import Trainer
 from loopwise.watch.monitor import TrainingMonitor
 
@@ -183,7 +183,7 @@ def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: s
                     allow_reshard: bool = False) -> bool:
     """What can be checked before anything is touched: a complete Workflow checkpoint, the
     same world size (True: another one, allowed), the same callbacks in the same order."""
-    from loopwise.integrations.distributed_checkpoint import check_world_size
+    from loopwise.checkpoint.distributed import check_world_size
 
     missing = [k for k in REQUIRED if k not in state]
     if missing or state.get("format") != FORMAT:
@@ -218,7 +218,7 @@ def distribute_trainer(trainer: Trainer) -> None:
     """Under torchrun, after ``setup()``: ``trainer.model`` in ``DistributedDataParallel`` on
     the device its parameters are on (a model ``get_model()`` finds elsewhere, or one already
     wrapped, is left to the trainer)."""
-    from loopwise.integrations.distributed_train import wrap_model
+    from loopwise.distributed.group import wrap_model
 
     model = trainer.get_model()
     if model is trainer.model and plain_model(model) is model:

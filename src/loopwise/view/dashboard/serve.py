@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 from loopwise.view.dashboard.app import create_app
 from loopwise.view.dashboard.guard import LOCAL_HOSTS
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Protocol, runtime_checkable
 
-from loopwise.record.jsonsafe import json_safe
+from loopwise.utils.jsonsafe import json_safe
 
 LEVELS = ("debug", "info", "warning", "error")
 STREAMS = ("step", "epoch", "system")

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TextIO
 
 from loopwise.record.recorder import EventSink
-from loopwise.record.table import render_table
+from loopwise.utils.table import render_table
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
 from loopwise.watch.health.memory_leak import MemoryLeakDetector

@@ -1,7 +1,7 @@
 import json
 import math
 
-from loopwise.record.jsonsafe import float_or_nan, json_safe
+from loopwise.utils.jsonsafe import float_or_nan, json_safe
 
 
 def test_non_finite_floats_are_null_everywhere_in_the_value() -> None:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from loopwise.record.validate import check_json, check_key, check_number
+from loopwise.utils.validate import check_json, check_key, check_number
 
 
 def test_check_key_messages() -> None:

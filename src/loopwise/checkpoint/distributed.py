@@ -1,7 +1,7 @@
 """Checkpoints under ``torchrun``: rank 0 writes, every rank loads, the data position comes back.
 
 ```python
-from loopwise.integrations.distributed_checkpoint import load_checkpoint, save_checkpoint
+from loopwise.checkpoint.distributed import load_checkpoint, save_checkpoint
 
 save_checkpoint(path, {"model": model.module.state_dict(), "optimizer": opt.state_dict(),
                        "monitor": monitor.state_dict()}, sampler=sampler, batches_done=i)
@@ -10,7 +10,7 @@ for batch in skip_batches(loader, state["distributed"]["batches_done"]): ...
 ```
 
 :func:`save_checkpoint` is called on every rank: rank 0 writes the file atomically
-(``loopwise.record.atomic``), then all ranks meet at a barrier, so no rank goes on (or is
+(``loopwise.utils.atomic``), then all ranks meet at a barrier, so no rank goes on (or is
 killed) before the file is whole. :func:`load_checkpoint` checks that the world size is the one
 the checkpoint was saved under: another world size changes which samples each rank sees, so it
 is an error unless ``allow_reshard=True`` (then the sampler's epoch is restored and the position
@@ -43,7 +43,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any], *,
     of that epoch) to ``path`` on rank 0; every rank returns once it is written."""
     import torch
 
-    from loopwise.record.atomic import atomic_write_bytes
+    from loopwise.utils.atomic import atomic_write_bytes
 
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a mapping (e.g. {{'model': model.state_dict()}}), got "

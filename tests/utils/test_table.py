@@ -1,6 +1,6 @@
 import pytest
 
-from loopwise.record.table import render_table
+from loopwise.utils.table import render_table
 
 
 def test_columns_rule_aligns_and_escapes() -> None:

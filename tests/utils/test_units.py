@@ -1,4 +1,4 @@
-from loopwise.record.units import GIB, MIB, format_mib, mib
+from loopwise.utils.units import GIB, MIB, format_mib, mib
 
 
 def test_one_memory_unit_mib() -> None:

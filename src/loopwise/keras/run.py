@@ -1,5 +1,5 @@
 """What the Keras callback reads from the model and writes to the run at the start of ``fit``
-(used by :mod:`loopwise.integrations.keras`): the config, the run (continued after a resume),
+(used by :mod:`loopwise.keras.callback`): the config, the run (continued after a resume),
 the model summary event, the learning rate and which metrics Keras computes as means."""
 
 from __future__ import annotations

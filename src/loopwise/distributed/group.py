@@ -9,12 +9,12 @@
   ``ReduceLROnPlateau``, the best checkpoint);
 - :func:`wrap_model`, :func:`rank_device`, :func:`shard_loader`: the model in
   ``DistributedDataParallel`` on this rank's device, a loader sharded by a
-  :class:`~loopwise.train.resume.sampler.ResumableSampler`;
+  :class:`~loopwise.distributed.sampler.ResumableSampler`;
 - :class:`RankRun`: the run as a rank other than 0 sees it: the run folder's path and the
   global step, and nothing written.
 
 Every exchange goes through the loop reducer's one ``all_gather``
-(:meth:`~loopwise.integrations.distributed.Reducer.exchange`).
+(:meth:`~loopwise.distributed.reducer.Reducer.exchange`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loopwise.integrations.distributed import Reducer, loop_reducer
+from loopwise.distributed.reducer import Reducer, loop_reducer
 
 __all__ = ["RankRun", "TrainGroup", "rank_device", "shard_loader", "train_group", "wrap_model"]
 
@@ -105,7 +105,7 @@ def wrap_model(model: Any, device: Any) -> Any:
 
 def shard_loader(loader: Any, group: TrainGroup, *, what: str, seed: int, pad: bool) -> Any:
     """``loader`` with each rank taking its share of every pass: rebuilt around a sharded
-    :class:`~loopwise.train.resume.sampler.ResumableSampler` (shuffled when the loader
+    :class:`~loopwise.distributed.sampler.ResumableSampler` (shuffled when the loader
     shuffled); a loader already sharded (a ``DistributedSampler``, or a sharded
     ``ResumableSampler``) is kept. ``pad``: every rank gets as many samples (training)."""
     from torch.utils.data import (
@@ -117,8 +117,8 @@ def shard_loader(loader: Any, group: TrainGroup, *, what: str, seed: int, pad: b
         SequentialSampler,
     )
 
-    from loopwise.train.resume.sampler import ResumableSampler
-    from loopwise.train.resume.skip import loader_options
+    from loopwise.distributed.sampler import ResumableSampler
+    from loopwise.distributed.skip import loader_options
 
     if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
         raise TypeError(

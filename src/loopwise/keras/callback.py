@@ -27,8 +27,9 @@ from tqdm import tqdm
 
 from loopwise.backend import require
 from loopwise.checkpoint.manager import CheckpointManager
-from loopwise.integrations import keras_run, keras_state
-from loopwise.integrations.keras_logs import BatchLogs
+from loopwise.keras import run as keras_run
+from loopwise.keras import state as keras_state
+from loopwise.keras.logs import BatchLogs
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run

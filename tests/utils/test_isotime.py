@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from loopwise.record.isotime import iso, iso_stamps
+from loopwise.utils.isotime import iso, iso_stamps
 
 
 def test_iso_is_datetime_isoformat_to_the_millisecond() -> None:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from loopwise.integrations.distributed_failure import (
+from loopwise.distributed.failure import (
     GroupState,
     RankFailed,
     failure_report,
@@ -38,8 +38,8 @@ from loopwise.integrations.distributed_failure import (
     install_hooks,
     peer_failures,
 )
-from loopwise.integrations.distributed_local import SampleBuffer, quiet
-from loopwise.integrations.distributed_merge import (
+from loopwise.distributed.local import SampleBuffer, quiet
+from loopwise.distributed.merge import (
     merge_windows,
     next_interval,
     rank_samples,

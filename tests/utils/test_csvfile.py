@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from loopwise.record.csvfile import CsvColumns, number_cell, pad, read_csv, write_csv
+from loopwise.utils.csvfile import CsvColumns, number_cell, pad, read_csv, write_csv
 
 
 def test_column_names_follow_one_rule() -> None:

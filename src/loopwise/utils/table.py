@@ -1,7 +1,7 @@
 """loopwise's one text-table renderer: a pure function of rows, for every table loopwise prints
 (``render_stats``, the model summary's layer table, ``loopwise runs``, health findings).
 
-Every cell goes through :func:`loopwise.record.text.printable`, so a metric or run name holding
+Every cell goes through :func:`loopwise.utils.text.printable`, so a metric or run name holding
 an escape sequence shows as ``\\x1b...`` and cannot reach the terminal raw. Columns are padded
 to their widest cell (at least ``min_widths``), separated by ``gap`` spaces, and each line is
 stripped on the right. ``rule`` draws the line under the header:
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from loopwise.record.text import printable
+from loopwise.utils.text import printable
 
 RULES = ("columns", "frame", None)
 

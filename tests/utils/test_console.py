@@ -1,4 +1,4 @@
-from loopwise.watch.console import null_console
+from loopwise.utils.console import null_console
 from loopwise.watch.progress import ProgressBar
 
 

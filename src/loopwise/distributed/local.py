@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from loopwise.watch.console import null_console
+from loopwise.utils.console import null_console
 
 
 def quiet() -> TextIO:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from loopwise.record import atomic
-from loopwise.record.atomic import atomic_write_json, atomic_write_text
+from loopwise.utils import atomic
+from loopwise.utils.atomic import atomic_write_json, atomic_write_text
 
 
 def test_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What a Keras checkpoint holds, and putting it back (used by :mod:`loopwise.integrations.keras`).
+"""What a Keras checkpoint holds, and putting it back (used by :mod:`loopwise.keras.callback`).
 
 The state is plain data that ``CheckpointManager`` saves and loads with
 ``torch.load(weights_only=True)``: the model's variables (weights, non-trainable statistics and
@@ -6,7 +6,7 @@ the states of its seed generators, e.g. a ``Dropout``'s) and the optimizer's var
 iteration count, learning rate and slots) as torch tensors in ``model.variables`` /
 ``optimizer.variables`` order, their paths to check that order on load, Keras's global seed
 generator when one was made, and the global RNG states of Python, NumPy and torch
-(``loopwise.train.resume.sampler``). Keras itself is never imported here: the model is given.
+(``loopwise.distributed.sampler``). Keras itself is never imported here: the model is given.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from loopwise.train.resume.rng import capture_rng_state, restore_rng_state
+from loopwise.distributed.rng import capture_rng_state, restore_rng_state
 
 FORMAT = "keras-state-1"
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from loopwise.train.resume.sampler import ResumableSampler
+from loopwise.distributed.sampler import ResumableSampler
 
 __all__ = ["SkippingBatchSampler", "loader_options", "skip_batches"]
 

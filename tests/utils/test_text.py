@@ -1,4 +1,4 @@
-from loopwise.record.text import csv_cell, printable
+from loopwise.utils.text import csv_cell, printable
 
 
 def test_printable_escapes_terminal_control_sequences():

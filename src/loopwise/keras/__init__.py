@@ -1,6 +1,6 @@
 """``loopwise.keras``: the Keras 3 callback (``pip install 'loopwise[keras]'``); see
-:mod:`loopwise.integrations.keras` and ``docs/keras.md``."""
+:mod:`loopwise.keras.callback` and ``docs/keras.md``."""
 
-from loopwise.integrations.keras import LoopwiseCallback
+from loopwise.keras.callback import LoopwiseCallback
 
 __all__ = ["LoopwiseCallback"]

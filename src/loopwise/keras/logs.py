@@ -1,4 +1,4 @@
-"""Keras batch logs -> the record's per-step columns (used by :mod:`loopwise.integrations.keras`).
+"""Keras batch logs -> the record's per-step columns (used by :mod:`loopwise.keras.callback`).
 
 Keras hands ``on_train_batch_end`` the epoch's running value of each metric (``loss`` after
 batch 5 is the mean over batches 1..5). The record holds per-step values (``docs/record.md``),

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from loopwise.train.resume.errors import ResumeError
+from loopwise.distributed.errors import ResumeError
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -39,7 +39,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     missing = [k for k in ("python", "numpy", "torch", "cuda") if k not in state]
     if missing:
         raise ResumeError(f"the saved RNG state lacks {', '.join(missing)}; "
-                          "it was not written by loopwise.train.resume.sampler.capture_rng_state")
+                          "it was not written by loopwise.distributed.sampler.capture_rng_state")
     cuda = state["cuda"]
     if cuda is not None:
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -6,7 +6,7 @@ Used by the monitor's CSV (:mod:`loopwise.watch.csvlog`), ``loopwise export``
 (:mod:`loopwise.train.workflow.experiment`).
 
 Column names (:meth:`CsvColumns.column_for`): a metric name is written through
-:func:`loopwise.record.text.csv_cell` (a name starting with ``= + - @``, tab or CR gets a
+:func:`loopwise.utils.text.csv_cell` (a name starting with ``= + - @``, tab or CR gets a
 leading ``'``; control characters are escaped), and a name that equals one of the table's own
 columns (``step``, ``timestamp``, ``RAM_pct``, ``VRAM_gb``, ``wall_time``, ``epoch``...) gets the
 suffix ``_metric`` (``step`` -> ``step_metric``), so no column is ever duplicated. Two names that
@@ -28,8 +28,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from loopwise.record.atomic import atomic_write_text
-from loopwise.record.text import csv_cell
+from loopwise.utils.atomic import atomic_write_text
+from loopwise.utils.text import csv_cell
 
 RENAME_SUFFIX = "_metric"
 

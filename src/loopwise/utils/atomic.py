@@ -94,7 +94,7 @@ def json_bytes(obj: Any, *, indent: int = 2) -> bytes:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> None:
     """Serialise ``obj`` as JSON (strict: NaN refused; pass measured values through
-    :func:`loopwise.record.jsonsafe.json_safe` first) and write it atomically."""
+    :func:`loopwise.utils.jsonsafe.json_safe` first) and write it atomically."""
     atomic_write_bytes(path, json_bytes(obj, indent=indent))
 
 

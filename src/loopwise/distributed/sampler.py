@@ -1,0 +1,237 @@
+"""What exact resume needs beyond model and optimizer: the random number generators, and the
+position inside an epoch.
+
+* ``ResumableSampler``: a seeded sampler whose order depends only on ``(seed, epoch)`` and that
+  can start a pass at a given sample, so a resumed epoch skips the batches already trained on
+  without loading them.
+* ``ResumableLoader``: wraps a DataLoader with such a sampler; counts the batches the loop has
+  consumed (not the ones prefetched), calls a checkpoint hook every N batches, and on resume
+  replays the RNG states around the creation of the data iterator so that the resumed pass is
+  bit-identical to the uninterrupted one.
+The generators' states are :mod:`loopwise.distributed.rng`'s; restoring components with
+clear errors is :mod:`loopwise.train.resume.restore`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sized
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from loopwise.distributed.errors import ResumeError
+from loopwise.distributed.rng import capture_rng_state, restore_rng_state
+
+__all__ = ["LoopPosition", "ResumableLoader", "ResumableSampler", "ResumeError",
+           "find_resumable_sampler"]
+
+
+class ResumableSampler(Sampler[int]):
+    """Indices ``0..n-1``, shuffled by a generator seeded with ``seed + epoch``.
+
+    Each ``iter()`` produces the pass ``epoch`` and then advances it (``set_epoch`` overrides,
+    as with ``DistributedSampler``). ``skip_next(k)`` makes the next pass start at its k-th
+    sample: the skipped indices are never handed to the DataLoader, so nothing is loaded.
+
+    Under ``torchrun``, ``num_replicas`` processes each take their ``rank``'s share of every
+    pass (``order[rank::num_replicas]``, as ``DistributedSampler`` does); with ``pad`` the order
+    is first extended by its own first indices so that every rank gets the same number of
+    samples (needed for training: DDP's ranks must take the same number of steps).
+    """
+
+    def __init__(self, data_source: Sized | int, *, shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, num_replicas: int = 1, pad: bool = True) -> None:
+        if isinstance(data_source, bool):
+            raise TypeError("data_source must be a dataset (anything with len()) or a size")
+        size = data_source if isinstance(data_source, int) else len(data_source)
+        if size < 0:
+            raise ValueError(f"data_source size must be >= 0, got {size}")
+        if type(seed) is not int:
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        if type(num_replicas) is not int or num_replicas < 1:
+            raise ValueError(f"num_replicas must be an int >= 1 (the world size), got "
+                             f"{num_replicas!r}")
+        if type(rank) is not int or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be an int from 0 to num_replicas - 1 = "
+                             f"{num_replicas - 1}, got {rank!r}")
+        self.size = size
+        self.rank, self.num_replicas, self.pad = rank, num_replicas, bool(pad)
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self.epoch = 0
+        self.last_epoch: int | None = None
+        self._skip = 0
+
+    def __len__(self) -> int:
+        world = self.num_replicas
+        if self.pad:
+            return -(-self.size // world)
+        return len(range(self.rank, self.size, world))
+
+    def set_epoch(self, epoch: int) -> None:
+        if type(epoch) is not int or epoch < 0:
+            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        self.epoch = epoch
+
+    def skip_next(self, samples: int) -> None:
+        """Start the next pass at sample ``samples`` (0 = from the beginning)."""
+        if type(samples) is not int or samples < 0:
+            raise ValueError(f"samples to skip must be an int >= 0, got {samples!r}")
+        self._skip = samples
+
+    def order(self, epoch: int) -> list[int]:
+        """This rank's order of pass ``epoch`` (the full order in one process)."""
+        if not self.shuffle:
+            full = list(range(self.size))
+        else:
+            gen = torch.Generator()
+            gen.manual_seed(self.seed + epoch)
+            full = torch.randperm(self.size, generator=gen).tolist()
+        world = self.num_replicas
+        if world == 1:
+            return full
+        if self.pad and full:
+            extra = -len(full) % world
+            full = full + (full * (extra // len(full) + 1))[:extra]
+        return full[self.rank::world]
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, skip = self.epoch, self._skip
+        self.last_epoch = epoch
+        self.epoch = epoch + 1
+        self._skip = 0
+        return iter(self.order(epoch)[skip:])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "shuffle": self.shuffle, "seed": self.seed,
+                "epoch": self.epoch, "skip": self._skip}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for key in ("size", "shuffle", "seed", "epoch", "skip"):
+            if key not in state:
+                raise ResumeError(f"ResumableSampler state is missing {key!r}")
+        for key, now in (("size", self.size), ("shuffle", self.shuffle), ("seed", self.seed)):
+            if state[key] != now:
+                raise ResumeError(
+                    f"the sampler's {key} was {state[key]!r} when the checkpoint was written "
+                    f"and is {now!r} now; a resumed pass would visit different samples"
+                )
+        self.epoch = int(state["epoch"])
+        self._skip = int(state["skip"])
+
+
+def find_resumable_sampler(loader: Any) -> tuple[ResumableSampler, int]:
+    """The ResumableSampler behind ``loader`` and the loader's batch size (or a clear error)."""
+    if not isinstance(loader, DataLoader):
+        raise TypeError(
+            f"mid-epoch checkpoints need a torch DataLoader, got {type(loader).__name__}; "
+            "iterate a DataLoader(dataset, batch_size=..., sampler=ResumableSampler(dataset))"
+        )
+    batch_sampler = loader.batch_sampler
+    sampler: object = loader.sampler
+    if not isinstance(sampler, ResumableSampler):
+        sampler = getattr(batch_sampler, "sampler", None)
+    if not isinstance(sampler, ResumableSampler):
+        raise TypeError(
+            "mid-epoch checkpoints need the DataLoader's sampler to be a "
+            "loopwise.distributed.sampler.ResumableSampler (a seeded sampler that can skip the "
+            "batches already seen); build the loader with "
+            "DataLoader(dataset, batch_size=..., sampler=ResumableSampler(dataset, seed=0))"
+        )
+    batch_size = loader.batch_size or getattr(batch_sampler, "batch_size", None)
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise TypeError("mid-epoch checkpoints need a fixed batch size (DataLoader(batch_size=N))")
+    return sampler, batch_size
+
+
+@dataclass(frozen=True)
+class LoopPosition:
+    """Where a pass over a loader stands: its sampler epoch, the batches already consumed,
+    and the RNG state from just before the pass's data iterator was created."""
+
+    epoch: int
+    batches_done: int
+    batch_size: int
+    rng_at_start: dict[str, Any]
+
+    def to_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done,
+                "batch_size": self.batch_size, "rng_at_start": self.rng_at_start}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LoopPosition:
+        for key in ("epoch", "batches_done", "batch_size", "rng_at_start"):
+            if key not in state:
+                raise ResumeError(f"the saved loop position lacks {key!r}")
+        return cls(epoch=int(state["epoch"]), batches_done=int(state["batches_done"]),
+                   batch_size=int(state["batch_size"]), rng_at_start=dict(state["rng_at_start"]))
+
+
+class ResumableLoader:
+    """One pass over ``loader`` that can be checkpointed every ``every`` batches and resumed.
+
+    ``on_checkpoint(position)`` runs after ``every``-th consumed batch, when the loop asks for the
+    next one (so the step on the last batch is complete), never after the last batch. With
+    ``resume`` (a position and the RNG state saved with it) the pass restarts at that batch.
+    """
+
+    def __init__(
+        self,
+        loader: DataLoader[Any],
+        *,
+        every: int | None = None,
+        on_checkpoint: Callable[[LoopPosition], None] | None = None,
+        resume: tuple[LoopPosition, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if every is not None and (type(every) is not int or every <= 0):
+            raise ValueError(f"checkpoint_every must be an int >= 1 (batches), got {every!r}")
+        self.loader = loader
+        self.sampler, self.batch_size = find_resumable_sampler(loader)
+        if resume is not None and resume[0].batch_size != self.batch_size:
+            raise ResumeError(
+                f"the checkpoint was written with batch_size={resume[0].batch_size}, the loader "
+                f"now has batch_size={self.batch_size}; resume with the same batch size"
+            )
+        self.every = every
+        self.on_checkpoint = on_checkpoint
+        self._resume = resume
+        self.batches_done = 0 if resume is None else resume[0].batches_done
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.batches_done
+
+    def __iter__(self) -> Iterator[Any]:
+        resume, self._resume = self._resume, None
+        if resume is None:
+            rng_at_start = capture_rng_state()
+            done = 0
+        else:
+            position = resume[0]
+            rng_at_start = position.rng_at_start
+            restore_rng_state(rng_at_start)  # the iterator draws its base seed from torch's RNG
+            self.sampler.set_epoch(position.epoch)
+            done = position.batches_done
+        from loopwise.distributed.skip import skip_batches  # the one skip (fit's too)
+
+        source, start = skip_batches(self.loader, done if resume is not None else 0)
+        epoch = self.sampler.epoch
+        iterator = iter(source)
+        start()
+        if resume is not None:
+            restore_rng_state(resume[1])
+        total = len(self.loader)  # batches in a full pass
+        for batch in iterator:
+            yield batch
+            done += 1
+            self.batches_done = done
+            if (self.every is not None and self.on_checkpoint is not None
+                    and done % self.every == 0 and done < total):
+                self.on_checkpoint(LoopPosition(epoch=epoch, batches_done=done,
+                                                batch_size=self.batch_size,
+                                                rng_at_start=rng_at_start))
+        self.batches_done = 0
+
+
+# -- restoring components ------------------------------------------------------------------

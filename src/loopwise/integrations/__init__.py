@@ -1,1 +1,0 @@
-"""loopwise.integrations."""
