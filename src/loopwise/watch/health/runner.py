@@ -87,6 +87,14 @@ class HealthMonitor:
         """Several values of the step stream at one ``step``."""
         return self._feed("step", step, values, time)
 
+    def observe_window(self, step: int, means: Mapping[str, float],
+                       peaks: Mapping[str, tuple[int, float]], *,
+                       time: float | None = None) -> list[Finding]:
+        """One refresh window of the step stream: each key's mean at the window's last
+        ``step``, and its highest point ``(step, value)``, which detectors with ``peaks = True``
+        (the spike detector) judge instead of the mean, so that a finding names the point."""
+        return self._feed("step", step, means, time, peaks=peaks)
+
     def observe_epoch(self, epoch: int, values: Mapping[str, float], *,
                       time: float | None = None) -> list[Finding]:
         """One evaluation (usually an epoch's train and validation metrics)."""
@@ -107,7 +115,8 @@ class HealthMonitor:
         return self._feed("system", step, values, time)
 
     def _feed(self, stream: str, step: int, values: Mapping[str, float],
-              time: float | None) -> list[Finding]:
+              time: float | None,
+              peaks: Mapping[str, tuple[int, float]] | None = None) -> list[Finding]:
         if type(step) is not int:
             raise TypeError(f"step must be an int, got {type(step).__name__}")
         if not isinstance(values, Mapping):
@@ -125,7 +134,12 @@ class HealthMonitor:
         found: list[Finding] = []
         with self._lock:
             for detector in self.detectors:
-                if stream in detector.streams:
+                if stream not in detector.streams:
+                    continue
+                if peaks is not None and getattr(detector, "peaks", False):
+                    for key, (at, value) in peaks.items():
+                        found.extend(detector.update(at, {key: value}, time=time))
+                else:
                     found.extend(detector.update(step, clean, time=time))
             self._findings.extend(found)
         for finding in found:
