@@ -4,6 +4,7 @@ back through ``MlflowClient``."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -396,3 +397,59 @@ def test_fit_uploads_its_report_and_the_live_best_model_never_a_spare(server, tm
     html = Path(client.download_artifacts(exporter.run_id, "report.html",
                                           str(tmp_path / "down"))).read_text()
     assert "finished" in html
+
+
+CLOSING_CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    from loopwise.export.mlflow import MLflowExporter
+    from loopwise.train.callbacks import Callback
+    from loopwise.train.fit.config import TrainingConfig
+    from loopwise.train.fit.entry import fit
+
+    marker = Path(sys.argv[1]) / "closing"
+
+    def slow_close():  # the close takes a while (as an exporter's drain does)
+        marker.touch()
+        time.sleep(3)
+
+    class AtEnd(Callback):
+        def on_train_end(self, state):
+            state.run.on_close(slow_close)
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16)
+    exporter = MLflowExporter(sys.argv[2], experiment="closing", close_timeout=120)
+    cfg = TrainingConfig(epochs=2, patience=0, lr_patience=0, device="cpu", model_name="m")
+    result = fit(torch.nn.Linear(4, 1), loader, loss_fn=torch.nn.MSELoss(), val_loader=loader,
+                 config=cfg, root=Path(sys.argv[1]) / "runs", exporters=[exporter],
+                 callbacks=[AtEnd()], plots=False, progress=False, system=False)
+    print(exporter.run_id, result.status, result.run_path, flush=True)
+""")
+
+
+def test_ctrl_c_while_the_run_closes_leaves_one_status_everywhere(server, tmp_path):
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLOSING_CHILD, str(tmp_path), server.uri],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "closing").exists() and time.monotonic() < deadline:
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=240)
+    assert child.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Ctrl-C: training is over; the run is closing as finished" in err
+    mlflow_run_id, status, folder = out.split()[-3:]
+    assert status == "finished"
+    folder = Path(folder)
+    assert RunReader(folder).status == "finished"
+    results = json.loads(next(folder.glob("*results.json")).read_text())
+    assert results["status"] == "finished"
+    assert (folder / "report.html").is_file()
+    got = MlflowClient(server.uri).get_run(mlflow_run_id)
+    assert got.info.status == "FINISHED" and got.data.tags["loopwise.status"] == "finished"

@@ -50,7 +50,7 @@ from loopwise.train.callbacks import (
 )
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.files import FitFiles
-from loopwise.train.fit.interrupt import GracefulInterrupt
+from loopwise.train.fit.interrupt import GracefulInterrupt, HeldInterrupt
 from loopwise.train.fit.logsetup import close_logging, setup_logging
 from loopwise.train.fit.loop import FitLoop
 from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
@@ -211,8 +211,9 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         _start(loop, files, cfg, run, device, logger, system, allow_reshard=allow_reshard)
         with GracefulInterrupt() as interrupt:
             loop.run_epochs(interrupt)
-        session.close("finished")
-        result = finish_fit(loop, files, plots=plots and leader)
+        with HeldInterrupt("finished"):  # training is over: a Ctrl-C now changes no status
+            session.close("finished")
+            result = finish_fit(loop, files, plots=plots and leader)
         status = "finished"
         return result
     except KeyboardInterrupt:
@@ -226,31 +227,32 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
             logger.error("training failed:\n%s", error)
         raise
     finally:
-        if session is not None:
-            with _after(status):
-                session.close(status, error=error)
-        if files is not None:
-            with _after(status):
-                files.close()
-        if logger is not None:
-            with _after(status):
-                close_logging(logger)
-        if owns:
-            if report and leader and not run.closed:
-                # before the close: the exporters (MLflow) upload it with the run's files
-                from loopwise.view.report import report_at_end
-
+        with HeldInterrupt(status):  # the close: one status in every file and mirror
+            if session is not None:
                 with _after(status):
-                    run.flush()
-                written = report_at_end(run.path, ending={"status": status,
-                                                          "end_time": time.time()})
-                if written is not None and result is not None:
-                    result.files["report"] = written
-            with _after(status):
-                run.close(status, error=error)
-        elif status != "finished" and not run.closed:
-            run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
-                          data={"error": error.splitlines()[-1] if error else None})
+                    session.close(status, error=error)
+            if files is not None:
+                with _after(status):
+                    files.close()
+            if logger is not None:
+                with _after(status):
+                    close_logging(logger)
+            if owns:
+                if report and leader and not run.closed:
+                    # before the close: the exporters (MLflow) upload it with the run's files
+                    from loopwise.view.report import report_at_end
+
+                    with _after(status):
+                        run.flush()
+                    written = report_at_end(run.path, ending={"status": status,
+                                                              "end_time": time.time()})
+                    if written is not None and result is not None:
+                        result.files["report"] = written
+                with _after(status):
+                    run.close(status, error=error)
+            elif status != "finished" and not run.closed:
+                run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
+                              data={"error": error.splitlines()[-1] if error else None})
 
 
 def _after(status: str) -> contextlib.AbstractContextManager[Any]:
