@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from loopwise import TrainingMonitor, TrainingSession
 from loopwise.record import Run, RunReader
 from loopwise.record.active import end_active_run
+from loopwise.record.folder import REPORT_FILE
 
 
 def digits_loaders(
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     part_session(args.root, args.epochs)
     print("\n== 3. loopwise fit: the ready loop (a second `make demo` finds it done) ==")
     code = part_fit(args.root, max(args.epochs, 8), data_dir)
-    report = Path(args.root).absolute() / "digits-fit" / "report.html"
+    report = Path(args.root).absolute() / "digits-fit" / REPORT_FILE
     if code == 0 and not report.exists():  # a second demo finds fit done: write it now
         from loopwise.view.report import write_report
 

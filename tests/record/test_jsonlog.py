@@ -15,7 +15,8 @@ import pytest
 
 from loopwise.record import Run
 from loopwise.record.errors import DiskFullError
-from loopwise.record.jsonlog import LOG_FILE, JsonLog, read_json_log
+from loopwise.record.folder import LOG_FILE
+from loopwise.record.jsonlog import JsonLog, read_json_log
 from loopwise.utils.isotime import iso
 
 

@@ -13,14 +13,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from loopwise.checkpoint.store import load_file, save_file
+from loopwise.distributed.loader import LoopPosition, ResumableLoader
 from loopwise.distributed.rng import capture_rng_state, restore_rng_state
-from loopwise.distributed.sampler import (
-    LoopPosition,
-    ResumableLoader,
-    ResumableSampler,
-    ResumeError,
-    find_resumable_sampler,
-)
+from loopwise.distributed.sampler import ResumableSampler, ResumeError, find_resumable_sampler
 from loopwise.train.resume.restore import restore_component, world_size
 
 

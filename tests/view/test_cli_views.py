@@ -2,14 +2,15 @@
 
 import csv
 import json
-import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
-from _view_kit import HOSTILE, SRC
+from _view_kit import HOSTILE, Server
 
 from loopwise.cli import main
+from loopwise.record import Run
 
 VERBS = ("runs", "show", "compare", "export", "report", "doctor", "ui", "fit")
 
@@ -143,8 +144,15 @@ def test_report_writes_into_the_run_or_given_file(runs_root: Path, tmp_path: Pat
     assert "is a folder; give a file name such as report.html" in capsys.readouterr().err
 
 
-def test_ui_refuses_a_missing_root(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "loopwise", "ui", str(tmp_path / "none")],
-                          capture_output=True, text=True, env={"PYTHONPATH": SRC}, timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("loopwise ui: error: no runs folder at")
+def test_ui_waits_for_a_root_that_does_not_exist_yet(tmp_path: Path) -> None:
+    server = Server(tmp_path / "later")
+    try:
+        assert json.loads(urllib.request.urlopen(server.url + "/api/runs").read()) == []
+        with Run.create(tmp_path / "later", "first"):
+            pass
+        runs = json.loads(urllib.request.urlopen(server.url + "/api/runs").read())
+        assert [r["name"] for r in runs] == ["first"]
+    finally:
+        server.stop()
+    assert server.proc.stdout is not None
+    assert "does not exist yet; waiting for runs to appear there" in server.proc.stdout.read()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from array import array
 from pathlib import Path
@@ -122,7 +123,10 @@ def test_openapi_schema_documents_the_api(runs_root: Path) -> None:
     schema = client(runs_root).get("/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/api/runs", "/api/runs/{run}", "/api/runs/{run}/events",
-                                    "/api/runs/{run}/system", "/api/runs/{run}/series/{key}"}
+                                    "/api/runs/{run}/system", "/api/runs/{run}/series/{key}",
+                                    "/api/root", "/api/runs/{run}/payload",
+                                    "/api/runs/{run}/download/{key}",
+                                    "/api/runs/{run}/report"}
     params = {p["name"] for p in schema["paths"]["/api/runs/{run}/series/{key}"]["get"][
         "parameters"]}
     assert params == {"run", "key", "start", "end", "points", "x"}
@@ -141,9 +145,45 @@ def test_a_million_points_window(tmp_path: Path) -> None:
     assert zoom["window"] == 100_001 and 777_778 in zoom["steps"]
 
 
+def test_a_root_that_does_not_exist_yet_is_waited_for(tmp_path: Path) -> None:
+    c = client(tmp_path / "later")
+    assert c.get("/api/runs").json() == []
+    assert c.get("/api/root").json() == {"path": str((tmp_path / "later").resolve()),
+                                         "exists": False}
+    with Run.create(tmp_path / "later", "first") as run:
+        run.log_scalars({"loss": 1.0}, step=1)
+    assert [r["name"] for r in c.get("/api/runs").json()] == ["first"]
+    assert c.get("/api/root").json()["exists"] is True
+
+
+def test_payload_download_and_report(runs_root: Path) -> None:
+    c = client(runs_root)
+    payload = c.get("/api/runs/alpha-2/payload?points=100").json()
+    assert payload["series"]["loss"]["points"] <= 100 and payload["epoch_ends"] == [100, 200, 300]
+    assert max(payload["series"]["loss"]["values"]) == 25.0
+    best = payload["best"]
+    assert (best["key"], best["epoch"], best["step"]) == ("epoch/val_loss", 3, 300)
+    csv = c.get("/api/runs/alpha-2/download/loss")
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="alpha-2-loss.csv"' in csv.headers["content-disposition"]
+    lines = csv.text.splitlines()
+    assert lines[0] == "step,wall_time,value" and len(lines) == 301
+    assert lines[150].startswith("150,1700000150.0,25.0")
+    jsonl = c.get("/api/runs/alpha-2/download/epoch/val_loss?format=jsonl").text.splitlines()
+    assert [json.loads(x)["step"] for x in jsonl] == [100, 200, 300]
+    bad = c.get("/api/runs/alpha-2/download/loss?format=xml")
+    assert bad.status_code == 400 and bad.json()["error"] == (
+        "format must be one of csv, jsonl; got 'xml'")
+    assert c.get("/api/runs/alpha-2/download/nope").status_code == 404
+    report = c.get("/api/runs/beta/report")
+    assert report.text.startswith("<!doctype html>")
+    assert "script-src 'unsafe-inline'" in report.headers["content-security-policy"]
+
+
 def test_create_app_validates(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no runs folder at"):
-        create_app(tmp_path / "none")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file, not a runs folder"):
+        create_app(tmp_path / "file")
     with pytest.raises(ValueError, match="allow_hosts must be host names"):
         create_app(tmp_path, allow_hosts=[""])
 

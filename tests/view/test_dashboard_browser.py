@@ -37,6 +37,11 @@ def test_dashboard_lists_overlays_and_escapes(runs_root: Path, browser: Any,
         page.uncheck("#lw-runs tr[data-run='beta'] input")
     wait_until(lambda: _legend(page) == ["step", "alpha-1", "alpha-2"], what="two runs overlaid")
     assert page.query_selector("#lw-chart canvas").evaluate(INK) > 500
+    wait_until(lambda: len(page.query_selector_all("#lw-chart .lw-mark-checkpoint")) == 6,
+               what="the checkpoints of both runs marked on the chart")
+    assert "alpha-2: checkpoint of epoch 2" in [
+        m.get_attribute("title").split(" at step 200: ")[-1]
+        for m in page.query_selector_all("#lw-chart .lw-mark-checkpoint")]
     wait_until(lambda: {"alpha-1", "alpha-2"} <= {
         td.text_content() for td in page.query_selector_all("#lw-events td:nth-child(2)")},
         what="the events of both runs")

@@ -105,9 +105,13 @@ def test_shipped_front_end_files() -> None:
     for name in STATIC_FILES:
         assert static_text(name).strip(), name
     assert "MIT License" in static_text("uPlot.LICENSE.txt")
-    assert "http://" not in static_text("loopwise.js") and "https://" not in static_text(
-        "loopwise.js")
-    assert "innerHTML" not in static_text("loopwise.js")
+    from loopwise.view.static_files import SCRIPTS
+
+    for name in SCRIPTS:  # no request to anywhere, no HTML parsed from data
+        script = static_text(name)
+        assert "http://" not in script and "https://" not in script, name
+        assert "innerHTML" not in script and "insertAdjacentHTML" not in script, name
+        assert f'src="static/{name}"' in static_text("dashboard.html"), name
     with pytest.raises(KeyError, match="no static file 'x.js'"):
         static_text("x.js")
 
@@ -130,8 +134,8 @@ def test_empty_and_non_finite_runs(tmp_path: Path, browser: Any) -> None:
     assert [p.text_content() for p in page.query_selector_all(".lw-empty")] == [
         "no metrics recorded", "no system samples", "no config", "no epochs recorded"]
     page.goto(write_report(tmp_path / "runs" / "nan").as_uri())
-    assert page.text_content(".lw-warn") == ("loss: 2 non-finite value(s) (NaN or infinity) not "
-                                             "drawn, the first at step 1")
+    assert page.text_content(".lw-warn") == ("loss: 2 non-finite value(s) (NaN or infinity) "
+                                             "drawn as gaps (\u00d7), the first at step 1")
     assert errors == []
 
 

@@ -9,9 +9,12 @@ state = load_checkpoint(path, sampler=sampler)       # every rank; sampler.set_e
 for batch in skip_batches(loader, state["distributed"]["batches_done"]): ...
 ```
 
-:func:`save_checkpoint` is called on every rank: rank 0 writes the file atomically
-(``loopwise.utils.atomic``), then all ranks meet at a barrier, so no rank goes on (or is
-killed) before the file is whole. :func:`load_checkpoint` checks that the world size is the one
+:func:`save_checkpoint` is called on every rank: rank 0 writes the file through the checkpoint
+store every other checkpoint goes through (:class:`~loopwise.checkpoint.named.NamedFiles`:
+``torch.save`` streamed into a temp file and hashed as it is written, fsync, ``os.replace``, the
+hash listed in the folder's ``manifest.json``), then all ranks meet at a barrier, so no rank
+goes on (or is killed) before the file is whole; ``load_state_dict_safely`` verifies it
+against that manifest. :func:`load_checkpoint` checks that the world size is the one
 the checkpoint was saved under: another world size changes which samples each rank sees, so it
 is an error unless ``allow_reshard=True`` (then the sampler's epoch is restored and the position
 within the epoch is dropped: the epoch starts again under the new sharding).
@@ -19,12 +22,14 @@ within the epoch is dropped: the epoch starts again under the new sharding).
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from loopwise.checkpoint.named import NamedFiles
+from loopwise.checkpoint.store import load_file
 
 KEY = "distributed"
 
@@ -38,19 +43,18 @@ def _group() -> tuple[int, int, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any], *,
-                    sampler: Any = None, batches_done: int = 0) -> Path:
+                    sampler: Any = None, batches_done: int = 0, step: int = 0) -> Path:
     """Write ``state`` (plus the group's world size, the sampler's epoch and ``batches_done``
-    of that epoch) to ``path`` on rank 0; every rank returns once it is written."""
-    import torch
-
-    from loopwise.utils.atomic import atomic_write_bytes
-
+    of that epoch) to ``path`` on rank 0; every rank returns once it is written. ``step``
+    (the global step) is recorded beside the file's hash in the folder's ``manifest.json``."""
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a mapping (e.g. {{'model': model.state_dict()}}), got "
                         f"{type(state).__name__}")
     if type(batches_done) is not int or batches_done < 0:
         raise ValueError(f"batches_done must be an int >= 0 (batches of the current epoch "
                          f"already trained), got {batches_done!r}")
+    if type(step) is not int or step < 0:
+        raise ValueError(f"step must be an int >= 0 (the global step), got {step!r}")
     if KEY in state:
         raise ValueError(f"state must not hold the key {KEY!r}: save_checkpoint adds it")
     rank, world, dist = _group()
@@ -59,10 +63,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any], *,
         full = dict(state)
         full[KEY] = {"world_size": world, "batches_done": batches_done,
                      "sampler_epoch": None if sampler is None else int(sampler.epoch)}
-        buf = io.BytesIO()
-        torch.save(full, buf)
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(target, buf.getvalue())
+        NamedFiles(target.parent).save({target.name: full}, step=step)
     if dist is not None:
         dist.barrier()
     return target
@@ -76,8 +78,6 @@ def load_checkpoint(path: str | os.PathLike[str], *, sampler: Any = None,
     Loaded as the checkpoint store loads (``weights_only=True``): a file holding pickled
     Python objects is refused unless ``allow_pickle=True`` (which warns: a pickle can run
     code)."""
-    from loopwise.checkpoint.store import load_file
-
     for flag, value in (("allow_reshard", allow_reshard), ("allow_pickle", allow_pickle)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")

@@ -2,8 +2,9 @@
 
 - :func:`train_group`: the group of several ranks a training entry point runs in (None in one
   process, or with ``LOOPWISE_DISTRIBUTED=0``);
-- :meth:`TrainGroup.share`: rank 0 decides (which run folder, start or resume) and every rank
-  takes its decision; an error on rank 0 stops every rank;
+- :meth:`TrainGroup.decide`: rank 0 decides (which run folder, start or resume), broadcasts
+  its decision, and every other rank follows it; an error on rank 0 stops every rank (fit and
+  Workflow open their runs this way);
 - :meth:`TrainGroup.mean_values`: values every rank computed (validation means, timings)
   averaged over the ranks, so that every rank takes the same decisions (early stopping,
   ``ReduceLROnPlateau``, the best checkpoint);
@@ -21,14 +22,17 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loopwise.distributed.reducer import Reducer, loop_reducer
 
-__all__ = ["RankRun", "TrainGroup", "rank_device", "shard_loader", "train_group", "wrap_model"]
+__all__ = ["RankRun", "TrainGroup", "rank_device", "set_sampler_epoch", "shard_loader",
+           "train_group", "wrap_model"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -62,6 +66,22 @@ class TrainGroup:
         if sent["error"] is not None:
             raise RuntimeError(f"{what} failed on rank 0 (see its output): {sent['error']}")
         return sent["value"]
+
+    def decide(self, choose: Callable[[], T], *, share: Callable[[T], Any],
+               follow: Callable[[Any], T], what: str) -> T:
+        """Rank 0 decides, broadcasts, the others follow: on rank 0 ``choose()``, whose result is
+        returned there and sent to every rank as ``share(result)`` (picklable); every other rank
+        returns ``follow(shared)``. When ``choose()`` raises on rank 0, its error is raised
+        there and a RuntimeError naming it (and ``what``) on every other rank."""
+        if not self.leader:
+            return follow(self.share(None, None, what=what))
+        try:
+            result = choose()
+        except Exception as exc:
+            self.share(None, exc, what=what)  # raises it here, and an error on every rank
+            raise
+        self.share(share(result), None, what=what)
+        return result
 
     def barrier(self) -> None:
         """Every rank waits here for the others (after rank 0 wrote a file they will read)."""

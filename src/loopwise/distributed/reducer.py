@@ -1,8 +1,10 @@
 """Training under ``torchrun`` (DDP): one bar, reduced metrics, one record, bounded failures.
 
 The loop-side accumulator (``watch/accumulator.py``) calls a :class:`Reducer` at each refresh
-when a process group is initialised (:func:`loop_reducer`; ``watch/`` imports this module
-lazily, and only when ``torch.distributed`` was imported and initialised). Collectives must
+when a process group is initialised (:func:`loop_reducer`, which imports no torch unless
+``torch.distributed`` was imported and initialised). The reducer knows nothing of ``watch/``:
+it returns the merged columns, and ``watch.system_run.start_rank_system`` starts a rank's
+system sampler into its sample buffer. Collectives must
 happen at the same points on every rank, so under a process group:
 
 - a loop refreshes every :attr:`Reducer.every` steps (the same number on every rank, agreed at
@@ -10,7 +12,7 @@ happen at the same points on every rank, so under a process group:
   the end of each pass; never on the wall clock, which differs per rank;
 - each refresh is ONE ``all_gather`` of a fixed-size byte buffer holding every rank's window
   (all keys, all steps), its buffered system samples and its proposal for the next interval;
-  every rank then merges the same data (``distributed_merge.py``): the same global step, the
+  every rank then merges the same data (``distributed/merge.py``): the same global step, the
   same reduced values (mean; weighted means and summed weights where the loop gave batch
   sizes); rank 0 alone records them, with every rank's system samples as ``rank{r}/<name>``.
   A window bigger than the buffer grows it for every rank (a second gather, that time only).
@@ -38,7 +40,7 @@ from loopwise.distributed.failure import (
     install_hooks,
     peer_failures,
 )
-from loopwise.distributed.local import SampleBuffer, quiet
+from loopwise.distributed.local import quiet
 from loopwise.distributed.merge import (
     merge_windows,
     next_interval,
@@ -113,18 +115,15 @@ class Reducer:
             acc.step0 = int(self.exchange({"step0": acc.step0})[0]["step0"])
 
     def attach_monitor(self, acc: Any, iterable: Iterable[Any],
-                       refresh: Callable[[float], None], *, train: bool,
-                       system: bool) -> Iterable[Any]:
+                       refresh: Callable[[float], None], *, train: bool) -> Iterable[Any]:
         """A TrainingMonitor's accumulator and iterable: the iterable to loop over, which
-        calls ``refresh(now)`` every :attr:`every` steps; the rank's system sampler when
-        ``system`` and the loop trains; the failure hooks."""
+        calls ``refresh(now)`` every :attr:`every` steps; the failure hooks. (The rank's system
+        sampler is started by ``watch.system_run.start_rank_system``.)"""
         self.attach(acc, train=train)
-        if system and train:
-            self.start_system(acc.stats)
         self.install_sigterm()
         return self.wrap(iterable, lambda: refresh(time.perf_counter()))
 
-    def attach_session(self, rec: Any, *, system: bool) -> None:
+    def attach_session(self, rec: Any) -> None:
         """A TrainingSession's recorder: refresh every :attr:`every` steps (not on the clock);
         the phase-end values (``resolved``) averaged over the ranks."""
         acc = rec.acc
@@ -140,31 +139,16 @@ class Reducer:
 
         rec.flush_due = every_n_steps
         rec.resolved = resolved_everywhere
-        if system:
-            self.start_system(acc.stats)
         self.install_sigterm()
-
-    def start_system(self, loop_stats: Any, *, interval: float | None = None) -> None:
-        """Start this process's system sampler (one per process) into the sample buffer."""
-        if self.state.sampler is not None:
-            self.state.sampler.attach_loop_stats(loop_stats)
-            return
-        from loopwise.watch.system import DEFAULT_INTERVAL, SystemMonitor
-
-        sampler = SystemMonitor(SampleBuffer(), interval=interval or DEFAULT_INTERVAL,
-                                loop_stats=loop_stats)
-        self.state.sampler = sampler
-        sampler.start()
 
     # -- the refresh -------------------------------------------------------------------------
     def reduce(self, acc: Any, window: Any, weights: dict[str, list[float]], step0: int
-               ) -> tuple[Any, dict[str, list[float]]]:
-        """Called by the accumulator's flush: the window reduced over the ranks (and, on
-        rank 0, every rank's system samples written to the run)."""
+               ) -> tuple[dict[str, Any], bool, dict[str, list[float]]]:
+        """Called by the accumulator's flush: the window's ``(columns, uniform, weights)``
+        reduced over the ranks (and, on rank 0, every rank's system samples written to the
+        run)."""
         if self.state.broken:
-            return window, weights
-        from loopwise.watch.window import Window
-
+            return window.columns, window.uniform, weights
         now = time.perf_counter()
         steps = acc.step0 - step0
         proposal = next_interval(steps, now - self._t_last, self.target_s) if steps else self.every
@@ -194,7 +178,7 @@ class Reducer:
             for wall, values in rank_samples(payloads):
                 run.log_system(values, wall_time=wall)
         keep = {k: v for k, v in merged_weights.items() if k in weights} if weights else {}
-        return Window(columns, uniform=uniform), keep
+        return columns, uniform, keep
 
     def reduce_values(self, values: Mapping[str, float]) -> dict[str, float]:
         """``values`` (e.g. a validation pass's means) averaged over the ranks: one gather."""

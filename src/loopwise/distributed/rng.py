@@ -39,7 +39,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     missing = [k for k in ("python", "numpy", "torch", "cuda") if k not in state]
     if missing:
         raise ResumeError(f"the saved RNG state lacks {', '.join(missing)}; "
-                          "it was not written by loopwise.distributed.sampler.capture_rng_state")
+                          "it was not written by loopwise.distributed.rng.capture_rng_state")
     cuda = state["cuda"]
     if cuda is not None:
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopwise.export.base import DeliveryStats, Exporter, RunLink, check_seconds
-from loopwise.export.follow import CHUNK, Follower, feed
+from loopwise.export.payload import feed
+from loopwise.record.follow import CHUNK, Follower
 from loopwise.record.reader import RunReader
 
 
@@ -22,7 +23,7 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
     """Send the whole record of the finished (or crashed) run at ``run_path`` to ``exporter``
     and close it with the run's status. Returns the exporter's delivery counts.
 
-    The record is read by the follower a live mirror uses (:mod:`loopwise.export.follow`),
+    The record is read by the follower a live mirror uses (:mod:`loopwise.record.follow`),
     ``CHUNK`` points at a time, the exporter's queue drained between reads (at most
     ``drain_timeout`` seconds each), so a long run is never dropped by the bounded queue.
 

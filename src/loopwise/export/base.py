@@ -30,10 +30,10 @@ from loopwise.export.link import (
     check_seconds,
 )
 from loopwise.export.payload import EventRow, Sample
+from loopwise.export.process import DeliveryProcess
 from loopwise.record.recorder import ColumnData
 
 if TYPE_CHECKING:
-    from loopwise.export.process import DeliveryProcess
     from loopwise.record.run import Run
 
 __all__ = ["DeliveryStats", "EventSink", "Exporter", "RunLink", "check_seconds"]
@@ -70,8 +70,6 @@ class Exporter(Delivery):
         self.link = RunLink(path=run.path, info=lambda: run.info,
                             global_step=lambda: run.global_step, record_event=record)
         if self.delivery == "process" and self._remote is None and self._thread is None:
-            from loopwise.export.process import DeliveryProcess
-
             self._remote = DeliveryProcess(self, run.path, run.info)
 
     @property

@@ -32,7 +32,8 @@ from typing import IO, Any
 
 from loopwise.export import wire
 from loopwise.export.base import Exporter, RunLink
-from loopwise.export.follow import CHUNK, Cursor, Follower, feed
+from loopwise.export.payload import feed
+from loopwise.record.follow import CHUNK, Cursor, Follower
 
 POLL = 0.2  # seconds between reads of the record
 STATS_EVERY = 0.2  # seconds between delivery counts sent back (when they changed)

@@ -35,13 +35,14 @@ from typing import Any
 from loopwise.export.base import Exporter
 from loopwise.export.params import flatten_config, param_text
 from loopwise.export.payload import EventRow, Sample
+from loopwise.record.folder import CONFIG_FILE, REPORT_FILE
 from loopwise.record.provenance import package_version
 from loopwise.record.recorder import ColumnData
 
 EXTRA = "pip install 'loopwise[mlflow]'"
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED",
           "interrupted": "KILLED"}
-ARTIFACTS = ("config.json", "*.png", "report.html", "history.csv", "*best*.pt", "*best*.pth",
+ARTIFACTS = (CONFIG_FILE, "*.png", REPORT_FILE, "history.csv", "*best*.pt", "*best*.pth",
              "checkpoints/*best*")
 METRICS_PER_CALL = 1000  # MLflow's MAX_METRICS_PER_BATCH
 PARAMS_PER_CALL = 100  # MAX_PARAMS_TAGS_PER_BATCH

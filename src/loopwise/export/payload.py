@@ -5,28 +5,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
+from loopwise.record.follow import EventRow, Increment, Sample
 from loopwise.record.recorder import ColumnData
 
-
-class EventRow(NamedTuple):
-    """One event: wall time (Unix seconds), level, kind, message, JSON data or None, and the
-    global step it refers to."""
-
-    time: float
-    level: str
-    kind: str
-    message: str
-    data: Mapping[str, Any] | None
-    step: int
-
-
-class Sample(NamedTuple):
-    """One system sample: wall time and ``{name: value}``."""
-
-    time: float
-    values: Mapping[str, float]
+__all__ = ["EventRow", "Payload", "Sample", "feed", "merge_items", "points_of"]
 
 
 @dataclass
@@ -69,3 +53,16 @@ def merge_items(items: Sequence[tuple[str, Any, int]]) -> Payload:
         else:
             out.calls.extend(payload)
     return out
+
+
+def feed(exporter: Any, increment: Increment) -> int:
+    """Hand an increment to an exporter (its ``log_columns``, ``log_event``, ``log_system``);
+    returns the points handed over."""
+    if increment.columns:
+        exporter.log_columns(increment.columns)
+    for row in increment.events:
+        exporter.log_event(row.kind, row.message, level=row.level, data=row.data,
+                           wall_time=row.time, step=row.step)
+    for sample in increment.system:
+        exporter.log_system(sample.values, wall_time=sample.time)
+    return increment.points

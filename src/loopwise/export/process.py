@@ -2,7 +2,7 @@
 
 Attaching the exporter to a run starts ``python -m loopwise.export.child`` with this process's
 interpreter. The child rebuilds the exporter from its constructor arguments and follows the
-run's record (:mod:`loopwise.export.follow`): nothing of the delivery runs in the training
+run's record (:mod:`loopwise.record.follow`): nothing of the delivery runs in the training
 process but two threads that sleep on pipes: one writes the few messages the child needs (the
 config, calls such as ``log_histograms``, ``flush``, ``close``), one reads what it says back
 (delivery counts, the exporter's events, which this side records on the run). The store's writer
@@ -24,27 +24,43 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TextIO
 
 from loopwise.export import wire
-from loopwise.export.follow import Follower
+from loopwise.export.link import RunLink
+from loopwise.record.follow import Follower
 
-if TYPE_CHECKING:
-    from loopwise.export.base import Exporter
+
+class Rebuildable(Protocol):
+    """What a delivery process needs of its exporter (an :class:`~loopwise.export.base.Exporter`):
+    the arguments it was made with, its state, and where its results and errors go."""
+
+    init_args: tuple[tuple[Any, ...], dict[str, Any]]
+    backend: str
+    process_env: Mapping[str, str]  # environment defaults of the delivery process
+    last_error: str | None
+    link: RunLink
+
+    @property
+    def stream(self) -> TextIO: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def absorb(self, state: Mapping[str, Any], last_error: str | None) -> None: ...
+
 
 STARTUP_GRACE = 15.0  # seconds past close_timeout: the child's start-up and last backend calls
 
 
 def _package_root() -> str:
-    import loopwise
-
-    return str(Path(loopwise.__file__).resolve().parent.parent)
+    """The folder holding the ``loopwise`` package (``src/`` of a checkout)."""
+    return str(Path(__file__).resolve().parents[2])
 
 
 class DeliveryProcess:
     """One exporter's delivery process (see the module docstring)."""
 
-    def __init__(self, exporter: Exporter, run_path: Path, info: Mapping[str, Any]) -> None:
+    def __init__(self, exporter: Rebuildable, run_path: Path, info: Mapping[str, Any]) -> None:
         args, kwargs = exporter.init_args
         follower = Follower(run_path)
         try:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import is_run_folder
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 
@@ -32,10 +33,10 @@ def resumed_or_new_run(state: Mapping[str, Any] | None, root: str | os.PathLike[
     and no checkpoint yet (the process died before its first save), the unfinished run
     ``root/name`` again, restarted at step 0; else a new one."""
     previous = None if state is None or not state.get("run") else Path(str(state["run"]))
-    if previous is not None and (previous / "run.json").is_file():
+    if previous is not None and is_run_folder(previous):
         return Run.reopen(previous)
     folder = None if name is None else Path(root) / name
-    if state is None and resume and folder is not None and (folder / "run.json").is_file() \
+    if state is None and resume and folder is not None and is_run_folder(folder) \
             and RunReader(folder).info.get("status") != "finished":
         run = Run.reopen(folder)
         run.restore_step(0, epoch=0)  # nothing was saved: training starts again from step 0

@@ -4,7 +4,19 @@ name (an epoch recorded before a resume is not recorded again; docs/record.md)."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from typing import Protocol
+
+from loopwise.record.series import Series
+
+
+class EpochSeries(Protocol):
+    """What the ledger reads of a run folder (a :class:`~loopwise.record.reader.RunReader`)."""
+
+    def keys(self) -> list[str]: ...
+
+    def series(self, key: str) -> Series: ...
+
+    def last_step(self) -> int: ...
 
 
 class EpochLedger:
@@ -34,12 +46,10 @@ class EpochLedger:
         return row
 
     @classmethod
-    def of_folder(cls, path: Path, epoch: int) -> tuple[EpochLedger, int]:
-        """The ledger of an existing run folder (a resumed run) and the last step it holds.
+    def of_record(cls, reader: EpochSeries, epoch: int) -> tuple[EpochLedger, int]:
+        """The ledger of an existing run folder (a resumed run), read through its ``reader``
+        (a :class:`~loopwise.record.reader.RunReader`), and the last step it holds.
         ``epoch`` (from ``run.json``) may lag the record after a crash: the record wins."""
-        from loopwise.record.reader import RunReader
-
-        reader = RunReader(path)
         recorded: dict[str, int] = {}
         for key in reader.keys():
             if key.startswith("epoch/") or key == "epoch":

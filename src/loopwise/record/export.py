@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from loopwise.record.series import Series
 from loopwise.utils.atomic import check_target
 from loopwise.utils.csvfile import CsvColumns, number_cell, write_csv
-
-if TYPE_CHECKING:
-    from loopwise.record.reader import RunReader
 
 LEAD = ("step", "wall_time")
 
 
-def run_to_csv(reader: RunReader, path: str | os.PathLike[str]) -> Path:
+class ScalarSeries(Protocol):
+    """What the export reads of a run (a :class:`~loopwise.record.reader.RunReader`)."""
+
+    def keys(self) -> list[str]: ...
+
+    def series(self, key: str) -> Series: ...
+
+
+def run_to_csv(reader: ScalarSeries, path: str | os.PathLike[str]) -> Path:
     """Write ``step, wall_time, <key>...`` rows; a key not logged at a step leaves its cell empty.
 
     ``wall_time`` is the latest time any key was logged at that step. Written atomically.

@@ -35,7 +35,6 @@ from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
 
-LOG_FILE = "log.jsonl"
 DEFAULT_MAX_BYTES = 10 * 2**20
 DEFAULT_BACKUP_COUNT = 5
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import LOCK_FILE
 from loopwise.record.provenance import pid_alive, process_identity
 
-LOCK_FILE = "writer.lock"
 FRESH_S = 5.0  # an unreadable lock younger than this may be a holder still writing it
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
-from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.export import run_to_csv
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.series import Series, downsample, epochs_at
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
-from loopwise.record.store import STORE_FILE, connect, unpack
+from loopwise.record.store import connect, unpack
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
@@ -180,8 +181,6 @@ class RunReader:
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per step with a column per key (see :mod:`loopwise.record.export`)."""
-        from loopwise.record.export import run_to_csv
-
         return run_to_csv(self, path)
 
     def summary(self) -> RunInfo:

@@ -28,20 +28,21 @@ from typing import Any, TypeVar
 
 from loopwise.record.epochs import EpochLedger
 from loopwise.record.errors import load_json_object
+from loopwise.record.folder import CONFIG_FILE, LOG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.helpers import Helpers
-from loopwise.record.jsonlog import LOG_FILE, JsonLog
+from loopwise.record.jsonlog import JsonLog
 from loopwise.record.lock import RunLock
 from loopwise.record.mirror import Mirrors
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import new_run_info, process_identity
+from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run_closing import RunClosing
-from loopwise.record.run_logging import CONFIG_FILE, RunLogging
+from loopwise.record.run_logging import RunLogging
 from loopwise.record.runfile import RunFile
-from loopwise.record.store import STORE_FILE, Batch, StoreWriter
+from loopwise.record.store import Batch, StoreWriter
 from loopwise.utils.validate import check_json
 
-RUN_FILE = "run.json"
 __all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run"]
 
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
@@ -155,7 +156,7 @@ class Run(RunLogging, RunClosing):
                   heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
         # run.json's step and epoch are refreshed every heartbeat: after a crash the record's
         # own last step and epoch are the later ones
-        run._epochs, last_step = EpochLedger.of_folder(run_path, run.epoch)
+        run._epochs, last_step = EpochLedger.of_record(RunReader(run_path), run.epoch)
         run._global_step = max(run._global_step, last_step)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.epochs import EpochLedger
+from loopwise.record.folder import CONFIG_FILE
 from loopwise.record.jsonlog import JsonLog
 from loopwise.record.lock import RunLock
 from loopwise.record.mirror import Mirrors
@@ -19,7 +20,6 @@ from loopwise.record.store import StoreWriter
 from loopwise.utils.atomic import atomic_write_json
 from loopwise.utils.validate import check_json, check_key, check_number
 
-CONFIG_FILE = "config.json"
 LEVELS = ("debug", "info", "warning", "error")
 
 

@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from loopwise.record.errors import DiskFullError, is_disk_full
+from loopwise.record.folder import STORE_FILE
 from loopwise.record.recorder import ColumnData
 from loopwise.record.storefile import (
     MERGE_AFTER,
     SMALL_CHUNK,
-    STORE_FILE,
     Batch,
     connect,
     gather_columns,

@@ -31,7 +31,6 @@ from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.record.recorder import ColumnData
 
 SCHEMA_VERSION = 1
-STORE_FILE = "store.sqlite"
 MERGE_AFTER = 32  # merge a key's trailing small chunks once this many have piled up
 SMALL_CHUNK = 4096
 

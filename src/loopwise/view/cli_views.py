@@ -85,7 +85,8 @@ def add_view_parsers(sub: Any) -> None:
                        description="A read-only local web dashboard of the runs under ROOT "
                                    "(needs pip install 'loopwise[ui]').")
     p.add_argument("root_dir", nargs="?", default=DEFAULT_ROOT, metavar="ROOT",
-                   help="the runs folder (default: ./runs)")
+                   help="the runs folder (default: ./runs); one that does not exist yet is "
+                        "waited for")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; another address is reachable "
                         "from the network: use --token)")

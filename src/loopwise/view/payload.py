@@ -15,7 +15,6 @@ from typing import Any
 
 from loopwise.record.reader import RunReader
 from loopwise.record.series import Series, downsample
-from loopwise.view.run_facts import last_step
 
 AXES = ("step", "epoch", "time")
 MAX_EVENTS = 5000
@@ -125,6 +124,29 @@ def epoch_table(reader: RunReader) -> dict[str, Any]:
     return {"columns": ["epoch", "step", *(k[6:] for k in keys)], "rows": rows}
 
 
+def best_epoch(reader: RunReader) -> dict[str, Any] | None:
+    """The best epoch by the run's validation loss (else its first ``epoch/val_*`` series, else
+    ``epoch/loss``), smaller or larger better as :func:`loopwise.record.stats.infer_mode` says
+    from the name: ``{"key", "epoch", "step", "value"}``, or None without epoch summaries."""
+    from loopwise.record.stats import infer_mode
+
+    keys = reader.keys()
+    vals = [k for k in keys if k.startswith("epoch/val_")]
+    key = next((k for k in ("epoch/val_loss", *vals, "epoch/loss") if k in keys), None)
+    if key is None or "epoch" not in keys:
+        return None
+    epochs = dict(zip(reader.series("epoch").steps, reader.series("epoch").values, strict=True))
+    series = reader.series(key)
+    sign = 1.0 if infer_mode(key) == "min" else -1.0
+    best: tuple[float, int, float] | None = None
+    for step, value in zip(series.steps, series.values, strict=True):
+        if math.isfinite(value) and step in epochs and (best is None or sign * value < best[0]):
+            best = (sign * value, int(step), value)
+    if best is None:
+        return None
+    return {"key": key, "epoch": int(epochs[best[1]]), "step": best[1], "value": best[2]}
+
+
 def run_payload(reader: RunReader, *, max_points: int = 4000,
                 ending: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything the report draws for one run; ``ending`` (``status``, ``end_time``): the end
@@ -134,7 +156,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000,
     info = reader.info
     info.update(ending or {})
     step = info.get("global_step")
-    info["global_step"] = max(step if isinstance(step, int) else 0, last_step(reader.path))
+    info["global_step"] = max(step if isinstance(step, int) else 0, reader.last_step())
     ends = epoch_ends(reader)
     series = {}
     for key in reader.keys():
@@ -158,7 +180,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000,
                                           "end_time", "host", "global_step", "argv")},
         "config": reader.config(), "series": series, "epoch_ends": ends,
         "system": system_payload(reader, max_points=max_points), "events": events,
-        "epoch_table": epoch_table(reader),
+        "epoch_table": epoch_table(reader), "best": best_epoch(reader),
     }
 
 

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import REPORT_FILE
 from loopwise.record.reader import RunReader
 from loopwise.utils.atomic import atomic_write_text
 from loopwise.view.payload import run_payload
-from loopwise.view.static_files import static_text
+from loopwise.view.static_files import SCRIPTS, static_text
 
-REPORT_FILE = "report.html"
 DEFAULT_POINTS = 4000
-_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         "img-src data:; base-uri 'none'; form-action 'none'")
 
 
@@ -43,7 +43,7 @@ def render_report(reader: RunReader, *, max_points: int = DEFAULT_POINTS,
     title = html.escape(f"loopwise report: {payload['name']}")
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{title}</title>\n"
         f"<style>{static_text('uPlot.min.css')}\n{static_text('loopwise.css')}</style>\n"
@@ -51,7 +51,7 @@ def render_report(reader: RunReader, *, max_points: int = DEFAULT_POINTS,
         f"<script type=\"application/json\" id=\"lw-data\">{script_json(payload)}</script>\n"
         f"<!-- uPlot (MIT license, see LICENSE in loopwise/view/static/uplot) -->\n"
         f"<script>{static_text('uPlot.iife.min.js')}</script>\n"
-        f"<script>{static_text('loopwise.js')}</script>\n"
+        + "".join(f"<script>{static_text(name)}</script>\n" for name in SCRIPTS) +
         "</body></html>\n"
     )
 

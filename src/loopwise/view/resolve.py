@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from loopwise.record.run import RUN_FILE
+from loopwise.record.folder import RUN_FILE
 from loopwise.utils.text import printable
 
 DEFAULT_ROOT = "runs"

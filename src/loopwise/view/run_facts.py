@@ -4,40 +4,19 @@ its best metrics, and the text of its statistics and events."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 from loopwise.record.reader import RunInfo, RunReader
 from loopwise.record.stats import _num, infer_mode, render_stats
-from loopwise.record.store import STORE_FILE, connect, unpack
 from loopwise.utils.text import printable
-
-
-def last_step(run_path: Path) -> int:
-    """The largest step recorded in the run's store (0 when none): read from the last chunk
-    of each series only, so a series of millions of points costs one small read."""
-    file = Path(run_path) / STORE_FILE
-    if not file.is_file():
-        return 0
-    conn = connect(file, readonly=True)
-    try:
-        rows = conn.execute("SELECT c.steps FROM scalar_chunks c JOIN (SELECT MAX(id) AS id "
-                            "FROM scalar_chunks GROUP BY key_id) m ON m.id = c.id").fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return 0
-        raise
-    finally:
-        conn.close()
-    return max((max(unpack("q", blob)) for (blob,) in rows if blob), default=0)
 
 
 def run_steps(info: RunInfo) -> str:
     """The run's global step (from run.json, else the largest step recorded), as text."""
     try:
-        step = RunReader(info.path).info.get("global_step")
-        return str(max(step if isinstance(step, int) else 0, last_step(info.path)))
-    except (OSError, ValueError, KeyError, sqlite3.DatabaseError):
+        reader = RunReader(info.path)
+        step = reader.info.get("global_step")
+        return str(max(step if isinstance(step, int) else 0, reader.last_step()))
+    except (OSError, ValueError, KeyError):  # CorruptRecordError is a ValueError
         return "-"
 
 
@@ -60,7 +39,7 @@ def run_best(info: RunInfo, *, limit: int = 3) -> str:
     try:
         reader = RunReader(info.path)
         bests = {k: final_best(reader, k)[1] for k in keys}
-    except (OSError, ValueError, KeyError, sqlite3.DatabaseError):
+    except (OSError, ValueError, KeyError):  # CorruptRecordError is a ValueError
         return ""
     return ", ".join(f"{printable(k)}={_num(b)}" for k, b in bests.items() if b is not None)
 

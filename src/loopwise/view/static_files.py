@@ -11,10 +11,17 @@ STATIC_FILES = {
     "uPlot.iife.min.js": "uplot/uPlot.iife.min.js",
     "uPlot.min.css": "uplot/uPlot.min.css",
     "uPlot.LICENSE.txt": "uplot/LICENSE",
+    "format.js": "format.js",
+    "dom.js": "dom.js",
+    "chart.js": "chart.js",
+    "runview.js": "runview.js",
     "loopwise.js": "loopwise.js",
     "loopwise.css": "loopwise.css",
     "dashboard.html": "dashboard.html",
 }
+
+# loopwise's scripts in the order a page loads them (each adds to window.LW; loopwise.js starts)
+SCRIPTS = ("format.js", "dom.js", "chart.js", "runview.js", "loopwise.js")
 
 
 def static_text(name: str) -> str:

@@ -34,7 +34,7 @@ from loopwise.watch.fold import fold_window
 from loopwise.watch.health.runner import HealthMonitor
 from loopwise.watch.loopstats import LoopStats
 from loopwise.watch.metrics import RunningAverages, column_sum
-from loopwise.watch.window import PendingColumn, take_columns
+from loopwise.watch.window import PendingColumn, Window, take_columns
 
 __all__ = ["LoopStats", "StepAccumulator", "user_stacklevel"]
 
@@ -209,7 +209,8 @@ class StepAccumulator:
             times.clear()  # the same list object: a running generator appends to it
         weights, self.weights = self.weights, {}
         if self.reducer is not None:  # under torchrun: one gather, the same values everywhere
-            window, weights = self.reducer.reduce(self, window, weights, step_before)
+            columns, uniform, weights = self.reducer.reduce(self, window, weights, step_before)
+            window = Window(columns, uniform=uniform)
         if weights:
             bad = self.averages.add_columns(window.columns, weights=weights)
         else:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from loopwise.distributed.reducer import loop_reducer
 from loopwise.record.active import monitor_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
@@ -37,7 +38,7 @@ from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.metrics import format_postfix
 from loopwise.watch.monitor_checks import check_options
 from loopwise.watch.progress_terminal import monitor_bar
-from loopwise.watch.system_run import ensure_system_monitor
+from loopwise.watch.system_run import ensure_system_monitor, start_rank_system
 
 T = TypeVar("T")
 
@@ -73,7 +74,6 @@ class TrainingMonitor(Generic[T]):
     ) -> None:
         check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
-        from loopwise.distributed.reducer import loop_reducer  # lazy: watch/ needs none
         reducer = loop_reducer(target_s=max(float(mininterval), 0.25))
         if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
             record, run, log_file, disable, exporters = False, None, None, True, ()
@@ -101,7 +101,9 @@ class TrainingMonitor(Generic[T]):
         self.log = self._acc.log  # type: ignore[method-assign]
         if reducer is not None:  # torchrun: refresh on a step count, the same on every rank
             self._iterable = reducer.attach_monitor(self._acc, iterable, self._refresh,
-                                                    train=phase == "train", system=system)
+                                                    train=phase == "train")
+            if system and phase == "train":
+                start_rank_system(reducer, self._acc.stats)
         self._perf = perf
         self._clock = clock
         self._mininterval = float(mininterval) if reducer is None else math.inf

@@ -36,6 +36,8 @@ from typing import Any, SupportsFloat, TextIO
 
 from torch import nn
 
+from loopwise.distributed.local import quiet
+from loopwise.distributed.reducer import loop_reducer
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
@@ -56,6 +58,7 @@ from loopwise.watch.session_values import (
     SessionOrderWarning,
     SessionRecorder,
 )
+from loopwise.watch.system_run import start_rank_system
 
 __all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
 
@@ -95,7 +98,6 @@ class TrainingSession(SessionPhases):
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.validation_steps = validation_steps
-        from loopwise.distributed.reducer import loop_reducer, quiet  # lazy: watch/ needs none
         reducer = loop_reducer()
         if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
             run, record, exporters, file = None, False, (), quiet()
@@ -126,7 +128,9 @@ class TrainingSession(SessionPhases):
         self._rec = SessionRecorder(run, health=health, **({} if clock is None else {
             "perf": clock}))
         if reducer is not None:  # sync on a step count; every rank's system samples
-            reducer.attach_session(self._rec, system=system)
+            reducer.attach_session(self._rec)
+            if system:
+                start_rank_system(reducer, self._rec.acc.stats)
             self._system = False
         # per-step shortcuts into the recorder's accumulator
         self._values, self._add_step = self._rec.values, self._rec.add_step

@@ -9,7 +9,7 @@ when the forward pass raises. See ``docs/progress.md`` for how the memory estima
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -28,56 +28,11 @@ from loopwise.watch.summary_inputs import (
     storage_key,
     tensors,
 )
-from loopwise.watch.summary_render import render_shape, render_summary, render_tree
+from loopwise.watch.summary_render import LayerInfo, ModelSummary, render_shape, render_tree
 
 
 class SummaryError(ValueError):
     """The forward pass of :func:`summary` failed; the message names the layer and shapes."""
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One module call seen during the forward pass."""
-
-    name: str  # dotted path ("encoder.0"); the model's name for the root
-    type_name: str
-    depth: int  # 0 for the root
-    output_shape: str  # rendered, e.g. "([2, 5, 16], ([1, 2, 16], [1, 2, 16]))"
-    output_shapes: tuple[Shape, ...]  # every output tensor's shape, flattened
-    num_params: int  # this module's parameters, recursively, tied ones once
-    trainable_params: int
-    repeated: bool = False  # the module was already called earlier in this forward pass
-
-
-@dataclass(frozen=True)
-class ModelSummary:
-    """What :func:`summary` found. ``str()`` gives the reference layout."""
-
-    name: str
-    tree: str
-    total_params: int
-    trainable_params: int
-    non_trainable_params: int
-    params_bytes: int
-    buffers_bytes: int
-    num_buffers: int  # elements in buffers (running stats, ...)
-    layers: tuple[LayerInfo, ...] = ()
-    input_shapes: tuple[Shape, ...] = ()
-    input_bytes: int | None = None
-    forward_backward_bytes: int | None = None
-    depth: int = field(default=3)
-
-    @property
-    def estimated_total_bytes(self) -> int | None:
-        """Input + forward/backward activations + params + buffers (None without an input)."""
-        if self.input_bytes is None or self.forward_backward_bytes is None:
-            return None
-        return (
-            self.input_bytes + self.forward_backward_bytes + self.params_bytes + self.buffers_bytes
-        )
-
-    def __str__(self) -> str:
-        return render_summary(self)
 
 
 def summary(

@@ -1,4 +1,5 @@
-"""Text rendering for :func:`loopwise.watch.summary.summary` (pure functions of the summary).
+"""What :func:`loopwise.watch.summary.summary` finds (:class:`ModelSummary`, one
+:class:`LayerInfo` per module call) and its text rendering (pure functions of that state).
 
 Kept apart from the tracing code so the layout can be tested and changed without running models.
 """
@@ -6,6 +7,7 @@ Kept apart from the tracing code so the layout can be tested and changed without
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loopwise.utils.table import render_table
@@ -14,9 +16,55 @@ from loopwise.utils.units import MIB
 if TYPE_CHECKING:
     from torch import nn
 
-    from loopwise.watch.summary import LayerInfo, ModelSummary
+    from loopwise.watch.summary_inputs import Shape
 
 BYTES_PER_MB = MIB  # labelled "(MB)" as the reference layout has it; the unit is MiB (2**20)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One module call seen during the forward pass."""
+
+    name: str  # dotted path ("encoder.0"); the model's name for the root
+    type_name: str
+    depth: int  # 0 for the root
+    output_shape: str  # rendered, e.g. "([2, 5, 16], ([1, 2, 16], [1, 2, 16]))"
+    output_shapes: tuple[Shape, ...]  # every output tensor's shape, flattened
+    num_params: int  # this module's parameters, recursively, tied ones once
+    trainable_params: int
+    repeated: bool = False  # the module was already called earlier in this forward pass
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What :func:`summary` found. ``str()`` gives the reference layout."""
+
+    name: str
+    tree: str
+    total_params: int
+    trainable_params: int
+    non_trainable_params: int
+    params_bytes: int
+    buffers_bytes: int
+    num_buffers: int  # elements in buffers (running stats, ...)
+    layers: tuple[LayerInfo, ...] = ()
+    input_shapes: tuple[Shape, ...] = ()
+    input_bytes: int | None = None
+    forward_backward_bytes: int | None = None
+    depth: int = field(default=3)
+
+    @property
+    def estimated_total_bytes(self) -> int | None:
+        """Input + forward/backward activations + params + buffers (None without an input)."""
+        if self.input_bytes is None or self.forward_backward_bytes is None:
+            return None
+        return (
+            self.input_bytes + self.forward_backward_bytes + self.params_bytes + self.buffers_bytes
+        )
+
+    def __str__(self) -> str:
+        return render_summary(self)
+
 
 
 def format_count(n: int) -> str:

@@ -7,10 +7,11 @@ import math
 import warnings
 from typing import Any
 
+from loopwise.distributed.local import SampleBuffer
 from loopwise.watch.sources import HasLoopStats, LoopStatsLike
 from loopwise.watch.system import DEFAULT_INTERVAL, SystemMonitor, check_interval
 
-__all__ = ["ensure_system_monitor", "system_option"]
+__all__ = ["ensure_system_monitor", "start_rank_system", "system_option"]
 
 
 def system_option(system: object) -> tuple[bool, float | None]:
@@ -72,3 +73,18 @@ def ensure_system_monitor(run: Any, *, interval: float | None = None,
     if loop_stats is not None:
         existing.attach_loop_stats(loop_stats)
     return existing
+
+
+def start_rank_system(reducer: Any, loop_stats: LoopStatsLike | HasLoopStats, *,
+                      interval: float | None = None) -> None:
+    """Under ``torchrun``: this process's one system sampler (every rank samples), writing into
+    the reducer's sample buffer, which the next exchange drains to rank 0's run. A second call
+    attaches ``loop_stats`` to the sampler already running."""
+    state = reducer.state
+    if state.sampler is not None:
+        state.sampler.attach_loop_stats(loop_stats)
+        return
+    sampler = SystemMonitor(SampleBuffer(), interval=interval or DEFAULT_INTERVAL,
+                            loop_stats=loop_stats)
+    state.sampler = sampler
+    sampler.start()

@@ -39,7 +39,9 @@ from typing import Any
 
 import torch
 
+from loopwise.checkpoint.distributed import check_world_size
 from loopwise.distributed import rng
+from loopwise.distributed.group import train_group
 from loopwise.record import Run
 from loopwise.record.recorder import Recorder
 from loopwise.train.callbacks import (
@@ -57,7 +59,7 @@ from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.resume.rerun import differences
 from loopwise.utils.console import null_console
-from loopwise.watch.system_run import system_option
+from loopwise.watch.system_run import ensure_system_monitor, start_rank_system, system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
 
@@ -151,8 +153,6 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     system_option(system)  # a bad value is refused before anything is made
     if not isinstance(allow_reshard, bool):
         raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
-    from loopwise.distributed.group import train_group
-
     group = train_group()  # under torchrun: rank 0 records, every rank trains its shard
     device = resolve_device(cfg.device)
     trained: torch.nn.Module = model  # what the steps run (DDP under torchrun)
@@ -267,10 +267,8 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
     start, interval = system_option(system)
     reducer = loop.acc.reducer
     if start and reducer is not None:  # under torchrun: every rank samples, rank 0 records
-        reducer.start_system(loop.clock, interval=interval)
+        start_rank_system(reducer, loop.clock, interval=interval)
     elif start:
-        from loopwise.watch.system_run import ensure_system_monitor
-
         ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)
     if state is None:
@@ -284,8 +282,6 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
         raise ValueError(f"the checkpoint in {files.manager.directory} was saved with another "
                          "config:\n  " + "\n  ".join(differences(saved, cfg.to_dict()))
                          + "\nuse the same config or start a new run")
-    from loopwise.checkpoint.distributed import check_world_size
-
     if check_world_size(int(state.get("world_size", 1)), source=files.manager.directory,
                         allow_reshard=allow_reshard) and state["batch"]:
         # the interrupted epoch starts again under the new sharding, at its first step

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from loopwise.distributed import rng
+from loopwise.distributed.group import set_sampler_epoch
 from loopwise.distributed.skip import skip_batches
 from loopwise.train.callbacks.base import CallbackList, LoopState, StopRequest
 from loopwise.train.fit.config import TrainingConfig
@@ -119,8 +120,6 @@ class FitLoop:
             rng.restore(self._rng_before, gen)
         self.epoch_rng = rng.capture(gen)
         if self.group is not None:  # every rank's share of this epoch's order
-            from loopwise.distributed.group import set_sampler_epoch
-
             set_sampler_epoch(self.train_loader, epoch - 1)
         self.acc.reset_means()
         if skip and self.partial is not None:

@@ -13,57 +13,60 @@ from typing import Any
 
 import torch
 
+from loopwise.distributed.group import RankRun, TrainGroup, rank_device, shard_loader, wrap_model
 from loopwise.record import Run, generate_run_name
+from loopwise.record.folder import CONFIG_FILE
 from loopwise.train.fit.runplan import plan_run
 
+Choice = tuple[bool, Path | None, Any]
+"""``(owns, skipped, run)`` (see :func:`choose_run`)."""
 
-def choose_run(group: Any, run: Run | None, root: str | Path, name: str | None,
-               params: Mapping[str, Any], *, model_name: str, force: bool
-               ) -> tuple[bool, Path | None, Any]:
+
+def choose_run(group: TrainGroup | None, run: Run | None, root: str | Path, name: str | None,
+               params: Mapping[str, Any], *, model_name: str, force: bool) -> Choice:
     """``(owns, skipped, run)``: whether fit made the run (and closes it), the folder of a run
     that already finished (then ``run`` is None), and the run to train in. Under torchrun rank
-    0 decides and every other rank takes its decision with a
-    :class:`~loopwise.distributed.group.RankRun` (nothing written there); an
-    error on rank 0 stops every rank."""
-    if group is not None and not group.leader:
-        from loopwise.distributed.group import RankRun
+    0 decides (:meth:`~loopwise.distributed.group.TrainGroup.decide`) and every other rank
+    takes its decision with a :class:`~loopwise.distributed.group.RankRun` (nothing written
+    there); an error on rank 0 stops every rank."""
 
-        plan = group.share(None, None, what="fit()")
-        if plan["skip"]:
-            return plan["owns"], Path(plan["path"]), None
-        return plan["owns"], None, RankRun(plan["path"], global_step=plan["step"])
-    if run is not None:
-        if not (run.path / "config.json").exists():
-            run.set_config(params)
-        if group is not None:
-            group.share({"owns": False, "path": str(run.path), "skip": False,
-                         "step": run.global_step}, None, what="fit()")
-        return False, None, run
-    try:
+    def choose() -> Choice:
+        if run is not None:
+            if not (run.path / CONFIG_FILE).exists():
+                run.set_config(params)
+            return False, None, run
         made = plan_run(root, name or generate_run_name(), params, model_name=model_name,
                         force=force)
         if made.run is not None:  # reopened: counted again from its checkpoint, if any
             made.run.restore_step(0, epoch=0)
-    except Exception as exc:
-        if group is not None:
-            group.share(None, exc, what="fit()")  # raises it here, and on the other ranks
-        raise
-    if group is not None:
-        group.share({"owns": True, "path": str(made.path), "skip": made.run is None,
-                     "step": 0 if made.run is None else made.run.global_step}, None,
-                    what="fit()")
-    return True, made.path if made.run is None else None, made.run
+        return True, made.path if made.run is None else None, made.run
+
+    if group is None:
+        return choose()
+    return group.decide(choose, share=_shared, follow=_follow, what="fit()")
 
 
-def distribute(group: Any, model: torch.nn.Module, train_loader: Any, val_loader: Any,
+def _shared(choice: Choice) -> dict[str, Any]:
+    """What the other ranks need of rank 0's choice (picklable)."""
+    owns, skipped, run = choice
+    return {"owns": owns, "path": str(skipped if run is None else run.path),
+            "skip": run is None, "step": 0 if run is None else run.global_step}
+
+
+def _follow(plan: dict[str, Any]) -> Choice:
+    """A rank other than 0: rank 0's choice, with a run that writes nothing."""
+    if plan["skip"]:
+        return plan["owns"], Path(plan["path"]), None
+    return plan["owns"], None, RankRun(plan["path"], global_step=plan["step"])
+
+
+def distribute(group: TrainGroup, model: torch.nn.Module, train_loader: Any, val_loader: Any,
                device: torch.device, seed: int
                ) -> tuple[Any, Any, torch.device, torch.nn.Module, torch.nn.Module]:
     """The loaders split over the ranks (the training one padded so that every rank takes as
     many steps), this rank's device, the plain model (checkpoints hold its weights) and the
     model in ``DistributedDataParallel`` (the steps run it; a model given in DDP is kept)."""
     from torch.nn.parallel import DistributedDataParallel
-
-    from loopwise.distributed.group import rank_device, shard_loader, wrap_model
 
     train_loader = shard_loader(train_loader, group, what="train_loader", seed=seed, pad=True)
     if val_loader is not None:

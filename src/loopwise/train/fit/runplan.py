@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record import Run, validate_run_name
-from loopwise.record.run import CONFIG_FILE, RUN_FILE
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE
 from loopwise.train.fit.files import RESULTS, fit_file
 from loopwise.train.resume.rerun import decide_rerun
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.record.folder import RUN_FILE
 from loopwise.record.names import validate_run_name
 from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
@@ -65,13 +66,13 @@ def plan_resume(folder: Path, saved: dict[str, Any], current: dict[str, Any] | N
 def read_run_info(folder: Path) -> dict[str, Any]:
     """The experiment's ``run.json``; a clear error when it is missing or corrupt."""
     try:
-        data = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+        data = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{folder} has args.json but no run.json; it is not a complete "
                                 "loopwise experiment. Move it away or choose another name"
                                 ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{folder / 'run.json'} is corrupt ({exc}); it was left as it was"
+        raise ValueError(f"{folder / RUN_FILE} is corrupt ({exc}); it was left as it was"
                          ) from exc
     return data if isinstance(data, dict) else {}
 

@@ -2,7 +2,8 @@
 checked before anything is reopened), or one that already finished (nothing to do).
 
 Under ``torchrun`` rank 0 decides (:func:`open_experiment`) and hands its decision to every
-other rank (:func:`open_everywhere`), which follows it (:func:`follow`) with a
+other rank (:func:`open_everywhere`, with
+:meth:`~loopwise.distributed.group.TrainGroup.decide`), which follows it (:func:`follow`) with a
 :class:`~loopwise.distributed.group.RankRun`: one folder, written by rank 0 alone.
 An error on rank 0 stops every rank with its message."""
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
+from loopwise.distributed.group import RankRun, TrainGroup
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
@@ -98,8 +100,6 @@ def open_experiment(trainer: Trainer, opt: Options) -> Opening:
 
 def follow(shared: dict[str, Any], opt: Options) -> Opening:
     """A rank other than 0: rank 0's decision, the checkpoint read here too; nothing written."""
-    from loopwise.distributed.group import RankRun
-
     folder = Path(shared["folder"])
     opening = Opening(shared["action"], folder, args=shared["args"], saved=shared["saved"],
                       current=shared["current"], diff=shared["diff"], info=shared["info"],
@@ -111,21 +111,13 @@ def follow(shared: dict[str, Any], opt: Options) -> Opening:
     return opening
 
 
-def open_everywhere(group: Any, trainer: Trainer, opt: Options) -> Opening:
+def open_everywhere(group: TrainGroup | None, trainer: Trainer, opt: Options) -> Opening:
     """:func:`open_experiment` in one process; under torchrun on rank 0, every other rank
     following its decision."""
     if group is None:
         return open_experiment(trainer, opt)
-    what = "Workflow.run()"
-    if not group.leader:
-        return follow(group.share(None, None, what=what), opt)
-    try:
-        opening = open_experiment(trainer, opt)
-    except Exception as exc:
-        group.share(None, exc, what=what)  # raises it here, and an error on every rank
-        raise
-    group.share(opening.shared(), None, what=what)
-    return opening
+    return group.decide(lambda: open_experiment(trainer, opt), share=Opening.shared,
+                        follow=lambda shared: follow(shared, opt), what="Workflow.run()")
 
 
 def _checkpoint(folder: Path, info: dict[str, Any], opt: Options) -> FoundCheckpoint | None:

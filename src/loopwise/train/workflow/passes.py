@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from loopwise.distributed.errors import ResumeError
+from loopwise.distributed.group import set_sampler_epoch, shard_loader
+from loopwise.distributed.loader import LoopPosition, ResumableLoader
 from loopwise.distributed.rng import capture_rng_state, restore_rng_state
-from loopwise.distributed.sampler import (
-    LoopPosition,
-    ResumableLoader,
-    ResumeError,
-    find_resumable_sampler,
-)
+from loopwise.distributed.sampler import find_resumable_sampler
 from loopwise.record.run import Run
 from loopwise.train.workflow.checks import check_track_options, clean_metrics
 from loopwise.train.workflow.state import ResumePoint
@@ -93,8 +91,6 @@ class EpochPasses:
             options.setdefault("phase", "val")  # validation batches are no training steps
         if self.group is not None:  # each rank its share of the loader, this epoch's order
             iterable = self._shard(iterable)
-            from loopwise.distributed.group import set_sampler_epoch
-
             set_sampler_epoch(iterable, max(epoch - 1, 0))
         align_sampler(iterable, epoch)
         first_train = self._phase == "train" and not self._tracked
@@ -115,8 +111,6 @@ class EpochPasses:
         """A DataLoader split over the ranks (made once per loader; training loaders padded so
         that every rank takes as many steps); any other iterable as it is."""
         from torch.utils.data import DataLoader, IterableDataset
-
-        from loopwise.distributed.group import shard_loader
 
         if not isinstance(iterable, DataLoader) or isinstance(iterable.dataset, IterableDataset):
             return iterable

@@ -17,8 +17,9 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
+from loopwise.distributed.group import train_group
+from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import restore_rng_state
-from loopwise.distributed.sampler import LoopPosition
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
@@ -92,8 +93,6 @@ class Workflow:
     def run(self) -> WorkflowResult:
         """Create or resume the experiment and train up to ``epochs``. Under torchrun rank 0
         decides (the folder, start or resume) and every rank takes its decision."""
-        from loopwise.distributed.group import train_group
-
         self._group = train_group()
         opening = open_everywhere(self._group, self.trainer, Options(
             self.path, self.name, self.epochs, self.checkpoint, self.callbacks,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopwise.checkpoint.distributed import check_world_size
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.checkpoint.store import (
@@ -25,8 +26,11 @@ from loopwise.checkpoint.store import (
     CorruptCheckpointError,
     UnverifiedCheckpointError,
 )
+from loopwise.distributed.errors import ResumeError
+from loopwise.distributed.group import wrap_model
+from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import capture_rng_state
-from loopwise.distributed.sampler import LoopPosition, ResumeError
+from loopwise.record.folder import RUN_FILE
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.resume.restore import restore_component, world_size
@@ -115,7 +119,7 @@ def read_checkpoint(files: NamedFiles, checkpoint: CheckpointManager | None, *,
             return managed
         if epochs_done > 0 or files.entry(CHECKPOINT_FILE) is not None:
             raise CheckpointError(
-                f"{path} is missing, but {files.folder / 'run.json'} says {epochs_done} "
+                f"{path} is missing, but {files.folder / RUN_FILE} says {epochs_done} "
                 f"epoch(s) were done. {keep}restore the file (e.g. from a backup), pass "
                 "checkpoint=CheckpointManager(...) holding this experiment's checkpoints, or "
                 "move the experiment folder away (or choose another name) to start again")
@@ -183,8 +187,6 @@ def check_resumable(callbacks: CallbackList, state: Mapping[str, Any], source: s
                     allow_reshard: bool = False) -> bool:
     """What can be checked before anything is touched: a complete Workflow checkpoint, the
     same world size (True: another one, allowed), the same callbacks in the same order."""
-    from loopwise.checkpoint.distributed import check_world_size
-
     missing = [k for k in REQUIRED if k not in state]
     if missing or state.get("format") != FORMAT:
         raise ResumeError(f"{source} is not a complete Workflow checkpoint (missing "
@@ -218,8 +220,6 @@ def distribute_trainer(trainer: Trainer) -> None:
     """Under torchrun, after ``setup()``: ``trainer.model`` in ``DistributedDataParallel`` on
     the device its parameters are on (a model ``get_model()`` finds elsewhere, or one already
     wrapped, is left to the trainer)."""
-    from loopwise.distributed.group import wrap_model
-
     model = trainer.get_model()
     if model is trainer.model and plain_model(model) is model:
         device = next((p.device for p in model.parameters()), None)

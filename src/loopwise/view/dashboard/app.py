@@ -107,8 +107,41 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
                            start=_number(q, "start"), end=_number(q, "end"),
                            points=_integer(q, "points", 2000), x=_axis(q))
 
+    def text(handler: Callable[[Any], tuple[str, str, dict[str, str]]]) -> Callable[[Any], Any]:
+        def endpoint(request: Any) -> Any:
+            try:
+                body, media, headers = handler(request)
+            except NotFound as exc:
+                return as_json({"error": str(exc)}, 404)
+            except (BadRequest, ValueError) as exc:
+                return as_json({"error": str(exc)}, 400)
+            return Response(body, media_type=media, headers=headers)
+        return endpoint
+
+    def download(request: Any) -> Any:
+        run, key = request.path_params["run"], request.path_params["key"]
+        fmt = _one(request.query_params, "format") or "csv"
+        body = data.download(run, key, fmt=fmt)
+        media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{run}-{key}")
+        return body, media, {"content-disposition": f'attachment; filename="{name}.{fmt}"'}
+
+    def report(request: Any) -> Any:
+        from loopwise.record.reader import RunReader
+        from loopwise.view.report import CSP, render_report
+
+        reader = RunReader(data.run_dir(request.path_params["run"]))
+        # the report inlines its scripts: its own policy (no request at all) replaces the app's
+        return render_report(reader), _TYPES[".html"], {
+            "content-security-policy": CSP + "; frame-ancestors 'none'"}
+
     routes = [
         Route("/", page),
+        Route("/api/root", api(lambda request: data.where())),
+        Route("/api/runs/{run}/payload", api(lambda request: data.payload(
+            request.path_params["run"], points=_integer(request.query_params, "points", 2000)))),
+        Route("/api/runs/{run}/download/{key:path}", text(download)),
+        Route("/api/runs/{run}/report", text(report)),
         Route("/static/{name}", static),
         Route("/openapi.json", lambda request: as_json(openapi_schema())),
         Route("/api/runs", api(lambda request: data.runs())),

@@ -10,6 +10,7 @@ millions of points re-reads nothing.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -18,22 +19,22 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import RUN_FILE, STORE_FILE
 from loopwise.record.reader import RunReader, list_runs
-from loopwise.record.run import RUN_FILE
 from loopwise.record.series import Series, downsample
-from loopwise.record.store import STORE_FILE
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
     epoch_ends,
     epoch_to_step,
     finite_list,
+    run_payload,
     system_payload,
 )
-from loopwise.view.run_facts import last_step
 
 MAX_POINTS = 20000
 CACHE_SIZE = 32
+DOWNLOAD_FORMATS = ("csv", "jsonl")
 
 
 class NotFound(LookupError):
@@ -62,9 +63,10 @@ class RunsRoot:
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a folder path, got {type(root).__name__}")
         path = Path(root)
-        if not path.is_dir():
-            raise FileNotFoundError(f"no runs folder at {path}; pass the folder your runs are "
-                                    "in (default ./runs)")
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file, not a runs folder; pass the folder your "
+                                     "runs are in (default ./runs)")
+        # a root that does not exist yet is waited for: it has no runs until it appears
         self.root = path.resolve()
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
@@ -92,13 +94,19 @@ class RunsRoot:
         return real
 
     # -- answers -----------------------------------------------------------------------------
+    def where(self) -> dict[str, Any]:
+        """The runs folder: its path and whether it exists yet."""
+        return {"path": str(self.root), "exists": self.root.is_dir()}
+
     def runs(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
+        if not self.root.is_dir():
+            return out
         for info in list_runs(self.root):
             if info.path.is_symlink() and Path(os.path.realpath(info.path)).parent != self.root:
                 continue
             try:
-                steps = last_step(info.path)
+                steps = RunReader(info.path).last_step()
             except Exception:
                 steps = 0
             out.append({"name": info.path.name, "status": info.status,
@@ -121,6 +129,24 @@ class RunsRoot:
         reader = RunReader(self.run_dir(name))
         return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
                  "data": e.data} for e in reader.events()]
+
+    def payload(self, name: str, *, points: int = 2000) -> dict[str, Any]:
+        """Everything the report of run ``name`` shows (:func:`run_payload`), for its page."""
+        return run_payload(RunReader(self.run_dir(name)), max_points=_points(points))
+
+    def download(self, name: str, key: str, *, fmt: str = "csv") -> str:
+        """The whole series ``key`` of run ``name`` as CSV (``step,wall_time,value``) or JSON
+        lines (``{"step": 1, "wall_time": ..., "value": ...}``, NaN and infinity as null)."""
+        if fmt not in DOWNLOAD_FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(DOWNLOAD_FORMATS)}; got {fmt!r}")
+        series = self._full(name, key)["series"]
+        rows = zip(series.steps, series.times, series.values, strict=True)
+        if fmt == "csv":
+            return "step,wall_time,value\n" + "".join(
+                f"{s},{t!r},{v!r}\n" for s, t, v in rows)
+        return "".join(json.dumps({"step": s, "wall_time": t,
+                                   "value": v if math.isfinite(v) else None}) + "\n"
+                       for s, t, v in rows)
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
         return system_payload(RunReader(self.run_dir(name)), max_points=_points(points))

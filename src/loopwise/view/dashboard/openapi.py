@@ -65,6 +65,28 @@ def openapi_schema() -> dict[str, Any]:
             "/api/runs/{run}/events": _get(
                 "the run's events in order",
                 _ok("events", {"type": "array", "items": {"$ref": ref + "Event"}}), [_RUN]),
+            "/api/root": _get("the runs folder: its path and whether it exists yet",
+                              _ok("root", {"$ref": ref + "Root"}), errors=("400", "401")),
+            "/api/runs/{run}/payload": _get(
+                "everything the run's report shows (series downsampled to `points`, events, "
+                "system samples, config, the epoch table), for the run's page",
+                _ok("run payload", {"$ref": ref + "RunPayload"}),
+                [_RUN, {"name": "points", "in": "query",
+                        "schema": {"type": "integer", "minimum": 2, "maximum": MAX_POINTS,
+                                   "default": 2000}}]),
+            "/api/runs/{run}/download/{key}": _get(
+                "a whole series as a file: CSV (step,wall_time,value) or JSON lines",
+                {"description": "the series", "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "application/x-ndjson": {"schema": {"type": "string"}}}},
+                [_RUN, {"name": "key", "in": "path", "required": True,
+                        "schema": {"type": "string"}, "description": "the series name"},
+                 {"name": "format", "in": "query",
+                  "schema": {"type": "string", "enum": ["csv", "jsonl"], "default": "csv"}}]),
+            "/api/runs/{run}/report": _get(
+                "the run's self-contained HTML report",
+                {"description": "the report", "content": {
+                    "text/html": {"schema": {"type": "string"}}}}, [_RUN]),
             "/api/runs/{run}/system": _get(
                 "system samples by name (each downsampled)",
                 _ok("system samples", {"type": "object", "additionalProperties": {
@@ -111,6 +133,22 @@ def openapi_schema() -> dict[str, Any]:
                               "time": {"type": "number"}, "level": {"type": "string"},
                               "kind": {"type": "string"}, "message": {"type": "string"},
                               "data": {"type": "object", "nullable": True}}},
+                "Root": {"type": "object", "required": ["path", "exists"],
+                         "properties": {"path": {"type": "string"},
+                                        "exists": {"type": "boolean"}}},
+                "RunPayload": {"type": "object",
+                               "required": ["name", "status", "info", "config", "series",
+                                            "epoch_ends", "system", "events", "epoch_table"],
+                               "properties": {
+                                   "name": {"type": "string"}, "status": {"type": "string"},
+                                   "info": {"type": "object"}, "config": {"type": "object"},
+                                   "series": {"type": "object"},
+                                   "epoch_ends": {"type": "array",
+                                                  "items": {"type": "integer"}},
+                                   "system": {"type": "object"},
+                                   "events": {"type": "array", "items": {"type": "object"}},
+                                   "epoch_table": {"type": "object"},
+                                   "best": {"type": "object", "nullable": True}}},
                 "Samples": {"type": "object", "required": ["times", "values"],
                             "properties": {
                                 "times": {"type": "array", "items": {"type": "number"}},

@@ -61,6 +61,9 @@ def serve(root: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 
         print(warning, file=stream)
     if port == 0:
         port = free_port(host if host not in ("0.0.0.0", "::") else "127.0.0.1")
+    if not os.path.isdir(root):
+        print(f"loopwise ui: {printable(root)} does not exist yet; waiting for runs to appear "
+              "there", file=stream, flush=True)
     shown = f"[{host}]" if ":" in host else host
     print(f"loopwise dashboard of {printable(root)} on http://{shown}:{port}/"
           f"{'?token=...' if token else ''} (Ctrl-C to stop)", file=stream, flush=True)

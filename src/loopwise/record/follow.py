@@ -1,6 +1,8 @@
-"""Follow a run's record from a cursor and feed what is new to an exporter: the one path by which
-an exporter reads a run, live (in the delivery process, while the run is written) and after the
-fact (:func:`loopwise.export.backfill.backfill`).
+"""Follow a run's record from a cursor, for what is new: the one path by which an exporter reads
+a run, live (in the delivery process, while the run is written) and after the fact
+(:func:`loopwise.export.backfill.backfill`); :func:`loopwise.export.payload.feed` hands what it
+read to the exporter. With :mod:`loopwise.record.reader` it is the only code that reads the
+store's SQL.
 
 The store is SQLite in WAL mode: a read-only connection sees the last committed transaction and
 never blocks the writer. Each read takes one snapshot (one read transaction) and returns what was
@@ -26,12 +28,31 @@ from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from loopwise.export.payload import EventRow, Sample
-from loopwise.record.store import STORE_FILE, connect, unpack
+from loopwise.record.folder import STORE_FILE
+from loopwise.record.store import connect, unpack
 
 CHUNK = 50_000  # points read at once at most
+
+
+class EventRow(NamedTuple):
+    """One event: wall time (Unix seconds), level, kind, message, JSON data or None, and the
+    global step it refers to."""
+
+    time: float
+    level: str
+    kind: str
+    message: str
+    data: Mapping[str, Any] | None
+    step: int
+
+
+class Sample(NamedTuple):
+    """One system sample: wall time and ``{name: value}``."""
+
+    time: float
+    values: Mapping[str, float]
 
 
 @dataclass
@@ -253,16 +274,3 @@ class _snapshot:
 
     def __exit__(self, *exc: object) -> None:
         self._conn.execute("COMMIT")
-
-
-def feed(exporter: Any, increment: Increment) -> int:
-    """Hand an increment to an exporter (its ``log_columns``, ``log_event``, ``log_system``);
-    returns the points handed over."""
-    if increment.columns:
-        exporter.log_columns(increment.columns)
-    for row in increment.events:
-        exporter.log_event(row.kind, row.message, level=row.level, data=row.data,
-                           wall_time=row.time, step=row.step)
-    for sample in increment.system:
-        exporter.log_system(sample.values, wall_time=sample.time)
-    return increment.points

@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from loopwise.export.follow import Cursor, Follower
 from loopwise.record import Run
+from loopwise.record.follow import Cursor, Follower
 from loopwise.record.storefile import MERGE_AFTER
 
 
