@@ -174,8 +174,13 @@ def test_the_server_killed_mid_run_training_goes_on_every_metric_arrives_once(tm
         assert kinds.count("exporter_failed") == 1 and kinds.count("exporter_recovered") == 1
         stats = exporter.stats()
         assert stats.dropped == 0 and stats.undelivered == 0 and stats.failures >= 1
-        assert stats.delivered == exporter._remote.pending(0)  # every point committed, once
-        assert stats.delivered >= 600
+        # every point of the record (series and events); the exporter's own events recorded
+        # during the close may be after the delivery's last read
+        reader = RunReader(run.path)
+        events = reader.events()
+        points = sum(len(reader.series(key)) for key in reader.keys()) + len(events)
+        late = sum(e.kind.startswith("exporter_") for e in events)
+        assert points - late <= stats.delivered <= points
     finally:
         srv.stop()
 
