@@ -315,7 +315,7 @@ def test_loading_objects_needs_allow_pickle(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"keep_last": -1}, ValueError, "keep_last must be an int >= 0"),
-    ({"keep_best": 1.5}, ValueError, "keep_best must be an int >= 0"),
+    ({"keep_best": 1.5}, TypeError, "keep_best must be an int, got float"),
     ({"keep_last": 0}, ValueError, "would keep nothing"),
     ({"mode": "up"}, ValueError, "mode must be one of 'min', 'max', 'auto'; got 'up'"),
     ({"monitor": ""}, ValueError, "monitor must be a metric name"),

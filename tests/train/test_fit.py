@@ -342,3 +342,22 @@ def test_system_interval_is_set_through_fit_and_a_started_sampler_is_kept(
         fit(torch.nn.Linear(4, 1), train, loss_fn=torch.nn.MSELoss(), config=config(),
             root=tmp_path, name="bad", system=0, **quiet)
     assert not (tmp_path / "bad").exists()  # refused before anything was made
+
+
+def test_a_failed_fit_writes_its_report(tmp_path: Path) -> None:
+    train, val = data()
+    calls = {"n": 0}
+
+    def loss_fn(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] > 6:  # in epoch 2
+            raise RuntimeError("boom in epoch 2")
+        return torch.nn.functional.mse_loss(out, y)
+
+    with pytest.raises(RuntimeError, match="boom in epoch 2"):
+        fit(torch.nn.Linear(4, 1), train, loss_fn=loss_fn, val_loader=val, config=config(),
+            root=tmp_path, name="exp", **QUIET)
+    folder = tmp_path / "exp"
+    assert RunReader(folder).status == "failed"
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "failed" in html and "boom in epoch 2" in html

@@ -29,6 +29,6 @@ def test_state_round_trip_and_validation() -> None:
     assert (other.in_row, other.total) == (1, 1)
     with pytest.raises(KeyError, match="missing 'in_row'"):
         other.load_state_dict({})
-    with pytest.raises(ValueError, match=r"max_in_row must be an integer >= 0 \(0: off\)"):
+    with pytest.raises(ValueError, match=r"max_in_row must be an int >= 0 \(0: off\), got -1"):
         NonFiniteGuard(-1)
     assert NonFiniteGuard(0).enabled is False

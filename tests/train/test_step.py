@@ -128,7 +128,7 @@ def test_an_epoch_of_nothing_but_oom_skips_is_an_error() -> None:
     fine.train_step(batch(8))
     fine.train_step(batch(2))
     fine.end_epoch(2)  # one batch trained: the epoch stands
-    with pytest.raises(ValueError, match="max_oom_skips must be an integer >= 1"):
+    with pytest.raises(ValueError, match="max_oom_skips must be an int >= 1"):
         engine(OOMOnLargeBatches(limit=3), max_oom_skips=0)
 
 

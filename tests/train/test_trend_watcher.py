@@ -61,7 +61,7 @@ def test_state_survives_resume() -> None:
 
 
 def test_bad_input() -> None:
-    with pytest.raises(ValueError, match="patience must be a positive integer"):
+    with pytest.raises(ValueError, match="patience must be an int >= 1"):
         TrendWatcher(patience=0)
     with pytest.raises(ValueError, match="train_key and val_key must differ"):
         TrendWatcher(train_key="loss", val_key="loss")

@@ -501,3 +501,20 @@ def test_system_interval_is_set_through_workflow_and_a_started_sampler_is_kept(
     assert _sampler_of(off) is None
     with pytest.raises(ValueError, match=r"system must be True .* got 'yes'"):
         Workflow(_SamplerTrainer(), tmp_path, 1, "bad", system="yes")  # type: ignore[arg-type]
+
+
+class _FailsInEpoch2(ToyTrainer):
+    def train_loop(self) -> dict[str, float]:
+        if self.epoch == 1:
+            raise RuntimeError("boom in epoch 2")
+        return super().train_loop()
+
+
+def test_a_failed_workflow_writes_its_report_as_fit_does(tmp_path: Path) -> None:
+    # one end of a run: the report of a failed run is the one a user opens first
+    with pytest.raises(RuntimeError, match="boom in epoch 2"):
+        Workflow(_FailsInEpoch2(dict(ARGS)), tmp_path, 3, "exp", system=False).run()
+    folder = tmp_path / "exp"
+    assert RunReader(folder).status == "failed"
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert "failed" in html and "boom in epoch 2" in html

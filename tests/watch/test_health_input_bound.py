@@ -48,7 +48,7 @@ def test_recovery_ends_the_episode():
     ({"threshold_pct": 0}, "threshold_pct must be a percentage between 0 and 100"),
     ({"threshold_pct": 100}, "threshold_pct must be a percentage between 0 and 100"),
     ({"threshold_pct": -5}, "threshold_pct must be a percentage between 0 and 100"),
-    ({"window": 0}, "window must be a positive integer"),
+    ({"window": 0}, "window must be an int >= 1, got 0"),
 ])
 def test_invalid_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -52,9 +52,9 @@ def test_growth_below_min_growth_does_not_count():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
     ({"min_growth": -1.0}, "min_growth must be a finite number >= 0"),
-    ({"warmup": -1}, "warmup must be an integer >= 0"),
+    ({"warmup": -1}, r"warmup must be an int >= 0 \(epochs ignored\), got -1"),
 ])
 def test_invalid_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

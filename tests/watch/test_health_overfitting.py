@@ -80,9 +80,9 @@ def test_state_round_trip_gives_the_same_finding():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
     ({"train_key": "loss", "val_key": "loss"}, "must differ"),
-    ({"val_key": ""}, "val_key must be a metric name"),
+    ({"val_key": ""}, "val_key must be a non-empty string"),
     ({"min_delta": -1}, "min_delta must be a finite number >= 0"),
 ])
 def test_invalid_arguments_are_clear_errors(kwargs, match):

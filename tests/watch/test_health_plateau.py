@@ -94,9 +94,8 @@ def test_load_state_of_another_detector_is_refused():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"patience": 0}, "patience must be a positive integer"),
-    ({"patience": -3}, "patience must be a positive integer"),
-    ({"patience": 2.5}, "patience must be a positive integer"),
+    ({"patience": 0}, "patience must be an int >= 1, got 0"),
+    ({"patience": -3}, "patience must be an int >= 1, got -3"),
     ({"min_delta": -0.1}, "min_delta must be a finite number >= 0"),
     ({"mode": "up"}, "mode must be one of 'min', 'max', 'auto'"),
     ({"keys": ""}, "keys must be a metric name or glob pattern"),
@@ -107,6 +106,11 @@ def test_load_state_of_another_detector_is_refused():
 def test_invalid_arguments_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PlateauDetector(**kwargs)
+
+
+def test_a_patience_that_is_not_an_int_is_a_type_error():
+    with pytest.raises(TypeError, match="patience must be an int, got float"):
+        PlateauDetector(patience=2.5)
 
 
 def test_accuracy_is_maximised_by_default():

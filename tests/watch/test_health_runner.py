@@ -140,7 +140,7 @@ def test_bad_input_is_a_clear_error():
         health.observe("loss", 1, "0.5")
     with pytest.raises(TypeError, match="step must be an int"):
         health.observe("loss", 1.5, 0.5)
-    with pytest.raises(ValueError, match="metric names must be non-empty strings"):
+    with pytest.raises(ValueError, match="metric name must be a non-empty string"):
         health.observe_many(1, {"": 0.5})
     with pytest.raises(TypeError, match="is not a health detector"):
         HealthMonitor(None, detectors=[object()])

@@ -71,7 +71,7 @@ def test_default_keys_are_losses():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"window": 0}, "window must be a positive integer"),
+    ({"window": 0}, "window must be an int >= 1, got 0"),
     ({"window": 2, "min_history": 2}, "window must hold at least 3 values"),
     ({"threshold": 0}, "threshold must be a finite number > 0"),
     ({"threshold": -2.0}, "threshold must be a finite number > 0"),

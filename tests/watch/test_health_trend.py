@@ -72,7 +72,7 @@ def test_state_round_trip():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
     ({"min_delta": float("nan")}, "min_delta must be a finite number >= 0"),
     ({"mode": "down"}, "mode must be one of"),
     ({"keys": []}, "keys must be a metric name"),

@@ -309,3 +309,36 @@ def test_values_carry_the_wall_time_of_their_step() -> None:
         m.log({"loss": 1.0})
     times = list(_only_run().series("loss").times)
     assert before - 1 <= times[0] <= times[-1] <= time.time() + 1
+
+
+def test_a_named_monitor_per_epoch_continues_its_run_and_global_step() -> None:
+    # the loop users write: a new monitor per epoch, with a name (was FileExistsError at epoch 2)
+    for _ in range(3):
+        m = _monitor(range(4), name="exp")
+        for _ in m:
+            m.log({"loss": 1.0})
+    assert m.step == 12
+    m.close()
+    assert [p.name for p in Path("runs").iterdir()] == ["exp"]
+    reader = RunReader(Path("runs") / "exp")
+    assert reader.status == "finished"
+    assert list(reader.series("loss").steps) == list(range(1, 13))
+    assert list(reader.series("epoch/loss").steps) == [4, 8, 12]
+
+
+def test_a_val_monitor_with_another_root_validates_the_run_being_trained() -> None:
+    # 2 epochs of train + val monitors: one run folder (was 4: the val monitor under its root
+    # made a run, and the next training monitor did not find its own)
+    for _ in range(2):
+        train = _monitor(range(3))
+        for _ in train:
+            train.log({"loss": 1.0})
+        val = _monitor(range(2), phase="val", root="elsewhere")
+        for _ in val:
+            val.log({"loss": 0.5})
+    train.close()
+    assert not Path("elsewhere").exists()
+    reader = _only_run()
+    assert reader.status == "finished"
+    assert list(reader.series("epoch/loss").steps) == [3, 6]
+    assert list(reader.series("epoch/val_loss").steps) == [3, 6]

@@ -282,7 +282,7 @@ def test_invalid_intervals_are_clear_errors(interval):
 
 
 def test_other_bad_arguments_are_clear_errors():
-    with pytest.raises(ValueError, match="subsamples must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"subsamples must be an int >= 1 \(readings per interval\), got 0"):
         SystemMonitor(None, subsamples=0)
     with pytest.raises(TypeError, match="is not a sampler source"):
         SystemMonitor(None, sources=[object()])

@@ -30,6 +30,7 @@ from typing import Any
 
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.checkpoint.store import load_file
+from loopwise.utils.validate import check_bool
 
 KEY = "distributed"
 
@@ -79,8 +80,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, sampler: Any = None,
     Python objects is refused unless ``allow_pickle=True`` (which warns: a pickle can run
     code)."""
     for flag, value in (("allow_reshard", allow_reshard), ("allow_pickle", allow_pickle)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{flag} must be True or False, got {value!r}")
+        check_bool(value, what=flag)
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"no checkpoint at {source}; save one with save_checkpoint() "
@@ -105,8 +105,7 @@ def check_world_size(saved: int, *, source: object, allow_reshard: bool,
     False when ``saved`` (the world size ``source`` was written under) is this group's; True
     when it differs and ``allow_reshard`` (the caller restarts the saved epoch under the new
     sharding); a clear error otherwise. ``world``: this run's world size (the group's)."""
-    if not isinstance(allow_reshard, bool):
-        raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
+    check_bool(allow_reshard, what="allow_reshard")
     if world is None:
         _, world, _ = _group()
     if saved == world:

@@ -51,6 +51,7 @@ from loopwise.checkpoint.store import (
     write_manifest,
 )
 from loopwise.record.recorder import EventSink
+from loopwise.utils.validate import check_bool
 from loopwise.watch.improvement import Improvement
 
 _log = logging.getLogger(__name__)
@@ -91,10 +92,8 @@ class CheckpointManager:
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning Unix seconds, got {clock!r}")
         self._clock = clock
-        if not isinstance(async_save, bool):
-            raise TypeError(f"async_save must be True or False, got {async_save!r}")
-        if not isinstance(recycle, bool):
-            raise TypeError(f"recycle must be True or False, got {recycle!r}")
+        check_bool(async_save, what="async_save")
+        check_bool(recycle, what="recycle")
         self.directory = Path(directory)
         self.monitor = monitor
         self.mode = mode

@@ -16,13 +16,8 @@ from typing import Any
 import torch
 
 from loopwise.checkpoint.manifest import ManifestEntry
+from loopwise.utils.validate import check_count, check_key
 from loopwise.watch.improvement import check_mode, resolve_mode
-
-
-def check_count(value: object, what: str) -> int:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{what} must be an int >= 0, got {value!r}")
-    return value
 
 
 def check_policy(monitor: object, mode: str, keep_last: object,
@@ -35,8 +30,8 @@ def check_policy(monitor: object, mode: str, keep_last: object,
     check_mode(mode)
     resolved = resolve_mode(mode, monitor) if isinstance(monitor, str) else \
         ("min" if mode == "auto" else mode)
-    last = check_count(keep_last, "keep_last")
-    best = check_count(keep_best, "keep_best")
+    last = check_count(keep_last, what="keep_last")
+    best = check_count(keep_best, what="keep_best")
     if last == 0 and (best == 0 or monitor is None):
         raise ValueError(
             "this CheckpointManager would keep nothing: set keep_last >= 1, or monitor= a "
@@ -52,8 +47,7 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
         raise TypeError(f"metrics must be a dict of name -> number, got {type(metrics).__name__}")
     clean: dict[str, float] = {}
     for key, value in metrics.items():
-        if not isinstance(key, str):
-            raise TypeError(f"metric names must be strings, got {key!r}")
+        check_key(key)  # the one key rule
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()  # a save is an explicit request; reading a value now is fine
         if isinstance(value, bool) or not isinstance(value, (int, float)):

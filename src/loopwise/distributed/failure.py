@@ -150,12 +150,13 @@ def install_hooks(state: GroupState) -> None:
                 import traceback
 
                 from loopwise.record.active import active_run
+                from loopwise.record.opening import end_run
 
                 text = "".join(traceback.format_exception(kind, exc, tb))
                 error = failure_report(state, text)
                 run = active_run()
                 if run is not None:
-                    run.close("failed", error=error)
+                    end_run(run, status="failed", error=error)
         finally:
             previous(kind, exc, tb)
 

@@ -184,8 +184,9 @@ def set_sampler_epoch(loader: Any, epoch: int) -> None:
 
 
 class RankRun:
-    """The run of a training entry point on a rank other than 0: its folder's path (rank 0's,
-    shared), its global step, and no record (rank 0 records for every rank)."""
+    """The run of a training entry point on a rank other than 0 (a
+    :class:`~loopwise.record.recorder.TrainingRun`): its folder's path (rank 0's, shared), its
+    global step, and no record (rank 0 records for every rank)."""
 
     def __init__(self, path: str | os.PathLike[str], *, global_step: int = 0) -> None:
         self.path = Path(path)
@@ -195,14 +196,17 @@ class RankRun:
         self.epoch = 0
         self.closed = False
 
-    def advance(self, n: int) -> None:
-        self.global_step += int(n)
+    def advance(self, steps: int = 1) -> int:
+        self.global_step += int(steps)
+        return self.global_step
 
-    def restore_step(self, step: int) -> None:
+    def restore_step(self, step: int, *, epoch: int | None = None) -> None:
         self.global_step = int(step)
+        if epoch is not None:
+            self.epoch = int(epoch)
 
-    def log_scalars(self, values: Mapping[str, float], *, step: int | None = None,
-                    **_: Any) -> None:
+    def log_scalars(self, values: Mapping[str, float], *, step: int,
+                    wall_time: float | None = None) -> None:
         """Nothing: rank 0 records."""
 
     def log_epoch(self, epoch: int, values: Mapping[str, float], *, step: int | None = None
@@ -216,8 +220,11 @@ class RankRun:
     def set_config(self, config: Mapping[str, Any]) -> None:
         """Nothing: rank 0 records."""
 
-    def set_info(self, **values: Any) -> None:
+    def set_info(self, **fields: Any) -> None:
         """Nothing: rank 0 records."""
+
+    def add_exporter(self, exporter: Any) -> None:
+        """Nothing: rank 0's run feeds the exporters."""
 
     def flush(self) -> None:
         """Nothing to flush."""

@@ -30,10 +30,12 @@ from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.keras import run as keras_run
 from loopwise.keras import state as keras_state
 from loopwise.keras.logs import BatchLogs
+from loopwise.record.opening import end_run
 from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
+from loopwise.utils.validate import check_bool
 from loopwise.watch.accumulator import LoopStats
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.progress import ProgressBar
@@ -85,8 +87,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(f"save_every must be an int >= 1 (epochs), got {save_every!r}")
         for flag, value in (("resume", resume), ("progress", progress), ("system", system),
                             ("health", health), ("async_safe", async_safe)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{flag} must be True or False, got {value!r}")
+            check_bool(value, what=flag)
         if not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
             raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         if file is not None and not callable(getattr(file, "write", None)):
@@ -221,13 +222,8 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         ``with LoopwiseCallback(...) as cb:`` or the run is closed at interpreter exit."""
         if self._checkpoints is not None:
             self._checkpoints.close()
-        run = self.run
-        if run is None or run.closed:
-            return
-        if run is self._given_run:
-            run.flush()
-        else:
-            run.close(status, error=error)
+        if self.run is not None:  # the one end of a run (a given run: flushed)
+            end_run(self.run, status=status, error=error, own=self.run is not self._given_run)
 
     def __enter__(self) -> LoopwiseCallback:
         return self

@@ -142,11 +142,12 @@ def to_floats(rows: Iterable[dict[str, Any]]) -> None:
 
 
 def _number(value: Any) -> Any:
+    """A number Keras logged, as a float (the one converter); anything else as it is."""
     if isinstance(value, bool):
         return value
+    from loopwise.watch.convert import to_float
+
     try:
-        if hasattr(value, "numpy"):
-            value = value.numpy()
-        return float(value)
+        return to_float("", value)
     except (TypeError, ValueError):
         return value

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.folder import is_run_folder
+from loopwise.record.opening import open_run, run_finished
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 
@@ -29,20 +30,29 @@ def fit_config(params: Mapping[str, Any], model: Any,
 def resumed_or_new_run(state: Mapping[str, Any] | None, root: str | os.PathLike[str],
                        name: str | None, config: Mapping[str, Any], *,
                        resume: bool = False) -> Run:
-    """The run a checkpoint was written into (reopened) when it still exists; with ``resume``
-    and no checkpoint yet (the process died before its first save), the unfinished run
-    ``root/name`` again, restarted at step 0; else a new one."""
+    """Through the one opener (:func:`~loopwise.record.opening.open_run`): the run a checkpoint
+    was written into (reopened) when it still exists; with ``resume`` and no checkpoint yet
+    (the process died before its first save), the unfinished run ``root/name`` again,
+    restarted at step 0; else a new one (an existing, finished ``root/name`` is refused)."""
     previous = None if state is None or not state.get("run") else Path(str(state["run"]))
     if previous is not None and is_run_folder(previous):
-        return Run.reopen(previous)
-    folder = None if name is None else Path(root) / name
-    if state is None and resume and folder is not None and is_run_folder(folder) \
-            and RunReader(folder).info.get("status") != "finished":
-        run = Run.reopen(folder)
+        again = open_run(previous.parent, previous.name, decide=lambda folder, info: "resume")
+        assert again.run is not None
+        return again.run
+
+    def decide(folder: Path, info: dict[str, Any]) -> str:
+        if state is None and resume and not run_finished(info):
+            return "resume"
+        raise FileExistsError(f"a run named {name!r} already exists in {root}; choose another "
+                              "name, or leave name=None for a generated one")
+
+    opened = open_run(root, name, config=config, decide=decide)
+    run = opened.run
+    assert run is not None
+    if opened.action == "resume":
         run.restore_step(0, epoch=0)  # nothing was saved: training starts again from step 0
-        run.set_config({**RunReader(folder).config(), **config})
-        return run
-    return Run.create(root, name, config=config)
+        run.set_config({**RunReader(run.path).config(), **config})
+    return run
 
 
 def summary_event(run: Run, model: Any) -> None:

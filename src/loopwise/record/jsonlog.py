@@ -34,6 +34,7 @@ from typing import Any
 from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
+from loopwise.utils.validate import check_key
 
 DEFAULT_MAX_BYTES = 10 * 2**20
 DEFAULT_BACKUP_COUNT = 5
@@ -157,8 +158,7 @@ class JsonLog:
                             f"{type(values).__name__}")
         clean: dict[str, float] = {}
         for key, value in values.items():
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"metric names must be non-empty strings, got {key!r}")
+            check_key(key)  # the one key rule
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"value of {key!r} must be a number, got {type(value).__name__}")
             clean[key] = float(value)

@@ -18,6 +18,7 @@ from loopwise.record.series import Series, downsample, epochs_at
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
 from loopwise.record.store import connect, unpack
+from loopwise.utils.validate import check_key
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
@@ -119,8 +120,7 @@ class RunReader:
 
     def series(self, key: str, *, max_points: int | None = None) -> Series:
         """The whole series of ``key`` (downsampled with :func:`downsample` when asked)."""
-        if not isinstance(key, str):
-            raise TypeError(f"key must be a string, got {type(key).__name__}")
+        check_key(key, what="key")
         rows = self._query(
             "SELECT c.steps, c.times, c.vals FROM scalar_chunks c JOIN keys k ON k.id = c.key_id"
             " WHERE k.name = ? ORDER BY c.id", (key,))

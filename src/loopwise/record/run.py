@@ -18,29 +18,25 @@ committed before stays readable.
 
 from __future__ import annotations
 
-import atexit
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from loopwise.record.epochs import EpochLedger
 from loopwise.record.errors import load_json_object
-from loopwise.record.folder import CONFIG_FILE, LOG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE
 from loopwise.record.helpers import Helpers
-from loopwise.record.jsonlog import JsonLog
 from loopwise.record.lock import RunLock
-from loopwise.record.mirror import Mirrors
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import new_run_info, process_identity
 from loopwise.record.reader import RunReader
-from loopwise.record.recorder import Recorder
-from loopwise.record.run_closing import RunClosing
-from loopwise.record.run_logging import RunLogging
+from loopwise.record.recorder import ColumnData, Recorder
 from loopwise.record.runfile import RunFile
-from loopwise.record.store import Batch, StoreWriter
+from loopwise.record.status import exit_status
+from loopwise.record.writer import RunWriter
 from loopwise.utils.validate import check_json
 
 __all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run"]
@@ -49,7 +45,7 @@ STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 H = TypeVar("H")
 
 
-class Run(RunLogging, RunClosing):
+class Run:
     """The writer side of one run. Create with :meth:`create` or :meth:`reopen`."""
 
     def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
@@ -57,33 +53,11 @@ class Run(RunLogging, RunClosing):
                  lock: RunLock | None = None) -> None:
         self.path = path
         self._file = RunFile(path / RUN_FILE, info)
-        self._writer_lock = lock  # released by close()
-        self._clock = clock
-        self._heartbeat_interval = heartbeat_interval
-        self._last_heartbeat = clock()
-        self._info_due = False  # run.json's step and epoch to be refreshed at the next tick
-        self._closers: list[Callable[[], None]] = []
-        self._close_lock = threading.Lock()
-        self._closed = False
-        self._global_step = int(info.get("global_step", 0))
-        self._epochs = EpochLedger(int(info.get("epoch", 0)))
         self._helpers = Helpers()
-        self._mirrors = Mirrors(self._exporter_failed)
-        self._file.update()
-        try:
-            self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
-                                      on_tick=self._tick, on_batch=self._export,
-                                      on_error=self._fail, clock=clock)
-        except BaseException as exc:
-            self._fail(exc)
-            raise
-        try:
-            self._jsonlog = JsonLog(path / LOG_FILE, clock=clock)
-        except BaseException as exc:
-            self._fail(exc)
-            self._store.close()
-            raise
-        atexit.register(self._atexit)
+        self._writer = RunWriter(path, self._file, flush_interval=flush_interval,
+                                 heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+        self._store = self._writer.store  # the run's record files, as its writer holds them
+        self._jsonlog = self._writer.jsonlog
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -156,8 +130,9 @@ class Run(RunLogging, RunClosing):
                   heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
         # run.json's step and epoch are refreshed every heartbeat: after a crash the record's
         # own last step and epoch are the later ones
-        run._epochs, last_step = EpochLedger.of_record(RunReader(run_path), run.epoch)
-        run._global_step = max(run._global_step, last_step)
+        writer = run._writer
+        writer.epochs, last_step = EpochLedger.of_record(RunReader(run_path), run.epoch)
+        writer.global_step = max(writer.global_step, last_step)
         run.log_event("resumed", f"run resumed (it was {previous})",
                       data={"previous_status": previous})
         return run
@@ -177,7 +152,7 @@ class Run(RunLogging, RunClosing):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._writer.closed
 
     @property
     def info(self) -> dict[str, Any]:
@@ -189,20 +164,20 @@ class Run(RunLogging, RunClosing):
     def global_step(self) -> int:
         """Training steps done in this run (over every entry point and resume). Advanced only
         by :meth:`advance`; a resume sets it back with :meth:`restore_step`."""
-        return self._global_step
+        return self._writer.global_step
 
     def advance(self, steps: int = 1) -> int:
         """Count ``steps`` more training steps; return the new global step."""
         if type(steps) is not int or steps < 0:
             raise ValueError(f"advance() takes a non-negative int of steps, got {steps!r}")
-        self._global_step += steps
-        return self._global_step
+        self._writer.global_step += steps
+        return self._writer.global_step
 
     @property
     def epoch(self) -> int:
         """The last epoch that ended in this run (0 before the first): the largest epoch given
         to :meth:`log_epoch`."""
-        return self._epochs.epoch
+        return self._writer.epochs.epoch
 
     def restore_step(self, step: int, *, epoch: int | None = None) -> None:
         """Set the global step to ``step`` (a resume from a checkpoint taken at that step) and,
@@ -212,9 +187,9 @@ class Run(RunLogging, RunClosing):
             raise ValueError(f"restore_step() takes a non-negative int, got {step!r}")
         if epoch is not None and (type(epoch) is not int or epoch < 0):
             raise ValueError(f"restore_step(epoch=) takes a non-negative int, got {epoch!r}")
-        self._global_step = step
+        self._writer.global_step = step
         if epoch is not None:
-            self._epochs.epoch = epoch
+            self._writer.epochs.epoch = epoch
 
     # -- per-run helpers -------------------------------------------------------------------------
     def helper(self, kind: type[H], factory: Callable[[], H]) -> H:
@@ -234,37 +209,83 @@ class Run(RunLogging, RunClosing):
         exporter must not block: the ones in :mod:`loopwise.export` queue and deliver from a
         thread of their own, or count and leave the delivery to a process of their own that
         reads this run's record (``delivery="process"``)."""
-        if self._closed:
+        if self._writer.closed:
             raise RuntimeError(f"run {self.name!r} is closed; attach exporters before it ends")
         bind = getattr(exporter, "bind_run", None)
-        if callable(bind) and all(e is not exporter for e in self._mirrors):
+        if callable(bind) and all(e is not exporter for e in self._writer.mirrors):
             bind(self)  # optional: the exporter learns the run (folder, step, events)
         config_file = self.path / CONFIG_FILE
-        self._mirrors.add(exporter, load_json_object(
+        self._writer.mirrors.add(exporter, load_json_object(
             config_file, hint="repair it, or delete it to go on without a config")
             if config_file.is_file() else None)
 
     @property
     def exporters(self) -> list[Recorder]:
-        return list(self._mirrors)
+        return list(self._writer.mirrors)
 
     def __repr__(self) -> str:
         return f"Run(name={self.name!r}, path={str(self.path)!r}, status={self.status!r})"
 
-    # -- internals ---------------------------------------------------------------------------
-    def _fail(self, exc: BaseException) -> None:
-        self._file.fail(exc)
+    # -- writing: the run's writer does it -------------------------------------------------------
+    def log_scalar(self, key: str, value: float, *, step: int,
+                   wall_time: float | None = None) -> None:
+        """Record one value of the series ``key`` at ``step``."""
+        self._writer.log_scalar(key, value, step=step, wall_time=wall_time)
 
-    def _tick(self) -> None:
-        now = self._clock()
-        if ((self._info_due or now - self._last_heartbeat >= self._heartbeat_interval)
-                and not self._closed):
-            self._last_heartbeat, self._info_due = now, False
-            self._file.update(heartbeat=now, global_step=self.global_step, epoch=self.epoch)
+    def log_scalars(self, values: Mapping[str, float], *, step: int,
+                    wall_time: float | None = None) -> None:
+        """Record several series at one ``step``. Values must be real numbers (NaN/inf kept)."""
+        self._writer.log_scalars(values, step=step, wall_time=wall_time)
 
-    def _export(self, batch: Batch) -> None:
-        self._mirrors.deliver(batch)
+    def log_columns(self, columns: Mapping[str, ColumnData]) -> None:
+        """Queue ``{key: (steps, wall_times, values)}`` columns of floats (the loop-side
+        accumulator's hand-over: keys and values were checked when they were logged)."""
+        self._writer.log_columns(columns)
 
-    def _exporter_failed(self, name: str, exc: BaseException) -> None:
-        self._store.add_event(self._clock(), "error", "exporter_error",
-                              f"exporter {name} failed: {exc}", None)
+    def log_event(self, kind: str, message: str, *, level: str = "info",
+                  data: Mapping[str, Any] | None = None) -> None:
+        """Record an event (``level`` is one of debug, info, warning, error)."""
+        self._writer.log_event(kind, message, level=level, data=data)
+
+    def log_epoch(self, epoch: int, values: Mapping[str, float], *,
+                  step: int | None = None) -> None:
+        """Record an epoch's summary at the global ``step`` where the epoch ended (default
+        ``global_step``; ``epoch`` on a run whose step never advanced): series ``epoch/<name>``
+        plus the ``epoch`` series, and one
+        ``metrics`` line in the JSON log (``docs/record.md``)."""
+        self._writer.log_epoch(epoch, values, step=step)
+
+    def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
+        """Record one system sample (name -> value)."""
+        self._writer.log_system(values, wall_time=wall_time)
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """Write ``config.json`` atomically; a value JSON cannot hold is refused by key."""
+        self._writer.set_config(config)
+
+    def set_info(self, **fields: Any) -> None:
+        """Add JSON fields to ``run.json`` (e.g. a model summary line); core fields are refused."""
+        self._writer.set_info(**fields)
+
+    def flush(self) -> None:
+        """Block until everything logged so far is in the store (``run.json``'s step and epoch
+        follow from the store's thread within ``flush_interval``)."""
+        self._writer.flush()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when the run closes (last registered, first called)."""
+        self._writer.on_close(callback)
+
+    # -- the end -------------------------------------------------------------------------------
+    def close(self, status: str = "finished", *, error: str | None = None) -> None:
+        """Stop helpers, drain and close the exporters, flush the store and write the final
+        status. Idempotent."""
+        self._writer.close(status, error=error)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        status, error = exit_status(exc_type, exc, tb)
+        self.close(status, error=error)

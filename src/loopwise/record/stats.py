@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from loopwise.utils.table import render_table
 from loopwise.utils.text import printable
+from loopwise.utils.validate import check_key
 
 DEFAULT_WINDOW = 20
 
@@ -108,8 +109,7 @@ def slope(steps: Sequence[float], values: Sequence[float]) -> float | None:
 def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
                  mode: str = "auto", window: int = DEFAULT_WINDOW) -> MetricStats:
     """Statistics of one series given as parallel ``steps`` and ``values``."""
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"key must be a non-empty string, got {key!r}")
+    check_key(key, what="key")
     if mode not in ("min", "max", "auto"):
         raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
     if type(window) is not int or window < 2:

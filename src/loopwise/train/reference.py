@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from loopwise.checkpoint.weights import load_state_dict_safely
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks import Callback
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.entry import FitResult, fit
@@ -53,6 +54,7 @@ from loopwise.train.fit.prep import Standardization, load_and_preprocess_data, s
 from loopwise.train.fit.runplan import is_finished
 from loopwise.train.step.memory import clear_gpu_memory, show_gpu_memory_usage
 from loopwise.view.plots import plot_losses
+from loopwise.watch.convert import to_float
 from loopwise.watch.improvement import Improvement
 
 __all__ = [
@@ -177,11 +179,7 @@ def check_existing_plots(model_name: str = "improved_model", *,
 
 # -- per-epoch metrics ---------------------------------------------------------------------------
 def _number(value: object, what: str) -> float:
-    from loopwise.utils.validate import check_number
-
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()  # once an epoch: reading a value is fine here
-    return check_number(value, what=what)
+    return to_float(what, value, what=what)  # once an epoch: reading a value is fine here
 
 
 class TrainingMetrics:
@@ -195,7 +193,7 @@ class TrainingMetrics:
     ``epoch/val_loss``, ``epoch/lr``, ``epoch/seconds``.
     """
 
-    def __init__(self, *, run: Any = None) -> None:
+    def __init__(self, *, run: TrainingRun | None = None) -> None:
         if run is not None and not callable(getattr(run, "log_epoch", None)):
             raise TypeError(f"run must be a loopwise Run (with log_epoch), got "
                             f"{type(run).__name__}")

@@ -8,10 +8,41 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def check_int(value: object, *, what: str, minimum: int = 0, hint: str = "") -> int:
+    """An int (NumPy ints too; never a bool) >= ``minimum``, returned as int. The one style:
+    the wrong type is a ``TypeError`` naming the type, a value out of range a ``ValueError``
+    naming the value; ``hint`` says what the number counts."""
+    extra = f" ({hint})" if hint else ""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{what} must be an int{extra}, got {type(value).__name__}")
+    number = int(value.__index__())
+    if number < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}{extra}, got {number}")
+    return number
+
+
+def check_count(value: object, *, what: str, hint: str = "") -> int:
+    """An int >= 0 (:func:`check_int`)."""
+    return check_int(value, what=what, minimum=0, hint=hint)
+
+
+def check_bool(value: object, *, what: str) -> bool:
+    """True or False (not 0, 1 or "yes"), or ``TypeError``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def is_key(key: object) -> bool:
+    """The one key rule: a metric, series or event name is a string that is not empty and
+    not only white space."""
+    return isinstance(key, str) and bool(key) and not key.isspace()
+
+
 def check_key(key: object, *, what: str = "metric name") -> str:
-    """A key is a non-empty string."""
+    """``key`` when it follows the one key rule (:func:`is_key`), else a clear error."""
     if not isinstance(key, str):
-        raise TypeError(f"{what} must be a string, got {type(key).__name__} ({key!r})")
+        raise TypeError(f"{what} must be a string, got {type(key).__name__} ({key!r:.60})")
     if not key or key.isspace():
         raise ValueError(f"{what} must be a non-empty string; give each metric a name like 'loss'")
     return key

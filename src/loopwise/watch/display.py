@@ -39,6 +39,7 @@ from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
 from loopwise.utils.text import printable
+from loopwise.utils.validate import check_key
 
 RATE_UNIT = "batch"
 """The unit of every rate loopwise shows (``<rate>batch/s``)."""
@@ -147,9 +148,7 @@ def format_rate(n: int | float, seconds: float) -> str:
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"a metric name must be a string, got {type(name).__name__} ({name!r:.60})")
-    return name
+    return check_key(name, what="a metric name")  # the one key rule
 
 
 def _check_stateful(stateful: object) -> Collection[str]:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 import os
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from loopwise.distributed.reducer import loop_reducer
 from loopwise.record.active import monitor_run
+from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
@@ -36,8 +36,8 @@ from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor
 from loopwise.watch.metrics import format_postfix
+from loopwise.watch.monitor_bar import monitor_bar
 from loopwise.watch.monitor_checks import check_options
-from loopwise.watch.progress_terminal import monitor_bar
 from loopwise.watch.system_run import ensure_system_monitor, start_rank_system
 
 T = TypeVar("T")
@@ -90,7 +90,8 @@ class TrainingMonitor(Generic[T]):
         self._epoch_summary = epoch_summary
         self._csv = CsvLog(log_file, flush_interval=mininterval) if log_file is not None else None
         self._own_run = run is None and record  # closes it on failure and on close()
-        run = monitor_run(run, record=record, root=root, name=name, config=config)
+        run = monitor_run(run, record=record, root=root, name=name, config=config,
+                          phase=phase)
         self.run: Run | None = run
         for exporter in exporters if run is not None else ():
             run.add_exporter(exporter)  # type: ignore[union-attr]
@@ -159,8 +160,8 @@ class TrainingMonitor(Generic[T]):
             self._closed = self._acc.closed = True
             if self._csv is not None:
                 self._csv.close()
-            if self._own_run and self.run is not None:
-                self.run.close(status or "finished", error=error)
+            if self._own_run and self.run is not None:  # the one end of a run
+                end_run(self.run, status=status or "finished", error=error)
 
     def __iter__(self) -> Iterator[T]:
         if self._closed:
@@ -239,7 +240,8 @@ class TrainingMonitor(Generic[T]):
             raise
         except Exception as exc:
             self._add_times(wait, body)
-            self.close("failed", error="".join(traceback.format_exception(exc)))
+            status, error = exit_status(type(exc), exc, exc.__traceback__)
+            self.close(status, error=error)
             raise
         self._add_times(wait, body)
         self._finish_pass()

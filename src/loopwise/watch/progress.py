@@ -20,6 +20,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TextIO
 
+from loopwise.utils.text import printable
+from loopwise.utils.validate import check_bool, check_count
 from loopwise.watch import progress_checks as checks
 from loopwise.watch import progress_terminal as term
 from loopwise.watch.progress_render import BarState, BarStyle, Metrics, render_line
@@ -65,10 +67,11 @@ class ProgressBar:
         self._lock = threading.Lock()
         self._n = 0
         self._metrics: Metrics | None = None
+        self._note = ""
         self._known: set[str] = set()  # metric names already checked
         self._finished = False
         self._last_line = ""
-        self._drawn: tuple[int, int] | None = None  # (n, id(metrics)) of the last line written
+        self._drawn: tuple[int, int, str] | None = None  # (n, id(metrics), note) last written
         self._start = self._clock()
         self._next_time = self._start + self._interval
         self._next_step = self._boundary_after(0)
@@ -84,7 +87,7 @@ class ProgressBar:
     def update(self, step: int, metrics: Metrics | None = None) -> None:
         """Set the number of steps done and, optionally, the metrics shown after the bar."""
         if type(step) is not int:
-            step = checks.check_count(step, what="step", hint="steps done")
+            step = check_count(step, what="step", hint="steps done")
         if metrics is not None:  # checked at the call (types only); inlined: the hot path
             if type(metrics) is not dict:
                 checks.check_mapping(metrics)
@@ -113,7 +116,7 @@ class ProgressBar:
     def advance(self, n: int = 1, metrics: Metrics | None = None) -> None:
         """Add ``n`` steps done (``n >= 0``); safe from several threads: each call is counted."""
         if type(n) is not int or n < 0:
-            n = checks.check_count(n, what="n", hint="steps to add")
+            n = check_count(n, what="n", hint="steps to add")
         if metrics is not None:
             checks.check_metrics(metrics, self._known)
         with self._lock:
@@ -149,17 +152,25 @@ class ProgressBar:
 
     def show_rate(self, show: bool = True) -> None:
         """Show the rate (``6.45batch/s``) or not, from the next line drawn."""
-        checks.check_bool("show", show)
+        check_bool(show, what="show")
         self._restyle(show_rate=show)
 
     def show_eta(self, show: bool = True) -> None:
         """Show the estimated time remaining (``<00:13``) or not, from the next line drawn."""
-        checks.check_bool("show", show)
+        check_bool(show, what="show")
         self._restyle(show_eta=show)
 
     def _restyle(self, **changes: Any) -> None:
         with self._lock:
             self._style = replace(self._style, **changes)
+
+    def set_postfix_str(self, text: str) -> None:
+        """Text shown after the metrics (TrainingMonitor's averages and ``wait=12%``), from the
+        next line drawn; control characters are shown escaped."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        with self._lock:
+            self._note = printable(text)
 
     def write(self, text: str) -> None:
         """Print ``text`` on its own line above the bar, without breaking it (``tqdm.write``).
@@ -181,7 +192,8 @@ class ProgressBar:
         return total + 1
 
     def _state(self, now: float, metrics: Metrics | None) -> BarState:
-        return BarState(self._desc, self._n, self._total, now - self._start, metrics, self._style)
+        return BarState(self._desc, self._n, self._total, now - self._start, metrics, self._style,
+                        self._note)
 
     def _render(self, now: float, ncols: int | None) -> str:
         return render_line(self._state(now, self._metrics), ncols=ncols or None)
@@ -203,7 +215,7 @@ class ProgressBar:
             self._display.line = line
             self._display.refresh()  # takes tqdm's write lock
         else:
-            self._drawn = (self._n, id(self._metrics))
+            self._drawn = (self._n, id(self._metrics), self._note)
             term.write_line(self._file, line)
 
     def finish(self) -> None:
@@ -226,7 +238,7 @@ class ProgressBar:
             if self._display is not None:
                 self._display.line = line
                 self._display.close()
-            elif self._drawn != (self._n, id(self._metrics)) or error is not None:
+            elif self._drawn != (self._n, id(self._metrics), self._note) or error is not None:
                 term.write_line(self._file, line)
             self._last_line = line
         if error is not None:
@@ -281,7 +293,7 @@ class ProgressBar:
         if state["total"] != self._total:
             raise ValueError(f"state is for total={state['total']}, this bar has {self._total}")
         with self._lock:
-            self._n = checks.check_count(state["n"], what="state['n']", hint="steps done")
+            self._n = check_count(state["n"], what="state['n']", hint="steps done")
             self._start = self._clock() - float(state["elapsed"])
             self._next_step = self._boundary_after(self._n)
 

@@ -9,17 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopwise.utils.text import printable
-from loopwise.utils.validate import check_key
-
-
-def check_count(value: Any, *, what: str, hint: str) -> int:
-    """An int >= 0 (NumPy ints accepted), returned as int."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{what} must be an int ({hint}), got {type(value).__name__}")
-    count = int(value.__index__())
-    if count < 0:
-        raise ValueError(f"{what} must be an int >= 0 ({hint}), got {count}")
-    return count
+from loopwise.utils.validate import check_bool, check_key
 
 
 def check_metrics(metrics: Any, known: set[str]) -> None:
@@ -68,11 +58,6 @@ def check_width(width: Any) -> None:
         raise ValueError(f"width must be an int >= 1 (characters of bar), got {width!r}")
 
 
-def check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-
-
 def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta: Any,
                   leave: Any, disable: Any, file: Any, clock: Any, mininterval: Any,
                   position: Any) -> None:
@@ -85,7 +70,7 @@ def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta
     check_width(width)
     for flag, value in (("show_rate", show_rate), ("show_eta", show_eta), ("leave", leave),
                         ("disable", disable)):
-        check_bool(flag, value)
+        check_bool(value, what=flag)
     if file is not None and not callable(getattr(file, "write", None)):
         raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
     if clock is not None and not callable(clock):

@@ -38,6 +38,7 @@ class BarState:
     elapsed: float
     metrics: Metrics | None = None
     style: BarStyle = BarStyle()
+    note: str = ""  # text after the metrics (TrainingMonitor's ``wait=12%``)
 
 
 def metric_numbers(metrics: Metrics | None) -> dict[str, float]:
@@ -49,8 +50,10 @@ def metric_numbers(metrics: Metrics | None) -> dict[str, float]:
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             out[name] = value  # type: ignore[assignment]
             continue
+        from loopwise.watch.convert import to_float  # torch: only for a value not a number
+
         try:
-            out[name] = float(value)
+            out[name] = to_float(name, value)  # a line is drawn: the value is read now
         except (TypeError, ValueError, RuntimeError) as exc:
             raise TypeError(
                 f"metric {printable(name)!r} must be a number or a one-element tensor, "
@@ -70,7 +73,7 @@ def render_line(state: BarState, *, ncols: int | None = None) -> str:
     elapsed time and the rate (no bar, percentage or ETA)."""
     style = state.style
     desc = printable(state.desc)
-    postfix = format_postfix(state.metrics)
+    postfix = ", ".join(part for part in (format_postfix(state.metrics), state.note) if part)
     rate = format_rate(state.n, state.elapsed)
     if state.total is None:
         stats = [tqdm.format_interval(state.elapsed)]

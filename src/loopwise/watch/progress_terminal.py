@@ -4,7 +4,6 @@ elsewhere, whole lines written under tqdm's process-wide write lock."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -67,25 +66,3 @@ def supports_unicode(file: Any) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
-
-
-# TrainingMonitor's tqdm bar: tqdm's default layout with one rate unit (docs/progress.md: always
-# batch/s, never s/batch); with no total, a count without a bar
-_BAR_FORMAT = ("{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}"
-               "{postfix}]")
-_COUNT_FORMAT = "{desc}{n_fmt} [{elapsed}, {rate_noinv_fmt}{postfix}]"
-
-
-def monitor_bar(total: int | None, desc: str | None, file: Any, *, leave: bool, disable: bool,
-                mininterval: float) -> tqdm:  # type: ignore[type-arg]
-    """The tqdm bar of a TrainingMonitor. Off a terminal (CI logs, files) it redraws at most
-    every 5 s: no carriage-return spam."""
-    from loopwise.watch.display import RATE_UNIT
-
-    stream = sys.stderr if file is None else file
-    is_tty = bool(getattr(stream, "isatty", lambda: False)())
-    shown = None if desc is None else printable(desc) + ("" if total is not None else ": ")
-    return tqdm(total=total, desc=shown, file=file, leave=leave, disable=disable,
-                unit=RATE_UNIT, bar_format=_BAR_FORMAT if total is not None else _COUNT_FORMAT,
-                mininterval=mininterval if is_tty else max(mininterval, 5.0),
-                dynamic_ncols=is_tty)

@@ -38,11 +38,11 @@ from torch import nn
 
 from loopwise.distributed.local import quiet
 from loopwise.distributed.reducer import loop_reducer
+from loopwise.record.opening import end_run, open_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.watch.accumulator import StepAccumulator
-from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_checks import IDLE as _IDLE
 from loopwise.watch.session_checks import NEW as _NEW
 from loopwise.watch.session_checks import TRAIN as _TRAIN
@@ -65,7 +65,7 @@ __all__ = ["EpochResult", "SessionOrderWarning", "TrainingSession"]
 _PLAIN = (float, type(None))
 
 
-class TrainingSession(SessionPhases):
+class TrainingSession:
     """Structured training with bars and summaries; see the module doc for the call order.
 
     ``run=None`` makes a run under ``root`` (closed at the end of the last epoch, by
@@ -104,29 +104,20 @@ class TrainingSession(SessionPhases):
         self._model = model
         self._input_size = input_size
         self._system = system
-        self._file: TextIO = file if file is not None else sys.stderr
-        self._clock = clock
-        self._own_run = run is None and record
-        if self._own_run:
-            run = Run.create(root, config={"model_name": model_name, "epochs": epochs,
+        own_run = run is None and record
+        if own_run:
+            run = open_run(root, None, config={"model_name": model_name, "epochs": epochs,
                                            "steps_per_epoch": steps_per_epoch,
-                                           "validation_steps": validation_steps})
+                                           "validation_steps": validation_steps}).run
         self.run: Run | None = run
         for exporter in exporters if run is not None else ():
             run.add_exporter(exporter)  # type: ignore[union-attr]
-        self.history: list[EpochResult] = []
-        self._phase = _NEW
-        self._closed = False
-        self._epoch = 0  # the epoch started last
-        self._epoch_t0 = 0.0
-        self._global_step = run.global_step if run is not None else 0
-        self._epoch_base = self._global_step
-        self._bar: ProgressBar | None = None
-        self._last = 0  # last step of the open phase
-        self._last_row: dict[str, Any] | None = None
-        self._current: EpochResult | None = None
         self._rec = SessionRecorder(run, health=health, **({} if clock is None else {
             "perf": clock}))
+        self._ph = SessionPhases(  # the phase state and its transitions: held, not inherited
+            model_name=model_name, epochs=epochs, validation_steps=validation_steps, run=run,
+            own_run=own_run, rec=self._rec, file=file if file is not None else sys.stderr,
+            clock=clock)
         if reducer is not None:  # sync on a step count; every rank's system samples
             reducer.attach_session(self._rec)
             if system:
@@ -144,49 +135,51 @@ class TrainingSession(SessionPhases):
     @property
     def global_step(self) -> int:
         """Training steps done over the run (continues a given run's ``global_step``)."""
-        return self._global_step
+        return self._ph.global_step
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._ph.closed
 
     # --- phases -----------------------------------------------------------------------------
     def start_training(self) -> None:
         """Print the model architecture (when a model was given) and "Starting training..."."""
-        self._check_open("start_training")
-        if self._phase != _NEW:
-            self._warn("start_training() was already called; this call is ignored")
+        self._ph.check_open("start_training")
+        if self._ph.phase != _NEW:
+            self._ph.warn("start_training() was already called; this call is ignored",
+                          stacklevel=3)
             return
         if self._model is not None:
             info = self._rec.model_summary(self._model, self._input_size, self.model_name)
-            self._print(f"Model Architecture:\n{info}\n")
-        self._print("Starting training...")
+            self._ph.say(f"Model Architecture:\n{info}\n")
+        self._ph.say("Starting training...")
         self._rec.start(self.model_name, self.epochs, self.steps_per_epoch,
                         self.validation_steps, system=self._system)
-        self._phase = _IDLE
+        self._ph.phase = _IDLE
 
     def start_epoch(self, epoch: int) -> None:
         """Begin the training phase of ``epoch`` (1-based, above the previous epoch)."""
-        self._check_open("start_epoch")
-        if self._epoch >= self.epochs:
+        self._ph.check_open("start_epoch")
+        if self._ph.epoch >= self.epochs:
             raise RuntimeError(f"start_epoch({epoch!r}): all {self.epochs} epochs were started; "
                                "make a new TrainingSession to train longer")
-        if type(epoch) is not int or not self._epoch < epoch <= self.epochs:
+        if type(epoch) is not int or not self._ph.epoch < epoch <= self.epochs:
             raise ValueError(
-                f"start_epoch() takes an epoch number from {self._epoch + 1} to {self.epochs} "
-                f"(epochs are 1-based and increase; the last one started is {self._epoch}), "
+                f"start_epoch() takes an epoch number from {self._ph.epoch + 1} to {self.epochs} "
+                f"(epochs are 1-based and increase; the last one started is {self._ph.epoch}), "
                 f"got {epoch!r}")
-        if self._phase == _NEW:
-            self._warn(f"start_epoch({epoch}) before start_training(); starting training now")
+        if self._ph.phase == _NEW:
+            self._ph.warn(f"start_epoch({epoch}) before start_training(); starting training now",
+                          stacklevel=3)
             self.start_training()
-        self._finish_open_phase(f"start_epoch({epoch})")
-        if self._phase == _TRAINED:  # the previous epoch was not validated
-            self._epoch_done()
-        self._epoch = epoch
-        self._epoch_t0 = self._rec.now()
-        self._epoch_base = self._global_step
-        self._current = EpochResult(epoch, {})
-        self._open_phase(_TRAIN, f"Epoch {epoch}/{self.epochs} (Training)", self.steps_per_epoch)
+        self._ph.finish_open_phase(f"start_epoch({epoch})")
+        if self._ph.phase == _TRAINED:  # the previous epoch was not validated
+            self._ph.epoch_done()
+        self._ph.epoch = epoch
+        self._ph.epoch_t0 = self._rec.now()
+        self._ph.epoch_base = self._ph.global_step
+        self._ph.current = EpochResult(epoch, {})
+        self._ph.open_phase(_TRAIN, f"Epoch {epoch}/{self.epochs} (Training)", self.steps_per_epoch)
 
     def update_training_progress(self, step: int, loss: SupportsFloat,
                                  accuracy: SupportsFloat | None = None,
@@ -196,10 +189,11 @@ class TrainingSession(SessionPhases):
         (a fraction, shown as %) and other metrics: numbers or one-element tensors.
         ``record=False`` only shows them: for a loop that records its steps itself through
         :attr:`accumulator` (``fit`` does, with every step's own values)."""
-        if self._phase != _TRAIN:
-            self._wrong_phase("update_training_progress", "start_epoch(epoch)")
-        if type(step) is not int or not self._last < step <= self.steps_per_epoch:
-            self._bad_step(step, self.steps_per_epoch, "steps_per_epoch")
+        ph = self._ph
+        if ph.phase != _TRAIN:
+            ph.wrong_phase("update_training_progress", "start_epoch(epoch)")
+        if type(step) is not int or not ph.last < step <= self.steps_per_epoch:
+            ph.bad_step(step, self.steps_per_epoch, "steps_per_epoch")
         floats = type(loss) is float and type(accuracy) in _PLAIN  # and so the row: no check
         if floats and (metrics is None or (type(metrics) is dict
                                            and self._known.issuperset(metrics))):
@@ -215,7 +209,7 @@ class TrainingSession(SessionPhases):
             row = self._values.row(loss, accuracy, metrics)
         if record and self._recording:  # the accumulator checks and converts each value
             times = self._times  # (all or nothing); the step path of SessionRecorder.add_step
-            if self._inline and self._acc.step0 + len(times) == self._epoch_base + step - 1:
+            if self._inline and self._acc.step0 + len(times) == ph.epoch_base + step - 1:
                 times.append(self._perf())
                 # True: every value a plain number (keys were checked above): the bar needn't
                 self._acc_log(row)
@@ -223,13 +217,42 @@ class TrainingSession(SessionPhases):
                 if times[-1] >= self._rec.next_flush:  # SessionRecorder.flush_due, inlined
                     self._rec.flush()
             else:
-                self._add_step(self._epoch_base + step, row)
+                self._add_step(ph.epoch_base + step, row)
         if floats:
-            self._bar._update_checked(step, row)  # type: ignore[union-attr]
+            ph.bar._update_checked(step, row)  # type: ignore[union-attr]
         else:
-            self._bar.update(step, row)  # type: ignore[union-attr]
-        self._last = step
-        self._last_row = row
+            ph.bar.update(step, row)  # type: ignore[union-attr]
+        ph.last = step
+        ph.last_row = row
+
+    # --- the phases after a training step: the session's SessionPhases ----------------------
+    def finish_training_epoch(self) -> None:
+        """End the training phase: the final bar line; ``epoch/train_*`` recorded."""
+        self._ph.finish_training_epoch()
+
+    def start_validation(self) -> None:
+        """Begin the validation phase of the current epoch."""
+        self._ph.start_validation()
+
+    def update_validation_progress(self, step: int, loss: SupportsFloat,
+                                   accuracy: SupportsFloat | None = None,
+                                   metrics: Mapping[str, SupportsFloat] | None = None) -> None:
+        """Show validation step ``step`` (1..validation_steps); the last values are recorded
+        as ``epoch/val_*`` when the phase finishes."""
+        self._ph.update_validation_progress(step, loss, accuracy, metrics)
+
+    def finish_validation_epoch(self) -> None:
+        """End the validation phase: the final bar line; ``epoch/val_*`` recorded."""
+        self._ph.finish_validation_epoch()
+
+    def print_epoch_summary(self) -> None:
+        """Print ``Epoch N/E Summary:`` with the Training and Validation lines."""
+        self._ph.print_epoch_summary()
+
+    @property
+    def history(self) -> list[EpochResult]:
+        """The epochs done: an :class:`EpochResult` each."""
+        return self._ph.history
 
     @property
     def accumulator(self) -> StepAccumulator:
@@ -240,35 +263,32 @@ class TrainingSession(SessionPhases):
     def close(self, status: str = "finished", *, error: str | None = None) -> None:
         """Finish an open phase (its steps stay recorded) and close the session's own run with
         ``status``; a given run is flushed, not closed. Idempotent."""
-        if self._closed:
+        if self._ph.closed:
             return
-        self._closed = True
+        self._ph.closed = True
         if self._rec.acc.reducer is not None and status != "finished":
             error = self._rec.acc.reducer.on_failure(error)  # no collective after a failure
         try:
-            if self._bar is not None:
-                self._close_bar()
-            if self._phase in (_TRAINED, _VAL):  # this epoch's training phase is complete
-                self._epoch_done(close_run=False)
+            if self._ph.bar is not None:
+                self._ph.close_bar()
+            if self._ph.phase in (_TRAINED, _VAL):  # this epoch's training phase is complete
+                self._ph.epoch_done(close_run=False)
         finally:
-            if self.run is not None and not self.run.closed:
-                if self._own_run:
-                    self.run.close(status, error=error)
-                else:
-                    self.run.flush()
+            if self.run is not None:  # the one end of a run (a given run: flushed)
+                end_run(self.run, status=status, error=error, own=self._ph.own_run)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._epoch, "global_step": self._global_step,
-                "history": [asdict(r) for r in self.history]}
+        return {"epoch": self._ph.epoch, "global_step": self._ph.global_step,
+                "history": [asdict(r) for r in self._ph.history]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue after ``state``'s epoch: call before the first ``start_epoch``."""
-        epoch = check_session_state(state, self.epochs, started=self._phase not in (_NEW, _IDLE)
-                                    or bool(self._epoch))
-        self._epoch = epoch
-        self._global_step = self._epoch_base = int(state["global_step"])
-        self.history = [EpochResult(**r) for r in state["history"]]
-        self._rec.acc.restart_at(self._global_step)
+        epoch = check_session_state(state, self.epochs, started=self._ph.phase not in (_NEW, _IDLE)
+                                    or bool(self._ph.epoch))
+        self._ph.epoch = epoch
+        self._ph.global_step = self._ph.epoch_base = int(state["global_step"])
+        self._ph.history = [EpochResult(**r) for r in state["history"]]
+        self._rec.acc.restart_at(self._ph.global_step)
 
     def __enter__(self) -> TrainingSession:
         return self

@@ -25,6 +25,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from loopwise.utils.validate import check_int
 from loopwise.watch.sources import (
     HasLoopStats,
     HostSource,
@@ -88,9 +89,7 @@ class SystemMonitor:
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time, nvml: Any = None) -> None:
         self.interval = check_interval(interval)
-        if type(subsamples) is not int or subsamples < 1:
-            raise ValueError(f"subsamples must be an integer >= 1 (readings per interval), "
-                             f"got {subsamples!r}")
+        check_int(subsamples, what="subsamples", minimum=1, hint="readings per interval")
         if sources is not None:
             for s in sources:
                 if not isinstance(s, Source):

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 from loopwise.distributed.local import SampleBuffer
+from loopwise.record.run import Run
 from loopwise.watch.sources import HasLoopStats, LoopStatsLike
 from loopwise.watch.system import DEFAULT_INTERVAL, SystemMonitor, check_interval
 
@@ -29,7 +30,7 @@ def system_option(system: object) -> tuple[bool, float | None]:
                      f"in seconds > 0; got {system!r}")
 
 
-def ensure_system_monitor(run: Any, *, interval: float | None = None,
+def ensure_system_monitor(run: Run, *, interval: float | None = None,
                           loop_stats: LoopStatsLike | HasLoopStats | None = None,
                           ) -> SystemMonitor:
     """The run's one background SystemMonitor, started on the first call (every ``interval``

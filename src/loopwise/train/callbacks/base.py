@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopwise.record.recorder import TrainingRun
+
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_evaluate")
 
 
@@ -33,7 +35,7 @@ class LoopState:
     metrics: dict[str, float] = field(default_factory=dict)
     model: Any = None
     optimizer: Any = None
-    run: Any = None
+    run: TrainingRun | None = None
 
 
 class Callback:

@@ -32,7 +32,6 @@ import contextlib
 import logging
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,9 @@ from loopwise.checkpoint.distributed import check_world_size
 from loopwise.distributed import rng
 from loopwise.distributed.group import train_group
 from loopwise.record import Run
+from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder
+from loopwise.record.status import exit_status
 from loopwise.train.callbacks import (
     Callback,
     CallbackList,
@@ -59,6 +60,7 @@ from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
 from loopwise.train.resume.rerun import differences
 from loopwise.utils.console import null_console
+from loopwise.utils.validate import check_bool
 from loopwise.watch.system_run import ensure_system_monitor, start_rank_system, system_option
 
 __all__ = ["FitResult", "fit", "resolve_device"]
@@ -108,8 +110,7 @@ def _check(model: Any, train_loader: Any, loss_fn: Any, optimizer: Any, config: 
     if run is not None and (name is not None or force):
         raise ValueError("name= and force= choose the run fit makes; with run= given, leave "
                          "them out")
-    if not isinstance(force, bool):
-        raise TypeError(f"force must be True or False, got {force!r}")
+    check_bool(force, what="force")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a dict of JSON values, got {type(metadata).__name__}")
     _length(train_loader, "train_loader")
@@ -151,8 +152,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     on rank 0; the other ranks' is not used)."""
     cfg = _check(model, train_loader, loss_fn, optimizer, config, run, name, force, metadata)
     system_option(system)  # a bad value is refused before anything is made
-    if not isinstance(allow_reshard, bool):
-        raise TypeError(f"allow_reshard must be True or False, got {allow_reshard!r}")
+    check_bool(allow_reshard, what="allow_reshard")
     group = train_group()  # under torchrun: rank 0 records, every rank trains its shard
     device = resolve_device(cfg.device)
     trained: torch.nn.Module = model  # what the steps run (DDP under torchrun)
@@ -220,7 +220,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         status = "interrupted"
         raise
     except BaseException as exc:
-        error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        status, error = exit_status(type(exc), exc, exc.__traceback__)
         if group is not None:  # torchrun: every failed rank's traceback, the earliest first
             error = group.reducer.on_failure(error)
         if logger is not None:
@@ -237,22 +237,26 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
             if logger is not None:
                 with _after(status):
                     close_logging(logger)
-            if owns:
-                if report and leader and not run.closed:
-                    # before the close: the exporters (MLflow) upload it with the run's files
-                    from loopwise.view.report import report_at_end
-
-                    with _after(status):
-                        run.flush()
-                    written = report_at_end(run.path, ending={"status": status,
-                                                              "end_time": time.time()})
-                    if written is not None and result is not None:
-                        result.files["report"] = written
+            if owns:  # the one end of a run: the report written, then closed with its status
                 with _after(status):
-                    run.close(status, error=error)
+                    end_run(run, status=status, error=error,
+                            before=_report(result) if report and leader else None)
             elif status != "finished" and not run.closed:
                 run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
                               data={"error": error.splitlines()[-1] if error else None})
+
+
+def _report(result: FitResult | None) -> Callable[[Path, str | None], None]:
+    """``report.html`` written at the end of a run fit made, finished or not: before the close,
+    so that the exporters (MLflow) upload it; it says the status the run closes with."""
+    def write(path: Path, status: str | None) -> None:
+        from loopwise.view.report import report_at_end
+
+        written = report_at_end(path, ending=None if status is None else {
+            "status": status, "end_time": time.time()})
+        if written is not None and result is not None:
+            result.files["report"] = written
+    return write
 
 
 def _after(status: str) -> contextlib.AbstractContextManager[Any]:

@@ -19,6 +19,7 @@ import torch
 from loopwise.distributed import rng
 from loopwise.distributed.group import set_sampler_epoch
 from loopwise.distributed.skip import skip_batches
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks.base import CallbackList, LoopState, StopRequest
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.evaluate import evaluate
@@ -38,7 +39,8 @@ class FitLoop:
     def __init__(self, *, model: torch.nn.Module, train_loader: Iterable[Any],
                  val_loader: Iterable[Any] | None, test_loader: Iterable[Any] | None,
                  loss_fn: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer,
-                 config: TrainingConfig, callbacks: CallbackList, run: Any, device: torch.device,
+                 config: TrainingConfig, callbacks: CallbackList, run: TrainingRun,
+                 device: torch.device,
                  display: Any, logger: logging.Logger, files: FitFiles,
                  trained: torch.nn.Module | None = None, group: Any = None) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from loopwise.utils.validate import check_bool
+
 SUPPORTED = ("cpu", "cuda")
 
 
@@ -25,8 +27,7 @@ class Amp:
     """Autocast + (on CUDA) gradient scaling for ``device``; ``enabled=False`` is float32."""
 
     def __init__(self, device: torch.device | str, *, enabled: bool) -> None:
-        if not isinstance(enabled, bool):
-            raise TypeError(f"enabled must be True or False, got {enabled!r}")
+        check_bool(enabled, what="enabled")
         dev = torch.device(device)
         if enabled and dev.type not in SUPPORTED:
             raise ValueError(

@@ -35,6 +35,8 @@ from loopwise.train.step.oom import (
     oom_stop_message,
     split_batch,
 )
+from loopwise.utils.validate import check_int
+from loopwise.watch.convert import to_floats
 
 
 @dataclass
@@ -75,9 +77,8 @@ class StepEngine:
                  grad_clip: float | None, guard: NonFiniteGuard,
                  events: EventSink | None = None, classification: bool | None = None,
                  max_oom_skips: int = 5) -> None:
-        if type(max_oom_skips) is not int or max_oom_skips < 1:
-            raise ValueError(f"max_oom_skips must be an integer >= 1 (batches in a row skipped "
-                             f"for out of memory before training stops), got {max_oom_skips!r}")
+        check_int(max_oom_skips, what="max_oom_skips", minimum=1,
+                  hint="batches in a row skipped for out of memory before training stops")
         self.model = model
         self.optimizer = optimizer
         self.loss_fn = loss_fn
@@ -265,8 +266,4 @@ class StepEngine:
 
 
 def _floats(values: list[Any]) -> list[float]:
-    if not values:
-        return []
-    if isinstance(values[0], torch.Tensor):
-        return [float(v) for v in torch.stack([v.float() for v in values]).tolist()]
-    return [float(v) for v in values]
+    return to_floats(values)  # the one converter: device values read in one transfer

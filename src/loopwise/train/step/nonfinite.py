@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopwise.utils.validate import check_count
+
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because the loss was NaN or infinite too many steps in a row."""
@@ -18,9 +20,7 @@ class NonFiniteGuard:
     """Counts consecutive non-finite losses. ``max_in_row=0`` turns the guard off."""
 
     def __init__(self, max_in_row: int = 5) -> None:
-        if isinstance(max_in_row, bool) or not isinstance(max_in_row, int) or max_in_row < 0:
-            raise ValueError(f"max_in_row must be an integer >= 0 (0: off), got {max_in_row!r}")
-        self.max_in_row = max_in_row
+        self.max_in_row = check_count(max_in_row, what="max_in_row", hint="0: off")
         self.in_row = 0
         self.total = 0
 

@@ -7,7 +7,6 @@ error before anything recorded is touched.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,12 +15,14 @@ from typing import Any
 import torch
 
 from loopwise.checkpoint.manager import CheckpointManager
-from loopwise.record.folder import RUN_FILE
 from loopwise.record.names import validate_run_name
+from loopwise.record.opening import run_finished
 from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
+from loopwise.utils.validate import check_bool, is_key
+from loopwise.watch.convert import to_float
 
 
 def check_options(trainer: Trainer, path: str | os.PathLike[str], epochs: int, name: str | None,
@@ -63,25 +64,13 @@ def plan_resume(folder: Path, saved: dict[str, Any], current: dict[str, Any] | N
         way_out="resume with the saved args, or pass Workflow(..., override_args=True)")
 
 
-def read_run_info(folder: Path) -> dict[str, Any]:
-    """The experiment's ``run.json``; a clear error when it is missing or corrupt."""
-    try:
-        data = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{folder} has args.json but no run.json; it is not a complete "
-                                "loopwise experiment. Move it away or choose another name"
-                                ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{folder / RUN_FILE} is corrupt ({exc}); it was left as it was"
-                         ) from exc
-    return data if isinstance(data, dict) else {}
-
-
 def already_finished(info: Mapping[str, Any], epochs: int) -> tuple[int, str | None] | None:
-    """``(epochs_done, stopped)`` when ``run.json`` (``info``) says the experiment finished and
-    there is nothing left to do for ``epochs``; None otherwise."""
+    """``(epochs_done, stopped)`` when the run is finished (the one marker,
+    :func:`~loopwise.record.opening.run_finished`) and its ``run.json`` (``info``) says there is
+    nothing left to do for ``epochs`` (a callback stopped it, or the epochs are done); None
+    otherwise (a finished experiment asked for more epochs is resumed)."""
     progress = info.get("workflow") or {}
-    if info.get("status") == "finished" and progress.get("finished") and (
+    if run_finished(info) and (
             progress.get("stopped") or int(progress.get("epochs_done", 0)) >= epochs):
         return int(progress.get("epochs_done", 0)), progress.get("stopped") or None
     return None
@@ -123,31 +112,22 @@ def clean_metrics(result: object, where: str) -> dict[str, float]:
                         f"{{'train_loss': 0.3}}; it returned {type(result).__name__}")
     clean: dict[str, float] = {}
     for key, value in result.items():
-        if not isinstance(key, str) or not key or key == "epoch" or key in TIMING_COLUMNS:
+        if not is_key(key) or key == "epoch" or key in TIMING_COLUMNS:
             raise ValueError(f"{where} returned the metric name {key!r}; use non-empty names "
                              f"other than 'epoch', {', '.join(TIMING_COLUMNS)}")
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                import numpy as np
-
-                if isinstance(value, np.generic) and np.isreal(value):
-                    clean[key] = float(value)
-                    continue
-            except ImportError:  # pragma: no cover - numpy is a dependency
-                pass
+        try:  # the one converter (once an epoch: a device value is read now)
+            clean[key] = to_float(key, value)
+        except (TypeError, ValueError):
             raise TypeError(f"{where} returned {key!r} = {value!r:.60} "
-                            f"({type(value).__name__}); metric values must be numbers")
-        clean[key] = float(value)
+                            f"({type(value).__name__}); metric values must be numbers"
+                            ) from None
     return clean
 
 
 def check_flag(value: object, what: str) -> bool:
-    """A True/False option, or a clear error."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be True or False, got {value!r}")
-    return value
+    """A True/False option, or a clear error (the one check, :func:`~loopwise.utils.validate.
+    check_bool`)."""
+    return check_bool(value, what=what)
 
 
 def check_exporters(exporters: object) -> list[Recorder]:

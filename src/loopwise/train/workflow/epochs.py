@@ -9,6 +9,7 @@ import logging
 import math
 from pathlib import Path
 
+from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import Run
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.callbacks.lr_monitor import LearningRateMonitor
@@ -20,7 +21,7 @@ from loopwise.watch.health.runner import ensure_health_monitor
 _log = logging.getLogger("loopwise.train.workflow.runner")
 
 
-def record_epoch(run: Run, history: History, trainer: Trainer, epoch: int, epochs: int,
+def record_epoch(run: TrainingRun, history: History, trainer: Trainer, epoch: int, epochs: int,
                  metrics: dict[str, float], train_s: float, eval_s: float, *,
                  health: bool) -> None:
     """Record epoch ``epoch``'s ``metrics`` (training and ``val_`` values) and timings."""
@@ -34,13 +35,13 @@ def record_epoch(run: Run, history: History, trainer: Trainer, epoch: int, epoch
     if lr is not None:
         values["lr"] = lr
     run.log_epoch(epoch, values, step=run.global_step or epoch)
-    if health:
+    if health and isinstance(run, Run):  # rank 0
         ensure_health_monitor(run).observe_epoch(epoch, metrics, step=run.global_step or None)
     shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
     _log.info("epoch %d/%d: %s", epoch, epochs, shown)
 
 
-def record_lr(run: Run, trainer: Trainer, callbacks: CallbackList, epoch: int) -> None:
+def record_lr(run: TrainingRun, trainer: Trainer, callbacks: CallbackList, epoch: int) -> None:
     """``lr`` at the first step of the epoch; at step=epoch when train_loop never advances the
     global step. A LearningRateMonitor among the callbacks records it instead (every group)."""
     if any(isinstance(c, LearningRateMonitor) for c in callbacks):

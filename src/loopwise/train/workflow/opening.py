@@ -16,14 +16,14 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.distributed.group import RankRun, TrainGroup
-from loopwise.record.run import Run
+from loopwise.record.opening import open_run
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
     already_finished,
     check_checkpoint_folder,
     current_args,
     plan_resume,
-    read_run_info,
 )
 from loopwise.train.workflow.experiment import check_writable, read_args
 from loopwise.train.workflow.state import FoundCheckpoint, prepare_resume
@@ -40,7 +40,7 @@ class Opening:
 
     action: str
     folder: Path
-    run: Any = None
+    run: TrainingRun | None = None
     args: dict[str, Any] | None = None
     saved: dict[str, Any] = field(default_factory=dict)
     current: dict[str, Any] | None = None
@@ -72,30 +72,35 @@ class Options:
 
 def open_experiment(trainer: Trainer, opt: Options) -> Opening:
     """Create the experiment, or check the one to resume before it is reopened (a refusal
-    leaves the folder as it was)."""
+    leaves the folder as it was), through the one opener (:func:`~loopwise.record.opening.
+    open_run`): its args, whether it finished, and its checkpoint are read in its ``decide``."""
     check_writable(opt.path)
     check_checkpoint_folder(opt.checkpoint, opt.path, opt.name)
-    if opt.name is None or not (opt.path / opt.name).exists():
-        args = current_args(trainer)
-        if args is None:
-            raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
-                                 "trainer's __init__ (it is saved to args.json before setup())")
-        run = Run.create(root=opt.path, name=opt.name, config=args)
-        return Opening("start", run.path, run=run, args=args)
-    folder = opt.path / opt.name
-    saved = read_args(folder)
     current = current_args(trainer)
-    info = read_run_info(folder)
-    decision = plan_resume(folder, saved, current, info, opt.epochs, opt.override_args)
-    finished = already_finished(info, opt.epochs)
-    if decision.action == "finished" and finished is not None:
-        done, stopped = finished
+    if current is None and (opt.name is None or not (opt.path / opt.name).exists()):
+        raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
+                             "trainer's __init__ (it is saved to args.json before setup())")
+    seen: dict[str, Any] = {}
+
+    def decide(folder: Path, info: dict[str, Any]) -> str:
+        saved = read_args(folder)
+        decision = plan_resume(folder, saved, current, info, opt.epochs, opt.override_args)
+        seen.update(saved=saved, diff=decision.differences)
+        if decision.action == "finished":
+            return "finished"
+        seen["found"] = _checkpoint(folder, info, opt)  # read and checked before the reopen
+        return "resume"
+
+    opened = open_run(opt.path, opt.name, config=current, decide=decide)
+    if opened.action == "new":
+        return Opening("start", opened.path, run=opened.run, args=current)
+    if opened.action == "finished":
+        done, stopped = already_finished(opened.info, opt.epochs) or (0, None)
         _log.warning("experiment %s already finished (%d epochs%s); nothing to do",
-                     folder, done, f", stopped: {stopped}" if stopped else "")
-        return Opening("finished", folder, done=done)
-    found = _checkpoint(folder, info, opt)
-    return Opening("resume", folder, run=Run.reopen(folder), saved=saved, current=current,
-                   diff=decision.differences, info=info, found=found)
+                     opened.path, done, f", stopped: {stopped}" if stopped else "")
+        return Opening("finished", opened.path, done=done)
+    return Opening("resume", opened.path, run=opened.run, saved=seen["saved"], current=current,
+                   diff=seen["diff"], info=opened.info, found=seen["found"])
 
 
 def follow(shared: dict[str, Any], opt: Options) -> Opening:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,10 @@ from loopwise.checkpoint.named import NamedFiles
 from loopwise.distributed.group import train_group
 from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import restore_rng_state
-from loopwise.record.recorder import Recorder
+from loopwise.record.opening import end_run
+from loopwise.record.recorder import Recorder, TrainingRun
 from loopwise.record.run import Run
+from loopwise.record.status import exit_status
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
 from loopwise.train.workflow.checks import check_exporters, check_flag, check_options, check_setup
 from loopwise.train.workflow.epochs import finished_result, record_epoch, record_lr
@@ -81,7 +82,7 @@ class Workflow:
         self.exporters = check_exporters(exporters)
         self.report = bool(report)
         self.folder: Path | None = None
-        self._run: Run | None = None
+        self._run: TrainingRun | None = None
         self._files: NamedFiles | None = None
         self._history: History | None = None
         self._epoch = 0
@@ -101,6 +102,7 @@ class Workflow:
         if opening.action == "finished":
             return finished_result(opening.folder, opening.done)
         run, args = opening.run, opening.args
+        assert run is not None
         if opening.action == "start":
             assert args is not None
             return self._guarded(run, lambda: self._begin(run, args))
@@ -108,7 +110,7 @@ class Workflow:
                                                          opening.diff, opening.found))
 
     # -- start / resume ----------------------------------------------------------------------
-    def _begin(self, run: Any, args: dict[str, Any]) -> WorkflowResult:
+    def _begin(self, run: TrainingRun, args: dict[str, Any]) -> WorkflowResult:
         assert self.folder is not None
         if self._leader:
             write_args(self.folder, args)
@@ -121,7 +123,7 @@ class Workflow:
         """This process records and writes the experiment's files (rank 0, or no group)."""
         return self._group is None or bool(self._group.leader)
 
-    def _continue(self, run: Any, saved: dict[str, Any], current: dict[str, Any] | None,
+    def _continue(self, run: TrainingRun, saved: dict[str, Any], current: dict[str, Any] | None,
                   diff: list[str], found: FoundCheckpoint | None) -> WorkflowResult:
         assert self.folder is not None
         if diff:
@@ -135,7 +137,7 @@ class Workflow:
         start = self._load_checkpoint(run, found)
         return self._train(run, start=start)
 
-    def _setup(self, run: Any) -> None:
+    def _setup(self, run: TrainingRun) -> None:
         assert self.folder is not None
         leader = self._leader
         self._run = run
@@ -149,18 +151,18 @@ class Workflow:
         self._history.load()
         if self.checkpoint is not None and self.checkpoint.run is None:
             self.checkpoint.run = run  # handed back in _guarded
-        if self.health and leader:  # before the callbacks start: a TrendWatcher trims its
-            ensure_health_monitor(run)  # detectors
+        if self.health and isinstance(run, Run):  # rank 0, before the callbacks start: a
+            ensure_health_monitor(run)  # TrendWatcher trims its detectors
         self.trainer.setup()
         check_setup(self.trainer)
         if self._group is not None:  # the model in DDP, the loaders split in track()
             distribute_trainer(self.trainer)
             self._passes.group = self._group
-        elif self.system:  # after setup(): a sampler the trainer started there is kept
-            ensure_system_monitor(run, interval=self.system_interval)  # (under torchrun each
-            # rank's monitors sample, rank 0 records)
+        elif self.system and isinstance(run, Run):  # after setup(): a sampler the trainer
+            ensure_system_monitor(run, interval=self.system_interval)  # started there is kept
+            # (under torchrun each rank's monitors sample, rank 0 records)
 
-    def _load_checkpoint(self, run: Run, found: FoundCheckpoint | None) -> int:
+    def _load_checkpoint(self, run: TrainingRun, found: FoundCheckpoint | None) -> int:
         """Restore the checkpoint read before the run was reopened; return the epoch to
         start with. The console says which file was used."""
         self._pending = restore_found(self.trainer, self.callbacks, run, found,
@@ -168,38 +170,45 @@ class Workflow:
         return 1 if self._pending is None else self._pending.start_epoch
 
     # -- the loop ------------------------------------------------------------------------------
-    def _guarded(self, run: Any, body: Any) -> WorkflowResult:
+    def _guarded(self, run: TrainingRun, body: Any) -> WorkflowResult:
+        """Run ``body``; then the one end of a run (:func:`~loopwise.record.opening.end_run`):
+        the status from how it ended, the run closed, ``report.html`` written (finished or
+        not: the report of a failed run is the one a user opens first)."""
         self.trainer._loopwise_track = self._track
+        status, error = "finished", None
         try:
             result: WorkflowResult = body()
         except KeyboardInterrupt:
+            status = "interrupted"
             run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
-            run.close("interrupted")
             raise
         except BaseException as exc:
-            error: str | None = "".join(traceback.format_exception(exc))
+            status, error = exit_status(type(exc), exc, exc.__traceback__)
             if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
                 error = self._group.reducer.on_failure(error)
-            run.close("failed", error=error)
             raise
         finally:
             self.trainer._loopwise_track = None
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
-        if self.report and self._leader:  # before the close: the exporters upload it
-            from loopwise.view.report import report_at_end
-
-            run.flush()
-            report_at_end(run.path, ending={"status": "finished", "end_time": time.time()})
-        run.close("finished")
+            end_run(run, status=status, error=error,
+                    before=self._report if self.report and self._leader else None)
         return result
 
-    def _state_for(self, run: Run) -> LoopState:
+    @staticmethod
+    def _report(path: Path, status: str | None) -> None:
+        """``report.html``, written before the close so that the exporters upload it."""
+        from loopwise.view.report import report_at_end
+
+        report_at_end(path, ending=None if status is None else {"status": status,
+                                                                "end_time": time.time()})
+
+    def _state_for(self, run: TrainingRun) -> LoopState:
         return LoopState(epoch=self._epoch, step=run.global_step,
                          model=self.trainer.get_model(), optimizer=self.trainer.get_optimizer(),
                          run=run)
 
-    def _train(self, run: Run, *, start: int) -> WorkflowResult:
+    def _train(self, run: TrainingRun, *, start: int) -> WorkflowResult:
         assert self._history is not None and self.folder is not None
         loop_state = self._state_for(run)
         stop = self.callbacks.dispatch("on_train_begin", loop_state)
@@ -255,7 +264,7 @@ class Workflow:
         return WorkflowResult(self.folder, "stopped" if stop else "finished", done, stop,
                               list(self._history.rows))
 
-    def _everywhere(self, run: Any, metrics: dict[str, float]) -> dict[str, float]:
+    def _everywhere(self, run: TrainingRun, metrics: dict[str, float]) -> dict[str, float]:
         """Under torchrun: ``metrics`` averaged over the ranks (the same decisions on every
         rank) and rank 0's global step on every rank; as they are otherwise."""
         if self._group is None:
@@ -271,12 +280,12 @@ class Workflow:
             self._group.barrier()
 
     # -- checkpoints ---------------------------------------------------------------------------
-    def _full_state(self, run: Run, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:
+    def _full_state(self, run: TrainingRun, epoch: int, phase: str, **extra: Any) -> dict[str, Any]:
         return capture_state(self.trainer, self.callbacks, run, epoch, phase,
                              monitor=self._passes.monitor, epoch_rng=self._passes.epoch_rng,
                              **extra)
 
-    def _save(self, run: Run, epoch: int, phase: str, **extra: Any) -> None:
+    def _save(self, run: TrainingRun, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)  # every rank (the monitor's
         if self._leader:  # refresh is an exchange); rank 0 writes, the others wait for it
@@ -290,7 +299,7 @@ class Workflow:
 
     def _track(self, iterable: Iterable[Any], desc: str | None,
                options: dict[str, Any]) -> TrainingMonitor[Any]:
-        return self._passes.track(iterable, desc, options,
-                                  run=self._run if self._leader else None, epoch=self._epoch,
+        recorded = self._run if isinstance(self._run, Run) else None  # rank 0 records
+        return self._passes.track(iterable, desc, options, run=recorded, epoch=self._epoch,
                                   every=self.checkpoint_every, system=self.system)
 

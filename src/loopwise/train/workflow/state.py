@@ -31,7 +31,7 @@ from loopwise.distributed.group import wrap_model
 from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import capture_rng_state
 from loopwise.record.folder import RUN_FILE
-from loopwise.record.run import Run
+from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.resume.restore import restore_component, world_size
 from loopwise.train.workflow.trainer import Trainer
@@ -66,8 +66,9 @@ class ResumePoint:
         return self.epoch + 1 if self.phase == "evaluated" else self.epoch
 
 
-def capture_state(trainer: Trainer, callbacks: CallbackList, run: Run, epoch: int, phase: str,
-                  *, monitor: TrainingMonitor[Any] | None, epoch_rng: dict[str, Any] | None,
+def capture_state(trainer: Trainer, callbacks: CallbackList, run: TrainingRun, epoch: int,
+                  phase: str, *, monitor: TrainingMonitor[Any] | None,
+                  epoch_rng: dict[str, Any] | None,
                   loop: LoopPosition | None = None,
                   train_metrics: Mapping[str, float] | None = None,
                   train_seconds: float = 0.0) -> dict[str, Any]:
@@ -235,8 +236,8 @@ def plain_model(model: Any) -> Any:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: dict[str, Any],
-                  source: str) -> ResumePoint:
+def restore_state(trainer: Trainer, callbacks: CallbackList, run: TrainingRun,
+                  state: dict[str, Any], source: str) -> ResumePoint:
     """Restore every component ``state`` holds; return where to continue."""
     check_resumable(callbacks, state, source)
     restore_component("model", plain_model(trainer.get_model()), state["model"],
@@ -263,7 +264,7 @@ def restore_state(trainer: Trainer, callbacks: CallbackList, run: Run, state: di
     return point
 
 
-def restore_found(trainer: Any, callbacks: Any, run: Any, found: FoundCheckpoint | None, *,
+def restore_found(trainer: Any, callbacks: Any, run: TrainingRun, found: FoundCheckpoint | None, *,
                   quiet: bool = False) -> ResumePoint | None:
     """Restore the checkpoint read before the run was reopened (None: a fresh start); its
     notes become warnings and events, and the console says which file was used."""

@@ -33,6 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from loopwise.record.recorder import TrainingRun
 from loopwise.watch.monitor import TrainingMonitor
 
 TrackFactory = Callable[[Iterable[Any], "str | None", dict[str, Any]], TrainingMonitor[Any]]
@@ -51,7 +52,7 @@ class Trainer(ABC):
     optimizer: Any = None
     scheduler: Any = None
     scaler: Any = None
-    run: Any = None
+    run: TrainingRun | None = None
     _loopwise_track: TrackFactory | None = None
 
     @abstractmethod

@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol, runtime_checkable
 
 from loopwise.utils.jsonsafe import json_safe
+from loopwise.utils.validate import check_int
 
 LEVELS = ("debug", "info", "warning", "error")
 STREAMS = ("step", "epoch", "system")
@@ -72,9 +73,8 @@ def _is_number(value: object) -> bool:
 
 
 def check_positive_int(value: object, *, what: str) -> int:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{what} must be a positive integer (>= 1), got {value!r}")
-    return value
+    """An int >= 1: the one int check (:func:`~loopwise.utils.validate.check_int`)."""
+    return check_int(value, what=what, minimum=1)
 
 
 def check_positive(value: object, *, what: str) -> float:

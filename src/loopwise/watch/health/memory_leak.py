@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from loopwise.utils.validate import check_count
 from loopwise.watch.health.base import (
     Finding,
     KeyedDetector,
@@ -37,9 +38,7 @@ class MemoryLeakDetector(KeyedDetector):
         super().__init__(keys, streams=streams, level=level)
         self.epochs = check_positive_int(epochs, what="epochs")
         self.min_growth = check_non_negative(min_growth, what="min_growth")
-        if type(warmup) is not int or warmup < 0:
-            raise ValueError(f"warmup must be an integer >= 0 (epochs ignored), got {warmup!r}")
-        self.warmup = warmup
+        self.warmup = check_count(warmup, what="warmup", hint="epochs ignored")
 
     def _new_state(self, key: str) -> dict[str, Any]:
         return {"seen": 0, "previous": None, "start": None, "count": 0}

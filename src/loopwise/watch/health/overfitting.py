@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from loopwise.utils.validate import check_key
 from loopwise.watch.health.base import (
     Finding,
     check_level,
@@ -45,8 +46,7 @@ class OverfittingDetector:
         for what, key in (("train_key", train_key), ("val_key", val_key)):
             if key is None and what == "train_key":
                 continue
-            if not isinstance(key, str) or not key.strip():
-                raise ValueError(f"{what} must be a metric name like 'val_loss', got {key!r}")
+            check_key(key, what=what)  # the one key rule
         if train_key == val_key:
             raise ValueError(f"train_key and val_key must differ, both are {train_key!r}")
         self.train_key = train_key

@@ -29,7 +29,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TextIO
 
 from loopwise.record.recorder import EventSink
+from loopwise.record.run import Run
 from loopwise.utils.table import render_table
+from loopwise.utils.validate import check_key
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
 from loopwise.watch.health.memory_leak import MemoryLeakDetector
@@ -131,8 +133,7 @@ class HealthMonitor:
                             f"{type(values).__name__}")
         clean = {}
         for key, value in values.items():
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"metric names must be non-empty strings, got {key!r}")
+            check_key(key)  # the one key rule
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"value of {key!r} must be a number (convert tensors with "
                                 f".item() where you already read them), got "
@@ -222,13 +223,13 @@ def _at_epoch(finding: Finding, step: int | None) -> Finding:
                                step=epoch if step is None else step)
 
 
-def attached_health_monitor(run: Any) -> HealthMonitor | None:
-    """The run's HealthMonitor if one was attached, without making one."""
-    found = getattr(run, "find_helper", None)
-    return found(HealthMonitor) if found is not None else None
+def attached_health_monitor(run: object) -> HealthMonitor | None:
+    """The run's HealthMonitor if one was attached, without making one (None for anything but
+    a :class:`~loopwise.record.run.Run`: a rank that records nothing has none)."""
+    return run.find_helper(HealthMonitor) if isinstance(run, Run) else None
 
 
-def ensure_health_monitor(run: Any, *, detectors: Sequence[Detector] | None = None,
+def ensure_health_monitor(run: Run, *, detectors: Sequence[Detector] | None = None,
                           console: TextIO | Literal["stderr"] | None = "stderr") -> HealthMonitor:
     """The run's one HealthMonitor (made on the first call; later calls return it as it is).
 

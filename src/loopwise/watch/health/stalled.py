@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from loopwise.utils.validate import check_key
 from loopwise.watch.health.base import (
     Finding,
     check_level,
@@ -29,9 +30,7 @@ class StalledDetector:
     def __init__(self, *, seconds: float = 300.0, key: str = STEPS_KEY,
                  streams: Iterable[str] | str = ("system",), level: str = "warning") -> None:
         self.seconds = check_positive(seconds, what="seconds")
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"key must be the name of the steps/s series, got {key!r}")
-        self.key = key
+        self.key = check_key(key, what="key (the name of the steps/s series)")
         self.streams = check_streams(streams)
         self.level = check_level(level)
         self.reset()
