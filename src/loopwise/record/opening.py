@@ -118,13 +118,13 @@ def end_run(run: TrainingRun, exc_type: type[BaseException] | None = None,
             exc: BaseException | None = None, tb: TracebackType | None = None, *,
             status: str | None = None, error: str | None = None, own: bool = True,
             after: Callable[[Path], object] | None = None,
-            before: Callable[[Path, str | None], object] | None = None) -> str:
+            before: Callable[[Path, str | None, str | None], object] | None = None) -> str:
     """End ``run`` as the block that used it ended (``exc_type, exc, tb``, as ``__exit__``
     gets them; or ``status``/``error`` already known): closed with that status when the caller
-    made it (``own``), else flushed and left open for its owner. ``before(run.path, status)``
-    (the report) once the record is flushed and before the close, so that the run's exporters
-    still upload what it writes (``status`` None for a run left open); ``after(run.path)`` once
-    the run is closed. Their failures are logged. Returns the status."""
+    made it (``own``), else flushed and left open for its owner. ``before(run.path, status,
+    error)`` (the report) once the record is flushed and before the close, so that the run's
+    exporters still upload what it writes (``status`` None for a run left open);
+    ``after(run.path)`` once the run is closed. Their failures are logged. Returns the status."""
     if status is None:
         status, text = exit_status(exc_type, exc, tb)
         error = text if error is None else error
@@ -132,7 +132,7 @@ def end_run(run: TrainingRun, exc_type: type[BaseException] | None = None,
         if before is not None or not own:
             run.flush()
         if before is not None:
-            _view(before, run.path, status if own else None)
+            _view(before, run.path, status if own else None, error if own else None)
         if own:
             run.close(status, error=error)
     if after is not None:

@@ -193,7 +193,10 @@ def _status_events(info: dict[str, Any]) -> list[dict[str, Any]]:
                     "message": "run started", "step": None})
     if isinstance(end, (int, float)):
         status = str(info.get("status"))
+        error = info.get("error")
+        why = error.strip().splitlines()[-1] if isinstance(error, str) and error.strip() else ""
         out.append({"time": end, "level": "info" if status == "finished" else "error",
-                    "kind": status, "message": f"run ended as {status}",
+                    "kind": status, "message": f"run ended as {status}"
+                    + (f": {why}" if why and status != "finished" else ""),
                     "step": info.get("global_step")})
     return out

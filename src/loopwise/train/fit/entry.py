@@ -246,14 +246,14 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
                               data={"error": error.splitlines()[-1] if error else None})
 
 
-def _report(result: FitResult | None) -> Callable[[Path, str | None], None]:
+def _report(result: FitResult | None) -> Callable[[Path, str | None, str | None], None]:
     """``report.html`` written at the end of a run fit made, finished or not: before the close,
     so that the exporters (MLflow) upload it; it says the status the run closes with."""
-    def write(path: Path, status: str | None) -> None:
+    def write(path: Path, status: str | None, error: str | None) -> None:
         from loopwise.view.report import report_at_end
 
         written = report_at_end(path, ending=None if status is None else {
-            "status": status, "end_time": time.time()})
+            "status": status, "end_time": time.time(), "error": error})
         if written is not None and result is not None:
             result.files["report"] = written
     return write

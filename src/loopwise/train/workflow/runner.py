@@ -196,12 +196,12 @@ class Workflow:
         return result
 
     @staticmethod
-    def _report(path: Path, status: str | None) -> None:
+    def _report(path: Path, status: str | None, error: str | None) -> None:
         """``report.html``, written before the close so that the exporters upload it."""
         from loopwise.view.report import report_at_end
 
-        report_at_end(path, ending=None if status is None else {"status": status,
-                                                                "end_time": time.time()})
+        report_at_end(path, ending=None if status is None else {
+            "status": status, "end_time": time.time(), "error": error})
 
     def _state_for(self, run: TrainingRun) -> LoopState:
         return LoopState(epoch=self._epoch, step=run.global_step,
