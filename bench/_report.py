@@ -142,6 +142,14 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         add(f"read + downsample vs {prefix}", ">= 10x faster",
             _median_ratio(_row(read, prefix)), lambda v: f"{fmt(v)}x faster",
             lambda v: v >= 10, READ_WHY)
+    for key, measure in (("verify_wall", "wall time"), ("verify_cpu", "CPU time")):
+        row = _row(by_key.get(key), "with the checksum check (default)")
+        spread = None if row is None else row.ratio()
+        add(f"RunReader.series of 1M points with checksums, {measure}",
+            "<= 1.05x the read without", _median_ratio(row),
+            lambda v, r=spread: f"{v:.2f}x" + ("" if r is None else
+                                                f" ({r[1]:.2f}-{r[2]:.2f})"),
+            lambda v: v <= 1.05, "the hash of 24 MB (XXH3) against a read of ~35 ms")
     ui = by_key.get("ui_peers")
     dash = None if ui is None or ui.baseline is None else ui.find(ui.baseline)
     peers = "" if ui is None else ", ".join(

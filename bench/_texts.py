@@ -85,6 +85,18 @@ SECTIONS: list[tuple[str, str, str]] = [
      "RSS (psutil) at the end of training in the same fresh processes as the tiny-model rows; "
      "each row's added memory is the median over the rounds of (its RSS - the plain loop's "
      "RSS in the same round). Goal: TrainingMonitor with its record adds <= 50 MiB."),
+    ("trainers_lightning", "PyTorch Lightning: LoopwiseLogger + LoopwiseCallback",
+     "`bench/bench_trainers.py`: a tiny MLP (32-64-1) on CPU, one torch thread, one epoch; "
+     "wall time from `on_train_start` to `on_train_end` (set-up and teardown outside), the "
+     "variants interleaved in one process, every bar to an in-memory stream. Baseline: "
+     "Lightning's defaults with `CSVLogger` (its TQDM bar, a log every 50 steps); loopwise "
+     "records every step's values (tensors read at the refresh), with its bar, system sampler "
+     "and health detectors; the floor is `logger=False` with no bar."),
+    ("trainers_hf", "Hugging Face Trainer: LoopwiseCallback",
+     "The same script: a 2-layer BERT built from a config (hidden 32), batch 8, "
+     "`report_to=\"none\"` with HF's tqdm bar against `LoopwiseCallback.attach` (its bar in "
+     "place of HF's, run record, system sampler, health); logging every 500 steps (HF's "
+     "default)."),
     ("bar", "Tight-loop cost of a bar with 3 metrics",
      "`bench/bench_monitor.py`: a loop that only builds 3 floats, with each bar updated every "
      "step (all output to an in-memory stream; Keras's Progbar on a terminal-like one). One "
@@ -140,6 +152,16 @@ SECTIONS: list[tuple[str, str, str]] = [
      "log_batch, ~40 us through SummaryWriter); each is compared with loopwise reading the "
      "same number of points, and the note gives seconds per million points (every reader "
      "here is linear in the points). Goal: >= 10x faster than both."),
+    ("verify_wall", "The store's checksums: cost of a read",
+     "`bench/bench_verify.py`: `RunReader.series` of a 1,000,000-point series (24 MB of "
+     "column chunks) with every chunk's XXH3-64 checked, against the same read without the "
+     "check (the baseline), the check on the reading thread (a one-core machine), and the "
+     "read before issue 21 (no checksum, no one-point-per-step check). Each opens the store "
+     "afresh. A long series is hashed on a second thread while it is unpacked (XXH3 releases "
+     "the GIL). Goal: the check costs <= 5 % of the read (<= 1.05x)."),
+    ("verify_cpu", "The store's checksums: CPU of a read",
+     "The same reads: `time.process_time()` (every thread of the process), which a busy "
+     "machine does not inflate: what the check adds as work, wherever it runs."),
     ("ui_peers", "Dashboard first chart against TensorBoard's and MLflow's UIs",
      "`bench/bench_ui_peers.py`: bench_views' series of 1,000,000 points (a spike of 40.0 at "
      "index 654,321) recorded by loopwise and mirrored the way a user would, with `loopwise "

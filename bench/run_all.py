@@ -50,11 +50,13 @@ SCRIPTS = [
     # otherwise); it gets --quick / --json only if its source mentions them, and its printed
     # output goes into the doc when it returns no JSON tables.
     Script("keras", "bench_keras.py", [], ["--quick"], hook=True),
+    Script("trainers", "bench_trainers.py", [], ["--quick"]),
     Script("distributed", "bench_distributed.py", [], ["--quick"], hook=True),
     Script("bar", "bench_monitor.py", ["--rounds", "5"], ["--quick"]),
     Script("progress", "bench_progress.py", [], ["--quick"]),
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
+    Script("verify", "bench_verify.py", [], ["--quick"]),
     Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),
     Script("exporters", "bench_exporters.py", ["--rounds", "5"], ["--quick"]),
     Script("system", "bench_system.py", ["--seconds", "20"], ["--seconds", "4"], tables=False),

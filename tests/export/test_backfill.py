@@ -120,3 +120,21 @@ def test_a_target_that_cannot_be_written_fails_fast_with_one_line(tmp_path, caps
     assert time.monotonic() - start <= 30
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "could not reach tensorboard within 20 s" in err
+
+
+def test_a_backfill_leaves_out_a_damaged_series_and_says_so(tmp_path, capsys):
+    import struct
+
+    with Run.create(tmp_path / "runs", "d") as run:
+        for step in range(1, 101):
+            run.log_scalars({"loss": 1.0 / step, "acc": step / 100}, step=step)
+    store = run.path / "store.sqlite"
+    data = bytearray(store.read_bytes())
+    data[data.find(struct.pack("<d", 1.0 / 7)) + 1] ^= 0x02
+    store.write_bytes(bytes(data))
+    assert main(["export", str(run.path), "--to", "tensorboard", str(tmp_path / "tb")]) == 0
+    said = f"{store} is corrupt (run 'd': series 'loss' failed its checksum)"
+    assert f"loopwise export: left out: {said}" in capsys.readouterr().err
+    got = _scalars(tmp_path / "tb")
+    assert "loss" not in got and len(got["acc"]) == 100
+    assert got["_text"]["events/record_damaged"]  # the mirror says it too

@@ -93,3 +93,12 @@ def test_a_cursor_at_the_end_skips_what_was_committed_before(tmp_path):
     run.close()
     with pytest.raises(ValueError, match=r"state\['points'\] must map series names"):
         Cursor().load_state_dict({"points": {"loss": -1}})
+
+
+def test_a_nan_system_value_is_delivered_as_nan(tmp_path):
+    with Run.create(tmp_path / "runs", "n") as run:
+        run.log_system({"cpu_pct": float("nan"), "ram_pct": 1.0}, wall_time=1_800_000_000.0)
+    got: dict = {}
+    _read_all(Follower(run.path), got)
+    (sample,) = got["_system"]
+    assert sample.values["cpu_pct"] != sample.values["cpu_pct"] and sample.values["ram_pct"] == 1

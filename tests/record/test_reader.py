@@ -174,3 +174,28 @@ def test_a_corrupt_config_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(CorruptRecordError, match="is corrupt \\(not UTF-8 text: invalid start"):
         RunReader(run).config()
     assert list_runs(tmp_path)[0].status == "finished"  # listing does not read the config
+
+
+def test_a_nan_system_value_reads_back_as_nan(tmp_path: Path) -> None:
+    with Run.create(tmp_path, "n") as run:
+        run.log_system({"cpu_pct": float("nan"), "ram_pct": 5.0}, wall_time=100.0)
+        run.log_system({"cpu_pct": 3.0}, wall_time=101.0)
+    rows = RunReader(tmp_path / "n").system()
+    assert [(t, n) for t, n, _ in rows] == [(100.0, "cpu_pct"), (100.0, "ram_pct"),
+                                           (101.0, "cpu_pct")]
+    assert rows[0][2] != rows[0][2] and [v for *_, v in rows[1:]] == [5.0, 3.0]
+    assert RunReader(tmp_path / "n").system("cpu_pct")[1] == (101.0, "cpu_pct", 3.0)
+
+
+def test_series_holds_each_step_once_the_later_value_winning(tmp_path: Path) -> None:
+    with Run.create(tmp_path, "r") as run:  # killed at step 24, resumed from step 10
+        for step in range(1, 25):
+            run.log_scalar("loss", float(step), step=step)
+        run.flush()
+        for step in range(11, 31):
+            run.log_scalar("loss", 100.0 + step, step=step)
+    series = RunReader(tmp_path / "r").series("loss")
+    assert list(series.steps) == list(range(1, 31))
+    assert list(series.values) == [float(s) for s in range(1, 11)] + [
+        100.0 + s for s in range(11, 31)]
+    assert len(series.times) == len(series.epochs) == 30

@@ -315,3 +315,43 @@ def test_epoch_summaries_of_a_run_whose_step_never_advanced_keep_one_point_each(
         metrics.update(epoch, 1.0 / epoch, val_loss=2.0 / epoch)
     other.close()
     assert list(RunReader(other.path).series("epoch/val_loss").steps) == [1, 2, 3, 4, 5]
+
+
+def _unborn(root: Path, name: str) -> Path:
+    """A run killed (SIGKILL) between its folder's creation and its run.json."""
+    code = textwrap.dedent(f"""
+        import os, signal
+        from loopwise.record import run as run_module
+        acquire = run_module.RunLock.acquire
+        def acquire_then_die(folder):
+            acquire(folder)
+            os.kill(os.getpid(), signal.SIGKILL)
+        run_module.RunLock.acquire = acquire_then_die
+        run_module.Run.create({str(root)!r}, {name!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", code], check=False)
+    assert done.returncode == -signal.SIGKILL
+    folder = root / name
+    assert sorted(p.name for p in folder.iterdir()) == ["writer.lock"]
+    return folder
+
+
+def test_a_run_killed_before_its_run_json_is_reused_by_the_next_create(tmp_path: Path) -> None:
+    from loopwise.train.fit.runplan import plan_run
+
+    folder = _unborn(tmp_path, "exp")
+    with Run.create(tmp_path, "exp", config={"lr": 0.1}) as run:
+        run.log_scalar("loss", 1.0, step=1)
+    assert run.path == folder and RunReader(folder).status == "finished"
+    with pytest.raises(FileExistsError, match="a run named 'exp' already exists"):
+        Run.create(tmp_path, "exp")  # a born run is never reused
+    unborn = _unborn(tmp_path, "fit")
+    plan = plan_run(tmp_path, "fit", {"lr": 0.1}, model_name="m")
+    assert plan.action == "new" and plan.path == unborn and plan.run is not None
+    plan.run.close()
+    assert [r.name for r in list_runs(tmp_path)] and "fit" in {r.name for r in list_runs(
+        tmp_path)}
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="a run named 'other' already exists"):
+        Run.create(tmp_path, "other")  # a folder holding anything else is not unborn

@@ -189,3 +189,44 @@ def test_disk_full_on_a_small_tmpfs(tmp_path: Path, capfd: pytest.CaptureFixture
     finally:
         if subprocess.run(["umount", str(disk)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(disk)], check=False)  # busy: detach it anyway
+
+
+def test_the_writer_leaves_out_a_row_it_cannot_store_and_keeps_the_rest(
+        tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "w", flush_interval=1.0)
+    with run._store._db_lock:  # one flush window: 100 good rows around 3 bad ones
+        for i in range(100):
+            run._store.add_scalars(i, 1000.0 + i, {"loss": float(i)})
+        run._store.add_scalars(2**63, 1.0, {"loss": 1.0})
+        run._store.add_scalars(100, "x", {"loss": 1.0})  # type: ignore[arg-type]
+        run._store.add_system(float("nan"), {"cpu_pct": 1.0})
+        run._store.add_system(5.0, {"cpu_pct": 2.0})
+    run.flush()
+    run.log_scalar("loss", 7.0, step=101)
+    run.close()
+    reader = RunReader(run.path)
+    assert reader.status == "finished"
+    assert list(reader.series("loss").steps) == [*range(100), 101]
+    assert reader.system() == [(5.0, "cpu_pct", 2.0)]
+    (refused,) = reader.events(kind="store_rows_refused")
+    assert refused.level == "error" and refused.data is not None
+    assert refused.data["count"] == 3
+    assert refused.message.startswith("3 logged item(s) could not be stored and were left out "
+                                      "(the rest was kept): 'loss' at step 9223372036854775808")
+
+
+def test_a_key_sqlite_cannot_store_is_left_out_and_a_new_key_beside_it_is_kept(
+        tmp_path: Path) -> None:
+    run = Run.create(tmp_path, "k", flush_interval=1.0)
+    with run._store._db_lock:  # one batch: a new good key and a key SQLite refuses
+        run._store.add_scalars(1, 1000.0, {"fresh": 1.0, "bad\udc80": 2.0})
+        run._store.add_scalars(2, 1001.0, {"fresh": 3.0})
+    run.flush()
+    run.log_scalar("fresh", 4.0, step=3)
+    run.close()
+    reader = RunReader(run.path)
+    assert reader.status == "finished" and reader.keys() == ["fresh"]
+    assert list(reader.series("fresh").values) == [1.0, 3.0, 4.0]
+    (refused,) = reader.events(kind="store_rows_refused")
+    assert refused.message.startswith("1 logged item(s) could not be stored")
+    assert "the values of 'bad\\udc80'" in refused.message

@@ -212,6 +212,7 @@ def run_trial(entry: str, work: Path, reference: Path, kill: str) -> Trial:
     trial.problems_resumed = folder_problems(folder, root)
     trial.identical = same_weights(entry, reference, out)
     trial.extra["record_end"] = record_end(folder, LOSS_KEY[entry])
+    trial.extra["repeated_stored"], trial.extra["repeated_read"] = repeated_steps(folder)
     trial.extra["reference_end"] = record_end(reference.parent / "reference" / "run",
                                               LOSS_KEY[entry])
     if entry == "exporters":
@@ -227,6 +228,25 @@ def record_end(folder: Path, key: str) -> tuple[int, list[tuple[int, float]]]:
     reader = RunReader(folder)
     epochs = reader.series("epoch")
     return max(reader.series(key).steps), list(zip(epochs.steps, epochs.values))
+
+
+def repeated_steps(folder: Path) -> tuple[int, int]:
+    """Steps that appear more than once in a series, over every series of the run: as stored
+    (the killed process's rows and the resume's) and as ``RunReader.series`` returns them."""
+    import numpy as np
+
+    from loopwise.record import RunReader
+    from loopwise.record.storefile import unpack
+
+    conn = sqlite3.connect(folder / "store.sqlite")
+    stored: dict[int, list[int]] = {}
+    for key_id, blob in conn.execute("SELECT key_id, steps FROM scalar_chunks ORDER BY id"):
+        stored.setdefault(key_id, []).extend(unpack("q", blob))
+    conn.close()
+    reader = RunReader(folder)
+    read = [np.frombuffer(reader.series(k).steps, dtype=np.int64) for k in reader.keys()]
+    return (sum(len(s) - len(set(s)) for s in stored.values()),
+            sum(len(s) - len(np.unique(s)) for s in read))
 
 
 def tensorboard_last_step(log_dir: Path) -> int:
@@ -252,4 +272,6 @@ def summary(trials: list[Trial]) -> str:
     return (f"{trials[0].entry if trials else '-'}: {len(trials)} kills ({', '.join(kinds)}), "
             f"{len(landed)} landed, {len(same)} resumed bit-identical and finished, "
             f"{sum(bool(t.problems_killed or t.problems_resumed) for t in landed)} with a "
-            f"corrupt file, record loss at most {worst:.2f} s ({steps} steps)")
+            f"corrupt file, record loss at most {worst:.2f} s ({steps} steps), repeated steps "
+            f"{sum(t.extra.get('repeated_stored', 0) for t in landed)} stored, "
+            f"{sum(t.extra.get('repeated_read', 0) for t in landed)} read")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -251,3 +253,138 @@ def test_a_damaged_workflow_checkpoint_is_an_error_naming_it(tmp_path: Path,
     with pytest.raises(CheckpointError, match="last_checkpoint.pth"):
         Workflow(ToyTrainer(None), tmp_path, 2, "exp", system=False).run()
     assert (last.read_bytes() if last.exists() else None) == before
+
+
+# -- a refusal changes nothing ---------------------------------------------------------------
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+STORE_DAMAGE = {"truncated": _truncate, "bit-flipped": _bitflip, "garbage": _garbage}
+
+
+@pytest.mark.parametrize("damage", STORE_DAMAGE)
+def test_resuming_workflow_or_fit_on_a_damaged_store_is_refused_changing_no_file(
+        tmp_path: Path, damage: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from _workflow_toy import ARGS, ToyTrainer
+
+    from loopwise.train.fit.config import TrainingConfig
+    from loopwise.train.fit.entry import fit
+    from loopwise.train.workflow.runner import Workflow
+
+    Workflow(ToyTrainer(dict(ARGS)), tmp_path, 1, "exp", system=False).run()
+    data = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(3)]
+    cfg = TrainingConfig(epochs=1, model_name="m")
+    fit(torch.nn.Linear(3, 1), data, loss_fn=torch.nn.MSELoss(), config=cfg, root=tmp_path,
+        name="fit", progress=False, system=False, plots=False, report=False)
+    (tmp_path / "fit" / "m_results.json").unlink()  # not finished: the next fit resumes it
+    for folder, again in (
+            (tmp_path / "exp", lambda: Workflow(ToyTrainer(None), tmp_path, 2, "exp",
+                                                system=False).run()),
+            (tmp_path / "fit", lambda: fit(torch.nn.Linear(3, 1), data,
+                                           loss_fn=torch.nn.MSELoss(), config=cfg,
+                                           root=tmp_path, name="fit", progress=False,
+                                           system=False, plots=False, report=False))):
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        STORE_DAMAGE[damage](folder / "store.sqlite")
+        before = _files(folder)
+        with pytest.raises(CorruptRecordError, match=f"{folder / 'store.sqlite'} is corrupt "
+                           r"\(SQLite: .*\); it was left as it was"):
+            again()
+        assert _files(folder) == before and not (folder / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("damage", ["not UTF-8", "row cut"])
+def test_a_damaged_history_csv_is_refused_before_the_workflow_reopens(
+        tmp_path: Path, damage: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from _workflow_toy import ARGS, ToyTrainer
+
+    from loopwise.train.workflow.runner import Workflow
+
+    Workflow(ToyTrainer(dict(ARGS)), tmp_path, 2, "exp", system=False).run()
+    history = tmp_path / "exp" / "history.csv"
+    if damage == "not UTF-8":
+        history.write_bytes(history.read_bytes() + b"3,\xff\xfe,1\n")
+        said = r"is not UTF-8 text \(byte \d+: invalid start byte\)"
+    else:
+        history.write_bytes(history.read_bytes()[:-4])  # the last row cut mid-value
+        said = "ends in a row cut short"
+    before = _files(tmp_path / "exp")
+    with pytest.raises(ValueError, match=f"{history} {said}.*it was left as it was"):
+        Workflow(ToyTrainer(None), tmp_path, 3, "exp", system=False).run()
+    assert _files(tmp_path / "exp") == before
+
+
+# -- the store-flip figure ---------------------------------------------------------------------
+FLIPS = 200
+
+
+def _store_content(folder: Path) -> dict[str, Any]:
+    """Everything a view reads from the store; a part that fails its check is 'damaged'."""
+    reader = RunReader(folder)
+    out: dict[str, Any] = {}
+    for key in ("loss", "acc", "lr"):
+        try:
+            s = reader.series(key)
+            out[key] = (bytes(s.steps), bytes(s.times), bytes(s.values))
+        except CorruptRecordError as exc:
+            out[key] = "damaged" if key in str(exc) or "SQLite" in str(exc) else str(exc)
+    for part, read in (("events", reader.events), ("system", reader.system)):
+        try:
+            out[part] = repr(read())
+        except CorruptRecordError:
+            out[part] = "damaged"
+    return out
+
+
+def test_every_byte_flipped_in_a_value_chunk_or_an_event_is_detected(tmp_path: Path) -> None:
+    """The store-flip figure of docs/reliability.md: FLIPS single-bit flips, each in a fresh
+    copy of a real store, at random bytes of its value chunks (steps, times, values) and its
+    events' text; each flip is detected (the series or the events named as damaged) or
+    changes nothing; a value read changed without a word is counted (target 0)."""
+    import random
+    import sqlite3
+
+    with Run.create(tmp_path, "r") as run:
+        for step in range(1, 1501):
+            run.log_scalars({"loss": 1.0 / step, "acc": step / 1500, "lr": 0.1}, step=step)
+            if step % 100 == 0:
+                run.log_event("note", f"checkpoint at step {step}")
+                run.log_system({"cpu_pct": step / 100.0})
+    store = tmp_path / "r" / "store.sqlite"
+    original = store.read_bytes()
+    truth = _store_content(store.parent)
+    conn = sqlite3.connect(store)
+    blobs = [b for row in conn.execute("SELECT steps, times, vals FROM scalar_chunks")
+             for b in row] + [m.encode() for (m,) in conn.execute("SELECT message FROM events")]
+    conn.close()
+    regions = set()  # the part of each blob stored in one piece in its page, every copy
+    for blob in blobs:  # (the keys share their steps; a freed page may hold an old chunk)
+        part = blob[:4000]
+        at = original.find(part)
+        assert at >= 0
+        while at >= 0:
+            regions.add((at, len(part)))
+            at = original.find(part, at + 1)
+    chosen = sorted(regions)
+    rng = random.Random(16)
+    seen = {"detected": 0, "no effect": 0, "silent": 0}
+    for _ in range(FLIPS):
+        at, size = rng.choice(chosen)
+        data = bytearray(original)
+        data[at + rng.randrange(size)] ^= 1 << rng.randrange(8)
+        store.write_bytes(bytes(data))
+        now = _store_content(store.parent)
+        changed = [k for k in truth if now[k] != truth[k]]
+        if not changed:
+            seen["no effect"] += 1
+        elif all(now[k] == "damaged" for k in changed):
+            seen["detected"] += 1
+        else:
+            seen["silent"] += 1
+    print(f"\nstore flips: {FLIPS} in value chunks and events: {seen}")
+    assert seen["silent"] == 0, seen
+    assert seen["detected"] >= FLIPS * 0.9, seen

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _kill_tools import SOAK, Trial, draw_kills, run_child, run_trial, summary
+from _kill_tools import Trial, draw_kills, run_child, run_trial, summary
 
 ENTRIES = ["fit", "workflow", "monitor", "exporters", "keras"]
 NEEDS = {"keras": ("keras",), "exporters": ("mlflow", "tensorboard")}
@@ -51,8 +51,7 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Any:
                 done[entry] = list(pool.map(
                     lambda ik: run_trial(entry, work / f"trial{ik[0]}", reference, ik[1]),
                     enumerate(kills)))
-            if SOAK:
-                print(f"\n{summary(done[entry])}")
+            print(f"\n{summary(done[entry])}")  # the figures of docs/reliability.md (-s)
         return done[entry]
 
     return get
@@ -88,6 +87,14 @@ def test_the_resume_finishes_with_bit_identical_weights(campaign: Any, entry: st
         assert trial.identical, f"{entry} killed at {trial.kill}: the weights differ"
         # the record goes on at the right global step: its end and epochs as uninterrupted
         assert trial.extra["record_end"] == trial.extra["reference_end"], trial.kill
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_the_resumed_record_holds_each_step_once(campaign: Any, entry: str) -> None:
+    for trial in campaign(entry):
+        # the steps trained after the checkpoint and before the kill are stored twice (the
+        # killed process's rows and the resume's); RunReader.series returns each once
+        assert trial.extra["repeated_read"] == 0, (trial.kill, trial.extra)
 
 
 def test_exporters_end_closed_and_readable_after_the_resume(campaign: Any) -> None:

@@ -129,3 +129,54 @@ def test_an_epoch_point_recorded_before_a_resume_is_not_recorded_again(tmp_path)
     again.close("finished")
     assert _epochs(tmp_path / "exp") == [(5, 1.0)]
     assert list(RunReader(tmp_path / "exp").series("epoch/lr").steps) == [5]
+
+
+def _unborn(root, name: str):
+    """A run SIGKILLed between its folder's creation and its run.json (an unborn run)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os, signal
+        from loopwise.record import run as run_module
+        acquire = run_module.RunLock.acquire
+        def acquire_then_die(folder):
+            acquire(folder)
+            os.kill(os.getpid(), signal.SIGKILL)
+        run_module.RunLock.acquire = acquire_then_die
+        run_module.Run.create({str(root)!r}, {name!r})
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(__import__("pathlib").Path(__file__).resolve().parents[2] / "src"),
+         os.environ.get("PYTHONPATH", "")])}
+    assert subprocess.run([sys.executable, "-c", code], env=env,
+                          check=False).returncode == -signal.SIGKILL
+    assert [p.name for p in (root / name).iterdir()] == ["writer.lock"]
+    return root / name
+
+
+def test_a_monitor_and_a_workflow_reuse_a_run_killed_before_its_run_json(tmp_path) -> None:
+    import sys
+    from pathlib import Path
+
+    from loopwise.record import list_runs
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from _workflow_toy import ARGS, ToyTrainer
+
+    from loopwise.train.workflow.runner import Workflow
+
+    folder = _unborn(tmp_path, "mon")
+    monitor = TrainingMonitor(range(3), root=tmp_path, name="mon", disable=True, system=False,
+                              health=False)
+    for _ in monitor:
+        monitor.log({"loss": 1.0})
+    monitor.close()
+    assert RunReader(folder).status == "finished" and len(RunReader(folder).series("loss")) == 3
+    folder = _unborn(tmp_path, "wf")
+    result = Workflow(ToyTrainer(dict(ARGS)), tmp_path, 1, "wf", system=False).run()
+    assert result.status == "finished" and RunReader(folder).status == "finished"
+    assert {"mon", "wf"} <= {r.name for r in list_runs(tmp_path)}

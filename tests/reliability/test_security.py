@@ -344,3 +344,39 @@ def test_every_file_of_a_fit_run_follows_the_umask(tmp_path: Path) -> None:
         assert mode == want, f"{path} has mode {oct(mode)}, not {oct(want)} (umask 027)"
         seen += 1
     assert seen >= 10
+
+
+@pytest.mark.parametrize("file", ["config.json", "run.json", "store.sqlite", "log.jsonl"])
+def test_a_run_file_linked_outside_the_run_is_refused_by_every_view(
+        tmp_path: Path, file: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from starlette.testclient import TestClient
+
+    from loopwise.cli import main
+    from loopwise.view.dashboard.app import create_app
+
+    root = tmp_path / "runs"
+    with Run.create(root, "r", config={"lr": 0.1}) as run:
+        run.log_scalar("loss", 1.0, step=1)
+        run.log_event("note", "hello")
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes((root / "r" / file).read_bytes().replace(b"0.1", b"'TOPSECRET'")
+                       if file != "store.sqlite" else (root / "r" / file).read_bytes())
+    (root / "r" / file).unlink()
+    (root / "r" / file).symlink_to(secret)
+    said = (f"{root / 'r' / file} is corrupt (a symbolic link to {secret}, outside the run "
+            "folder); loopwise reads only a run folder's own files")
+    if file == "log.jsonl":  # no view serves it; doctor checks it
+        assert main(["doctor", "r", "--root", str(root)]) == 1
+        assert f"  record: {said}" in capsys.readouterr().out
+        return
+    verbs = ("show", "report") + (("doctor",) if file != "config.json" else ())  # what reads it
+    for verb in verbs:
+        assert main([verb, "r", "--root", str(root)]) == 2, verb
+        err = capsys.readouterr()
+        assert err.err.startswith(f"loopwise {verb}: error: {said}"), verb
+        assert "TOPSECRET" not in err.out + err.err
+    assert not (root / "r" / "report.html").exists()
+    client = TestClient(create_app(root), base_url="http://127.0.0.1:8765")
+    answer = client.get("/api/runs/r")
+    assert answer.status_code == 400 and "TOPSECRET" not in answer.text
+    assert answer.json() == {"error": f"run 'r' links outside its folder ({file})"}

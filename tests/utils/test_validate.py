@@ -1,8 +1,19 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from loopwise.utils.validate import check_json, check_key, check_number
+from loopwise.record import Run, RunReader
+from loopwise.record.errors import CorruptRecordError
+from loopwise.train.fit.config import TrainingConfig
+from loopwise.utils.validate import (
+    check_json,
+    check_key,
+    check_number,
+    check_step,
+    check_wall_time,
+)
 
 
 def test_check_key_messages() -> None:
@@ -41,6 +52,56 @@ def test_check_json_names_the_key() -> None:
         check_json({1: 2})
 
 
+def test_a_step_beyond_int64_and_a_time_that_is_no_number_are_refused_at_the_call(
+        tmp_path: Path) -> None:
+    with Run.create(tmp_path, "v") as run:
+        run.log_scalars({"loss": 1.0}, step=1)
+        with pytest.raises(ValueError, match=r"step 9223372036854775808 is beyond what the "
+                           r"record holds \(a 64-bit integer"):
+            run.log_scalars({"loss": 2.0}, step=2**63)
+        with pytest.raises(TypeError, match="wall_time must be seconds since the epoch as a "
+                           "number .*got str 'x'"):
+            run.log_scalars({"loss": 2.0}, step=2, wall_time="x")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="wall_time must be a finite number"):
+            run.log_system({"cpu_pct": 1.0}, wall_time=float("nan"))
+        with pytest.raises(ValueError, match="wall_time must be a finite number"):
+            run.log_scalar("loss", 2.0, step=2, wall_time=10**400)
+        run.log_scalars({"loss": 3.0}, step=3)
+    reader = RunReader(tmp_path / "v")
+    assert reader.status == "finished"  # the writer never saw the bad rows
+    assert list(reader.series("loss").values) == [1.0, 3.0]
+
+
+def test_check_step_and_check_wall_time() -> None:
+    assert check_step(2**63 - 1) == 2**63 - 1 and check_step(-(2**63)) == -(2**63)
+    with pytest.raises(ValueError, match="beyond what the record holds"):
+        check_step(-(2**63) - 1)
+    with pytest.raises(TypeError, match="step must be an int, got float"):
+        check_step(1.0)
+    assert check_wall_time(np.float32(2.0)) == 2.0
+    with pytest.raises(TypeError, match="got bool"):
+        check_wall_time(True)
+
+
+def test_an_int_json_cannot_write_is_refused_naming_its_key() -> None:
+    with pytest.raises(ValueError, match=r"config\['seed'\] is an int of \d+ bits, too long "
+                       "to be written as JSON; store it as a string"):
+        check_json({"seed": 10**5000}, what="config")
+
+
+def test_a_config_file_with_a_5000_digit_int_is_an_error_naming_the_file(
+        tmp_path: Path) -> None:
+    with Run.create(tmp_path, "c", config={"lr": 0.1}) as run:
+        run.log_scalar("loss", 1.0, step=1)
+    config = tmp_path / "c" / "config.json"
+    config.write_text('{"seed": ' + "7" * 5000 + "}")
+    with pytest.raises(CorruptRecordError, match=f"{config} is corrupt \\(not JSON loopwise "
+                       "can read: Exceeds the limit"):
+        RunReader(tmp_path / "c").config()
+    saved = tmp_path / "cfg.json"
+    saved.write_text('{"epochs": ' + "7" * 5000 + "}")
+    with pytest.raises(ValueError, match=f"{saved}: not JSON a TrainingConfig can hold"):
+        TrainingConfig.load(saved)
 def test_one_key_rule_for_every_name_a_record_holds() -> None:
     from loopwise.record import Run, RunReader
     from loopwise.record.stats import metric_stats

@@ -230,3 +230,12 @@ def test_unknown_paths_are_json_404(runs_root: Path) -> None:
         r = c.get(path)
         assert r.status_code == 404 and r.headers["content-type"] == "application/json", path
         assert r.json() == {"error": "no such page or API path; see /openapi.json"}
+
+
+def test_a_nan_system_sample_is_a_gap_not_an_error(tmp_path: Path) -> None:
+    with Run.create(tmp_path, "n") as run:
+        run.log_system({"cpu_pct": float("nan")}, wall_time=100.0)
+        run.log_system({"cpu_pct": 3.0}, wall_time=101.0)
+    answer = client(tmp_path).get("/api/runs/n/system")
+    assert answer.status_code == 200
+    assert answer.json() == {"cpu_pct": {"times": [100.0, 101.0], "values": [None, 3.0]}}

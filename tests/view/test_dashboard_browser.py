@@ -119,3 +119,36 @@ def test_zoom_asks_the_server_and_the_axis_switches(runs_root: Path, browser: An
     assert page.evaluate("Math.max(...window.__loopwise.plot.data[0])") == 3.0
     refused = page.goto(server.url + "/")  # no token, no page
     assert refused is not None and refused.status == 401
+
+
+def test_a_damaged_series_is_named_on_the_page_and_the_others_drawn(
+        tmp_path: Path, browser: Any, server_factory: Any, artifacts: Path) -> None:
+    import struct
+
+    from loopwise.record import Run
+
+    with Run.create(tmp_path / "runs", "d") as run:
+        for step in range(1, 301):
+            run.log_scalars({"loss": 1.0 / step, "acc": step / 300}, step=step)
+    store = run.path / "store.sqlite"
+    data = bytearray(store.read_bytes())
+    data[data.find(struct.pack("<d", 1.0 / 7)) + 1] ^= 0x02
+    store.write_bytes(bytes(data))
+    server = server_factory(tmp_path / "runs")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#lw-runs tr[data-run='d']")
+    if not page.is_checked("#lw-runs tr[data-run='d'] input"):
+        page.check("#lw-runs tr[data-run='d'] input")
+    wait_until(lambda: "record_damaged" in (page.text_content("#lw-events") or ""),
+               what="the damage in the events")
+    assert f"{store} is corrupt (run 'd': series 'loss' failed its checksum)" in \
+        page.text_content("#lw-events")
+    options = [o.text_content() for o in page.query_selector_all("#lw-metric option")]
+    assert "acc" in options and "loss" not in options
+    page.select_option("#lw-metric", "acc")
+    wait_until(lambda: _legend(page) == ["step", "d"], what="the intact series drawn")
+    assert page.query_selector("#lw-chart canvas").evaluate(INK) > 500 and errors == []
+    page.screenshot(path=str(artifacts / "dashboard-damaged.png"))

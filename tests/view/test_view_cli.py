@@ -117,3 +117,18 @@ def test_names_and_arguments_never_reach_the_terminal_raw(
     assert "\\x1b]0;owned\\x07loss=1" in captured.out  # shown, escaped
     assert "note=\\x1b[2J" in captured.out and "bad \\x1b[31mred\\x1b[0m" in captured.out
     assert "nope\\x1b[2J: not a loopwise run folder" in captured.err and "\x1b" not in captured.err
+
+
+def test_a_nan_system_sample_breaks_no_view(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with Run.create(tmp_path / "runs", "n") as run:
+        run.log_scalars({"loss": 1.0}, step=1)
+        run.log_system({"cpu_pct": float("nan"), "ram_pct": 5.0})
+        run.log_system({"cpu_pct": 10.0, "ram_pct": 6.0})
+    root = ["--root", str(tmp_path / "runs")]
+    assert main(["report", "n", *root]) == 0
+    assert main(["doctor", "n", *root]) == 0
+    assert main(["show", "n", *root]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    page = (tmp_path / "runs" / "n" / "report.html").read_text()
+    assert '"cpu_pct":{"times":[' in page and '"values":[null,10.0]' in page

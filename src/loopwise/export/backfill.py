@@ -14,7 +14,8 @@ from typing import Any
 
 from loopwise.export.base import DeliveryStats, Exporter, RunLink, check_seconds
 from loopwise.export.payload import feed
-from loopwise.record.follow import CHUNK, Follower
+from loopwise.record.follow import CHUNK, Follower, Increment
+from loopwise.record.intact import DAMAGED_EVENT, IntactReader, intact
 from loopwise.record.reader import RunReader
 
 
@@ -34,7 +35,7 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
     if not isinstance(exporter, Exporter):
         raise TypeError(f"exporter must be a loopwise exporter (TensorBoardExporter, "
                         f"MLflowExporter...), got {type(exporter).__name__}")
-    reader = RunReader(run_path)
+    reader = intact(RunReader(run_path))  # a damaged series is left out, the others sent
     info: Mapping[str, Any] = reader.info
     status = str(info.get("status"))
     if status == "running":
@@ -55,12 +56,28 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
         raise ConnectionError(f"{type(exporter).__name__} could not reach {exporter.backend} "
                               f"within {connect_timeout:g} s: {why}")
     try:
-        while feed(exporter, follower.read(min(CHUNK, exporter.max_pending))):
+        while feed(exporter, _without(follower.read(min(CHUNK, exporter.max_pending)),
+                                      reader)):
             exporter.flush(drain_timeout)
     finally:
         follower.close()
+    for damage in reader.damage:  # said in the mirror too
+        exporter.log_event(DAMAGED_EVENT, str(damage), level="error")
     error = info.get("error")
     exporter.close(status, error=error if isinstance(error, str) else None)
     for message in notes:
         print(f"loopwise: {message}", file=exporter.stream)
     return exporter.stats()
+
+
+def _without(increment: Increment, reader: IntactReader) -> Increment:
+    """``increment`` without the parts of the record that failed their checksum."""
+    if reader.damage:
+        keys = set(reader.keys())
+        increment.columns = {k: c for k, c in increment.columns.items() if k in keys}
+        parts = {d.part for d in reader.damage}
+        if "events" in parts:
+            increment.events = []
+        if "system samples" in parts:
+            increment.system = []
+    return increment

@@ -47,11 +47,15 @@ def _cmd_backfill(args: argparse.Namespace, csv: Callable[[argparse.Namespace], 
     if args.experiment is not None and kind != "mlflow":
         raise ValueError("--experiment goes with --to mlflow URI")
     from loopwise.export.backfill import backfill
+    from loopwise.record.intact import intact
+    from loopwise.record.reader import RunReader
     from loopwise.view.resolve import resolve_run
 
     run = resolve_run(args.run, root=args.root)
     exporter = _exporter(kind, target, args.experiment)
     stats = backfill(run, exporter)
+    for damage in intact(RunReader(run)).damage:  # left out of the mirror: say which
+        print(printable(f"loopwise export: left out: {damage}"), file=sys.stderr)
     where = f"MLflow run {getattr(exporter, 'run_id', '')} at {target}" if kind == "mlflow" \
         else target
     print(f"mirrored {stats.delivered} points to {printable(where)}")

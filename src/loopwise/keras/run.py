@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.folder import is_run_folder
-from loopwise.record.opening import open_run, run_finished
+from loopwise.record.opening import exists_error, open_run, reopen_run, run_finished
 from loopwise.record.reader import RunReader
 from loopwise.record.run import Run
 
@@ -36,15 +36,12 @@ def resumed_or_new_run(state: Mapping[str, Any] | None, root: str | os.PathLike[
     restarted at step 0; else a new one (an existing, finished ``root/name`` is refused)."""
     previous = None if state is None or not state.get("run") else Path(str(state["run"]))
     if previous is not None and is_run_folder(previous):
-        again = open_run(previous.parent, previous.name, decide=lambda folder, info: "resume")
-        assert again.run is not None
-        return again.run
+        return reopen_run(previous)
 
     def decide(folder: Path, info: dict[str, Any]) -> str:
         if state is None and resume and not run_finished(info):
             return "resume"
-        raise FileExistsError(f"a run named {name!r} already exists in {root}; choose another "
-                              "name, or leave name=None for a generated one")
+        raise exists_error(folder)
 
     opened = open_run(root, name, config=config, decide=decide)
     run = opened.run

@@ -66,6 +66,9 @@ def load_json_object(path: str | os.PathLike[str], *, hint: str) -> dict[str, An
     except json.JSONDecodeError as exc:
         raise CorruptRecordError(file, f"not JSON: {exc.msg} at line {exc.lineno} column "
                                  f"{exc.colno}", hint=hint) from exc
+    except (ValueError, RecursionError) as exc:  # an int of over 4300 digits, deep nesting
+        raise CorruptRecordError(file, f"not JSON loopwise can read: {exc}"[:300],
+                                 hint=hint) from exc
     if not isinstance(data, dict):
         raise CorruptRecordError(file, f"it holds a JSON {_json_kind(data)}, not an object",
                                  hint=hint)

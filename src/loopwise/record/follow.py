@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import sqlite3
 from array import array
 from collections.abc import Mapping
@@ -242,7 +243,7 @@ class Follower:
                 out.system.append(Sample(sample_time, sample))
                 sample = {}
             sample_time = t
-            sample[name] = float(value)
+            sample[name] = math.nan if value is None else float(value)  # NaN: NULL
             self.cursor.system_rowid = rowid
         if sample and sample_time is not None:
             out.system.append(Sample(sample_time, sample))

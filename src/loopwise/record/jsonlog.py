@@ -31,7 +31,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from loopwise.record.errors import DiskFullError, is_disk_full
+from loopwise.record.errors import CorruptRecordError, DiskFullError, is_disk_full
+from loopwise.record.folder import LOG_FILE
+from loopwise.record.safefile import run_file
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
 from loopwise.utils.validate import check_key
@@ -209,9 +211,35 @@ def read_json_log(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             for n, line in enumerate(fh, 1):
                 if line.strip():
                     try:
-                        out.append(json.loads(line))
+                        item = json.loads(line)
                     except json.JSONDecodeError as exc:
                         if not line.endswith("\n"):  # torn last line: never completed
                             break
                         raise ValueError(f"{file}:{n} is not valid JSON ({exc.msg})") from exc
+                    if not isinstance(item, dict):
+                        raise ValueError(f"{file}:{n} is not a JSON object")
+                    out.append(item)
     return out
+
+
+def check_jsonlog(run_path: str | os.PathLike[str]) -> list[str]:
+    """What is wrong with a run's ``log.jsonl`` (and its rotated files), as sentences naming
+    the file and line; empty when every line is a JSON object. No loopwise view reads this
+    log (they read ``store.sqlite``): it is there for people and log shippers (``jq``,
+    Fluent Bit...), so ``loopwise doctor`` checks it. A torn last line (a kill mid-write) is
+    no damage."""
+    base = Path(run_path) / LOG_FILE
+    problems: list[str] = []
+    try:
+        read_json_log(run_file(run_path, LOG_FILE))
+    except UnicodeDecodeError as exc:
+        problems.append(f"{base} (or a rotated file) is not UTF-8 text (byte {exc.start}: "
+                        f"{exc.reason}); its events are also in store.sqlite")
+    except ValueError as exc:
+        problems.append(f"{exc}; the log is for people and log shippers: its events are also "
+                        "in store.sqlite")
+    except CorruptRecordError as exc:  # a link out of the run folder
+        problems.append(str(exc))
+    except OSError as exc:
+        problems.append(f"{base} cannot be read ({exc.strerror or exc})")
+    return problems

@@ -5,7 +5,8 @@ end of a run. Every entry point goes through here: TrainingMonitor and TrainingS
 
 ``open_run(root, name, config=..., decide=..., force=...)`` looks at ``<root>/<name>/``:
 
-- ``name`` None, or no such folder: a **new** run (:meth:`Run.create`);
+- ``name`` None, no such folder, or an unborn run (a folder a kill left before its
+  ``run.json``: :func:`~loopwise.record.names.is_unborn`): a **new** run (:meth:`Run.create`);
 - a folder that is not a loopwise run folder (no ``run.json``): ``FileExistsError``, the folder
   left as it is (``force`` never deletes it either);
 - ``force``: the old run folder is deleted and a new run starts;
@@ -40,12 +41,13 @@ from typing import Any
 
 from loopwise.record.errors import load_json_object
 from loopwise.record.folder import RUN_FILE, is_run_folder
-from loopwise.record.names import validate_run_name
+from loopwise.record.names import is_unborn, validate_run_name
 from loopwise.record.recorder import TrainingRun
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status, resolve_status
 
-__all__ = ["ACTIONS", "OpenedRun", "end_run", "open_run", "read_run_info", "run_finished"]
+__all__ = ["ACTIONS", "OpenedRun", "end_run", "exists_error", "open_run", "read_run_info",
+           "reopen_run", "run_finished"]
 
 ACTIONS = ("new", "resume", "finished")
 Decide = Callable[[Path, dict[str, Any]], str]
@@ -70,7 +72,7 @@ def open_run(root: str | os.PathLike[str], name: str | None, *,
     if name is not None:
         validate_run_name(name)
     folder = None if name is None else Path(root) / name
-    if folder is None or not folder.exists():
+    if folder is None or not folder.exists() or is_unborn(folder):  # unborn: see names.py
         run = Run.create(root, name, config=config)
         return OpenedRun("new", run.path, run, {})
     if not is_run_folder(folder):
@@ -90,6 +92,23 @@ def open_run(root: str | os.PathLike[str], name: str | None, *,
     if action != "resume":
         raise ValueError(f"decide() returned {action!r}; expected 'resume' or 'finished'")
     return OpenedRun("resume", folder, Run.reopen(folder), info)
+
+
+def reopen_run(path: str | os.PathLike[str]) -> Run:
+    """Continue the run in ``path`` (a checkpoint's run, a stage after fit's end) through
+    :func:`open_run`: status back to ``running``, its global step continued."""
+    folder = Path(path)
+    opened = open_run(folder.parent, folder.name, decide=lambda _folder, _info: "resume")
+    assert opened.run is not None
+    return opened.run
+
+
+def exists_error(folder: str | os.PathLike[str]) -> FileExistsError:
+    """The error for a run that must not be written into (``Run.create``'s words): a ``decide``
+    raises it to refuse."""
+    path = Path(folder).absolute()
+    return FileExistsError(f"a run named {path.name!r} already exists in {path.parent}; choose "
+                           "another name, or leave name=None for a generated one")
 
 
 def read_run_info(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from array import array
@@ -14,10 +15,12 @@ from typing import Any
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.export import run_to_csv
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
-from loopwise.record.series import Series, downsample, epochs_at
+from loopwise.record.safefile import run_file
+from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
 from loopwise.record.store import connect, unpack
+from loopwise.record.verify import ChunkCheck, DamagedRecordError, check_chunk, check_rows
 from loopwise.utils.validate import check_key
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
@@ -68,12 +71,13 @@ class RunReader:
                 f"{self.path} is not a loopwise run folder (no {RUN_FILE}); "
                 "list the runs with `loopwise runs ROOT`"
             )
+        self._checksums: set[str] | None = None
 
     # -- files -------------------------------------------------------------------------------
     @property
     def info(self) -> dict[str, Any]:
         """``run.json`` with ``status`` resolved (``crashed`` when its writer died)."""
-        raw = load_json_object(self.path / RUN_FILE, hint=RUN_FILE_HINT)
+        raw = load_json_object(run_file(self.path, RUN_FILE), hint=RUN_FILE_HINT)
         raw["status"] = resolve_status(raw)
         return raw
 
@@ -82,14 +86,16 @@ class RunReader:
         return str(self.info["status"])
 
     def config(self) -> dict[str, Any]:
-        file = self.path / CONFIG_FILE
+        file = run_file(self.path, CONFIG_FILE)
         if not file.is_file():
             return {}
         return load_json_object(file, hint=CONFIG_HINT)
 
     # -- store -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection | None:
-        file = self.path / STORE_FILE
+        for name in (STORE_FILE + "-wal", STORE_FILE + "-shm"):  # SQLite opens them too
+            run_file(self.path, name)
+        file = run_file(self.path, STORE_FILE)
         if not file.is_file():
             return None
         return connect(file, readonly=True)
@@ -116,63 +122,139 @@ class RunReader:
 
     def last_step(self) -> int:
         """The highest step any scalar series holds (0 for none)."""
-        return int(self._query("SELECT COALESCE(MAX(last_step), 0) FROM scalar_chunks")[0][0])
+        rows = self._query("SELECT COALESCE(MAX(last_step), 0) FROM scalar_chunks")
+        return int(rows[0][0]) if rows else 0  # no rows: a store with no tables yet
 
-    def series(self, key: str, *, max_points: int | None = None) -> Series:
-        """The whole series of ``key`` (downsampled with :func:`downsample` when asked)."""
-        check_key(key, what="key")
+    def _has(self, what: str) -> bool:
+        """Whether the store has the checksum column (``sum``) or table (``row_sums``): a store
+        written before checksums has neither and reads unverified."""
+        if self._checksums is None:
+            cols = {r[1] for r in self._query("PRAGMA table_info(scalar_chunks)")}
+            tables = {r[0] for r in self._query("SELECT name FROM sqlite_master")}
+            self._checksums = {"sum"} & cols | {"row_sums"} & tables
+        return what in self._checksums
+
+    def _columns(self, key: str, *, verify: bool = True
+                 ) -> tuple[array[int], array[float], array[float]]:
+        """The columns of ``key``, one point per step, their checksums checked."""
+        steps, times, values, check = self._read(key, verify=verify)
+        check.wait()
+        return steps, times, values
+
+    def _read(self, key: str, *, verify: bool
+              ) -> tuple[array[int], array[float], array[float], ChunkCheck]:
+        """The columns of ``key`` and their checksum check, still running on a long series
+        (``wait()`` for it before anything read is handed out)."""
+        sums = "c.sum" if verify and self._has("sum") else "NULL"
         rows = self._query(
-            "SELECT c.steps, c.times, c.vals FROM scalar_chunks c JOIN keys k ON k.id = c.key_id"
-            " WHERE k.name = ? ORDER BY c.id", (key,))
+            f"SELECT c.steps, c.times, c.vals, {sums} FROM scalar_chunks c JOIN keys k ON "
+            "k.id = c.key_id WHERE k.name = ? ORDER BY c.id", (key,))
         if not rows and key not in self.keys():
             known = ", ".join(self.keys()) or "none yet"
             raise KeyError(f"run {self.path.name!r} has no series {key!r}; known keys: {known}")
+        check = ChunkCheck(self.path / STORE_FILE, key, rows)
         steps, times, values = array("q"), array("d"), array("d")
-        for s, t, v in rows:  # one copy per blob, no joined intermediate
+        for s, t, v, _ in rows:  # one copy per blob, no joined intermediate
             unpack("q", s, steps)
             unpack("d", t, times)
             unpack("d", v, values)
-        ends = None
-        if key == "epoch":
-            ends = Series(key, steps, times, values)
-        elif "epoch" in self.keys():
-            ends = self.series("epoch")
-        out = Series(key, steps, times, values, epochs_at(steps, ends))
+        return (*one_per_step(steps, times, values), check)
+
+    def series(self, key: str, *, max_points: int | None = None) -> Series:
+        """The whole series of ``key`` (downsampled with :func:`downsample` when asked), one
+        point per step: a step logged again (a run resumed from a checkpoint older than its
+        last logged step) keeps its later value. A series whose bytes fail their checksum is
+        :class:`~loopwise.record.verify.DamagedRecordError` (the other series still read)."""
+        check_key(key, what="key")
+        steps, times, values, check = self._read(key, verify=True)
+        try:
+            ends = None
+            if key == "epoch":
+                ends = Series(key, steps, times, values)
+            elif "epoch" in self.keys():
+                ends = self.series("epoch")
+            out = Series(key, steps, times, values, epochs_at(steps, ends))
+        finally:
+            check.wait()  # nothing read leaves before its checksums held
         return out if max_points is None else downsample(out, max_points)
 
     def last_values(self) -> dict[str, float]:
-        """Each key's last logged value."""
+        """Each key's last logged value (a key whose last chunk fails its checksum is left
+        out: :meth:`series` names it)."""
+        sums = "c.sum" if self._has("sum") else "NULL"
         rows = self._query(
-            "SELECT k.name, c.vals FROM keys k JOIN scalar_chunks c ON c.id = "
-            "(SELECT MAX(id) FROM scalar_chunks WHERE key_id = k.id) ORDER BY k.id")
-        return {name: unpack("d", blob)[-1] for name, blob in rows}
+            f"SELECT k.name, c.steps, c.times, c.vals, {sums} FROM keys k JOIN scalar_chunks c "
+            "ON c.id = (SELECT MAX(id) FROM scalar_chunks WHERE key_id = k.id) ORDER BY k.id")
+        out = {}
+        for name, s, t, v, expected in rows:
+            try:
+                check_chunk(self.path / STORE_FILE, name, s, t, v, expected)
+            except DamagedRecordError:
+                continue
+            out[name] = unpack("d", v)[-1]
+        return out
+
+    def damaged_parts(self, *, verified: set[tuple[int, int]] | None = None
+                      ) -> list[DamagedRecordError]:
+        """Every damaged part of the store (each series whose chunks fail their checksum, the
+        events, the system samples), checked without unpacking. ``verified`` holds ``(chunk
+        id, checksum)`` pairs found intact before: they are skipped and the newly checked ones
+        added, so a viewer that polls a growing run checks only what is new."""
+        known: set[tuple[int, int]] = set() if verified is None else verified
+        out: list[DamagedRecordError] = []
+        if self._has("sum"):
+            bad: set[str] = set()
+            for name, chunk_id, expected in self._query(
+                    "SELECT k.name, c.id, c.sum FROM scalar_chunks c JOIN keys k ON k.id = "
+                    "c.key_id WHERE c.sum IS NOT NULL ORDER BY c.id"):
+                if (chunk_id, expected) in known or name in bad:
+                    continue
+                row = self._query("SELECT steps, times, vals, sum FROM scalar_chunks WHERE id = "
+                                  "?", (chunk_id,))  # its sum read with it: a merge meanwhile
+                if not row:  # merged away meanwhile: its points are in the first chunk
+                    continue
+                try:
+                    check_chunk(self.path / STORE_FILE, name, *row[0])
+                except DamagedRecordError as exc:
+                    out.append(exc)
+                    bad.add(name)
+                    continue
+                known.add((chunk_id, row[0][3]))
+        for read in (self.events, self.system):
+            try:
+                read()
+            except DamagedRecordError as exc:
+                out.append(exc)
+        return out
 
     def events(self, *, kind: str | None = None, level: str | None = None) -> list[Event]:
-        sql = "SELECT time, level, kind, message, data FROM events"
-        where, args = [], []
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        if level is not None:
-            where.append("level = ?")
-            args.append(level)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._query(sql + " ORDER BY id", tuple(args))
+        """The events in the order logged, optionally of one ``kind`` and ``level``
+        (:class:`~loopwise.record.verify.DamagedRecordError` when their checksum fails)."""
+        rows = self._query("SELECT id, time, level, kind, message, data FROM events ORDER BY id")
+        self._check_rows("events", rows)
+        rows = [r for r in rows if (kind is None or r[3] == kind)
+                and (level is None or r[2] == level)]
         try:
-            return [Event(t, lv, k, m, json.loads(d) if d else None) for t, lv, k, m, d in rows]
+            return [Event(t, lv, k, m, json.loads(d) if d else None)
+                    for _, t, lv, k, m, d in rows]
         except json.JSONDecodeError as exc:
             raise CorruptRecordError(self.path / STORE_FILE, f"an event's data is not JSON: "
                                      f"{exc.msg}", hint=STORE_HINT) from exc
 
     def system(self, name: str | None = None) -> list[tuple[float, str, float]]:
-        """System samples as ``(time, name, value)``, optionally of one name."""
-        if name is None:
-            rows = self._query("SELECT time, name, value FROM system ORDER BY rowid")
-        else:
-            rows = self._query("SELECT time, name, value FROM system WHERE name = ? "
-                               "ORDER BY rowid", (name,))
-        return [(float(t), str(n), float(v)) for t, n, v in rows]
+        """System samples as ``(time, name, value)``, optionally of one name; a value logged as
+        NaN (stored as NULL) reads as NaN."""
+        rows = [(i, float(t), str(n), math.nan if v is None else float(v)) for i, t, n, v in
+                self._query("SELECT rowid, time, name, value FROM system ORDER BY rowid")]
+        self._check_rows("system", rows)
+        return [(t, n, v) for _, t, n, v in rows if name is None or n == name]
+
+    def _check_rows(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows and self._has("row_sums"):
+            sums = self._query("SELECT first, last, sum FROM row_sums WHERE tbl = ? ORDER BY "
+                               "first", (table,))
+            part = "system samples" if table == "system" else table
+            check_rows(self.path / STORE_FILE, part, rows, sums)
 
     def stats(self, *, keys: list[str] | None = None) -> dict[str, MetricStats]:
         """Per-metric statistics (min, max, mean, last, best and its step, recent slope);

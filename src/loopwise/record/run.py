@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from loopwise.record.epochs import EpochLedger
 from loopwise.record.errors import load_json_object
-from loopwise.record.folder import CONFIG_FILE, RUN_FILE
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.helpers import Helpers
 from loopwise.record.lock import RunLock
 from loopwise.record.names import make_run_folder
@@ -36,12 +36,26 @@ from loopwise.record.reader import RunReader
 from loopwise.record.recorder import ColumnData, Recorder
 from loopwise.record.runfile import RunFile
 from loopwise.record.status import exit_status
+from loopwise.record.storefile import check_store
 from loopwise.record.writer import RunWriter
 from loopwise.utils.validate import check_json
 
-__all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run"]
+__all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run", "check_reopen"]
 
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+REOPEN_HINT = "it was left as it was; restore it from a backup, or start a new run"
+
+
+def check_reopen(path: str | os.PathLike[str]) -> None:
+    """Refuse, before anything is written, to continue a run whose files cannot be read:
+    ``run.json``, ``config.json`` and ``store.sqlite`` (a ``CorruptRecordError`` naming the
+    file). A refused run's files stay byte-identical. :meth:`Run.reopen` calls it; fit and
+    Workflow call it before they look at checkpoints."""
+    run_path = Path(path)
+    load_json_object(run_path / RUN_FILE, hint=REOPEN_HINT)
+    if (run_path / CONFIG_FILE).exists():  # a resume never writes over what it cannot read
+        load_json_object(run_path / CONFIG_FILE, hint=REOPEN_HINT)
+    check_store(run_path / STORE_FILE, hint=REOPEN_HINT)
 H = TypeVar("H")
 
 
@@ -81,6 +95,10 @@ class Run:
         path = make_run_folder(root, name, clock=clock)
         info = new_run_info(path.name, clock())
         lock = RunLock.acquire(path)
+        if (path / RUN_FILE).exists():  # an unborn run reused: another creator was quicker
+            lock.release()
+            raise FileExistsError(f"a run named {path.name!r} already exists in {path.parent}; "
+                                  "choose another name, or leave name=None for a generated one")
         try:
             run = cls(path, info, flush_interval=flush_interval,
                       heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
@@ -118,10 +136,8 @@ class Run:
     def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
                 heartbeat_interval: float, clock: Callable[[], float]) -> Run:
         info_file = run_path / RUN_FILE
-        hint = "it was left as it was; restore it from a backup, or start a new run"
-        info = load_json_object(info_file, hint=hint)
-        if (run_path / CONFIG_FILE).exists():  # a resume never writes over what it cannot read
-            load_json_object(run_path / CONFIG_FILE, hint=hint)
+        check_reopen(run_path)
+        info = load_json_object(info_file, hint=REOPEN_HINT)
         now = clock()
         previous = info.get("status")
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())

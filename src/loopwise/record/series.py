@@ -7,7 +7,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Series", "downsample", "epochs_at"]
+__all__ = ["Series", "downsample", "epochs_at", "one_per_step"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +86,22 @@ def epochs_at(steps: array[int], ends: Series | None) -> array[int]:
     table = np.append(end_epochs, end_epochs[-1] + 1)
     idx = np.searchsorted(end_steps, at, side="left")
     return array("q", table[idx].tobytes())
+
+
+def one_per_step(steps: array[int], times: array[float], values: array[float]
+                 ) -> tuple[array[int], array[float], array[float]]:
+    """The columns with each step once: where a step was logged again (a run resumed from a
+    checkpoint older than the last step it logged) its later point wins, in the place of the
+    later point. Columns whose steps never repeat are returned as they are."""
+    import numpy as np
+
+    at = np.frombuffer(steps, dtype=np.int64)
+    if len(at) < 2 or bool((at[1:] > at[:-1]).all()):
+        return steps, times, values
+    _, first_of_reversed = np.unique(at[::-1], return_index=True)
+    keep = np.sort(len(at) - 1 - first_of_reversed)
+    if len(keep) == len(at):
+        return steps, times, values
+    return (array("q", at[keep].tobytes()),
+            array("d", np.frombuffer(times)[keep].tobytes()),
+            array("d", np.frombuffer(values)[keep].tobytes()))

@@ -8,10 +8,16 @@ thread-safe deques (no locks, no I/O). The writer thread drains them in one tran
 ``synchronous=NORMAL`` in WAL mode: a committed batch survives the process being killed; a power
 cut may lose the last batch.
 
-Errors: the first error of the writer stops it and is raised to the calling thread at its next
-``add_*``/``flush()`` (once more at ``close()`` only if it was never raised). A full disk
-(``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is a :class:`~loopwise.record.errors.DiskFullError`
-("no space left on the device holding ..."); the batches committed before stay readable.
+Rows it cannot write: a row the store cannot hold (a step beyond int64, a time that is no
+number: the run's methods refuse these at the call, so only a caller of the store itself can
+hand one over) is left out, the rest of its batch is kept, and a ``store_rows_refused`` event
+says what was left out; the writer goes on.
+
+Errors: the first error of the writer (the disk, the database) stops it and is raised to the
+calling thread at its next ``add_*``/``flush()`` (once more at ``close()`` only if it was
+never raised). A full disk (``ENOSPC``, ``EDQUOT``, ``SQLITE_FULL``) is a
+:class:`~loopwise.record.errors.DiskFullError` ("no space left on the device holding ...");
+the batches committed before stay readable.
 
 Backpressure: when more than ``max_pending`` items wait, the calling thread blocks until the
 writer has caught up (nothing is dropped) and the store records one ``store_backpressure`` event.
@@ -34,11 +40,16 @@ from loopwise.record.storefile import (
     MERGE_AFTER,
     SMALL_CHUNK,
     Batch,
+    Columns,
+    EventRow,
+    chunk_sum,
     connect,
     gather_columns,
+    insert_rows,
     merge_chunks,
     open_store,
     pack,
+    storable_rows,
     unpack,
 )
 
@@ -243,41 +254,93 @@ class StoreWriter:
         with self._count_lock:
             self._column_values -= sum(n for n, _ in batches)
         pop = scalars.popleft
-        cols = gather_columns([b for _, b in batches], [pop() for _ in range(n_s)])
+        refused: list[str] = []
+        cols = gather_columns([b for _, b in batches], [pop() for _ in range(n_s)], refused)
         event_rows = [events.popleft() for _ in range(n_e)]
-        system_rows: list[tuple[float, str, float]] = []
         samples = [system.popleft() for _ in range(n_y)]
-        for wall_time, values in samples:
-            system_rows.extend((wall_time, k, v) for k, v in values.items())
-        with self._conn:
-            for key, (steps, times, vals) in cols.items():
-                if not steps:
-                    continue
-                key_id = self._key_id(key)
-                self._conn.execute(
-                    "INSERT INTO scalar_chunks (key_id, n, first_step, last_step, steps, times,"
-                    " vals) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key_id, len(steps), steps[0], steps[-1], pack(steps), pack(times),
-                     pack(vals)),
-                )
-                if len(steps) < SMALL_CHUNK:
-                    small = self._small_chunks.get(key_id, 0) + 1
-                    self._small_chunks[key_id] = small
-                    if small >= MERGE_AFTER:
-                        self._merge(key_id)
-            if event_rows:
-                self._conn.executemany(
-                    "INSERT INTO events (time, level, kind, message, data) VALUES (?,?,?,?,?)",
-                    event_rows,
-                )
-            if system_rows:
-                self._conn.executemany(
-                    "INSERT INTO system (time, name, value) VALUES (?, ?, ?)", system_rows
-                )
+        event_rows, samples = storable_rows(event_rows, samples, refused)
+        key_ids = dict(self._key_ids)  # a rolled-back batch takes its new keys' ids with it
+        try:
+            with self._conn:
+                self._write(cols, event_rows, samples)
+        except Exception as exc:
+            self._key_ids = key_ids
+            if is_disk_full(exc):
+                raise
+            with self._conn:  # one by one: the rows it can write are kept
+                event_rows, samples = self._write_each(cols, event_rows, samples, refused, exc)
+        if refused:
+            self._refused(refused)
         with self._drained:
             self._drained.notify_all()
         if self._on_batch is not None:
             self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples))
+
+    def _write(self, cols: Columns, event_rows: list[EventRow],
+               samples: list[tuple[float, Mapping[str, float]]]) -> None:
+        for key, (steps, times, vals) in cols.items():
+            if not steps:
+                continue
+            key_id = self._key_id(key)
+            b_steps, b_times, b_vals = pack(steps), pack(times), pack(vals)
+            self._conn.execute(
+                "INSERT INTO scalar_chunks (key_id, n, first_step, last_step, steps, times,"
+                " vals, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key_id, len(steps), steps[0], steps[-1], b_steps, b_times, b_vals,
+                 chunk_sum(key, b_steps, b_times, b_vals)),
+            )
+            if len(steps) < SMALL_CHUNK:
+                small = self._small_chunks.get(key_id, 0) + 1
+                self._small_chunks[key_id] = small
+                if small >= MERGE_AFTER:
+                    self._merge(key_id)
+        if event_rows:
+            insert_rows(self._conn, "events", event_rows)
+        if samples:
+            insert_rows(self._conn, "system", [(t, k, v) for t, values in samples
+                                               for k, v in values.items()])
+
+    def _write_each(self, cols: Columns, event_rows: list[EventRow],
+                    samples: list[tuple[float, Mapping[str, float]]], refused: list[str],
+                    first: BaseException) -> tuple[list[EventRow],
+                                                   list[tuple[float, Mapping[str, float]]]]:
+        """Write what one failed batch holds piece by piece, leaving out what fails again
+        (dropped from ``cols``); the event rows and samples written are returned."""
+        kept_events: list[EventRow] = []
+        kept_samples: list[tuple[float, Mapping[str, float]]] = []
+        pieces: list[tuple[str, Columns, list[EventRow],
+                           list[tuple[float, Mapping[str, float]]]]] = []
+        pieces += [(f"the values of {k!r}", {k: c}, [], []) for k, c in cols.items()]
+        pieces += [(f"event {r[2]!r}", {}, [r], []) for r in event_rows]
+        pieces += [("a system sample", {}, [], [y]) for y in samples]
+        for what, p_cols, p_events, p_samples in pieces:
+            self._conn.execute("SAVEPOINT piece")
+            key_ids = dict(self._key_ids)
+            try:
+                self._write(p_cols, p_events, p_samples)
+            except Exception as exc:
+                self._key_ids = key_ids
+                if is_disk_full(exc):
+                    raise
+                self._conn.execute("ROLLBACK TO piece")
+                refused.append(f"{what} ({exc or first})")
+                for key in p_cols:
+                    del cols[key]
+            else:
+                kept_events += p_events
+                kept_samples += p_samples
+            self._conn.execute("RELEASE piece")
+        return kept_events, kept_samples
+
+    def _refused(self, refused: list[str]) -> None:
+        shown = "; ".join(refused[:5]) + (f" and {len(refused) - 5} more" if
+                                           len(refused) > 5 else "")
+        self._events.append((
+            self._clock(), "error", "store_rows_refused",
+            f"{len(refused)} logged item(s) could not be stored and were left out (the rest "
+            f"was kept): {shown}"[:2000],
+            json.dumps({"count": len(refused), "refused": refused[:20]}),
+        ))
 
     def _merge(self, key_id: int) -> None:
         self._small_chunks[key_id] = 0

@@ -9,7 +9,14 @@ Layout (schema version 1):
   float64, ``n`` values each. Chunks of one key in ``id`` order are in logging order. Small chunks
   are merged by the writer so that a long series reads back in a few rows.
 * ``events(id, time, level, kind, message, data)``: ``data`` is JSON text.
-* ``system(time, name, value)``: system samples.
+* ``system(time, name, value)``: system samples (a NaN value is stored as NULL and read back as
+  NaN).
+
+Checksums (added later, so a store written before them still reads: a missing checksum is
+*unverified*, never damaged): ``scalar_chunks.sum`` is the XXH3-64 of the key's name and the
+chunk's three blobs (:func:`chunk_sum`); ``row_sums(tbl, first, last, sum)`` holds one XXH3-64
+per committed batch of ``events`` or ``system`` rows (rowids ``first..last``, :func:`rows_sum`).
+The reader checks them (:mod:`loopwise.record.verify`).
 
 Permissions: the database file is created by loopwise (mode 0o666, so the umask decides, like
 every other file of the run) before SQLite opens it; SQLite gives its ``-wal`` and ``-shm``
@@ -18,6 +25,7 @@ files the database file's mode.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import sys
@@ -26,6 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import xxhash
 
 from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.record.recorder import ColumnData
@@ -49,7 +60,44 @@ CREATE TABLE IF NOT EXISTS system (time REAL NOT NULL, name TEXT NOT NULL, value
 CREATE INDEX IF NOT EXISTS system_time ON system (time);
 """
 
+CHECKSUMS = """
+CREATE TABLE IF NOT EXISTS row_sums (
+    tbl TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, sum INTEGER NOT NULL);
+"""
+
 _BIG_ENDIAN = sys.byteorder == "big"
+_SEP = b"\x1f"
+
+
+def _signed(h: int) -> int:
+    """An unsigned 64-bit hash as SQLite's signed INTEGER."""
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+def chunk_sum(name: str, steps: bytes, times: bytes, vals: bytes) -> int:
+    """The checksum of one column chunk of series ``name`` (its three little-endian blobs)."""
+    h = xxhash.xxh3_64(name.encode("utf-8", "surrogatepass"))
+    h.update(_SEP)
+    h.update(steps)
+    h.update(times)
+    h.update(vals)
+    return _signed(h.intdigest())
+
+
+def rows_sum(rows: Sequence[Sequence[Any]]) -> int:
+    """The checksum of a batch of ``events`` or ``system`` rows as they read back (REAL
+    columns as floats, -0.0 as 0.0, a NULL system value as NaN)."""
+    text = "\x1e".join("\x1f".join(repr(v + 0.0 if type(v) is float else v) for v in row)
+                        for row in rows)
+    return _signed(xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass")))
+
+
+def add_checksums(conn: sqlite3.Connection) -> None:
+    """Give a store (new, or written before checksums) its checksum column and table."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(scalar_chunks)")}
+    if "sum" not in columns:
+        conn.execute("ALTER TABLE scalar_chunks ADD COLUMN sum INTEGER")
+    conn.executescript(CHECKSUMS)
 
 
 @dataclass(frozen=True)
@@ -102,29 +150,123 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+Columns = dict[str, tuple["array[int]", "array[float]", "array[float]"]]
+
+
 def gather_columns(batches: Sequence[Mapping[str, ColumnData]],
-                   rows: Sequence[tuple[int, float, Mapping[str, float]]]
-                   ) -> dict[str, tuple[array[int], array[float], array[float]]]:
+                   rows: Sequence[tuple[int, float, Mapping[str, float]]],
+                   refused: list[str] | None = None) -> Columns:
     """Column batches (``{key: (steps, times, values)}``) and ``(step, time, values)`` rows
-    as one ``(steps, times, values)`` column per key, in the order given."""
-    cols: dict[str, tuple[array[int], array[float], array[float]]] = {}
+    as one ``(steps, times, values)`` column per key, in the order given.
+
+    A row or batch that cannot be stored (a step beyond int64, a time that is no float) is
+    left out and described in ``refused``; the others are kept."""
+    cols: Columns = {}
     for batch in batches:
         for key, (c_steps, c_times, c_vals) in batch.items():
             col = cols.get(key)
             if col is None:
                 col = cols[key] = (array("q"), array("d"), array("d"))
-            col[0].extend(c_steps)
-            col[1].extend(c_times)
-            col[2].extend(c_vals)
+            n = len(col[0])
+            try:
+                col[0].extend(c_steps)
+                col[1].extend(c_times)
+                col[2].extend(c_vals)
+                if not len(col[0]) == len(col[1]) == len(col[2]):
+                    raise ValueError("steps, times and values of unequal length")
+            except (TypeError, ValueError, OverflowError) as exc:
+                if refused is None:
+                    raise
+                del col[0][n:], col[1][n:], col[2][n:]
+                refused.append(f"{len(c_steps)} values of {key!r} ({exc})")
     for step, wall_time, values in rows:
         for key, value in values.items():
             col = cols.get(key)
             if col is None:
                 col = cols[key] = (array("q"), array("d"), array("d"))
-            col[0].append(step)
-            col[1].append(wall_time)
-            col[2].append(value)
+            n = len(col[0])
+            try:
+                col[0].append(step)
+                col[1].append(wall_time)
+                col[2].append(value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                if refused is None:
+                    raise
+                del col[0][n:], col[1][n:], col[2][n:]
+                refused.append(f"{key!r} at step {step!r:.40} ({exc})")
     return cols
+
+
+EventRow = tuple[float, str, str, str, "str | None"]
+
+
+def storable_rows(events: list[EventRow], samples: list[tuple[float, Mapping[str, float]]],
+                  refused: list[str]) -> tuple[list[EventRow],
+                                               list[tuple[float, Mapping[str, float]]]]:
+    """The event rows and system samples whose time and values are numbers (as floats); the
+    others are described in ``refused`` and left out."""
+    ok_events: list[EventRow] = []
+    for t, level, kind, message, data in events:
+        try:
+            ok_events.append((_real(t), level, kind, message, data))
+        except (TypeError, ValueError, OverflowError) as exc:
+            refused.append(f"event {kind!r} ({exc})")
+    ok_samples: list[tuple[float, Mapping[str, float]]] = []
+    for t, values in samples:
+        try:
+            ok_samples.append((_real(t), {k: _real(v, nan=True) for k, v in values.items()}))
+        except (TypeError, ValueError, OverflowError) as exc:
+            refused.append(f"a system sample ({exc})")
+    return ok_events, ok_samples
+
+
+def _real(value: object, *, nan: bool = False) -> float:
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"{value!r:.40} is not a number")
+    out = float(value)  # type: ignore[arg-type]
+    if not nan and not math.isfinite(out):
+        raise ValueError(f"time {out!r} is not finite")
+    return out + 0.0  # -0.0 reads back as 0.0
+
+
+def insert_rows(conn: sqlite3.Connection, table: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Append ``rows`` to ``events`` (without id) or ``system`` with their batch checksum."""
+    if not rows:
+        return
+    last = int(conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()[0])
+    if table == "events":
+        conn.executemany("INSERT INTO events (time, level, kind, message, data) "
+                         "VALUES (?, ?, ?, ?, ?)", rows)
+    else:
+        conn.executemany("INSERT INTO system (time, name, value) VALUES (?, ?, ?)", rows)
+    conn.execute("INSERT INTO row_sums (tbl, first, last, sum) VALUES (?, ?, ?, ?)",
+                 (table, last + 1, last + len(rows), rows_sum(rows)))
+
+
+def check_store(path: Path, *, hint: str) -> None:
+    """Refuse a store SQLite cannot read whole (truncated, a bad header, a damaged page) before
+    anything is written: :class:`~loopwise.record.errors.CorruptRecordError` naming ``path``.
+    Read-only; a missing store is fine (a run that never logged)."""
+    from loopwise.record.errors import CorruptRecordError
+
+    if not path.exists():
+        return
+    conn = None
+    try:
+        # immutable: no -wal/-shm file is made, so a refused run's folder stays as it was
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True)
+        problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise CorruptRecordError(path, f"SQLite: {exc}", hint=hint) from exc
+    finally:
+        if conn is not None:
+            conn.close()
+    if problems != ["ok"]:
+        raise CorruptRecordError(path, f"SQLite: {'; '.join(problems)}"[:300], hint=hint)
+    if tables and not {"keys", "scalar_chunks", "events"} <= tables:
+        raise CorruptRecordError(path, "not a loopwise store (its tables are missing)",
+                                 hint=hint)
 
 
 def open_store(path: Path) -> tuple[sqlite3.Connection, dict[str, int]]:
@@ -135,6 +277,7 @@ def open_store(path: Path) -> tuple[sqlite3.Connection, dict[str, int]]:
         conn = connect(path)
         with conn:
             conn.executescript(SCHEMA)
+            add_checksums(conn)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
         return conn, {name: key_id for key_id, name in conn.execute("SELECT id, name FROM keys")}
@@ -149,13 +292,16 @@ def open_store(path: Path) -> tuple[sqlite3.Connection, dict[str, int]]:
 def merge_chunks(conn: sqlite3.Connection, key_id: int) -> None:
     """Merge the trailing chunks of one key that are below the small-chunk size."""
     rows = conn.execute(
-        "SELECT id, n, steps, times, vals FROM scalar_chunks WHERE key_id = ? AND n < ? "
+        "SELECT id, sum, steps, times, vals FROM scalar_chunks WHERE key_id = ? AND n < ? "
         "AND id > COALESCE((SELECT MAX(id) FROM scalar_chunks WHERE key_id = ? AND n >= ?),"
         " 0) ORDER BY id",
         (key_id, SMALL_CHUNK * MERGE_AFTER, key_id, SMALL_CHUNK * MERGE_AFTER),
     ).fetchall()
     if len(rows) < 2:
         return
+    name = conn.execute("SELECT name FROM keys WHERE id = ?", (key_id,)).fetchone()[0]
+    if any(c is not None and c != chunk_sum(name, s, t, v) for _, c, s, t, v in rows):
+        return  # a damaged chunk is left as it is: merged, its damage would get a valid sum
     steps: array[int] = array("q")
     times: array[float] = array("d")
     vals: array[float] = array("d")
@@ -164,10 +310,12 @@ def merge_chunks(conn: sqlite3.Connection, key_id: int) -> None:
         unpack("d", t, times)
         unpack("d", v, vals)
     first_id = rows[0][0]
+    b_steps, b_times, b_vals = pack(steps), pack(times), pack(vals)
     conn.execute(
         "UPDATE scalar_chunks SET n = ?, first_step = ?, last_step = ?, steps = ?, times = ?,"
-        " vals = ? WHERE id = ?",
-        (len(steps), steps[0], steps[-1], pack(steps), pack(times), pack(vals), first_id),
+        " vals = ?, sum = ? WHERE id = ?",
+        (len(steps), steps[0], steps[-1], b_steps, b_times, b_vals,
+         chunk_sum(name, b_steps, b_times, b_vals), first_id),
     )
     conn.executemany(
         "DELETE FROM scalar_chunks WHERE id = ?", [(r[0],) for r in rows[1:]]

@@ -28,7 +28,13 @@ from loopwise.record.status import exit_status
 from loopwise.record.store import Batch, StoreWriter
 from loopwise.utils.atomic import atomic_write_json
 from loopwise.utils.isotime import iso
-from loopwise.utils.validate import check_json, check_key, check_number
+from loopwise.utils.validate import (
+    check_json,
+    check_key,
+    check_number,
+    check_step,
+    check_wall_time,
+)
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -95,15 +101,18 @@ class RunWriter:
         """Record several series at one ``step``. Values must be real numbers (NaN/inf kept)."""
         if self._closed:
             raise self._closed_error("nothing more can be logged to it")
-        if type(step) is not int:
-            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        check_step(step)
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of name to number, got "
+                            f"{type(values).__name__}")
+        now = self._clock() if wall_time is None else check_wall_time(wall_time)
         clean: dict[str, float] = {}
         for key, value in values.items():
             check_key(key)  # every key, also a float's: '' or 5 is no series name
             if type(value) is not float:
                 value = check_number(value, what=f"value of {key!r}")
             clean[key] = value
-        self._store.add_scalars(step, self._clock() if wall_time is None else wall_time, clean)
+        self._store.add_scalars(step, now, clean)
 
     def log_columns(self, columns: Mapping[str, ColumnData]) -> None:
         """Queue ``{key: (steps, wall_times, values)}`` columns of floats (the loop-side
@@ -168,9 +177,13 @@ class RunWriter:
         """Record one system sample (name -> value)."""
         if self._closed:
             raise self._closed_error("cannot log a system sample")
+        if not isinstance(values, Mapping):
+            raise TypeError(f"values must be a mapping of name to number, got "
+                            f"{type(values).__name__}")
+        now = self._clock() if wall_time is None else check_wall_time(wall_time)
         clean = {check_key(k): check_number(v, what=f"system value {k!r}")
                  for k, v in values.items()}
-        self._store.add_system(self._clock() if wall_time is None else wall_time, clean)
+        self._store.add_system(now, clean)
 
     def set_config(self, config: Mapping[str, Any]) -> None:
         """Write ``config.json`` atomically; a value JSON cannot hold is refused by key."""

@@ -65,6 +65,34 @@ def check_number(value: object, *, what: str = "value") -> float:
                          "log it as a float, or scale it") from None
 
 
+INT64_MAX = 2**63 - 1
+
+
+def check_step(step: object, *, what: str = "step") -> int:
+    """A step is an int that the store can hold (a signed 64-bit integer)."""
+    if type(step) is not int:
+        raise TypeError(f"{what} must be an int, got {type(step).__name__}")
+    if not -INT64_MAX - 1 <= step <= INT64_MAX:
+        raise ValueError(f"{what} {step} is beyond what the record holds (a 64-bit integer, "
+                         f"at most {INT64_MAX}); count steps from 0")
+    return step
+
+
+def check_wall_time(wall_time: object, *, what: str = "wall_time") -> float:
+    """A wall time is a finite real number of seconds since the epoch (``time.time()``)."""
+    if isinstance(wall_time, bool) or not isinstance(wall_time, numbers.Real):
+        raise TypeError(f"{what} must be seconds since the epoch as a number (like "
+                        f"time.time()), got {type(wall_time).__name__} {wall_time!r:.40}")
+    try:
+        out = float(wall_time)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise ValueError(f"{what} must be a finite number of seconds since the epoch (like "
+                         f"time.time()), got {wall_time!r:.40}")
+    return out
+
+
 def _path(prefix: str, key: object) -> str:
     return f"{prefix}[{key!r}]"
 
@@ -74,7 +102,14 @@ def check_json(obj: Any, *, what: str = "config") -> None:
     stack: list[tuple[str, Any]] = [(what, obj)]
     while stack:
         where, value = stack.pop()
-        if value is None or isinstance(value, (str, bool, int)):
+        if value is None or isinstance(value, (str, bool)):
+            continue
+        if isinstance(value, int):
+            try:
+                str(value)
+            except ValueError:  # Python's limit on int -> decimal text (4300 digits)
+                raise ValueError(f"{where} is an int of {value.bit_length()} bits, too long to "
+                                 "be written as JSON; store it as a string") from None
             continue
         if isinstance(value, float):
             if not math.isfinite(value):

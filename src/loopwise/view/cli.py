@@ -9,11 +9,13 @@ files cannot be read is listed by ``runs`` as ``corrupt`` with the reason.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from loopwise.record import RunReader, list_runs
+from loopwise.record.intact import intact
 from loopwise.utils.table import render_table
 from loopwise.utils.text import printable
 from loopwise.view.cli_views import RUN_HELP, add_view_parsers
@@ -50,11 +52,12 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    reader = RunReader(resolve_run(args.run, root=args.root))
+    reader = intact(RunReader(resolve_run(args.run, root=args.root)))
     info = reader.info
     summary = reader.summary()
     config = reader.config()  # read everything first: a corrupt file is one error, no output
-    counts = {key: len(reader.series(key)) for key in summary.last}
+    last = {k: v for k, v in summary.last.items() if k in reader.keys()}
+    counts = {key: len(reader.series(key)) for key in last}
     argv = info.get("argv")
     lines = [f"run      {summary.name}  ({info['status']})", f"folder   {reader.path}",
              f"started  {info.get('started_at', '-')}   duration {_duration(summary.duration)}",
@@ -62,7 +65,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if config:
         lines.append("config   " + ", ".join(f"{k}={v}" for k, v in config.items()))
     lines += [f"  {key:24s} {value:.6g}  ({counts[key]} points)"
-              for key, value in summary.last.items()]
+              for key, value in last.items()]
+    lines += [f"DAMAGED  {d}" for d in reader.damage]
     print("\n".join(printable(line) for line in lines))
     print(details(reader))  # statistics and the last events
     return 0
@@ -79,8 +83,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
                              f"{Path(args.output).suffix or '(none)'!r}; known: "
                              f"{', '.join('.' + f for f in FORMATS)} (or give --format)")
     run = resolve_run(args.run, root=args.root)
-    out = export_run(RunReader(run), args.output or f"{run.name}.{fmt}", fmt=fmt)
+    reader = intact(RunReader(run))
+    out = export_run(reader, args.output or f"{run.name}.{fmt}", fmt=fmt)
     print(printable(out))
+    for damage in reader.damage:  # written without the damaged parts: say which
+        print(printable(f"loopwise export: left out: {damage}"), file=sys.stderr)
     return 0
 
 

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from loopwise.record import RunReader
+from loopwise.record.intact import intact
 from loopwise.utils.text import printable
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
 
@@ -25,7 +27,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from loopwise.view.report import write_report
 
-    print(printable(write_report(resolve_run(args.run, root=args.root), args.output)))
+    run = resolve_run(args.run, root=args.root)
+    print(printable(write_report(run, args.output)))
+    for damage in intact(RunReader(run)).damage:  # the page says it too, among the events
+        print(printable(f"loopwise report: left out: {damage}"), file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopwise.record.intact import intact
+from loopwise.record.jsonlog import check_jsonlog
 from loopwise.record.reader import Event, RunReader
 from loopwise.utils.text import printable
 from loopwise.watch.health import Finding, analyze_run
@@ -45,12 +47,14 @@ class Diagnosis:
     ending_advice: str | None
     findings: list[Finding] = field(default_factory=list)
     recorded: list[Event] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
-        """Ended well (or still running), no finding, and no warning or error recorded by the
-        live detectors either."""
+        """Ended well (or still running), an intact record, no finding, and no warning or
+        error recorded by the live detectors either."""
         return (self.status in ("finished", "running") and not self.findings
+                and not self.damaged
                 and not any(e.level in ("warning", "error") for e in self.recorded))
 
 
@@ -96,12 +100,15 @@ def diagnose(reader: RunReader) -> Diagnosis:
     """Replay the run's record through the default health detectors and read how it ended."""
     if not isinstance(reader, RunReader):
         raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
+    reader = intact(reader)  # a damaged part is said, the others are still diagnosed
     info = reader.info
     ending, advice = _ending(reader, info)
     findings = analyze_run(reader)
     recorded = [e for e in reader.events() if e.kind.startswith("health.")]
+    damaged = [str(d) for d in reader.damage]
+    log = check_jsonlog(reader.path)
     return Diagnosis(str(info.get("name", reader.path.name)), str(info["status"]), ending,
-                     advice, findings, recorded)
+                     advice, findings, recorded, damaged + log)
 
 
 def render_diagnosis(diagnosis: Diagnosis) -> str:
@@ -110,6 +117,8 @@ def render_diagnosis(diagnosis: Diagnosis) -> str:
              f"  ending: {printable(diagnosis.ending)}"]
     if diagnosis.ending_advice:
         lines.append(f"    try: {diagnosis.ending_advice}")
+    for damage in diagnosis.damaged:
+        lines.append(f"  record: {printable(damage)}")
     if not diagnosis.findings:
         lines.append("  health: no problems found by the detectors (nonfinite, spike, plateau, "
                      "trend, overfitting, input_bound, memory_leak, stalled)")

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loopwise.record.intact import IntactReader, damage_events, intact
 from loopwise.record.reader import RunReader
 from loopwise.record.series import Series, downsample
 
@@ -153,6 +154,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000,
     of a run that is closing, written over what ``run.json`` says yet."""
     if type(max_points) is not int or max_points < 2:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
+    reader = reader if isinstance(reader, IntactReader) else intact(reader)
     info = reader.info
     info.update(ending or {})
     step = info.get("global_step")
@@ -173,6 +175,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000,
         room = max(MAX_EVENTS - len(loud), 0)
         events = loud[-MAX_EVENTS:] + (quiet[len(quiet) - room:] if room else [])
     events.extend(_status_events(info))
+    events.extend(damage_events(reader.damage))  # said in the page: the rest is still shown
     events.sort(key=lambda e: float(e["time"] or 0.0))
     return {
         "name": str(info.get("name", reader.path.name)), "status": str(info["status"]),
@@ -181,6 +184,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000,
         "config": reader.config(), "series": series, "epoch_ends": ends,
         "system": system_payload(reader, max_points=max_points), "events": events,
         "epoch_table": epoch_table(reader), "best": best_epoch(reader),
+        "damaged": [str(d) for d in reader.damage],
     }
 
 

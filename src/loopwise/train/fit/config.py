@@ -269,6 +269,9 @@ class TrainingConfig:
         except RecursionError:
             raise ValueError(f"{source}: JSON nested too deeply to be a TrainingConfig; "
                              f"{again}") from None
+        except ValueError as exc:  # an int of over 4300 digits
+            raise ValueError(f"{source}: not JSON a TrainingConfig can hold ({exc}); "
+                             f"{again}") from None
         return cls.from_dict(data, source=f" in {source}")
 
     @staticmethod

@@ -37,6 +37,7 @@ from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
 from loopwise.checkpoint.store import CheckpointError, StoredFile, copy_file
 from loopwise.checkpoint.weights import read_state_dict
+from loopwise.distributed.group import TrainGroup
 from loopwise.record.recorder import TrainingRun
 from loopwise.utils.atomic import atomic_write_json
 from loopwise.utils.jsonsafe import json_safe
@@ -61,8 +62,8 @@ class FitFiles:
     rank 0 alone writes, and every rank waits at a barrier after each checkpoint or best model
     until it is whole: no rank runs ahead of (or reads) a half-written file."""
 
-    def __init__(self, folder: Path, model_name: str, *, keep: int, run: TrainingRun | None = None,
-                 group: Any = None) -> None:
+    def __init__(self, folder: Path, model_name: str, *, keep: int,
+                 run: TrainingRun | None = None, group: TrainGroup | None = None) -> None:
         self.group = group
         self.writes = group is None or group.leader
         self.folder = Path(folder)
@@ -97,7 +98,7 @@ class FitFiles:
     def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
                         in_progress: int | None = None) -> Path:
         """Save through the manager; periodic saves also get their reference name."""
-        if not self.writes:  # rank 0 writes; wait until it has
+        if self.group is not None and not self.writes:  # rank 0 writes; wait until it has
             self.group.barrier()
             return self.checkpoint_path(epoch) if periodic else self.manager.directory
         shown = self._save_checkpoint(state, step=step, epoch=epoch, periodic=periodic,

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from loopwise.distributed import rng
-from loopwise.distributed.group import set_sampler_epoch
+from loopwise.distributed.group import TrainGroup, set_sampler_epoch
 from loopwise.distributed.skip import skip_batches
 from loopwise.record.recorder import TrainingRun
 from loopwise.train.callbacks.base import CallbackList, LoopState, StopRequest
@@ -42,7 +42,7 @@ class FitLoop:
                  config: TrainingConfig, callbacks: CallbackList, run: TrainingRun,
                  device: torch.device,
                  display: Any, logger: logging.Logger, files: FitFiles,
-                 trained: torch.nn.Module | None = None, group: Any = None) -> None:
+                 trained: torch.nn.Module | None = None, group: TrainGroup | None = None) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.group = group  # under torchrun: a TrainGroup (distributed.group)
         self.train_loader, self.val_loader, self.test_loader = train_loader, val_loader, test_loader

@@ -9,6 +9,7 @@ storage (``checkpoint_named``), with their hashes in the folder's ``manifest.jso
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -49,7 +50,7 @@ def read_args(folder: Path) -> dict[str, Any]:
             f"{folder} exists but has no {ARGS_FILE}, so it is not a Workflow experiment; "
             "choose another name or path"
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # not JSON, not UTF-8, an int of over 4300 digits
         raise ValueError(
             f"{path} is corrupt ({exc}); it was left as it was. Repair it (it holds the "
             "experiment's hyperparameters) or move the experiment folder away to start afresh"
@@ -87,14 +88,28 @@ class History:
         if not self.path.is_file():
             self.rows = []
             return
+        left = "it was left as it was: repair or remove that line"
+        try:
+            text = self.path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{self.path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                             "it was left as it was: repair it or restore it from a "
+                             "backup") from None
+        if text and not text.endswith("\n"):  # written whole with a newline: a cut file
+            raise ValueError(f"{self.path} ends in a row cut short (no newline at its end); "
+                             f"{left}")
         rows = []
-        with open(self.path, newline="", encoding="utf-8") as fh:
-            for i, row in enumerate(csv.DictReader(fh), start=2):
-                try:
-                    rows.append({k: float(v) for k, v in row.items() if v not in ("", None)})
-                except (TypeError, ValueError) as exc:
-                    raise ValueError(f"{self.path} line {i} is not numeric ({exc}); it was left "
-                                     "as it was: repair or remove that line") from exc
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for i, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise ValueError(f"{self.path} line {i} does not have the header's "
+                                 f"{len(reader.fieldnames or [])} fields (a row cut short?); "
+                                 f"{left}")
+            try:
+                rows.append({k: float(v) for k, v in row.items() if v != ""})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{self.path} line {i} is not numeric ({exc}); "
+                                 f"{left}") from exc
         self.rows = rows
 
     def upsert(self, row: Mapping[str, float]) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.distributed.group import RankRun, TrainGroup
+from loopwise.record.names import is_unborn
 from loopwise.record.opening import open_run
 from loopwise.record.recorder import TrainingRun
+from loopwise.record.run import check_reopen
 from loopwise.train.callbacks.base import CallbackList
 from loopwise.train.workflow.checks import (
     already_finished,
@@ -25,7 +27,7 @@ from loopwise.train.workflow.checks import (
     current_args,
     plan_resume,
 )
-from loopwise.train.workflow.experiment import check_writable, read_args
+from loopwise.train.workflow.experiment import HISTORY_FILE, History, check_writable, read_args
 from loopwise.train.workflow.state import FoundCheckpoint, prepare_resume
 from loopwise.train.workflow.trainer import Trainer
 
@@ -77,7 +79,8 @@ def open_experiment(trainer: Trainer, opt: Options) -> Opening:
     check_writable(opt.path)
     check_checkpoint_folder(opt.checkpoint, opt.path, opt.name)
     current = current_args(trainer)
-    if current is None and (opt.name is None or not (opt.path / opt.name).exists()):
+    if current is None and (opt.name is None or not (opt.path / opt.name).exists()
+                            or is_unborn(opt.path / opt.name)):
         raise AttributeError("trainer.args is not set: assign self.args = {...} in the "
                              "trainer's __init__ (it is saved to args.json before setup())")
     seen: dict[str, Any] = {}
@@ -88,6 +91,8 @@ def open_experiment(trainer: Trainer, opt: Options) -> Opening:
         seen.update(saved=saved, diff=decision.differences)
         if decision.action == "finished":
             return "finished"
+        check_reopen(folder)  # the record and history.csv, before any checkpoint is looked at:
+        History(folder / HISTORY_FILE).load()  # a refusal changes no file
         seen["found"] = _checkpoint(folder, info, opt)  # read and checked before the reopen
         return "resume"
 

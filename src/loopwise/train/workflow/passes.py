@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from loopwise.distributed.errors import ResumeError
-from loopwise.distributed.group import set_sampler_epoch, shard_loader
+from loopwise.distributed.group import TrainGroup, set_sampler_epoch, shard_loader
 from loopwise.distributed.loader import LoopPosition, ResumableLoader
 from loopwise.distributed.rng import capture_rng_state, restore_rng_state
 from loopwise.distributed.sampler import find_resumable_sampler
@@ -41,7 +41,7 @@ class EpochPasses:
         self._tracked = False
         self._resume: ResumePoint | None = None
         self._t0 = 0.0
-        self.group: Any = None  # under torchrun: a TrainGroup (distributed.group)
+        self.group: TrainGroup | None = None  # under torchrun: a TrainGroup (distributed.group)
         self._sharded: dict[int, tuple[Any, Any]] = {}  # id(loader) -> (loader, its shards)
 
     def train(self, pending: ResumePoint | None, *,
@@ -112,7 +112,8 @@ class EpochPasses:
         that every rank takes as many steps); any other iterable as it is."""
         from torch.utils.data import DataLoader, IterableDataset
 
-        if not isinstance(iterable, DataLoader) or isinstance(iterable.dataset, IterableDataset):
+        if self.group is None or not isinstance(iterable, DataLoader) or isinstance(
+                iterable.dataset, IterableDataset):
             return iterable
         known = self._sharded.get(id(iterable))
         if known is None or known[0] is not iterable:

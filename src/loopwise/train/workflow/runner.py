@@ -16,7 +16,7 @@ from typing import Any
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
-from loopwise.distributed.group import train_group
+from loopwise.distributed.group import TrainGroup, train_group
 from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import restore_rng_state
 from loopwise.record.opening import end_run
@@ -88,7 +88,7 @@ class Workflow:
         self._epoch = 0
         self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
         self._pending: ResumePoint | None = None
-        self._group: Any = None  # under torchrun: a TrainGroup (distributed.group)
+        self._group: TrainGroup | None = None  # under torchrun: a TrainGroup (distributed.group)
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> WorkflowResult:

@@ -19,9 +19,13 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from loopwise.record.folder import RUN_FILE, STORE_FILE
+from loopwise.record.errors import CorruptRecordError
+from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.intact import damage_events, intact
 from loopwise.record.reader import RunReader, list_runs
+from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
+from loopwise.record.verify import DamagedRecordError
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
@@ -33,6 +37,7 @@ from loopwise.view.payload import (
 )
 
 MAX_POINTS = 20000
+VIEWED_FILES = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm")
 CACHE_SIZE = 32
 DOWNLOAD_FORMATS = ("csv", "jsonl")
 
@@ -69,6 +74,7 @@ class RunsRoot:
         # a root that does not exist yet is waited for: it has no runs until it appears
         self.root = path.resolve()
         self._lock = threading.Lock()
+        self._verified: dict[str, set[tuple[int, int]]] = {}
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
             OrderedDict())
 
@@ -85,10 +91,11 @@ class RunsRoot:
                 raise BadRequest(f"run {name!r} is outside the runs root")
             if not (real / RUN_FILE).is_file():
                 raise NotFound(f"no run {name!r} under the runs root")
-            for file in (RUN_FILE, STORE_FILE):
-                target = real / file
-                if target.exists() and Path(os.path.realpath(target)).parent != real:
-                    raise BadRequest(f"run {name!r} links outside its folder")
+            for file in VIEWED_FILES:
+                try:
+                    run_file(real, file)
+                except CorruptRecordError:
+                    raise BadRequest(f"run {name!r} links outside its folder ({file})") from None
         except OSError as exc:  # a name the file system refuses (too long, ...)
             raise NotFound(f"no run {name[:80]!r} under the runs root ({exc.strerror})") from None
         return real
@@ -117,18 +124,21 @@ class RunsRoot:
         return out
 
     def run(self, name: str) -> dict[str, Any]:
-        reader = RunReader(self.run_dir(name))
+        """A run's facts; ``keys`` leaves out the damaged series, which ``damaged`` names."""
+        reader = intact(RunReader(self.run_dir(name)), verified=self._checked(name))
         info = reader.info
         return {"name": name, "status": info["status"],
                 "info": {k: info.get(k) for k in ("id", "started_at", "ended_at", "start_time",
                                                   "end_time", "host", "global_step")},
                 "config": reader.config(), "keys": reader.keys(),
-                "epoch_ends": epoch_ends(reader)}
+                "epoch_ends": epoch_ends(reader), "damaged": [str(d) for d in reader.damage]}
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        reader = RunReader(self.run_dir(name))
+        """The run's events, and one ``record_damaged`` error per damaged part of its store."""
+        reader = intact(RunReader(self.run_dir(name)), verified=self._checked(name))
         return [{"time": e.time, "level": e.level, "kind": e.kind, "message": e.message,
-                 "data": e.data} for e in reader.events()]
+                 "data": e.data} for e in reader.events()] + [
+            {**e, "data": None} for e in damage_events(reader.damage)]
 
     def payload(self, name: str, *, points: int = 2000) -> dict[str, Any]:
         """Everything the report of run ``name`` shows (:func:`run_payload`), for its page."""
@@ -148,8 +158,19 @@ class RunsRoot:
                                    "value": v if math.isfinite(v) else None}) + "\n"
                        for s, t, v in rows)
 
+    def _checked(self, name: str) -> set[tuple[int, int]]:
+        """The chunks of run ``name`` found intact before: a polled run is checked for what is
+        new only (each series read for a chart is checked whole anyway)."""
+        with self._lock:
+            return self._verified.setdefault(name, set())
+
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
-        return system_payload(RunReader(self.run_dir(name)), max_points=_points(points))
+        reader = RunReader(self.run_dir(name))
+        try:
+            reader.system()
+        except DamagedRecordError:  # said by the run's events
+            return {}
+        return system_payload(reader, max_points=_points(points))
 
     def _full(self, name: str, key: str) -> dict[str, Any]:
         run_dir = self.run_dir(name)
