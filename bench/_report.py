@@ -20,6 +20,7 @@ from _texts import (
     MEMORY_WHY,
     MONITOR_STORE_WHY,
     READ_WHY,
+    RUNS_TABLE_WHY,
     SECTIONS,
     STORE_WHY,
     UI_WHY,
@@ -159,6 +160,12 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         None if dash is None else dash.stat()[0] / 1e3,
         lambda v: f"{v * 1e3:,.0f} ms" + (f" (peers, x its time: {peers})" if peers else ""),
         lambda v: v < 1.0, UI_WHY)
+    table = by_key.get("runs_table_1000")
+    for name, goal, limit in (("table first render, headless Chromium", "<= 500 ms", 500.0),
+                              ("/api/runs (warm)", "<= 200 ms", 200.0)):
+        row = _row(table, name)
+        add(f"run table, 1,000 runs: {name}", goal, None if row is None else row.stat()[0],
+            lambda v: f"{v:,.0f} ms", lambda v, limit=limit: v <= limit, RUNS_TABLE_WHY)
     ckpt = by_key.get("checkpoint")
     for prefix, limit in (("save_file", 1.25), ("CheckpointManager.save, sync", 1.25),
                           ("CheckpointManager.save, async", 0.2)):

@@ -188,3 +188,8 @@ SECTIONS: list[tuple[str, str, str]] = [
      "hundred: the 320-point sample, plotly merging nearly collinear ones). Goal: the "
      "dashboard's first chart in < 1 s."),
 ]
+
+RUNS_TABLE_WHY = ("The run table's time is the page, one /api/table answer (every run's row: the "
+                  "server stats four files per run and re-reads only the runs that changed) and "
+                  "the rows in view; on a busy machine the stats and the JSON of 1,000 rows "
+                  "take longer (bench/bench_runs_table.py).")

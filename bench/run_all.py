@@ -63,6 +63,7 @@ SCRIPTS = [
     Script("fit", "bench_fit.py", ["--epochs", "60"], ["--epochs", "8"], tables=False),
     Script("views", "bench_views.py", ["--rounds", "5"], ["--rounds", "2"], tables=False),
     Script("ui_peers", "bench_ui_peers.py", ["--rounds", "5"], ["--quick"]),
+    Script("runs_table", "bench_runs_table.py", ["--rounds", "5", "--mlflow"], ["--quick"]),
     Script("gpu", "bench_gpu.py", [], [], tables=False, needs_gpu=True),
 ]
 

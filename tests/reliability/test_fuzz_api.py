@@ -38,7 +38,15 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def test_every_request_the_schema_allows_gets_a_conforming_answer(case: Any,
                                                                   dashboard: Any) -> None:
     response = case.call(base_url=dashboard.url, timeout=30)
-    case.validate_response(response)
+    excluded = []
+    if case.path == "/api/table" and response.status_code == 400:
+        # a `where` expression is any string to the schema; one that does not parse is refused
+        # (400, naming its token), which is not a schema-valid request being rejected
+        from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+        assert response.json()["error"].startswith("where: "), response.text
+        excluded.append(positive_data_acceptance)
+    case.validate_response(response, excluded_checks=excluded)
     method = response.request.method
     if method not in ("GET", "HEAD"):  # schemathesis also tries methods the schema lacks
         assert response.status_code == 405 and "read-only" in response.text, method

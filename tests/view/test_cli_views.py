@@ -26,15 +26,19 @@ def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> N
         assert "RUN" in out
 
 
-def test_runs_shows_steps_last_and_best(runs_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_runs_shows_steps_final_and_best(runs_root: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["runs", str(runs_root)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "steps" in lines[0] and "best" in lines[0]
+    assert "steps" in lines[0] and "best.loss" in lines[0] and "final.loss" in lines[0]
+    assert lines[0].index("best.epoch/val_loss") < lines[0].index("best.loss")  # validation first
     row = next(line for line in lines if line.startswith("alpha-2"))
-    assert " 300  loss=" in row and "finished" in row
-    best = dict(item.strip().split("=") for item in row.split("|")[1].split(","))
-    assert 0.19 < float(best["loss"]) < 0.22  # the minimum, not the spike of 25
-    assert float(best["epoch/loss"]) > float(best["loss"])
+    assert " 300 " in row and "finished" in row
+    assert main(["runs", str(runs_root), "--format", "json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    best = rows["alpha-2"]["best"]
+    assert 0.19 < best["loss"] < 0.22  # the minimum, not the spike of 25
+    assert best["epoch/loss"] > best["loss"]
 
 
 def test_show_by_name_prints_statistics_and_events(runs_root: Path,
@@ -76,7 +80,7 @@ def test_compare_config_differences_and_metrics(runs_root: Path,
 def test_compare_needs_two_runs(runs_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", "beta", "--root", str(runs_root)]) == 2
     assert capsys.readouterr().err.strip() == (
-        "loopwise compare: error: compare needs at least two runs, got 1")
+        "loopwise compare: error: compare needs two or more runs (or --where EXPR), got 1")
 
 
 def test_ambiguous_prefix_is_one_line_listing_candidates(runs_root: Path,

@@ -126,7 +126,7 @@ def test_openapi_schema_documents_the_api(runs_root: Path) -> None:
                                     "/api/runs/{run}/system", "/api/runs/{run}/series/{key}",
                                     "/api/root", "/api/runs/{run}/payload",
                                     "/api/runs/{run}/download/{key}",
-                                    "/api/runs/{run}/report"}
+                                    "/api/runs/{run}/report", "/api/table"}
     params = {p["name"] for p in schema["paths"]["/api/runs/{run}/series/{key}"]["get"][
         "parameters"]}
     assert params == {"run", "key", "start", "end", "points", "x"}
@@ -230,6 +230,27 @@ def test_unknown_paths_are_json_404(runs_root: Path) -> None:
         r = c.get(path)
         assert r.status_code == 404 and r.headers["content-type"] == "application/json", path
         assert r.json() == {"error": "no such page or API path; see /openapi.json"}
+
+
+def test_the_run_table_and_its_server_side_filter(runs_root: Path) -> None:
+    c = client(runs_root)
+    body = c.get("/api/table").json()
+    rows = {r["name"]: r for r in body["rows"]}
+    assert set(rows) == {"alpha-1", "alpha-2", "beta"} and body["matched"] is None
+    assert rows["beta"]["config"] == {"lr": 0.1, "batch_size": 64}
+    assert 0.19 < rows["alpha-2"]["best"]["loss"] < 0.22  # the minimum, not the spike
+    assert body["config_keys"] == ["lr", "batch_size"]
+    metrics = {m["key"]: m for m in body["metrics"]}
+    assert metrics["epoch/val_loss"] == {"key": "epoch/val_loss", "mode": "min",
+                                         "validation": True}
+    assert metrics["epoch/accuracy"]["mode"] == "max"
+    assert body["metrics"][0]["key"] == "epoch/val_loss"  # validation first
+    got = c.get("/api/table", params={"where": "lr > 0.05 and batch_size == 32"}).json()
+    assert got["matched"] == ["alpha-1"]
+    bad = c.get("/api/table", params={"where": "lr > > 1"})
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "where: unexpected '>' at position 6 of 'lr > > 1'; "
+                                   "expected a key, a number or a string"}
 
 
 def test_a_nan_system_sample_is_a_gap_not_an_error(tmp_path: Path) -> None:

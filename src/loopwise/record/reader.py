@@ -178,6 +178,15 @@ class RunReader:
             check.wait()  # nothing read leaves before its checksums held
         return out if max_points is None else downsample(out, max_points)
 
+    def all_values(self) -> dict[str, array[float]]:
+        """Every series' values (no steps, no times), keys in the order their first chunk was
+        written: one read of the store, for a table of final and best values."""
+        out: dict[str, array[float]] = {}
+        for name, blob in self._query("SELECT k.name, c.vals FROM scalar_chunks c "
+                                      "JOIN keys k ON k.id = c.key_id ORDER BY c.id"):
+            unpack("d", blob, out.setdefault(name, array("d")))
+        return out
+
     def last_values(self) -> dict[str, float]:
         """Each key's last logged value (a key whose last chunk fails its checksum is left
         out: :meth:`series` names it)."""

@@ -39,8 +39,11 @@ _MIN_PATTERN = re.compile(r"(loss|error|err|mse|mae|rmse|nll|perplexity|ppl|wer|
                           re.IGNORECASE)
 
 
-def infer_mode(key: str) -> str:
-    """``"max"`` for accuracy-like names (acc, f1, auc, score, ...), ``"min"`` otherwise.
+def metric_mode(key: str) -> str | None:
+    """The direction the name ``key`` itself states: ``"min"`` for a loss-like word (loss,
+    error, mse, perplexity, time, ...), ``"max"`` for a score word (acc, f1, auc, score, ...),
+    None when it names neither (``lr``, ``momentum``, ``grad_norm``, ``epoch``): such a key is
+    a quantity to watch, not to optimise, and has no "best" value in a run table.
 
     A name that looks like both (``"acc_loss"``) is minimised: loss wins.
     """
@@ -51,7 +54,16 @@ def infer_mode(key: str) -> str:
         return "min"
     if any(_MAX_PATTERN.fullmatch(t) for t in tokens if t):
         return "max"
-    return "min"
+    return None
+
+
+def infer_mode(key: str) -> str:
+    """``"max"`` for accuracy-like names (acc, f1, auc, score, ...), ``"min"`` otherwise
+    (:func:`metric_mode`, with ``"min"`` for a name that states no direction).
+
+    A name that looks like both (``"acc_loss"``) is minimised: loss wins.
+    """
+    return metric_mode(key) or "min"
 
 
 @dataclass(frozen=True)

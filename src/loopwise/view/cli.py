@@ -10,44 +10,44 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from loopwise.record import RunReader, list_runs
+from loopwise.record import RunReader
 from loopwise.record.intact import intact
-from loopwise.utils.table import render_table
 from loopwise.utils.text import printable
-from loopwise.view.cli_views import RUN_HELP, add_view_parsers
+from loopwise.view.cli_views import RUN_HELP, add_run_query_options, add_view_parsers
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
-from loopwise.view.run_facts import details, run_best, run_steps
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+from loopwise.view.run_facts import details
+from loopwise.view.runs_table import query_rows
+from loopwise.view.runs_text import (
+    check_columns,
+    default_columns,
+    duration_text,
+    render_runs,
+    runs_csv,
+    runs_json,
+    terminal,
+)
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    runs = list_runs(args.root)
-    if not runs:
+    rows, everything = query_rows(args.root, where=args.where, sort=args.sort,
+                                  descending=args.desc, limit=args.limit)
+    if not everything:
         print(f"no runs under {printable(args.root)}")
         return 0
-    rows = []
-    for info in runs:
-        started = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.start_time))
-                   if info.start_time else "-")
-        last = ", ".join(f"{k}={v:.4g}" for k, v in list(info.last.items())[:4])
-        facts = (info.problem if info.problem is not None
-                 else f"{last} | {run_best(info)}")
-        rows.append((info.name, info.status, started, _duration(info.duration),
-                     run_steps(info) if info.problem is None else "-", facts))
-    print(render_table(rows, header=("name", "status", "started", "duration", "steps",
-                                     "last values | best"), align="lllrrl", rule=None))
+    columns = (check_columns([c.strip() for c in args.columns.split(",") if c.strip()],
+                             everything) if args.columns else default_columns(everything))
+    if args.format == "csv":
+        sys.stdout.write(runs_csv(rows, columns))
+    elif args.format == "json":
+        print(runs_json(rows, columns if args.columns else None))
+    else:
+        width, colour = terminal(sys.stdout, width=args.width, colour=args.color)
+        print(render_runs(rows, columns, width=width, colour=colour))
+        if not rows:
+            print(f"(no run of {len(everything)} matches --where)")
     return 0
 
 
@@ -60,7 +60,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     counts = {key: len(reader.series(key)) for key in last}
     argv = info.get("argv")
     lines = [f"run      {summary.name}  ({info['status']})", f"folder   {reader.path}",
-             f"started  {info.get('started_at', '-')}   duration {_duration(summary.duration)}",
+             f"started  {info.get('started_at', '-')}   duration {duration_text(summary.duration)}",
              "command  " + (" ".join(map(str, argv)) if isinstance(argv, list) else "-")]
     if config:
         lines.append("config   " + ", ".join(f"{k}={v}" for k, v in config.items()))
@@ -94,10 +94,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def add_record_parsers(sub: Any) -> None:
     """Register the read-only subcommands (``runs``, ``show``, ``export``, and ``compare``,
     ``report``, ``doctor``, ``ui`` from :mod:`loopwise.view.cli_views`) on ``sub``."""
-    p = sub.add_parser("runs", help="list the runs under a root, newest first",
-                       description="List the runs under ROOT, newest first: name, status, "
-                                   "start, duration, steps, last and best metrics.")
+    p = sub.add_parser("runs", help="the run table: config and final/best metrics per run",
+                       description="The runs under ROOT, newest first: name, status, start, "
+                                   "duration, steps, the config keys that differ and each "
+                                   "metric's final and best value (validation first; a best "
+                                   "only for names that state a direction: loss, acc, f1, "
+                                   "...). Keys: name, status, start, end, duration, steps, "
+                                   "a config key (optimizer.lr), a metric (val_loss: its final "
+                                   "value; best.val_loss, final.val_loss).")
     p.add_argument("root", nargs="?", default=DEFAULT_ROOT, help="the runs folder (./runs)")
+    add_run_query_options(p)
+    p.add_argument("--sort", metavar="KEY", default=None,
+                   help="order by this key, ascending (runs without it last)")
+    p.add_argument("--desc", action="store_true", help="with --sort: descending")
+    p.add_argument("--columns", metavar="KEY,...", default=None,
+                   help="the columns to show, comma-separated (name is always first)")
+    p.add_argument("--limit", metavar="N", type=int, default=None,
+                   help="show at most N runs (after --where and --sort)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default), or csv / json for scripts")
+    p.add_argument("--width", type=int, default=None,
+                   help="fit the table to this many columns (default: the terminal's; no "
+                        "limit when the output is not a terminal)")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colours: on a terminal (auto; NO_COLOR turns them off), always or "
+                        "never")
     p.set_defaults(func=_cmd_runs)
     p = sub.add_parser("show", help="show one run: status, config, statistics, events",
                        description="Show one run: status, config, per-metric statistics and "

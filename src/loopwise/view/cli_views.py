@@ -18,9 +18,31 @@ def _reader(args: argparse.Namespace, run: str) -> RunReader:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from loopwise.view.compare import render_compare
+    import sys
 
-    print(render_compare([_reader(args, r) for r in args.runs]))
+    from loopwise.view.compare import render_compare
+    from loopwise.view.runs_table import RunTable, query_rows
+    from loopwise.view.runs_text import terminal
+
+    if args.where is None and len(args.runs) < 2:
+        raise ValueError(f"compare needs two or more runs (or --where EXPR), got "
+                         f"{len(args.runs)}")
+    if args.where is not None:
+        rows, _ = query_rows(args.root, where=args.where)
+        if args.runs:
+            raise ValueError("give runs or --where, not both")
+        if len(rows) < 2:
+            raise ValueError(f"--where {args.where!r} matches {len(rows)} run(s) under "
+                             f"{args.root}; compare needs two or more")
+    else:
+        paths = [resolve_run(r, root=args.root) for r in args.runs]
+        table = RunTable(paths[0].parent)
+        rows = [table.row(p) for p in paths]
+        for row in rows:
+            if row.problem is not None:
+                raise ValueError(row.problem)
+    width, _ = terminal(sys.stdout, width=args.width)
+    print(render_compare(rows, width=width))
     return 0
 
 
@@ -56,16 +78,29 @@ def _root_option(p: argparse.ArgumentParser) -> None:
                         "(default: ./runs)")
 
 
+def add_run_query_options(p: argparse.ArgumentParser) -> None:
+    """``--where EXPR`` (:mod:`loopwise.view.where`) on ``p``."""
+    p.add_argument("--where", metavar="EXPR", default=None,
+                   help="keep the runs matching EXPR, e.g. \"lr < 0.01 and status == "
+                        "finished\" (< <= > >= == !=, and, or, not, parentheses, 'text', "
+                        "numbers, keys such as optimizer.lr or best.val_loss)")
+
+
 RUN_HELP = "a run folder, a run name under --root, or a unique prefix of one"
 
 
 def add_view_parsers(sub: Any) -> None:
     """Register ``compare``, ``report``, ``doctor`` and ``ui`` on ``sub``."""
-    p = sub.add_parser("compare", help="config differences and final/best metrics of runs",
-                       description="Compare two or more runs: the config keys that differ and "
-                                   "each metric's final and best value, side by side.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
+    p = sub.add_parser("compare", help="which run won each metric, and the config that differs",
+                       description="Compare two or more runs (named, or chosen with --where): "
+                                   "each metric's final and best value with the best run "
+                                   "marked *, the config keys that differ, then the ones in "
+                                   "common.")
+    p.add_argument("runs", nargs="*", metavar="RUN", help=RUN_HELP)
     _root_option(p)
+    add_run_query_options(p)
+    p.add_argument("--width", type=int, default=None,
+                   help="fit the tables to this many columns (default: the terminal's)")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run",

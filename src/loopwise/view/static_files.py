@@ -17,6 +17,9 @@ STATIC_FILES = {
     "runview.js": "runview.js",
     "loopwise.js": "loopwise.js",
     "loopwise.css": "loopwise.css",
+    "run_colors.js": "run_colors.js",
+    "runs_table.js": "runs_table.js",
+    "runs_table.css": "runs_table.css",
     "dashboard.html": "dashboard.html",
 }
 

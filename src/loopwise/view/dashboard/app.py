@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -62,15 +63,18 @@ def _integer(query: Any, name: str, default: int) -> int:
 
 
 def create_app(root: str | os.PathLike[str], *, token: str | None = None,
-               allow_hosts: Iterable[str] = ()) -> ASGIApp:
+               allow_hosts: Iterable[str] = (), warm: bool = False) -> ASGIApp:
     """The dashboard over the runs in ``root``. ``token``: required on every request but the
     static files; ``allow_hosts``: Host header names accepted besides localhost, 127.0.0.1 and
-    ::1."""
+    ::1; ``warm``: read every run's row now, in a background thread, so that the first page
+    does not wait for a thousand stores to be opened."""
     st = _starlette()
     import numpy  # noqa: F401  (loaded now, not during the first request)
     Response = st.responses.Response
     Route = st.routing.Route
     data = RunsRoot(root)
+    if warm:
+        threading.Thread(target=data.runs, name="loopwise-ui-warm", daemon=True).start()
     extra = [allow_hosts] if isinstance(allow_hosts, str) else list(allow_hosts)
     for h in extra:
         if not isinstance(h, str) or not h.strip():
@@ -145,6 +149,8 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
         Route("/static/{name}", static),
         Route("/openapi.json", lambda request: as_json(openapi_schema())),
         Route("/api/runs", api(lambda request: data.runs())),
+        Route("/api/table", api(lambda request: data.table(
+            where=_one(request.query_params, "where")))),
         Route("/api/runs/{run}", api(lambda request: data.run(request.path_params["run"]))),
         Route("/api/runs/{run}/events",
               api(lambda request: data.events(request.path_params["run"]))),

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import threading
+import time
 from array import array
 from collections import OrderedDict
 from pathlib import Path
@@ -22,9 +23,10 @@ from typing import Any
 from loopwise.record.errors import CorruptRecordError
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.intact import damage_events, intact
-from loopwise.record.reader import RunReader, list_runs
+from loopwise.record.reader import RunReader, iter_run_dirs
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
+from loopwise.record.stats import metric_mode
 from loopwise.record.verify import DamagedRecordError
 from loopwise.view.payload import (
     AXES,
@@ -35,8 +37,11 @@ from loopwise.view.payload import (
     run_payload,
     system_payload,
 )
+from loopwise.view.runs_table import RunRow, RunTable, is_validation, metric_order, row_keys
+from loopwise.view.where import WhereError, parse_where
 
 MAX_POINTS = 20000
+FRESH_S = 0.25
 VIEWED_FILES = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm")
 CACHE_SIZE = 32
 DOWNLOAD_FORMATS = ("csv", "jsonl")
@@ -73,6 +78,9 @@ class RunsRoot:
                                      "runs are in (default ./runs)")
         # a root that does not exist yet is waited for: it has no runs until it appears
         self.root = path.resolve()
+        self._table: RunTable | None = None  # made once the root exists
+        self._scan_lock = threading.Lock()
+        self._scan: tuple[float, list[RunRow]] | None = None
         self._lock = threading.Lock()
         self._verified: dict[str, set[tuple[int, int]]] = {}
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
@@ -105,23 +113,47 @@ class RunsRoot:
         """The runs folder: its path and whether it exists yet."""
         return {"path": str(self.root), "exists": self.root.is_dir()}
 
+    def _rows(self) -> list[RunRow]:
+        """Every run's row. Requests that arrive together (the page's ``/api/runs`` and
+        ``/api/table``) share one scan: a scan started at most ``FRESH_S`` before a request is
+        its answer, so a thousand runs are stamped once, not once per request."""
+        asked = time.monotonic()
+        with self._scan_lock:
+            if self._scan is not None and asked - self._scan[0] <= FRESH_S:
+                return self._scan[1]
+            started = time.monotonic()
+            if not self.root.is_dir():
+                return []
+            if self._table is None:
+                self._table = RunTable(self.root)
+            dirs = [d for d in iter_run_dirs(self.root)
+                    if not d.is_symlink() or Path(os.path.realpath(d)).parent == self.root]
+            rows = self._table.rows(dirs=dirs)
+            self._scan = (started, rows)
+            return rows
+
     def runs(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        if not self.root.is_dir():
-            return out
-        for info in list_runs(self.root):
-            if info.path.is_symlink() and Path(os.path.realpath(info.path)).parent != self.root:
-                continue
+        return [{"name": r.name, "status": r.status, "start_time": r.start,
+                 "end_time": r.end, "duration": r.duration, "steps": r.steps,
+                 "last": dict(r.final)} for r in self._rows()]
+
+    def table(self, *, where: str | None = None) -> dict[str, Any]:
+        """The run table (:mod:`loopwise.view.runs_table`): every run's row, the runs ``where``
+        keeps (None: all), the config keys and the metrics with their direction."""
+        rows = self._rows()
+        keys = row_keys(rows)
+        matched = None
+        if where is not None and where.strip():
             try:
-                steps = RunReader(info.path).last_step()
-            except Exception:
-                steps = 0
-            out.append({"name": info.path.name, "status": info.status,
-                        "start_time": info.start_time, "end_time": info.end_time,
-                        "duration": info.duration, "steps": steps,
-                        "last": {k: v if math.isfinite(v) else None
-                                 for k, v in info.last.items()}})
-        return out
+                test = parse_where(where, known=keys)
+            except WhereError as exc:
+                raise BadRequest(f"where: {exc}") from None
+            matched = [r.name for r in rows if r.problem is None and test(r.get)]
+        metrics = metric_order(k for r in rows for k in r.final)
+        return {"rows": [r.as_dict() for r in rows], "matched": matched,
+                "config_keys": list(dict.fromkeys(k for r in rows for k in r.config)),
+                "metrics": [{"key": m, "mode": metric_mode(m), "validation": is_validation(m)}
+                            for m in metrics]}
 
     def run(self, name: str) -> dict[str, Any]:
         """A run's facts; ``keys`` leaves out the damaged series, which ``damaged`` names."""

@@ -44,6 +44,16 @@ def openapi_schema() -> dict[str, Any]:
                               _ok("runs", {"type": "array",
                                            "items": {"$ref": ref + "RunSummary"}}),
                               errors=("400", "401")),
+            "/api/table": _get(
+                "the run table: every run's status, times, steps, flattened config and each "
+                "metric's final and best value (best only for metrics whose name states a "
+                "direction); with `where`, the names of the runs the expression keeps",
+                _ok("run table", {"$ref": ref + "RunTable"}),
+                [{"name": "where", "in": "query", "schema": {"type": "string"},
+                  "description": "a filter such as `lr < 0.01 and status == finished` "
+                                 "(loopwise.view.where); a bad one is refused naming its "
+                                 "token"}],
+                errors=("400", "401")),
             "/api/runs/{run}": _get("one run: status, config, series keys",
                                     _ok("run", {"$ref": ref + "Run"}), [_RUN]),
             "/api/runs/{run}/series/{key}": _get(
@@ -107,6 +117,30 @@ def openapi_schema() -> dict[str, Any]:
                                    "start_time": _NUM, "end_time": _NUM, "duration": _NUM,
                                    "steps": {"type": "integer"},
                                    "last": {"type": "object", "additionalProperties": _NUM}}},
+                "RunTable": {
+                    "type": "object", "required": ["rows", "matched", "config_keys", "metrics"],
+                    "properties": {
+                        "rows": {"type": "array", "items": {"$ref": ref + "RunRow"}},
+                        "matched": {"type": "array", "nullable": True,
+                                    "items": {"type": "string"}},
+                        "config_keys": {"type": "array", "items": {"type": "string"}},
+                        "metrics": {"type": "array", "items": {
+                            "type": "object", "required": ["key", "mode", "validation"],
+                            "properties": {
+                                "key": {"type": "string"},
+                                "mode": {"type": "string", "enum": ["min", "max"],
+                                         "nullable": True},
+                                "validation": {"type": "boolean"}}}}}},
+                "RunRow": {
+                    "type": "object",
+                    "required": ["name", "status", "steps", "config", "final", "best"],
+                    "properties": {
+                        "name": {"type": "string"}, "status": {"type": "string"},
+                        "start": _NUM, "end": _NUM, "duration": _NUM,
+                        "steps": {"type": "integer"}, "config": {"type": "object"},
+                        "final": {"type": "object", "additionalProperties": _NUM},
+                        "best": {"type": "object", "additionalProperties": _NUM},
+                        "problem": {"type": "string", "nullable": True}}},
                 "Run": {"type": "object",
                         "required": ["name", "status", "info", "config", "keys", "epoch_ends"],
                         "properties": {

@@ -55,7 +55,7 @@ def serve(root: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 
     hosts = list(allow_hosts)
     if host not in ("0.0.0.0", "::"):
         hosts.append(host)
-    app = create_app(root, token=token, allow_hosts=hosts)
+    app = create_app(root, token=token, allow_hosts=hosts, warm=True)
     warning = bind_warning(host, token)
     if warning is not None:
         print(warning, file=stream)

@@ -115,7 +115,11 @@
       var rows = {};
       list.querySelectorAll("tr[data-run]").forEach(function (tr) { rows[tr.getAttribute("data-run")] = tr; });
       var keep = {};
-      state.runs.forEach(function (r, i) {
+      // beside the run table of a large root (runs_table.js), only the selected runs
+      var many = state.runs.length > 50 && window.LoopwiseRunsTable;
+      state.runs.filter(function (r) {
+        return !many || state.selected.indexOf(r.name) >= 0;
+      }).forEach(function (r, i) {
         keep[r.name] = true;
         var tr = rows[r.name];
         if (!tr) {
@@ -183,7 +187,8 @@
       var lines = state.selected.filter(function (n) { return state.data[n]; }).map(function (n) {
         var s = state.data[n];
         return { label: n, xs: LW.xsOf(s, state.axis), ys: s.values,
-                 perStep: String(state.metric).indexOf("epoch/") !== 0 };
+                 perStep: String(state.metric).indexOf("epoch/") !== 0,
+                 color: window.LoopwiseColors ? window.LoopwiseColors.colorOf(n) : null };
       });
       if (!lines.length) {
         msg.textContent = state.selected.length ? "no data for this metric" : "select runs on the left";
@@ -262,7 +267,8 @@
       }).catch(function (e) { msg.textContent = String(e.message || e); })
         .then(function () { busy = false; });
     }
-    window.__loopwise = { state: state, refresh: refresh };
+    window.__loopwise = { state: state, refresh: refresh, redraw: drawChart,
+                          select: function (names) { state.selected = names.slice(); refresh(true); } };
     window.addEventListener("resize", function () { card.resize(); });
     refresh(true);
     setInterval(function () { refresh(false); }, POLL_MS);
