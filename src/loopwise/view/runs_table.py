@@ -81,8 +81,9 @@ def final_and_best(key: str, values: Sequence[float]) -> tuple[float | None, flo
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run of the table. ``problem``: why its files could not be read (status
-    ``corrupt``)."""
+    """One run of the table. ``problem``: which of its files could not be read and why. Status
+    ``corrupt`` when the run itself cannot be read (``run.json``, ``store.sqlite``); a damaged
+    ``config.json`` keeps the run's real status and its metrics, with no config."""
 
     name: str
     path: Path
@@ -161,6 +162,7 @@ class _Loaded:
     final: dict[str, float | None]
     best: dict[str, float | None]
     steps: int
+    problem: str | None = None
 
 
 _STAMPED = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal")
@@ -196,12 +198,18 @@ def _read_store(run_dir: Path) -> tuple[dict[str, float | None], dict[str, float
 def _load(run_dir: Path) -> _Loaded:
     info = load_json_object(run_dir / RUN_FILE, hint=RUN_FILE_HINT)
     config_file = run_dir / CONFIG_FILE
-    config = load_json_object(config_file, hint=CONFIG_HINT) if config_file.is_file() else {}
+    config: dict[str, Any] = {}
+    problem = None
+    try:
+        if config_file.is_file():
+            config = load_json_object(config_file, hint=CONFIG_HINT)
+    except CorruptRecordError as exc:  # the run still ran: its status and metrics stand
+        problem = str(exc)
     final, best, steps = _read_store(run_dir)
     step = info.get("global_step")
     if isinstance(step, int) and not isinstance(step, bool):
         steps = max(steps, step)
-    return _Loaded(info, flatten(config), final, best, steps)
+    return _Loaded(info, flatten(config), final, best, steps, problem)
 
 
 def _row(run_dir: Path, loaded: _Loaded) -> RunRow:
@@ -212,7 +220,7 @@ def _row(run_dir: Path, loaded: _Loaded) -> RunRow:
     ref = end if end is not None else info.get("heartbeat")
     duration = ref - start if start is not None and isinstance(ref, (int, float)) else None
     return RunRow(run_dir.name, run_dir, resolve_status(info), start, end, duration,
-                  loaded.steps, loaded.config, loaded.final, loaded.best)
+                  loaded.steps, loaded.config, loaded.final, loaded.best, loaded.problem)
 
 
 class RunTable:
@@ -271,7 +279,7 @@ def query_rows(root: str | os.PathLike[str], *, where: str | None = None,
     known = row_keys(everything)
     if where is not None:
         test = parse_where(where, known=known)
-        rows = [r for r in rows if r.problem is None and test(r.get)]
+        rows = [r for r in rows if r.status != "corrupt" and test(r.get)]
     if sort is not None:
         if sort not in known:
             near = close_keys(sort, known)

@@ -128,7 +128,8 @@ def openapi_schema() -> dict[str, Any]:
                                    "name": {"type": "string"}, "status": {"type": "string"},
                                    "start_time": _NUM, "end_time": _NUM, "duration": _NUM,
                                    "steps": {"type": "integer"},
-                                   "last": {"type": "object", "additionalProperties": _NUM}}},
+                                   "last": {"type": "object", "additionalProperties": _NUM},
+                                   "problem": {"type": "string", "nullable": True}}},
                 "RunTable": {
                     "type": "object", "required": ["rows", "matched", "config_keys", "metrics"],
                     "properties": {
