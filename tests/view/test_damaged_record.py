@@ -104,3 +104,20 @@ def test_intact_leaves_out_damaged_parts_and_an_intact_run_has_none(tmp_path: Pa
     with Run.create(tmp_path / "runs", "ok") as run:
         run.log_scalar("loss", 1.0, step=1)
     assert intact(RunReader(tmp_path / "runs" / "ok")).damage == []
+
+
+def test_the_run_table_leaves_out_the_damaged_series_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _damaged(tmp_path / "runs")
+    with Run.create(tmp_path / "runs", "ok") as run:
+        run.log_scalars({"loss": 0.5, "acc": 0.9}, step=1)
+    client = TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1:8765")
+    rows = {r["name"]: r for r in client.get("/api/table").json()["rows"]}
+    assert rows["r"]["final"] == {"acc": 1.0} and rows["r"]["best"] == {"acc": 1.0}
+    assert len(rows["r"]["damaged"]) == 1 and rows["r"]["damaged"][0].startswith(_said(store))
+    assert rows["ok"]["final"] == {"loss": 0.5, "acc": 0.9} and rows["ok"]["damaged"] == []
+    assert main(["runs", str(tmp_path / "runs"), "--columns", "name,loss,acc"]) == 0
+    out = capsys.readouterr().out
+    assert f"r  damaged  {_said(store)}" in out
+    table = [line.split() for line in out.splitlines()]
+    assert ["r", "-", "1"] in table and ["ok", "0.5", "0.9"] in table
