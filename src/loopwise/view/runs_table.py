@@ -34,8 +34,8 @@ from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, RunReader, iter_run_dirs
 from loopwise.record.stats import metric_mode
-from loopwise.record.verify import DamagedRecordError
 from loopwise.record.status import resolve_status
+from loopwise.record.verify import DamagedRecordError
 from loopwise.view.where import MISSING
 
 ATTRIBUTES = ("name", "status", "start", "end", "duration", "steps")
