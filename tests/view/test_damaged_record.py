@@ -140,6 +140,9 @@ def test_the_dashboard_and_the_report_show_a_damaged_series_where_a_person_looks
     assert mark.is_visible() and mark.text_content() == "damaged"
     assert _said(store) in mark.get_attribute("title")
     assert page.query_selector("#lw-runs-home tr.lw-row[data-run='ok'] .lw-damaged-mark") is None
+    side = page.wait_for_selector("#lw-runs tr[data-run='r'] .lw-damaged-mark")  # the run list
+    assert side.is_visible() and _said(store) in side.get_attribute("title")
+    assert page.query_selector("#lw-runs tr[data-run='ok'] .lw-damaged-mark") is None
     page.screenshot(path=str(artifacts / "damaged-home.png"))
     page.goto(server.url + "/?view=run&run=r")  # the run page: a banner above the charts
     page.wait_for_selector(".lw-chart[data-title='acc'] canvas")

@@ -116,7 +116,9 @@ def openapi_schema() -> dict[str, Any]:
                                    "name": {"type": "string"}, "status": {"type": "string"},
                                    "start_time": _NUM, "end_time": _NUM, "duration": _NUM,
                                    "steps": {"type": "integer"},
-                                   "last": {"type": "object", "additionalProperties": _NUM}}},
+                                   "last": {"type": "object", "additionalProperties": _NUM},
+                                   "damaged": {"type": "array",
+                                               "items": {"type": "string"}}}},
                 "RunTable": {
                     "type": "object", "required": ["rows", "matched", "config_keys", "metrics"],
                     "properties": {
