@@ -142,9 +142,11 @@ def render_runs(rows: Sequence[RunRow], columns: Sequence[str], *, width: int | 
 
     text = render_table(cells, header=list(columns), align="".join(numeric), rule="columns",
                         width=width, style=style)
-    # a damaged file, under the table: the run's name, status (corrupt: the run cannot be
-    # read, so it has no row) and the file with what to do
-    return "\n".join([text, *(printable(f"{r.name}  {r.status}  {r.problem}") for r in named)])
+    # under the table: a damaged file, with the run's name and status (corrupt: the run
+    # cannot be read, so it has no row) and what to do; a series that fails its checksum:
+    # left out of its run's row, named here
+    return "\n".join([text, *(printable(f"{r.name}  {r.status}  {r.problem}") for r in named),
+                      *(printable(f"{r.name}  damaged  {d}") for r in rows for d in r.damaged)])
 
 
 def runs_csv(rows: Sequence[RunRow], columns: Sequence[str]) -> str:
