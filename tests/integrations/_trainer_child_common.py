@@ -1,4 +1,4 @@
-"""Shared by the Lightning and Hugging Face child processes: an exporter that keeps what the
+"""Shared by the Keras, Lightning and Hugging Face child processes: an exporter that keeps what the
 run hands it (a real loopwise Recorder, in memory), and the result file."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from typing import Any
 
 
 class ListRecorder:
+    """An exporter keeping what the run hands it (a real loopwise Recorder, in memory)."""
+
     def __init__(self) -> None:
         self.keys: set[str] = set()
         self.events: list[str] = []
