@@ -15,10 +15,11 @@ store every other checkpoint goes through (:class:`~loopwise.checkpoint.named.Na
 hash listed in the folder's ``manifest.json``), then all ranks meet at a barrier, so no rank
 goes on (or is killed) before the file is whole. :func:`load_checkpoint` verifies it against
 that manifest (as ``load_state_dict_safely`` and the ``CheckpointManager`` do: a changed byte
-is a :class:`~loopwise.checkpoint.errors.CorruptCheckpointError` naming the file) and checks that the world size is the one
-the checkpoint was saved under: another world size changes which samples each rank sees, so it
-is an error unless ``allow_reshard=True`` (then the sampler's epoch is restored and the position
-within the epoch is dropped: the epoch starts again under the new sharding).
+is a :class:`~loopwise.checkpoint.errors.CorruptCheckpointError` naming the file) and checks
+that the world size is the one the checkpoint was saved under: another world size changes which
+samples each rank sees, so it is an error unless ``allow_reshard=True`` (then the sampler's
+epoch is restored and the position within the epoch is dropped: the epoch starts again under
+the new sharding).
 """
 
 from __future__ import annotations
@@ -78,9 +79,9 @@ def load_checkpoint(path: str | os.PathLike[str], *, sampler: Any = None,
     """Load ``path`` on this rank; restore ``sampler``'s epoch. A checkpoint saved under
     another world size is an error unless ``allow_reshard`` (then ``batches_done`` is 0).
     The file is checked against the hash in the ``manifest.json`` beside it first (a file
-    whose bytes changed is refused, naming it). Loaded as the checkpoint store loads (``weights_only=True``): a file holding pickled
-    Python objects is refused unless ``allow_pickle=True`` (which warns: a pickle can run
-    code)."""
+    whose bytes changed is refused, naming it). Loaded as the checkpoint store loads
+    (``weights_only=True``): a file holding pickled Python objects is refused unless
+    ``allow_pickle=True`` (which warns: a pickle can run code)."""
     for flag, value in (("allow_reshard", allow_reshard), ("allow_pickle", allow_pickle)):
         check_bool(value, what=flag)
     source = Path(path)

@@ -18,6 +18,11 @@ as filling new ones on thin-provisioned disks); it is never read.
 A file without a recorded hash (manifest missing, unreadable, or not listing it) is
 *unverifiable*: :class:`UnverifiedCheckpointError`, unless the caller opts in with
 ``allow_unverified=True``.
+
+Another name of a file that another manifest owns (fit's hard-linked
+``<name>_checkpoint_<epoch>.pth``, the ``CheckpointManager``'s file under a reference name) is
+listed by :meth:`NamedFiles.adopt` as a reference to it (``source``), never with a second copy of
+its hash: :meth:`NamedFiles.check` verifies it against the owner's entry in the owner's manifest.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class NamedFiles:
                 raise CorruptCheckpointError(path, "the file is missing")
             raise UnverifiedCheckpointError(
                 f"{path} cannot be verified: {self.manifest} does not list it")
+        if entry.source is not None:
+            return self._check_source(name, entry.source)
         problems = []
         for expected in entry.accepted:
             problem = check_file(path, expected)
@@ -171,15 +178,38 @@ class NamedFiles:
             spare.unlink(missing_ok=True)
             os.link(path, spare)
 
-    def adopt(self, name: str, stored: StoredFile, *, step: int) -> None:
-        """List ``name`` (another name of a file written and hashed elsewhere, e.g. a hard link
-        to a ``CheckpointManager`` file) with its known size and hash."""
+    def adopt(self, name: str, source: str | Path, *, step: int) -> None:
+        """List ``name`` as another name of ``source`` (a file written, hashed and listed by
+        another manifest, e.g. a hard link to a ``CheckpointManager`` file): the entry refers to
+        the owner's, which alone holds the size and hash."""
+        owner = Path(source)
+        if owner.is_absolute():
+            owner = Path(os.path.relpath(owner, self.folder))
         entries = self._entries_or_empty()
         seq = max((e.seq for e in entries.values()), default=0) + 1
-        entries[name] = ManifestEntry(file=name, step=step, size=stored.size, hash=stored.hash,
-                                      algorithm=stored.algorithm, time=time.time(), seq=seq)
+        entries[name] = ManifestEntry(file=name, step=step, size=0, hash="", algorithm="",
+                                      time=time.time(), seq=seq, source=owner.as_posix())
         write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
-        self._on_disk[name] = stored
+        self._on_disk.pop(name, None)
+
+    def _check_source(self, name: str, source: str) -> StoredFile:
+        """Verify ``name`` against the entry of the file it is another name of, in that
+        file's own manifest."""
+        path, owner = self.folder / name, self.folder / source
+        try:
+            entry = NamedFiles(owner.parent).entries().get(owner.name)
+        except ManifestError as exc:
+            raise UnverifiedCheckpointError(
+                f"{path} cannot be verified: it is another name of {owner}, and {exc}") from exc
+        if entry is None:
+            raise UnverifiedCheckpointError(
+                f"{path} cannot be verified: it is another name of {owner}, which "
+                f"{owner.parent / MANIFEST} no longer lists")
+        problem = check_file(path, entry.stored)
+        if problem is not None:
+            raise CorruptCheckpointError(path, problem)
+        self._on_disk[name] = entry.stored
+        return entry.stored
 
     def forget(self, names: list[str]) -> None:
         """Drop ``names`` from the manifest (their files were removed)."""
