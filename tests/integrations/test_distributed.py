@@ -153,15 +153,15 @@ def test_a_changed_byte_in_a_distributed_checkpoint_is_refused_naming_the_file(
 
 def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
     from loopwise.distributed.failure import GroupState, failure_report
-    from loopwise.distributed.reducer import loop_reducer
+    from loopwise.distributed.group import train_group
     from loopwise.watch.monitor import TrainingMonitor
 
-    assert loop_reducer() is None
+    assert train_group() is None
     monitor = TrainingMonitor(range(3), root=tmp_path, name="one", file=io.StringIO())
     for _ in monitor:
         monitor.log({"loss": 1.0})
     monitor.close()
-    assert monitor._acc.reducer is None
+    assert monitor._group is None and monitor._acc.reducer is None
     assert list(RunReader(tmp_path / "one").series("loss").values) == [1.0, 1.0, 1.0]
     state = GroupState(rank=0, world_size=2)
     assert failure_report(state, "Traceback ...\nValueError: x") == "Traceback ...\nValueError: x"

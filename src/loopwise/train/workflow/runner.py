@@ -184,7 +184,7 @@ class Workflow:
         except BaseException as exc:
             status, error = exit_status(type(exc), exc, exc.__traceback__)
             if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
-                error = self._group.reducer.on_failure(error)
+                error = self._group.on_failure(error)
             raise
         finally:
             self.trainer._loopwise_track = None
