@@ -17,6 +17,7 @@ from _texts import (
     ENTRY_WHY,
     EXPORTER_RATE_WHY,
     EXPORTER_STEP_WHY,
+    MEDIA_WHY,
     MEMORY_WHY,
     MONITOR_STORE_WHY,
     READ_WHY,
@@ -190,6 +191,13 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         add(f"exporter throughput: {what}", ">= 10x the backend's usual client",
             _median_ratio(_row(rate_table, prefix)), lambda v: f"{fmt(v)}x",
             lambda v: v >= 10, EXPORTER_RATE_WHY)
+    row = _row(by_key.get("media_rate"), "Run.log_histogram")
+    add("Run.log_histogram: histograms/s to disk", ">= 1,000 /s sustained",
+        None if row is None else row.stat()[0], lambda v: f"{fmt(v)} /s",
+        lambda v: v >= 1000, MEDIA_WHY)
+    add("Run.log_histogram of a large tensor: caller cost", "<= 1x the copy (tensor.clone())",
+        _median_ratio(_row(by_key.get("media_call"), "Run.log_histogram")),
+        lambda v: f"{v:.2f}x", lambda v: v <= 1.0, MEDIA_WHY)
     mem = by_key.get("memory_tiny")
     add("memory added by TrainingMonitor (record on), tiny model", "<= 50 MiB RSS",
         _added(mem, "TrainingMonitor"), lambda v: f"+{v:.0f} MiB", lambda v: v <= 50,

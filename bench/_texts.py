@@ -62,6 +62,10 @@ UI_WHY = ("The dashboard's first chart waits for its page, uPlot and one API ans
           "run share the cores.")
 
 
+MEDIA_WHY = ("Histograms are binned with NumPy on the run's media thread, which shares the "
+             "interpreter (and its GIL) with the training thread; on this 2-core machine a "
+             "histogram of 10,000 values costs about 100 us of binning and its SQLite row.")
+
 SECTIONS: list[tuple[str, str, str]] = [
     ("entry_tiny", "Per-step cost of each entry point: tiny model",
      "Linear(32,1), MSE, SGD(lr=0.01), batch 32, a shuffled DataLoader of 3,200 rows (100 "
@@ -187,6 +191,12 @@ SECTIONS: list[tuple[str, str, str]] = [
      "the points that had arrived when the line appeared and the line's vertices (a few "
      "hundred: the 320-point sample, plotly merging nearly collinear ones). Goal: the "
      "dashboard's first chart in < 1 s."),
+    ("media_call", "Histograms: the cost on the calling thread",
+     "`bench/bench_media.py`: one large CPU tensor; `Run.log_histogram` only queues a copy "
+     "(binning runs on the run's media thread), the others bin on the caller."),
+    ("media_rate", "Histograms recorded per second",
+     "`bench/bench_media.py`: histograms of a 10,000-value tensor logged back to back, timed "
+     "until on disk."),
 ]
 
 RUNS_TABLE_WHY = ("The run table's time is the page, one /api/table answer (every run's row: the "

@@ -56,6 +56,7 @@ SCRIPTS = [
     Script("progress", "bench_progress.py", [], ["--quick"]),
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
+    Script("media", "bench_media.py", ["--rounds", "3"], ["--quick"]),
     Script("verify", "bench_verify.py", [], ["--quick"]),
     Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),
     Script("exporters", "bench_exporters.py", ["--rounds", "5"], ["--quick"]),

@@ -9,6 +9,7 @@ from loopwise.train.callbacks import (
     ReduceLROnPlateau,
     StopRequest,
     TrendWatcher,
+    WeightHistograms,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "ReduceLROnPlateau",
     "StopRequest",
     "TrendWatcher",
+    "WeightHistograms",
 ]

@@ -16,7 +16,7 @@ from _export_servers import binary, free_port, get, need, start, stop, wait_http
 
 from loopwise import TrainingMonitor
 from loopwise.export.tensorboard import TensorBoardExporter
-from loopwise.record import Run
+from loopwise.record import Run, RunReader
 
 need("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
@@ -103,9 +103,10 @@ def test_histograms_every_n_epochs_graph_and_prediction_figure(tmp_path):
     tb.log_figure("predictions", png, step=40)
     run.close()
     acc = _read(tmp_path / "tb")
-    hist = acc.Tags()["tensors"]
+    hist = acc.Tags()["histograms"]  # recorded in the run, written from the record
     assert "weights/0.weight" in hist and "grads/2.bias" in hist
-    assert [e.step for e in acc.Tensors("weights/0.weight")] == [20, 40]
+    assert [e.step for e in acc.Histograms("weights/0.weight")] == [20, 40]
+    assert [p.step for p in RunReader(run.path).histograms("weights/0.weight")] == [20, 40]
     assert acc.Tags()["graph"] is True
     image = acc.Images("predictions")[0]
     assert image.step == 40 and image.width > 100

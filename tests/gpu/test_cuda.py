@@ -180,3 +180,37 @@ def test_async_checkpoint_of_cuda_state_uses_pinned_snapshots(tmp_path: Path) ->
     saved = loaded["model"]["weight"]
     assert saved.device.type == "cpu"
     assert torch.allclose(saved + 1.0, model.weight.detach().cpu())
+
+
+def test_histograms_and_images_of_cuda_tensors_never_sync_the_caller(tmp_path: Path) -> None:
+    """A CUDA tensor logged as a histogram (also a large one and a model's weights and
+    gradients) and as an image, under sync debug mode "error": the caller only starts the
+    copies; the media thread waits for them by polling an event, and bins what landed."""
+    from loopwise.watch.hostcopy import model_histograms
+
+    model = torch.nn.Linear(64, 8).cuda()
+    model(torch.randn(32, 64, device="cuda")).square().mean().backward()
+    big = torch.randn(10_000_000, device="cuda")
+    pixels = torch.full((8, 12, 3), 200, dtype=torch.uint8, device="cuda")
+    monitor = TrainingMonitor(range(3), file=io.StringIO(), root=tmp_path, system=False,
+                              health=False)
+    for i in monitor:
+        with _NoSync():
+            monitor.log_histogram("activations", big * (i + 1))
+            monitor.log_histogram("half", big[:1000].half())
+            monitor.log_image("pixels", pixels)
+            if monitor.run is not None:
+                model_histograms(monitor.run, model, step=i + 1)
+    monitor.close()
+    assert monitor.run is not None
+    reader = RunReader(monitor.run.path)
+    points = reader.histograms("activations")
+    assert len(points) == 3 and all(p.histogram.total == 10_000_000 for p in points)
+    expected = big.cpu().double()
+    assert points[0].histogram.sum == pytest.approx(float(expected.sum()), abs=1.0)
+    assert points[2].histogram.hi == pytest.approx(3 * float(expected.max()), rel=1e-6)
+    assert reader.histograms("half")[0].histogram.total == 1000
+    assert (reader.images("pixels")[0].width, reader.images("pixels")[0].height) == (12, 8)
+    assert {"weights/weight", "grads/weight", "weights/bias", "grads/bias"} <= set(
+        reader.histogram_names())
+    end_active_run()

@@ -47,6 +47,15 @@ class ListRecorder:
     def log_system(self, values: Any, *, wall_time: float | None = None) -> None:
         self.keys.update(f"system:{k}" for k in values)
 
+    def log_histogram(self, name: str, values: Any, **_: Any) -> None:
+        self.keys.add(f"histogram:{name}")
+
+    def log_image(self, name: str, image: Any, **_: Any) -> None:
+        self.keys.add(f"image:{name}")
+
+    def log_text(self, name: str, text: str, **_: Any) -> None:
+        self.keys.add(f"text:{name}")
+
     def set_config(self, config: Any) -> None:
         self.config = dict(config)
 

@@ -90,7 +90,8 @@ def test_numpy_scalars_are_accepted_as_plain_numbers() -> None:
 
 def test_unknown_constructor_key_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown TrainingConfig key 'bogus'; valid keys: "
-                                         r"model_name, learning_rate, batch_size, .*, device$"):
+                                         r"model_name, learning_rate, batch_size, .*, device, "
+                                         r"histogram_every$"):
         TrainingConfig(bogus=1)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match=r"unknown TrainingConfig keys 'bogus', 'lr'; valid"):
         TrainingConfig(epochs=3, bogus=1, lr=0.1)  # type: ignore[call-arg]

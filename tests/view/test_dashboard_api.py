@@ -126,7 +126,8 @@ def test_openapi_schema_documents_the_api(runs_root: Path) -> None:
                                     "/api/runs/{run}/system", "/api/runs/{run}/series/{key}",
                                     "/api/root", "/api/runs/{run}/payload",
                                     "/api/runs/{run}/download/{key}",
-                                    "/api/runs/{run}/report", "/api/table"}
+                                    "/api/runs/{run}/report", "/api/table",
+                                    "/api/runs/{run}/media", "/api/runs/{run}/images/{file}"}
     params = {p["name"] for p in schema["paths"]["/api/runs/{run}/series/{key}"]["get"][
         "parameters"]}
     assert params == {"run", "key", "start", "end", "points", "x"}

@@ -250,6 +250,15 @@ class RankRun:
                   data: Mapping[str, Any] | None = None) -> None:
         """Nothing: rank 0 records."""
 
+    def log_histogram(self, name: str, values: Any, **_: Any) -> None:
+        """Nothing: rank 0 records."""
+
+    def log_image(self, name: str, image: Any, **_: Any) -> None:
+        """Nothing: rank 0 records."""
+
+    def log_text(self, name: str, text: str, **_: Any) -> None:
+        """Nothing: rank 0 records."""
+
     def set_config(self, config: Mapping[str, Any]) -> None:
         """Nothing: rank 0 records."""
 

@@ -16,9 +16,11 @@ An exporter not attached to a run (used on its own, or by a backfill) delivers f
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopwise.export.delivery import Delivery
@@ -31,7 +33,10 @@ from loopwise.export.link import (
 )
 from loopwise.export.payload import EventRow, Sample
 from loopwise.export.process import DeliveryProcess
+from loopwise.record.histogram import Histogram, bin_values, check_bins, host_values
+from loopwise.record.png import png_size
 from loopwise.record.recorder import ColumnData
+from loopwise.utils.validate import check_key
 
 if TYPE_CHECKING:
     from loopwise.record.run import Run
@@ -104,6 +109,47 @@ class Exporter(Delivery):
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
         t = time.time() if wall_time is None else wall_time
         self._put("system", [Sample(t, values)], 1)
+
+    def log_histogram(self, name: str, values: Any, *, step: int | None = None,
+                      bins: int = 64, wall_time: float | None = None) -> None:
+        """A histogram at ``step``: a binned :class:`Histogram` (what a run hands over) or
+        values, binned here."""
+        if self._remote is not None:
+            return  # its delivery process reads the histograms from the record
+        hist = values if isinstance(values, Histogram) else bin_values(
+            host_values(values, name=check_key(name, what="histogram name")), check_bins(bins))
+        self.call("_send_histogram", name, hist, self._at(step),
+                  time.time() if wall_time is None else wall_time)
+
+    def log_image(self, name: str, image: Any, *, step: int | None = None,
+                  wall_time: float | None = None) -> None:
+        """An image at ``step``: the path of a PNG file (what a run hands over) or PNG bytes."""
+        if self._remote is not None:
+            return  # its delivery process reads the images from the record
+        png = Path(image).read_bytes() if isinstance(image, (str, os.PathLike)) else image
+        if not isinstance(png, bytes):
+            raise TypeError(f"an exporter's log_image takes a PNG path or PNG bytes, got "
+                            f"{type(image).__name__}; log other images on the run")
+        png_size(png, what=f"image {name!r}")
+        self.call("_send_image", name, png, self._at(step),
+                  time.time() if wall_time is None else wall_time)
+
+    def log_text(self, name: str, text: str, *, step: int | None = None,
+                 wall_time: float | None = None) -> None:
+        """A text entry at ``step``."""
+        if self._remote is not None:
+            return  # its delivery process reads the texts from the record
+        if not isinstance(text, str):
+            raise TypeError(f"text {name!r} must be a str, got {type(text).__name__}")
+        self.call("_send_text", name, text, self._at(step),
+                  time.time() if wall_time is None else wall_time)
+
+    def _at(self, step: int | None) -> int:
+        if step is None:
+            return self.link.global_step()
+        if type(step) is not int or step < 0:
+            raise ValueError(f"step must be a non-negative int, got {step!r}")
+        return step
 
     def set_config(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):

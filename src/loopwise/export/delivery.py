@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from loopwise.export.link import DeliveryStats, RunLink, check_seconds
 from loopwise.export.payload import EventRow, Payload, Sample, merge_items, points_of
+from loopwise.record.histogram import Histogram
 from loopwise.record.recorder import ColumnData
 
 
@@ -142,6 +143,15 @@ class Delivery:
 
     def _send_config(self, config: Mapping[str, Any]) -> None:
         raise NotImplementedError
+
+    def _send_histogram(self, name: str, hist: Histogram, step: int, wall_time: float) -> None:
+        """A binned histogram (a backend without histograms ignores it)."""
+
+    def _send_image(self, name: str, png: bytes, step: int, wall_time: float) -> None:
+        """PNG bytes of an image (a backend without images ignores it)."""
+
+    def _send_text(self, name: str, text: str, step: int, wall_time: float) -> None:
+        """A text entry (a backend without text ignores it)."""
 
     def _finish(self, status: str, error: str | None) -> None:
         """The run ended (``finished``, ``failed``, ``interrupted``): final status, artifacts."""

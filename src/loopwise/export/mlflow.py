@@ -11,6 +11,10 @@ thread (in a process of its own by default: ``delivery="process"``, see :mod:`.b
   same live and in a backfill) and the sample's own wall time.
 * Tags: ``loopwise.run_id``, ``loopwise.status``, ``loopwise.version``, ``loopwise.host``,
   ``loopwise.folder``, ``mlflow.source.git.commit``; the error (traceback) of a failed run.
+* Histograms, images and text of the record, as artifacts under their name and step:
+  ``histograms/<name>/step_<step>.json`` (bin edges, counts, total, sum, sum of squares),
+  ``images/<name>/step_<step>.png``, ``texts/<name>/step_<step>.txt`` (steps zero-padded to
+  9 digits, so they sort).
 * At close: the artifacts of the run folder (``config.json``, plots ``*.png``, ``report.html``,
   ``history.csv``, the best checkpoint ``*best*.pt``/``.pth``), the events as
   ``loopwise/events.jsonl``, an optional model version (``register_model=``), then the final
@@ -27,6 +31,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import tempfile
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,8 +41,10 @@ from loopwise.export.base import Exporter
 from loopwise.export.params import flatten_config, param_text
 from loopwise.export.payload import EventRow, Sample
 from loopwise.record.folder import CONFIG_FILE, REPORT_FILE
+from loopwise.record.histogram import Histogram
 from loopwise.record.provenance import package_version
 from loopwise.record.recorder import ColumnData
+from loopwise.utils.jsonsafe import json_safe
 
 EXTRA = "pip install 'loopwise[mlflow]'"
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED",
@@ -51,6 +58,13 @@ TAG_LENGTH = 8000  # MAX_TAG_VAL_LENGTH
 KEY_LENGTH = 250  # MAX_ENTITY_KEY_LENGTH
 EVENTS_KEPT = 10_000
 _REFUSED = re.compile(r"[^\w\-. /]")
+
+
+def artifact_name(name: str) -> str:
+    """A record name as an artifact folder: each character MLflow refuses as ``_``, no empty,
+    ``.`` or ``..`` part (``weights/fc1.weight`` stays as it is)."""
+    parts = [p for p in _REFUSED.sub("_", name).split("/") if p.strip(". ")]
+    return "/".join(parts) or "_"
 
 
 def _mlflow() -> Any:
@@ -197,6 +211,22 @@ class MLflowExporter(Exporter):
             self._client.log_batch(self.run_id, params=chunk)
             self._params.update((p.key, p.value) for p in chunk)
         self._set_tags(changed)
+
+    def _send_histogram(self, name: str, hist: Histogram, step: int, wall_time: float) -> None:
+        body = {"name": name, "step": step, "time": wall_time, "edges": hist.edges(),
+                **hist.to_json()}
+        self._client.log_text(self.run_id, json.dumps(json_safe(body), allow_nan=False),
+                              f"histograms/{artifact_name(name)}/step_{step:09d}.json")
+
+    def _send_image(self, name: str, png: bytes, step: int, wall_time: float) -> None:
+        with tempfile.TemporaryDirectory(prefix="loopwise-mlflow-") as tmp:
+            file = Path(tmp) / f"step_{step:09d}.png"
+            file.write_bytes(png)
+            self._client.log_artifact(self.run_id, str(file), f"images/{artifact_name(name)}")
+
+    def _send_text(self, name: str, text: str, step: int, wall_time: float) -> None:
+        self._client.log_text(self.run_id, text,
+                              f"texts/{artifact_name(name)}/step_{step:09d}.txt")
 
     def _finish(self, status: str, error: str | None) -> None:
         uploaded = self._upload_artifacts()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopwise.record.follow import EventRow, Increment, Sample
+from loopwise.record.media_read import hand_over
 from loopwise.record.recorder import ColumnData
 
 __all__ = ["EventRow", "Payload", "Sample", "feed", "merge_items", "points_of"]
@@ -56,8 +57,8 @@ def merge_items(items: Sequence[tuple[str, Any, int]]) -> Payload:
 
 
 def feed(exporter: Any, increment: Increment) -> int:
-    """Hand an increment to an exporter (its ``log_columns``, ``log_event``, ``log_system``);
-    returns the points handed over."""
+    """Hand an increment to an exporter (its ``log_columns``, ``log_event``, ``log_system``,
+    ``log_histogram``, ``log_image``, ``log_text``); returns the points handed over."""
     if increment.columns:
         exporter.log_columns(increment.columns)
     for row in increment.events:
@@ -65,4 +66,6 @@ def feed(exporter: Any, increment: Increment) -> int:
                            wall_time=row.time, step=row.step)
     for sample in increment.system:
         exporter.log_system(sample.values, wall_time=sample.time)
+    for table, media_row in increment.media:
+        hand_over(exporter, table, media_row, increment.run_path, wall_time=media_row[2])
     return increment.points

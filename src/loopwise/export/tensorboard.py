@@ -16,8 +16,10 @@ What is written (tags keep the record's names, so runs line up with the record):
   findings, the run's global step otherwise);
 * at close: hparams (the config, flattened with dotted keys) with the final ``epoch/...`` values
   as the metrics;
-* on request: weight and gradient histograms (:meth:`log_histograms`), the model graph
-  (:meth:`log_graph`), an image such as fit's predicted-vs-actual plot (:meth:`log_figure`).
+* the record's histograms (``HistogramProto``: the histograms and distributions dashboards),
+  images and text at their steps; :meth:`log_histograms` (weights and gradients of a module)
+  and :meth:`log_figure` record into the run, which hands them here like everything else;
+* on request: the model graph (:meth:`log_graph`).
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopwise.export.base import Exporter
 from loopwise.export.params import flatten_config, scalar_param
 from loopwise.export.payload import EventRow, Sample
 from loopwise.export.tfrecord import RecordFramer, scalar_event, scalar_prefix
+from loopwise.record.histogram import Histogram
+from loopwise.record.png import png_size
 from loopwise.record.recorder import ColumnData
 from loopwise.utils.text import printable
+
+if TYPE_CHECKING:
+    from loopwise.record.run import Run
 
 EXTRA = "pip install 'loopwise[tensorboard]'"
 
@@ -109,6 +116,7 @@ class TensorBoardExporter(Exporter):
         self._samples = 0
         self._prefixes: dict[str, bytes] = {}
         self._start_time: float | None = None
+        self._run: Run | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -121,12 +129,17 @@ class TensorBoardExporter(Exporter):
         return self.link.path / "tensorboard"
 
     # -- helpers called from the training thread -----------------------------------------------
+    def bind_run(self, run: Run) -> None:
+        super().bind_run(run)
+        self._run = run  # log_histograms and log_figure record into it
+
     def log_histograms(self, model: Any, *, step: int | None = None,
                        epoch: int | None = None) -> bool:
         """Weight (``weights/<param>``) and gradient (``grads/<param>``) histograms of a torch
-        module at ``step`` (default: the run's global step). Given ``epoch``, only every
-        ``histogram_every``-th epoch is written (call it at every epoch end). Copies the
-        parameters to the CPU now (a GPU sync: meant for epoch ends); returns whether it wrote."""
+        module at ``step`` (default: the run's global step), recorded in the run this exporter
+        is attached to (and from there written here). Given ``epoch``, only every
+        ``histogram_every``-th epoch is recorded (call it at every epoch end); returns whether
+        it recorded. No device sync: see :func:`loopwise.watch.hostcopy.model_histograms`."""
         if not hasattr(model, "named_parameters"):
             raise TypeError(f"log_histograms() takes a torch.nn.Module, got "
                             f"{type(model).__name__}")
@@ -134,14 +147,18 @@ class TensorBoardExporter(Exporter):
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         if epoch is not None and epoch % self._histogram_every:
             return False
-        at = self._step(step)
-        arrays: list[tuple[str, Any]] = []
-        for name, param in model.named_parameters():
-            arrays.append((f"weights/{name}", param.detach().float().cpu().numpy()))
-            if param.grad is not None:
-                arrays.append((f"grads/{name}", param.grad.detach().float().cpu().numpy()))
-        now = time.time()
-        self.call("_write_histograms", arrays, at, now)
+        if self._run is not None:
+            from loopwise.watch.hostcopy import model_histograms  # torch: only when called
+
+            model_histograms(self._run, model, step=self._step(step))
+        else:  # on its own: binned here, on the calling thread
+            at = self._step(step)
+            for name, param in model.named_parameters():
+                self.log_histogram(f"weights/{name}", param.detach().float().cpu().numpy(),
+                                   step=at)
+                if param.grad is not None:
+                    self.log_histogram(f"grads/{name}",
+                                       param.grad.detach().float().cpu().numpy(), step=at)
         return True
 
     def log_graph(self, model: Any, example_input: Any) -> None:
@@ -162,28 +179,23 @@ class TensorBoardExporter(Exporter):
 
     def log_figure(self, tag: str, figure: Any, *, step: int | None = None) -> None:
         """An image at ``step``: a matplotlib figure, or the path of a PNG file (what
-        ``render_predictions`` returns). The figure is rendered now, on the calling thread."""
+        ``render_predictions`` returns), recorded in the run this exporter is attached to (and
+        from there written here). The figure is rendered now, on the calling thread."""
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"tag must be a non-empty string, got {tag!r}")
+        if not isinstance(figure, (str, os.PathLike)) and not hasattr(figure, "savefig"):
+            raise TypeError(f"figure must be a matplotlib Figure or a PNG path, got "
+                            f"{type(figure).__name__}")
+        if self._run is not None:
+            self._run.log_image(tag, figure, step=self._step(step))
+            return
         if isinstance(figure, (str, os.PathLike)):
             png = Path(figure).read_bytes()
-        elif hasattr(figure, "savefig"):
+        else:
             buf = io.BytesIO()
             figure.savefig(buf, format="png")
             png = buf.getvalue()
-        else:
-            raise TypeError(f"figure must be a matplotlib Figure or a PNG path, got "
-                            f"{type(figure).__name__}")
-        if png[:8] != b"\x89PNG\r\n\x1a\n":
-            raise ValueError(f"figure {tag!r} is not a PNG image")
-        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-        at = self._step(step)
-        now = time.time()
-        _, summary_pb2 = _tb()
-        image = summary_pb2.Summary.Image(height=height, width=width, colorspace=4,
-                                          encoded_image_string=png)
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)])
-        self.call("_write_summary", summary, at, now)
+        self.log_image(tag, png, step=self._step(step))
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -278,14 +290,28 @@ class TensorBoardExporter(Exporter):
         event_pb2, _ = _tb()
         self._write([event_pb2.Event(wall_time=wall_time, step=step, summary=summary)])
 
-    def _write_histograms(self, arrays: Sequence[tuple[str, Any]], step: int,
-                          wall_time: float) -> None:
-        from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+    def _send_histogram(self, name: str, hist: Histogram, step: int, wall_time: float) -> None:
+        """A binned histogram as TensorBoard's ``HistogramProto`` (the histograms and
+        distributions dashboards read it; its buckets are the record's bins)."""
+        _, summary_pb2 = _tb()
+        proto = summary_pb2.HistogramProto(
+            min=hist.lo, max=hist.hi, num=hist.total, sum=hist.sum, sum_squares=hist.sum_sq,
+            bucket_limit=hist.edges()[1:], bucket=[float(c) for c in hist.counts])
+        value = summary_pb2.Summary.Value(tag=name, histo=proto)
+        self._write_summary(summary_pb2.Summary(value=[value]), step, wall_time)
 
-        event_pb2, _ = _tb()
-        self._write([event_pb2.Event(wall_time=wall_time, step=step,
-                                     summary=histogram_pb(tag, data.reshape(-1)))
-                     for tag, data in arrays])
+    def _send_image(self, name: str, png: bytes, step: int, wall_time: float) -> None:
+        _, summary_pb2 = _tb()
+        width, height = png_size(png, what=f"image {name!r}")
+        image = summary_pb2.Summary.Image(height=height, width=width, colorspace=4,
+                                          encoded_image_string=png)
+        self._write_summary(summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag=name, image=image)]), step, wall_time)
+
+    def _send_text(self, name: str, text: str, step: int, wall_time: float) -> None:
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        self._write_summary(text_pb(name, text), step, wall_time)
 
     def _step(self, step: int | None) -> int:
         if step is None:

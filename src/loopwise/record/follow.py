@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from loopwise.record.folder import STORE_FILE
+from loopwise.record.media_read import COLUMNS
 from loopwise.record.store import connect, unpack
 
 CHUNK = 50_000  # points read at once at most
@@ -65,10 +66,12 @@ class Cursor:
     event_id: int = 0
     system_rowid: int = 0
     clock: tuple[float, int] = (float("-inf"), 0)
+    media: dict[str, int] = field(default_factory=dict)  # the last id read per media table
 
     def state_dict(self) -> dict[str, Any]:
         return {"points": dict(self.points), "event_id": self.event_id,
-                "system_rowid": self.system_rowid, "clock": list(self.clock)}
+                "system_rowid": self.system_rowid, "clock": list(self.clock),
+                "media": dict(self.media)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         points, clock = state.get("points", {}), state.get("clock", (float("-inf"), 0))
@@ -84,6 +87,12 @@ class Cursor:
         self.event_id = int(state.get("event_id", 0))
         self.system_rowid = int(state.get("system_rowid", 0))
         self.clock = (float(clock[0]), int(clock[1]))
+        media = state.get("media", {})
+        if not isinstance(media, Mapping) or not all(
+                k in COLUMNS and type(v) is int and v >= 0 for k, v in media.items()):
+            raise ValueError(f"state['media'] must map media tables ({', '.join(COLUMNS)}) to "
+                             f"row ids, got {media!r}")
+        self.media = dict(media)
 
 
 @dataclass
@@ -94,11 +103,13 @@ class Increment:
         default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
     system: list[Sample] = field(default_factory=list)
+    media: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)  # (table, row)
+    run_path: Path = Path()  # the run's folder (where an image row's file is)
 
     @property
     def points(self) -> int:
         return (sum(len(c[0]) for c in self.columns.values()) + len(self.events)
-                + len(self.system))
+                + len(self.system) + len(self.media))
 
 
 class Follower:
@@ -128,6 +139,8 @@ class Follower:
                                .fetchone()[0])
             out.system_rowid = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM system")
                                    .fetchone()[0])
+            for table in COLUMNS:
+                out.media[table] = _max_id(conn, table)
         return out
 
     def remaining(self) -> int:
@@ -137,7 +150,8 @@ class Follower:
         end = self.end()
         c = self.cursor
         return (sum(max(0, n - c.points.get(k, 0)) for k, n in end.points.items())
-                + self._events_after(c.event_id) + self._samples_after(c.system_rowid))
+                + self._events_after(c.event_id) + self._samples_after(c.system_rowid)
+                + sum(max(0, n - c.media.get(t, 0)) for t, n in end.media.items()))
 
     def _events_after(self, event_id: int) -> int:
         conn = self._connection()
@@ -150,7 +164,7 @@ class Follower:
     def read(self, limit: int = CHUNK) -> Increment:
         """Everything committed past the cursor, about ``limit`` points at most; the cursor
         moves past what is returned."""
-        out = Increment()
+        out = Increment(run_path=self.path.parent)
         conn = self._connection()
         if conn is None:
             return out
@@ -159,6 +173,7 @@ class Follower:
             if budget > 0:  # events and samples once the series are read up to this snapshot
                 self._read_events(conn, out, limit)
                 self._read_system(conn, out, limit)
+                self._read_media(conn, out, limit)
         dense = _densest(out)
         if dense is not None:
             self.cursor.clock = (dense[1][-1], dense[0][-1])
@@ -248,12 +263,33 @@ class Follower:
         if sample and sample_time is not None:
             out.system.append(Sample(sample_time, sample))
 
+    def _read_media(self, conn: sqlite3.Connection, out: Increment, limit: int) -> None:
+        for table, columns in COLUMNS.items():
+            try:
+                rows = conn.execute(f"SELECT id, {columns} FROM {table} WHERE id > ? ORDER BY id"
+                                    " LIMIT ?", (self.cursor.media.get(table, 0), limit))
+                for row in rows.fetchall():
+                    out.media.append((table, tuple(row[1:])))
+                    self.cursor.media[table] = int(row[0])
+            except sqlite3.OperationalError as exc:  # a store from before the media tables
+                if "no such table" not in str(exc):
+                    raise
+
     def _samples_after(self, rowid: int) -> int:
         conn = self._connection()
         if conn is None:
             return 0
         return int(conn.execute("SELECT COUNT(DISTINCT time) FROM system WHERE rowid > ?",
                                 (rowid,)).fetchone()[0])
+
+
+def _max_id(conn: sqlite3.Connection, table: str) -> int:
+    try:
+        return int(conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError as exc:  # a store from before the media tables
+        if "no such table" not in str(exc):
+            raise
+        return 0
 
 
 def _densest(out: Increment) -> tuple[array[int], array[float], array[float]] | None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from loopwise.record.media_read import hand_over
 from loopwise.record.recorder import Recorder
 from loopwise.record.store import Batch
 
@@ -16,7 +18,8 @@ from loopwise.record.store import Batch
 class Mirrors:
     """The exporters of one run. ``report(name, exc)`` records a failure."""
 
-    def __init__(self, report: Callable[[str, BaseException], None]) -> None:
+    def __init__(self, report: Callable[[str, BaseException], None], run_path: Path) -> None:
+        self._path = run_path
         self._exporters: list[Recorder] = []
         self._failed: set[str] = set()
         self._report = report
@@ -27,7 +30,8 @@ class Mirrors:
     def add(self, exporter: Recorder, config: Mapping[str, Any] | None) -> None:
         if not isinstance(exporter, Recorder):
             raise TypeError(f"an exporter implements loopwise.record.Recorder (log_scalars, "
-                            f"log_columns, log_epoch, log_event, log_system, set_config, close); "
+                            f"log_columns, log_epoch, log_event, log_system, log_histogram, "
+                            f"log_image, log_text, set_config, close); "
                             f"got {type(exporter).__name__}")
         if any(e is exporter for e in self._exporters):
             return  # already attached (a second monitor of the same run)
@@ -45,6 +49,8 @@ class Mirrors:
                                        data=None if data_json is None else json.loads(data_json))
                 for wall_time, values in batch.system:
                     exporter.log_system(values, wall_time=wall_time)
+                for table, row in batch.media:
+                    hand_over(exporter, table, row, self._path)
             except Exception as exc:
                 name = type(exporter).__name__
                 if name not in self._failed:

@@ -15,6 +15,14 @@ from typing import Any
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.export import run_to_csv
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.media_read import (
+    COLUMNS,
+    KINDS,
+    HistogramPoint,
+    ImageEntry,
+    TextEntry,
+    media_points,
+)
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
@@ -264,6 +272,57 @@ class RunReader:
                                "first", (table,))
             part = "system samples" if table == "system" else table
             check_rows(self.path / STORE_FILE, part, rows, sums)
+
+    # -- beyond scalars (docs/record.md) ---------------------------------------------------------
+    def histogram_names(self) -> list[str]:
+        """The names of the run's histograms, in the order they were first logged."""
+        return self._media_names("histograms")
+
+    def image_names(self) -> list[str]:
+        return self._media_names("images")
+
+    def text_names(self) -> list[str]:
+        return self._media_names("texts")
+
+    def histograms(self, name: str) -> list[HistogramPoint]:
+        """Every histogram logged as ``name``, by step (``HistogramPoint.histogram`` has the
+        bins, ``edges()`` and ``quantiles(qs)``)."""
+        return media_points("histograms", self._media_rows("histograms", name), self.path)
+
+    def images(self, name: str) -> list[ImageEntry]:
+        """Every image logged as ``name``, by step (``ImageEntry.path``: its PNG file)."""
+        return media_points("images", self._media_rows("images", name), self.path)
+
+    def texts(self, name: str) -> list[TextEntry]:
+        return media_points("texts", self._media_rows("texts", name), self.path)
+
+    def images_used(self) -> tuple[int, int, set[str]]:
+        """How many images the record holds, the bytes of their files and their digests (the
+        image budget a resumed run goes on from)."""
+        count = self._query("SELECT COUNT(*) FROM images")
+        sizes = dict(self._query("SELECT digest, MAX(bytes) FROM images GROUP BY digest"))
+        return (int(count[0][0]) if count else 0, sum(int(v) for v in sizes.values()),
+                set(sizes))
+
+    def _media_names(self, table: str) -> list[str]:
+        rows = self._query(f"SELECT name, MIN(id) AS first FROM {table} GROUP BY name "
+                           "ORDER BY first")
+        return [str(r[0]) for r in rows]
+
+    def _media_rows(self, table: str, name: object) -> list[tuple[Any, ...]]:
+        """``(step, time, ...)`` rows of ``name`` in ``table``, by step (then as logged);
+        :class:`~loopwise.record.verify.DamagedRecordError` when a checksum fails."""
+        if not isinstance(name, str):
+            raise TypeError(f"{KINDS[table]} name must be a string, got {type(name).__name__}")
+        # the whole table, its batch checksums checked (a batch holds rows of several names)
+        every = self._query(f"SELECT id, {COLUMNS[table]} FROM {table} ORDER BY id")
+        self._check_rows(table, every)
+        rows = sorted((r[2:] for r in every if r[1] == name), key=lambda r: r[0])  # by step
+        if not rows:
+            known = ", ".join(self._media_names(table)) or "none"
+            raise KeyError(f"run {self.path.name!r} has no {KINDS[table]} {name!r}; its "
+                           f"{table}: {known}")
+        return rows
 
     def stats(self, *, keys: list[str] | None = None) -> dict[str, MetricStats]:
         """Per-metric statistics (min, max, mean, last, best and its step, recent slope);

@@ -4,8 +4,8 @@
 (TensorBoard, MLflow, Prometheus) implements it too and is attached to a run with
 ``run.add_exporter(...)``, which hands it, from the store's writer thread, exactly what was
 committed to the record. The shape follows torchtune's ``MetricLoggerInterface``: scalars,
-config, close, plus the three things a training record also holds (epoch summaries, events,
-system samples).
+config, close, plus what a training record also holds (epoch summaries, events, system
+samples, histograms, images, text).
 
 Series names and axes are fixed by ``docs/record.md``: every point carries its global step and
 wall time; its epoch is the epoch in progress at that step (the ``epoch`` series marks where
@@ -53,6 +53,19 @@ class Recorder(Protocol):
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
         """One system sample (``cpu_pct``, ``ram_pct``, ``gpu0_util_pct``...)."""
 
+    def log_histogram(self, name: str, values: Any, *, step: int | None = None,
+                      bins: int = 64) -> None:
+        """A distribution at ``step``: ``values`` a tensor or array (``Run`` bins it off the
+        caller's thread), or a binned :class:`~loopwise.record.histogram.Histogram` (what an
+        exporter is handed from the record)."""
+
+    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None:
+        """An image at ``step``: a PNG path, PNG bytes, an HxWx{1,3,4} uint8 array or a
+        matplotlib figure (an exporter is handed the PNG file in the run folder)."""
+
+    def log_text(self, name: str, text: str, *, step: int | None = None) -> None:
+        """A text entry at ``step``."""
+
     def set_config(self, config: Mapping[str, Any]) -> None:
         """The run's parameters (JSON values)."""
 
@@ -85,6 +98,10 @@ class TrainingRun(Protocol):
                   step: int | None = None) -> None: ...
     def log_event(self, kind: str, message: str, *, level: str = "info",
                   data: Mapping[str, Any] | None = None) -> None: ...
+    def log_histogram(self, name: str, values: Any, *, step: int | None = None,
+                      bins: int = 64) -> None: ...
+    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None: ...
+    def log_text(self, name: str, text: str, *, step: int | None = None) -> None: ...
     def set_config(self, config: Mapping[str, Any]) -> None: ...
     def set_info(self, **fields: Any) -> None: ...
     def add_exporter(self, exporter: Recorder) -> None: ...

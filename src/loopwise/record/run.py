@@ -30,6 +30,7 @@ from loopwise.record.errors import load_json_object
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.helpers import Helpers
 from loopwise.record.lock import RunLock
+from loopwise.record.media import ImageBudget
 from loopwise.record.names import make_run_folder
 from loopwise.record.provenance import new_run_info, process_identity
 from loopwise.record.reader import RunReader
@@ -64,12 +65,13 @@ class Run:
 
     def __init__(self, path: Path, info: dict[str, Any], *, flush_interval: float,
                  heartbeat_interval: float, clock: Callable[[], float],
-                 lock: RunLock | None = None) -> None:
+                 lock: RunLock | None = None, image_budget: ImageBudget | None = None) -> None:
         self.path = path
         self._file = RunFile(path / RUN_FILE, info)
         self._helpers = Helpers()
         self._writer = RunWriter(path, self._file, flush_interval=flush_interval,
-                                 heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+                                 heartbeat_interval=heartbeat_interval, clock=clock, lock=lock,
+                                 image_budget=image_budget)
         self._store = self._writer.store  # the run's record files, as its writer holds them
         self._jsonlog = self._writer.jsonlog
 
@@ -84,14 +86,18 @@ class Run:
         flush_interval: float = 0.2,
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        max_images: int = 1000,
+        max_image_mib: float = 256.0,
     ) -> Run:
-        """Create a new run folder ``root/name`` (a generated, time-sortable name when None)."""
+        """Create a new run folder ``root/name`` (a generated, time-sortable name when None).
+        ``max_images`` and ``max_image_mib`` are the run's image budget (``log_image``)."""
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"root must be a path, got {type(root).__name__}")
         if not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval}")
         if config is not None:
             check_json(config, what="config")
+        budget = ImageBudget(max_images, max_image_mib)
         path = make_run_folder(root, name, clock=clock)
         info = new_run_info(path.name, clock())
         lock = RunLock.acquire(path)
@@ -101,7 +107,8 @@ class Run:
                                   "choose another name, or leave name=None for a generated one")
         try:
             run = cls(path, info, flush_interval=flush_interval,
-                      heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+                      heartbeat_interval=heartbeat_interval, clock=clock, lock=lock,
+                      image_budget=budget)
         except BaseException:
             lock.release()
             raise
@@ -117,6 +124,8 @@ class Run:
         flush_interval: float = 0.2,
         heartbeat_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
+        max_images: int = 1000,
+        max_image_mib: float = 256.0,
     ) -> Run:
         """Continue the run in ``path``: status back to ``running``, a ``resumed`` event added.
         Another live process writing it is a ``RunLockedError`` naming its PID."""
@@ -124,17 +133,20 @@ class Run:
         info_file = run_path / RUN_FILE
         if not info_file.is_file():
             raise FileNotFoundError(f"{run_path} is not a loopwise run folder (no {RUN_FILE})")
+        budget = ImageBudget(max_images, max_image_mib)
         lock = RunLock.acquire(run_path)
         try:
             return cls._reopen(run_path, lock, flush_interval=flush_interval,
-                               heartbeat_interval=heartbeat_interval, clock=clock)
+                               heartbeat_interval=heartbeat_interval, clock=clock,
+                               image_budget=budget)
         except BaseException:
             lock.release()
             raise
 
     @classmethod
     def _reopen(cls, run_path: Path, lock: RunLock, *, flush_interval: float,
-                heartbeat_interval: float, clock: Callable[[], float]) -> Run:
+                heartbeat_interval: float, clock: Callable[[], float],
+                image_budget: ImageBudget) -> Run:
         info_file = run_path / RUN_FILE
         check_reopen(run_path)
         info = load_json_object(info_file, hint=REOPEN_HINT)
@@ -143,7 +155,8 @@ class Run:
         info.update(status="running", end_time=None, heartbeat=now, **process_identity())
         info.setdefault("resumes", []).append({"time": now, "previous_status": previous})
         run = cls(run_path, info, flush_interval=flush_interval,
-                  heartbeat_interval=heartbeat_interval, clock=clock, lock=lock)
+                  heartbeat_interval=heartbeat_interval, clock=clock, lock=lock,
+                  image_budget=image_budget)
         # run.json's step and epoch are refreshed every heartbeat: after a crash the record's
         # own last step and epoch are the later ones
         writer = run._writer
@@ -273,6 +286,30 @@ class Run:
     def log_system(self, values: Mapping[str, float], *, wall_time: float | None = None) -> None:
         """Record one system sample (name -> value)."""
         self._writer.log_system(values, wall_time=wall_time)
+
+    def log_histogram(self, name: str, values: Any, *, step: int | None = None,
+                      bins: int = 64) -> None:
+        """Record the distribution of ``values`` (a tensor, a NumPy array, a sequence of
+        numbers) at ``step`` (default: the global step) in ``bins`` equal bins. The caller only
+        queues a copy; binning runs on the run's media thread (``docs/record.md``). A tensor on
+        a device is taken as a :func:`loopwise.watch.hostcopy.host_copy` (TrainingMonitor and
+        TrainingSession do that)."""
+        self._writer.media.log_histogram(name, values, step=step, bins=bins)
+
+    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None:
+        """Record an image at ``step``: a path to a PNG file, PNG bytes, an HxWx{1,3,4} uint8
+        array (or CPU tensor) or a matplotlib figure; stored once per content under
+        ``images/`` in the run folder, within the run's image budget."""
+        self._writer.media.log_image(name, image, step=step)
+
+    def log_text(self, name: str, text: str, *, step: int | None = None) -> None:
+        """Record a text entry (e.g. a sample prediction, a table) at ``step``."""
+        self._writer.media.log_text(name, text, step=step)
+
+    @property
+    def dropped_images(self) -> int:
+        """Images not recorded because the run's image budget was spent."""
+        return self._writer.media.dropped_images
 
     def set_config(self, config: Mapping[str, Any]) -> None:
         """Write ``config.json`` atomically; a value JSON cannot hold is refused by key."""

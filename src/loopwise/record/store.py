@@ -32,11 +32,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.record.folder import STORE_FILE
 from loopwise.record.recorder import ColumnData
 from loopwise.record.storefile import (
+    MEDIA_SQL,
     MERGE_AFTER,
     SMALL_CHUNK,
     Batch,
@@ -84,6 +86,7 @@ class StoreWriter:
         self._events: deque[tuple[float, str, str, str, str | None]] = deque()
         self._system: deque[tuple[float, Mapping[str, float]]] = deque()
         self._columns: deque[tuple[int, Mapping[str, ColumnData]]] = deque()
+        self._media: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._count_lock = threading.Lock()
         self._column_values = 0  # values waiting in _columns (guarded by _count_lock)
         self._db_lock = threading.Lock()
@@ -140,8 +143,18 @@ class StoreWriter:
             self._raise_error()
         self._system.append((wall_time, values))
 
+    def add_media(self, table: str, row: tuple[Any, ...]) -> None:
+        """Queue one row of a media table (``histograms``, ``images``, ``texts``; the row as in
+        :data:`~loopwise.record.storefile.MEDIA_SQL`), from any thread."""
+        if self._error is not None:
+            self._raise_error()
+        if table not in MEDIA_SQL:
+            raise ValueError(f"no media table {table!r}; one of {', '.join(MEDIA_SQL)}")
+        self._media.append((table, row))
+
     def pending(self) -> int:
-        return len(self._scalars) + len(self._events) + len(self._system) + len(self._columns)
+        return (len(self._scalars) + len(self._events) + len(self._system) + len(self._columns)
+                + len(self._media))
 
     def flush(self) -> None:
         """Write everything queued so far, from the calling thread; raise a writer error."""
@@ -248,8 +261,10 @@ class StoreWriter:
     def _drain(self) -> None:
         scalars, events, system = self._scalars, self._events, self._system
         n_s, n_e, n_y, n_c = len(scalars), len(events), len(system), len(self._columns)
-        if not (n_s or n_e or n_y or n_c):
+        n_m = len(self._media)
+        if not (n_s or n_e or n_y or n_c or n_m):
             return
+        media = [self._media.popleft() for _ in range(n_m)]
         batches = [self._columns.popleft() for _ in range(n_c)]
         with self._count_lock:
             self._column_values -= sum(n for n, _ in batches)
@@ -263,18 +278,21 @@ class StoreWriter:
         try:
             with self._conn:
                 self._write(cols, event_rows, samples)
+                self._write_media(media)
         except Exception as exc:
             self._key_ids = key_ids
             if is_disk_full(exc):
                 raise
             with self._conn:  # one by one: the rows it can write are kept
                 event_rows, samples = self._write_each(cols, event_rows, samples, refused, exc)
+                media = self._write_media_each(media, refused)
         if refused:
             self._refused(refused)
         with self._drained:
             self._drained.notify_all()
         if self._on_batch is not None:
-            self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples))
+            self._on_batch(Batch({k: c for k, c in cols.items() if c[0]}, event_rows, samples,
+                                 media))
 
     def _write(self, cols: Columns, event_rows: list[EventRow],
                samples: list[tuple[float, Mapping[str, float]]]) -> None:
@@ -299,6 +317,29 @@ class StoreWriter:
         if samples:
             insert_rows(self._conn, "system", [(t, k, v) for t, values in samples
                                                for k, v in values.items()])
+
+    def _write_media(self, media: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """The media rows, one checksummed batch per table (``storefile.insert_rows``)."""
+        for table in MEDIA_SQL:
+            insert_rows(self._conn, table, [row for t, row in media if t == table])
+
+    def _write_media_each(self, media: list[tuple[str, tuple[Any, ...]]], refused: list[str]
+                          ) -> list[tuple[str, tuple[Any, ...]]]:
+        """The media rows of a failed batch one by one; those written are returned."""
+        kept = []
+        for table, row in media:
+            self._conn.execute("SAVEPOINT piece")
+            try:
+                insert_rows(self._conn, table, [row])
+            except Exception as exc:
+                if is_disk_full(exc):
+                    raise
+                self._conn.execute("ROLLBACK TO piece")
+                refused.append(f"{table[:-1]} {row[0]!r} ({exc})")
+            else:
+                kept.append((table, row))
+            self._conn.execute("RELEASE piece")
+        return kept
 
     def _write_each(self, cols: Columns, event_rows: list[EventRow],
                     samples: list[tuple[float, Mapping[str, float]]], refused: list[str],

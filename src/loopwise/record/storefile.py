@@ -11,12 +11,20 @@ Layout (schema version 1):
 * ``events(id, time, level, kind, message, data)``: ``data`` is JSON text.
 * ``system(time, name, value)``: system samples (a NaN value is stored as NULL and read back as
   NaN).
+* ``histograms(id, name, step, time, lo, hi, bins, counts, total, sum, sum_sq, nan, neg_inf,
+  pos_inf)``: one binned histogram per row (:mod:`loopwise.record.histogram`): ``bins``
+  equal-width bins from ``lo`` to ``hi``, ``counts`` little-endian uint32 (uint64 when one
+  does not fit); about 360 bytes in the store at 64 bins.
+* ``images(id, name, step, time, digest, width, height, bytes)``: the index of the run's images;
+  the PNG itself is ``images/<digest>.png`` in the run folder (``digest``: SHA-256 of the file,
+  so an image logged twice is stored once).
+* ``texts(id, name, step, time, text)``: text entries.
 
 Checksums (added later, so a store written before them still reads: a missing checksum is
 *unverified*, never damaged): ``scalar_chunks.sum`` is the XXH3-64 of the key's name and the
 chunk's three blobs (:func:`chunk_sum`); ``row_sums(tbl, first, last, sum)`` holds one XXH3-64
-per committed batch of ``events`` or ``system`` rows (rowids ``first..last``, :func:`rows_sum`).
-The reader checks them (:mod:`loopwise.record.verify`).
+per committed batch of ``events``, ``system``, ``histograms``, ``images`` or ``texts`` rows
+(rowids ``first..last``, :func:`rows_sum`). The reader checks them (:mod:`loopwise.record.verify`).
 
 Permissions: the database file is created by loopwise (mode 0o666, so the umask decides, like
 every other file of the run) before SQLite opens it; SQLite gives its ``-wal`` and ``-shm``
@@ -31,7 +39,7 @@ import sqlite3
 import sys
 from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -58,7 +66,29 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL, data TEXT);
 CREATE TABLE IF NOT EXISTS system (time REAL NOT NULL, name TEXT NOT NULL, value REAL);
 CREATE INDEX IF NOT EXISTS system_time ON system (time);
+CREATE TABLE IF NOT EXISTS histograms (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
+    lo REAL NOT NULL, hi REAL NOT NULL, bins INTEGER NOT NULL, counts BLOB NOT NULL,
+    total INTEGER NOT NULL, sum REAL NOT NULL, sum_sq REAL NOT NULL, nan INTEGER NOT NULL,
+    neg_inf INTEGER NOT NULL, pos_inf INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS histograms_name ON histograms (name, id);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
+    digest TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+    bytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS images_name ON images (name, id);
+CREATE TABLE IF NOT EXISTS texts (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
+    text TEXT NOT NULL);
 """
+MEDIA_SQL = {
+    "histograms": "INSERT INTO histograms (name, step, time, lo, hi, bins, counts, total, sum,"
+                  " sum_sq, nan, neg_inf, pos_inf) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "images": "INSERT INTO images (name, step, time, digest, width, height, bytes)"
+              " VALUES (?,?,?,?,?,?,?)",
+    "texts": "INSERT INTO texts (name, step, time, text) VALUES (?,?,?,?)",
+}
+"""The row of each media table (the columns after ``id``), as the writer inserts it."""
 
 CHECKSUMS = """
 CREATE TABLE IF NOT EXISTS row_sums (
@@ -103,11 +133,13 @@ def add_checksums(conn: sqlite3.Connection) -> None:
 @dataclass(frozen=True)
 class Batch:
     """What one transaction committed: columns by key, event rows ``(time, level, kind,
-    message, data_json)`` and system samples ``(time, {name: value})``."""
+    message, data_json)``, system samples ``(time, {name: value})`` and media rows
+    ``(table, row)`` (``row`` as in :data:`MEDIA_SQL`)."""
 
     columns: dict[str, tuple[array[int], array[float], array[float]]]
     events: list[tuple[float, str, str, str, str | None]]
     system: list[tuple[float, Mapping[str, float]]]
+    media: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
 
 
 def pack(arr: array[Any]) -> bytes:
@@ -230,15 +262,18 @@ def _real(value: object, *, nan: bool = False) -> float:
 
 
 def insert_rows(conn: sqlite3.Connection, table: str, rows: Sequence[Sequence[Any]]) -> None:
-    """Append ``rows`` to ``events`` (without id) or ``system`` with their batch checksum."""
+    """Append ``rows`` to ``events`` (without id), ``system`` or a media table (the row as in
+    :data:`MEDIA_SQL`) with their batch checksum."""
     if not rows:
         return
     last = int(conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()[0])
     if table == "events":
         conn.executemany("INSERT INTO events (time, level, kind, message, data) "
                          "VALUES (?, ?, ?, ?, ?)", rows)
-    else:
+    elif table == "system":
         conn.executemany("INSERT INTO system (time, name, value) VALUES (?, ?, ?)", rows)
+    else:
+        conn.executemany(MEDIA_SQL[table], rows)
     conn.execute("INSERT INTO row_sums (tbl, first, last, sum) VALUES (?, ?, ?, ?)",
                  (table, last + 1, last + len(rows), rows_sum(rows)))
 

@@ -21,8 +21,10 @@ from loopwise.record.epochs import EpochLedger
 from loopwise.record.folder import CONFIG_FILE, LOG_FILE, STORE_FILE
 from loopwise.record.jsonlog import JsonLog
 from loopwise.record.lock import RunLock
+from loopwise.record.media import ImageBudget
 from loopwise.record.mirror import Mirrors
 from loopwise.record.recorder import ColumnData
+from loopwise.record.run_media import RunMedia
 from loopwise.record.runfile import RunFile
 from loopwise.record.status import exit_status
 from loopwise.record.store import Batch, StoreWriter
@@ -44,7 +46,7 @@ class RunWriter:
 
     def __init__(self, path: Path, file: RunFile, *, flush_interval: float,
                  heartbeat_interval: float, clock: Callable[[], float],
-                 lock: RunLock | None) -> None:
+                 lock: RunLock | None, image_budget: ImageBudget | None = None) -> None:
         info = file.snapshot()
         self.path = path
         self._file = file
@@ -58,7 +60,7 @@ class RunWriter:
         self._closed = False
         self.global_step = int(info.get("global_step", 0))
         self.epochs = EpochLedger(int(info.get("epoch", 0)))
-        self.mirrors = Mirrors(self._exporter_failed)
+        self.mirrors = Mirrors(self._exporter_failed, path)
         self._file.update()
         try:
             self._store = StoreWriter(path / STORE_FILE, flush_interval=flush_interval,
@@ -73,6 +75,10 @@ class RunWriter:
             self._fail(exc)
             self._store.close()
             raise
+        self.media = RunMedia(path, self._store, clock=clock,
+                              budget=ImageBudget() if image_budget is None else image_budget,
+                              step=lambda: self.global_step, closed=self._media_closed,
+                              report=self._warn)
         atexit.register(self._atexit)
 
     @property
@@ -86,6 +92,12 @@ class RunWriter:
     @property
     def jsonlog(self) -> JsonLog:
         return self._jsonlog
+
+    def _media_closed(self) -> RuntimeError | None:
+        return self._closed_error("nothing more can be logged to it") if self._closed else None
+
+    def _warn(self, kind: str, message: str, data: Mapping[str, Any]) -> None:
+        self.log_event(kind, message, level="warning", data=data)
 
     def _closed_error(self, what: str) -> RuntimeError:
         return RuntimeError(f"run {self._file.get('name')!r} is closed; {what}")
@@ -204,6 +216,7 @@ class RunWriter:
         """Block until everything logged so far is in the store. ``run.json``'s step and epoch
         follow from the store's thread within ``flush_interval`` (its fsyncs, ~10 ms on a slow
         disk, stay off the caller's thread: a pass end is not slowed by them)."""
+        self.media.flush()
         self._store.flush()
         self._info_due = True
 
@@ -232,6 +245,13 @@ class RunWriter:
                     if self._store.error is None:
                         self._store.add_event(self._clock(), "error", "close_error",
                                               f"a close hook failed: {exc}", None)
+            try:
+                self.media.close()  # its last histograms and images go to the store
+            except Exception as exc:
+                closer_errors.append(f"media: {exc}")
+                if self._store.error is None:
+                    self._store.add_event(self._clock(), "error", "close_error",
+                                          f"the media thread failed: {exc}", None)
             if self._file.failure is not None:
                 status = "failed"
                 error = error if error is not None else str(self._file.failure)

@@ -1,6 +1,7 @@
 """``loopwise doctor``: read a finished or crashed run and say what went wrong and what to try.
 
-Two sources: the health detectors of :mod:`loopwise.watch.health` replayed over the whole record
+Three sources: the gradient histograms of the record (:mod:`loopwise.view.gradients`), the
+health detectors of :mod:`loopwise.watch.health` replayed over the whole record
 (:func:`~loopwise.watch.health.analyze_run`, which reads the record's epoch summaries as the
 live epoch stream), and how the run ended (its status and its ``exception`` event).
 """
@@ -15,6 +16,7 @@ from loopwise.record.intact import intact
 from loopwise.record.jsonlog import check_jsonlog
 from loopwise.record.reader import Event, RunReader
 from loopwise.utils.text import printable
+from loopwise.view.gradients import gradient_findings
 from loopwise.watch.health import Finding, analyze_run
 
 ADVICE = {
@@ -32,6 +34,13 @@ ADVICE = {
                    "pin_memory and persistent_workers, cache expensive preprocessing",
     "memory_leak": "find tensors kept across steps (accumulate loss.item() or .detach(), not "
                    "the graph), and caches that only grow",
+    "vanishing_gradient": "look for saturated activations (sigmoid/tanh: try ReLU or GELU), "
+                          "dead ReLUs (lower the learning rate, LeakyReLU), a layer cut off "
+                          "from the loss; add normalisation (LayerNorm/BatchNorm) or residual "
+                          "connections",
+    "exploding_gradient": "lower the learning rate, clip gradients (TrainingConfig(grad_clip="
+                          "1.0)), add warm-up or normalisation; with mixed precision use a "
+                          "GradScaler",
     "stalled": "a hung DataLoader worker, a deadlock or a hung collective: run with a timeout, "
                "and dump the stacks of a stuck process (py-spy dump --pid PID)",
 }
@@ -100,7 +109,7 @@ def diagnose(reader: RunReader) -> Diagnosis:
     reader = intact(reader)  # a damaged part is said, the others are still diagnosed
     info = reader.info
     ending, advice = _ending(reader, info)
-    findings = analyze_run(reader)
+    findings = analyze_run(reader) + gradient_findings(reader)
     recorded = [e for e in reader.events() if e.kind.startswith("health.")]
     damaged = [str(d) for d in reader.damage]
     log = check_jsonlog(reader.path)
@@ -118,7 +127,8 @@ def render_diagnosis(diagnosis: Diagnosis) -> str:
         lines.append(f"  record: {printable(damage)}")
     if not diagnosis.findings:
         lines.append("  health: no problems found by the detectors (nonfinite, spike, plateau, "
-                     "trend, overfitting, input_bound, memory_leak, stalled)")
+                     "trend, overfitting, input_bound, memory_leak, stalled, and the gradient "
+                     "histograms)")
     else:
         lines.append(f"  health: {len(diagnosis.findings)} problem(s)")
         for f in diagnosis.findings:

@@ -3,7 +3,14 @@ and one column per key, in three formats.
 
 * ``csv``: :meth:`loopwise.record.RunReader.to_csv` (names through ``csv_cell``).
 * ``jsonl``: one JSON object per step, ``{"step": 1, "wall_time": ..., "loss": 0.5}``; a key
-  not logged at that step is absent; NaN and infinities are written as ``null``.
+  not logged at that step is absent; NaN and infinities are written as ``null``. The record's
+  histograms, images and texts follow as objects of their own, in step order after that
+  step's scalars, their content under one key whose value is an object (a scalar never is):
+  ``{"step": 5, "wall_time": ..., "histogram": {"name": "weights/w", "lo": ..., "hi": ...,
+  "edges": [...], "counts": [...], "total": ..., "sum": ..., "sum_sq": ..., "nan": 0,
+  "neg_inf": 0, "pos_inf": 0}}``, ``{..., "image": {"name": ..., "path":
+  "images/<sha256>.png", "width": ..., "height": ...}}`` (the path in the run folder),
+  ``{..., "text": {"name": ..., "text": ...}}``.
 * ``parquet``: the same table with one nullable float64 column per key (extra
   ``loopwise[parquet]``, which installs pyarrow).
 """
@@ -18,6 +25,7 @@ from typing import Any
 
 from loopwise.record.reader import RunReader
 from loopwise.utils.atomic import atomic_write_bytes, atomic_write_text
+from loopwise.utils.jsonsafe import json_safe
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -41,17 +49,39 @@ def wide_table(reader: RunReader) -> tuple[list[str], list[int], list[float],
     return keys, steps, [times[s] for s in steps], columns
 
 
+def media_rows(reader: RunReader) -> list[tuple[int, float, str, dict[str, Any]]]:
+    """``(step, wall_time, kind, content)`` of every histogram, image and text of the run."""
+    out: list[tuple[int, float, str, dict[str, Any]]] = []
+    for name in reader.histogram_names():
+        for p in reader.histograms(name):
+            body = {"name": name, **json_safe(p.histogram.to_json())}
+            body["edges"] = json_safe(p.histogram.edges())
+            out.append((p.step, p.time, "histogram", body))
+    for name in reader.image_names():
+        out.extend((e.step, e.time, "image", {
+            "name": name, "path": e.path.relative_to(reader.path).as_posix(), "width": e.width,
+            "height": e.height}) for e in reader.images(name))
+    for name in reader.text_names():
+        out.extend((t.step, t.time, "text", {"name": name, "text": t.text})
+                   for t in reader.texts(name))
+    return out
+
+
 def _jsonl(reader: RunReader) -> str:
     keys, steps, walls, columns = wide_table(reader)
-    lines = []
+    lines: list[tuple[int, int, str]] = []
     for i, step in enumerate(steps):
         row: dict[str, Any] = {"step": step, "wall_time": walls[i]}
         for key in keys:
             v = columns[key][i]
             if v is not None:
                 row[key] = v if math.isfinite(v) else None
-        lines.append(json.dumps(row, allow_nan=False))
-    return "".join(line + "\n" for line in lines)
+        lines.append((step, 0, json.dumps(row, allow_nan=False)))
+    for step, wall, kind, body in media_rows(reader):
+        lines.append((step, 1, json.dumps({"step": step, "wall_time": wall, kind: body},
+                                          allow_nan=False)))
+    lines.sort(key=lambda line: (line[0], line[1]))  # stable: media in their logged order
+    return "".join(line[2] + "\n" for line in lines)
 
 
 def _parquet(reader: RunReader) -> bytes:

@@ -194,3 +194,22 @@ def _confusion(preds: Any, actual: Any, n: int, model_name: str, target: Path) -
     ax.set_title(f"{model_name}: confusion matrix (accuracy {accuracy:.1%}, {len(labels)} "
                  "examples)")
     return _save(fig, target)
+
+
+def render_importance(features: Sequence[str], means: Sequence[float], stds: Sequence[float],
+                      model_name: str) -> Any:
+    """A horizontal bar chart of permutation feature importance (the loss increase when a
+    feature is shuffled, with its spread), most important on top; a matplotlib Figure."""
+    shown = min(len(features), 30)
+    fig = _figure(7.0, 1.2 + 0.3 * shown)
+    ax = fig.subplots()
+    rows = list(range(shown))[::-1]
+    ax.barh(rows, list(means[:shown]), xerr=list(stds[:shown]), color="#1f77b4",
+            ecolor="#555")
+    ax.set_yticks(rows)
+    ax.set_yticklabels(list(features[:shown]))
+    ax.axvline(0.0, color="#999", linewidth=0.8)
+    ax.set_xlabel("loss increase when the feature is shuffled (validation set)")
+    ax.set_title(f"{model_name}: permutation feature importance")
+    fig.tight_layout()
+    return fig

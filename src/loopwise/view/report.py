@@ -16,6 +16,7 @@ from typing import Any
 from loopwise.record.folder import REPORT_FILE
 from loopwise.record.reader import RunReader
 from loopwise.utils.atomic import atomic_write_text
+from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import run_payload
 from loopwise.view.static_files import SCRIPTS, static_text
 
@@ -37,13 +38,15 @@ def render_report(reader: RunReader, *, max_points: int = DEFAULT_POINTS) -> str
     if not isinstance(reader, RunReader):
         raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
     payload = run_payload(reader, max_points=max_points)
+    payload["media"] = media_payload(reader)  # images embedded, within the report's budget
     title = html.escape(f"loopwise report: {payload['name']}")
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{title}</title>\n"
-        f"<style>{static_text('uPlot.min.css')}\n{static_text('loopwise.css')}</style>\n"
+        f"<style>{static_text('uPlot.min.css')}\n{static_text('loopwise.css')}\n"
+        f"{static_text('media.css')}</style>\n"
         "</head><body><div id=\"lw-app\"></div>\n"
         f"<script type=\"application/json\" id=\"lw-data\">{script_json(payload)}</script>\n"
         f"<!-- uPlot (MIT license, see LICENSE in loopwise/view/static/uplot) -->\n"

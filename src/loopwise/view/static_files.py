@@ -17,6 +17,8 @@ STATIC_FILES = {
     "runview.js": "runview.js",
     "loopwise.js": "loopwise.js",
     "loopwise.css": "loopwise.css",
+    "media.js": "media.js",
+    "media.css": "media.css",
     "run_colors.js": "run_colors.js",
     "runs_table.js": "runs_table.js",
     "runs_table.css": "runs_table.css",
@@ -24,7 +26,7 @@ STATIC_FILES = {
 }
 
 # loopwise's scripts in the order a page loads them (each adds to window.LW; loopwise.js starts)
-SCRIPTS = ("format.js", "dom.js", "chart.js", "runview.js", "loopwise.js")
+SCRIPTS = ("format.js", "dom.js", "chart.js", "runview.js", "loopwise.js", "media.js")
 
 
 def static_text(name: str) -> str:

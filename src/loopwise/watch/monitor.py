@@ -35,6 +35,7 @@ from loopwise.record.status import exit_status
 from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor
+from loopwise.watch.hostcopy import MediaLog
 from loopwise.watch.metrics import format_postfix
 from loopwise.watch.monitor_bar import monitor_bar
 from loopwise.watch.monitor_checks import check_options
@@ -101,6 +102,7 @@ class TrainingMonitor(Generic[T]):
         self._acc = StepAccumulator(run if phase == "train" else None, csv=self._csv,
                                     health=health_monitor, clock=clock, perf=perf)
         self.log = self._acc.log  # type: ignore[method-assign]
+        self._media = MediaLog(run, lambda: self._acc.step)
         if group is not None:  # torchrun: refresh on a step count, the same on every rank
             self._iterable = group.attach_monitor(self._acc, iterable, self._refresh,
                                                   train=phase == "train")
@@ -136,6 +138,21 @@ class TrainingMonitor(Generic[T]):
         """Log this step's values: floats, ints, NumPy scalars or one-element tensors (the
         instance's ``log`` is the accumulator's own, bound at construction: no extra call)."""
         self._acc.log(metrics)
+
+    def log_histogram(self, name: str, values: Any, *, step: int | None = None,
+                      bins: int = 64) -> None:
+        """Record the distribution of ``values`` (a tensor on any device, an array) at ``step``
+        (default: the global step); binned off this thread, no device sync."""
+        self._media.log_histogram(name, values, step=step, bins=bins)
+
+    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None:
+        """Record an image: a PNG path or bytes, an HxWx{1,3,4} uint8 array or tensor, or a
+        matplotlib figure."""
+        self._media.log_image(name, image, step=step)
+
+    def log_text(self, name: str, text: str, *, step: int | None = None) -> None:
+        """Record a text entry at ``step`` (default: the global step)."""
+        self._media.log_text(name, text, step=step)
 
     def averages(self) -> dict[str, float]:
         """The running averages of this pass now (reads pending device values: a sync)."""

@@ -43,6 +43,7 @@ from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.watch.accumulator import StepAccumulator
+from loopwise.watch.hostcopy import MediaLog
 from loopwise.watch.session_checks import IDLE as _IDLE
 from loopwise.watch.session_checks import NEW as _NEW
 from loopwise.watch.session_checks import TRAIN as _TRAIN
@@ -132,6 +133,7 @@ class TrainingSession:
         self._recording = run is not None or group is not None  # torchrun: every rank sums
         self._inline = group is None  # the step path below; under torchrun, the reducer's
         self._known = self._values.known
+        self._media = MediaLog(run, lambda: self._ph.global_step)
 
     @property
     def global_step(self) -> int:
@@ -141,6 +143,21 @@ class TrainingSession:
     @property
     def closed(self) -> bool:
         return self._ph.closed
+
+    def log_histogram(self, name: str, values: Any, *, step: int | None = None,
+                      bins: int = 64) -> None:
+        """Record the distribution of ``values`` (a tensor on any device, an array) at ``step``
+        (default: the global step); binned off this thread, no device sync."""
+        self._media.log_histogram(name, values, step=step, bins=bins)
+
+    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None:
+        """Record an image: a PNG path or bytes, an HxWx{1,3,4} uint8 array or tensor, or a
+        matplotlib figure."""
+        self._media.log_image(name, image, step=step)
+
+    def log_text(self, name: str, text: str, *, step: int | None = None) -> None:
+        """Record a text entry at ``step`` (default: the global step)."""
+        self._media.log_text(name, text, step=step)
 
     # --- phases -----------------------------------------------------------------------------
     def start_training(self) -> None:

@@ -7,6 +7,7 @@ from loopwise.train.callbacks.base import (
     StopRequest,
 )
 from loopwise.train.callbacks.early_stopping import EarlyStopping
+from loopwise.train.callbacks.histograms import WeightHistograms
 from loopwise.train.callbacks.lr_monitor import LearningRateMonitor
 from loopwise.train.callbacks.reduce_lr import ReduceLROnPlateau
 from loopwise.train.callbacks.trend_watcher import TrendWatcher
@@ -20,4 +21,5 @@ __all__ = [
     "ReduceLROnPlateau",
     "StopRequest",
     "TrendWatcher",
+    "WeightHistograms",
 ]

@@ -107,7 +107,8 @@ def run_fit(args: argparse.Namespace, *, out: TextIO | None = None,
           file=out)
     metadata = {"data": str(source), "data_bytes": source.stat().st_size,
                 "data_mtime": source.stat().st_mtime, "task": table.task,
-                "target": table.target, "classes": table.classes}
+                "target": table.target, "classes": table.classes,
+                "features": table.feature_names}
     loss_fn = torch.nn.MSELoss() if regression else torch.nn.CrossEntropyLoss()
     try:
         result = train_model_result(*loaders, table.n_features, table.n_outputs, cfg,

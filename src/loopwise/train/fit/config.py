@@ -37,6 +37,8 @@ max_oom_skips            5                   batches in a row skipped for out of
                                              (>= 1)
 device                   "auto"              "auto" (CUDA when available), "cpu", "cuda",
                                              "cuda:N" or "mps"
+histogram_every          0                   weight and gradient histograms in the run every
+                                             N epochs (at the epoch's end); 0: off
 =======================  ==================  ==================================================
 
 Numbers may be Python or NumPy scalars (``np.int64(64)``, ``np.float32(0.1)``): they are stored
@@ -100,6 +102,7 @@ _RULES: dict[str, tuple[str, Callable[[Any], bool] | None, str]] = {
     "max_nonfinite": ("int", _non_negative, "an integer >= 0 (0 turns the guard off)"),
     "max_oom_skips": ("int", _positive, "an integer >= 1"),
     "device": ("device", None, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "histogram_every": ("int", _non_negative, "an integer >= 0 (0 turns them off)"),
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -189,6 +192,7 @@ class TrainingConfig:
     max_nonfinite: int = 5
     max_oom_skips: int = 5
     device: str = "auto"
+    histogram_every: int = 0
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TrainingConfig:
         # Before the dataclass __init__: an unknown keyword gets the list of valid keys, not

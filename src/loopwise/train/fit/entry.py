@@ -49,6 +49,7 @@ from loopwise.train.callbacks import (
     CallbackList,
     EarlyStopping,
     ReduceLROnPlateau,
+    WeightHistograms,
 )
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.files import FitFiles
@@ -124,6 +125,8 @@ def _callbacks(given: Sequence[Callback] | Callback, cfg: TrainingConfig, monito
     if cfg.lr_patience and not any(isinstance(c, ReduceLROnPlateau) for c in items):
         items.append(ReduceLROnPlateau(monitor=monitor, factor=cfg.lr_factor,
                                        patience=cfg.lr_patience, min_lr=cfg.min_lr))
+    if cfg.histogram_every and not any(isinstance(c, WeightHistograms) for c in items):
+        items.append(WeightHistograms(cfg.histogram_every))
     return CallbackList(items)
 
 

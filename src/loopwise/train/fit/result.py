@@ -3,6 +3,7 @@ and :class:`FitResult`; also the result of a fit that is skipped because it alre
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from loopwise.checkpoint.weights import load_into
+from loopwise.record.reader import RunReader
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.files import (
     BEST_MODEL,
@@ -24,6 +26,7 @@ from loopwise.train.fit.files import (
     fit_file,
     load_best_model,
 )
+from loopwise.train.fit.importance import importance_table, permutation_importance
 from loopwise.train.fit.loop import FitLoop
 from loopwise.train.step.engine import unpack
 
@@ -75,19 +78,43 @@ def _output_dim(model: torch.nn.Module, loader: Any, device: torch.device) -> in
 
 
 def _plots(loop: FitLoop, files: FitFiles, train: list[float], val: list[float]) -> None:
+    """The loss and predictions plots (files, and images in the record), and the permutation
+    feature importance of tabular validation data (a text table and a chart in the record)."""
+    step = loop.engine.step
+    loader = loop.val_loader if loop.val_loader is not None else loop.test_loader
     try:
         from loopwise.train.fit.predict import plot_predictions
         from loopwise.view.plots import plot_losses
 
         plot_losses(train, val, files.name, path=files.loss_plot)
-        loader = loop.val_loader if loop.val_loader is not None else loop.test_loader
+        loop.run.log_image("losses", files.loss_plot, step=step)
         if loader is not None:
             dim = _output_dim(loop.model, loader, loop.device)
             plot_predictions(loop.model, loader, dim, model_name=files.name,
                              path=files.predictions_plot, device=loop.device)
+            loop.run.log_image("predictions", files.predictions_plot, step=step)
     except ImportError as exc:  # matplotlib is an optional extra
         loop.run.log_event("plots_skipped", str(exc))
         loop.log.info("plots skipped: %s", exc)
+    if loader is not None:
+        _importance(loop, files, loader, step)
+
+
+def _importance(loop: FitLoop, files: FitFiles, loader: Any, step: int) -> None:
+    names = RunReader(files.folder).config().get("features")
+    found = permutation_importance(
+        loop.model, loader, loop.loss_fn, device=loop.device,
+        names=names if isinstance(names, list) and all(isinstance(n, str) for n in names)
+        else None)
+    if not found:
+        return
+    loop.run.log_text("feature_importance", importance_table(found), step=step)
+    if importlib.util.find_spec("matplotlib") is not None:  # the chart needs the extra
+        from loopwise.view.plots import render_importance
+
+        loop.run.log_image("feature_importance", render_importance(
+            [i.feature for i in found], [i.mean for i in found], [i.std for i in found],
+            files.name), step=step)
 
 
 def finish_fit(loop: FitLoop, files: FitFiles, *, plots: bool) -> FitResult:

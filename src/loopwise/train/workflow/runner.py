@@ -23,6 +23,7 @@ from loopwise.record.recorder import Recorder, TrainingRun
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
+from loopwise.train.callbacks.histograms import WeightHistograms, check_every
 from loopwise.train.workflow.checks import check_exporters, check_flag, check_options, check_setup
 from loopwise.train.workflow.epochs import finished_result, record_epoch, record_lr
 from loopwise.train.workflow.experiment import History, write_args
@@ -54,8 +55,9 @@ class Workflow:
     ``system``: True (every 2 s, or keep a sampler already running), seconds, or False.
     ``exporters`` mirror the run; ``report`` writes ``report.html`` at the end.
     ``allow_reshard``: under torchrun, resume a checkpoint of another number of processes
-    (an epoch saved mid-pass starts again). All options: ``docs/workflow.md``; under torchrun:
-    ``docs/distributed.md``.
+    (an epoch saved mid-pass starts again). ``histogram_every``: weight and gradient
+    histograms in the run every N epochs (0: off). All options: ``docs/workflow.md``; under
+    torchrun: ``docs/distributed.md``.
     """
 
     def __init__(self, trainer: Trainer, path: str | os.PathLike[str], epochs: int,
@@ -64,12 +66,17 @@ class Workflow:
                  checkpoint_every: int | None = None, override_args: bool = False,
                  allow_unverified: bool = False, system: bool | float = True,
                  health: bool = True, exporters: Iterable[Recorder] = (),
-                 report: bool = True, allow_reshard: bool = False) -> None:
+                 report: bool = True, allow_reshard: bool = False,
+                 histogram_every: int = 0) -> None:
         check_options(trainer, path, epochs, name, checkpoint, checkpoint_every)
+        check_every(histogram_every)
         self.trainer = trainer
         self.path = Path(path)
         self.epochs = epochs
         self.name = name
+        callbacks = list(callbacks)  # (CallbackList checks each one)
+        if histogram_every and not any(isinstance(c, WeightHistograms) for c in callbacks):
+            callbacks.append(WeightHistograms(histogram_every))  # weights and gradients
         self.callbacks = CallbackList(callbacks)
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every

@@ -139,6 +139,15 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
         return render_report(reader), _TYPES[".html"], {
             "content-security-policy": CSP + "; frame-ancestors 'none'"}
 
+    def image(request: Any) -> Any:
+        try:
+            png = data.image(request.path_params["run"], request.path_params["file"])
+        except NotFound as exc:
+            return as_json({"error": str(exc)}, 404)
+        except BadRequest as exc:
+            return as_json({"error": str(exc)}, 400)
+        return Response(png, media_type="image/png")
+
     routes = [
         Route("/", page),
         Route("/api/root", api(lambda request: data.where())),
@@ -157,6 +166,9 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
         Route("/api/runs/{run}/system", api(lambda request: data.system(
             request.path_params["run"], points=_integer(request.query_params, "points", 2000)))),
         Route("/api/runs/{run}/series/{key:path}", api(series)),
+        Route("/api/runs/{run}/media",
+              api(lambda request: data.media(request.path_params["run"]))),
+        Route("/api/runs/{run}/images/{file}", image),
     ]
     def missing(request: Any, exc: Exception) -> Any:
         return as_json({"error": "no such page or API path; see /openapi.json"}, 404)

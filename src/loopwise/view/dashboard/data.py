@@ -19,15 +19,18 @@ from array import array
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from loopwise.record.errors import CorruptRecordError
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.intact import damage_events, intact
+from loopwise.record.media import IMAGES_DIR, image_path
 from loopwise.record.reader import RunReader, iter_run_dirs
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
 from loopwise.record.stats import metric_mode
 from loopwise.record.verify import DamagedRecordError
+from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import (
     AXES,
     epoch_axis,
@@ -195,6 +198,24 @@ class RunsRoot:
         new only (each series read for a chart is checked whole anyway)."""
         with self._lock:
             return self._verified.setdefault(name, set())
+
+    def media(self, name: str) -> dict[str, Any]:
+        """The run's distribution, image and text views (``view/media_payload.py``); each
+        image's ``src`` is its URL under ``/api/runs/{run}/images/``."""
+        prefix = f"/api/runs/{quote(name, safe='')}/images/"
+        return media_payload(RunReader(self.run_dir(name)),
+                             image_src=lambda entry: f"{prefix}{entry.digest}.png")
+
+    def image(self, name: str, file: str) -> bytes:
+        """The PNG ``<digest>.png`` of run ``name`` (only a name its image index holds)."""
+        run_dir = self.run_dir(name)
+        digest, _, ext = file.partition(".")
+        if ext != "png" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise BadRequest(f"invalid image {file!r}: images are named <sha256>.png")
+        target = image_path(run_dir, digest)
+        if not target.is_file() or Path(os.path.realpath(target)).parent != run_dir / IMAGES_DIR:
+            raise NotFound(f"run {name!r} has no image {file!r}")
+        return target.read_bytes()
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
         reader = RunReader(self.run_dir(name))

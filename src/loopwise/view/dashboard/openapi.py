@@ -97,6 +97,18 @@ def openapi_schema() -> dict[str, Any]:
                 "the run's self-contained HTML report",
                 {"description": "the report", "content": {
                     "text/html": {"schema": {"type": "string"}}}}, [_RUN]),
+            "/api/runs/{run}/media": _get(
+                "the run's histograms (quantiles and heatmap per step), images (URLs by "
+                "step) and texts, by name",
+                _ok("media", {"$ref": ref + "Media"}), [_RUN]),
+            "/api/runs/{run}/images/{file}": {"get": {
+                "summary": "one image of the run, `<sha256>.png` (as listed by its media)",
+                "parameters": [_RUN, {"name": "file", "in": "path", "required": True,
+                                      "schema": {"type": "string",
+                                                 "pattern": "^[0-9a-f]{64}\\.png$"}}],
+                "responses": {"200": {"description": "the PNG", "content": {
+                    "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                    "400": _ERROR, "401": _ERROR, "404": _ERROR}}},
             "/api/runs/{run}/system": _get(
                 "system samples by name (each downsampled)",
                 _ok("system samples", {"type": "object", "additionalProperties": {
@@ -183,6 +195,14 @@ def openapi_schema() -> dict[str, Any]:
                                    "events": {"type": "array", "items": {"type": "object"}},
                                    "epoch_table": {"type": "object"},
                                    "best": {"type": "object", "nullable": True}}},
+                "Media": {"type": "object", "required": ["histograms", "images", "texts"],
+                          "properties": {
+                              "histograms": {"type": "object", "additionalProperties": {
+                                  "type": "object"}},
+                              "images": {"type": "object", "additionalProperties": {
+                                  "type": "object"}},
+                              "texts": {"type": "object", "additionalProperties": {
+                                  "type": "array", "items": {"type": "object"}}}}},
                 "Samples": {"type": "object", "required": ["times", "values"],
                             "properties": {
                                 "times": {"type": "array", "items": {"type": "number"}},
