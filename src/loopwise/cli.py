@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from loopwise.export.cli import add_export_parsers
 from loopwise.train.fit.cli import add_fit_parser
-from loopwise.utils.text import printable
+from loopwise.utils.text import printable, printable_lines
 from loopwise.view.cli import add_record_parsers
 
 
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (OSError, KeyError, ValueError, TypeError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"loopwise {args.command}: error: {printable(message)}", file=sys.stderr)
+        print(f"loopwise {args.command}: error: {printable_lines(message)}", file=sys.stderr)
         return 2
     return code
 

@@ -4,6 +4,7 @@ TrainingMonitor, then print where the record is and the final metrics."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,13 +49,13 @@ def _setup() -> tuple[Loader, Loader, nn.Module, torch.optim.Optimizer]:
     return train, val, model, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def part_monitor(root: str, epochs: int) -> Path:
+def part_monitor(root: str, epochs: int, data_dir: Path) -> Path:
     """Part 1: a plain PyTorch loop with TrainingMonitor around its loaders (seed 000's loop:
     one monitor per epoch, all in one run; the validation pass with ``phase="val"``)."""
     train, val, model, optimizer = _setup()
     loss_fn = nn.CrossEntropyLoss()
     config = {"model": "mlp-64-128-10", "lr": 1e-3, "batch_size": 64, "epochs": epochs}
-    csv_path = Path(root).absolute() / "demo-monitor.csv"
+    csv_path = data_dir.absolute() / "demo-monitor.csv"  # not in the runs root: not a run
     for epoch in range(1, epochs + 1):
         model.train()
         monitor = TrainingMonitor(train, desc=f"Epoch {epoch}/{epochs}", root=root,
@@ -125,14 +126,14 @@ def part_session(root: str, epochs: int) -> Path:
     return path
 
 
-def part_fit(root: str, epochs: int) -> int:
+def part_fit(root: str, epochs: int, data_dir: Path) -> int:
     """Part 3: ``loopwise fit`` on the digits saved as an .npz file (X, Y)."""
     import numpy as np
     from sklearn.datasets import load_digits
 
     from loopwise.cli import main as loopwise_cli
 
-    data = Path(root) / "digits.npz"
+    data = data_dir / "digits.npz"
     if not data.exists():  # written once: a rewrite would count as new data (mtime) for fit
         digits = load_digits()
         data.parent.mkdir(parents=True, exist_ok=True)
@@ -144,27 +145,46 @@ def part_fit(root: str, epochs: int) -> int:
     return loopwise_cli(argv)
 
 
+def cli_command() -> str:
+    """The ``loopwise`` command as a fresh shell runs it when pasted: the script next to this
+    interpreter (``.venv/bin/loopwise``, relative when it is under the current folder), else
+    this interpreter with ``-m loopwise``."""
+    script = Path(sys.executable).parent / "loopwise"
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m loopwise"
+    try:
+        shown = str(script.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(script.absolute())
+    return shlex.quote(shown)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--root", default="runs")
+    parser.add_argument("--data-dir", default="demo-data",
+                        help="where the digits .npz and the monitor's CSV go (not in --root: "
+                             "they are not runs)")
     args = parser.parse_args(argv)
+    data_dir = Path(args.data_dir)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
     torch.set_num_threads(1)  # tiny model: threads only add contention on a 2-core machine
     print("== 1. TrainingMonitor around a plain PyTorch loop ==")
-    part_monitor(args.root, args.epochs)
+    part_monitor(args.root, args.epochs, data_dir)
     print("\n== 2. Model summary and TrainingSession ==")
     part_session(args.root, args.epochs)
     print("\n== 3. loopwise fit: the ready loop (a second `make demo` finds it done) ==")
-    code = part_fit(args.root, max(args.epochs, 8))
+    code = part_fit(args.root, max(args.epochs, 8), data_dir)
     report = Path(args.root).absolute() / "digits-fit" / REPORT_FILE
     if code == 0 and not report.exists():  # a second demo finds fit done: write it now
         from loopwise.view.report import write_report
 
         write_report(report.parent)
-    print(f"\nall runs   : loopwise runs {Path(args.root)}")
-    print(f"dashboard  : loopwise ui {Path(args.root)}   (http://127.0.0.1:8765 by default)")
+    cli, root = cli_command(), shlex.quote(str(args.root))
+    print(f"\nall runs   : {cli} runs {root}")
+    print(f"dashboard  : {cli} ui {root}   (http://127.0.0.1:8765 by default)")
     print(f"HTML report: {report}")
     return code
 

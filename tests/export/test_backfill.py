@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from _export_servers import need
@@ -103,6 +104,22 @@ def test_bad_export_requests_say_what_to_do(tmp_path, capsys):
     assert (tmp_path / "out.csv").read_text().startswith("step")
     assert main(["export", str(tmp_path / "nope"), "--to", "tensorboard", "tb"]) == 2
     assert "not a loopwise run folder" in capsys.readouterr().err
+
+
+def test_a_target_that_cannot_be_written_fails_fast_with_one_line(tmp_path, capsys):
+    run = Run.create(tmp_path / "runs")
+    run.log_scalars({"loss": 1.0}, step=1)
+    run.close()
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=r"TensorBoardExporter could not reach tensorboard "
+                                              r"within 1 s: FileNotFoundError: .*/proc/x"):
+        backfill(run.path, TensorBoardExporter("/proc/x"), connect_timeout=1)
+    assert time.monotonic() - start < 10
+    start = time.monotonic()
+    assert main(["export", str(run.path), "--to", "tensorboard", "/proc/x"]) == 2
+    assert time.monotonic() - start <= 30
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not reach tensorboard within 20 s" in err
 
 
 def test_a_backfill_leaves_out_a_damaged_series_and_says_so(tmp_path, capsys):

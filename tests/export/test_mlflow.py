@@ -4,6 +4,7 @@ back through ``MlflowClient``."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,19 @@ class Server:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL (its process group) by PID: requests in flight are cut."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+            self.proc = None
+
+
+def _mlflow_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's own HTTP settings as a user has them (7 retries with backoff, 120 s per call)."""
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +143,9 @@ def test_a_tracking_server_gets_failed_and_interrupted_runs(server, tmp_path):
     assert len(history) == 30
 
 
-def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once(tmp_path):
+def test_the_server_killed_mid_run_training_goes_on_every_metric_arrives_once(tmp_path,
+                                                                              monkeypatch):
+    _mlflow_defaults(monkeypatch)
     srv = Server(tmp_path)
     srv.start()
     try:
@@ -139,11 +155,13 @@ def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once
         _train(run, 200)
         run.flush()
         assert exporter.flush(120)
-        srv.stop()
+        srv.kill()
         _train(run, 300)  # training goes on while the server is down
         run.flush()
-        while exporter.failures == 0:
+        deadline = time.monotonic() + 30
+        while exporter.failures == 0 and time.monotonic() < deadline:
             threading.Event().wait(0.1)
+        assert exporter.failures >= 1, "the outage was not seen within 30 s"
         assert run.global_step == 500
         srv.start()  # same port, same store
         _train(run, 100)
@@ -154,7 +172,15 @@ def test_the_server_goes_down_mid_run_training_goes_on_every_metric_arrives_once
         assert MlflowClient(srv.uri).get_run(exporter.run_id).info.status == "FINISHED"
         kinds = [e.kind for e in RunReader(run.path).events()]
         assert kinds.count("exporter_failed") == 1 and kinds.count("exporter_recovered") == 1
-        assert exporter.stats().dropped == 0 and exporter.stats().undelivered == 0
+        stats = exporter.stats()
+        assert stats.dropped == 0 and stats.undelivered == 0 and stats.failures >= 1
+        # every point of the record (series and events); the exporter's own events recorded
+        # during the close may be after the delivery's last read
+        reader = RunReader(run.path)
+        events = reader.events()
+        points = sum(len(reader.series(key)) for key in reader.keys()) + len(events)
+        late = sum(e.kind.startswith("exporter_") for e in events)
+        assert points - late <= stats.delivered <= points
     finally:
         srv.stop()
 
@@ -273,7 +299,8 @@ def test_names_mlflow_refuses_are_made_safe_and_bad_options_refused():
         MLflowExporter("sqlite:///x.db", artifacts="*.png")
 
 
-def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path):
+def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path, monkeypatch):
+    _mlflow_defaults(monkeypatch)
     err = io.StringIO()
     run = Run.create(tmp_path / "runs")
     exporter = MLflowExporter(f"http://127.0.0.1:{free_port()}", retry_initial=0.1,
@@ -281,12 +308,15 @@ def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path):
     run.add_exporter(exporter)
     _train(run, 40)
     run.flush()
-    while exporter.failures == 0:  # the delivery process's counts reach this process
+    deadline = time.monotonic() + 30
+    while exporter.failures == 0 and time.monotonic() < deadline:  # counts reach this process
         threading.Event().wait(0.1)
     run.close()
     assert exporter.stats().undelivered >= 40 and exporter.stats().delivered == 0
     line = err.getvalue()
     assert "MLflowExporter could not deliver" in line and "left at close after 1 s" in line
+    assert "last error: MlflowException" in line and "Connection refused" in line
+    assert exporter.stats().failures >= 1
     events = RunReader(run.path).events()
     failed = [e for e in events if e.kind == "exporter_failed"]
     assert len(failed) == 1 and failed[0].data["exporter"] == "MLflowExporter"
@@ -300,3 +330,131 @@ def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r"pip install 'loopwise\[mlflow\]'"):
         MLflowExporter("sqlite:///x.db")
+
+
+def test_backfill_to_an_unsupported_or_unreachable_target_fails_fast_with_one_line(
+        tmp_path, monkeypatch, capsys):
+    _mlflow_defaults(monkeypatch)
+    run = Run.create(tmp_path / "runs")
+    _train(run, 20)
+    run.close()
+    start = time.monotonic()
+    assert main(["export", str(run.path), "--to", "mlflow", "nonsense://x"]) == 2
+    assert time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "MLflow has no tracking store for 'nonsense'://; use one of http://" in err
+    start = time.monotonic()
+    assert main(["export", str(run.path), "--to", "mlflow",
+                 f"http://127.0.0.1:{free_port()}"]) == 2
+    assert time.monotonic() - start <= 30
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "MLflowExporter could not reach mlflow within 20 s" in err
+    assert "Connection refused" in err
+
+
+def test_a_resumed_run_that_finishes_drops_the_earlier_error_tag(server, tmp_path):
+    run = Run.create(tmp_path / "runs", name="again")
+    first = MLflowExporter(server.uri, experiment="resumes", close_timeout=120)
+    run.add_exporter(first)
+    _train(run, 10)
+    run.close("failed", error="Traceback...\nValueError: boom")
+    client = MlflowClient(server.uri)
+    assert client.get_run(first.run_id).data.tags["loopwise.error"].endswith("boom")
+    resumed = Run.reopen(run.path)
+    second = MLflowExporter(server.uri, experiment="resumes", close_timeout=120)
+    resumed.add_exporter(second)
+    _train(resumed, 10)
+    resumed.close()
+    assert second.run_id == first.run_id  # the same MLflow run, continued
+    got = client.get_run(first.run_id)
+    assert got.info.status == "FINISHED" and got.data.tags["loopwise.status"] == "finished"
+    assert "loopwise.error" not in got.data.tags
+
+
+def test_fit_uploads_its_report_and_the_live_best_model_never_a_spare(server, tmp_path):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from loopwise.train.fit.config import TrainingConfig
+    from loopwise.train.fit.entry import fit
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = x.sum(dim=1, keepdim=True)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    exporter = MLflowExporter(server.uri, experiment="fits", close_timeout=120)
+    cfg = TrainingConfig(epochs=4, patience=0, lr_patience=0, device="cpu", model_name="m",
+                         learning_rate=0.01)
+    result = fit(torch.nn.Linear(4, 1), loader, loss_fn=torch.nn.MSELoss(), val_loader=loader,
+                 config=cfg, root=tmp_path / "runs", exporters=[exporter], plots=False,
+                 progress=False, system=False)
+    folder = Path(result.run_path)
+    assert list(folder.glob(".spare-*")), "the test needs a recycled spare in the folder"
+    client = MlflowClient(server.uri)
+    arts = {a.path for a in client.list_artifacts(exporter.run_id)}
+    assert "report.html" in arts and "m_best_model.pth" in arts
+    assert not [a for a in arts if a.startswith(".")]
+    got = Path(client.download_artifacts(exporter.run_id, "m_best_model.pth",
+                                         str(tmp_path / "down")))
+    assert got.read_bytes() == (folder / "m_best_model.pth").read_bytes()
+    html = Path(client.download_artifacts(exporter.run_id, "report.html",
+                                          str(tmp_path / "down"))).read_text()
+    assert "finished" in html
+
+
+CLOSING_CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    from loopwise.export.mlflow import MLflowExporter
+    from loopwise.train.callbacks import Callback
+    from loopwise.train.fit.config import TrainingConfig
+    from loopwise.train.fit.entry import fit
+
+    marker = Path(sys.argv[1]) / "closing"
+
+    def slow_close():  # the close takes a while (as an exporter's drain does)
+        marker.touch()
+        time.sleep(3)
+
+    class AtEnd(Callback):
+        def on_train_end(self, state):
+            state.run.on_close(slow_close)
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16)
+    exporter = MLflowExporter(sys.argv[2], experiment="closing", close_timeout=120)
+    cfg = TrainingConfig(epochs=2, patience=0, lr_patience=0, device="cpu", model_name="m")
+    result = fit(torch.nn.Linear(4, 1), loader, loss_fn=torch.nn.MSELoss(), val_loader=loader,
+                 config=cfg, root=Path(sys.argv[1]) / "runs", exporters=[exporter],
+                 callbacks=[AtEnd()], plots=False, progress=False, system=False)
+    print(exporter.run_id, result.status, result.run_path, flush=True)
+""")
+
+
+def test_ctrl_c_while_the_run_closes_leaves_one_status_everywhere(server, tmp_path):
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLOSING_CHILD, str(tmp_path), server.uri],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "closing").exists() and time.monotonic() < deadline:
+        assert child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=240)
+    assert child.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Ctrl-C: training is over; the run is closing as finished" in err
+    mlflow_run_id, status, folder = out.split()[-3:]
+    assert status == "finished"
+    folder = Path(folder)
+    assert RunReader(folder).status == "finished"
+    results = json.loads(next(folder.glob("*results.json")).read_text())
+    assert results["status"] == "finished"
+    assert (folder / "report.html").is_file()
+    got = MlflowClient(server.uri).get_run(mlflow_run_id)
+    assert got.info.status == "FINISHED" and got.data.tags["loopwise.status"] == "finished"

@@ -338,3 +338,63 @@ def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(ImportError, match=r"pip install 'loopwise\[prometheus\]'"):
         PrometheusExporter(port=0)
+
+
+def test_counters_start_at_zero_so_the_nonfinite_alert_fires_for_fits_five_nan_guard(tmp_path):
+    """The scrapes of a run that logs finite losses, then the 5 NaNs fit's guard stops at, fed
+    to ``promtool test rules``: the counter is there at 0 before, so increase() sees the 5."""
+    promtool = binary("promtool")
+    exporter = PrometheusExporter(port=0)
+    run = Run.create(tmp_path / "runs", name="guard")
+    run.add_exporter(exporter)
+    try:
+        for step in range(1, 11):
+            run.advance()
+            run.log_scalars({"loss": 1.0 / step}, step=step)
+        run.flush()
+        assert exporter.flush(30)
+        before = _scrape(exporter)
+        for step in range(11, 16):  # NonFiniteGuard(max_in_row=5): fit stops here
+            run.advance()
+            run.log_scalars({"loss": float("nan")}, step=step)
+        run.flush()
+        assert exporter.flush(30)
+        after = _scrape(exporter)
+    finally:
+        run.close()
+    for kind in ("spike", "nonfinite", "plateau"):
+        assert _value(before, "loopwise_health_events_total", run="guard", kind=kind) == 0
+    first = _value(before, "loopwise_nonfinite_values_total", run="guard", series="loss")
+    last = _value(after, "loopwise_nonfinite_values_total", run="guard", series="loss")
+    assert (first, last) == (0, 5)
+    write_dashboards(tmp_path / "dash")
+    folder = tmp_path / "dash" / "prometheus"
+    (folder / "guard_test.yml").write_text(f"""rule_files: [loopwise_alerts.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'loopwise_nonfinite_values_total{{run="guard",series="loss"}}'
+        values: '{first:g}x3 {last:g}x5'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: LoopwiseNonFiniteLoss
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: LoopwiseNonFiniteLoss
+        exp_alerts:
+          - exp_labels: {{severity: critical, run: guard, series: loss}}
+            exp_annotations: {{summary: 'run guard: the loss became NaN or infinite'}}
+""")
+    result = subprocess.run([promtool, "test", "rules", str(folder / "guard_test.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_health_kinds_are_the_detectors_names():
+    from loopwise.export.prometheus import HEALTH_KINDS
+    from loopwise.watch import health
+
+    names = {getattr(health, n).name for n in health.__all__
+             if n.endswith("Detector") and n not in ("Detector", "KeyedDetector")}
+    assert set(HEALTH_KINDS) == names

@@ -30,6 +30,17 @@ def test_a_second_writer_gets_an_error_naming_the_live_holder(tmp_path: Path) ->
     again.close()
 
 
+def test_the_error_is_public_in_loopwise_record(tmp_path: Path) -> None:
+    import loopwise.record
+
+    assert loopwise.record.RunLockedError is RunLockedError
+    assert "RunLockedError" in loopwise.record.__all__
+    run = Run.create(tmp_path, "exp")
+    with pytest.raises(loopwise.record.RunLockedError):
+        Run.reopen(run.path)
+    run.close()
+
+
 def test_a_dead_holders_lock_is_taken_over(tmp_path: Path) -> None:
     run = Run.create(tmp_path, "exp")
     run.close()

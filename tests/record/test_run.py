@@ -295,6 +295,28 @@ def test_a_run_whose_folder_was_removed_is_said_in_one_line_at_exit(tmp_path: Pa
     assert "Traceback" not in proc.stderr
 
 
+def test_epoch_summaries_of_a_run_whose_step_never_advanced_keep_one_point_each(
+        tmp_path: Path) -> None:
+    from loopwise.cli import main
+    from loopwise.train.reference import TrainingMetrics
+
+    run = Run.create(tmp_path, "epochs-only")
+    for epoch in range(1, 6):
+        run.log_epoch(epoch, {"loss": 1.0 / epoch})
+    run.close()
+    series = RunReader(run.path).series("epoch/loss")
+    assert list(series.steps) == [1, 2, 3, 4, 5] and list(series.epochs) == [1, 2, 3, 4, 5]
+    out = tmp_path / "e.csv"
+    assert main(["export", str(run.path), str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 5  # the header and every epoch
+    other = Run.create(tmp_path, "metrics")
+    metrics = TrainingMetrics(run=other)
+    for epoch in range(1, 6):
+        metrics.update(epoch, 1.0 / epoch, val_loss=2.0 / epoch)
+    other.close()
+    assert list(RunReader(other.path).series("epoch/val_loss").steps) == [1, 2, 3, 4, 5]
+
+
 def _unborn(root: Path, name: str) -> Path:
     """A run killed (SIGKILL) between its folder's creation and its run.json."""
     code = textwrap.dedent(f"""

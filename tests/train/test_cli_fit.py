@@ -66,6 +66,10 @@ def test_npz_regression_and_rerun_is_skipped(tmp_path: Path,
     assert "already trained with these parameters (--force trains again)" in out
     code, out, _ = run_cli([*args, "--force"], capsys)
     assert code == 0 and "(finished)" in out
+    code, _, err = run_cli([*args[:-len(SMALL)], *SMALL[:-2], "--batch-size", "8"], capsys)
+    assert code == 2  # a changed re-run is refused, its message on separate lines
+    assert "\\x0a" not in err
+    assert "\n  batch_size: 16 (saved) -> 8 (now)\n" in err
 
 
 def test_h5_with_task_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

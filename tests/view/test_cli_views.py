@@ -118,6 +118,17 @@ def test_export_jsonl_and_parquet(runs_root: Path, tmp_path: Path,
     assert header[:3] == ["step", "wall_time", "loss"] and "'" + HOSTILE not in header
 
 
+def test_export_refuses_an_unknown_extension_and_writes_nothing(
+        runs_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.xyz"
+    assert main(["export", "beta", str(out), "--root", str(runs_root)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown file extension '.xyz'; known: .csv, .jsonl, .parquet (or give --format)" in err
+    assert not out.exists()
+    assert main(["export", "beta", str(out), "--format", "csv", "--root", str(runs_root)]) == 0
+    assert out.read_text().startswith("step,wall_time,loss")
+
+
 def test_export_parquet_without_pyarrow_names_the_extra(
         runs_root: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,3 +139,28 @@ def test_crashed_run(tmp_path: Path) -> None:
 def test_doctor_refuses_a_non_reader() -> None:
     with pytest.raises(TypeError, match="reader must be a RunReader, got str"):
         diagnose("runs/x")  # type: ignore[arg-type]
+
+
+def test_an_epoch_finding_says_epoch_and_the_step_where_it_ended(tmp_path: Path) -> None:
+    """A NaN epoch mean (the steps finite): "at epoch 3 (step 150)", not "at step 3"."""
+    detectors, text = _doctor(
+        tmp_path, "nan_epoch",
+        val_at=lambda epoch, clean: float("nan") if epoch == 3 else clean * 1.05)
+    assert "nonfinite" in detectors
+    line = next(x for x in text.splitlines() if "[nonfinite]" in x)
+    assert line.startswith("  - [nonfinite] epoch 3 (step 150): val_loss is nan at epoch 3 "
+                           "(step 150)"), line
+    assert "at step 3" not in text
+
+
+def test_a_recorded_health_warning_is_never_healthy(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with Run.create(tmp_path / "runs", "warned") as run:
+        _train(run)
+        run.log_event("health.spike", "loss spiked to 44.24 at step 60", level="warning",
+                      data={"step": 60, "key": "loss"})
+    assert main(["doctor", "warned", "--root", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert "recorded during training: 1 health event(s) (health.spike)" in out
+    assert "  - [health.spike] step 60: loss spiked to 44.24 at step 60" in out
+    assert out.rstrip().endswith("verdict: needs attention")

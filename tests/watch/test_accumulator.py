@@ -9,6 +9,7 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loopwise import TrainingMonitor
@@ -117,3 +118,28 @@ def test_weighted_means_and_explicit_steps():
     acc.flush()
     assert acc.means() == {"loss": pytest.approx((3 + 4 + 0) / 8)}
     assert acc.step == 4
+
+
+def test_a_live_spike_is_reported_at_its_own_step_with_its_own_value(tmp_path):
+    """Windows of 5 steps: the spike at step 160 (44.24) is reported as the record holds it, not
+    as the window's mean at the window's last step."""
+    from loopwise.record import Run, RunReader
+    from loopwise.watch.health import HealthMonitor, SpikeDetector
+
+    run = Run.create(tmp_path / "runs", name="spiky")
+    health = HealthMonitor(run, detectors=[SpikeDetector()], console=None)
+    acc = StepAccumulator(run, health=health)
+    rng = np.random.default_rng(0)
+    for step in range(1, 201):
+        value = 44.24 if step == 160 else float(1.0 + rng.normal(0, 0.05))
+        acc.add_steps([step], {"loss": [value]})
+        if step % 5 == 2:  # the spike sits inside a window (158-162), not at its end
+            acc.flush()
+    acc.flush()
+    run.close()
+    spikes = [e for e in RunReader(run.path).events() if e.kind == "health.spike"]
+    assert len(spikes) == 1
+    assert spikes[0].data["step"] == 160 and spikes[0].data["value"] == 44.24
+    assert "spiked to 44.24 at step 160" in spikes[0].message
+    series = RunReader(run.path).series("loss")
+    assert dict(zip(series.steps, series.values, strict=True))[160] == 44.24

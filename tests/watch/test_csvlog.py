@@ -107,3 +107,25 @@ def test_a_symlink_or_fifo_log_file_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo.csv")
     with pytest.raises(ValueError, match=r"fifo.csv: it is a FIFO \(named pipe\)"):
         CsvLog(tmp_path / "fifo.csv")
+
+
+def test_a_monitor_iterated_to_the_end_leaves_no_file_open(tmp_path: Path) -> None:
+    import gc
+    import io
+    import warnings
+
+    from loopwise import TrainingMonitor
+
+    log = tmp_path / "train.csv"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        monitor = TrainingMonitor(range(5), log_file=log, file=io.StringIO(), system=False)
+        for _ in monitor:
+            monitor.log({"loss": 1.0})
+        for _ in monitor:  # a second pass appends to the same file
+            monitor.log({"loss": 2.0})
+        del monitor
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    rows = log.read_text().splitlines()
+    assert rows[0] == "timestamp,step,loss,RAM_pct,VRAM_gb" and len(rows) == 11

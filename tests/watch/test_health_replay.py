@@ -23,12 +23,13 @@ def test_validation_loss_rising_for_five_epochs_is_found(tmp_path):
                                   "seconds": 2.0})
     assert "epoch/val_loss" in RunReader(run.path).keys()
     found = analyze_run(run.path)
-    assert [(f.detector, f.key, f.step) for f in found] == [
-        ("trend", "val_loss", 6), ("overfitting", "val_loss", 6), ("plateau", "val_loss", 8)]
+    assert [(f.detector, f.key, f.data["epoch"], f.step) for f in found] == [
+        ("trend", "val_loss", 6, 60), ("overfitting", "val_loss", 6, 60),
+        ("plateau", "val_loss", 8, 80)]  # the epoch, and the global step where it ended
     text = render_findings(found)
     assert "val_loss rising for 3 epochs (0.6 -> 0.75)" in text
     assert "val_loss - loss went 0.35 -> 0.6071" in text
-    assert "val_loss has not improved for 5 epochs (best 0.6 at step 3)" in text
+    assert "val_loss has not improved for 5 epochs (best 0.6 at epoch 3)" in text
 
 
 def test_epoch_summary_names_are_those_of_the_live_epoch_stream():

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from loopwise.export.base import DeliveryStats, Exporter, RunLink
+from loopwise.export.base import DeliveryStats, Exporter, RunLink, check_seconds
 from loopwise.export.payload import feed
 from loopwise.record.follow import CHUNK, Follower, Increment
 from loopwise.record.intact import DAMAGED_EVENT, IntactReader, intact
@@ -20,13 +20,18 @@ from loopwise.record.reader import RunReader
 
 
 def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
-             drain_timeout: float = 300.0) -> DeliveryStats:
+             drain_timeout: float = 300.0, connect_timeout: float = 20.0) -> DeliveryStats:
     """Send the whole record of the finished (or crashed) run at ``run_path`` to ``exporter``
     and close it with the run's status. Returns the exporter's delivery counts.
 
     The record is read by the follower a live mirror uses (:mod:`loopwise.record.follow`),
     ``CHUNK`` points at a time, the exporter's queue drained between reads (at most
-    ``drain_timeout`` seconds each), so a long run is never dropped by the bounded queue."""
+    ``drain_timeout`` seconds each), so a long run is never dropped by the bounded queue.
+
+    The backend is reached first (the config is delivered): a target that does not take it
+    within ``connect_timeout`` seconds is a :class:`ConnectionError` saying why, and nothing
+    else is sent. What the exporter says while delivering (``exporter_failed`` ...) goes to its
+    stream once the backfill is done."""
     if not isinstance(exporter, Exporter):
         raise TypeError(f"exporter must be a loopwise exporter (TensorBoardExporter, "
                         f"MLflowExporter...), got {type(exporter).__name__}")
@@ -36,10 +41,20 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
     if status == "running":
         raise ValueError(f"run {reader.path.name!r} is still running; mirror it live with "
                          "run.add_exporter(...) or wait until it ends")
+    check_seconds(connect_timeout, "connect_timeout")
+    notes: list[str] = []
     follower = Follower(reader.path)
     exporter.link = RunLink(path=reader.path, info=lambda: info,
-                            global_step=lambda: follower.step)
+                            global_step=lambda: follower.step,
+                            record_event=lambda kind, message, level, data: notes.append(message))
     exporter.set_config(reader.config())
+    if not exporter.flush(connect_timeout):
+        follower.close()
+        exporter.close_timeout = 0.0  # stop retrying now
+        exporter.close_delivery(status, None, report=False)
+        why = (exporter.last_error or "no answer").strip().splitlines()[0]
+        raise ConnectionError(f"{type(exporter).__name__} could not reach {exporter.backend} "
+                              f"within {connect_timeout:g} s: {why}")
     try:
         while feed(exporter, _without(follower.read(min(CHUNK, exporter.max_pending)),
                                       reader)):
@@ -50,6 +65,8 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
         exporter.log_event(DAMAGED_EVENT, str(damage), level="error")
     error = info.get("error")
     exporter.close(status, error=error if isinstance(error, str) else None)
+    for message in notes:
+        print(f"loopwise: {message}", file=exporter.stream)
     return exporter.stats()
 
 

@@ -48,6 +48,9 @@ class Exporter(Delivery):
     :class:`~loopwise.export.delivery.Delivery` for the hooks a backend implements)."""
 
     deliveries: tuple[str, ...] = ("thread", "process")  # the first one is the default
+    # environment defaults of the delivery process (a variable the user set wins): how a
+    # backend's own hidden retries are turned off so that failures are seen and counted
+    process_env: Mapping[str, str] = {}
     init_args: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Exporter:

@@ -24,8 +24,12 @@ def _exporter(kind: str, target: str, experiment: str | None) -> Exporter:
         from loopwise.export.tensorboard import TensorBoardExporter
 
         return TensorBoardExporter(target)
-    from loopwise.export.mlflow import MLflowExporter
+    import os
 
+    from loopwise.export.mlflow import HTTP_ENV, MLflowExporter
+
+    for key, value in HTTP_ENV.items():  # this CLI process's own: failures seen, not hidden
+        os.environ.setdefault(key, value)
     return MLflowExporter(target, experiment=experiment or "loopwise")
 
 

@@ -58,6 +58,25 @@ TAG_LENGTH = 8000  # MAX_TAG_VAL_LENGTH
 KEY_LENGTH = 250  # MAX_ENTITY_KEY_LENGTH
 EVENTS_KEPT = 10_000
 _REFUSED = re.compile(r"[^\w\-. /]")
+# MLflow's tracking stores, by URI scheme ("postgresql+psycopg2": the part before "+")
+SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+           "databricks-uc", "uc")
+# MLflow retries each HTTP call 7 times with backoff (minutes) and waits 120 s per call: a
+# server down looked like a slow one, and no failure was counted. The exporter's own backoff
+# retries instead (the delivery process and the backfill verb get these unless set).
+HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+def check_tracking_uri(uri: str) -> str:
+    """``uri`` when MLflow has a tracking store for its scheme (or it is a plain path), else a
+    ValueError naming the schemes it takes."""
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", uri)
+    if scheme is not None and scheme.group(1).lower().split("+")[0] not in SCHEMES:
+        raise ValueError(f"tracking_uri {uri!r}: MLflow has no tracking store for "
+                         f"{scheme.group(1)!r}://; use one of "
+                         f"{', '.join(s + '://' for s in SCHEMES)} (e.g. "
+                         f"'sqlite:///abs/mlflow.db' or 'http://127.0.0.1:5000')")
+    return uri
 
 
 def artifact_name(name: str) -> str:
@@ -89,6 +108,7 @@ class MLflowExporter(Exporter):
 
     backend = "mlflow"
     deliveries = ("process", "thread")
+    process_env = HTTP_ENV
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str = "loopwise",
                  run_name: str | None = None, register_model: str | None = None,
@@ -98,6 +118,8 @@ class MLflowExporter(Exporter):
             raise ValueError(f"tracking_uri must be a non-empty string such as "
                              f"'sqlite:///abs/mlflow.db' or 'http://127.0.0.1:5000', got "
                              f"{tracking_uri!r}")
+        if tracking_uri is not None:
+            check_tracking_uri(tracking_uri)
         for what, value in (("experiment", experiment), ("run_name", run_name),
                             ("register_model", register_model),
                             ("artifact_location", artifact_location)):
@@ -127,6 +149,7 @@ class MLflowExporter(Exporter):
         self._events: deque[str] = deque(maxlen=EVENTS_KEPT)
         self._health = 0
         self._progress: tuple[int, int] = (0, 0)
+        self._old_error = False  # a resumed MLflow run holds the error of its earlier end
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
@@ -149,6 +172,7 @@ class MLflowExporter(Exporter):
         if found:
             self.run_id = found[0].info.run_id
             self._params = dict(found[0].data.params)
+            self._old_error = "loopwise.error" in found[0].data.tags
             if found[0].info.status != "RUNNING":
                 self._client.update_run(self.run_id, status="RUNNING")
             self._set_tags({"loopwise.status": "running"})
@@ -236,6 +260,9 @@ class MLflowExporter(Exporter):
         tags = {"loopwise.status": status, "loopwise.health_events": str(self._health)}
         if error:
             tags["loopwise.error"] = param_text(error, limit=TAG_LENGTH)
+        elif self._old_error:  # the earlier end's error is not this end's
+            self._client.delete_tag(self.run_id, "loopwise.error")
+            self._old_error = False
         if self._register is not None:
             tags.update(self._register_model(uploaded))
         self._set_tags(tags)
@@ -271,8 +298,9 @@ class MLflowExporter(Exporter):
         for pattern in self._artifacts:
             for file in sorted(folder.glob(pattern)):
                 rel = file.relative_to(folder).as_posix()
-                if not file.is_file() or rel in done:
-                    continue
+                if not file.is_file() or rel in done or any(
+                        part.startswith(".") for part in Path(rel).parts):
+                    continue  # a hidden file: a checkpoint's recycled .spare-<name>, a temp
                 parent = str(Path(rel).parent)
                 self._client.log_artifact(self.run_id, str(file),
                                           None if parent == "." else parent)

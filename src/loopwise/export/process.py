@@ -37,6 +37,7 @@ class Rebuildable(Protocol):
 
     init_args: tuple[tuple[Any, ...], dict[str, Any]]
     backend: str
+    process_env: Mapping[str, str]  # environment defaults of the delivery process
     last_error: str | None
     link: RunLink
 
@@ -88,7 +89,7 @@ class DeliveryProcess:
         self._committed = 0
         self._closed = False  # the child said it finished
         self._gone = False  # its pipes are closed
-        env = dict(os.environ)
+        env = {**exporter.process_env, **os.environ}  # the user's own settings win
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(),
                                                           env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen([sys.executable, "-m", "loopwise.export.child"],

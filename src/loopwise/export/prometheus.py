@@ -12,8 +12,10 @@ run to the network and is an explicit choice that warns). Every series carries t
 ``loopwise_data_wait_ratio{run}``           share of loop time spent waiting for data, 0-1
 ``loopwise_system{run,name}``               latest system reading (``cpu_pct``, ``gpu0_temp_c``...)
 ``loopwise_gpu_memory_used_ratio{run,gpu}`` GPU memory used / total, 0-1
-``loopwise_nonfinite_values_total{run,series}`` NaN / inf values seen per series
-``loopwise_health_events_total{run,kind}``  health findings by detector
+``loopwise_nonfinite_values_total{run,series}`` NaN / inf values seen per series (0 from the
+                                            series' first point)
+``loopwise_health_events_total{run,kind}``  health findings by detector (0 for every detector
+                                            from the start)
 ``loopwise_last_heartbeat_timestamp_seconds{run}`` wall time of the last data from the run
 ``loopwise_running{run}``                   1 while the run runs, 0 once it closed
 =========================================== ===========================================
@@ -34,6 +36,9 @@ from loopwise.record.recorder import ColumnData
 EXTRA = "pip install 'loopwise[prometheus]'"
 DEFAULT_PORT = 9109
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# the health detectors' names (loopwise.watch.health): their counters exist at 0 from the start
+HEALTH_KINDS = ("input_bound", "memory_leak", "nonfinite", "overfitting", "plateau", "spike",
+                "stalled", "trend")
 _GPU_MEM = re.compile(r"^((?:rank\d+/)?gpu\d+)_mem_(used|total)_mib$")
 
 
@@ -111,7 +116,10 @@ class PrometheusExporter(Exporter):
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
-        self._running.labels(self._label()).set(1)
+        run = self._label()
+        self._running.labels(run).set(1)
+        for kind in HEALTH_KINDS:  # exported at 0 from the start: increase() sees the first one
+            self._health.labels(run, kind)
 
     def _send_columns(self, columns: Mapping[str, ColumnData]) -> None:
         run = self._label()
@@ -120,9 +128,10 @@ class PrometheusExporter(Exporter):
             if not len(values):
                 continue
             self._metric.labels(run, key).set(values[-1])
+            counter = self._nonfinite.labels(run, key)  # at 0 from the series' first point
             bad = sum(1 for v in values if not math.isfinite(v))
             if bad:
-                self._nonfinite.labels(run, key).inc(bad)
+                counter.inc(bad)
             top = max(top, max(steps))
             last_time = max(last_time, times[-1])
         if top >= 0:

@@ -1,6 +1,7 @@
 """The run record: run folder, embedded store and readers. Imports no torch."""
 
 from loopwise.record.errors import CorruptRecordError, DiskFullError
+from loopwise.record.lock import RunLockedError
 from loopwise.record.names import generate_run_name, validate_run_name
 from loopwise.record.reader import Event, RunInfo, RunReader, list_runs
 from loopwise.record.run import STATUSES, Run
@@ -19,6 +20,7 @@ __all__ = [
     "Event",
     "Run",
     "RunInfo",
+    "RunLockedError",
     "RunReader",
     "Series",
     "UnsafeTargetError",

@@ -136,23 +136,33 @@ def run_finished(run: str | os.PathLike[str] | Mapping[str, Any]) -> bool:
 def end_run(run: TrainingRun, exc_type: type[BaseException] | None = None,
             exc: BaseException | None = None, tb: TracebackType | None = None, *,
             status: str | None = None, error: str | None = None, own: bool = True,
-            after: Callable[[Path], object] | None = None) -> str:
+            after: Callable[[Path], object] | None = None,
+            before: Callable[[Path, str | None, str | None], object] | None = None) -> str:
     """End ``run`` as the block that used it ended (``exc_type, exc, tb``, as ``__exit__``
     gets them; or ``status``/``error`` already known): closed with that status when the caller
-    made it (``own``), else flushed and left open for its owner. Then ``after(run.path)``
-    (the report) in every case; its failure is logged. Returns the status."""
+    made it (``own``), else flushed and left open for its owner. ``before(run.path, status,
+    error)`` (the report) once the record is flushed and before the close, so that the run's
+    exporters still upload what it writes (``status`` None for a run left open);
+    ``after(run.path)`` once the run is closed. Their failures are logged. Returns the status."""
     if status is None:
         status, text = exit_status(exc_type, exc, tb)
         error = text if error is None else error
     if not run.closed:
+        if before is not None or not own:
+            run.flush()
+        if before is not None:
+            _view(before, run.path, status if own else None, error if own else None)
         if own:
             run.close(status, error=error)
-        else:
-            run.flush()
     if after is not None:
-        try:
-            after(run.path)
-        except Exception as exc_after:  # a view of the run must not replace how it ended
-            logging.getLogger("loopwise").warning(
-                "after the end of %s: %s: %s", run.path, type(exc_after).__name__, exc_after)
+        _view(after, run.path)
     return status
+
+
+def _view(write: Callable[..., object], *args: Any) -> None:
+    """Write a view of the run (its report): a failure is logged, never replaces how it ended."""
+    try:
+        write(*args)
+    except Exception as exc:
+        logging.getLogger("loopwise").warning(
+            "at the end of %s: %s: %s", args[0], type(exc).__name__, exc)

@@ -279,7 +279,8 @@ class Run:
     def log_epoch(self, epoch: int, values: Mapping[str, float], *,
                   step: int | None = None) -> None:
         """Record an epoch's summary at the global ``step`` where the epoch ended (default
-        ``global_step``): series ``epoch/<name>`` plus the ``epoch`` series, and one
+        ``global_step``; ``epoch`` on a run whose step never advanced): series ``epoch/<name>``
+        plus the ``epoch`` series, and one
         ``metrics`` line in the JSON log (``docs/record.md``)."""
         self._writer.log_epoch(epoch, values, step=step)
 

@@ -158,7 +158,8 @@ class RunWriter:
     def log_epoch(self, epoch: int, values: Mapping[str, float], *,
                   step: int | None = None) -> None:
         """Record an epoch's summary at the global ``step`` where the epoch ended (default
-        ``global_step``): series ``epoch/<name>`` plus the ``epoch`` series (value ``epoch``)
+        ``global_step``; on a run whose step never advanced, ``epoch``, so that every epoch
+        keeps its own point): series ``epoch/<name>`` plus the ``epoch`` series (value ``epoch``)
         that gives every point of the run its epoch, and one ``metrics`` line in the JSON log.
 
         The prefix keeps an epoch mean (``epoch/loss``) apart from the per-step series
@@ -172,7 +173,7 @@ class RunWriter:
         if step is not None and (type(step) is not int or step < 0):
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         clean = {check_key(k): check_number(v, what=f"value of {k!r}") for k, v in values.items()}
-        at = self.global_step if step is None else step
+        at = (self.global_step or epoch) if step is None else step
         row = self.epochs.row(epoch, at, clean)  # one point per epoch and name, across resumes
         if not row:
             return

@@ -30,6 +30,13 @@ def printable(text: object) -> str:
     return _CONTROL.sub(_escape, s) if _CONTROL.search(s) else s
 
 
+def printable_lines(text: object) -> str:
+    """``text`` as :func:`printable` makes it, its line breaks kept: for a multi-line error
+    message (each line escaped on its own)."""
+    s = text if isinstance(text, str) else str(text)
+    return "\n".join(printable(line) for line in s.split("\n"))
+
+
 def csv_cell(text: object) -> str:
     """``text`` as a CSV cell no spreadsheet evaluates: a leading ``= + - @`` (or tab, CR)
     gets a ``'`` in front; control characters are escaped."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from loopwise.record import RunReader
@@ -72,11 +73,16 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from loopwise.view.export_formats import export_run
+    from loopwise.view.export_formats import FORMATS, export_run
 
+    fmt = args.format or "csv"
+    if args.format is None and args.output is not None:
+        fmt = Path(args.output).suffix.lstrip(".").lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"{args.output}: unknown file extension "
+                             f"{Path(args.output).suffix or '(none)'!r}; known: "
+                             f"{', '.join('.' + f for f in FORMATS)} (or give --format)")
     run = resolve_run(args.run, root=args.root)
-    fmt = args.format or (args.output.rsplit(".", 1)[-1] if args.output and args.output.rsplit(
-        ".", 1)[-1] in ("csv", "jsonl", "parquet") else "csv")
     reader = intact(RunReader(run))
     out = export_run(reader, args.output or f"{run.name}.{fmt}", fmt=fmt)
     print(printable(out))

@@ -60,8 +60,11 @@ class Diagnosis:
 
     @property
     def healthy(self) -> bool:
+        """Ended well (or still running), an intact record, no finding, and no warning or
+        error recorded by the live detectors either."""
         return (self.status in ("finished", "running") and not self.findings
-                and not self.damaged)
+                and not self.damaged
+                and not any(e.level in ("warning", "error") for e in self.recorded))
 
 
 def _ending(reader: RunReader, info: dict[str, Any]) -> tuple[str, str | None]:
@@ -132,13 +135,20 @@ def render_diagnosis(diagnosis: Diagnosis) -> str:
     else:
         lines.append(f"  health: {len(diagnosis.findings)} problem(s)")
         for f in diagnosis.findings:
-            lines.append(f"  - [{f.detector}] step {f.step}: {printable(f.message)}")
+            epoch = f.data.get("epoch")
+            where = f"step {f.step}" if epoch is None else (
+                f"epoch {epoch}" + (f" (step {f.step})" if f.step != epoch else ""))
+            lines.append(f"  - [{f.detector}] {where}: {printable(f.message)}")
             if f.detector in ADVICE:
                 lines.append(f"    try: {ADVICE[f.detector]}")
     if diagnosis.recorded:
         kinds = sorted({e.kind for e in diagnosis.recorded})
         lines.append(f"  recorded during training: {len(diagnosis.recorded)} health event(s) "
                      f"({printable(', '.join(kinds))})")
+        for e in diagnosis.recorded[:10]:
+            at = (e.data or {}).get("step") if isinstance(e.data, dict) else None
+            lines.append(f"  - [{printable(e.kind)}]" + (f" step {at}" if at is not None else "")
+                         + f": {printable(e.message)}")
     verdict = "healthy" if diagnosis.healthy else "needs attention"
     lines.append(f"verdict: {verdict}")
     return "\n".join(lines)

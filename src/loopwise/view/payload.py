@@ -10,7 +10,7 @@ the step where epoch ``e`` ended sits at ``x = e`` and per-step points spread be
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from loopwise.record.intact import IntactReader, damage_events, intact
@@ -148,12 +148,15 @@ def best_epoch(reader: RunReader) -> dict[str, Any] | None:
     return {"key": key, "epoch": int(epochs[best[1]]), "step": best[1], "value": best[2]}
 
 
-def run_payload(reader: RunReader, *, max_points: int = 4000) -> dict[str, Any]:
-    """Everything the report draws for one run."""
+def run_payload(reader: RunReader, *, max_points: int = 4000,
+                ending: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the report draws for one run; ``ending`` (``status``, ``end_time``): the end
+    of a run that is closing, written over what ``run.json`` says yet."""
     if type(max_points) is not int or max_points < 2:
         raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
     reader = reader if isinstance(reader, IntactReader) else intact(reader)
     info = reader.info
+    info.update(ending or {})
     step = info.get("global_step")
     info["global_step"] = max(step if isinstance(step, int) else 0, reader.last_step())
     ends = epoch_ends(reader)
@@ -194,7 +197,10 @@ def _status_events(info: dict[str, Any]) -> list[dict[str, Any]]:
                     "message": "run started", "step": None})
     if isinstance(end, (int, float)):
         status = str(info.get("status"))
+        error = info.get("error")
+        why = error.strip().splitlines()[-1] if isinstance(error, str) and error.strip() else ""
         out.append({"time": end, "level": "info" if status == "finished" else "error",
-                    "kind": status, "message": f"run ended as {status}",
+                    "kind": status, "message": f"run ended as {status}"
+                    + (f": {why}" if why and status != "finished" else ""),
                     "step": info.get("global_step")})
     return out

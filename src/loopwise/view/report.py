@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,13 @@ def script_json(data: Any) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def render_report(reader: RunReader, *, max_points: int = DEFAULT_POINTS) -> str:
-    """The report of the run read by ``reader``, as an HTML string."""
+def render_report(reader: RunReader, *, max_points: int = DEFAULT_POINTS,
+                  ending: Mapping[str, Any] | None = None) -> str:
+    """The report of the run read by ``reader``, as an HTML string (``ending``: see
+    :func:`~loopwise.view.payload.run_payload`)."""
     if not isinstance(reader, RunReader):
         raise TypeError(f"reader must be a RunReader, got {type(reader).__name__}")
-    payload = run_payload(reader, max_points=max_points)
+    payload = run_payload(reader, max_points=max_points, ending=ending)
     payload["media"] = media_payload(reader)  # images embedded, within the report's budget
     title = html.escape(f"loopwise report: {payload['name']}")
     return (
@@ -57,7 +60,8 @@ def render_report(reader: RunReader, *, max_points: int = DEFAULT_POINTS) -> str
 
 
 def write_report(run_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
-                 max_points: int = DEFAULT_POINTS) -> Path:
+                 max_points: int = DEFAULT_POINTS,
+                 ending: Mapping[str, Any] | None = None) -> Path:
     """Write the report of the run in ``run_path`` to ``out`` (default ``<run>/report.html``),
     atomically; return its path."""
     if not isinstance(run_path, (str, os.PathLike)):
@@ -70,18 +74,21 @@ def write_report(run_path: str | os.PathLike[str], out: str | os.PathLike[str] |
         raise IsADirectoryError(f"{target} is a folder; give a file name such as report.html")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"cannot write {target}: folder {target.parent} does not exist")
-    atomic_write_text(target, render_report(reader, max_points=max_points))
+    atomic_write_text(target, render_report(reader, max_points=max_points, ending=ending))
     return target
 
 
-def report_at_end(run_path: str | os.PathLike[str]) -> Path | None:
+def report_at_end(run_path: str | os.PathLike[str], *,
+                  ending: Mapping[str, Any] | None = None) -> Path | None:
     """The report written at the end of ``fit`` and ``Workflow.run()``: the path, or None when
     it could not be written (the reason goes to the ``loopwise`` logger as a warning: training's
-    result stands, and ``loopwise report RUN`` can write it later)."""
+    result stands, and ``loopwise report RUN`` can write it later). ``ending``: the status and
+    end time of a run still closing (the report is written before its exporters close, so that
+    they upload it)."""
     import logging
 
     try:
-        return write_report(run_path)
+        return write_report(run_path, ending=ending)
     except Exception as exc:  # a report is a view: it must not turn a finished run into an error
         logging.getLogger("loopwise").warning(
             "could not write the HTML report of %s (%s: %s); write it later with "

@@ -10,7 +10,8 @@ value to its key's column in :attr:`StepAccumulator.pending` (``(step indexes, v
 4. folds the values into the one running mean (:class:`~loopwise.watch.metrics.RunningAverages`,
    weighted by batch size where the loop knows it) and the optional CSV (``watch/fold.py``);
 5. hands the columns to the recorder (``Run.log_columns``; exporters get them from the store);
-6. feeds the health monitor one mean per key, and reports a non-finite value at its exact step.
+6. feeds the health monitor one mean per key and its highest point (the spike detector judges
+   that point, and names its step and value), and reports a non-finite value at its exact step.
 
 :class:`LoopStats` is the one loop-timing record (steps, data wait, body time) that the
 system sampler reads."""
@@ -222,9 +223,14 @@ class StepAccumulator:
         if self.health is not None and columns:
             if bad:
                 self._observe_first_nonfinite(columns, bad)
-            means = {k: column_sum(c[2]) / len(c[2]) for k, c in columns.items() if k not in bad}
+            means, peaks = {}, {}
+            for key, (steps, _, values) in columns.items():
+                if key not in bad:
+                    means[key] = column_sum(values) / len(values)
+                    top = max(range(len(values)), key=values.__getitem__)
+                    peaks[key] = (int(steps[top]), float(values[top]))
             if means:
-                self.health.observe_many(self.step0, means)
+                self.health.observe_window(self.step0, means, peaks)
         if self.csv is not None:
             self.csv.flush()
         if bad and not self._warned_nonfinite:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
+from typing import TextIO
 
 from loopwise.utils.atomic import check_target
 from loopwise.utils.csvfile import (
@@ -55,7 +56,7 @@ class CsvLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             existing = self._read_header()
-            self._fh = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+            self._fh: TextIO | None = self._open()
         except OSError as exc:
             raise PermissionError(
                 f"cannot write log_file {str(self.path)!r}: {exc.strerror or exc}; "
@@ -68,6 +69,9 @@ class CsvLog:
         self._clock = clock
         self._flush_interval = flush_interval
         self._last_flush = clock()
+
+    def _open(self) -> TextIO:
+        return open(self.path, "a", newline="", encoding="utf-8")
 
     def _read_header(self) -> list[str]:
         if not self.path.is_file() or self.path.stat().st_size == 0:
@@ -135,6 +139,8 @@ class CsvLog:
         if self._new_columns and self._header_written:
             self._rewrite()
         elif self._rows or not self._header_written:
+            if self._fh is None:  # closed at the end of a pass: a later pass appends again
+                self._fh = self._open()
             append_rows(self._fh, self._pad(self._rows),
                         header=None if self._header_written else self.columns)
             self._header_written = True
@@ -146,7 +152,8 @@ class CsvLog:
         return [pad(row, width, at=len(row) - len(TAIL)) for row in rows]
 
     def _rewrite(self) -> None:
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
         old = read_csv(self.path)
         old_header, old_rows = (old[0], old[1:]) if old else (self.columns, [])
         old_metrics = old_header[2:-2]
@@ -158,11 +165,12 @@ class CsvLog:
         rows.extend(self._pad(self._rows))
         self._rows = []
         write_csv(self.path, self.columns, rows)
-        self._fh = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._fh = None
 
     def close(self) -> None:
-        if self._fh.closed:
-            return
+        """Write what is buffered, fsync and close the file (a later row opens it again)."""
         self.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        if self._fh is not None:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None

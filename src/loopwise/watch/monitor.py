@@ -296,7 +296,7 @@ class TrainingMonitor(Generic[T]):
         self._refresh(self._perf())
         self._bar.close()
         if self._csv is not None:
-            self._csv.flush()
+            self._csv.close()  # its file is not left open between passes (reopened by the next)
         run = self.run
         if run is None or run.closed:
             return

@@ -197,7 +197,8 @@ class SessionRecorder:
             values = dict(result.train)
             values.update({(k if k.startswith("val_") else f"val_{k}"): v
                            for k, v in (result.val or {}).items()})
-            self.health.observe_epoch(result.epoch, values)
+            self.health.observe_epoch(result.epoch, values, step=None if self.run is None
+                                      else self.run.global_step or None)
 
     def event(self, kind: str, message: str, *, level: str = "info",
               data: Mapping[str, Any] | None = None) -> None:

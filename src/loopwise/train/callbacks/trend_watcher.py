@@ -58,7 +58,8 @@ class TrendWatcher(Callback):
         if run_health is not None:  # the run's defaults would repeat these warnings
             run_health.remove_detectors(("plateau", "trend", "overfitting"))
         self.health.run = state.run
-        self.health.observe_epoch(state.epoch, state.metrics)
+        self.health.observe_epoch(state.epoch, state.metrics,
+                                  step=None if state.run is None else state.run.global_step or None)
 
     def state_dict(self) -> dict[str, Any]:
         return {"health": self.health.state_dict()}

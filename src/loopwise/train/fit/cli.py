@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from loopwise.utils.text import printable
+from loopwise.utils.text import printable, printable_lines
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -97,7 +97,7 @@ def run_fit(args: argparse.Namespace, *, out: TextIO | None = None,
         loaders = setup_training(X, Y, cfg.batch_size, cfg.val_split, cfg.test_split,
                                  seed=cfg.seed, num_workers=cfg.num_workers)
     except (DataError, ValueError, TypeError, FileNotFoundError, ImportError) as exc:
-        print(f"loopwise fit: error: {printable(exc)}", file=err)
+        print(f"loopwise fit: error: {printable_lines(exc)}", file=err)
         return EXIT_BAD_INPUT
     source = Path(args.data).resolve()
     described = (f"{len(table.X)} rows, {table.n_features} inputs, {table.task}"
@@ -124,7 +124,7 @@ def run_fit(args: argparse.Namespace, *, out: TextIO | None = None,
     except (ValueError, FileExistsError, CheckpointError) as exc:
         # CheckpointError: a resume found no usable checkpoint (corrupt, or one holding
         # pickled objects, which is never loaded)
-        print(f"loopwise fit: error: {printable(exc)}", file=err)
+        print(f"loopwise fit: error: {printable_lines(exc)}", file=err)
         return EXIT_BAD_INPUT
     _report(result, out)
     return EXIT_OK

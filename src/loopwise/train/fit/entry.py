@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from loopwise.train.callbacks import (
 )
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.files import FitFiles
-from loopwise.train.fit.interrupt import GracefulInterrupt
+from loopwise.train.fit.interrupt import GracefulInterrupt, HeldInterrupt
 from loopwise.train.fit.logsetup import close_logging, setup_logging
 from loopwise.train.fit.loop import FitLoop
 from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
@@ -213,8 +214,9 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
         _start(loop, files, cfg, run, device, logger, system, allow_reshard=allow_reshard)
         with GracefulInterrupt() as interrupt:
             loop.run_epochs(interrupt)
-        session.close("finished")
-        result = finish_fit(loop, files, plots=plots and leader)
+        with HeldInterrupt("finished"):  # training is over: a Ctrl-C now changes no status
+            session.close("finished")
+            result = finish_fit(loop, files, plots=plots and leader)
         status = "finished"
         return result
     except KeyboardInterrupt:
@@ -228,30 +230,33 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
             logger.error("training failed:\n%s", error)
         raise
     finally:
-        if session is not None:
-            with _after(status):
-                session.close(status, error=error)
-        if files is not None:
-            with _after(status):
-                files.close()
-        if logger is not None:
-            with _after(status):
-                close_logging(logger)
-        if owns:  # the one end of a run: closed with its status, the report written
-            with _after(status):
-                end_run(run, status=status, error=error,
-                        after=_report(result) if report and leader else None)
-        elif status != "finished" and not run.closed:
-            run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
-                          data={"error": error.splitlines()[-1] if error else None})
+        with HeldInterrupt(status):  # the close: one status in every file and mirror
+            if session is not None:
+                with _after(status):
+                    session.close(status, error=error)
+            if files is not None:
+                with _after(status):
+                    files.close()
+            if logger is not None:
+                with _after(status):
+                    close_logging(logger)
+            if owns:  # the one end of a run: the report written, then closed with its status
+                with _after(status):
+                    end_run(run, status=status, error=error,
+                            before=_report(result) if report and leader else None)
+            elif status != "finished" and not run.closed:
+                run.log_event(f"fit_{status}", f"fit ended: {status}", level="warning",
+                              data={"error": error.splitlines()[-1] if error else None})
 
 
-def _report(result: FitResult | None) -> Callable[[Path], None]:
-    """``report.html`` written at the end of a run fit made, finished or not."""
-    def write(path: Path) -> None:
+def _report(result: FitResult | None) -> Callable[[Path, str | None, str | None], None]:
+    """``report.html`` written at the end of a run fit made, finished or not: before the close,
+    so that the exporters (MLflow) upload it; it says the status the run closes with."""
+    def write(path: Path, status: str | None, error: str | None) -> None:
         from loopwise.view.report import report_at_end
 
-        written = report_at_end(path)
+        written = report_at_end(path, ending=None if status is None else {
+            "status": status, "end_time": time.time(), "error": error})
         if written is not None and result is not None:
             result.files["report"] = written
     return write

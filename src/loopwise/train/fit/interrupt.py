@@ -56,3 +56,44 @@ class GracefulInterrupt:
             previous = self._previous if self._previous is not None else signal.SIG_DFL
             signal.signal(signal.SIGINT, previous)
             self.active = False
+
+
+class HeldInterrupt:
+    """Inside ``with HeldInterrupt(status):`` (the close of a run whose ending is decided:
+    the results, the report, the exporters' drain) SIGINT is held: one line says that the run
+    is closing as ``status``, and nothing is raised, so every file and mirror says the same
+    status (a Ctrl-C there used to leave ``run.json`` ``interrupted``, ``results.json``
+    ``finished`` and MLflow ``FINISHED``). Off the main thread it is inert."""
+
+    def __init__(self, status: str, *, stream: TextIO | None = None) -> None:
+        self.status = status
+        self._stream = stream
+        self.held = 0
+        self.active = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.held += 1
+        if self.held > 1:
+            return
+        stream = self._stream if self._stream is not None else sys.stderr
+        try:
+            stream.write(f"\nCtrl-C: training is over; the run is closing as {self.status} "
+                         "(its exporters deliver what is left, within their close_timeout)\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __enter__(self) -> HeldInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handler)
+            self.active = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.active:
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGINT, previous)
+            self.active = False

@@ -36,7 +36,7 @@ def record_epoch(run: TrainingRun, history: History, trainer: Trainer, epoch: in
         values["lr"] = lr
     run.log_epoch(epoch, values, step=run.global_step or epoch)
     if health and isinstance(run, Run):  # rank 0
-        ensure_health_monitor(run).observe_epoch(epoch, metrics)
+        ensure_health_monitor(run).observe_epoch(epoch, metrics, step=run.global_step or None)
     shown = ", ".join(f"{k}={v:.6g}" for k, v in metrics.items() if math.isfinite(v))
     _log.info("epoch %d/%d: %s", epoch, epochs, shown)
 

@@ -9,6 +9,7 @@ the optional ``CheckpointManager``. A resume continues where the checkpoint was 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -198,14 +199,16 @@ class Workflow:
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
             end_run(run, status=status, error=error,
-                    after=self._report if self.report and self._leader else None)
+                    before=self._report if self.report and self._leader else None)
         return result
 
     @staticmethod
-    def _report(path: Path) -> None:
+    def _report(path: Path, status: str | None, error: str | None) -> None:
+        """``report.html``, written before the close so that the exporters upload it."""
         from loopwise.view.report import report_at_end
 
-        report_at_end(path)
+        report_at_end(path, ending=None if status is None else {
+            "status": status, "end_time": time.time(), "error": error})
 
     def _state_for(self, run: TrainingRun) -> LoopState:
         return LoopState(epoch=self._epoch, step=run.global_step,

@@ -77,6 +77,7 @@ def analyze_run(source: _ReaderLike | str | os.PathLike[str], *,
         ended = {int(s): int(v) for s, v in zip(ends.steps, ends.values, strict=True)}
     timeline: list[tuple[float, int, Feed]] = []
     epochs: dict[int, tuple[float, dict[str, float]]] = {}
+    epoch_steps: dict[int, int] = {}  # epoch -> the global step where it ended
     for key in keys:
         if key == EPOCH_SERIES:
             continue
@@ -87,6 +88,8 @@ def analyze_run(source: _ReaderLike | str | os.PathLike[str], *,
         for step, t, value in zip(series.steps, series.times, series.values, strict=True):
             if summary or by_hand:
                 label = ended.get(int(step), int(step)) if summary else int(step)
+                if summary and int(step) in ended:
+                    epoch_steps[label] = int(step)
                 when, values = epochs.setdefault(label, (float(t), {}))
                 values[name] = float(value)
                 epochs[label] = (max(when, float(t)), values)
@@ -94,7 +97,8 @@ def analyze_run(source: _ReaderLike | str | os.PathLike[str], *,
                 timeline.append((float(t), len(timeline), _step_feed(key, int(step),
                                                                      float(value), float(t))))
     for label, (t, values) in sorted(epochs.items()):
-        timeline.append((t, len(timeline), _epoch_feed(label, values, t)))
+        timeline.append((t, len(timeline), _epoch_feed(label, values, t,
+                                                       epoch_steps.get(label))))
     samples: dict[float, dict[str, float]] = {}
     for t, name, value in reader.system():
         samples.setdefault(t, {})[name] = value
@@ -111,8 +115,8 @@ def _step_feed(key: str, step: int, value: float, t: float) -> Feed:
     return lambda m: m.observe(key, step, value, time=t)
 
 
-def _epoch_feed(epoch: int, values: dict[str, float], t: float) -> Feed:
-    return lambda m: m.observe_epoch(epoch, values, time=t)
+def _epoch_feed(epoch: int, values: dict[str, float], t: float, step: int | None) -> Feed:
+    return lambda m: m.observe_epoch(epoch, values, time=t, step=step)
 
 
 def _system_feed(t: float, values: dict[str, float]) -> Feed:

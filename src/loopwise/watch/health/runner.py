@@ -21,6 +21,8 @@ per epoch.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -89,16 +91,28 @@ class HealthMonitor:
         """Several values of the step stream at one ``step``."""
         return self._feed("step", step, values, time)
 
+    def observe_window(self, step: int, means: Mapping[str, float],
+                       peaks: Mapping[str, tuple[int, float]], *,
+                       time: float | None = None) -> list[Finding]:
+        """One refresh window of the step stream: each key's mean at the window's last
+        ``step``, and its highest point ``(step, value)``, which detectors with ``peaks = True``
+        (the spike detector) judge instead of the mean, so that a finding names the point."""
+        return self._feed("step", step, means, time, peaks=peaks)
+
     def observe_epoch(self, epoch: int, values: Mapping[str, float], *,
-                      time: float | None = None) -> list[Finding]:
-        """One evaluation (usually an epoch's train and validation metrics)."""
+                      time: float | None = None, step: int | None = None) -> list[Finding]:
+        """One evaluation (usually an epoch's train and validation metrics); ``step``: the
+        global step where that epoch ended. Its findings say "epoch N" (and carry ``epoch`` in
+        their data), at ``step`` when given."""
         if not isinstance(values, Mapping):
             raise TypeError(f"values must be a mapping of name to number, got "
                             f"{type(values).__name__}")
+        if step is not None and type(step) is not int:
+            raise TypeError(f"step must be an int or None, got {type(step).__name__}")
         with self._lock:
             merged = {k: v for k, v in self._last_system.items() if "." not in k}
         merged.update(values)
-        return self._feed("epoch", epoch, merged, time)
+        return self._feed("epoch", epoch, merged, time, at_step=step)
 
     def observe_system(self, time: float, values: Mapping[str, float]) -> list[Finding]:
         """One system sample (the SystemMonitor calls this from its thread)."""
@@ -109,7 +123,9 @@ class HealthMonitor:
         return self._feed("system", step, values, time)
 
     def _feed(self, stream: str, step: int, values: Mapping[str, float],
-              time: float | None) -> list[Finding]:
+              time: float | None,
+              peaks: Mapping[str, tuple[int, float]] | None = None,
+              at_step: int | None = None) -> list[Finding]:
         if type(step) is not int:
             raise TypeError(f"step must be an int, got {type(step).__name__}")
         if not isinstance(values, Mapping):
@@ -126,8 +142,15 @@ class HealthMonitor:
         found: list[Finding] = []
         with self._lock:
             for detector in self.detectors:
-                if stream in detector.streams:
+                if stream not in detector.streams:
+                    continue
+                if peaks is not None and getattr(detector, "peaks", False):
+                    for key, (at, value) in peaks.items():
+                        found.extend(detector.update(at, {key: value}, time=time))
+                else:
                     found.extend(detector.update(step, clean, time=time))
+            if stream == "epoch":
+                found = [_at_epoch(f, at_step) for f in found]
             self._findings.extend(found)
         for finding in found:
             self._report(finding)
@@ -184,6 +207,20 @@ class HealthMonitor:
         with self._lock:
             for d, s in zip(self.detectors, state["detectors"], strict=True):
                 d.load_state_dict(s)
+
+
+def _at_epoch(finding: Finding, step: int | None) -> Finding:
+    """A finding of the epoch stream, whose detectors count in epochs: "at epoch N (step S)",
+    ``data["epoch"]``, and the global step where that epoch ended as its step (when known)."""
+    epoch = finding.step
+
+    def where(match: re.Match[str]) -> str:  # every step an epoch detector names is an epoch
+        n = int(match.group(1))
+        return f"at epoch {n}" + (f" (step {step})" if n == epoch and step is not None else "")
+
+    message = re.sub(r"\bat step (\d+)\b", where, finding.message)
+    return dataclasses.replace(finding, message=message, data={**finding.data, "epoch": epoch},
+                               step=epoch if step is None else step)
 
 
 def attached_health_monitor(run: object) -> HealthMonitor | None:

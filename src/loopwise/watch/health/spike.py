@@ -53,6 +53,9 @@ class SpikeDetector(KeyedDetector):
     """
 
     name = "spike"
+    # fed the highest point of each refresh window (its own step and value), not the window's
+    # mean: a spike is reported where the record holds it (HealthMonitor.observe_window)
+    peaks = True
 
     def __init__(self, keys: str | Sequence[str] = "*loss", *, window: int = 50,
                  threshold: float = 8.0, min_history: int = 20,
