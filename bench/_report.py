@@ -116,15 +116,25 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         out.append(Check(what, goal, value, "not measured" if value is None else shown(value),
                          None if value is None else ok(value), why))
 
-    for model in ("tiny", "mlp"):
-        table = by_key.get(f"entry_{model}")
+    for key, what, limit in (("entry_tiny", "tiny model", 1.05), ("entry_mlp", "mlp model", 1.05),
+                             ("entry_tiny_3000", "tiny model, 3,000-step epochs", 1.02)):
+        table = by_key.get(key)
         for prefix, why in ENTRY_WHY.items():
             row = _row(table, prefix)
             spread = None if row is None else row.ratio()
-            add(f"{prefix}, {model} model", "<= 1.05x plain loop", _median_ratio(row),
-                lambda v, r=spread: f"{v:.2f}x" + ("" if r is None else
-                                                    f" ({r[1]:.2f}-{r[2]:.2f})"),
-                lambda v: v <= 1.05, why)
+            us = _added(table, prefix)
+            add(f"{prefix}, {what}", f"<= {limit}x plain loop", _median_ratio(row),
+                lambda v, r=spread, us=us: f"{v:.2f}x" + ("" if r is None else
+                                                           f" ({r[1]:.2f}-{r[2]:.2f})")
+                + ("" if us is None else f", {us:+.1f} us/step"),
+                lambda v, m=limit: v <= m, why)
+    for key, what in (("entry_thread_cpu_tiny", "tiny model"),
+                      ("entry_thread_cpu_tiny_3000", "tiny model, 3,000-step epochs")):
+        table = by_key.get(key)
+        for prefix, why in ENTRY_WHY.items():
+            add(f"{prefix}, {what}: CPU on the training thread", "<= 3 us/step above the "
+                "plain loop", _added(table, prefix), lambda v: f"{v:+.1f} us/step",
+                lambda v: v <= 3, why)
     add("TrainingMonitor bar with its record, tight loop", "<= 1 us/step above the bare loop",
         _added(by_key.get("bar"), "TrainingMonitor (run record"), lambda v: f"+{v:,.0f} ns",
         lambda v: v <= 1000, BAR_WHY)

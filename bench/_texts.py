@@ -10,12 +10,14 @@ ENTRY_WHY = {
     "TrainingSession": "A session step is ~1.2-2 us of Python (its phase and step checks, the "
     "row, the shared accumulator's append and a bar update on every call: the bar table), "
     "plus the same background threads as the monitor.",
-    "Workflow": "Workflow saves last_checkpoint.pth (model, optimizer, RNG states; fsynced) "
-    "twice per epoch, after train_loop() and after evaluate(), so that a crash resumes at the "
-    "last boundary; with the tiny model's 30-100 ms epochs these saves are a visible share. "
+    "Workflow": "Workflow writes last_checkpoint.pth (model, optimizer, RNG states) in the "
+    "background now, but its training thread still captures and copies the state, and rewrites "
+    "and fsyncs history.csv and run.json, every epoch (~5 ms of CPU an epoch: "
+    "benchmarks-notes.md); with the tiny model's 20-100 ms epochs that is a visible share. "
     "They are per epoch: longer epochs hide them.",
-    "fit": "fit with its defaults also saves the best weights (fsynced) at every epoch whose "
-    "loss improves, a periodic checkpoint every 10 epochs and an epoch log line, and reads "
+    "fit": "fit with its defaults also saves the best weights (written in the background) at "
+    "every epoch whose loss improves, a periodic checkpoint every 10 epochs and an epoch log "
+    "line, and reads "
     "the loss with .item() for its non-finite guard; with the tiny model's short epochs the "
     "end-of-epoch saves are the gap. They are per epoch: longer epochs hide them.",
 }

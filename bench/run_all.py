@@ -44,7 +44,7 @@ class Script:
 
 
 SCRIPTS = [
-    Script("entry", "entry_points.py", [], ["--quick"]),
+    Script("entry", "entry_points.py", ["--long", "3000"], ["--quick"]),
     # HOOKS for the rows made by other branches (loopwise.keras: the Keras callback; the
     # distributed loop: 2-rank torchrun): each runs when its script exists ("not measured"
     # otherwise); it gets --quick / --json only if its source mentions them, and its printed
@@ -56,6 +56,7 @@ SCRIPTS = [
     Script("progress", "bench_progress.py", [], ["--quick"]),
     Script("store", "bench_store.py", [], ["--quick"]),
     Script("read", "bench_read.py", [], ["--quick"]),
+    Script("cli", "bench_cli.py", ["--rounds", "3"], ["--quick"]),
     Script("media", "bench_media.py", ["--rounds", "3"], ["--quick"]),
     Script("verify", "bench_verify.py", [], ["--quick"]),
     Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),

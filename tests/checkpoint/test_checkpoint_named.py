@@ -170,3 +170,46 @@ def test_the_replaced_file_is_recycled_but_never_the_live_one(
     _save(NamedFiles(tmp_path), 5)
     state, verified = NamedFiles(tmp_path).load("last_checkpoint.pth")
     assert state["epoch"] == 5 and verified
+
+
+def test_a_background_save_holds_the_state_of_the_call_not_of_later_changes(
+        tmp_path: Path) -> None:
+    files = NamedFiles(tmp_path)
+    weights = torch.zeros(1000)
+    state = {"epoch": 1, "model": {"w": weights}}
+    flushed: list[int] = []
+    files.save_later({"last_checkpoint.pth": state, "last_weights.pt": state["model"]}, step=1,
+                     before=lambda: flushed.append(1))
+    weights.add_(5.0)  # the training thread goes on at once
+    state["epoch"] = 2
+    files.wait()
+    assert flushed == [1]
+    saved, verified = files.load("last_checkpoint.pth")
+    assert verified and saved["epoch"] == 1 and float(saved["model"]["w"].sum()) == 0.0
+    alone, _ = files.load("last_weights.pt")
+    assert float(alone["w"].abs().sum()) == 0.0
+    files.save_later({"last_checkpoint.pth": state}, step=2)  # the buffers are reused
+    files.close()
+    saved, _ = files.load("last_checkpoint.pth")
+    assert saved["epoch"] == 2 and float(saved["model"]["w"][0]) == 5.0
+    assert files.entries()["last_checkpoint.pth"].step == 2
+
+
+def test_a_failed_background_save_raises_its_own_error_on_the_next_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = NamedFiles(tmp_path)
+    _save(files, 1)
+
+    def full(self: HashingWriter, view: memoryview) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(HashingWriter, "_write_all", full)
+    files.save_later({"last_checkpoint.pth": _state(2)}, step=2)
+    with pytest.raises(DiskFullError, match="previous checkpoint .* is intact"):
+        files.wait()
+    monkeypatch.undo()
+    state, _ = files.load("last_checkpoint.pth")
+    assert state["epoch"] == 1
+    with pytest.raises(TypeError, match="files must be a mapping"):
+        files.save_later([("last_checkpoint.pth", 1)], step=3)  # type: ignore[arg-type]
+    files.close()

@@ -91,3 +91,23 @@ def test_mismatched_lengths_and_bad_reader():
         run_stats(object())
     with pytest.raises(TypeError, match="render_stats takes MetricStats"):
         render_stats([1])
+
+
+def test_a_long_series_gives_the_figures_of_the_point_by_point_rules() -> None:
+    from array import array
+
+    n = 30_000  # long enough for the numpy path
+    values = [math.sin(i / 100) for i in range(n)]
+    values[7] = values[20_007] = -5.0  # the best twice: the first one is named
+    values[9], values[10], values[11] = math.nan, math.inf, -math.inf
+    steps = list(range(3, n + 3))
+    got = metric_stats("loss", array("q", steps), array("d", values))
+    assert got.count == n and got.nonfinite == 3
+    assert got.best == got.min == -5.0 and got.best_step == 10
+    finite = [v for v in values if math.isfinite(v)]
+    assert got.max == max(finite) and got.mean == math.fsum(finite) / len(finite)
+    assert got.last == values[-1] and got.last_step == n + 2
+    tail = [(float(s), v) for s, v in zip(steps, values) if math.isfinite(v)][-got.window:]
+    assert got.slope == slope([s for s, _ in tail], [v for _, v in tail])
+    assert metric_stats("acc", steps, values).best_step == \
+        steps[max(range(n), key=lambda i: values[i] if math.isfinite(values[i]) else -9)]

@@ -15,6 +15,11 @@ The replaced file of each name is kept as ``.spare-<name>`` and the next save wr
 (recycling, as the ``CheckpointManager`` does: overwriting allocated blocks is about twice as fast
 as filling new ones on thin-provisioned disks); it is never read.
 
+``save_later`` takes the same save off the calling thread: the objects' tensors are copied into
+reused CPU buffers (``TensorSnapshot``) at once, the write, fsyncs and commit run on a background
+thread, one save at a time: each one is committed (or its error raised, as it is) before the next
+one starts; ``wait()`` blocks until the last one is on disk.
+
 A file without a recorded hash (manifest missing, unreadable, or not listing it) is
 *unverifiable*: :class:`UnverifiedCheckpointError`, unless the caller opts in with
 ``allow_unverified=True``.
@@ -30,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +52,7 @@ from loopwise.checkpoint.manifest import (
     read_manifest,
     write_manifest,
 )
+from loopwise.checkpoint.snapshot import BackgroundWriter, TensorSnapshot
 from loopwise.checkpoint.store import StagedFile, load_file, stage_file
 
 __all__ = ["NamedFiles", "verify_if_listed"]
@@ -59,6 +65,8 @@ class NamedFiles:
         self.folder = Path(folder)
         self.manifest = self.folder / MANIFEST
         self._on_disk: dict[str, StoredFile] = {}  # what this process knows each file holds
+        self._writer: BackgroundWriter | None = None  # save_later's thread, made on first use
+        self._snapshot = TensorSnapshot()
 
     # -- reading the manifest --------------------------------------------------------------
     def entries(self) -> dict[str, ManifestEntry]:
@@ -157,6 +165,44 @@ class NamedFiles:
             self._keep_as_spare(item.path)
             self._on_disk[item.path.name] = item.commit()
         return {item.path.name: item.stored for item in staged}
+
+    def save_later(self, files: Mapping[str, Any], *, step: int,
+                   metrics: Mapping[str, float] | None = None,
+                   before: Callable[[], None] | None = None) -> None:
+        """``save(files)`` on a background thread. The save before it is committed first (its
+        error, e.g. ``DiskFullError``, raised here as it is); then the tensors of ``files`` are
+        copied (the caller may change them as soon as this returns) and the write starts.
+        ``before``: called on that thread first (e.g. ``run.flush``: the record reaches the disk
+        before the checkpoint that follows it). ``wait()`` for the file to be on disk."""
+        if not isinstance(files, Mapping):
+            raise TypeError(f"files must be a mapping of file name -> object, got "
+                            f"{type(files).__name__}")
+        if before is not None and not callable(before):
+            raise TypeError(f"before must be a callable or None, got {type(before).__name__}")
+        if self._writer is None:
+            self._writer = BackgroundWriter("loopwise-named-checkpoint", wrap_errors=False)
+        self._writer.wait()  # the snapshot's buffers are free again: the last write is done
+        copies = self._snapshot.take(dict(files))
+        kept = None if metrics is None else dict(metrics)
+
+        def write() -> None:
+            if before is not None:
+                before()
+            self.save(copies, step=step, metrics=kept)
+
+        self._writer.submit(write)
+
+    def wait(self) -> None:
+        """Block until the last ``save_later`` is on disk; raise its error as it is."""
+        if self._writer is not None:
+            self._writer.wait()
+
+    def close(self) -> None:
+        """``wait()``, then stop the background thread (a later ``save_later`` starts a new
+        one). Idempotent."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
 
     def _spare(self, name: str) -> Path:
         return self.folder / f".spare-{name}"

@@ -27,15 +27,23 @@ class TensorSnapshot:
 
     def __init__(self) -> None:
         self._buffers: dict[str, torch.Tensor] = {}
+        self._seen: dict[int, torch.Tensor] = {}  # during take(): id(tensor) -> its copy
 
     @property
     def nbytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self._buffers.values())
 
     def take(self, state: Any) -> Any:
+        """A copy of ``state`` whose tensors live in this snapshot's buffers (one buffer per
+        tensor object: a tensor met twice, e.g. the model's weights inside a full state and on
+        their own, is copied once and shared, as ``torch.save`` would store it once)."""
         used: set[str] = set()
         cuda = [False]
-        result = self._copy(state, "", used, cuda)
+        self._seen = {}
+        try:
+            result = self._copy(state, "", used, cuda)
+        finally:
+            self._seen = {}
         if cuda[0]:
             torch.cuda.synchronize()
         for key in list(self._buffers):
@@ -45,7 +53,10 @@ class TensorSnapshot:
 
     def _copy(self, obj: Any, where: str, used: set[str], cuda: list[bool]) -> Any:
         if isinstance(obj, torch.Tensor):
-            return self._copy_tensor(obj, where, used, cuda)
+            seen = self._seen.get(id(obj))
+            if seen is None:
+                seen = self._seen[id(obj)] = self._copy_tensor(obj, where, used, cuda)
+            return seen
         if isinstance(obj, Mapping):
             items = [(k, self._copy(v, f"{where}/{k!r}", used, cuda)) for k, v in obj.items()]
             if type(obj) is dict or not isinstance(obj, dict):
@@ -101,9 +112,13 @@ class BackgroundWriter:
     """Runs one job at a time on a worker thread; a failed job raises on the next call.
 
     The thread is not a daemon: an interpreter exiting normally first finishes the write.
+    ``wrap_errors``: a failed job's exception is raised as a ``CheckpointError`` saying it
+    happened in the background (the default), or as it is (False: callers whose errors, e.g.
+    ``DiskFullError``, already say what happened and what to do).
     """
 
-    def __init__(self, name: str = "loopwise-checkpoint") -> None:
+    def __init__(self, name: str = "loopwise-checkpoint", *, wrap_errors: bool = True) -> None:
+        self._wrap_errors = bool(wrap_errors)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._pending: Future[None] | None = None
         self._lock = threading.Lock()
@@ -127,6 +142,8 @@ class BackgroundWriter:
             pending, self._pending = self._pending, None
         if pending is not None:
             exc = pending.exception()
+            if exc is not None and not self._wrap_errors:
+                raise exc
             if exc is not None:
                 raise CheckpointError(f"the background checkpoint write failed: {exc}") from exc
 

@@ -129,6 +129,10 @@ def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
         raise ValueError(f"{key}: steps and values differ in length ({len(steps)} vs "
                          f"{len(values)})")
     resolved = infer_mode(key) if mode == "auto" else mode
+    if len(values) >= _VECTOR_FROM:
+        found = _vector_stats(key, steps, values, resolved, window)
+        if found is not None:
+            return found
     pairs = [(int(s), float(v)) for s, v in zip(steps, values, strict=True) if math.isfinite(v)]
     nonfinite = len(values) - len(pairs)
     if not pairs:
@@ -143,6 +147,39 @@ def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
         min=min(finite), max=max(finite), mean=mean(finite),
         last=pairs[-1][1], last_step=pairs[-1][0], best=best, best_step=best_step,
         slope=slope([float(s) for s, _ in tail], [v for _, v in tail]), window=window,
+    )
+
+
+_VECTOR_FROM = 10_000  # points from which the figures are taken with numpy (same results)
+
+
+def _vector_stats(key: str, steps: Sequence[int], values: Sequence[float], resolved: str,
+                  window: int) -> MetricStats | None:
+    """``metric_stats``'s figures with numpy over the whole series (a 2,000,000-point series
+    in tens of milliseconds instead of seconds): the same figures, the mean still by
+    ``math.fsum``; None when the sequences do not convert (the caller's loop says why)."""
+    import numpy as np
+
+    try:
+        v = np.asarray(values, dtype=np.float64)
+        s = np.asarray(steps, dtype=np.float64).astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if v.ndim != 1 or s.shape != v.shape:
+        return None
+    ok = np.isfinite(v)
+    fv, fs = v[ok], s[ok]
+    nonfinite = len(v) - len(fv)
+    if not len(fv):
+        return MetricStats(key, len(v), nonfinite, resolved, None, None, None, None, None,
+                           None, None, None, window)
+    at = int(np.argmin(fv) if resolved == "min" else np.argmax(fv))  # the first best
+    tail_s, tail_v = fs[-window:], fv[-window:]
+    return MetricStats(
+        key=key, count=len(v), nonfinite=nonfinite, mode=resolved,
+        min=float(fv.min()), max=float(fv.max()), mean=mean(fv.tolist()),
+        last=float(fv[-1]), last_step=int(fs[-1]), best=float(fv[at]), best_step=int(fs[at]),
+        slope=slope([float(x) for x in tail_s.tolist()], tail_v.tolist()), window=window,
     )
 
 

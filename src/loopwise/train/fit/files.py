@@ -86,14 +86,17 @@ class FitFiles:
         return self._path(f"checkpoint_{epoch}.pth")
 
     def save_best_model(self, model: torch.nn.Module, *, epoch: int = 0) -> Path:
-        if self.writes:
+        if self.group is None:  # the weights copied now, written and fsynced in the background
+            self.named.save_later({self.best_model.name: model.state_dict()}, step=epoch)
+            return self.best_model
+        if self.writes:  # torchrun: rank 0 writes, every rank waits until the file is whole
             self.named.save({self.best_model.name: model.state_dict()}, step=epoch)
-        if self.group is not None:
-            self.group.barrier()
+        self.group.barrier()
         return self.best_model
 
     def load_best(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor] | None:
         """The best weights, verified against the manifest (None when never saved)."""
+        self.named.wait()  # the last best save is on disk
         return load_best_model(self.best_model, device)
 
     def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
@@ -143,7 +146,11 @@ class FitFiles:
         return self.results
 
     def close(self) -> None:
-        self.manager.close()
+        """Finish the saves in flight (best weights, checkpoints); raise their errors."""
+        try:
+            self.named.close()
+        finally:
+            self.manager.close()
 
 
 def load_best_model(path: Path, device: torch.device | str = "cpu"

@@ -186,10 +186,12 @@ class Workflow:
         try:
             result: WorkflowResult = body()
         except KeyboardInterrupt:
+            self._saves_done(run, failing=True)  # the checkpoint in flight is finished
             status = "interrupted"
             run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
             raise
         except BaseException as exc:
+            self._saves_done(run, failing=True)
             status, error = exit_status(type(exc), exc, exc.__traceback__)
             if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
                 error = self._group.on_failure(error)
@@ -263,6 +265,7 @@ class Workflow:
         if done >= start:  # the end state (a callback may have changed the model, e.g.
             # restore_best_weights), and a later run with more epochs continues after it
             self._save(run, done, "evaluated")
+        self._saves_done(run, failing=False)  # the end state is on disk before the run ends
         if stop is not None:
             run.log_event("stopped", f"training stopped by {stop.source}: {stop.reason}",
                           data={"source": stop.source, "epoch": done})
@@ -295,10 +298,30 @@ class Workflow:
     def _save(self, run: TrainingRun, epoch: int, phase: str, **extra: Any) -> None:
         assert self._files is not None
         state = self._full_state(run, epoch, phase, **extra)  # every rank (the monitor's
-        if self._leader:  # refresh is an exchange); rank 0 writes, the others wait for it
-            run.flush()  # the record up to here is on disk first: a resume leaves no gap
-            self._files.save({CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}, step=epoch)
+        files = {CHECKPOINT_FILE: state, WEIGHTS_FILE: state["model"]}  # refresh is an exchange)
+        if self._group is None:  # snapshot now; the record flushed, then the files written and
+            # fsynced on a background thread, each save committed before the next one starts
+            self._files.save_later(files, step=epoch, before=run.flush)
+            return
+        if self._leader:  # rank 0 writes, the others wait for it: no rank reads a half-written
+            run.flush()  # file; the record up to here is on disk first: a resume leaves no gap
+            self._files.save(files, step=epoch)
         self._barrier()
+
+    def _saves_done(self, run: TrainingRun, *, failing: bool) -> None:
+        """Wait for the background save in flight (at the end, or before the run closes). While
+        the run is failing already, a failed save is recorded as an event, not raised over the
+        first error."""
+        if self._files is None:
+            return
+        if not failing:
+            self._files.close()
+            return
+        try:
+            self._files.close()
+        except Exception as exc:  # recorded, and the run's own error goes on up
+            run.log_event("checkpoint_failed", f"the last checkpoint save failed: {exc}",
+                          level="error", data={"error": repr(exc)})
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None
