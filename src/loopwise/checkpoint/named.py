@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,6 +66,8 @@ class NamedFiles:
         self.folder = Path(folder)
         self.manifest = self.folder / MANIFEST
         self._on_disk: dict[str, StoredFile] = {}  # what this process knows each file holds
+        # one manifest update at a time: save_later's thread and adopt/forget on the caller's
+        self._manifest_lock = threading.Lock()
         self._writer: BackgroundWriter | None = None  # save_later's thread, made on first use
         self._snapshot = TensorSnapshot()
 
@@ -143,20 +146,8 @@ class NamedFiles:
                 item.discard()
             raise
         try:
-            entries = self._entries_or_empty()
-            now = time.time()
-            seq = max((e.seq for e in entries.values()), default=0) + 1
-            for item in staged:
-                name = item.path.name
-                previous = self._current(name, entries.get(name))
-                entries[name] = ManifestEntry(
-                    file=name, step=step, size=item.stored.size, hash=item.stored.hash,
-                    algorithm=item.stored.algorithm, time=now, seq=seq,
-                    metrics=dict(metrics or {}),
-                    previous=None if previous is None else {
-                        "size": previous.size, "hash": previous.hash,
-                        "algorithm": previous.algorithm})
-            write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
+            with self._manifest_lock:
+                self._list_staged(staged, step=step, metrics=metrics)
         except BaseException:
             for item in staged:
                 item.discard()
@@ -165,6 +156,24 @@ class NamedFiles:
             self._keep_as_spare(item.path)
             self._on_disk[item.path.name] = item.commit()
         return {item.path.name: item.stored for item in staged}
+
+    def _list_staged(self, staged: list[StagedFile], *, step: int,
+                     metrics: Mapping[str, float] | None) -> None:
+        """The manifest with each staged file's new hash and what is on disk now."""
+        entries = self._entries_or_empty()
+        now = time.time()
+        seq = max((e.seq for e in entries.values()), default=0) + 1
+        for item in staged:
+            name = item.path.name
+            previous = self._current(name, entries.get(name))
+            entries[name] = ManifestEntry(
+                file=name, step=step, size=item.stored.size, hash=item.stored.hash,
+                algorithm=item.stored.algorithm, time=now, seq=seq,
+                metrics=dict(metrics or {}),
+                previous=None if previous is None else {
+                    "size": previous.size, "hash": previous.hash,
+                    "algorithm": previous.algorithm})
+        write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
 
     def save_later(self, files: Mapping[str, Any], *, step: int,
                    metrics: Mapping[str, float] | None = None,
@@ -231,11 +240,12 @@ class NamedFiles:
         owner = Path(source)
         if owner.is_absolute():
             owner = Path(os.path.relpath(owner, self.folder))
-        entries = self._entries_or_empty()
-        seq = max((e.seq for e in entries.values()), default=0) + 1
-        entries[name] = ManifestEntry(file=name, step=step, size=0, hash="", algorithm="",
-                                      time=time.time(), seq=seq, source=owner.as_posix())
-        write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
+        with self._manifest_lock:
+            entries = self._entries_or_empty()
+            seq = max((e.seq for e in entries.values()), default=0) + 1
+            entries[name] = ManifestEntry(file=name, step=step, size=0, hash="", algorithm="",
+                                          time=time.time(), seq=seq, source=owner.as_posix())
+            write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
         self._on_disk.pop(name, None)
 
     def _check_source(self, name: str, source: str) -> StoredFile:
@@ -259,10 +269,11 @@ class NamedFiles:
 
     def forget(self, names: list[str]) -> None:
         """Drop ``names`` from the manifest (their files were removed)."""
-        entries = self._entries_or_empty()
-        if any(n in entries for n in names):
-            kept = [e for n, e in entries.items() if n not in names]
-            write_manifest(self.manifest, sorted(kept, key=lambda e: e.file))
+        with self._manifest_lock:
+            entries = self._entries_or_empty()
+            if any(n in entries for n in names):
+                kept = [e for n, e in entries.items() if n not in names]
+                write_manifest(self.manifest, sorted(kept, key=lambda e: e.file))
         for name in names:
             self._on_disk.pop(name, None)
 
