@@ -32,7 +32,7 @@ from loopwise.keras import state as keras_state
 from loopwise.keras.logs import BatchLogs
 from loopwise.record.opening import end_run
 from loopwise.record.reader import RunReader
-from loopwise.record.recorder import Recorder
+from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.utils.validate import check_bool
@@ -93,11 +93,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if file is not None and not callable(getattr(file, "write", None)):
             raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
         self.async_safe = async_safe  # False: Keras calls every batch hook inline
-        self._exporters = list(exporters)
-        for exporter in self._exporters:
-            if not isinstance(exporter, Recorder):
-                raise TypeError(f"exporters must be loopwise Recorders (e.g. from "
-                                f"loopwise.export), got {type(exporter).__name__}")
+        self._exporters = check_exporters(exporters)
         self._checkpoints = None if checkpoint_dir is None else CheckpointManager(
             checkpoint_dir, monitor=monitor, mode=mode, keep_last=keep_last, keep_best=keep_best)
         self._given_run, self._root, self._name = run, root, name

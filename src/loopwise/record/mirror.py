@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from loopwise.record.media_read import hand_over
-from loopwise.record.recorder import Recorder
+from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.store import Batch
 
 
@@ -28,11 +28,7 @@ class Mirrors:
         return iter(list(self._exporters))
 
     def add(self, exporter: Recorder, config: Mapping[str, Any] | None) -> None:
-        if not isinstance(exporter, Recorder):
-            raise TypeError(f"an exporter implements loopwise.record.Recorder (log_scalars, "
-                            f"log_columns, log_epoch, log_event, log_system, log_histogram, "
-                            f"log_image, log_text, set_config, close); "
-                            f"got {type(exporter).__name__}")
+        check_exporters([exporter])
         if any(e is exporter for e in self._exporters):
             return  # already attached (a second monitor of the same run)
         if config is not None:

@@ -73,6 +73,32 @@ class Recorder(Protocol):
         """The run ended: ``finished``, ``failed`` (with the traceback) or ``interrupted``."""
 
 
+RECORDER_METHODS = ("log_scalars", "log_columns", "log_epoch", "log_event", "log_system",
+                    "log_histogram", "log_image", "log_text", "set_config", "close")
+"""What an object needs to be a :class:`Recorder` (an exporter)."""
+
+
+def check_exporters(exporters: object) -> list[Recorder]:
+    """The one check of an ``exporters=`` option: a list of :class:`Recorder` objects, or a
+    ``TypeError`` naming what was given (and, for an object that is almost a recorder, the
+    methods it lacks)."""
+    if isinstance(exporters, (str, bytes, Mapping, Recorder)) \
+            or not hasattr(exporters, "__iter__"):
+        raise TypeError(f"exporters must be a list of loopwise Recorders (e.g. "
+                        f"[TensorBoardExporter('tb')] from loopwise.export), got "
+                        f"{type(exporters).__name__}")
+    checked: list[Recorder] = []
+    for exporter in exporters:
+        if not isinstance(exporter, Recorder):
+            lacks = [m for m in RECORDER_METHODS if not callable(getattr(exporter, m, None))]
+            more = (f"; it lacks {', '.join(lacks)}" if len(lacks) < len(RECORDER_METHODS)
+                    else "")
+            raise TypeError(f"exporters must be loopwise Recorders (e.g. from "
+                            f"loopwise.export), got {type(exporter).__name__}{more}")
+        checked.append(exporter)
+    return checked
+
+
 class TrainingRun(Protocol):
     """The run a training entry point (fit, Workflow, the session, the callbacks) trains in:
     a :class:`~loopwise.record.run.Run`, or under ``torchrun`` on a rank other than 0 a

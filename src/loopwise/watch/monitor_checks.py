@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopwise.record.recorder import Recorder
+from loopwise.record.recorder import check_exporters
 from loopwise.record.run import Run
 
 PHASES = ("train", "val")
@@ -34,9 +34,7 @@ def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: A
         raise ValueError(f"phase must be 'train' or 'val', got {phase!r}")
     if isinstance(stateful, str) or not all(isinstance(k, str) for k in stateful):
         raise TypeError("stateful_metrics must be a list of metric names, e.g. ['lr']")
-    if isinstance(exporters, Recorder) or not all(isinstance(e, Recorder) for e in exporters):
-        raise TypeError("exporters must be a list of loopwise exporters (Recorder objects), "
-                        "e.g. [TensorBoardExporter('tb')]")
+    check_exporters(exporters)
     for what, fn in (("clock", clock), ("perf", perf)):
         if not callable(fn):
             raise TypeError(f"{what} must be a callable returning seconds, got {fn!r}")

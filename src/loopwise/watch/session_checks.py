@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from loopwise.record.recorder import Recorder
+from loopwise.record.recorder import check_exporters
 from loopwise.record.run import Run
 
 NEW, IDLE, TRAIN, TRAINED, VAL, VALIDATED = "new", "idle", "train", "trained", "val", "done"
@@ -39,10 +39,7 @@ def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
         raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-    for exporter in exporters:
-        if not isinstance(exporter, Recorder):
-            raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
-                            f"{type(exporter).__name__}")
+    check_exporters(exporters)
 
 
 def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:

@@ -27,7 +27,7 @@ from loopwise.record import opening
 from loopwise.record.folder import is_run_folder
 from loopwise.record.opening import end_run, exists_error, reopen_run, run_finished
 from loopwise.record.reader import RunReader
-from loopwise.record.recorder import Recorder
+from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.utils.jsonsafe import json_safe
 from loopwise.utils.validate import check_key
@@ -56,13 +56,7 @@ def check_options(*, run: Run | None, root: object, name: object, config: object
     if not (isinstance(flush_interval, (int, float)) and not isinstance(flush_interval, bool)
             and flush_interval > 0):
         raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
-    checked: list[Recorder] = []
-    for exporter in exporters:
-        if not isinstance(exporter, Recorder):
-            raise TypeError(f"exporters must be loopwise Recorders (e.g. from "
-                            f"loopwise.export), got {type(exporter).__name__}")
-        checked.append(exporter)
-    return checked
+    return check_exporters(exporters)
 
 
 def attach_exporters(run: Run, exporters: Iterable[Recorder]) -> None:

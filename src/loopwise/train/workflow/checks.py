@@ -17,7 +17,6 @@ import torch
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.record.names import validate_run_name
 from loopwise.record.opening import run_finished
-from loopwise.record.recorder import Recorder
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
@@ -128,16 +127,6 @@ def check_flag(value: object, what: str) -> bool:
     """A True/False option, or a clear error (the one check, :func:`~loopwise.utils.validate.
     check_bool`)."""
     return check_bool(value, what=what)
-
-
-def check_exporters(exporters: object) -> list[Recorder]:
-    """A list of exporters (Recorder objects), or a clear error."""
-    items: list[Recorder] = list(exporters)  # type: ignore[call-overload]
-    for exporter in items:
-        if not isinstance(exporter, Recorder):
-            raise TypeError(f"exporters must be loopwise exporters (Recorder objects), got "
-                            f"{type(exporter).__name__}")
-    return items
 
 
 def check_checkpoint_folder(checkpoint: Any, path: Path, name: str | None) -> None:

@@ -20,12 +20,12 @@ from loopwise.distributed.group import TrainGroup, train_group
 from loopwise.distributed.loader import LoopPosition
 from loopwise.distributed.rng import restore_rng_state
 from loopwise.record.opening import end_run
-from loopwise.record.recorder import Recorder, TrainingRun
+from loopwise.record.recorder import Recorder, TrainingRun, check_exporters
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
 from loopwise.train.callbacks.histograms import WeightHistograms, check_every
-from loopwise.train.workflow.checks import check_exporters, check_flag, check_options, check_setup
+from loopwise.train.workflow.checks import check_flag, check_options, check_setup
 from loopwise.train.workflow.epochs import finished_result, record_epoch, record_lr
 from loopwise.train.workflow.experiment import History, write_args
 from loopwise.train.workflow.opening import Options, open_everywhere
