@@ -102,3 +102,25 @@ def test_a_nan_system_value_is_delivered_as_nan(tmp_path):
     _read_all(Follower(run.path), got)
     (sample,) = got["_system"]
     assert sample.values["cpu_pct"] != sample.values["cpu_pct"] and sample.values["ram_pct"] == 1
+
+
+def test_a_damaged_chunk_is_never_handed_out_and_the_read_names_its_series(tmp_path):
+    import struct
+
+    from loopwise.record.verify import DamagedRecordError
+
+    with Run.create(tmp_path, "r") as run:
+        for step in range(1, 201):
+            run.log_scalars({"loss": 1.0 / step, "acc": step / 200}, step=step)
+    store = tmp_path / "r" / "store.sqlite"
+    data = bytearray(store.read_bytes())
+    data[data.find(struct.pack("<d", 1.0 / 7)) + 3] ^= 0x10
+    store.write_bytes(bytes(data))
+    follower = Follower(tmp_path / "r")
+    got = follower.read()
+    assert set(got.columns) == {"acc"} and len(got.columns["acc"][0]) == 200
+    assert [type(d) for d in got.damage] == [DamagedRecordError]
+    assert str(got.damage[0]).startswith(f"{store} is corrupt (run 'r': series 'loss' failed")
+    again = follower.read()  # said once, never delivered later
+    assert again.columns == {} and again.damage == [] and follower.remaining() == 0
+    follower.close()

@@ -69,6 +69,7 @@ def test_a_store_written_before_checksums_reads_unverified_and_grows_them(
     conn.close()
     reader = RunReader(path)
     assert len(reader.series("loss")) == 200 and reader.events(kind="note")
+    assert len(reader.all_values()["loss"]) == 200  # the run table's read, unverified too
     assert reader.system("cpu_pct") == [(50.0, "cpu_pct", 12.5)]
     with Run.reopen(path) as run:  # resumed by this version: new chunks get their sums
         run.log_scalar("loss", 0.0, step=201)

@@ -8,6 +8,7 @@ import csv
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,63 @@ def test_intact_leaves_out_damaged_parts_and_an_intact_run_has_none(tmp_path: Pa
     with Run.create(tmp_path / "runs", "ok") as run:
         run.log_scalar("loss", 1.0, step=1)
     assert intact(RunReader(tmp_path / "runs" / "ok")).damage == []
+
+
+def test_the_run_table_leaves_out_the_damaged_series_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _damaged(tmp_path / "runs")
+    with Run.create(tmp_path / "runs", "ok") as run:
+        run.log_scalars({"loss": 0.5, "acc": 0.9}, step=1)
+    client = TestClient(create_app(tmp_path / "runs"), base_url="http://127.0.0.1:8765")
+    rows = {r["name"]: r for r in client.get("/api/table").json()["rows"]}
+    assert rows["r"]["final"] == {"acc": 1.0} and rows["r"]["best"] == {"acc": 1.0}
+    assert len(rows["r"]["damaged"]) == 1 and rows["r"]["damaged"][0].startswith(_said(store))
+    assert rows["ok"]["final"] == {"loss": 0.5, "acc": 0.9} and rows["ok"]["damaged"] == []
+    assert main(["runs", str(tmp_path / "runs"), "--columns", "name,loss,acc"]) == 0
+    out = capsys.readouterr().out
+    assert f"r  damaged  {_said(store)}" in out
+    table = [line.split() for line in out.splitlines()]
+    assert ["r", "-", "1"] in table and ["ok", "0.5", "0.9"] in table
+
+
+def test_the_dashboard_and_the_report_show_a_damaged_series_where_a_person_looks(
+        browser: Any, server_factory: Any, artifacts: Path) -> None:
+    root = Path(artifacts) / "runs"
+    store = _damaged(root)
+    with Run.create(root, "ok") as run:
+        run.log_scalars({"loss": 0.5, "acc": 0.9}, step=1)
+    server = server_factory(root)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/")  # the home page: a marker on the damaged run's row
+    page.wait_for_selector("#lw-runs-home tr.lw-row[data-run='r'] .lw-damaged-mark")
+    mark = page.query_selector("#lw-runs-home tr.lw-row[data-run='r'] .lw-damaged-mark")
+    assert mark.is_visible() and mark.text_content() == "damaged"
+    assert _said(store) in mark.get_attribute("title")
+    assert page.query_selector("#lw-runs-home tr.lw-row[data-run='ok'] .lw-damaged-mark") is None
+    side = page.wait_for_selector("#lw-runs tr[data-run='r'] .lw-damaged-mark")  # the run list
+    assert side.is_visible() and _said(store) in side.get_attribute("title")
+    assert page.query_selector("#lw-runs tr[data-run='ok'] .lw-damaged-mark") is None
+    page.screenshot(path=str(artifacts / "damaged-home.png"))
+    page.goto(server.url + "/?view=run&run=r")  # the run page: a banner above the charts
+    page.wait_for_selector(".lw-chart[data-title='acc'] canvas")
+    banner = page.query_selector("#lw-damaged")
+    assert banner.is_visible() and banner.get_attribute("role") == "alert"
+    assert banner.text_content().startswith(
+        "Damaged record: series 'loss' fails its checksum and is not shown; the rest of the run "
+        f"is.{_said(store)}")
+    assert banner.bounding_box()["y"] < page.query_selector(".lw-metrics").bounding_box()["y"]
+    assert page.query_selector(".lw-chart[data-title='loss']") is None
+    page.screenshot(path=str(artifacts / "damaged-runpage.png"))
+    page.goto(server.url + "/?view=run&run=ok")  # an intact run: no banner
+    page.wait_for_selector(".lw-chart[data-title='loss'] canvas")
+    assert not page.query_selector("#lw-damaged").is_visible()
+    report = Path(artifacts) / "r.html"  # the HTML report says it the same way
+    assert main(["report", "r", "-o", str(report), "--root", str(root)]) == 0
+    page.goto(report.as_uri())
+    page.wait_for_selector(".lw-chart canvas")
+    assert _said(store) in page.text_content("#lw-damaged")
+    assert page.is_visible("#lw-damaged")
+    page.screenshot(path=str(artifacts / "damaged-report.png"))
+    assert errors == []

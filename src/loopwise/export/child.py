@@ -7,7 +7,9 @@ where the mirror starts), rebuilds the exporter (delivering from its own thread 
 same retries and backoff), and follows the run's record every ``POLL`` seconds, feeding only as
 much as the exporter's queue has room for: while the backend is unreachable the record itself
 holds what waits, so nothing is dropped. What the exporter reports (delivery counts, its events)
-goes back on stdout.
+goes back on stdout. A series whose bytes fail their checksum is never delivered: the mirror
+gets a ``record_damaged`` event and the run an ``exporter_damaged`` one naming it (on stderr
+when the training process is gone); the other series are delivered.
 
 When the training process is gone without closing the run (killed, ``os._exit``), the child
 sees it (its parent changes, stdin ends), reads the run's status (``crashed``), delivers what was
@@ -34,6 +36,8 @@ from loopwise.export import wire
 from loopwise.export.base import Exporter, RunLink
 from loopwise.export.payload import feed
 from loopwise.record.follow import CHUNK, Cursor, Follower
+from loopwise.record.intact import DAMAGED_EVENT
+from loopwise.record.verify import DamagedRecordError
 
 POLL = 0.2  # seconds between reads of the record
 STATS_EVERY = 0.2  # seconds between delivery counts sent back (when they changed)
@@ -97,7 +101,21 @@ class Mirror:
         room = self._room()
         if room <= 0:
             return 0
-        return feed(self.exporter, self.follower.read(min(CHUNK, room)))
+        increment = self.follower.read(min(CHUNK, room))
+        for damage in increment.damage:
+            self._damaged(damage)
+        return feed(self.exporter, increment)
+
+    def _damaged(self, damage: DamagedRecordError) -> None:
+        """Say that ``damage``'s series is left out of the mirror: in the mirror and on the run."""
+        self.exporter.log_event(DAMAGED_EVENT, str(damage), level="error")
+        name = type(self.exporter).__name__
+        message = f"{name} did not deliver {damage.part}: {damage}"
+        try:
+            self._event("exporter_damaged", message, "error",
+                        {"exporter": name, "part": damage.part, "file": str(damage.path)})
+        except (OSError, RuntimeError):  # the training process is gone: stderr is left
+            print(f"loopwise: {message}", file=sys.stderr, flush=True)
 
     def drain(self, deadline: float) -> bool:
         """Feed and deliver everything committed until now; False at ``deadline``."""

@@ -15,6 +15,13 @@ committed past the cursor:
 * events: by ``id``; system samples: by ``rowid`` (neither table is ever updated or deleted
   from), the rows of one sample (one time, written in one transaction) grouped back into it.
 
+Every chunk a read takes points from is checked against its checksum first (once per chunk
+and checksum: a chunk that grew by a merge is checked again). A series with a chunk that fails
+it is damaged: none of its points from that chunk on are handed out, then or later, and the read
+that finds it says so in :attr:`Increment.damage` (each a
+:class:`~loopwise.record.verify.DamagedRecordError` naming the run, the file and the series);
+the other series are read as before.
+
 An event's step is its ``data["step"]`` when it has one (health findings), else the global step
 the run was at when it happened: the last step logged at or before its time (the step clock).
 """
@@ -34,6 +41,7 @@ from typing import Any, NamedTuple
 from loopwise.record.folder import STORE_FILE
 from loopwise.record.media_read import COLUMNS
 from loopwise.record.store import connect, unpack
+from loopwise.record.verify import DamagedRecordError, check_chunk
 
 CHUNK = 50_000  # points read at once at most
 
@@ -97,12 +105,14 @@ class Cursor:
 
 @dataclass
 class Increment:
-    """What one read found past the cursor."""
+    """What one read found past the cursor; ``damage``: the series this read found damaged
+    (left out of ``columns``, from now on)."""
 
     columns: dict[str, tuple[array[int], array[float], array[float]]] = field(
         default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
     system: list[Sample] = field(default_factory=list)
+    damage: list[DamagedRecordError] = field(default_factory=list)
     media: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)  # (table, row)
     run_path: Path = Path()  # the run's folder (where an image row's file is)
 
@@ -119,6 +129,8 @@ class Follower:
         self.path = Path(run_path) / STORE_FILE
         self.cursor = Cursor() if cursor is None else cursor
         self._conn: sqlite3.Connection | None = None
+        self._verified: set[tuple[int, int]] = set()  # (chunk id, checksum) found intact
+        self.damaged: dict[str, DamagedRecordError] = {}  # the series never handed out
 
     @property
     def step(self) -> int:
@@ -149,7 +161,8 @@ class Follower:
         mirror closes) are not counted: a mirror need not deliver what it says of itself."""
         end = self.end()
         c = self.cursor
-        return (sum(max(0, n - c.points.get(k, 0)) for k, n in end.points.items())
+        return (sum(max(0, n - c.points.get(k, 0)) for k, n in end.points.items()
+                    if k not in self.damaged)  # a damaged series is said, not undelivered
                 + self._events_after(c.event_id) + self._samples_after(c.system_rowid)
                 + sum(max(0, n - c.media.get(t, 0)) for t, n in end.media.items()))
 
@@ -191,15 +204,42 @@ class Follower:
             self._conn.isolation_level = None  # transactions are the explicit snapshots below
         return self._conn
 
+    def _chunks(self, conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        sql = ("SELECT k.name, c.id, c.n, {} FROM scalar_chunks c JOIN keys k ON k.id = "
+               "c.key_id ORDER BY c.key_id, c.id")
+        try:
+            return conn.execute(sql.format("c.sum")).fetchall()
+        except sqlite3.OperationalError as exc:  # a store written before checksums
+            if "no such column" not in str(exc):
+                raise
+            return conn.execute(sql.format("NULL")).fetchall()
+
+    def _intact(self, conn: sqlite3.Connection, name: str, chunk_id: int,
+                expected: int | None, out: Increment) -> bool:
+        """Whether chunk ``chunk_id`` of ``name`` holds its checksum (checked once); a chunk
+        that does not marks ``name`` damaged and says so in ``out``."""
+        if expected is None or (chunk_id, expected) in self._verified:
+            return True
+        steps, times, vals = conn.execute("SELECT steps, times, vals FROM scalar_chunks "
+                                          "WHERE id = ?", (chunk_id,)).fetchone()
+        try:
+            check_chunk(self.path, name, steps, times, vals, expected)
+        except DamagedRecordError as exc:
+            self.damaged[name] = exc
+            out.damage.append(exc)
+            return False
+        self._verified.add((chunk_id, expected))
+        return True
+
     def _read_columns(self, conn: sqlite3.Connection, out: Increment, limit: int) -> int:
-        chunks = conn.execute("SELECT k.name, c.id, c.n FROM scalar_chunks c JOIN keys k "
-                              "ON k.id = c.key_id ORDER BY c.key_id, c.id").fetchall()
         starts: dict[str, int] = {}
-        for name, chunk_id, n in chunks:
+        for name, chunk_id, n, expected in self._chunks(conn):
             start = starts.get(name, 0)
             starts[name] = start + n
             done = self.cursor.points.get(name, 0)
-            if limit <= 0 or start + n <= done:
+            if limit <= 0 or start + n <= done or name in self.damaged:
+                continue
+            if not self._intact(conn, name, chunk_id, expected, out):
                 continue
             skip = max(0, done - start)
             take = min(n - skip, limit)

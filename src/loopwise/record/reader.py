@@ -108,13 +108,21 @@ class RunReader:
             return None
         return connect(file, readonly=True)
 
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, args: tuple[Any, ...] = (), *, old: str | None = None
+               ) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``; ``old``: the query to run instead on a store whose tables lack
+        a column ``sql`` reads (one written before checksums), on the same connection."""
         conn = None
         try:
             conn = self._connect()
             if conn is None:
                 return []
-            return conn.execute(sql, args).fetchall()
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if old is None or "no such column" not in str(exc):
+                    raise
+                return conn.execute(old, args).fetchall()
         except sqlite3.DatabaseError as exc:
             if "no such table" in str(exc):
                 return []
@@ -186,12 +194,32 @@ class RunReader:
             check.wait()  # nothing read leaves before its checksums held
         return out if max_points is None else downsample(out, max_points)
 
-    def all_values(self) -> dict[str, array[float]]:
+    def all_values(self, *, damage: list[DamagedRecordError] | None = None
+                   ) -> dict[str, array[float]]:
         """Every series' values (no steps, no times), keys in the order their first chunk was
-        written: one read of the store, for a table of final and best values."""
+        written: one read of the store, for a table of final and best values. A series with a
+        chunk that fails its checksum is left out (its values are not what was logged) and,
+        when ``damage`` is a list, a :class:`~loopwise.record.verify.DamagedRecordError`
+        naming it is appended to it."""
         out: dict[str, array[float]] = {}
-        for name, blob in self._query("SELECT k.name, c.vals FROM scalar_chunks c "
-                                      "JOIN keys k ON k.id = c.key_id ORDER BY c.id"):
+        bad: set[str] = set()
+        rows = self._query(  # one connection: a thousand runs are read for one table
+            "SELECT k.name, c.steps, c.times, c.vals, c.sum FROM scalar_chunks c JOIN keys k "
+            "ON k.id = c.key_id ORDER BY c.id",
+            old="SELECT k.name, x'', x'', c.vals, NULL FROM scalar_chunks c JOIN keys k ON "
+                "k.id = c.key_id ORDER BY c.id")  # written before checksums: unverified
+        store = self.path / STORE_FILE
+        for name, s, t, blob, expected in rows:
+            if name in bad:
+                continue
+            try:
+                check_chunk(store, name, s, t, blob, expected)
+            except DamagedRecordError as exc:
+                bad.add(name)
+                out.pop(name, None)
+                if damage is not None:
+                    damage.append(exc)
+                continue
             unpack("d", blob, out.setdefault(name, array("d")))
         return out
 

@@ -35,6 +35,7 @@ from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, RunReader, iter_run_dirs
 from loopwise.record.stats import metric_mode
 from loopwise.record.status import resolve_status
+from loopwise.record.verify import DamagedRecordError
 from loopwise.view.where import MISSING
 
 ATTRIBUTES = ("name", "status", "start", "end", "duration", "steps")
@@ -82,7 +83,9 @@ def final_and_best(key: str, values: Sequence[float]) -> tuple[float | None, flo
 @dataclass(frozen=True)
 class RunRow:
     """One run of the table. ``problem``: why its files could not be read (status
-    ``corrupt``)."""
+    ``corrupt``). ``damaged``: each series of its store that fails its checksum (said as
+    :class:`~loopwise.record.verify.DamagedRecordError` says it); those series are left out
+    of ``final`` and ``best``, the others are there."""
 
     name: str
     path: Path
@@ -95,6 +98,7 @@ class RunRow:
     final: dict[str, float | None] = field(default_factory=dict)
     best: dict[str, float | None] = field(default_factory=dict)
     problem: str | None = None
+    damaged: list[str] = field(default_factory=list)
 
     def get(self, key: str) -> Any:
         """The value of ``key`` (module docstring), or :data:`~loopwise.view.where.MISSING`."""
@@ -115,7 +119,8 @@ class RunRow:
         return {"name": self.name, "status": self.status, "start": self.start,
                 "end": self.end, "duration": self.duration, "steps": self.steps,
                 "config": {k: _json_safe(v) for k, v in self.config.items()},
-                "final": dict(self.final), "best": dict(self.best), "problem": self.problem}
+                "final": dict(self.final), "best": dict(self.best), "problem": self.problem,
+                "damaged": list(self.damaged)}
 
 
 def _json_safe(value: Any) -> Any:
@@ -161,6 +166,7 @@ class _Loaded:
     final: dict[str, float | None]
     best: dict[str, float | None]
     steps: int
+    damaged: list[str]
 
 
 _STAMPED = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal")
@@ -180,9 +186,11 @@ def _stamp(run_dir: Path | str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _read_store(run_dir: Path) -> tuple[dict[str, float | None], dict[str, float | None], int]:
+def _read_store(run_dir: Path
+                ) -> tuple[dict[str, float | None], dict[str, float | None], int, list[str]]:
     reader = RunReader(run_dir)
-    values = reader.all_values()
+    damage: list[DamagedRecordError] = []
+    values = reader.all_values(damage=damage)  # a damaged series is left out, and named
     final: dict[str, float | None] = {}
     best: dict[str, float | None] = {}
     for name in metric_order(values):
@@ -190,18 +198,18 @@ def _read_store(run_dir: Path) -> tuple[dict[str, float | None], dict[str, float
         final[name] = last
         if metric_mode(name) is not None:
             best[name] = top
-    return final, best, reader.last_step() if values else 0
+    return final, best, reader.last_step() if values else 0, [str(d) for d in damage]
 
 
 def _load(run_dir: Path) -> _Loaded:
     info = load_json_object(run_dir / RUN_FILE, hint=RUN_FILE_HINT)
     config_file = run_dir / CONFIG_FILE
     config = load_json_object(config_file, hint=CONFIG_HINT) if config_file.is_file() else {}
-    final, best, steps = _read_store(run_dir)
+    final, best, steps, damaged = _read_store(run_dir)
     step = info.get("global_step")
     if isinstance(step, int) and not isinstance(step, bool):
         steps = max(steps, step)
-    return _Loaded(info, flatten(config), final, best, steps)
+    return _Loaded(info, flatten(config), final, best, steps, damaged)
 
 
 def _row(run_dir: Path, loaded: _Loaded) -> RunRow:
@@ -212,7 +220,8 @@ def _row(run_dir: Path, loaded: _Loaded) -> RunRow:
     ref = end if end is not None else info.get("heartbeat")
     duration = ref - start if start is not None and isinstance(ref, (int, float)) else None
     return RunRow(run_dir.name, run_dir, resolve_status(info), start, end, duration,
-                  loaded.steps, loaded.config, loaded.final, loaded.best)
+                  loaded.steps, loaded.config, loaded.final, loaded.best,
+                  damaged=loaded.damaged)
 
 
 class RunTable:

@@ -142,8 +142,10 @@ def render_runs(rows: Sequence[RunRow], columns: Sequence[str], *, width: int | 
 
     text = render_table(cells, header=list(columns), align="".join(numeric), rule="columns",
                         width=width, style=style)
-    # a folder that cannot be read: its name, corrupt and why, under the table
-    return "\n".join([text, *(printable(f"{r.name}  corrupt  {r.problem}") for r in broken)])
+    # a folder that cannot be read: its name, corrupt and why, under the table; a series
+    # that fails its checksum: left out of its run's row, named here
+    return "\n".join([text, *(printable(f"{r.name}  corrupt  {r.problem}") for r in broken),
+                      *(printable(f"{r.name}  damaged  {d}") for r in rows for d in r.damaged)])
 
 
 def runs_csv(rows: Sequence[RunRow], columns: Sequence[str]) -> str:

@@ -138,7 +138,7 @@ class RunsRoot:
     def runs(self) -> list[dict[str, Any]]:
         return [{"name": r.name, "status": r.status, "start_time": r.start,
                  "end_time": r.end, "duration": r.duration, "steps": r.steps,
-                 "last": dict(r.final)} for r in self._rows()]
+                 "last": dict(r.final), "damaged": r.damaged} for r in self._rows()]
 
     def table(self, *, where: str | None = None) -> dict[str, Any]:
         """The run table (:mod:`loopwise.view.runs_table`): every run's row, the runs ``where``

@@ -128,7 +128,9 @@ def openapi_schema() -> dict[str, Any]:
                                    "name": {"type": "string"}, "status": {"type": "string"},
                                    "start_time": _NUM, "end_time": _NUM, "duration": _NUM,
                                    "steps": {"type": "integer"},
-                                   "last": {"type": "object", "additionalProperties": _NUM}}},
+                                   "last": {"type": "object", "additionalProperties": _NUM},
+                                   "damaged": {"type": "array",
+                                               "items": {"type": "string"}}}},
                 "RunTable": {
                     "type": "object", "required": ["rows", "matched", "config_keys", "metrics"],
                     "properties": {
@@ -152,14 +154,16 @@ def openapi_schema() -> dict[str, Any]:
                         "steps": {"type": "integer"}, "config": {"type": "object"},
                         "final": {"type": "object", "additionalProperties": _NUM},
                         "best": {"type": "object", "additionalProperties": _NUM},
-                        "problem": {"type": "string", "nullable": True}}},
+                        "problem": {"type": "string", "nullable": True},
+                        "damaged": {"type": "array", "items": {"type": "string"}}}},
                 "Run": {"type": "object",
                         "required": ["name", "status", "info", "config", "keys", "epoch_ends"],
                         "properties": {
                             "name": {"type": "string"}, "status": {"type": "string"},
                             "info": {"type": "object"}, "config": {"type": "object"},
                             "keys": {"type": "array", "items": {"type": "string"}},
-                            "epoch_ends": {"type": "array", "items": {"type": "integer"}}}},
+                            "epoch_ends": {"type": "array", "items": {"type": "integer"}},
+                            "damaged": {"type": "array", "items": {"type": "string"}}}},
                 "SeriesWindow": {
                     "type": "object",
                     "required": ["run", "key", "x", "total", "window", "points", "steps",

@@ -151,6 +151,10 @@
         var badge = cells[2].firstChild;
         setText(badge, r.status);
         if (badge.className !== "lw-status lw-" + r.status) badge.className = "lw-status lw-" + r.status;
+        var damaged = r.damaged || [], mark = cells[1].querySelector(".lw-damaged-mark");
+        if (damaged.length && !mark) cells[1].appendChild(mark = el("span", "lw-damaged-mark", "damaged"));
+        if (!damaged.length && mark) mark.remove();
+        if (damaged.length) mark.title = "failed their checksum, not shown:\n" + damaged.join("\n");
         setText(cells[3], fmt(r.steps));
         setText(cells[4], stamp(r.start_time).replace(" UTC", ""));
         var at = list.children[i + 1];

@@ -403,6 +403,7 @@
       if (cells[1].firstChild.textContent !== pinText) cells[1].firstChild.textContent = pinText;
       cells[1].firstChild.title = s.pinned.has(r.name) ? "unpin" : "pin to the top";
       cells[2].firstChild.style.background = colorOf(r.name);
+      damagedMark(cells[3], r.damaged || []);
       var cols = s.columns.join("\n");
       if (tr._cols !== cols) {  // the column set changed: rebuild the value cells
         while (tr.childNodes.length > 4) tr.removeChild(tr.lastChild);
@@ -419,6 +420,18 @@
         if (id === "status") td.className = "lw-status-cell lw-" + r.status;
       });
       return tr;
+    }
+    /* a run whose store has series failing their checksum: a marker by its name, the
+     * damaged series (left out of its values) and the file in its tooltip */
+    function damagedMark(td, damaged) {
+      var mark = td.querySelector(".lw-damaged-mark");
+      if (!damaged.length) { if (mark) mark.remove(); return; }
+      if (!mark) { mark = el("span", "lw-damaged-mark", "damaged"); td.appendChild(mark); }
+      var tip = "left out of this row (failed their checksum):\n" + damaged.join("\n");
+      if (mark.title !== tip) {
+        mark.title = tip;
+        mark.setAttribute("aria-label", damaged.length + " damaged series: " + damaged.join("; "));
+      }
     }
     function groupElement(item) {
       var key = "\u0000group:" + item.group;

@@ -87,6 +87,10 @@
       head.appendChild(links);
     }
     root.appendChild(head);
+    var damagedBox = el("div", "lw-damaged");
+    damagedBox.id = "lw-damaged";
+    damagedBox.setAttribute("role", "alert");
+    root.appendChild(damagedBox);
     var filter = el("input");
     filter.type = "search";
     filter.id = "lw-filter";
@@ -207,7 +211,28 @@
       drawMetrics();
       drawSystem();
     }
+    /* the parts of the store that failed their checksum: named (series, run, file), left out */
+    function drawDamaged() {
+      var damaged = run.damaged || [];
+      var said = damaged.join("\n");
+      if (damagedBox._said === said) return;
+      damagedBox._said = said;
+      LW.clear(damagedBox);
+      damagedBox.style.display = damaged.length ? "" : "none";
+      if (!damaged.length) return;
+      var parts = damaged.map(function (d) {
+        var m = /\(run '.*?': (.*) failed its checksum\)/.exec(d);
+        return m ? m[1] : d;
+      });
+      damagedBox.appendChild(el("strong", null, "Damaged record: " + parts.join(", ") +
+        (parts.length > 1 ? " fail their checksums and are" : " fails its checksum and is") +
+        " not shown; the rest of the run is."));
+      var list = el("ul");
+      damaged.forEach(function (d) { list.appendChild(el("li", null, d)); });
+      damagedBox.appendChild(list);
+    }
     function drawTables() {
+      drawDamaged();
       var info = run.info || {};
       status.className = "lw-status lw-" + run.status;
       status.textContent = run.status;
