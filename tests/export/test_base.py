@@ -147,8 +147,8 @@ def test_nothing_is_said_when_everything_arrived(tmp_path):
 
 @pytest.mark.parametrize(("kw", "message"), [
     ({"max_pending": 0}, "max_pending must be an int >= 1"),
-    ({"retry_initial": 0}, "retry_initial must be a finite number of seconds > 0"),
-    ({"close_timeout": -1}, "close_timeout must be a finite number of seconds >= 0"),
+    ({"retry_initial": 0}, r"retry_initial must be a finite number > 0 \(seconds\), got 0"),
+    ({"close_timeout": -1}, r"close_timeout must be a finite number >= 0 \(seconds\), got -1"),
     ({"retry_max": float("inf")}, "retry_max must be a finite number"),
 ])
 def test_bad_options_are_refused_by_name(kw, message):

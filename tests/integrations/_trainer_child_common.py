@@ -1,4 +1,4 @@
-"""Shared by the Lightning and Hugging Face child processes: an exporter that keeps what the
+"""Shared by the Keras, Lightning and Hugging Face child processes: an exporter that keeps what the
 run hands it (a real loopwise Recorder, in memory), and the result file."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from typing import Any
 
 
 class ListRecorder:
+    """An exporter keeping what the run hands it (a real loopwise Recorder, in memory)."""
+
     def __init__(self) -> None:
         self.keys: set[str] = set()
         self.events: list[str] = []
@@ -29,6 +31,15 @@ class ListRecorder:
 
     def log_system(self, values: Any, *, wall_time: float | None = None) -> None:
         self.keys.update(f"system:{k}" for k in values)
+
+    def log_histogram(self, name: str, values: Any, **_: Any) -> None:
+        self.keys.add(f"histogram:{name}")
+
+    def log_image(self, name: str, image: Any, *, step: int | None = None) -> None:
+        self.keys.add(f"image:{name}")
+
+    def log_text(self, name: str, text: str, *, step: int | None = None) -> None:
+        self.keys.add(f"text:{name}")
 
     def set_config(self, config: Any) -> None:
         self.config = dict(config)

@@ -15,6 +15,8 @@ import torch
 from _torchrun import kill_when_asked, torchrun, wait
 
 from loopwise.checkpoint.distributed import load_checkpoint, save_checkpoint
+from loopwise.checkpoint.errors import CorruptCheckpointError
+from loopwise.checkpoint.named import NamedFiles
 from loopwise.distributed.merge import merge_windows, next_interval
 from loopwise.record import RunReader
 
@@ -126,7 +128,7 @@ def test_resume_under_another_world_size_is_refused_unless_allowed(tmp_path: Pat
     save_checkpoint(path, {"w": torch.ones(2)}, batches_done=3)
     data = torch.load(path, weights_only=False)
     data["distributed"]["world_size"] = 2  # as if saved by two processes
-    torch.save(data, path)
+    NamedFiles(tmp_path).save({path.name: data}, step=0)  # through the storage: hash listed
     with pytest.raises(ValueError, match="saved by 2 processes and this run has 1"):
         load_checkpoint(path)
     state = load_checkpoint(path, allow_reshard=True)
@@ -137,17 +139,29 @@ def test_resume_under_another_world_size_is_refused_unless_allowed(tmp_path: Pat
         save_checkpoint(path, {}, batches_done=-1)
 
 
+def test_a_changed_byte_in_a_distributed_checkpoint_is_refused_naming_the_file(
+        tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"w": torch.arange(64.0)}, batches_done=1)
+    assert torch.equal(load_checkpoint(path)["w"], torch.arange(64.0))
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte, same size
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptCheckpointError, match=f"checkpoint {path} is unusable: .*hash"):
+        load_checkpoint(path)
+
+
 def test_without_a_process_group_nothing_changes(tmp_path: Path) -> None:
     from loopwise.distributed.failure import GroupState, failure_report
-    from loopwise.distributed.reducer import loop_reducer
+    from loopwise.distributed.group import train_group
     from loopwise.watch.monitor import TrainingMonitor
 
-    assert loop_reducer() is None
+    assert train_group() is None
     monitor = TrainingMonitor(range(3), root=tmp_path, name="one", file=io.StringIO())
     for _ in monitor:
         monitor.log({"loss": 1.0})
     monitor.close()
-    assert monitor._acc.reducer is None
+    assert monitor._group is None and monitor._acc.reducer is None
     assert list(RunReader(tmp_path / "one").series("loss").values) == [1.0, 1.0, 1.0]
     state = GroupState(rank=0, world_size=2)
     assert failure_report(state, "Traceback ...\nValueError: x") == "Traceback ...\nValueError: x"

@@ -144,7 +144,8 @@ def test_the_record_lines_up_with_a_fit_run_in_compare(trained: dict[str, Any],
     out = io.StringIO()
     with redirect_stdout(out):
         assert main(["compare", str(tmp_path / "fit"), trained["results"]["full"]["run"]]) == 0
-    rows = {line.split()[0]: line for line in out.getvalue().splitlines() if line.strip()}
+    metrics = out.getvalue().split("\nconfig:")[0]  # the metrics table, not the config diff
+    rows = {line.split()[0]: line for line in metrics.splitlines() if line.strip()}
     for key in SHARED - {"epoch"}:
         assert key in rows and "-" not in rows[key].split()[1:2], out.getvalue()
 

@@ -75,13 +75,15 @@ def test_lines_do_not_reach_the_root_logger(tmp_path, caplog):
     assert "private" not in caplog.text
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"max_bytes": 0}, "max_bytes must be a positive integer"),
-    ({"max_bytes": -5}, "max_bytes must be a positive integer"),
-    ({"backup_count": 0}, "backup_count must be an integer >= 1"),
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"max_bytes": 0}, ValueError, r"max_bytes must be an int >= 1 \(bytes per file before "
+                                   r"rotating\), got 0"),
+    ({"max_bytes": -5}, ValueError, "max_bytes must be an int >= 1 .*, got -5"),
+    ({"max_bytes": 1.5}, TypeError, "max_bytes must be an int .*, got float"),
+    ({"backup_count": 0}, ValueError, r"backup_count must be an int >= 1 \(rotated files kept\)"),
 ])
-def test_invalid_sizes_are_clear_errors(tmp_path, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_invalid_sizes_are_clear_errors(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
         JsonLog(tmp_path / "l.jsonl", **kwargs)
 
 

@@ -76,7 +76,7 @@ def test_render_stats_table():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"window": 1}, "window must be an integer >= 2"),
+    ({"window": 1}, r"window must be an int >= 2 \(points in the slope fit\), got 1"),
     ({"mode": "best"}, "mode must be 'min', 'max' or 'auto'"),
 ])
 def test_invalid_arguments_are_clear_errors(kwargs, match):

@@ -72,8 +72,10 @@ def folder_problems(folder: Path, manifests: Path | None = None) -> list[str]:
     store that does not open or fails SQLite's integrity check; a line of log.jsonl before the
     last that is not JSON; a checkpoint that a manifest under ``manifests`` (default: the
     folder) lists and that does not verify. [] when all is sound."""
+    from loopwise.checkpoint.errors import CorruptCheckpointError, UnverifiedCheckpointError
     from loopwise.checkpoint.hashing import check_file
     from loopwise.checkpoint.manifest import ManifestError, read_manifest
+    from loopwise.checkpoint.named import NamedFiles
     from loopwise.record import RunReader
     from loopwise.record.errors import load_json_object
 
@@ -107,7 +109,16 @@ def folder_problems(folder: Path, manifests: Path | None = None) -> list[str]:
         except ManifestError as exc:
             problems.append(str(exc))
             continue
+        named = NamedFiles(manifest.parent)
         for entry in entries:
+            if entry.source is not None:  # another name: verified against its owner's entry
+                try:
+                    named.check(entry.file)
+                except CorruptCheckpointError as exc:
+                    problems.append(str(exc))
+                except UnverifiedCheckpointError:
+                    pass  # its owner was rotated out (a kill before the prune): not corrupt
+                continue
             path = manifest.parent / entry.file
             if all(check_file(path, ok) is not None for ok in entry.accepted):
                 problems.append(f"{path}: {check_file(path, entry.stored)}")

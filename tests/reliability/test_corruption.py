@@ -143,6 +143,17 @@ def test_the_dashboard_lists_every_run_and_names_the_bad_file(tmp_path: Path, fi
     status = {r["name"]: r["status"] for r in runs.json()}
     assert status == {"good": "finished",
                       "bad": "finished" if file == "config.json" else "corrupt"}
+    # the API, the run table page's rows and `loopwise runs` agree, and each names the file
+    problem = {r["name"]: r["problem"] for r in runs.json()}
+    assert problem["good"] is None and str(folder / file) in problem["bad"]
+    table = {r["name"]: r for r in client.get("/api/table").json()["rows"]}
+    assert {n: r["status"] for n, r in table.items()} == status
+    assert str(folder / file) in table["bad"]["problem"]
+    cli = subprocess.run([sys.executable, "-m", "loopwise", "runs", str(root)],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         env={**os.environ, "PYTHONPATH": SRC, "COLUMNS": "400"})
+    assert cli.returncode == 0, cli.stderr
+    assert f"bad  {status['bad']}  {folder / file}" in cli.stdout
     assert client.get("/api/runs/good").status_code == 200
     one = client.get("/api/runs/bad")  # cannot be shown whole: the answer names the file
     assert one.status_code == 400 and str(folder / file) in one.json()["error"]

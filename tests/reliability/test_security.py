@@ -230,7 +230,8 @@ def test_whole_file_writers_refuse_a_symlink_and_a_fifo(tmp_path: Path) -> None:
         "TrainingConfig.save": lambda p: TrainingConfig().save(p),
         "write_report": lambda p: write_report(run.path, p),
         "checkpoint save_file": lambda p: save_file(p, {"w": torch.ones(1)}),
-        "loopwise export": lambda p: _cli_raises(["export", str(run.path), str(p)]),
+        "loopwise export": lambda p: _cli_raises(["export", str(run.path), str(p), "--format",
+                                                    "csv"]),  # .out names no format
         "loopwise report": lambda p: _cli_raises(["report", str(run.path), "-o", str(p)]),
     }
     for what, write in writers.items():

@@ -96,7 +96,7 @@ def test_h5_with_task_override(tmp_path: Path, capsys: pytest.CaptureFixture[str
     (lambda p: np.savez(p / "nope.npz", X=np.ones((0, 2)), Y=np.ones(0)), [],
      r"the data is empty"),
     (lambda p: np.savez(p / "nope.npz", X=np.ones((4, 2)), Y=np.arange(4.0)), ["--epochs", "0"],
-     r"TrainingConfig.epochs must be an integer >= 1; got 0"),
+     r"TrainingConfig.epochs must be an int >= 1, got 0"),
 ])
 def test_bad_data_is_reported_before_training(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -114,11 +115,21 @@ def test_reference_named_checkpoints_are_verified_on_load(tmp_path: Path) -> Non
     manifest = json.loads((folder / "manifest.json").read_text())
     assert sorted(e["file"] for e in manifest["entries"]) == [
         "m_best_model.pth", "m_checkpoint_2.pth", "m_checkpoint_3.pth"]
+    # one manifest owns each file's hash: the named ones refer to the manager's entries
+    owned = {e["file"]: e for e in json.loads(
+        (folder / "checkpoints" / "manifest.json").read_text())["entries"]}
+    for entry in manifest["entries"]:
+        if entry["file"].startswith("m_checkpoint_"):
+            assert "hash" not in entry and entry["source"].startswith("checkpoints/")
+            assert entry["source"].removeprefix("checkpoints/") in owned
     assert set(load_state_dict_safely(folder / "m_checkpoint_3.pth")) == {"weight", "bias"}
     path = folder / "m_checkpoint_3.pth"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="m_checkpoint_3.pth is unusable"):
+        load_state_dict_safely(path)
+    shutil.copy(folder / "m_checkpoint_2.pth", path)  # other whole bytes: refused too
     with pytest.raises(CorruptCheckpointError, match="m_checkpoint_3.pth is unusable"):
         load_state_dict_safely(path)
 

@@ -33,6 +33,7 @@ def test_best_model_and_results(tmp_path: Path) -> None:
     files = FitFiles(tmp_path, "exp", keep=1)
     model = torch.nn.Linear(2, 1)
     path = files.save_best_model(model)
+    files.named.wait()  # written off the training thread (save_later): on disk after wait()
     assert set(torch.load(path, weights_only=True)) == {"weight", "bias"}
     out = files.write_results({"losses": [1.0, math.nan], "best": math.inf})
     assert out.read_text().replace(" ", "").replace("\n", "") == \

@@ -25,7 +25,7 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="no prediction key; expected one of predictions, "
                                          "logits, output, out, got h"):
         extract_final_predictions({"h": 1}, 1)
-    with pytest.raises(ValueError, match="output_dim must be an integer >= 1"):
+    with pytest.raises(ValueError, match="output_dim must be an int >= 1, got 0"):
         extract_final_predictions(torch.ones(2, 1), 0)
     with pytest.raises(TypeError, match="model output must be a tensor"):
         extract_final_predictions("x", 1)

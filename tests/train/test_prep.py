@@ -77,9 +77,9 @@ def test_setup_training_errors() -> None:
     X, Y = torch.zeros(10, 2), torch.zeros(9)
     with pytest.raises(ValueError, match="X has 10 rows but Y has 9"):
         setup_training(X, Y)
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         setup_training(X, torch.zeros(10), batch_size=0)
-    with pytest.raises(ValueError, match=r"val_split must be a number in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"val_split must be a finite number in \[0, 1\), got 1.5"):
         setup_training(X, torch.zeros(10), val_split=1.5)
     with pytest.raises(ValueError, match="0 examples leave none for training"):
         split_sizes(0, 0.1, 0.1)

@@ -91,16 +91,18 @@ def test_state_survives_resume() -> None:
     assert opt.param_groups[0]["lr"] == 0.5 and resumed.cooldown_counter == 1
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"factor": 1.0}, "factor must be between 0 and 1"),
-    ({"factor": 0}, "factor must be between 0 and 1"),
-    ({"patience": -2}, "patience must be an int >= 0"),
-    ({"cooldown": 1.5}, "cooldown must be an int >= 0"),
-    ({"min_lr": -1.0}, "min_lr must be a number >= 0"),
-    ({"mode": "up"}, "mode must be one of 'min', 'max', 'auto'; got 'up'"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"factor": 1.0}, ValueError, r"factor must be a finite number in \(0, 1\) \(the LR is "
+                                  r"multiplied by it\), got 1.0"),
+    ({"factor": 0}, ValueError, r"factor must be a finite number in \(0, 1\)"),
+    ({"factor": "0.5"}, TypeError, r"factor must be a finite number in \(0, 1\) .*, got str"),
+    ({"patience": -2}, ValueError, "patience must be an int >= 0"),
+    ({"cooldown": 1.5}, TypeError, r"cooldown must be an int \(evaluations to wait\), got float"),
+    ({"min_lr": -1.0}, ValueError, "min_lr must be a finite number >= 0, got -1.0"),
+    ({"mode": "up"}, ValueError, "mode must be one of 'min', 'max', 'auto'; got 'up'"),
 ])
-def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
         ReduceLROnPlateau(**kwargs)
 
 

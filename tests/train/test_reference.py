@@ -68,7 +68,7 @@ def test_mlp_shape_and_validation() -> None:
     model = MLP(4, 2, hidden_size=8, num_layers=3)
     assert model(torch.zeros(5, 4)).shape == (5, 2)
     assert sum(isinstance(m, torch.nn.Linear) for m in model.modules()) == 4
-    with pytest.raises(ValueError, match="hidden_size must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1, got 0"):
         MLP(4, 2, hidden_size=0)
 
 

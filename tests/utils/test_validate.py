@@ -138,3 +138,36 @@ def test_int_and_bool_checks_have_one_style() -> None:
     assert check_bool(False, what="force") is False
     with pytest.raises(TypeError, match="^force must be True or False, got 1$"):
         check_bool(1, what="force")
+
+
+def test_float_checks_have_the_same_style_and_refuse_nan() -> None:
+    from loopwise.utils.validate import check_float, check_non_negative, check_positive
+
+    assert check_positive(np.float32(0.5), what="threshold") == 0.5
+    assert check_non_negative(0, what="min_delta") == 0.0
+    assert check_float(1, what="dropout", minimum=0, maximum=1) == 1.0
+    with pytest.raises(TypeError, match="^threshold must be a finite number > 0, got str$"):
+        check_positive("3", what="threshold")
+    with pytest.raises(TypeError, match="^min_delta must be a finite number >= 0, got bool$"):
+        check_non_negative(True, what="min_delta")
+    with pytest.raises(ValueError, match="^threshold must be a finite number > 0, got 0$"):
+        check_positive(0, what="threshold")
+    for bad in (float("nan"), float("inf")):  # the NaN rule: no argument is NaN (or inf)
+        with pytest.raises(ValueError, match=f"^min_delta must be a finite number >= 0, got {bad}$"):
+            check_non_negative(bad, what="min_delta")
+    with pytest.raises(ValueError, match=r"^dropout must be a finite number in \[0, 1\) "
+                                         r"\(a fraction\), got 1.0$"):
+        check_float(1.0, what="dropout", minimum=0, maximum=1, open_max=True, hint="a fraction")
+    with pytest.raises(ValueError, match="got an integer of about 401 digits, too large"):
+        check_positive(10**400, what="lr")
+
+
+def test_each_check_is_defined_once() -> None:
+    import re
+
+    src = Path(__file__).resolve().parents[2] / "src" / "loopwise"
+    names = [m.group(1) for p in src.rglob("*.py")
+             for m in re.finditer(r"^def (check_\w+)\(", p.read_text(encoding="utf-8"), re.M)]
+    for name in ("check_int", "check_float", "check_positive", "check_non_negative",
+                 "check_bool", "check_number", "check_key"):
+        assert names.count(name) == 1, name

@@ -43,7 +43,7 @@ def test_plot_predictions_regression_and_classification(tmp_path: Path) -> None:
     loader = [(torch.randn(8, 3), torch.randint(0, 4, (8,))) for _ in range(2)]
     path = plot_predictions(clf, loader, 4, model_name="clf", out_dir=tmp_path)
     assert path.read_bytes()[:8] == PNG
-    with pytest.raises(ValueError, match="stride must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="stride must be an int >= 1, got 0"):
         plot_predictions(reg, loader, 2, stride=0, out_dir=tmp_path)
 
 

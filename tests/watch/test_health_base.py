@@ -7,12 +7,12 @@ import math
 
 import pytest
 
+from loopwise.utils.validate import check_positive
 from loopwise.watch.health.base import (
     Detector,
     Finding,
     KeyedDetector,
     check_keys,
-    check_positive,
     json_safe,
     worse,
 )
@@ -82,5 +82,7 @@ def test_worse():
 def test_checks_name_the_argument():
     with pytest.raises(ValueError, match="keys must be a metric name or glob pattern"):
         check_keys(["loss", 3])
-    with pytest.raises(ValueError, match="threshold must be a finite number > 0, got True"):
+    with pytest.raises(TypeError, match="threshold must be a finite number > 0, got bool"):
         check_positive(True, what="threshold")
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0, got nan"):
+        check_positive(float("nan"), what="threshold")

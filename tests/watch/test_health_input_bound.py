@@ -45,9 +45,9 @@ def test_recovery_ends_the_episode():
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"threshold_pct": 0}, "threshold_pct must be a percentage between 0 and 100"),
-    ({"threshold_pct": 100}, "threshold_pct must be a percentage between 0 and 100"),
-    ({"threshold_pct": -5}, "threshold_pct must be a percentage between 0 and 100"),
+    ({"threshold_pct": 0}, r"threshold_pct must be a finite number in \(0, 100\) \(a percentage\), got 0"),
+    ({"threshold_pct": 100}, r"threshold_pct must be a finite number in \(0, 100\) \(a percentage\), got 100"),
+    ({"threshold_pct": -5}, r"threshold_pct must be a finite number in \(0, 100\) \(a percentage\), got -5"),
     ({"window": 0}, "window must be an int >= 1, got 0"),
 ])
 def test_invalid_arguments_are_clear_errors(kwargs, match):

@@ -48,5 +48,6 @@ def test_needs_the_sample_time():
 
 @pytest.mark.parametrize("seconds", [0, -5, float("inf"), "300"])
 def test_invalid_seconds_are_clear_errors(seconds):
-    with pytest.raises(ValueError, match="seconds must be a finite number > 0"):
+    error = TypeError if isinstance(seconds, str) else ValueError  # the type, or the value
+    with pytest.raises(error, match="seconds must be a finite number > 0, got "):
         StalledDetector(seconds=seconds)

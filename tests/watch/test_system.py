@@ -275,9 +275,10 @@ def test_ensure_system_monitor_is_one_per_run_and_stops_with_it(tmp_path):
 
 @pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf"), "2", True])
 def test_invalid_intervals_are_clear_errors(interval):
-    with pytest.raises(ValueError, match="interval must be a number of seconds > 0"):
+    error = TypeError if isinstance(interval, (str, bool)) else ValueError  # type, or value
+    with pytest.raises(error, match=r"interval must be a finite number > 0 \(seconds"):
         SystemMonitor(None, interval=interval)
-    with pytest.raises(ValueError, match="interval must be a number of seconds > 0"):
+    with pytest.raises(error, match=r"interval must be a finite number > 0 \(seconds"):
         ensure_system_monitor(FakeRun(), interval=interval)
 
 

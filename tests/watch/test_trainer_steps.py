@@ -9,7 +9,13 @@ import torch
 
 from loopwise.record import RunReader
 from loopwise.record.run import Run
-from loopwise.watch.trainer_steps import TrainerSteps, json_config, open_run
+from loopwise.watch.trainer_steps import (
+    TrainerSteps,
+    check_options,
+    end_trainer_run,
+    json_config,
+    open_run,
+)
 
 
 def _steps(path: Path, key: str = "loss") -> list[int]:
@@ -74,3 +80,42 @@ def test_json_config_keeps_what_json_cannot_hold_as_text() -> None:
         json_config([1])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="flush_interval must be > 0 seconds, got 0"):
         TrainerSteps(None, interval=0)  # type: ignore[arg-type]
+
+
+def test_end_trainer_run_hands_over_and_closes_only_an_own_run(tmp_path: Path) -> None:
+    own = Run.create(tmp_path, "own")
+    steps = TrainerSteps(own, health=False, interval=3600.0)
+    steps.add(1, {"loss": 0.5})  # pending: the long interval kept it back
+    end_trainer_run(own, steps, "interrupted")
+    assert own.closed
+    reader = RunReader(own.path)
+    assert reader.status == "interrupted"
+    assert list(reader.series("loss").steps) == [1]
+    assert [e.message for e in reader.events(kind="interrupted")] == ["interrupted by Ctrl-C"]
+    end_trainer_run(own, steps, "failed")  # already ended: nothing changes
+    assert RunReader(own.path).status == "interrupted"
+
+    given = Run.create(tmp_path, "given")
+    given_steps = TrainerSteps(given, health=False, interval=3600.0)
+    given_steps.add(1, {"loss": 0.25})
+    end_trainer_run(given, given_steps, "failed", error="boom", own=False)
+    assert not given.closed  # its owner closes it
+    assert list(RunReader(given.path).series("loss").steps) == [1]
+    given.close()
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"run": "runs/x"}, "run must be a loopwise Run, got str"),
+    ({"root": 3}, "root must be a path, got int"),
+    ({"name": 3}, "name must be a string (the run's folder name), got int"),
+    ({"config": [1]}, "config must be a dict, got list"),
+    ({"flush_interval": True}, "flush_interval must be > 0 seconds, got True"),
+    ({"exporters": [object()]}, "exporters must be loopwise Recorders (e.g. from "
+                                "loopwise.export), got object"),
+])
+def test_check_options_names_what_was_wrong(option: dict[str, object], message: str) -> None:
+    options: dict[str, object] = {"run": None, "root": "runs", "name": None, "config": None,
+                                  "flush_interval": 1.0, "exporters": ()}
+    with pytest.raises((TypeError, ValueError)) as info:
+        check_options(**{**options, **option})  # type: ignore[arg-type]
+    assert str(info.value) == message

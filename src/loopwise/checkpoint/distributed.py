@@ -13,11 +13,13 @@ for batch in skip_batches(loader, state["distributed"]["batches_done"]): ...
 store every other checkpoint goes through (:class:`~loopwise.checkpoint.named.NamedFiles`:
 ``torch.save`` streamed into a temp file and hashed as it is written, fsync, ``os.replace``, the
 hash listed in the folder's ``manifest.json``), then all ranks meet at a barrier, so no rank
-goes on (or is killed) before the file is whole; ``load_state_dict_safely`` verifies it
-against that manifest. :func:`load_checkpoint` checks that the world size is the one
-the checkpoint was saved under: another world size changes which samples each rank sees, so it
-is an error unless ``allow_reshard=True`` (then the sampler's epoch is restored and the position
-within the epoch is dropped: the epoch starts again under the new sharding).
+goes on (or is killed) before the file is whole. :func:`load_checkpoint` verifies it against
+that manifest (as ``load_state_dict_safely`` and the ``CheckpointManager`` do: a changed byte
+is a :class:`~loopwise.checkpoint.errors.CorruptCheckpointError` naming the file) and checks
+that the world size is the one the checkpoint was saved under: another world size changes which
+samples each rank sees, so it is an error unless ``allow_reshard=True`` (then the sampler's
+epoch is restored and the position within the epoch is dropped: the epoch starts again under
+the new sharding).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from loopwise.checkpoint.named import NamedFiles
+from loopwise.checkpoint.named import NamedFiles, verify_if_listed
 from loopwise.checkpoint.store import load_file
 from loopwise.utils.validate import check_bool
 
@@ -76,15 +78,17 @@ def load_checkpoint(path: str | os.PathLike[str], *, sampler: Any = None,
                     allow_pickle: bool = False) -> dict[str, Any]:
     """Load ``path`` on this rank; restore ``sampler``'s epoch. A checkpoint saved under
     another world size is an error unless ``allow_reshard`` (then ``batches_done`` is 0).
-    Loaded as the checkpoint store loads (``weights_only=True``): a file holding pickled
-    Python objects is refused unless ``allow_pickle=True`` (which warns: a pickle can run
-    code)."""
+    The file is checked against the hash in the ``manifest.json`` beside it first (a file
+    whose bytes changed is refused, naming it). Loaded as the checkpoint store loads
+    (``weights_only=True``): a file holding pickled Python objects is refused unless
+    ``allow_pickle=True`` (which warns: a pickle can run code)."""
     for flag, value in (("allow_reshard", allow_reshard), ("allow_pickle", allow_pickle)):
         check_bool(value, what=flag)
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"no checkpoint at {source}; save one with save_checkpoint() "
                                 "or start without resuming")
+    verify_if_listed(source)  # the hash save_checkpoint listed: a changed byte is refused
     loaded: Any = load_file(source, map_location=map_location, allow_pickle=allow_pickle)
     state: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
     info = state.get(KEY)

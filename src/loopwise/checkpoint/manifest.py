@@ -1,5 +1,8 @@
 """The manifest of a checkpoint folder: the JSON list of entries (file, size, hash, step,
-metrics, time) that says which files are kept and what their bytes must hash to. Written
+metrics, time) that says which files are kept and what their bytes must hash to. An entry with
+a ``source`` lists another name of a file another manifest owns (e.g. fit's hard-linked
+``<name>_checkpoint_<epoch>.pth`` of a ``CheckpointManager`` file): it holds no size or hash of
+its own, the owner's entry is the one record of them (see ``named.NamedFiles.check``). Written
 atomically (``loopwise.utils.atomic.atomic_write_json``); NaN/inf metrics are written ``null``
 and read back as NaN.
 """
@@ -34,6 +37,9 @@ class ManifestEntry:
     metrics: dict[str, float] = field(default_factory=dict)
     # a fixed-name file (``checkpoint_named``) between manifest and rename: what is on disk
     previous: dict[str, Any] | None = None
+    # another name of a file listed in another manifest: that file's path, relative to this
+    # folder; its entry there owns the size and hash (this entry has none of its own)
+    source: str | None = None
 
     @property
     def stored(self) -> StoredFile:
@@ -50,10 +56,19 @@ class ManifestEntry:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        if self.source is not None:
+            return {"file": self.file, "step": self.step, "time": self.time, "seq": self.seq,
+                    "source": self.source}
+        out = asdict(self)
+        del out["source"]
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ManifestEntry:
+        if data.get("source"):
+            return cls(file=str(data["file"]), step=int(data["step"]), size=0, hash="",
+                       algorithm="", time=float(data["time"]), seq=int(data["seq"]),
+                       source=str(data["source"]))
         return cls(
             file=str(data["file"]), step=int(data["step"]), size=int(data["size"]),
             hash=str(data["hash"]), algorithm=str(data["algorithm"]), time=float(data["time"]),

@@ -23,12 +23,18 @@ one starts; ``wait()`` blocks until the last one is on disk.
 A file without a recorded hash (manifest missing, unreadable, or not listing it) is
 *unverifiable*: :class:`UnverifiedCheckpointError`, unless the caller opts in with
 ``allow_unverified=True``.
+
+Another name of a file that another manifest owns (fit's hard-linked
+``<name>_checkpoint_<epoch>.pth``, the ``CheckpointManager``'s file under a reference name) is
+listed by :meth:`NamedFiles.adopt` as a reference to it (``source``), never with a second copy of
+its hash: :meth:`NamedFiles.check` verifies it against the owner's entry in the owner's manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -60,6 +66,8 @@ class NamedFiles:
         self.folder = Path(folder)
         self.manifest = self.folder / MANIFEST
         self._on_disk: dict[str, StoredFile] = {}  # what this process knows each file holds
+        # one manifest update at a time: save_later's thread and adopt/forget on the caller's
+        self._manifest_lock = threading.Lock()
         self._writer: BackgroundWriter | None = None  # save_later's thread, made on first use
         self._snapshot = TensorSnapshot()
 
@@ -95,6 +103,8 @@ class NamedFiles:
                 raise CorruptCheckpointError(path, "the file is missing")
             raise UnverifiedCheckpointError(
                 f"{path} cannot be verified: {self.manifest} does not list it")
+        if entry.source is not None:
+            return self._check_source(name, entry.source)
         problems = []
         for expected in entry.accepted:
             problem = check_file(path, expected)
@@ -136,20 +146,8 @@ class NamedFiles:
                 item.discard()
             raise
         try:
-            entries = self._entries_or_empty()
-            now = time.time()
-            seq = max((e.seq for e in entries.values()), default=0) + 1
-            for item in staged:
-                name = item.path.name
-                previous = self._current(name, entries.get(name))
-                entries[name] = ManifestEntry(
-                    file=name, step=step, size=item.stored.size, hash=item.stored.hash,
-                    algorithm=item.stored.algorithm, time=now, seq=seq,
-                    metrics=dict(metrics or {}),
-                    previous=None if previous is None else {
-                        "size": previous.size, "hash": previous.hash,
-                        "algorithm": previous.algorithm})
-            write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
+            with self._manifest_lock:
+                self._list_staged(staged, step=step, metrics=metrics)
         except BaseException:
             for item in staged:
                 item.discard()
@@ -158,6 +156,24 @@ class NamedFiles:
             self._keep_as_spare(item.path)
             self._on_disk[item.path.name] = item.commit()
         return {item.path.name: item.stored for item in staged}
+
+    def _list_staged(self, staged: list[StagedFile], *, step: int,
+                     metrics: Mapping[str, float] | None) -> None:
+        """The manifest with each staged file's new hash and what is on disk now."""
+        entries = self._entries_or_empty()
+        now = time.time()
+        seq = max((e.seq for e in entries.values()), default=0) + 1
+        for item in staged:
+            name = item.path.name
+            previous = self._current(name, entries.get(name))
+            entries[name] = ManifestEntry(
+                file=name, step=step, size=item.stored.size, hash=item.stored.hash,
+                algorithm=item.stored.algorithm, time=now, seq=seq,
+                metrics=dict(metrics or {}),
+                previous=None if previous is None else {
+                    "size": previous.size, "hash": previous.hash,
+                    "algorithm": previous.algorithm})
+        write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
 
     def save_later(self, files: Mapping[str, Any], *, step: int,
                    metrics: Mapping[str, float] | None = None,
@@ -217,22 +233,47 @@ class NamedFiles:
             spare.unlink(missing_ok=True)
             os.link(path, spare)
 
-    def adopt(self, name: str, stored: StoredFile, *, step: int) -> None:
-        """List ``name`` (another name of a file written and hashed elsewhere, e.g. a hard link
-        to a ``CheckpointManager`` file) with its known size and hash."""
-        entries = self._entries_or_empty()
-        seq = max((e.seq for e in entries.values()), default=0) + 1
-        entries[name] = ManifestEntry(file=name, step=step, size=stored.size, hash=stored.hash,
-                                      algorithm=stored.algorithm, time=time.time(), seq=seq)
-        write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
-        self._on_disk[name] = stored
+    def adopt(self, name: str, source: str | Path, *, step: int) -> None:
+        """List ``name`` as another name of ``source`` (a file written, hashed and listed by
+        another manifest, e.g. a hard link to a ``CheckpointManager`` file): the entry refers to
+        the owner's, which alone holds the size and hash."""
+        owner = Path(source)
+        if owner.is_absolute():
+            owner = Path(os.path.relpath(owner, self.folder))
+        with self._manifest_lock:
+            entries = self._entries_or_empty()
+            seq = max((e.seq for e in entries.values()), default=0) + 1
+            entries[name] = ManifestEntry(file=name, step=step, size=0, hash="", algorithm="",
+                                          time=time.time(), seq=seq, source=owner.as_posix())
+            write_manifest(self.manifest, sorted(entries.values(), key=lambda e: e.file))
+        self._on_disk.pop(name, None)
+
+    def _check_source(self, name: str, source: str) -> StoredFile:
+        """Verify ``name`` against the entry of the file it is another name of, in that
+        file's own manifest."""
+        path, owner = self.folder / name, self.folder / source
+        try:
+            entry = NamedFiles(owner.parent).entries().get(owner.name)
+        except ManifestError as exc:
+            raise UnverifiedCheckpointError(
+                f"{path} cannot be verified: it is another name of {owner}, and {exc}") from exc
+        if entry is None:
+            raise UnverifiedCheckpointError(
+                f"{path} cannot be verified: it is another name of {owner}, which "
+                f"{owner.parent / MANIFEST} no longer lists")
+        problem = check_file(path, entry.stored)
+        if problem is not None:
+            raise CorruptCheckpointError(path, problem)
+        self._on_disk[name] = entry.stored
+        return entry.stored
 
     def forget(self, names: list[str]) -> None:
         """Drop ``names`` from the manifest (their files were removed)."""
-        entries = self._entries_or_empty()
-        if any(n in entries for n in names):
-            kept = [e for n, e in entries.items() if n not in names]
-            write_manifest(self.manifest, sorted(kept, key=lambda e: e.file))
+        with self._manifest_lock:
+            entries = self._entries_or_empty()
+            if any(n in entries for n in names):
+                kept = [e for n, e in entries.items() if n not in names]
+                write_manifest(self.manifest, sorted(kept, key=lambda e: e.file))
         for name in names:
             self._on_disk.pop(name, None)
 

@@ -1,7 +1,11 @@
-"""What ``fit()`` and ``Workflow.run()`` need under ``torchrun`` (``docs/distributed.md``).
+"""The one group object of training under ``torchrun`` (``docs/distributed.md``), used alike by
+``fit()``, ``Workflow.run()``, ``TrainingMonitor`` and ``TrainingSession``.
 
-- :func:`train_group`: the group of several ranks a training entry point runs in (None in one
-  process, or with ``LOOPWISE_DISTRIBUTED=0``);
+- :func:`train_group`: the group of several ranks a training entry point or a loop runs in
+  (None in one process, or with ``LOOPWISE_DISTRIBUTED=0``);
+- :meth:`TrainGroup.attach_monitor`, :meth:`TrainGroup.attach_session`: a loop's values
+  exchanged every :attr:`TrainGroup.every` steps (never per step), the same on every rank;
+  :meth:`TrainGroup.on_failure`: no more collectives once a loop of this rank failed;
 - :meth:`TrainGroup.decide`: rank 0 decides (which run folder, start or resume), broadcasts
   its decision, and every other rank follows it; an error on rank 0 stops every rank (fit and
   Workflow open their runs this way);
@@ -22,11 +26,12 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from loopwise.distributed.failure import GroupState
 from loopwise.distributed.reducer import Reducer, loop_reducer
 
 __all__ = ["RankRun", "TrainGroup", "rank_device", "set_sampler_epoch", "shard_loader",
@@ -91,11 +96,39 @@ class TrainGroup:
         """``values`` averaged over the ranks (one exchange); the same on every rank."""
         return self.reducer.reduce_values(values)
 
+    # -- a loop's exchanges (TrainingMonitor, TrainingSession) -------------------------------
+    @property
+    def every(self) -> int:
+        """Steps between two exchanges of a loop (agreed by every rank at each exchange)."""
+        return self.reducer.every
 
-def train_group() -> TrainGroup | None:
+    @property
+    def state(self) -> GroupState:
+        """This process's failure state and system-sample buffer (shared by its loops)."""
+        return self.reducer.state
+
+    def attach_monitor(self, acc: Any, iterable: Iterable[Any],
+                       refresh: Callable[[float], None], *, train: bool) -> Iterable[Any]:
+        """A TrainingMonitor's accumulator and iterable: the iterable to loop over, which calls
+        ``refresh(now)`` every :attr:`every` steps (the only exchanges of the step path)."""
+        return self.reducer.attach_monitor(acc, iterable, refresh, train=train)
+
+    def attach_session(self, rec: Any) -> None:
+        """A TrainingSession's recorder: an exchange every :attr:`every` steps, the phase-end
+        values averaged over the ranks."""
+        self.reducer.attach_session(rec)
+
+    def on_failure(self, error: str | None) -> str | None:
+        """A loop or entry point of this rank ends failed or interrupted: no more collectives;
+        the error to record (every failed rank's traceback, the earliest first)."""
+        return self.reducer.on_failure(error)
+
+
+def train_group(*, target_s: float = 0.5) -> TrainGroup | None:
     """The group of several ranks this process trains in, or None (one process, a group of
-    one, or ``LOOPWISE_DISTRIBUTED=0``)."""
-    reducer = loop_reducer()
+    one, or ``LOOPWISE_DISTRIBUTED=0``). ``target_s``: about how often (seconds) a loop's
+    values are exchanged (the step count between exchanges follows rank 0's rate)."""
+    reducer = loop_reducer(target_s=target_s)
     if reducer is None or reducer.world_size < 2:
         return None
     return TrainGroup(reducer)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopwise.utils.validate import check_float
+
 EventSink = Callable[[str, str, str, Mapping[str, Any]], None]
 """``(kind, message, level, data)``: how an exporter records its own delivery events."""
 
@@ -37,11 +39,7 @@ class DeliveryStats:
 
 
 def check_seconds(value: float, what: str, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        value >= 0 if allow_zero else value > 0) or value == float("inf"):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{what} must be a finite number of seconds {bound}, got {value!r}")
-    return float(value)
+    return check_float(value, what=what, minimum=0, open_min=not allow_zero, hint="seconds")
 
 
 def check_delivery(delivery: str, allowed: tuple[str, ...], who: str) -> str:

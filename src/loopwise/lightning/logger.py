@@ -34,7 +34,14 @@ from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
-from loopwise.watch.trainer_steps import TrainerSteps, json_config, open_run
+from loopwise.watch.trainer_steps import (
+    TrainerSteps,
+    attach_exporters,
+    check_options,
+    end_trainer_run,
+    json_config,
+    open_run,
+)
 
 __all__ = ["PACKAGES", "LoopwiseLogger", "split_metrics"]
 
@@ -118,25 +125,10 @@ class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
                  exporters: Iterable[Recorder] = (), health: bool = True,
                  flush_interval: float = 1.0) -> None:
         super().__init__()
-        if run is not None and not isinstance(run, Run):
-            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
-        if not isinstance(root, (str, os.PathLike)):
-            raise TypeError(f"root must be a path, got {type(root).__name__}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string (the run's folder name), got "
-                            f"{type(name).__name__}")
-        if config is not None and not isinstance(config, Mapping):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        self._exporters = check_options(run=run, root=root, name=name, config=config,
+                                        flush_interval=flush_interval, exporters=exporters)
         if not isinstance(health, bool):
             raise TypeError(f"health must be True or False, got {health!r}")
-        if not (isinstance(flush_interval, (int, float)) and not isinstance(flush_interval, bool)
-                and flush_interval > 0):
-            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
-        self._exporters = list(exporters)
-        for exporter in self._exporters:
-            if not isinstance(exporter, Recorder):
-                raise TypeError(f"exporters must be loopwise Recorders (e.g. from "
-                                f"loopwise.export), got {type(exporter).__name__}")
         self._given_run, self._run = run, run
         self._root, self._name = root, name
         self._config = json_config(config or {})
@@ -255,9 +247,7 @@ class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
     def _open(self) -> Run:
         run = self._run = open_run(previous=self.previous, root=self._root, name=self._name,
                                    config=self._config, resuming=self.resuming)
-        for exporter in self._exporters:
-            if exporter not in run.exporters:
-                run.add_exporter(exporter)
+        attach_exporters(run, self._exporters)
         return run
 
     @property
@@ -274,17 +264,8 @@ class LoopwiseLogger(*_LOGGER_BASES):  # type: ignore[misc]
 
     def close(self, status: str = "finished", *, error: str | None = None) -> None:
         """Hand over what is pending and close the run the logger made with ``status``."""
-        run = self._run
-        if run is None or run.closed:
-            return
-        if self._steps is not None and self._steps.run is run:
-            self._steps.flush()
-        if status == "interrupted":
-            run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
-        if run is self._given_run:
-            run.flush()
-        else:
-            run.close(status, error=error)
+        end_trainer_run(self._run, self._steps, status, error=error,
+                        own=self._run is not self._given_run)
 
     def state_dict(self) -> dict[str, Any]:
         return {"run": None if self._run is None else str(self._run.path)}

@@ -36,7 +36,7 @@ from loopwise.record.folder import LOG_FILE
 from loopwise.record.safefile import run_file
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_int, check_key, check_step
 
 DEFAULT_MAX_BYTES = 10 * 2**20
 DEFAULT_BACKUP_COUNT = 5
@@ -76,12 +76,8 @@ class JsonLog:
                  clock: Callable[[], float] = _time.time) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a file path, got {type(path).__name__}")
-        if type(max_bytes) is not int or max_bytes < 1:
-            raise ValueError(f"max_bytes must be a positive integer (bytes per file before "
-                             f"rotating), got {max_bytes!r}")
-        if type(backup_count) is not int or backup_count < 1:
-            raise ValueError(f"backup_count must be an integer >= 1 (rotated files kept), "
-                             f"got {backup_count!r}")
+        check_int(max_bytes, what="max_bytes", minimum=1, hint="bytes per file before rotating")
+        check_int(backup_count, what="backup_count", minimum=1, hint="rotated files kept")
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"cannot write the JSON log {self.path}: its folder does "
@@ -151,10 +147,9 @@ class JsonLog:
     def metrics(self, values: Mapping[str, float], *, step: int, epoch: int | None = None,
                 time: float | None = None) -> None:
         """Write one metrics line (typically an epoch's train and validation metrics)."""
-        if type(step) is not int:
-            raise TypeError(f"step must be an int, got {type(step).__name__}")
-        if epoch is not None and type(epoch) is not int:
-            raise TypeError(f"epoch must be an int or None, got {type(epoch).__name__}")
+        check_step(step)
+        if epoch is not None:
+            check_step(epoch, what="epoch")
         if not isinstance(values, Mapping):
             raise TypeError(f"values must be a mapping of name to number, got "
                             f"{type(values).__name__}")

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from loopwise.utils.table import render_table
 from loopwise.utils.text import printable
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_int, check_key
 
 DEFAULT_WINDOW = 20
 
@@ -124,10 +124,7 @@ def metric_stats(key: str, steps: Sequence[int], values: Sequence[float], *,
     check_key(key, what="key")
     if mode not in ("min", "max", "auto"):
         raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-    if type(window) is not int or window < 2:
-        raise ValueError(
-            f"window must be an integer >= 2 (points in the slope fit), got {window!r}"
-        )
+    check_int(window, what="window", minimum=2, hint="points in the slope fit")
     if len(steps) != len(values):
         raise ValueError(f"{key}: steps and values differ in length ({len(steps)} vs "
                          f"{len(values)})")

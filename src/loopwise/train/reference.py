@@ -53,6 +53,7 @@ from loopwise.train.fit.predict import extract_final_predictions, plot_predictio
 from loopwise.train.fit.prep import Standardization, load_and_preprocess_data, setup_training
 from loopwise.train.fit.runplan import is_finished
 from loopwise.train.step.memory import clear_gpu_memory, show_gpu_memory_usage
+from loopwise.utils.validate import check_int
 from loopwise.view.plots import plot_losses
 from loopwise.watch.convert import to_float
 from loopwise.watch.improvement import Improvement
@@ -75,8 +76,7 @@ class MLP(nn.Module):
         super().__init__()
         for name, value in (("input_dim", input_dim), ("output_dim", output_dim),
                             ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(value, what=name, minimum=1)
         layers: list[nn.Module] = []
         width = input_dim
         for _ in range(num_layers):
@@ -208,8 +208,7 @@ class TrainingMetrics:
     def update(self, epoch: int, train_loss: float, val_loss: float | None = None,
                lr: float | None = None, epoch_time: float | None = None) -> bool:
         """Add epoch ``epoch``'s values; True when its validation loss is the best so far."""
-        if type(epoch) is not int or epoch < 1:
-            raise ValueError(f"epoch must be an int >= 1, got {epoch!r}")
+        check_int(epoch, what="epoch", minimum=1)
         if self.epochs and epoch <= self.epochs[-1]:
             raise ValueError(f"epoch {epoch} is not after the last epoch added "
                              f"({self.epochs[-1]}): epochs must increase (start a new "

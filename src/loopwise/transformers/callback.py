@@ -45,7 +45,14 @@ from loopwise.utils.atomic import atomic_write_json
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.session_values import EpochResult, render_epoch_summary
 from loopwise.watch.system_run import ensure_system_monitor
-from loopwise.watch.trainer_steps import TrainerSteps, json_config, open_run
+from loopwise.watch.trainer_steps import (
+    TrainerSteps,
+    attach_exporters,
+    check_options,
+    end_trainer_run,
+    json_config,
+    open_run,
+)
 
 try:
     import transformers
@@ -95,28 +102,13 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
                  exporters: Iterable[Recorder] = (), progress: bool = True,
                  file: TextIO | None = None, system: bool = True, health: bool = True,
                  flush_interval: float = 1.0) -> None:
-        if run is not None and not isinstance(run, Run):
-            raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
-        if not isinstance(root, (str, os.PathLike)):
-            raise TypeError(f"root must be a path, got {type(root).__name__}")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"name must be a string (the run's folder name), got "
-                            f"{type(name).__name__}")
-        if config is not None and not isinstance(config, Mapping):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        self._exporters = check_options(run=run, root=root, name=name, config=config,
+                                        flush_interval=flush_interval, exporters=exporters)
         for flag, value in (("progress", progress), ("system", system), ("health", health)):
             if not isinstance(value, bool):
                 raise TypeError(f"{flag} must be True or False, got {value!r}")
-        if not (isinstance(flush_interval, (int, float)) and not isinstance(flush_interval, bool)
-                and flush_interval > 0):
-            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         if file is not None and not callable(getattr(file, "write", None)):
             raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
-        self._exporters = list(exporters)
-        for exporter in self._exporters:
-            if not isinstance(exporter, Recorder):
-                raise TypeError(f"exporters must be loopwise Recorders (e.g. from "
-                                f"loopwise.export), got {type(exporter).__name__}")
         self._given_run, self.run = run, run
         self._root, self._name = root, name
         self._config = json_config(config or {})
@@ -176,9 +168,7 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
                                       config=config, resuming=step > 0)
         else:
             run.set_config({**_read_config(run), **config})
-        for exporter in self._exporters:
-            if exporter not in run.exporters:
-                run.add_exporter(exporter)
+        attach_exporters(run, self._exporters)
         steps = self.steps = TrainerSteps(run, health=self._health, interval=self._interval)
         steps.start_at(step, epoch=int(state.epoch or 0) if step > 0 else run.epoch)
         if step > 0:
@@ -272,17 +262,8 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
     def close(self, status: str = "finished", *, error: str | None = None) -> None:
         """Hand over what is pending; close the run the callback made with ``status`` (a given
         run is only flushed)."""
-        run = self.run
-        if run is None or run.closed:
-            return
-        if self.steps is not None and self.steps.run is run:
-            self.steps.flush()
-        if status == "interrupted":
-            run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
-        if run is self._given_run:
-            run.flush()
-        else:
-            run.close(status, error=error)
+        end_trainer_run(self.run, self.steps, status, error=error,
+                        own=self.run is not self._given_run)
 
     def state_dict(self) -> dict[str, Any]:
         return {"run": None if self.run is None else str(self.run.path),

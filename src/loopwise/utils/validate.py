@@ -8,17 +8,68 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message, except for an int too long to show (or print)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    return repr(value)
+
+
 def check_int(value: object, *, what: str, minimum: int = 0, hint: str = "") -> int:
-    """An int (NumPy ints too; never a bool) >= ``minimum``, returned as int. The one style:
-    the wrong type is a ``TypeError`` naming the type, a value out of range a ``ValueError``
-    naming the value; ``hint`` says what the number counts."""
+    """An int (NumPy ints too; never a bool) >= ``minimum``, returned as int. The one style
+    of every check here: the wrong type is a ``TypeError`` naming the type, a value out of
+    range a ``ValueError`` naming the value; ``hint`` says what the number counts."""
     extra = f" ({hint})" if hint else ""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise TypeError(f"{what} must be an int{extra}, got {type(value).__name__}")
     number = int(value.__index__())
     if number < minimum:
-        raise ValueError(f"{what} must be an int >= {minimum}{extra}, got {number}")
+        raise ValueError(f"{what} must be an int >= {minimum}{extra}, got {shown(number)}")
     return number
+
+
+def _bounds(minimum: float | None, maximum: float | None, open_min: bool, open_max: bool
+            ) -> str:
+    if minimum is not None and maximum is not None:
+        return (f" in {'(' if open_min else '['}{minimum:g}, {maximum:g}"
+                f"{')' if open_max else ']'}")
+    if minimum is not None:
+        return f" {'>' if open_min else '>='} {minimum:g}"
+    if maximum is not None:
+        return f" {'<' if open_max else '<='} {maximum:g}"
+    return ""
+
+
+def check_float(value: object, *, what: str, minimum: float | None = None,
+                maximum: float | None = None, open_min: bool = False, open_max: bool = False,
+                hint: str = "") -> float:
+    """A finite real number (int, float, NumPy scalar; never a bool) within the bounds
+    (``open_min``/``open_max``: the bound itself is out), returned as float. NaN and inf are
+    refused (the NaN rule: no argument is NaN). The one style: ``TypeError`` naming the wrong
+    type, ``ValueError`` naming the value."""
+    extra = f" ({hint})" if hint else ""
+    rule = f"{what} must be a finite number{_bounds(minimum, maximum, open_min, open_max)}{extra}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{rule}, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{rule}, got {shown(value)}, too large for a float") from None
+    if (not math.isfinite(number)
+            or (minimum is not None and (number <= minimum if open_min else number < minimum))
+            or (maximum is not None and (number >= maximum if open_max else number > maximum))):
+        raise ValueError(f"{rule}, got {shown(value)}")
+    return number
+
+
+def check_positive(value: object, *, what: str, hint: str = "") -> float:
+    """A finite number > 0 (:func:`check_float`)."""
+    return check_float(value, what=what, minimum=0, open_min=True, hint=hint)
+
+
+def check_non_negative(value: object, *, what: str, hint: str = "") -> float:
+    """A finite number >= 0 (:func:`check_float`)."""
+    return check_float(value, what=what, minimum=0, hint=hint)
 
 
 def check_count(value: object, *, what: str, hint: str = "") -> int:

@@ -39,8 +39,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         table = RunTable(paths[0].parent)
         rows = [table.row(p) for p in paths]
         for row in rows:
-            if row.problem is not None:
+            if row.status == "corrupt":
                 raise ValueError(row.problem)
+            if row.problem is not None:  # a damaged config: compared without it, and said
+                print(printable(f"loopwise compare: {row.name}: {row.problem}"),
+                      file=sys.stderr)
     width, _ = terminal(sys.stdout, width=args.width)
     print(render_compare(rows, width=width))
     return 0

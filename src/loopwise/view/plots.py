@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from loopwise.utils.validate import check_int
+
 PLOTS_EXTRA = "plotting needs matplotlib: pip install 'loopwise[plots]'"
 
 
@@ -113,9 +115,7 @@ def plot_losses(train_losses: Sequence[float], val_losses: Sequence[float] = (),
 
 
 def check_stride(stride: object) -> int:
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    return stride
+    return check_int(stride, what="stride", minimum=1)
 
 
 def require_matplotlib() -> None:

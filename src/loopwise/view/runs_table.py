@@ -82,8 +82,10 @@ def final_and_best(key: str, values: Sequence[float]) -> tuple[float | None, flo
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run of the table. ``problem``: why its files could not be read (status
-    ``corrupt``). ``damaged``: each series of its store that fails its checksum (said as
+    """One run of the table. ``problem``: which of its files could not be read and why. Status
+    ``corrupt`` when the run itself cannot be read (``run.json``, ``store.sqlite``); a damaged
+    ``config.json`` keeps the run's real status and its metrics, with no config. ``damaged``:
+    each series of its store that fails its checksum (said as
     :class:`~loopwise.record.verify.DamagedRecordError` says it); those series are left out
     of ``final`` and ``best``, the others are there."""
 
@@ -167,6 +169,7 @@ class _Loaded:
     best: dict[str, float | None]
     steps: int
     damaged: list[str]
+    problem: str | None = None
 
 
 _STAMPED = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal")
@@ -204,12 +207,18 @@ def _read_store(run_dir: Path
 def _load(run_dir: Path) -> _Loaded:
     info = load_json_object(run_dir / RUN_FILE, hint=RUN_FILE_HINT)
     config_file = run_dir / CONFIG_FILE
-    config = load_json_object(config_file, hint=CONFIG_HINT) if config_file.is_file() else {}
+    config: dict[str, Any] = {}
+    problem = None
+    try:
+        if config_file.is_file():
+            config = load_json_object(config_file, hint=CONFIG_HINT)
+    except CorruptRecordError as exc:  # the run still ran: its status and metrics stand
+        problem = str(exc)
     final, best, steps, damaged = _read_store(run_dir)
     step = info.get("global_step")
     if isinstance(step, int) and not isinstance(step, bool):
         steps = max(steps, step)
-    return _Loaded(info, flatten(config), final, best, steps, damaged)
+    return _Loaded(info, flatten(config), final, best, steps, damaged, problem)
 
 
 def _row(run_dir: Path, loaded: _Loaded) -> RunRow:
@@ -221,7 +230,7 @@ def _row(run_dir: Path, loaded: _Loaded) -> RunRow:
     duration = ref - start if start is not None and isinstance(ref, (int, float)) else None
     return RunRow(run_dir.name, run_dir, resolve_status(info), start, end, duration,
                   loaded.steps, loaded.config, loaded.final, loaded.best,
-                  damaged=loaded.damaged)
+                  problem=loaded.problem, damaged=loaded.damaged)
 
 
 class RunTable:
@@ -280,7 +289,7 @@ def query_rows(root: str | os.PathLike[str], *, where: str | None = None,
     known = row_keys(everything)
     if where is not None:
         test = parse_where(where, known=known)
-        rows = [r for r in rows if r.problem is None and test(r.get)]
+        rows = [r for r in rows if r.status != "corrupt" and test(r.get)]
     if sort is not None:
         if sort not in known:
             near = close_keys(sort, known)

@@ -122,8 +122,8 @@ def render_runs(rows: Sequence[RunRow], columns: Sequence[str], *, width: int | 
     """The rows as a text table of ``columns``, fitted to ``width`` terminal columns (long
     names cut in the middle; columns that do not fit left out); ``colour``: ANSI colours for
     the status and each metric's best value."""
-    broken = [r for r in rows if r.problem is not None]
-    rows = [r for r in rows if r.problem is None]
+    named = [r for r in rows if r.problem is not None]
+    rows = [r for r in rows if r.status != "corrupt"]
     cells = [[cell_text(c, r.get(c)) for c in columns] for r in rows]
     numeric = ["r" if c in ("duration", "steps") or (c != "start" and any(
         isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows))
@@ -142,9 +142,10 @@ def render_runs(rows: Sequence[RunRow], columns: Sequence[str], *, width: int | 
 
     text = render_table(cells, header=list(columns), align="".join(numeric), rule="columns",
                         width=width, style=style)
-    # a folder that cannot be read: its name, corrupt and why, under the table; a series
-    # that fails its checksum: left out of its run's row, named here
-    return "\n".join([text, *(printable(f"{r.name}  corrupt  {r.problem}") for r in broken),
+    # under the table: a damaged file, with the run's name and status (corrupt: the run
+    # cannot be read, so it has no row) and what to do; a series that fails its checksum:
+    # left out of its run's row, named here
+    return "\n".join([text, *(printable(f"{r.name}  {r.status}  {r.problem}") for r in named),
                       *(printable(f"{r.name}  damaged  {d}") for r in rows for d in r.damaged)])
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from loopwise.distributed.reducer import loop_reducer
+from loopwise.distributed.group import train_group
 from loopwise.record.active import monitor_run
 from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder
@@ -75,8 +75,9 @@ class TrainingMonitor(Generic[T]):
     ) -> None:
         check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
                        exporters, clock, perf)
-        reducer = loop_reducer(target_s=max(float(mininterval), 0.25))
-        if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
+        group = train_group(target_s=max(float(mininterval), 0.25))
+        self._group = group  # under torchrun: the TrainGroup fit and Workflow use too
+        if group is not None and not group.leader:  # torchrun: rank 0 shows and records
             record, run, log_file, disable, exporters = False, None, None, True, ()
         if total is None:
             try:
@@ -102,15 +103,15 @@ class TrainingMonitor(Generic[T]):
                                     health=health_monitor, clock=clock, perf=perf)
         self.log = self._acc.log  # type: ignore[method-assign]
         self._media = MediaLog(run, lambda: self._acc.step)
-        if reducer is not None:  # torchrun: refresh on a step count, the same on every rank
-            self._iterable = reducer.attach_monitor(self._acc, iterable, self._refresh,
-                                                    train=phase == "train")
+        if group is not None:  # torchrun: refresh on a step count, the same on every rank
+            self._iterable = group.attach_monitor(self._acc, iterable, self._refresh,
+                                                  train=phase == "train")
             if system and phase == "train":
-                start_rank_system(reducer, self._acc.stats)
+                start_rank_system(group, self._acc.stats)
         self._perf = perf
         self._clock = clock
-        self._mininterval = float(mininterval) if reducer is None else math.inf
-        self._next_refresh = 0.0 if reducer is None else math.inf
+        self._mininterval = float(mininterval) if group is None else math.inf
+        self._next_refresh = 0.0 if group is None else math.inf
         self._bar_n = 0
         self._start_step = self._pass_start = self._acc.step
         self._pass_t0 = 0.0
@@ -119,7 +120,7 @@ class TrainingMonitor(Generic[T]):
         self._closed = False
         self._bar = monitor_bar(total, desc, file, leave=leave, disable=disable,
                                 mininterval=mininterval)
-        if system and run is not None and phase == "train" and reducer is None:
+        if system and run is not None and phase == "train" and group is None:
             ensure_system_monitor(run, loop_stats=self._acc.stats)
 
     # -- public ------------------------------------------------------------------------------
@@ -168,8 +169,8 @@ class TrainingMonitor(Generic[T]):
         made or joined; a run given with ``run=`` is left to its owner)."""
         if self._closed:
             return
-        if self._acc.reducer is not None and status not in (None, "finished"):
-            error = self._acc.reducer.on_failure(error)  # no collective after a failure
+        if self._group is not None and status not in (None, "finished"):
+            error = self._group.on_failure(error)  # no collective after a failure
         try:
             self._finish_pass()
             self._acc.flush()

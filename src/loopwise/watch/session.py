@@ -36,8 +36,8 @@ from typing import Any, SupportsFloat, TextIO
 
 from torch import nn
 
+from loopwise.distributed.group import TrainGroup, train_group
 from loopwise.distributed.local import quiet
-from loopwise.distributed.reducer import loop_reducer
 from loopwise.record.opening import end_run, open_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
@@ -99,8 +99,9 @@ class TrainingSession:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
         self.validation_steps = validation_steps
-        reducer = loop_reducer()
-        if reducer is not None and reducer.rank:  # torchrun: rank 0 shows and records
+        group = train_group()  # under torchrun: the TrainGroup fit and Workflow use too
+        self._group = group
+        if group is not None and not group.leader:  # torchrun: rank 0 shows and records
             run, record, exporters, file = None, False, (), quiet()
         self._model = model
         self._input_size = input_size
@@ -119,18 +120,18 @@ class TrainingSession:
             model_name=model_name, epochs=epochs, validation_steps=validation_steps, run=run,
             own_run=own_run, rec=self._rec, file=file if file is not None else sys.stderr,
             clock=clock)
-        if reducer is not None:  # sync on a step count; every rank's system samples
-            reducer.attach_session(self._rec)
+        if group is not None:  # sync on a step count; every rank's system samples
+            group.attach_session(self._rec)
             if system:
-                start_rank_system(reducer, self._rec.acc.stats)
+                start_rank_system(group, self._rec.acc.stats)
             self._system = False
         # per-step shortcuts into the recorder's accumulator
         self._values, self._add_step = self._rec.values, self._rec.add_step
         acc = self._rec.acc
         self._acc, self._times, self._acc_log = acc, acc.times, acc.log
         self._perf = self._rec.perf
-        self._recording = run is not None or reducer is not None  # torchrun: every rank sums
-        self._inline = reducer is None  # the step path below; under torchrun, the reducer's
+        self._recording = run is not None or group is not None  # torchrun: every rank sums
+        self._inline = group is None  # the step path below; under torchrun, the reducer's
         self._known = self._values.known
         self._media = MediaLog(run, lambda: self._ph.global_step)
 
@@ -272,6 +273,13 @@ class TrainingSession:
         return self._ph.history
 
     @property
+    def group(self) -> TrainGroup | None:
+        """Under ``torchrun``: the :class:`~loopwise.distributed.group.TrainGroup` whose
+        exchanges (every :attr:`~loopwise.distributed.group.TrainGroup.every` steps) reduce
+        this session's values; None in one process."""
+        return self._group
+
+    @property
     def accumulator(self) -> StepAccumulator:
         """The session's step accumulator (the run's per-step values go through it)."""
         return self._rec.acc
@@ -283,8 +291,8 @@ class TrainingSession:
         if self._ph.closed:
             return
         self._ph.closed = True
-        if self._rec.acc.reducer is not None and status != "finished":
-            error = self._rec.acc.reducer.on_failure(error)  # no collective after a failure
+        if self._group is not None and status != "finished":
+            error = self._group.on_failure(error)  # no collective after a failure
         try:
             if self._ph.bar is not None:
                 self._ph.close_bar()

@@ -25,7 +25,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from loopwise.utils.validate import check_int
+from loopwise.utils.validate import check_int, check_positive
 from loopwise.watch.sources import (
     HasLoopStats,
     HostSource,
@@ -52,11 +52,7 @@ class SampleSink(Protocol):
 
 
 def check_interval(interval: object) -> float:
-    if (isinstance(interval, bool) or not isinstance(interval, (int, float))
-            or not math.isfinite(interval) or interval <= 0):
-        raise ValueError(f"interval must be a number of seconds > 0 (default 2.0), "
-                         f"got {interval!r}")
-    return float(interval)
+    return check_positive(interval, what="interval", hint="seconds; default 2.0")
 
 
 class _Acc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
+from loopwise.distributed.group import TrainGroup
 from loopwise.distributed.local import SampleBuffer
 from loopwise.record.run import Run
 from loopwise.watch.sources import HasLoopStats, LoopStatsLike
@@ -76,12 +76,13 @@ def ensure_system_monitor(run: Run, *, interval: float | None = None,
     return existing
 
 
-def start_rank_system(reducer: Any, loop_stats: LoopStatsLike | HasLoopStats, *,
+def start_rank_system(group: TrainGroup, loop_stats: LoopStatsLike | HasLoopStats, *,
                       interval: float | None = None) -> None:
     """Under ``torchrun``: this process's one system sampler (every rank samples), writing into
-    the reducer's sample buffer, which the next exchange drains to rank 0's run. A second call
+    the group's sample buffer (``group``: a :class:`~loopwise.distributed.group.TrainGroup`),
+    which the next exchange drains to rank 0's run. A second call
     attaches ``loop_stats`` to the sampler already running."""
-    state = reducer.state
+    state = group.state
     if state.sampler is not None:
         state.sampler.attach_loop_stats(loop_stats)
         return

@@ -8,6 +8,10 @@ step). After a resume from a checkpoint taken at step ``S`` of a run whose recor
 steps up to ``L > S`` (the process was killed after the checkpoint), the steps ``S+1 .. L`` run
 again: their values are already in the record and are not recorded a second time, so every
 step is in the record once.
+
+What else the two front doors share lives here too: their common options checked
+(:func:`check_options`), their exporters attached (:func:`attach_exporters`) and the end of
+their run (:func:`end_trainer_run`: the pending values handed over, then the one end of a run).
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from loopwise.record import opening
 from loopwise.record.folder import is_run_folder
-from loopwise.record.opening import exists_error, reopen_run, run_finished
+from loopwise.record.opening import end_run, exists_error, reopen_run, run_finished
 from loopwise.record.reader import RunReader
+from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.utils.jsonsafe import json_safe
 from loopwise.utils.validate import check_key
@@ -31,7 +36,54 @@ from loopwise.watch.convert import to_float, to_value
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.loopstats import LoopStats
 
-__all__ = ["TrainerSteps", "json_config", "open_run"]
+__all__ = ["TrainerSteps", "attach_exporters", "check_options", "end_trainer_run", "json_config",
+           "open_run"]
+
+
+def check_options(*, run: Run | None, root: object, name: object, config: object,
+                  flush_interval: object, exporters: Iterable[object]) -> list[Recorder]:
+    """Check a front door's common options (``TypeError``/``ValueError`` naming what was wrong);
+    returns the exporters as a list."""
+    if run is not None and not isinstance(run, Run):
+        raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
+    if not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be a path, got {type(root).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string (the run's folder name), got "
+                        f"{type(name).__name__}")
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    if not (isinstance(flush_interval, (int, float)) and not isinstance(flush_interval, bool)
+            and flush_interval > 0):
+        raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+    checked: list[Recorder] = []
+    for exporter in exporters:
+        if not isinstance(exporter, Recorder):
+            raise TypeError(f"exporters must be loopwise Recorders (e.g. from "
+                            f"loopwise.export), got {type(exporter).__name__}")
+        checked.append(exporter)
+    return checked
+
+
+def attach_exporters(run: Run, exporters: Iterable[Recorder]) -> None:
+    """Attach each of ``exporters`` the run does not have yet (a reopened run gets them again)."""
+    for exporter in exporters:
+        if exporter not in run.exporters:
+            run.add_exporter(exporter)
+
+
+def end_trainer_run(run: Run | None, steps: TrainerSteps | None, status: str = "finished", *,
+                    error: str | None = None, own: bool = True) -> None:
+    """End a front door's run: the values ``steps`` holds handed over, an ``interrupted`` event
+    for Ctrl-C, then the one end of a run (:func:`~loopwise.record.opening.end_run`): closed
+    with ``status`` when the front door made it (``own``), else only flushed."""
+    if run is None or run.closed:
+        return
+    if steps is not None and steps.run is run:
+        steps.flush()
+    if status == "interrupted":
+        run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
+    end_run(run, status=status, error=error, own=own)
 
 
 def json_config(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopwise.train.callbacks.base import Callback, LoopState, monitored_value, require_keys
+from loopwise.utils.validate import check_int
 from loopwise.watch.improvement import Improvement
 
 
 def check_patience(value: object, what: str = "patience") -> int:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{what} must be an int >= 0 (evaluations to wait), got {value!r}")
-    return value
+    return check_int(value, what=what, hint="evaluations to wait")
 
 
 class EarlyStopping(Callback):

@@ -11,14 +11,13 @@ asynchronous device-to-host copy per tensor and goes on: binning runs on the run
 from __future__ import annotations
 
 from loopwise.train.callbacks.base import Callback, LoopState
+from loopwise.utils.validate import check_int
 from loopwise.watch.hostcopy import model_histograms
 
 
 def check_every(every: object, *, what: str = "histogram_every") -> int:
-    if type(every) is not int or every < 0:
-        raise ValueError(f"{what} must be an int >= 0 (epochs between weight and gradient "
-                         f"histograms; 0 turns them off), got {every!r}")
-    return every
+    return check_int(every, what=what, hint="epochs between weight and gradient histograms; "
+                     "0 turns them off")
 
 
 class WeightHistograms(Callback):

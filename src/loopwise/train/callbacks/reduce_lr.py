@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from loopwise.train.callbacks.base import Callback, LoopState, monitored_value, require_keys
 from loopwise.train.callbacks.early_stopping import check_patience
+from loopwise.utils.validate import check_float, check_non_negative
 from loopwise.watch.improvement import Improvement
 
 
@@ -24,18 +24,12 @@ class ReduceLROnPlateau(Callback):
                  min_lr: float = 0.0) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise ValueError(f"monitor must be a metric name such as 'val_loss', got {monitor!r}")
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
-                or not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be between 0 and 1 (exclusive): the LR is multiplied "
-                             f"by it; got {factor!r}")
-        if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) \
-                or not math.isfinite(min_lr) or min_lr < 0:
-            raise ValueError(f"min_lr must be a number >= 0, got {min_lr!r}")
         self.monitor = monitor
-        self.factor = float(factor)
+        self.factor = check_float(factor, what="factor", minimum=0, maximum=1, open_min=True,
+                                  open_max=True, hint="the LR is multiplied by it")
         self.patience = check_patience(patience)
         self.cooldown = check_patience(cooldown, "cooldown")
-        self.min_lr = float(min_lr)
+        self.min_lr = check_non_negative(min_lr, what="min_lr")
         self.improvement = Improvement(mode=mode, monitor=monitor, min_delta=min_delta)
         self.wait = 0
         self.cooldown_counter = 0

@@ -53,77 +53,63 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopwise.utils.validate import check_float, check_int, shown
+
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _non_negative(v: float) -> bool:
-    return v >= 0
-
-
-def _unit_open(v: float) -> bool:
-    return 0 < v < 1
-
-
-def _fraction(v: float) -> bool:
-    return 0 <= v < 1
-
-
-# field -> (kind, range check or None, allowed values as words)
-_RULES: dict[str, tuple[str, Callable[[Any], bool] | None, str]] = {
-    "model_name": ("name", None, "letters, digits, '-', '_' or '.', 1 to 100 characters"),
-    "learning_rate": ("float", _positive, "a number > 0"),
-    "batch_size": ("int", _positive, "an integer >= 1"),
-    "epochs": ("int", _positive, "an integer >= 1"),
-    "hidden_size": ("int", _positive, "an integer >= 1"),
-    "num_layers": ("int", _positive, "an integer >= 1"),
-    "dropout": ("float", _fraction, "a number in [0, 1)"),
-    "weight_decay": ("float", _non_negative, "a number >= 0"),
-    "patience": ("int", _non_negative, "an integer >= 0 (0 turns early stopping off)"),
-    "lr_patience": ("int", _non_negative, "an integer >= 0 (0 turns LR-on-plateau off)"),
-    "lr_factor": ("float", _unit_open, "a number in (0, 1)"),
-    "min_lr": ("float", _non_negative, "a number >= 0"),
-    "use_mixed_precision": ("bool", None, "true or false"),
-    "num_workers": ("int", _non_negative, "an integer >= 0"),
-    "seed": ("int", _non_negative, "an integer >= 0"),
-    "grad_clip": ("float?", _positive, "a number > 0, or null for no clipping"),
-    "checkpoint_every": ("int", _non_negative, "an integer >= 0 (0 turns it off)"),
-    "keep_checkpoints": ("int", _positive, "an integer >= 1"),
-    "val_split": ("float", _fraction, "a number in [0, 1)"),
-    "test_split": ("float", _fraction, "a number in [0, 1)"),
-    "max_nonfinite": ("int", _non_negative, "an integer >= 0 (0 turns the guard off)"),
-    "max_oom_skips": ("int", _positive, "an integer >= 1"),
-    "device": ("device", None, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
-    "histogram_every": ("int", _non_negative, "an integer >= 0 (0 turns them off)"),
+# field -> (kind, bounds for utils.validate's check_int / check_float, what else to say).
+# The numbers are checked by those checks, with their one message style (TypeError naming the
+# type, ValueError naming the value), the field named ``TrainingConfig.<field>``.
+_ABOVE_0 = {"minimum": 0, "open_min": True}
+_AT_LEAST_0 = {"minimum": 0}
+_AT_LEAST_1 = {"minimum": 1}
+_FRACTION = {"minimum": 0, "maximum": 1, "open_max": True}
+_RULES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "model_name": ("name", {}, "letters, digits, '-', '_' or '.', 1 to 100 characters"),
+    "learning_rate": ("float", _ABOVE_0, ""),
+    "batch_size": ("int", _AT_LEAST_1, ""),
+    "epochs": ("int", _AT_LEAST_1, ""),
+    "hidden_size": ("int", _AT_LEAST_1, ""),
+    "num_layers": ("int", _AT_LEAST_1, ""),
+    "dropout": ("float", _FRACTION, ""),
+    "weight_decay": ("float", _AT_LEAST_0, ""),
+    "patience": ("int", _AT_LEAST_0, "0 turns early stopping off"),
+    "lr_patience": ("int", _AT_LEAST_0, "0 turns LR-on-plateau off"),
+    "lr_factor": ("float", {"minimum": 0, "maximum": 1, "open_min": True, "open_max": True},
+                  ""),
+    "min_lr": ("float", _AT_LEAST_0, ""),
+    "use_mixed_precision": ("bool", {}, "true or false"),
+    "num_workers": ("int", _AT_LEAST_0, ""),
+    "seed": ("int", _AT_LEAST_0, ""),
+    "grad_clip": ("float?", _ABOVE_0, "or null for no clipping"),
+    "checkpoint_every": ("int", _AT_LEAST_0, "0 turns it off"),
+    "keep_checkpoints": ("int", _AT_LEAST_1, ""),
+    "val_split": ("float", _FRACTION, ""),
+    "test_split": ("float", _FRACTION, ""),
+    "max_nonfinite": ("int", _AT_LEAST_0, "0 turns the guard off"),
+    "max_oom_skips": ("int", _AT_LEAST_1, ""),
+    "device": ("device", {}, "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "histogram_every": ("int", _AT_LEAST_0, "0 turns them off"),
 }
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)``, except for an integer too long to show (or even to print)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    return repr(value)
-
-
 def _check(name: str, value: Any) -> Any:
     """Return ``value`` normalised for field ``name``, or raise naming the field and the rule."""
-    kind, rule, allowed = _RULES[name]
-    bad = f"TrainingConfig.{name} must be {allowed}; got {_shown(value)}"
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise TypeError(bad)
-        return value
-    if kind in ("name", "device"):
+    kind, bounds, words = _RULES[name]
+    what = f"TrainingConfig.{name}"
+    if kind in ("bool", "name", "device"):
+        bad = f"{what} must be {words}; got {shown(value)}"
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise TypeError(bad)
+            return value
         if not isinstance(value, str):
             raise TypeError(bad)
         ok = _NAME_RE.fullmatch(value) and ".." not in value if kind == "name" else \
@@ -133,28 +119,17 @@ def _check(name: str, value: Any) -> Any:
         return value
     if kind == "float?" and value is None:
         return None
-    # NumPy scalars register as numbers.Integral / numbers.Real (NumPy's bool does not)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(bad)
     if kind == "int":
-        if isinstance(value, numbers.Integral):
-            value = int(value)
-        elif isinstance(value, numbers.Real) and float(value).is_integer():
+        # a whole float (3.0, as JSON may give it) is the int it shows; NumPy ints are ints
+        if (isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral))
+                and math.isfinite(float(value)) and float(value).is_integer()):
             value = int(float(value))
-        else:
-            raise TypeError(bad)
-    else:
-        try:
-            # a narrower float (np.float32(0.1)) keeps the decimal it shows: 0.1, not 0.100000001
-            narrow = getattr(getattr(value, "dtype", None), "itemsize", 8) < 8
-            value = float(str(value)) if narrow else float(value)
-        except OverflowError:
-            raise ValueError(f"{bad}, too large for a float") from None
-        if math.isnan(value) or math.isinf(value):
-            raise ValueError(bad)
-    if rule is not None and not rule(value):
-        raise ValueError(bad)
-    return value
+        return check_int(value, what=what, hint=words, **bounds)
+    # a narrower float (np.float32(0.1)) keeps the decimal it shows: 0.1, not 0.100000001
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and getattr(getattr(value, "dtype", None), "itemsize", 8) < 8):
+        value = float(str(value))
+    return check_float(value, what=what, hint=words, **bounds)
 
 
 def _unknown(keys: list[str], where: str = "") -> ValueError:

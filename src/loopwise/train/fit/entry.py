@@ -225,7 +225,7 @@ def fit(model: torch.nn.Module, train_loader: Iterable[Any], *,
     except BaseException as exc:
         status, error = exit_status(type(exc), exc, exc.__traceback__)
         if group is not None:  # torchrun: every failed rank's traceback, the earliest first
-            error = group.reducer.on_failure(error)
+            error = group.on_failure(error)
         if logger is not None:
             logger.error("training failed:\n%s", error)
         raise
@@ -272,9 +272,8 @@ def _start(loop: FitLoop, files: FitFiles, cfg: TrainingConfig, run: Run,
            device: torch.device, logger: Any, system: bool | float, *,
            allow_reshard: bool) -> None:
     start, interval = system_option(system)
-    reducer = loop.acc.reducer
-    if start and reducer is not None:  # under torchrun: every rank samples, rank 0 records
-        start_rank_system(reducer, loop.clock, interval=interval)
+    if start and loop.group is not None:  # under torchrun: every rank samples, rank 0 records
+        start_rank_system(loop.group, loop.clock, interval=interval)
     elif start:
         ensure_system_monitor(run, loop_stats=loop.clock, interval=interval)
     state = files.load_latest(device)

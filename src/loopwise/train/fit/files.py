@@ -17,9 +17,10 @@
 Checkpoints are written once, by :class:`~loopwise.checkpoint.manager.CheckpointManager` (atomic
 write, hash in its manifest, keep-last rotation, fallback to the previous good file on load).
 The reference-named ``<name>_checkpoint_<epoch>.pth`` is a hard link to the manager's file (a
-copy where the filesystem has no hard links), listed with the same hash in the run folder's
-manifest (so ``load_state_dict_safely`` verifies it), and disappears when the manager rotates
-it out.
+copy where the filesystem has no hard links), listed in the run folder's manifest as a
+reference to the manager's entry (``source``: one manifest owns each file's hash;
+``load_state_dict_safely`` verifies the named file against the manager's manifest), and
+disappears when the manager rotates it out.
 Such a file holds the manager's payload: the fit state is under ``"state"`` (weights under
 ``["state"]["model"]``; :func:`loopwise.checkpoint.weights.load_state_dict_safely` finds them).
 """
@@ -35,7 +36,7 @@ import torch
 
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.named import NamedFiles
-from loopwise.checkpoint.store import CheckpointError, StoredFile, copy_file
+from loopwise.checkpoint.store import CheckpointError, copy_file
 from loopwise.checkpoint.weights import read_state_dict
 from loopwise.distributed.group import TrainGroup
 from loopwise.record.recorder import TrainingRun
@@ -120,10 +121,7 @@ class FitFiles:
         if periodic:
             shown = self.checkpoint_path(epoch)
             _link(path, shown)
-            latest = self.manager.latest()
-            if latest is not None and latest.path == path:  # the same bytes under this name
-                self.named.adopt(shown.name, StoredFile(size=latest.size, hash=latest.hash,
-                                                        algorithm=latest.algorithm), step=epoch)
+            self.named.adopt(shown.name, path, step=epoch)  # the manager's entry owns the hash
         self._prune()
         return shown
 

@@ -19,6 +19,41 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
+
+class _SigintSwap:
+    """The one install/restore of a SIGINT handler for the guards below: ``install`` puts
+    ``handler`` in place (on the main thread only; elsewhere Python cannot, and the guard stays
+    inert), ``restore`` puts the previous handler back."""
+
+    def __init__(self, handler: Any) -> None:
+        self._handler = handler
+        self._previous: Any = None
+        self.active = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handler)
+            self.active = True
+
+    def restore(self) -> None:
+        if self.active:
+            previous = self._previous if self._previous is not None else signal.SIG_DFL
+            signal.signal(signal.SIGINT, previous)
+            self.active = False
+
+
+def _say(stream: TextIO | None, text: str) -> None:
+    """One line on ``stream`` (stderr by default); a closed or broken stream must not stop the
+    save or the close, so its error is dropped."""
+    out = stream if stream is not None else sys.stderr
+    try:
+        out.write(text)
+        out.flush()
+    except (OSError, ValueError):
+        pass
+
+
 _FIRST = ("\nCtrl-C: finishing the current step and saving a checkpoint "
           "(press Ctrl-C again to abort at once)\n")
 
@@ -29,33 +64,26 @@ class GracefulInterrupt:
     def __init__(self, *, stream: TextIO | None = None) -> None:
         self._stream = stream
         self.requested = False
-        self.active = False
-        self._previous: Any = None
+        self._swap = _SigintSwap(self._handler)
+
+    @property
+    def active(self) -> bool:
+        """Whether the handler is installed (False off the main thread)."""
+        return self._swap.active
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        stream = self._stream if self._stream is not None else sys.stderr
-        try:
-            stream.write(_FIRST)
-            stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream must not stop the save
-            pass
+        _say(self._stream, _FIRST)
 
     def __enter__(self) -> GracefulInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handler)
-            self.active = True
+        self._swap.install()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self.active:
-            previous = self._previous if self._previous is not None else signal.SIG_DFL
-            signal.signal(signal.SIGINT, previous)
-            self.active = False
+        self._swap.restore()
 
 
 class HeldInterrupt:
@@ -69,31 +97,24 @@ class HeldInterrupt:
         self.status = status
         self._stream = stream
         self.held = 0
-        self.active = False
-        self._previous: Any = None
+        self._swap = _SigintSwap(self._handler)
+
+    @property
+    def active(self) -> bool:
+        """Whether the handler is installed (False off the main thread)."""
+        return self._swap.active
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         self.held += 1
         if self.held > 1:
             return
-        stream = self._stream if self._stream is not None else sys.stderr
-        try:
-            stream.write(f"\nCtrl-C: training is over; the run is closing as {self.status} "
-                         "(its exporters deliver what is left, within their close_timeout)\n")
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+        _say(self._stream, f"\nCtrl-C: training is over; the run is closing as {self.status} "
+                           "(its exporters deliver what is left, within their close_timeout)\n")
 
     def __enter__(self) -> HeldInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handler)
-            self.active = True
+        self._swap.install()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self.active:
-            previous = self._previous if self._previous is not None else signal.SIG_DFL
-            signal.signal(signal.SIGINT, previous)
-            self.active = False
+        self._swap.restore()

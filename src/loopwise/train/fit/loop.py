@@ -142,10 +142,10 @@ class FitLoop:
         if skip:  # show where the interrupted epoch stood (the session counts steps from here)
             self._show(skip)
         refresh_at = perf() + REFRESH_S
-        reducer = self.acc.reducer  # under torchrun: refresh on a step count, never the clock
-        if reducer is not None:
+        sync = self.display.group  # under torchrun: refresh on a step count, never the clock
+        if sync is not None:
             refresh_at = math.inf
-            next_sync = index + reducer.every
+            next_sync = index + sync.every
         mark = perf()
         for batch in iterator:
             got = perf()
@@ -163,9 +163,9 @@ class FitLoop:
                 self._refresh(index)
                 refresh_at = perf() + REFRESH_S
                 mark = perf()
-            elif reducer is not None and index >= next_sync:
+            elif sync is not None and index >= next_sync:
                 self._refresh(index)
-                next_sync = index + reducer.every
+                next_sync = index + sync.every
                 mark = perf()
         self._refresh(index)
         engine.end_epoch(index - skip)  # every batch skipped for out of memory: an error

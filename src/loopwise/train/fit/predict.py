@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from loopwise.utils.validate import check_int
 from loopwise.view.plots import check_stride, render_predictions, require_matplotlib
 
 OUTPUT_KEYS = ("predictions", "logits", "output", "out")
@@ -21,8 +22,7 @@ def extract_final_predictions(model_output: Any, output_dim: int) -> torch.Tenso
     ``output``, ``out``. A sequence output (batch, time, output_dim) gives its last time step;
     a (batch,) output is read as one column.
     """
-    if isinstance(output_dim, bool) or not isinstance(output_dim, int) or output_dim < 1:
-        raise ValueError(f"output_dim must be an integer >= 1, got {output_dim!r}")
+    check_int(output_dim, what="output_dim", minimum=1)
     out = model_output
     if isinstance(out, Mapping):
         key = next((k for k in OUTPUT_KEYS if k in out), None)

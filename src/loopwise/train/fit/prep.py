@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from loopwise.train.fit.data import load_table
+from loopwise.utils.validate import check_float, check_int
 
 
 @dataclass
@@ -104,8 +105,7 @@ def _as_tensor(a: Any, name: str) -> torch.Tensor:
 def split_sizes(n: int, val_split: float, test_split: float) -> tuple[int, int, int]:
     """(train, val, test) sizes; a non-zero fraction gets at least one row when n >= 3."""
     for name, frac in (("val_split", val_split), ("test_split", test_split)):
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac < 1:
-            raise ValueError(f"{name} must be a number in [0, 1), got {frac!r}")
+        check_float(frac, what=name, minimum=0, maximum=1, open_max=True)
     if val_split + test_split >= 1:
         raise ValueError(f"val_split + test_split must be < 1 to leave rows for training; "
                          f"got {val_split} + {test_split}")
@@ -136,10 +136,8 @@ def setup_training(X: Any, Y: Any, batch_size: int = 32, val_split: float = 0.1,
         raise ValueError(f"X has {len(Xt)} rows but Y has {len(Yt)}; they must match")
     if len(Xt) == 0:
         raise ValueError("X and Y are empty: no examples to train on")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+    check_int(batch_size, what="batch_size", minimum=1)
+    check_int(num_workers, what="num_workers", minimum=0)
     n_train, n_val, n_test = split_sizes(len(Xt), val_split, test_split)
     order = torch.randperm(len(Xt), generator=torch.Generator().manual_seed(seed))
     parts = torch.split(order, [n_train, n_val, n_test])

@@ -194,7 +194,7 @@ class Workflow:
             self._saves_done(run, failing=True)
             status, error = exit_status(type(exc), exc, exc.__traceback__)
             if self._group is not None:  # torchrun: every failed rank's traceback, earliest first
-                error = self._group.reducer.on_failure(error)
+                error = self._group.on_failure(error)
             raise
         finally:
             self.trainer._loopwise_track = None

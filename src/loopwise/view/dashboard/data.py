@@ -138,7 +138,8 @@ class RunsRoot:
     def runs(self) -> list[dict[str, Any]]:
         return [{"name": r.name, "status": r.status, "start_time": r.start,
                  "end_time": r.end, "duration": r.duration, "steps": r.steps,
-                 "last": dict(r.final), "damaged": r.damaged} for r in self._rows()]
+                 "last": dict(r.final), "problem": r.problem, "damaged": r.damaged}
+                for r in self._rows()]
 
     def table(self, *, where: str | None = None) -> dict[str, Any]:
         """The run table (:mod:`loopwise.view.runs_table`): every run's row, the runs ``where``
@@ -151,7 +152,7 @@ class RunsRoot:
                 test = parse_where(where, known=keys)
             except WhereError as exc:
                 raise BadRequest(f"where: {exc}") from None
-            matched = [r.name for r in rows if r.problem is None and test(r.get)]
+            matched = [r.name for r in rows if r.status != "corrupt" and test(r.get)]
         metrics = metric_order(k for r in rows for k in r.final)
         return {"rows": [r.as_dict() for r in rows], "matched": matched,
                 "config_keys": list(dict.fromkeys(k for r in rows for k in r.config)),

@@ -129,6 +129,7 @@ def openapi_schema() -> dict[str, Any]:
                                    "start_time": _NUM, "end_time": _NUM, "duration": _NUM,
                                    "steps": {"type": "integer"},
                                    "last": {"type": "object", "additionalProperties": _NUM},
+                                   "problem": {"type": "string", "nullable": True},
                                    "damaged": {"type": "array",
                                                "items": {"type": "string"}}}},
                 "RunTable": {

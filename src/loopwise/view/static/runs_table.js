@@ -417,7 +417,10 @@
       s.columns.forEach(function (id, i) {
         var td = cells[4 + i], t = text(r, id);
         if (td.textContent !== t) td.textContent = t;
-        if (id === "status") td.className = "lw-status-cell lw-" + r.status;
+        if (id === "status") {
+          td.className = "lw-status-cell lw-" + r.status;
+          if (td.title !== (r.problem || "")) td.title = r.problem || "";  // the damaged file
+        }
       });
       return tr;
     }

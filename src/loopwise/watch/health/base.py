@@ -11,7 +11,6 @@ console warning. Detectors never print, never touch a run, and read no clock: th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -68,25 +67,9 @@ class Detector(Protocol):
 
 
 # -- argument checks ---------------------------------------------------------------------------
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def check_positive_int(value: object, *, what: str) -> int:
     """An int >= 1: the one int check (:func:`~loopwise.utils.validate.check_int`)."""
     return check_int(value, what=what, minimum=1)
-
-
-def check_positive(value: object, *, what: str) -> float:
-    if not _is_number(value) or not math.isfinite(float(value)) or float(value) <= 0:  # type: ignore[arg-type]
-        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def check_non_negative(value: object, *, what: str) -> float:
-    if not _is_number(value) or not math.isfinite(float(value)) or float(value) < 0:  # type: ignore[arg-type]
-        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
 
 
 def check_level(level: object) -> str:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from loopwise.utils.validate import check_float
 from loopwise.watch.health.base import Finding, KeyedDetector, check_positive_int
 
 DATA_WAIT_KEY = "data_wait_pct"
@@ -29,13 +30,9 @@ class InputBoundDetector(KeyedDetector):
                  keys: str | Sequence[str] = DATA_WAIT_KEY,
                  streams: Iterable[str] | str = ("system",), level: str = "warning") -> None:
         super().__init__(keys, streams=streams, level=level)
-        if (not isinstance(threshold_pct, (int, float)) or isinstance(threshold_pct, bool)
-                or not 0 < threshold_pct < 100):
-            raise ValueError(
-                f"threshold_pct must be a percentage between 0 and 100 (exclusive), "
-                f"got {threshold_pct!r}"
-            )
-        self.threshold_pct = float(threshold_pct)
+        self.threshold_pct = check_float(threshold_pct, what="threshold_pct", minimum=0,
+                                         maximum=100, open_min=True, open_max=True,
+                                         hint="a percentage")
         self.window = check_positive_int(window, what="window")
         self._device = "CPU"
 

@@ -14,11 +14,10 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_key, check_non_negative
 from loopwise.watch.health.base import (
     Finding,
     check_level,
-    check_non_negative,
     check_positive_int,
     check_streams,
     check_unit,

@@ -10,10 +10,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from loopwise.utils.validate import check_non_negative
 from loopwise.watch.health.base import (
     Finding,
     KeyedDetector,
-    check_non_negative,
     check_positive_int,
     check_unit,
     fmt,

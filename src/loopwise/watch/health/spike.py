@@ -15,10 +15,10 @@ from collections.abc import Iterable, Sequence
 from statistics import median
 from typing import Any
 
+from loopwise.utils.validate import check_positive
 from loopwise.watch.health.base import (
     Finding,
     KeyedDetector,
-    check_positive,
     check_positive_int,
     fmt,
 )

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_key, check_positive
 from loopwise.watch.health.base import (
     Finding,
     check_level,
-    check_positive,
     check_streams,
 )
 
