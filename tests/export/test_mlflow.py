@@ -458,3 +458,28 @@ def test_ctrl_c_while_the_run_closes_leaves_one_status_everywhere(server, tmp_pa
     assert (folder / "report.html").is_file()
     got = MlflowClient(server.uri).get_run(mlflow_run_id)
     assert got.info.status == "FINISHED" and got.data.tags["loopwise.status"] == "finished"
+
+
+def test_processes_opening_one_fresh_sqlite_store_at_once_all_get_it(tmp_path: Path) -> None:
+    # MLflow makes a fresh SQLite store's tables unlocked: opened at once by a killed run's
+    # delivery process and its resume, one failed ("table ... already exists") without the lock
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from mlflow.tracking import MlflowClient
+        from loopwise.export.mlflow import store_lock
+        time.sleep(max(0.0, float(sys.argv[1]) - time.time()))  # all start together
+        with store_lock({uri!r}):
+            client = MlflowClient({uri!r})
+            exp = client.get_experiment_by_name("loopwise")
+            if exp is None:
+                client.create_experiment("loopwise")
+        print("opened")
+    """)
+    at = str(time.time() + 8)  # after the three imports
+    procs = [subprocess.Popen([sys.executable, "-c", script, at], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-1500:] for _, err in outs]
+    assert all(out.strip() == "opened" for out, _ in outs)
+    assert MlflowClient(uri).get_experiment_by_name("loopwise") is not None

@@ -145,8 +145,11 @@ def mlflow_statuses(uri: str, run_id: str) -> list[str]:
     """The statuses of the MLflow runs that mirror the loopwise run ``run_id``."""
     from mlflow.tracking import MlflowClient
 
+    from loopwise.export.mlflow import store_lock
+
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("loopwise")
+    with store_lock(uri):  # the delivery processes may be making the store's tables right now
+        experiment = client.get_experiment_by_name("loopwise")
     if experiment is None:
         return []
     runs = client.search_runs([experiment.experiment_id],
@@ -208,11 +211,13 @@ def run_trial(entry: str, work: Path, reference: Path, kill: str) -> Trial:
     trial.status_killed = str(RunReader(folder).info["status"])
     trial.problems_killed = folder_problems(folder, root)
     trial.lost_seconds, trial.lost_steps = record_loss(folder, LOSS_KEY[entry], trace)
-    if entry == "exporters":  # the delivery process outlives the kill and closes the mirror
+    if entry == "exporters":  # the delivery process outlives the kill and closes the mirror;
+        # on a loaded machine it may not have made the MLflow run yet: wait for it too
         run_id, deadline = str(RunReader(folder).info["id"]), time.monotonic() + 90
         while True:
             trial.mlflow_killed = mlflow_statuses(uri, run_id)
-            if "RUNNING" not in trial.mlflow_killed or time.monotonic() > deadline:
+            settled = trial.mlflow_killed and "RUNNING" not in trial.mlflow_killed
+            if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
     resumed = run_child(entry, root, "run", out)

@@ -28,12 +28,15 @@ sent twice with the same step, time and value).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import json
+import os
 import re
 import tempfile
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +99,31 @@ def _mlflow() -> Any:
     return MlflowClient, entities, MlflowException
 
 
+@contextlib.contextmanager
+def store_lock(uri: str | None) -> Iterator[None]:
+    """Hold the lock under which loopwise opens the MLflow store ``uri`` (None: the
+    ``MLFLOW_TRACKING_URI`` MLflow would use) when it is a ``sqlite:`` file: MLflow makes the
+    tables of a fresh SQLite store unlocked, and two processes opening it at once fail ("table
+    ... already exists"; a killed run's delivery process and its resume do); the lock also makes
+    find-or-create of the MLflow run one step. Nothing for a server (it makes its own schema)."""
+    target = os.environ.get("MLFLOW_TRACKING_URI", "") if uri is None else uri
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: MLflow's own (racy) set-up
+        fcntl = None  # type: ignore[assignment]
+    if not target.startswith("sqlite:") or fcntl is None:
+        yield
+        return
+    digest = hashlib.sha256(target.encode("utf-8")).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"loopwise-mlflow-{digest}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
 def metric_name(key: str) -> str:
     """``key`` as MLflow takes it: refused characters (and ``..`` path tricks) become ``_``."""
     name = _REFUSED.sub("_", key).replace("..", "__")
@@ -153,6 +181,10 @@ class MLflowExporter(Exporter):
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
+        with store_lock(self._uri):
+            self._open_run()
+
+    def _open_run(self) -> None:
         client_cls, _, _ = _mlflow()
         self._client = client_cls(tracking_uri=self._uri)
         if self.run_id is not None:

@@ -143,17 +143,32 @@ def end_run(run: TrainingRun, exc_type: type[BaseException] | None = None,
     made it (``own``), else flushed and left open for its owner. ``before(run.path, status,
     error)`` (the report) once the record is flushed and before the close, so that the run's
     exporters still upload what it writes (``status`` None for a run left open);
-    ``after(run.path)`` once the run is closed. Their failures are logged. Returns the status."""
+    ``after(run.path)`` once the run is closed. Their failures are logged. A flush that fails
+    (a full disk) never keeps the run from closing: a failing run closes with its own error
+    (the flush's is logged), a finishing one closes ``failed`` with the flush's error, which is
+    then raised. Returns the status."""
     if status is None:
         status, text = exit_status(exc_type, exc, tb)
         error = text if error is None else error
     if not run.closed:
+        failure: Exception | None = None
         if before is not None or not own:
-            run.flush()
+            try:
+                run.flush()
+            except Exception as exc:  # a full disk: the run is closed all the same (its lock
+                if not own:  # released, its status written as far as the disk lets it)
+                    raise
+                if status == "finished":  # the flush's error is the run's: it fails with it
+                    failure = exc
+                    status, error = exit_status(type(exc), exc, exc.__traceback__)
+                else:  # never raised over the run's own error
+                    _log_failure(run.path, exc)
         if before is not None:
             _view(before, run.path, status if own else None, error if own else None)
         if own:
             run.close(status, error=error)
+        if failure is not None:
+            raise failure
     if after is not None:
         _view(after, run.path)
     return status
@@ -164,5 +179,9 @@ def _view(write: Callable[..., object], *args: Any) -> None:
     try:
         write(*args)
     except Exception as exc:
-        logging.getLogger("loopwise").warning(
-            "at the end of %s: %s: %s", args[0], type(exc).__name__, exc)
+        _log_failure(args[0], exc)
+
+
+def _log_failure(path: Path, exc: BaseException) -> None:
+    logging.getLogger("loopwise").warning(
+        "at the end of %s: %s: %s", path, type(exc).__name__, exc)

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.errors import DiskFullError, is_disk_full
 from loopwise.utils.atomic import atomic_write_json, json_bytes, write_in_place
 
 
@@ -29,9 +30,18 @@ class RunFile:
             return dict(self._info)
 
     def update(self, **fields: Any) -> None:
-        with self._lock:
-            self._info.update(fields)
-            atomic_write_json(self.path, self._info)
+        """Add ``fields`` and rewrite the file. A full disk is a
+        :class:`~loopwise.record.errors.DiskFullError` naming it, and fails the run."""
+        try:
+            with self._lock:
+                self._info.update(fields)
+                atomic_write_json(self.path, self._info)
+        except OSError as exc:
+            if not is_disk_full(exc) or isinstance(exc, DiskFullError):
+                raise
+            full = DiskFullError(self.path)
+            self.fail(full)
+            raise full from exc
 
     def fail(self, exc: BaseException) -> None:
         """A write failed (a full disk, most often): mark the run ``failed`` with that error,

@@ -288,8 +288,12 @@ def check_store(path: Path, *, hint: str) -> None:
         return
     conn = None
     try:
-        # immutable: no -wal/-shm file is made, so a refused run's folder stays as it was
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True)
+        # immutable: no -wal/-shm file is made, so a refused run's folder stays as it was;
+        # but a -wal left by a writer that could not checkpoint (a full disk, a kill) holds
+        # committed pages the main file lacks: read it as SQLite would (it is already there)
+        wal = path.with_name(path.name + "-wal")
+        mode = "ro" if wal.is_file() and wal.stat().st_size > 0 else "ro&immutable=1"
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True)
         problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.DatabaseError as exc:

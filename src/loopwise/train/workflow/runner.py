@@ -247,6 +247,8 @@ class Workflow:
                          train_s, eval_s, health=self.health and self._leader)
             loop_state.metrics, loop_state.step = dict(metrics), run.global_step
             stop = self.callbacks.dispatch("on_evaluate", loop_state) or stop
+            assert self._files is not None  # the epoch's save overlapped the evaluation: it is
+            self._files.wait()  # on disk before the epoch ends (a callback sees it there)
             stop = self.callbacks.dispatch("on_epoch_end", loop_state) or stop
             if self.checkpoint is not None:
                 state = self._full_state(run, epoch, "evaluated")
