@@ -2,13 +2,43 @@
 
 Each backend is an optional extra imported only inside its module, when an exporter is made:
 ``pip install 'loopwise[tensorboard]'``, ``'loopwise[mlflow]'``, ``'loopwise[prometheus]'``.
+Public names are imported lazily (as in :mod:`loopwise`), so that the command line, which
+registers the ``export`` verb through :mod:`loopwise.export.cli`, starts quickly.
 """
 
-from loopwise.export.backfill import backfill
-from loopwise.export.base import DeliveryStats, Exporter
-from loopwise.export.mlflow import MLflowExporter
-from loopwise.export.prometheus import PrometheusExporter
-from loopwise.export.tensorboard import TensorBoardExporter
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopwise.export.backfill import backfill
+    from loopwise.export.base import DeliveryStats, Exporter
+    from loopwise.export.mlflow import MLflowExporter
+    from loopwise.export.prometheus import PrometheusExporter
+    from loopwise.export.tensorboard import TensorBoardExporter
+
+_PUBLIC = {
+    "DeliveryStats": "loopwise.export.base",
+    "Exporter": "loopwise.export.base",
+    "MLflowExporter": "loopwise.export.mlflow",
+    "PrometheusExporter": "loopwise.export.prometheus",
+    "TensorBoardExporter": "loopwise.export.tensorboard",
+    "backfill": "loopwise.export.backfill",
+}
 
 __all__ = ["DeliveryStats", "Exporter", "MLflowExporter", "PrometheusExporter",
            "TensorBoardExporter", "backfill"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopwise.export' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loopwise.export.base import Exporter
 from loopwise.utils.text import printable
+
+if TYPE_CHECKING:
+    from loopwise.export.base import Exporter
 
 BACKENDS = ("tensorboard", "mlflow")
 
@@ -80,8 +82,10 @@ def extend_export_parser(sub: Any) -> None:
 
 def _cmd_dashboards(args: argparse.Namespace) -> int:
     from loopwise.export.dashboards import write_dashboards
+    from loopwise.export.prometheus import DEFAULT_PORT
 
-    files = write_dashboards(args.out, targets=args.target or [f"127.0.0.1:{args.port}"])
+    port = DEFAULT_PORT if args.port is None else args.port
+    files = write_dashboards(args.out, targets=args.target or [f"127.0.0.1:{port}"])
     for path in files:
         print(printable(path))
     print(f"start them with: cd {printable(args.out)} && docker compose up -d  "
@@ -91,14 +95,13 @@ def _cmd_dashboards(args: argparse.Namespace) -> int:
 
 def add_export_parsers(sub: Any) -> None:
     """Register ``dashboards`` and extend ``export`` (call after the view verbs)."""
-    from loopwise.export.prometheus import DEFAULT_PORT
-
     extend_export_parser(sub)
     p = sub.add_parser("dashboards", help="write Prometheus, alert rules, a Grafana dashboard "
                                           "and a docker-compose.yml for the live exporter")
     p.add_argument("--out", default="loopwise-dashboards", help="the folder to write")
     p.add_argument("--target", action="append", metavar="HOST:PORT",
                    help="an exporter to scrape (repeatable)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
-                   help=f"the exporter's port when no --target is given ({DEFAULT_PORT})")
+    p.add_argument("--port", type=int, default=None,  # PrometheusExporter's (imported late)
+                   help="the exporter's port when no --target is given (default: the "
+                        "PrometheusExporter's, 9109)")
     p.set_defaults(func=_cmd_dashboards)

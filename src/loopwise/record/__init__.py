@@ -1,17 +1,48 @@
-"""The run record: run folder, embedded store and readers. Imports no torch."""
+"""The run record: run folder, embedded store and readers. Imports no torch.
 
-from loopwise.record.errors import CorruptRecordError, DiskFullError
-from loopwise.record.lock import RunLockedError
-from loopwise.record.names import generate_run_name, validate_run_name
-from loopwise.record.reader import Event, RunInfo, RunReader, list_runs
-from loopwise.record.run import STATUSES, Run
-from loopwise.record.series import Series, downsample
-from loopwise.utils.atomic import (
-    UnsafeTargetError,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-)
+Public names are imported lazily (as in :mod:`loopwise`): importing one submodule, such as
+``loopwise.record.folder``, does not import the reader, the writer and numpy with it, so the
+command line's view verbs start quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopwise.record.errors import CorruptRecordError, DiskFullError
+    from loopwise.record.lock import RunLockedError
+    from loopwise.record.names import generate_run_name, validate_run_name
+    from loopwise.record.reader import Event, RunInfo, RunReader, list_runs
+    from loopwise.record.run import STATUSES, Run
+    from loopwise.record.series import Series, downsample
+    from loopwise.utils.atomic import (
+        UnsafeTargetError,
+        atomic_write_bytes,
+        atomic_write_json,
+        atomic_write_text,
+    )
+
+_PUBLIC = {
+    "STATUSES": "loopwise.record.run",
+    "CorruptRecordError": "loopwise.record.errors",
+    "DiskFullError": "loopwise.record.errors",
+    "Event": "loopwise.record.reader",
+    "Run": "loopwise.record.run",
+    "RunInfo": "loopwise.record.reader",
+    "RunLockedError": "loopwise.record.lock",
+    "RunReader": "loopwise.record.reader",
+    "Series": "loopwise.record.series",
+    "UnsafeTargetError": "loopwise.utils.atomic",
+    "atomic_write_bytes": "loopwise.utils.atomic",
+    "atomic_write_json": "loopwise.utils.atomic",
+    "atomic_write_text": "loopwise.utils.atomic",
+    "downsample": "loopwise.record.series",
+    "generate_run_name": "loopwise.record.names",
+    "list_runs": "loopwise.record.reader",
+    "validate_run_name": "loopwise.record.names",
+}
 
 __all__ = [
     "STATUSES",
@@ -32,3 +63,16 @@ __all__ = [
     "list_runs",
     "validate_run_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopwise.record' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,8 @@ __all__ = ["git_commit", "iso", "new_run_info", "package_version", "process_iden
 
 def package_version(dist: str) -> str | None:
     """The installed version of ``dist`` (never imports it), or None."""
+    from importlib import metadata  # here: importing it costs a reader's start-up ~50 ms
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -10,19 +10,10 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
-from loopwise.record.export import run_to_csv
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
-from loopwise.record.media_read import (
-    COLUMNS,
-    KINDS,
-    HistogramPoint,
-    ImageEntry,
-    TextEntry,
-    media_points,
-)
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
@@ -30,6 +21,9 @@ from loopwise.record.status import resolve_status
 from loopwise.record.store import connect, unpack
 from loopwise.record.verify import ChunkCheck, DamagedRecordError, check_chunk, check_rows
 from loopwise.utils.validate import check_key
+
+if TYPE_CHECKING:  # media (numpy) and the CSV export are imported when used: a quick CLI start
+    from loopwise.record.media_read import HistogramPoint, ImageEntry, TextEntry
 
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
@@ -315,13 +309,19 @@ class RunReader:
     def histograms(self, name: str) -> list[HistogramPoint]:
         """Every histogram logged as ``name``, by step (``HistogramPoint.histogram`` has the
         bins, ``edges()`` and ``quantiles(qs)``)."""
+        from loopwise.record.media_read import media_points
+
         return media_points("histograms", self._media_rows("histograms", name), self.path)
 
     def images(self, name: str) -> list[ImageEntry]:
         """Every image logged as ``name``, by step (``ImageEntry.path``: its PNG file)."""
+        from loopwise.record.media_read import media_points
+
         return media_points("images", self._media_rows("images", name), self.path)
 
     def texts(self, name: str) -> list[TextEntry]:
+        from loopwise.record.media_read import media_points
+
         return media_points("texts", self._media_rows("texts", name), self.path)
 
     def images_used(self) -> tuple[int, int, set[str]]:
@@ -340,6 +340,8 @@ class RunReader:
     def _media_rows(self, table: str, name: object) -> list[tuple[Any, ...]]:
         """``(step, time, ...)`` rows of ``name`` in ``table``, by step (then as logged);
         :class:`~loopwise.record.verify.DamagedRecordError` when a checksum fails."""
+        from loopwise.record.media_read import COLUMNS, KINDS
+
         if not isinstance(name, str):
             raise TypeError(f"{KINDS[table]} name must be a string, got {type(name).__name__}")
         # the whole table, its batch checksums checked (a batch holds rows of several names)
@@ -359,6 +361,8 @@ class RunReader:
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one row per step with a column per key (see :mod:`loopwise.record.export`)."""
+        from loopwise.record.export import run_to_csv
+
         return run_to_csv(self, path)
 
     def summary(self) -> RunInfo:

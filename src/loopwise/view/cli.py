@@ -13,25 +13,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loopwise.record import RunReader
-from loopwise.record.intact import intact
 from loopwise.utils.text import printable
 from loopwise.view.cli_views import RUN_HELP, add_run_query_options, add_view_parsers
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
-from loopwise.view.run_facts import details
-from loopwise.view.runs_table import query_rows
-from loopwise.view.runs_text import (
-    check_columns,
-    default_columns,
-    duration_text,
-    render_runs,
-    runs_csv,
-    runs_json,
-    terminal,
-)
+
+# Each verb imports what it uses when it runs: ``loopwise --help`` and every other verb start
+# without the reader, numpy or the run table (issue 25: start-up <= 0.3 s).
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
+    from loopwise.view.runs_table import query_rows
+    from loopwise.view.runs_text import (
+        check_columns,
+        default_columns,
+        render_runs,
+        runs_csv,
+        runs_json,
+        terminal,
+    )
+
     rows, everything = query_rows(args.root, where=args.where, sort=args.sort,
                                   descending=args.desc, limit=args.limit)
     if not everything:
@@ -52,6 +52,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from loopwise.record.intact import intact
+    from loopwise.record.reader import RunReader
+    from loopwise.view.run_facts import details
+    from loopwise.view.runs_text import duration_text
+
     reader = intact(RunReader(resolve_run(args.run, root=args.root)))
     info = reader.info
     summary = reader.summary()
@@ -73,6 +78,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from loopwise.record.intact import intact
+    from loopwise.record.reader import RunReader
     from loopwise.view.export_formats import FORMATS, export_run
 
     fmt = args.format or "csv"

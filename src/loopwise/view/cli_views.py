@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loopwise.record import RunReader
-from loopwise.record.intact import intact
 from loopwise.utils.text import printable
 from loopwise.view.resolve import DEFAULT_ROOT, resolve_run
 
+if TYPE_CHECKING:  # each verb imports the reader when it runs (a quick start-up)
+    from loopwise.record.reader import RunReader
+
 
 def _reader(args: argparse.Namespace, run: str) -> RunReader:
+    from loopwise.record.reader import RunReader
+
     return RunReader(resolve_run(run, root=args.root))
 
 
@@ -50,6 +53,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from loopwise.record.intact import intact
+    from loopwise.record.reader import RunReader
     from loopwise.view.report import write_report
 
     run = resolve_run(args.run, root=args.root)

@@ -5,9 +5,13 @@ finding, with what to try in ``doctor.ADVICE``."""
 
 from __future__ import annotations
 
-from loopwise.record.histogram import Histogram
+from typing import TYPE_CHECKING
+
 from loopwise.record.reader import RunReader
 from loopwise.watch.health import Finding
+
+if TYPE_CHECKING:  # numpy comes with the histograms, when the run has some
+    from loopwise.record.histogram import Histogram
 
 GROWTH = 100.0  # the largest |gradient| this many times its first value: exploding
 COLLAPSE = 1e-3  # the last largest |gradient| under this share of its peak ...

@@ -26,10 +26,8 @@ import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from loopwise.record.recorder import EventSink
-from loopwise.record.run import Run
 from loopwise.utils.table import render_table
 from loopwise.utils.validate import check_key
 from loopwise.watch.health.base import Detector, Finding
@@ -41,6 +39,10 @@ from loopwise.watch.health.plateau import PlateauDetector
 from loopwise.watch.health.spike import SpikeDetector
 from loopwise.watch.health.stalled import StalledDetector
 from loopwise.watch.health.trend import TrendDetector
+
+if TYPE_CHECKING:  # the replay (``loopwise doctor``) needs no writer: imported where used
+    from loopwise.record.recorder import EventSink
+    from loopwise.record.run import Run
 
 
 def default_detectors() -> list[Detector]:
@@ -226,6 +228,8 @@ def _at_epoch(finding: Finding, step: int | None) -> Finding:
 def attached_health_monitor(run: object) -> HealthMonitor | None:
     """The run's HealthMonitor if one was attached, without making one (None for anything but
     a :class:`~loopwise.record.run.Run`: a rank that records nothing has none)."""
+    from loopwise.record.run import Run
+
     return run.find_helper(HealthMonitor) if isinstance(run, Run) else None
 
 
