@@ -163,6 +163,26 @@ class KeyedDetector:
                 found.append(finding if time is None else _with_time(finding, time))
         return found
 
+    def update_column(self, key: str, steps: Sequence[int], values: Sequence[float], *,
+                      times: Sequence[float] | None = None) -> list[tuple[int, Finding]]:
+        """A whole column of one key at once: the findings, as ``(index, finding)``, and the
+        state afterwards are those of ``update(steps[i], {key: values[i]}, time=times[i])``
+        called for each ``i`` in order (``loopwise doctor`` replays a finished run this way;
+        the live runner feeds one point at a time). ``values`` may be a numpy array."""
+        if not self.matches(key) or len(values) == 0:
+            return []
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = self._new_state(key)
+        found, active = self._check_column(key, state, steps, values, key in self._active)
+        if active:
+            self._active.add(key)
+        else:
+            self._active.discard(key)
+        if times is None:
+            return found
+        return [(i, _with_time(f, float(times[i]))) for i, f in found]
+
     def reset(self) -> None:
         self._states.clear()
         self._active.clear()
@@ -194,6 +214,26 @@ class KeyedDetector:
     def _check(self, key: str, state: dict[str, Any], step: int,
                value: float) -> Finding | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _check_column(self, key: str, state: dict[str, Any], steps: Sequence[int],
+                      values: Sequence[float],
+                      active: bool) -> tuple[list[tuple[int, Finding]], bool]:
+        """``_check`` over a column: the findings that start an episode (with their index)
+        and whether an episode is in progress after the last value (``active``: before the
+        first). This one calls ``_check`` per value (the same results by construction);
+        detectors override it with numpy where they can give the same findings."""
+        starts: list[tuple[int, Finding]] = []
+        check = self._check
+        plain_steps = steps.tolist() if hasattr(steps, "tolist") else steps
+        plain_values = values.tolist() if hasattr(values, "tolist") else values
+        for i, (step, value) in enumerate(zip(plain_steps, plain_values, strict=True)):
+            finding = check(key, state, int(step), float(value))
+            if finding is None:
+                active = False
+            elif not active:
+                active = True
+                starts.append((i, finding))
+        return starts, active
 
     def _finding(self, key: str, step: int, message: str, **data: Any) -> Finding:
         return Finding(self.name, key, step, message, self.level, data)

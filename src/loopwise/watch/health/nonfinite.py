@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from loopwise.watch.health.base import Finding, KeyedDetector
 
 
@@ -31,9 +33,26 @@ class NonFiniteDetector(KeyedDetector):
         if math.isfinite(value):
             return None
         state["count"] += 1
+        return self._nonfinite(key, step, value, state["count"])
+
+    def _check_column(self, key: str, state: dict[str, Any], steps: Sequence[int],
+                      values: Sequence[float],
+                      active: bool) -> tuple[list[tuple[int, Finding]], bool]:
+        bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
+        if not bad.any():
+            return [], False
+        before = np.empty_like(bad)  # the condition at the previous value
+        before[0] = active
+        before[1:] = bad[:-1]
+        counts = state["count"] + np.cumsum(bad)
+        state["count"] = int(counts[-1])
+        return [(int(i), self._nonfinite(key, int(steps[i]), float(values[i]), int(counts[i])))
+                for i in np.flatnonzero(bad & ~before)], bool(bad[-1])
+
+    def _nonfinite(self, key: str, step: int, value: float, count: int) -> Finding:
         return self._finding(
             key, step,
             f"{key} is {value} at step {step}: check the learning rate, the inputs for NaN, "
             "and mixed-precision loss scaling",
-            value=value, occurrences=state["count"],
+            value=value, occurrences=count,
         )

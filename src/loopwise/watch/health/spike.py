@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 from statistics import median
 from typing import Any
 
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
 from loopwise.utils.validate import check_positive
 from loopwise.watch.health.base import (
     Finding,
@@ -24,6 +27,7 @@ from loopwise.watch.health.base import (
 )
 
 _NORMAL_MAD = 0.6745  # MAD of the standard normal distribution
+_ROWS = 65_536  # windows judged at once by the column path (memory: _ROWS x window floats)
 
 
 def robust_z(history: Sequence[float], value: float) -> float:
@@ -85,9 +89,70 @@ class SpikeDetector(KeyedDetector):
             del history[0]
         if z <= self.threshold:
             return None
+        return self._spike(key, step, value, n, m, z)
+
+    def _check_column(self, key: str, state: dict[str, Any], steps: Sequence[int],
+                      values: Sequence[float],
+                      active: bool) -> tuple[list[tuple[int, Finding]], bool]:
+        """``_check`` over a column, with the same medians: once the history holds
+        ``window`` values, every window's median (and, where the value is above it, its MAD)
+        is taken with numpy's partition, as ``statistics.median`` takes it (the middle value,
+        or the mean of the two middle ones); the first windows, shorter, go through
+        ``_robust_z`` itself."""
+        v = np.asarray(values, dtype=np.float64)
+        where = np.flatnonzero(np.isfinite(v))  # non-finite values are skipped
+        history: list[float] = state["history"]
+        h0, window, count = len(history), self.window, len(where)
+        seq = np.concatenate([np.asarray(history, dtype=np.float64), v[where]])
+        z = np.zeros(count)
+        med = seq[h0:].copy()
+        n = np.minimum(window, h0 + np.arange(count))  # the history's length before each
+        full = min(count, max(0, window - h0))  # from here on the history is a full window
+        for j in range(full):
+            if n[j] >= self.min_history:
+                z[j], med[j] = _robust_z(seq[h0 + j - n[j]:h0 + j].tolist(), float(seq[h0 + j]))
+        if count > full:
+            windows = sliding_window_view(seq, window)  # row r: seq[r:r + window]
+            for start in range(full, count, _ROWS):
+                stop = min(count, start + _ROWS)
+                rows = windows[h0 + start - window:h0 + stop - window]
+                x = seq[h0 + start:h0 + stop]
+                m = _medians(rows)
+                med[start:stop] = m
+                up = np.flatnonzero(x > m)  # at or below the median: z = 0 (upward only)
+                if len(up):
+                    mu = m[up]
+                    mad = _medians(np.abs(rows[up] - mu[:, None]))
+                    scale = np.maximum(np.maximum(mad, 1e-6 * np.abs(mu)), 1e-12)
+                    z[start + up] = _NORMAL_MAD * (x[up] - mu) / scale
+        state["history"] = seq[-window:].tolist()
+        fired = np.zeros(len(v), dtype=bool)
+        fired[where] = z > self.threshold
+        before = np.empty_like(fired)  # the condition at the previous value
+        before[0] = active
+        before[1:] = fired[:-1]
+        at = np.full(len(v), -1)
+        at[where] = np.arange(count)
+        found = [(int(i), self._spike(key, int(steps[i]), float(v[i]), int(n[at[i]]),
+                                      float(med[at[i]]), float(z[at[i]])))
+                 for i in np.flatnonzero(fired & ~before)]
+        return found, bool(fired[-1])
+
+    def _spike(self, key: str, step: int, value: float, n: int, m: float, z: float) -> Finding:
         return self._finding(
             key, step,
             f"{key} spiked to {fmt(value)} at step {step} (median of the last {n} was "
             f"{fmt(m)}; robust z = {z:.1f} > {fmt(self.threshold)})",
             value=value, median=m, z=z, threshold=self.threshold,
         )
+
+
+def _medians(rows: Any) -> Any:
+    """Each row's median as ``statistics.median`` gives it: the middle value of the sorted
+    row, or the mean ``(a + b) / 2`` of the two middle ones."""
+    width = rows.shape[1]
+    half = width // 2
+    if width % 2:
+        return np.partition(rows, half, axis=1)[:, half]
+    parted = np.partition(rows, (half - 1, half), axis=1)
+    return (parted[:, half - 1] + parted[:, half]) / 2
