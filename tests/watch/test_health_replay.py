@@ -63,3 +63,74 @@ def test_series_named_by_hand_at_step_epoch_still_replay(tmp_path):
     text = render_findings(found)
     assert "nonfinite" in text and "val_loss has not improved for 5 epochs" in text
     assert render_findings([]) == "no health problems found"
+
+
+def _planted_run(root, name, seed, *, steps=1_500):
+    """Step series with spikes, NaNs and plateaus, epoch summaries, series named by hand
+    (val_*, at their steps), and system samples with memory growing and steps/s stopping."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with Run.create(root, name) as run:
+        t0 = 1000.0
+        for key in ("loss", "grad_norm", "aux_loss"):
+            values = 1.0 / (1 + np.arange(steps) * 1e-2) + rng.normal(0, 0.01, steps)
+            for _ in range(4):
+                a = int(rng.integers(0, steps))
+                values[a:a + 40] = values[a]
+            for _ in range(5):
+                values[int(rng.integers(0, steps))] += 5.0
+            for _ in range(3):
+                values[int(rng.integers(0, steps))] = float(rng.choice([np.nan, np.inf]))
+            for i in range(steps):
+                run.log_scalar(key, float(values[i]), step=i + 1,
+                               wall_time=t0 + i + float(rng.integers(0, 2)))
+        epochs = 12
+        for epoch in range(1, epochs + 1):
+            end = epoch * steps // epochs
+            val = 1.0 / epoch if epoch < 5 else 0.2 + 0.01 * epoch
+            run.log_epoch(epoch, {"loss": 1.0 / (epoch + 1), "val_loss": val,
+                                  "accuracy": math.nan if epoch == 7 else 0.5},
+                          step=end)
+            run.log_scalars({"val_acc": 0.5 + 0.01 * min(epoch, 4)}, step=end,
+                            wall_time=t0 + end)
+        for k in range(40):
+            run.log_system({"proc_rss_mib": 100.0 + 3 * k, "steps_per_s": 0.0 if k > 30 else 5.0,
+                            "data_wait_pct": 60.0 if 10 < k < 20 else 1.0,
+                            "cpu_pct.max": 50.0},
+                           wall_time=t0 + k * steps / 40)
+    return run.path
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_batched_replay_finds_what_the_point_by_point_replay_finds(tmp_path, seed):
+    from loopwise.watch.health import (
+        InputBoundDetector,
+        MemoryLeakDetector,
+        SpikeDetector,
+        StalledDetector,
+    )
+
+    path = _planted_run(tmp_path, f"r{seed}", seed)
+    point = analyze_run(path, batch=False)
+    batched = analyze_run(path)
+    assert [repr(f) for f in batched] == [repr(f) for f in point]
+    assert {f.detector for f in point} >= {"nonfinite", "spike", "stalled", "input_bound"}
+    custom = [SpikeDetector(keys="*", window=9, min_history=5, threshold=4.0,
+                            streams=("step", "epoch")),
+              MemoryLeakDetector(keys=("proc_rss_mib", "*loss"), streams=("epoch", "system"),
+                                 epochs=2),
+              StalledDetector(seconds=50.0), InputBoundDetector(window=2)]
+    point = analyze_run(path, batch=False, detectors=custom)
+    assert point
+    fresh = [SpikeDetector(keys="*", window=9, min_history=5, threshold=4.0,
+                           streams=("step", "epoch")),
+             MemoryLeakDetector(keys=("proc_rss_mib", "*loss"), streams=("epoch", "system"),
+                                epochs=2),
+             StalledDetector(seconds=50.0), InputBoundDetector(window=2)]
+    assert [repr(f) for f in analyze_run(path, detectors=fresh)] == [repr(f) for f in point]
+
+
+def test_batch_must_be_a_bool(tmp_path):
+    with pytest.raises(TypeError, match="batch must be True or False, got str"):
+        analyze_run(tmp_path, batch="yes")

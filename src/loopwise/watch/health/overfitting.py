@@ -68,6 +68,12 @@ class OverfittingDetector:
     def active(self) -> frozenset[str]:
         return frozenset({self.val_key}) if self._active else frozenset()
 
+    def needs(self, values: Mapping[str, float]) -> bool:
+        """Whether an observation of these names can change anything (both keys of the pair:
+        ``update`` ignores the others); the replay of a finished run skips the others."""
+        train_key = self.train_key or ("loss" if "loss" in values else "train_loss")
+        return train_key in values and self.val_key in values
+
     def update(self, step: int, values: Mapping[str, float], *,
                time: float | None = None) -> list[Finding]:
         train_key = self.train_key or ("loss" if "loss" in values else "train_loss")

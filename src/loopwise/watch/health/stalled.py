@@ -42,6 +42,11 @@ class StalledDetector:
     def active(self) -> frozenset[str]:
         return frozenset({self.key}) if self._active else frozenset()
 
+    def needs(self, values: Mapping[str, float]) -> bool:
+        """Whether an observation of these names can change anything (``update`` ignores a
+        sample without the steps/s series); the replay of a finished run skips the others."""
+        return self.key in values
+
     def update(self, step: int, values: Mapping[str, float], *,
                time: float | None = None) -> list[Finding]:
         if self.key not in values:
