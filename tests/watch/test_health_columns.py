@@ -4,6 +4,7 @@ points one at a time (``update``, the live path)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -50,7 +51,7 @@ def _one_at_a_time(detector, key, steps, values, times):
 def _in_chunks(detector, key, steps, values, times, cuts):
     found = []
     bounds = [0, *sorted(cuts), len(values)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         found += [(a + i, f) for i, f in detector.update_column(
             key, steps[a:b], values[a:b], times=times[a:b])]
     return found

@@ -22,6 +22,7 @@ from loopwise.utils.validate import check_int
 LEVELS = ("debug", "info", "warning", "error")
 STREAMS = ("step", "epoch", "system")
 EVENT_PREFIX = "health."
+Column = Any  # a column of steps, times or values: a sequence of numbers or a numpy array
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,8 @@ class KeyedDetector:
                 found.append(finding if time is None else _with_time(finding, time))
         return found
 
-    def update_column(self, key: str, steps: Sequence[int], values: Sequence[float], *,
-                      times: Sequence[float] | None = None) -> list[tuple[int, Finding]]:
+    def update_column(self, key: str, steps: Column, values: Column, *,
+                      times: Column | None = None) -> list[tuple[int, Finding]]:
         """A whole column of one key at once: the findings, as ``(index, finding)``, and the
         state afterwards are those of ``update(steps[i], {key: values[i]}, time=times[i])``
         called for each ``i`` in order (``loopwise doctor`` replays a finished run this way;
@@ -215,8 +216,7 @@ class KeyedDetector:
                value: float) -> Finding | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _check_column(self, key: str, state: dict[str, Any], steps: Sequence[int],
-                      values: Sequence[float],
+    def _check_column(self, key: str, state: dict[str, Any], steps: Column, values: Column,
                       active: bool) -> tuple[list[tuple[int, Finding]], bool]:
         """``_check`` over a column: the findings that start an episode (with their index)
         and whether an episode is in progress after the last value (``active``: before the

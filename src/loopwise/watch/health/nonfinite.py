@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from loopwise.watch.health.base import Finding, KeyedDetector
+from loopwise.watch.health.base import Column, Finding, KeyedDetector
 
 
 class NonFiniteDetector(KeyedDetector):
@@ -35,8 +35,7 @@ class NonFiniteDetector(KeyedDetector):
         state["count"] += 1
         return self._nonfinite(key, step, value, state["count"])
 
-    def _check_column(self, key: str, state: dict[str, Any], steps: Sequence[int],
-                      values: Sequence[float],
+    def _check_column(self, key: str, state: dict[str, Any], steps: Column, values: Column,
                       active: bool) -> tuple[list[tuple[int, Finding]], bool]:
         bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
         if not bad.any():

@@ -104,17 +104,12 @@ class _Column(NamedTuple):
     base: int
 
 
-class _Feed(NamedTuple):
-    """One observation of the epoch or system stream as the runner receives it: ``values`` are
-    the epoch's metrics over the latest system sample's means (``observe_epoch``); ``label`` is
-    the epoch (or the system sample's count), ``at_step`` the step where the epoch ended."""
-
-    time: float
-    seq: int
-    stream: str
-    label: int
-    values: dict[str, float]
-    at_step: int | None
+_Feed = tuple[float, int, str, int, dict[str, float], "int | None"]
+# One observation of the epoch or system stream as the runner receives it: ``values`` are
+# the epoch's metrics over the latest system sample's means (``observe_epoch``); ``label`` is
+# the epoch (or the system sample's count), ``at_step`` the step where the epoch ended:
+# ``(time, seq, stream, label, values, at_step)``, a plain tuple (2,000,000 of them are made
+# for a series named by hand at every step).
 
 
 def _streams(reader: _ReaderLike,
@@ -143,7 +138,7 @@ def _streams(reader: _ReaderLike,
             steps = np.asarray(series.steps, dtype=np.int64)
             times = np.asarray(series.times, dtype=np.float64)
             values = np.asarray(series.values, dtype=np.float64)
-            order = np.argsort(times, kind="stable")
+            order: Any = np.argsort(times, kind="stable")
             if len(order) and np.all(order[1:] > order[:-1]):
                 order = None  # already in time order (the usual case): no copies
             else:
@@ -152,13 +147,19 @@ def _streams(reader: _ReaderLike,
             seq += len(values)
             continue
         name = epoch_stream_name(key[len(EPOCH_PREFIX):]) if summary else key
-        for step, t, value in zip(series.steps, series.times, series.values, strict=True):
-            label = ended.get(int(step), int(step)) if summary else int(step)
-            if summary and int(step) in ended:
-                epoch_steps[label] = int(step)
-            when, values_at = epochs.setdefault(label, (float(t), {}))
-            values_at[name] = float(value)
-            epochs[label] = (max(when, float(t)), values_at)
+        at_steps = [int(step) for step in series.steps]
+        labels = [ended.get(step, step) for step in at_steps] if summary else at_steps
+        if summary:
+            epoch_steps.update((ended[step], step) for step in at_steps if step in ended)
+        for label, t, value in zip(labels, [float(t) for t in series.times],
+                                   [float(v) for v in series.values], strict=True):
+            entry = epochs.get(label)
+            if entry is None:
+                epochs[label] = (t, {name: value})
+                continue
+            entry[1][name] = value
+            if t > entry[0]:  # the epoch's time: its latest value's
+                epochs[label] = (t, entry[1])
     timeline: list[tuple[float, int, str, int, dict[str, float], int | None]] = []
     for label, (t, values_at) in sorted(epochs.items()):
         timeline.append((t, seq, "epoch", label, values_at, epoch_steps.get(label)))
@@ -177,11 +178,13 @@ def _streams(reader: _ReaderLike,
         if stream == "system":
             last_system = values_at
             count += 1
-            feeds.append(_Feed(t, at, stream, count, values_at, None))
+            feeds.append((t, at, stream, count, values_at, None))
         else:
-            merged = {k: v for k, v in last_system.items() if "." not in k}
-            merged.update(values_at)
-            feeds.append(_Feed(t, at, stream, label, merged, at_step))
+            merged = values_at  # (this replay's own dict)
+            if last_system:
+                merged = {k: v for k, v in last_system.items() if "." not in k}
+                merged.update(values_at)
+            feeds.append((t, at, stream, label, merged, at_step))
     return columns, feeds
 
 
@@ -195,8 +198,8 @@ def _replay_points(monitor: HealthMonitor, columns: list[_Column],
                                      order, strict=True):
             timeline.append((t, c.base + i, _step_feed(c.key, step, value, t)))
     for f in feeds:
-        timeline.append((f.time, f.seq, _system_feed(f.time, f.values) if f.stream == "system"
-                         else _epoch_feed(f.label, f.values, f.time, f.at_step)))
+        timeline.append((f[0], f[1], _system_feed(f[0], f[4]) if f[2] == "system"
+                         else _epoch_feed(f[3], f[4], f[0], f[5])))
     timeline.sort(key=lambda item: (item[0], item[1]))
     for _, _, feed in timeline:
         feed(monitor)
@@ -211,8 +214,8 @@ def _observations(feeds: list[_Feed]) -> dict[str, list[_Obs]]:
     value, stream, at_step, position of the name in its feed)``."""
     by_name: dict[str, list[_Obs]] = {}
     for f in feeds:
-        for position, (name, value) in enumerate(f.values.items()):
-            obs = (f.time, f.seq, f.label, value, f.stream, f.at_step, position)
+        for position, (name, value) in enumerate(f[4].items()):
+            obs = (f[0], f[1], f[3], value, f[2], f[5], position)
             found = by_name.get(name)
             if found is None:
                 by_name[name] = [obs]
@@ -279,8 +282,8 @@ def _by_feed(detector: Detector, index: int, columns: list[_Column],
     need, by its ``needs(names)``, left out: they would change nothing)."""
     needs = getattr(detector, "needs", None)
     items: list[tuple[float, int, str, int, dict[str, float], int | None]] = [
-        (f.time, f.seq, f.stream, f.label, f.values, f.at_step) for f in feeds
-        if f.stream in detector.streams and (needs is None or needs(f.values))]
+        (f[0], f[1], f[2], f[3], f[4], f[5]) for f in feeds
+        if f[2] in detector.streams and (needs is None or needs(f[4]))]
     if "step" in detector.streams:
         for c in columns:
             order = range(len(c.values)) if c.order is None else c.order.tolist()

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from loopwise.utils.validate import check_positive
 from loopwise.watch.health.base import (
+    Column,
     Finding,
     KeyedDetector,
     check_positive_int,
@@ -91,8 +92,7 @@ class SpikeDetector(KeyedDetector):
             return None
         return self._spike(key, step, value, n, m, z)
 
-    def _check_column(self, key: str, state: dict[str, Any], steps: Sequence[int],
-                      values: Sequence[float],
+    def _check_column(self, key: str, state: dict[str, Any], steps: Column, values: Column,
                       active: bool) -> tuple[list[tuple[int, Finding]], bool]:
         """``_check`` over a column, with the same medians: once the history holds
         ``window`` values, every window's median (and, where the value is above it, its MAD)
