@@ -28,3 +28,40 @@ def test_export_refuses_a_fifo_before_reading_the_run(tmp_path: Path) -> None:
         run_to_csv(RunReader(run.path), tmp_path / "fifo")
     with pytest.raises(IsADirectoryError, match="is a folder; give a file name such as run.csv"):
         run_to_csv(RunReader(run.path), tmp_path)
+
+
+def test_export_round_trips_every_value_exactly(tmp_path: Path) -> None:
+    import math
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n = 3_000
+    wild = rng.standard_normal(n) * 10.0 ** rng.integers(-300, 300, n)
+    wild[::97] = math.nan
+    wild[5::89] = math.inf
+    wild[7::101] = -0.0
+    with Run.create(tmp_path, "r") as run:
+        for i in range(n):  # "loss" every step; "val" every 10th; "lr" twice at some steps
+            scalars = {"loss": float(wild[i])}
+            if i % 10 == 0:
+                scalars["val"] = float(1.0 / (i + 3))
+            run.log_scalars(scalars, step=i, wall_time=1.7e9 + i * 1e-3)
+            if i % 500 == 0:
+                run.log_scalars({"lr": 0.1}, step=i, wall_time=1.7e9 + i * 1e-3 - 1)
+                run.log_scalars({"lr": 0.05 + i}, step=i, wall_time=1.7e9 + i * 1e-3 + 7)
+    out = run_to_csv(RunReader(run.path), tmp_path / "out.csv")
+    rows = list(csv.reader(out.open(newline="")))
+    assert rows[0] == ["step", "wall_time", "loss", "val", "lr"]
+    assert len(rows) == n + 1
+    for i, row in enumerate(rows[1:]):
+        assert int(row[0]) == i
+        wall = 1.7e9 + i * 1e-3 + (7 if i % 500 == 0 else 0)  # the latest time at the step
+        assert float(row[1]) == wall and row[1] == repr(wall)
+        got, want = float(row[2]), float(wild[i])
+        assert (math.isnan(got) and math.isnan(want)) or (
+            got == want and math.copysign(1, got) == math.copysign(1, want))
+        assert row[2] == repr(want)
+        assert row[3] == (repr(1.0 / (i + 3)) if i % 10 == 0 else "")
+        assert row[4] == (repr(0.05 + i) if i % 500 == 0 else "")  # the last one logged
+    assert out.read_bytes().endswith(b"\r\n") and b"\r\n\r\n" not in out.read_bytes()

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,20 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably (``path``: absent or a regular file)."""
+    atomic_write_chunks(path, (data,))
+
+
+def atomic_write_chunks(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
+    """:func:`atomic_write_bytes` of data made piece by piece (a large export is never held
+    whole in memory): nothing is at ``path`` until every chunk is written and synced."""
     target = check_target(path)
     tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     # O_EXCL: never reuse a file; mode 0o666 lets the umask decide (mkstemp would force 0600)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         check_target(target)  # something put there while we wrote is not replaced either

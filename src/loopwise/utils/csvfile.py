@@ -13,7 +13,10 @@ suffix ``_metric`` (``step`` -> ``step_metric``), so no column is ever duplicate
 would still meet (``=a`` and ``'=a``) get ``_2``, ``_3``... in the order they appear.
 
 Cells: numbers are written with :func:`number_cell` (``repr`` of the float: exact, ``-0.5``
-stays a number); text cells go through ``csv_cell`` (:func:`text_cell`).
+stays a number); text cells go through ``csv_cell`` (:func:`text_cell`). A large table of
+numbers (``loopwise export``) is written a column at a time: :func:`number_cells` makes the
+same text as ``number_cell`` for a whole numpy column, and :func:`write_csv_columns` writes the
+rows in chunks (numbers never need quoting; the header goes through the ``csv`` module).
 
 A column added late (a metric first logged after rows were written) is added the same way
 everywhere: the whole file is written again atomically (:func:`write_csv`) with the new header,
@@ -26,9 +29,9 @@ import csv
 import io
 import os
 from collections.abc import Iterable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
-from loopwise.utils.atomic import atomic_write_text
+from loopwise.utils.atomic import atomic_write_chunks, atomic_write_text
 from loopwise.utils.text import csv_cell
 
 RENAME_SUFFIX = "_metric"
@@ -37,6 +40,49 @@ RENAME_SUFFIX = "_metric"
 def number_cell(value: float | int | None) -> str:
     """A number as a CSV cell: ``repr`` of the float (round-trips exactly); None is empty."""
     return "" if value is None else repr(float(value))
+
+
+def number_cells(values: Any, present: Any = None) -> list[str]:
+    """:func:`number_cell` of each value of a column (a float64 numpy array), made a column at
+    a time; an empty cell where ``present`` (a bool array) is False."""
+    import numpy as np
+
+    floats = np.asarray(values, dtype=np.float64)
+    if present is None or bool(np.all(present)):
+        return list(map(float.__repr__, floats.tolist()))
+    where = np.flatnonzero(present)
+    if len(where) * 2 >= len(floats):  # mostly full: every value, then the holes
+        cells = list(map(float.__repr__, floats.tolist()))
+        for i in np.flatnonzero(~np.asarray(present)).tolist():
+            cells[i] = ""
+        return cells
+    cells = [""] * len(floats)
+    for i, value in zip(where.tolist(), floats[where].tolist(), strict=True):
+        cells[i] = float.__repr__(value)
+    return cells
+
+
+def int_cells(values: Any) -> list[str]:
+    """Each integer of a column (a numpy array) as a CSV cell, as ``csv`` writes an int."""
+    import numpy as np
+
+    return list(map(str, np.asarray(values, dtype=np.int64).tolist()))
+
+
+def write_csv_columns(path: str | os.PathLike[str], header: Sequence[str],
+                      chunks: Iterable[Sequence[Sequence[str]]]) -> None:
+    """Write a CSV file of numbers atomically, a chunk of rows at a time: each chunk is the
+    list of its columns' cells (from :func:`number_cells` / :func:`int_cells`, equal lengths),
+    so that no row is ever made cell by cell. The same file as :func:`write_csv` of the rows."""
+
+    def pieces() -> Iterable[bytes]:
+        yield csv_text(header, ()).encode("utf-8")
+        for columns in chunks:
+            if columns and len(columns[0]):
+                yield ("\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
+                       ).encode("utf-8")
+
+    atomic_write_chunks(path, pieces())
 
 
 def text_cell(text: object) -> str:

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.export import wide_columns
 from loopwise.record.reader import RunReader
 from loopwise.utils.atomic import atomic_write_bytes, atomic_write_text
 from loopwise.utils.jsonsafe import json_safe
@@ -33,20 +34,16 @@ FORMATS = ("csv", "jsonl", "parquet")
 def wide_table(reader: RunReader) -> tuple[list[str], list[int], list[float],
                                            dict[str, list[float | None]]]:
     """``(keys, steps, wall_times, columns)``: every step any key was logged at, in order; the
-    wall time is the latest of that step; a key not logged at a step holds ``None``."""
-    keys = reader.keys()
-    values: dict[str, dict[int, float]] = {}
-    times: dict[int, float] = {}
-    for key in keys:
-        series = reader.series(key)
-        column = values[key] = {}
-        for step, wall, value in zip(series.steps, series.times, series.values, strict=True):
-            column[step] = value
-            if wall > times.get(step, float("-inf")):
-                times[step] = wall
-    steps = sorted(times)
-    columns = {k: [values[k].get(s) for s in steps] for k in keys}
-    return keys, steps, [times[s] for s in steps], columns
+    wall time is the latest of that step; a key not logged at a step holds ``None``
+    (:func:`loopwise.record.export.wide_columns` as lists)."""
+    table = wide_columns(reader)
+    columns: dict[str, list[float | None]] = {}
+    for key in table.keys:
+        values: list[float | None] = table.values[key].tolist()
+        for i in (~table.present[key]).nonzero()[0].tolist():
+            values[i] = None
+        columns[key] = values
+    return table.keys, table.steps.tolist(), table.wall_times.tolist(), columns
 
 
 def media_rows(reader: RunReader) -> list[tuple[int, float, str, dict[str, Any]]]:
@@ -91,11 +88,12 @@ def _parquet(reader: RunReader) -> bytes:
     except ImportError as exc:
         raise ImportError("--format parquet needs pyarrow: pip install 'loopwise[parquet]'"
                           ) from exc
-    keys, steps, walls, columns = wide_table(reader)
+    wide = wide_columns(reader)  # numpy columns, handed to Arrow whole
     reserved = {"step", "wall_time"}
-    names = ["step", "wall_time"] + [f"metric:{k}" if k in reserved else k for k in keys]
-    table = pa.table([pa.array(steps, pa.int64()), pa.array(walls, pa.float64()),
-                      *(pa.array(columns[k], pa.float64()) for k in keys)], names=names)
+    names = ["step", "wall_time"] + [f"metric:{k}" if k in reserved else k for k in wide.keys]
+    table = pa.table([pa.array(wide.steps, pa.int64()), pa.array(wide.wall_times, pa.float64()),
+                      *(pa.array(wide.values[k], pa.float64(), mask=~wide.present[k])
+                        for k in wide.keys)], names=names)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
