@@ -30,7 +30,9 @@ def _makers():
         "spike_odd": lambda: SpikeDetector(window=7, min_history=7, threshold=2.0),
         "plateau": lambda: PlateauDetector(keys="*loss", patience=3),
         "plateau_delta": lambda: PlateauDetector(keys="*loss", patience=2, min_delta=0.01),
+        "plateau_max": lambda: PlateauDetector(keys="*loss", mode="max", patience=4),
         "trend": lambda: TrendDetector(epochs=2),
+        "trend_max": lambda: TrendDetector(epochs=3, mode="max", min_delta=0.001),
         "memory_leak": lambda: MemoryLeakDetector(keys="*loss", epochs=2, warmup=1),
         "input_bound": lambda: InputBoundDetector(keys="*loss", window=3, threshold_pct=50),
     }

@@ -10,8 +10,11 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from loopwise.utils.validate import check_non_negative
 from loopwise.watch.health.base import (
+    Column,
     Finding,
     KeyedDetector,
     check_positive_int,
@@ -56,11 +59,67 @@ class PlateauDetector(KeyedDetector):
         if state["since"] < self.patience:
             return None
         assert rule.best is not None
+        return self._plateau(key, step, value, state["since"], rule.best, rule.best_step)
+
+    def _check_column(self, key: str, state: dict[str, Any], steps: Column, values: Column,
+                      active: bool) -> tuple[list[tuple[int, Finding]], bool]:
+        """With ``min_delta=0`` (the default) the best so far is a running minimum (maximum):
+        each value is compared with the running extreme of those before it, as the rule does
+        one at a time; with a ``min_delta`` the rule's best moves in jumps: one at a time."""
+        rule: Improvement = state["rule"]
+        if self.min_delta != 0.0:
+            return super()._check_column(key, state, steps, values, active)
+        v = np.asarray(values, dtype=np.float64)
+        where = np.flatnonzero(~np.isnan(v))  # NaN neither counts nor resets
+        f = v[where]
+        if not len(f):
+            return [], False
+        lower = rule.mode == "min"
+        extreme = np.minimum.accumulate(f) if lower else np.maximum.accumulate(f)
+        prior = np.empty_like(f)
+        prior[1:] = extreme[:-1]
+        if rule.best is None:
+            better = np.empty(len(f), dtype=bool)
+            better[0] = True  # the first value is the best so far
+            better[1:] = f[1:] < prior[1:] if lower else f[1:] > prior[1:]
+        else:
+            prior[0] = rule.best
+            prior[1:] = (np.minimum if lower else np.maximum)(prior[1:], rule.best)
+            better = f < prior if lower else f > prior
+        n = np.arange(len(f))
+        last = np.maximum.accumulate(np.where(better, n, -1))  # the latest improvement so far
+        since = np.where(last >= 0, n - last, state["since"] + n + 1)
+        fired = np.zeros(len(v), dtype=bool)
+        fired[where] = since >= self.patience
+        before = np.empty_like(fired)
+        before[0] = active
+        before[1:] = fired[:-1]
+        at = np.full(len(v), -1)
+        at[where] = n
+        f_steps = np.asarray(steps)[where]
+        found = []
+        for i in np.flatnonzero(fired & ~before).tolist():
+            j = int(at[i])
+            k = int(last[j])
+            best, best_step = (float(f[k]), int(f_steps[k])) if k >= 0 else (rule.best,
+                                                                              rule.best_step)
+            found.append((i, self._plateau(key, int(steps[i]), float(v[i]), int(since[j]),
+                                           best, best_step)))
+        k = int(last[-1])
+        if k >= 0:
+            rule.best, rule.best_step = float(f[k]), int(f_steps[k])
+        rule._seen += len(f)
+        state["since"] = int(since[-1])
+        return found, bool(fired[-1])
+
+    def _plateau(self, key: str, step: int, value: float, since: int, best: float | None,
+                 best_step: int | None) -> Finding:
+        assert best is not None
         return self._finding(
             key, step,
-            f"{key} has not improved for {state['since']} {self.unit} "
-            f"(best {fmt(rule.best)} at step {rule.best_step})",
-            evaluations=state["since"], best=rule.best, best_step=rule.best_step, value=value,
+            f"{key} has not improved for {since} {self.unit} "
+            f"(best {fmt(best)} at step {best_step})",
+            evaluations=since, best=best, best_step=best_step, value=value,
             patience=self.patience,
         )
 

@@ -10,8 +10,11 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from loopwise.utils.validate import check_non_negative
 from loopwise.watch.health.base import (
+    Column,
     Finding,
     KeyedDetector,
     check_positive_int,
@@ -58,10 +61,54 @@ class TrendDetector(KeyedDetector):
         state["count"] += 1
         if state["count"] < self.epochs:
             return None
-        direction = "rising" if state["mode"] == "min" else "falling"
+        return self._trend(key, step, value, state["count"], state["start"], state["mode"])
+
+    def _check_column(self, key: str, state: dict[str, Any], steps: Column, values: Column,
+                      active: bool) -> tuple[list[tuple[int, Finding]], bool]:
+        """Each finite value compared with the finite one before it (``worse``, the same
+        arithmetic), and the runs of worse values counted from the latest one that was not."""
+        v = np.asarray(values, dtype=np.float64)
+        where = np.flatnonzero(np.isfinite(v))  # non-finite values change nothing
+        f = v[where]
+        if not len(f):
+            return [], False
+        previous = np.empty_like(f)
+        previous[1:] = f[:-1]
+        if state["previous"] is None:
+            previous[0] = np.nan  # no previous value: not worse (compared below as False)
+        else:
+            previous[0] = state["previous"]
+        if state["mode"] == "min":
+            worse_ = f > previous + self.min_delta
+        else:
+            worse_ = f < previous - self.min_delta
+        n = np.arange(len(f))
+        reset = np.maximum.accumulate(np.where(worse_, -1, n))  # the latest value not worse
+        count = np.where(reset >= 0, n - reset, state["count"] + n + 1)
+        fired = np.zeros(len(v), dtype=bool)
+        fired[where] = count >= self.epochs
+        before = np.empty_like(fired)
+        before[0] = active
+        before[1:] = fired[:-1]
+        at = np.full(len(v), -1)
+        at[where] = n
+        found = []
+        for i in np.flatnonzero(fired & ~before).tolist():
+            j = int(at[i])
+            start = float(f[reset[j]]) if reset[j] >= 0 else state["start"]
+            found.append((i, self._trend(key, int(steps[i]), float(v[i]), int(count[j]), start,
+                                         state["mode"])))
+        if reset[-1] >= 0:
+            state["start"] = float(f[reset[-1]])
+        state["previous"] = float(f[-1])
+        state["count"] = int(count[-1])
+        return found, bool(fired[-1])
+
+    def _trend(self, key: str, step: int, value: float, count: int, start: float,
+               mode: str) -> Finding:
+        direction = "rising" if mode == "min" else "falling"
         return self._finding(
             key, step,
-            f"{key} {direction} for {state['count']} {self.unit} "
-            f"({fmt(state['start'])} -> {fmt(value)})",
-            evaluations=state["count"], start=state["start"], value=value, direction=direction,
+            f"{key} {direction} for {count} {self.unit} ({fmt(start)} -> {fmt(value)})",
+            evaluations=count, start=start, value=value, direction=direction,
         )
