@@ -134,3 +134,58 @@ def test_the_batched_replay_finds_what_the_point_by_point_replay_finds(tmp_path,
 def test_batch_must_be_a_bool(tmp_path):
     with pytest.raises(TypeError, match="batch must be True or False, got str"):
         analyze_run(tmp_path, batch="yes")
+
+
+def _tangled_run(root, seed):
+    """What makes the order of arrival subtle: a series named by hand at every step under the
+    name an epoch summary also has (val_loss), times out of order, epochs whose times are not
+    in their labels' order, system samples at an epoch's own time, a step key also in the
+    system samples, and two points at one step."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with Run.create(root, f"t{seed}") as run:
+        for i in range(600):
+            t = 1000.0 + i + float(rng.choice([0.0, 0.0, -3.5, 2.0]))
+            run.log_scalars({"loss": float(rng.choice([1.0, 5.0, math.nan])) if i % 37 == 0
+                             else 1.0 / (i + 1) + float(rng.normal(0, 1e-3)),
+                             "proc_rss_mib": 10.0 + i}, step=i, wall_time=t)
+            run.log_scalars({"val_loss": 0.5 + 0.001 * (i % 50) if i % 3 else math.nan},
+                            step=i, wall_time=1000.0 + i + (5.0 if i % 11 == 0 else 0.0))
+        run.log_scalars({"loss": 9.0}, step=300, wall_time=1300.0)  # a second point at 300
+        for epoch in range(1, 7):
+            bad = math.nan if epoch == 3 else None  # two findings of one epoch
+            run.log_epoch(epoch, {"loss": bad or 1.0 / epoch, "val_loss": bad or 0.1 * epoch},
+                          step=epoch * 100)
+        for k in range(30):
+            run.log_system({"proc_rss_mib": 50.0 + 5 * k, "steps_per_s": 1.0,
+                            "gpu0_util.max": 3.0}, wall_time=1000.0 + 20 * k)
+    return run.path
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_batched_replay_keeps_the_order_of_arrival(tmp_path, seed):
+    from loopwise.watch.health import (
+        MemoryLeakDetector,
+        NonFiniteDetector,
+        OverfittingDetector,
+        PlateauDetector,
+        SpikeDetector,
+        TrendDetector,
+    )
+
+    def detectors():
+        return [NonFiniteDetector(streams=("step", "epoch", "system")),
+                SpikeDetector(keys="*", window=5, min_history=3, threshold=3.0,
+                              streams=("step", "epoch", "system")),
+                PlateauDetector(keys="*", patience=4, streams=("epoch", "system")),
+                TrendDetector(keys="*", epochs=2, streams=("step", "epoch")),
+                MemoryLeakDetector(keys="*", epochs=3, streams=("step", "epoch", "system")),
+                OverfittingDetector(epochs=2)]
+
+    path = _tangled_run(tmp_path, seed)
+    point = analyze_run(path, batch=False, detectors=detectors())
+    assert len({f.detector for f in point}) >= 4
+    assert [repr(f) for f in analyze_run(path, detectors=detectors())] == [repr(f) for f in point]
+    assert [repr(f) for f in analyze_run(path)] == [repr(f) for f in analyze_run(path,
+                                                                                 batch=False)]
