@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from loopwise.record.series import Series
+from loopwise.record.series import Series, sorted_union
 from loopwise.utils.atomic import check_target
 from loopwise.utils.csvfile import CsvColumns, int_cells, number_cells, write_csv_columns
 
@@ -57,7 +57,7 @@ def wide_columns(reader: ScalarSeries) -> WideColumns:
         read[key] = (np.asarray(series.steps, dtype=np.int64),
                      np.asarray(series.times, dtype=np.float64),
                      np.asarray(series.values, dtype=np.float64))
-    steps = _union([s for s, _, _ in read.values()])
+    steps = sorted_union([s for s, _, _ in read.values()])
     walls = np.full(len(steps), -np.inf)
     values: dict[str, Any] = {}
     present: dict[str, Any] = {}
@@ -74,20 +74,6 @@ def wide_columns(reader: ScalarSeries) -> WideColumns:
         here[at] = True
         values[key], present[key] = column, here
     return WideColumns(keys, steps, walls, values, present)
-
-
-def _union(columns: list[Any]) -> Any:
-    """Every step of ``columns``, sorted, once (by sorting: numpy's hashed unique is slower)."""
-    import numpy as np
-
-    first = columns[0] if columns else np.zeros(0, dtype=np.int64)
-    if (len(first) < 2 or bool(np.all(first[1:] > first[:-1]))) and all(
-            c is first or np.array_equal(c, first) for c in columns):  # the usual run
-        return first
-    every = np.sort(np.concatenate(columns), kind="stable")
-    keep = np.ones(len(every), dtype=bool)
-    keep[1:] = every[1:] != every[:-1]
-    return every[keep]
 
 
 def run_to_csv(reader: ScalarSeries, path: str | os.PathLike[str]) -> Path:

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from loopwise.record.series import sorted_union
 from loopwise.watch.health.base import Detector, Finding, KeyedDetector
 from loopwise.watch.health.runner import _at_epoch
 
@@ -107,8 +108,7 @@ def epoch_table(sources: Sequence[EpochSource], ended: dict[int, int], seq0: int
         else:
             labels = steps
         labelled.append((source, labels))
-    every = np.unique(np.concatenate([lab for _, lab in labelled])) if labelled else \
-        np.zeros(0, dtype=np.int64)
+    every = sorted_union([lab for _, lab in labelled])
     times = np.full(len(every), -np.inf)
     values: dict[str, Any] = {}
     present: dict[str, Any] = {}
@@ -132,8 +132,10 @@ def epoch_table(sources: Sequence[EpochSource], ended: dict[int, int], seq0: int
         first[source.name][fresh] = index
         present[source.name][at] = True
     seq = seq0 + np.arange(len(every))  # appended in label order; they arrive by time
-    steps_at = np.asarray([at_steps.get(label, -1) for label in every.tolist()], dtype=np.int64) \
-        if at_steps else np.full(len(every), -1)
+    steps_at = np.full(len(every), -1)
+    if at_steps:  # a few epochs among (perhaps) millions of labels
+        ends = np.asarray(list(at_steps), dtype=np.int64)
+        steps_at[np.searchsorted(every, ends)] = list(at_steps.values())
     return EpochTable(every, times, seq, steps_at, values, present, first)
 
 
@@ -265,7 +267,10 @@ def _one_key(detector: KeyedDetector, index: int, key: str, column: Column | Non
     if extra is None:
         if column is None:
             return []
-        is_extra = None
+        at = np.zeros(0, dtype=np.int64)  # where the extra observations are in the column
+    elif column is None:
+        at = np.arange(len(extra[0]))
+        steps, times, values = extra[2], extra[0], extra[3]
     else:  # after the step points at or before their time (their seq comes later)
         n_extra = len(extra[0])
         at = np.searchsorted(times, extra[0], side="right") + np.arange(n_extra)
@@ -274,11 +279,10 @@ def _one_key(detector: KeyedDetector, index: int, key: str, column: Column | Non
         steps = _merged(steps, is_extra, extra[2])
         times = _merged(times, is_extra, extra[0])
         values = _merged(values, is_extra, extra[3])
-        place = np.cumsum(is_extra) - 1  # the extra at an index; else the extras before it
     out: list[tuple[Rank, Finding]] = []
     for i, finding in detector.update_column(key, steps, values, times=times):
-        if extra is not None and is_extra is not None and is_extra[i]:
-            j = int(place[i])
+        j = int(np.searchsorted(at, i))  # the extras before index i
+        if extra is not None and j < len(at) and at[j] == i:
             when, arrival, row = float(extra[0][j]), int(extra[1][j]), int(extra[5][j])
             if int(extra[4][j]) == 0:  # an epoch: "at epoch N (step S)", placed in its mapping
                 at_step = int(table.at_steps[row])
@@ -288,8 +292,8 @@ def _one_key(detector: KeyedDetector, index: int, key: str, column: Column | Non
                 position = list(system[row].values).index(key)
             out.append(((when, arrival, index, position), finding))
         else:
-            j = i - (int(place[i]) + 1 if is_extra is not None else 0)
             assert column is not None
+            j = i - j  # the step point's index in its column
             point = j if column.order is None else int(column.order[j])
             out.append(((float(column.times[j]), column.base + point, index, 0), finding))
     return out
