@@ -131,6 +131,22 @@ def test_the_batched_replay_finds_what_the_point_by_point_replay_finds(tmp_path,
     assert [repr(f) for f in analyze_run(path, detectors=fresh)] == [repr(f) for f in point]
 
 
+def test_a_run_without_epochs_or_without_steps_replays_the_same(tmp_path):
+    with Run.create(tmp_path, "steps") as run:
+        for i in range(200):
+            run.log_scalar("loss", math.nan if i in (50, 51, 120) else 1.0, step=i,
+                           wall_time=1000.0 + i)
+        for k in range(10):
+            run.log_system({"steps_per_s": 0.0, "data_wait_pct": 90.0}, wall_time=1000.0 + 100 * k)
+    with Run.create(tmp_path, "system") as only:
+        for k in range(10):
+            only.log_system({"steps_per_s": 0.0}, wall_time=1000.0 + 100 * k)
+    for path in (run.path, only.path):
+        point = analyze_run(path, batch=False)
+        assert point
+        assert [repr(f) for f in analyze_run(path)] == [repr(f) for f in point]
+
+
 def test_batch_must_be_a_bool(tmp_path):
     with pytest.raises(TypeError, match="batch must be True or False, got str"):
         analyze_run(tmp_path, batch="yes")

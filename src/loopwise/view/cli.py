@@ -54,7 +54,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from loopwise.record.intact import intact
     from loopwise.record.reader import RunReader
-    from loopwise.view.run_facts import details
+    from loopwise.view.run_facts import details, metric_keys
     from loopwise.view.runs_text import duration_text
 
     reader = intact(RunReader(resolve_run(args.run, root=args.root)))
@@ -62,7 +62,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     summary = reader.summary()
     config = reader.config()  # read everything first: a corrupt file is one error, no output
     last = {k: v for k, v in summary.last.items() if k in reader.keys()}
-    counts = {key: len(reader.series(key)) for key in last}
+    stats = reader.stats(keys=metric_keys(reader))  # each series read once, for both
+    counts = {key: stats[key].count if key in stats else len(reader.series(key))
+              for key in last}
     argv = info.get("argv")
     lines = [f"run      {summary.name}  ({info['status']})", f"folder   {reader.path}",
              f"started  {info.get('started_at', '-')}   duration {duration_text(summary.duration)}",
@@ -73,7 +75,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
               for key, value in last.items()]
     lines += [f"DAMAGED  {d}" for d in reader.damage]
     print("\n".join(printable(line) for line in lines))
-    print(details(reader))  # statistics and the last events
+    print(details(reader, stats=stats))  # statistics and the last events
     return 0
 
 

@@ -4,16 +4,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from loopwise.record.reader import RunReader
-from loopwise.record.stats import render_stats
+from loopwise.record.stats import MetricStats, render_stats
 from loopwise.utils.text import printable
 
 
-def details(reader: RunReader, *, events: int = 20) -> str:
-    """Per-metric statistics and the last ``events`` events of a run, as text."""
-    keys = [k for k in reader.keys() if k != "epoch"]
-    table = render_stats(reader.stats(keys=keys), title="statistics")
+def metric_keys(reader: RunReader) -> list[str]:
+    """The keys the statistics cover: every series but the ``epoch`` axis."""
+    return [k for k in reader.keys() if k != "epoch"]
+
+
+def details(reader: RunReader, *, events: int = 20,
+            stats: Mapping[str, MetricStats] | None = None) -> str:
+    """Per-metric statistics (``stats`` when the caller has them: :func:`metric_keys`'
+    ``reader.stats``) and the last ``events`` events of a run, as text."""
+    if stats is None:
+        stats = reader.stats(keys=metric_keys(reader))
+    table = render_stats(stats, title="statistics")
     lines = [printable(line) for line in table.splitlines()]
     shown = reader.events()[-events:]
     lines.append(f"events (last {len(shown)})" if shown else "events: none")

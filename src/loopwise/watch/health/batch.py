@@ -344,7 +344,7 @@ def _epochs_needed(table: EpochTable, system: list[SystemFeed], last_system: Any
     """The epoch rows to feed: all of them, or those whose names ``needs`` wants (asked once
     per distinct set of names: the epoch's own, and the latest system sample's)."""
     n = len(table.labels)
-    if needs is None:
+    if needs is None or not n:
         return list(range(n))
     names = list(table.values)
     if len(names) > 40 or len(system) >= 1 << 20:  # (then one by one)
