@@ -14,6 +14,7 @@ from pathlib import Path
 from _texts import (
     BAR_WHY,
     CHECKPOINT_WHY,
+    CLI_WHY,
     ENTRY_WHY,
     EXPORTER_RATE_WHY,
     EXPORTER_STEP_WHY,
@@ -208,6 +209,19 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
     add("Run.log_histogram of a large tensor: caller cost", "<= 1x the copy (tensor.clone())",
         _median_ratio(_row(by_key.get("media_call"), "Run.log_histogram")),
         lambda v: f"{v:.2f}x", lambda v: v <= 1.0, MEDIA_WHY)
+    start = by_key.get("cli_startup")
+    for row in [] if start is None else start.rows:
+        if row.name.startswith("loopwise"):
+            add(f"CLI start-up: {row.name}", "<= 0.3 s", row.stat()[0] / 1e3,
+                lambda v: f"{v * 1e3:,.0f} ms", lambda v: v <= 0.3, CLI_WHY)
+    big = by_key.get("cli_big")
+    for prefix, what, limit in (("loopwise doctor", "doctor", 3.0), ("loopwise show", "show", 3.0),
+                                ("loopwise export RUN --format csv", "CSV export", 5.0),
+                                ("loopwise export RUN --format parquet", "Parquet export", 5.0)):
+        row = _row(big, prefix)
+        add(f"CLI on a 2,000,000-step, 5-metric run: {what}", f"<= {limit:g} s",
+            None if row is None else row.stat()[0], lambda v: f"{v:.2f} s",
+            lambda v, limit=limit: v <= limit, CLI_WHY)
     mem = by_key.get("memory_tiny")
     add("memory added by TrainingMonitor (record on), tiny model", "<= 50 MiB RSS",
         _added(mem, "TrainingMonitor"), lambda v: f"+{v:.0f} MiB", lambda v: v <= 50,

@@ -1,9 +1,10 @@
 """The command line: start-up of the view verbs, and the verbs on a big run.
 
-Start-up: ``python -m loopwise --help``, ``runs``, ``show`` and ``doctor`` on a small run, each
-in a fresh process, against ``python -c pass`` (the interpreter's own start) and ``python -c
-"import torch"`` (what a verb that imports torch pays), interleaved round by round. Goal: a view
-verb in <= 0.3 s.
+Start-up: ``python -m loopwise --help``, ``runs``, ``show``, ``compare``, ``doctor``,
+``report``, ``export`` on a small run and ``ui --help`` (the server never exits: its start-up
+is the parser's), each in a fresh process, against ``python -c pass`` (the interpreter's own
+start) and ``python -c "import torch"`` (what a verb that imports torch pays), interleaved round
+by round. Goal: a view verb in <= 0.3 s.
 
 Big run (``--steps``, default 2,000,000 steps of 5 metrics, 10,000,000 points, recorded once
 with ``Run.log_columns``, untimed): ``show``, ``doctor`` and ``export`` to CSV and Parquet, each
@@ -74,15 +75,20 @@ READ_ALL = ("import sys; from loopwise.record import RunReader; r = RunReader(sy
             "[r.series(k).values for k in r.keys()]")
 
 
-def startup(rounds: int, small: Path) -> Table:
+def startup(rounds: int, small: Path, other: Path) -> Table:
     cli = ["-m", "loopwise"]
+    report, csv = str(small.parent / "report.html"), str(small.parent / "small.csv")
     variants = {
         "python -c pass (the interpreter)": lambda: process(["-c", "pass"]),
         'python -c "import torch"': lambda: process(["-c", "import torch"]),
         "loopwise --help": lambda: process([*cli, "--help"]),
         "loopwise runs ROOT": lambda: process([*cli, "runs", str(small.parent)]),
         "loopwise show RUN": lambda: process([*cli, "show", str(small)]),
+        "loopwise compare RUN RUN": lambda: process([*cli, "compare", str(small), str(other)]),
         "loopwise doctor RUN": lambda: process([*cli, "doctor", str(small)]),
+        "loopwise report RUN": lambda: process([*cli, "report", str(small), "-o", report]),
+        "loopwise export RUN (CSV)": lambda: process([*cli, "export", str(small), csv]),
+        "loopwise ui --help": lambda: process([*cli, "ui", "--help"]),
     }
     samples = interleaved(variants, rounds=rounds)
     table = Table("cli_startup", f"Start-up of the CLI's view verbs on a small run (fresh "
@@ -135,7 +141,8 @@ def main() -> None:
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
         small = make_run(Path(tmp) / "runs", "small", 1_000)
-        tables.append(startup(rounds, small))
+        other = make_run(Path(tmp) / "runs", "other", 1_000)
+        tables.append(startup(rounds, small, other))
         if not args.skip_big:
             t0 = time.perf_counter()
             run = make_run(Path(tmp) / "big", "big", steps)

@@ -85,3 +85,31 @@ def test_the_dashboard_goal_row_shows_the_peers_and_a_timeout(tmp_path: Path) ->
     ui.rows[0].samples = [1500.0] * 3
     write_doc(doc, [Outcome("ui_peers", "bench_ui_peers.py", tables=[ui])], info, quick=False)
     assert "- **dashboard first chart, 1M points, headless Chromium (1,500 ms" in doc.read_text()
+
+
+def test_the_cli_goals_are_rows_of_the_doc(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    start = Table("cli_startup", "Start-up", "ms", baseline="python -c pass (the interpreter)")
+    start.add("python -c pass (the interpreter)", [15.0] * 3)
+    start.add('python -c "import torch"', [1500.0] * 3)
+    start.add("loopwise show RUN", [240.0, 250.0, 260.0])
+    start.add("loopwise doctor RUN", [320.0] * 3)
+    big = Table("cli_big", "Big run", "s", baseline="RunReader: every series read (baseline)")
+    big.add("RunReader: every series read (baseline)", [1.0] * 3)
+    big.add("loopwise show RUN", [1.5] * 3)
+    big.add("loopwise doctor RUN", [2.5] * 3)
+    big.add("loopwise export RUN --format csv", [6.0] * 3)
+    doc = tmp_path / "benchmarks.md"
+    info = {"cpu": "test CPU", "cores": "2", "memory": "1 GiB", "os": "Linux", "cuda": "none",
+            "python": "3", "torch": "2", "numpy": "2", "commit": "abc", "load_start": "0"}
+    write_doc(doc, [Outcome("cli", "bench_cli.py", tables=[start, big])], info, quick=False)
+    text = doc.read_text()
+    assert "| CLI start-up: loopwise show RUN | <= 0.3 s | 250 ms | yes |" in text
+    assert "| CLI start-up: loopwise doctor RUN | <= 0.3 s | 320 ms | **no** |" in text
+    assert "python -c pass" not in text.split("## Goals")[1].split("\n\n")[1]  # baselines
+    assert ("| CLI on a 2,000,000-step, 5-metric run: doctor | <= 3 s | 2.50 s | yes |"
+            in text)
+    assert "| CLI on a 2,000,000-step, 5-metric run: CSV export | <= 5 s | 6.00 s | **no** |" \
+        in text
+    assert ("| CLI on a 2,000,000-step, 5-metric run: Parquet export | <= 5 s | not measured |"
+            in text)
