@@ -18,7 +18,13 @@ from typing import Any, Protocol
 
 from loopwise.record.series import Series, sorted_union
 from loopwise.utils.atomic import check_target
-from loopwise.utils.csvfile import CsvColumns, int_cells, number_cells, write_csv_columns
+from loopwise.utils.csvfile import (
+    CsvColumns,
+    int_cells,
+    number_cells,
+    rows_bytes,
+    write_csv_columns,
+)
 
 LEAD = ("step", "wall_time")
 _ROWS = 100_000  # rows formatted at once
@@ -91,13 +97,16 @@ def run_to_csv(reader: ScalarSeries, path: str | os.PathLike[str]) -> Path:
     columns = CsvColumns(lead=LEAD)
     for key in table.keys:
         columns.add(key)
-
-    def chunks() -> Any:
-        for a in range(0, len(table.steps), _ROWS):
-            b = a + _ROWS
-            yield [int_cells(table.steps[a:b]), number_cells(table.wall_times[a:b]),
-                   *(number_cells(table.values[k][a:b], table.present[k][a:b])
-                     for k in table.keys)]
-
-    write_csv_columns(target, columns.header, chunks())
+    chunks = ((table.steps[a:a + _ROWS], table.wall_times[a:a + _ROWS],
+               [(table.values[k][a:a + _ROWS], table.present[k][a:a + _ROWS])
+                for k in table.keys]) for a in range(0, len(table.steps), _ROWS))
+    write_csv_columns(target, columns.header, map(_rows, chunks))
     return target
+
+
+def _rows(chunk: tuple[Any, Any, list[tuple[Any, Any]]]) -> bytes:
+    """One chunk's CSV rows: ``repr`` of each float (the exact shortest text, ~0.4 us a
+    value) is most of an export's time."""
+    steps, walls, keyed = chunk
+    return rows_bytes([int_cells(steps), number_cells(walls),
+                       *(number_cells(values, present) for values, present in keyed)])

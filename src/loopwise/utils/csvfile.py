@@ -69,18 +69,25 @@ def int_cells(values: Any) -> list[str]:
     return list(map(str, np.asarray(values, dtype=np.int64).tolist()))
 
 
+def rows_bytes(columns: Sequence[Sequence[str]]) -> bytes:
+    """The CSV rows (UTF-8) of a chunk given as its columns' cells (from :func:`number_cells`
+    / :func:`int_cells`, equal lengths): no row is made cell by cell. Numbers need no quoting;
+    rows end as the ``csv`` module ends them (``\\r\\n``)."""
+    if not columns or not len(columns[0]):
+        return b""
+    return ("\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n").encode("utf-8")
+
+
 def write_csv_columns(path: str | os.PathLike[str], header: Sequence[str],
-                      chunks: Iterable[Sequence[Sequence[str]]]) -> None:
+                      chunks: Iterable[Sequence[Sequence[str]] | bytes]) -> None:
     """Write a CSV file of numbers atomically, a chunk of rows at a time: each chunk is the
-    list of its columns' cells (from :func:`number_cells` / :func:`int_cells`, equal lengths),
-    so that no row is ever made cell by cell. The same file as :func:`write_csv` of the rows."""
+    list of its columns' cells, or those rows already made by :func:`rows_bytes` (in another
+    process). The same file as :func:`write_csv` of the rows."""
 
     def pieces() -> Iterable[bytes]:
         yield csv_text(header, ()).encode("utf-8")
-        for columns in chunks:
-            if columns and len(columns[0]):
-                yield ("\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
-                       ).encode("utf-8")
+        for chunk in chunks:
+            yield chunk if isinstance(chunk, bytes) else rows_bytes(chunk)
 
     atomic_write_chunks(path, pieces())
 
