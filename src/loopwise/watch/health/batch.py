@@ -260,43 +260,59 @@ def _one_key(detector: KeyedDetector, index: int, key: str, column: Column | Non
         joined = [np.concatenate(c) for c in zip(*parts, strict=True)]
         order = np.lexsort((joined[1], joined[0]))
         extra = tuple(c[order] for c in joined)
-    if column is None:
-        steps, times, values = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
-    else:
-        steps, times, values = column.steps, column.times, column.values
-    if extra is None:
-        if column is None:
-            return []
-        at = np.zeros(0, dtype=np.int64)  # where the extra observations are in the column
-    elif column is None:
-        at = np.arange(len(extra[0]))
-        steps, times, values = extra[2], extra[0], extra[3]
-    else:  # after the step points at or before their time (their seq comes later)
-        n_extra = len(extra[0])
-        at = np.searchsorted(times, extra[0], side="right") + np.arange(n_extra)
-        is_extra = np.zeros(len(values) + n_extra, dtype=bool)
-        is_extra[at] = True
-        steps = _merged(steps, is_extra, extra[2])
-        times = _merged(times, is_extra, extra[0])
-        values = _merged(values, is_extra, extra[3])
-    out: list[tuple[Rank, Finding]] = []
-    for i, finding in detector.update_column(key, steps, values, times=times):
-        j = int(np.searchsorted(at, i))  # the extras before index i
-        if extra is not None and j < len(at) and at[j] == i:
-            when, arrival, row = float(extra[0][j]), int(extra[1][j]), int(extra[5][j])
-            if int(extra[4][j]) == 0:  # an epoch: "at epoch N (step S)", placed in its mapping
-                at_step = int(table.at_steps[row])
-                finding = _at_epoch(finding, None if at_step < 0 else at_step)
-                position = _epoch_place(table, system, last_system, row, key)
-            else:
-                position = list(system[row].values).index(key)
-            out.append(((when, arrival, index, position), finding))
+    def extra_rank(j: int, finding: Finding) -> tuple[Rank, Finding]:
+        assert extra is not None
+        when, arrival, row = float(extra[0][j]), int(extra[1][j]), int(extra[5][j])
+        if int(extra[4][j]) == 0:  # an epoch: "at epoch N (step S)", placed in its mapping
+            at_step = int(table.at_steps[row])
+            finding = _at_epoch(finding, None if at_step < 0 else at_step)
+            position = _epoch_place(table, system, last_system, row, key)
         else:
-            assert column is not None
-            j = i - j  # the step point's index in its column
-            point = j if column.order is None else int(column.order[j])
-            out.append(((float(column.times[j]), column.base + point, index, 0), finding))
+            position = list(system[row].values).index(key)
+        return (when, arrival, index, position), finding
+
+    def step_rank(j: int, finding: Finding) -> tuple[Rank, Finding]:
+        assert column is not None
+        point = j if column.order is None else int(column.order[j])
+        return (float(column.times[j]), column.base + point, index, 0), finding
+
+    if column is None:
+        if extra is None:
+            return []
+        return [extra_rank(i, f) for i, f in detector.update_column(
+            key, extra[2], extra[3], times=extra[0])]
+    steps, times, values = column.steps, column.times, column.values
+    if extra is None:
+        return [step_rank(i, f) for i, f in detector.update_column(key, steps, values,
+                                                                    times=times)]
+    # each extra observation goes after the step points at or before its time (its seq
+    # comes later): a few are fed between slices of the column, many merged into it
+    before = np.searchsorted(times, extra[0], side="right").tolist()
+    out: list[tuple[Rank, Finding]] = []
+    if len(before) <= _SLICED:
+        done = 0
+        for j, stop in enumerate([*before, len(values)]):
+            if stop > done:
+                out += [step_rank(done + i, f) for i, f in detector.update_column(
+                    key, steps[done:stop], values[done:stop], times=times[done:stop])]
+                done = stop
+            if j < len(before):
+                out += [extra_rank(j, f) for _, f in detector.update_column(
+                    key, extra[2][j:j + 1], extra[3][j:j + 1], times=extra[0][j:j + 1])]
+        return out
+    at = np.asarray(before) + np.arange(len(before))  # the extras' places in the merge
+    is_extra = np.zeros(len(values) + len(before), dtype=bool)
+    is_extra[at] = True
+    merged = (_merged(steps, is_extra, extra[2]), _merged(values, is_extra, extra[3]),
+              _merged(times, is_extra, extra[0]))
+    for i, finding in detector.update_column(key, merged[0], merged[1], times=merged[2]):
+        j = int(np.searchsorted(at, i))  # the extras before index i
+        out.append(extra_rank(j, finding) if j < len(at) and at[j] == i
+                   else step_rank(i - j, finding))
     return out
+
+
+_SLICED = 64  # extra observations up to which a step column is fed in slices between them
 
 
 def _merged(column: Any, is_extra: Any, extra: Any) -> Any:
