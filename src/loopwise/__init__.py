@@ -6,8 +6,9 @@ readers never pulls in torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from loopwise.utils.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -36,14 +37,8 @@ _PUBLIC = {
 __all__ = [*sorted(_PUBLIC), "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopwise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+_lazy, __dir__ = lazy_names(__name__, _PUBLIC, listed=__all__)
 
 
-def __dir__() -> list[str]:
-    return __all__
+def __getattr__(name: str) -> Any:  # a def: type checkers read ``loopwise.X`` as Any
+    return _lazy(name)

@@ -8,8 +8,9 @@ registers the ``export`` verb through :mod:`loopwise.export.cli`, starts quickly
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopwise.utils.lazy import lazy_names
 
 if TYPE_CHECKING:
     from loopwise.export.backfill import backfill
@@ -31,14 +32,4 @@ __all__ = ["DeliveryStats", "Exporter", "MLflowExporter", "PrometheusExporter",
            "TensorBoardExporter", "backfill"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopwise.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, listed=__all__)

@@ -239,6 +239,28 @@ class KeyedDetector:
         return Finding(self.name, key, step, message, self.level, data)
 
 
+def episode_starts(holds: Any, where: Any, size: int,
+                   active: bool) -> tuple[list[tuple[int, int]], bool]:
+    """Where episodes start in a column of ``size`` values, for a ``_check_column``:
+    ``holds[j]`` says whether the condition holds at the value at index ``where[j]`` (a value
+    left out, skipped by the detector, ends an episode as ``_check`` returning None does);
+    ``active``: whether an episode was in progress before the column. Returns the starts as
+    ``(index in the column, j)`` and whether an episode is in progress after the last value."""
+    import numpy as np
+
+    if not size:
+        return [], active
+    fired = np.zeros(size, dtype=bool)
+    fired[where] = holds
+    before = np.empty_like(fired)  # the condition at the previous value
+    before[0] = active
+    before[1:] = fired[:-1]
+    at = np.full(size, -1)
+    at[where] = np.arange(len(where))
+    starts = np.flatnonzero(fired & ~before)
+    return list(zip(starts.tolist(), at[starts].tolist(), strict=True)), bool(fired[-1])
+
+
 def _with_time(finding: Finding, time: float) -> Finding:
     return Finding(finding.detector, finding.key, finding.step, finding.message, finding.level,
                    finding.data, time)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from loopwise.watch.health.base import Column, Finding, KeyedDetector
+from loopwise.watch.health.base import Column, Finding, KeyedDetector, episode_starts
 
 
 class NonFiniteDetector(KeyedDetector):
@@ -40,13 +40,11 @@ class NonFiniteDetector(KeyedDetector):
         bad = ~np.isfinite(np.asarray(values, dtype=np.float64))
         if not bad.any():
             return [], False
-        before = np.empty_like(bad)  # the condition at the previous value
-        before[0] = active
-        before[1:] = bad[:-1]
         counts = state["count"] + np.cumsum(bad)
         state["count"] = int(counts[-1])
-        return [(int(i), self._nonfinite(key, int(steps[i]), float(values[i]), int(counts[i])))
-                for i in np.flatnonzero(bad & ~before)], bool(bad[-1])
+        starts, still = episode_starts(bad, np.arange(len(bad)), len(bad), active)
+        return [(i, self._nonfinite(key, int(steps[i]), float(values[i]), int(counts[i])))
+                for i, _ in starts], still
 
     def _nonfinite(self, key: str, step: int, value: float, count: int) -> Finding:
         return self._finding(

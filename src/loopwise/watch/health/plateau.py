@@ -19,6 +19,7 @@ from loopwise.watch.health.base import (
     KeyedDetector,
     check_positive_int,
     check_unit,
+    episode_starts,
     fmt,
 )
 from loopwise.watch.improvement import Improvement, check_mode
@@ -89,17 +90,10 @@ class PlateauDetector(KeyedDetector):
         n = np.arange(len(f))
         last = np.maximum.accumulate(np.where(better, n, -1))  # the latest improvement so far
         since = np.where(last >= 0, n - last, state["since"] + n + 1)
-        fired = np.zeros(len(v), dtype=bool)
-        fired[where] = since >= self.patience
-        before = np.empty_like(fired)
-        before[0] = active
-        before[1:] = fired[:-1]
-        at = np.full(len(v), -1)
-        at[where] = n
+        starts, still = episode_starts(since >= self.patience, where, len(v), active)
         f_steps = np.asarray(steps)[where]
         found = []
-        for i in np.flatnonzero(fired & ~before).tolist():
-            j = int(at[i])
+        for i, j in starts:
             k = int(last[j])
             best, best_step = (float(f[k]), int(f_steps[k])) if k >= 0 else (rule.best,
                                                                               rule.best_step)
@@ -110,7 +104,7 @@ class PlateauDetector(KeyedDetector):
             rule.best, rule.best_step = float(f[k]), int(f_steps[k])
         rule._seen += len(f)
         state["since"] = int(since[-1])
-        return found, bool(fired[-1])
+        return found, still
 
     def _plateau(self, key: str, step: int, value: float, since: int, best: float | None,
                  best_step: int | None) -> Finding:

@@ -24,6 +24,7 @@ from loopwise.watch.health.base import (
     Finding,
     KeyedDetector,
     check_positive_int,
+    episode_starts,
     fmt,
 )
 
@@ -126,17 +127,9 @@ class SpikeDetector(KeyedDetector):
                     scale = np.maximum(np.maximum(mad, 1e-6 * np.abs(mu)), 1e-12)
                     z[start + up] = _NORMAL_MAD * (x[up] - mu) / scale
         state["history"] = seq[-window:].tolist()
-        fired = np.zeros(len(v), dtype=bool)
-        fired[where] = z > self.threshold
-        before = np.empty_like(fired)  # the condition at the previous value
-        before[0] = active
-        before[1:] = fired[:-1]
-        at = np.full(len(v), -1)
-        at[where] = np.arange(count)
-        found = [(int(i), self._spike(key, int(steps[i]), float(v[i]), int(n[at[i]]),
-                                      float(med[at[i]]), float(z[at[i]])))
-                 for i in np.flatnonzero(fired & ~before)]
-        return found, bool(fired[-1])
+        starts, still = episode_starts(z > self.threshold, where, len(v), active)
+        return [(i, self._spike(key, int(steps[i]), float(v[i]), int(n[j]), float(med[j]),
+                                float(z[j]))) for i, j in starts], still
 
     def _spike(self, key: str, step: int, value: float, n: int, m: float, z: float) -> Finding:
         return self._finding(

@@ -19,6 +19,7 @@ from loopwise.watch.health.base import (
     KeyedDetector,
     check_positive_int,
     check_unit,
+    episode_starts,
     fmt,
     worse,
 )
@@ -85,16 +86,9 @@ class TrendDetector(KeyedDetector):
         n = np.arange(len(f))
         reset = np.maximum.accumulate(np.where(worse_, -1, n))  # the latest value not worse
         count = np.where(reset >= 0, n - reset, state["count"] + n + 1)
-        fired = np.zeros(len(v), dtype=bool)
-        fired[where] = count >= self.epochs
-        before = np.empty_like(fired)
-        before[0] = active
-        before[1:] = fired[:-1]
-        at = np.full(len(v), -1)
-        at[where] = n
+        starts, still = episode_starts(count >= self.epochs, where, len(v), active)
         found = []
-        for i in np.flatnonzero(fired & ~before).tolist():
-            j = int(at[i])
+        for i, j in starts:
             start = float(f[reset[j]]) if reset[j] >= 0 else state["start"]
             found.append((i, self._trend(key, int(steps[i]), float(v[i]), int(count[j]), start,
                                          state["mode"])))
@@ -102,7 +96,7 @@ class TrendDetector(KeyedDetector):
             state["start"] = float(f[reset[-1]])
         state["previous"] = float(f[-1])
         state["count"] = int(count[-1])
-        return found, bool(fired[-1])
+        return found, still
 
     def _trend(self, key: str, step: int, value: float, count: int, start: float,
                mode: str) -> Finding:
