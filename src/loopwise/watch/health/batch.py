@@ -140,6 +140,8 @@ def epoch_table(sources: Sequence[EpochSource], ended: dict[int, int], seq0: int
 
 
 class SystemFeed(NamedTuple):
+    """One system sample as the runner receives it (all its names at one time)."""
+
     time: float
     seq: int
     number: int  # the sample's number (its step on the system stream)
