@@ -324,6 +324,48 @@ def test_an_unreachable_server_is_said_on_the_run_and_at_close(tmp_path, monkeyp
     assert undelivered[0].data["undelivered"] == exporter.stats().undelivered
 
 
+def test_thread_delivery_counts_an_outage_at_once_and_leaves_the_users_settings(
+        tmp_path, monkeypatch):
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    _mlflow_defaults(monkeypatch)  # MLflow's own: 7 retries with backoff (minutes of silence)
+    srv = Server(tmp_path)
+    srv.start()
+    try:
+        run = Run.create(tmp_path / "runs")
+        exporter = MLflowExporter(srv.uri, retry_initial=0.2, retry_max=1.0, close_timeout=120,
+                                  delivery="thread")
+        run.add_exporter(exporter)
+        _train(run, 50)
+        run.flush()
+        assert exporter.flush(120)
+        srv.kill()
+        _train(run, 50)
+        run.flush()
+        deadline = time.monotonic() + 30
+        while exporter.failures == 0 and time.monotonic() < deadline:
+            threading.Event().wait(0.1)
+        assert exporter.failures >= 1, "the outage was hidden by MLflow's own retries"
+        assert "Connection refused" in (exporter.last_error or "")
+        # the process (the user's own MLflow calls) keeps MLflow's settings
+        assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+        assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 7
+        assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 120
+        srv.start()
+        _train(run, 10)
+        run.close()
+        steps = sorted(m.step for m in MlflowClient(srv.uri).get_metric_history(
+            exporter.run_id, "loss"))
+        assert steps == list(range(1, 111))  # after the outage: every step, once
+        kinds = [e.kind for e in RunReader(run.path).events()]
+        assert kinds.count("exporter_failed") == 1 and kinds.count("exporter_recovered") == 1
+    finally:
+        srv.stop()
+
+
 def test_without_the_extra_the_error_names_the_pip_install(monkeypatch):
     import importlib.util
 

@@ -124,3 +124,53 @@ def test_a_damaged_chunk_is_never_handed_out_and_the_read_names_its_series(tmp_p
     again = follower.read()  # said once, never delivered later
     assert again.columns == {} and again.damage == [] and follower.remaining() == 0
     follower.close()
+
+
+def test_a_damaged_event_or_sample_batch_is_left_out_named_and_the_rest_flows(tmp_path):
+    import struct
+
+    from loopwise.record.verify import DamagedRecordError
+
+    follower = Follower(tmp_path / "r")
+    with Run.create(tmp_path, "r") as run:  # each flush commits one batch per table
+        run.log_scalars({"loss": 1.0}, step=1)
+        run.log_event("note", "first batch hello", data={"n": 1})
+        run.log_system({"cpu_pct": 12.5}, wall_time=1_800_000_000.0)
+        run.flush()
+        got: dict = {}
+        _read_all(follower, got, limit=1)  # a read cut inside the first batches
+        run.log_scalars({"loss": 2.0}, step=2)
+        run.log_event("note", "second batch", data={"n": 2})
+        run.log_system({"cpu_pct": 33.0}, wall_time=1_800_000_001.0)
+        follower.close()  # before the run closes: its store is checkpointed into one file
+    store = tmp_path / "r" / "store.sqlite"
+    data = bytearray(store.read_bytes())
+    for needle, at in ((b"first batch hello", 0), (struct.pack(">d", 12.5), 2)):
+        where = data.find(needle)
+        assert where >= 0 and data.find(needle, where + 1) < 0
+        data[where + at] ^= 0x10  # one flipped bit, as a disk gives
+    store.write_bytes(bytes(data))
+
+    follower = Follower(tmp_path / "r")
+    inc = follower.read(limit=1)  # small reads: a batch is still checked whole
+    damage = list(inc.damage)
+    reads = [inc]
+    while inc.points or inc.damage:
+        inc = follower.read(limit=1)
+        damage += inc.damage
+        reads.append(inc)
+    follower.close()
+    events = [e for i in reads for e in i.events]
+    samples = [s for i in reads for s in i.system]
+    assert all(type(d) is DamagedRecordError for d in damage)
+    assert sorted(d.part for d in damage) == ["events", "system samples"]
+    said = sorted(str(d) for d in damage)
+    assert said[0].startswith(f"{store} is corrupt (run 'r': events (rows 1-")
+    assert said[1].startswith(f"{store} is corrupt (run 'r': system samples (rows 1-1) failed "
+                              "its checksum)")
+    # the damaged batches are never handed out; the later ones and every series still are
+    assert "first batch hello" not in [e.message for e in events]
+    assert [e.data for e in events if e.kind == "note"] == [{"n": 2}]
+    assert [(s.time, dict(s.values)) for s in samples] == [
+        (1_800_000_001.0, {"cpu_pct": 33.0})]
+    assert [v for i in reads if "loss" in i.columns for v in i.columns["loss"][2]] == [1.0, 2.0]

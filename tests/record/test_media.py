@@ -269,7 +269,8 @@ def test_media_rows_are_checksummed_like_the_rest_of_the_record(tmp_path: Path) 
     with conn:
         conn.execute("UPDATE histograms SET hi = 30.0")  # a flipped value
     conn.close()
-    with pytest.raises(DamagedRecordError, match="run 'a': histograms failed its checksum"):
+    with pytest.raises(DamagedRecordError,
+                       match=r"run 'a': histograms \(rows 1-1\) failed its checksum"):
         RunReader(run.path).histograms("h")
     assert RunReader(run.path).texts("t")[0].text == "kept"  # the rest still reads
     from loopwise.view.media_payload import media_payload

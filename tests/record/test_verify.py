@@ -51,10 +51,12 @@ def test_a_flipped_value_byte_names_the_run_file_and_series_and_the_others_read(
 def test_a_changed_event_or_system_sample_is_named(tmp_path: Path) -> None:
     path = _run(tmp_path)
     _flip(path / "store.sqlite", b"hello")
-    with pytest.raises(DamagedRecordError, match="run 'r': events failed its checksum"):
+    with pytest.raises(DamagedRecordError,
+                       match=r"run 'r': events \(rows 1-\d+\) failed its checksum"):
         RunReader(path).events()
     _flip(path / "store.sqlite", struct.pack(">d", 12.5), at=2)  # SQLite's REAL is big-endian
-    with pytest.raises(DamagedRecordError, match="run 'r': system samples failed"):
+    with pytest.raises(DamagedRecordError,
+                       match=r"run 'r': system samples \(rows \d+-\d+\) failed"):
         RunReader(path).system("cpu_pct")
     assert len(RunReader(path).series("loss")) == 200
 

@@ -7,6 +7,10 @@ test can SIGKILL it at a chosen point and resume it.
 yet renamed; each save commits last_checkpoint.pth, then last_weights.pt). ``where`` is ``train`` (after the epoch's last batch, before the checkpoint), ``evaluate``
 (inside evaluate, after the checkpoint) or ``end`` (at on_epoch_end). ``batch:K:J`` kills
 in epoch K right after batch J has been trained.
+
+``--slow K:J:S`` (for the Ctrl-C tests): from batch J of epoch K on, each step touches
+``ROOT/NAME.marker`` and sleeps S seconds, so a test can send SIGINT while the loop runs; a
+``KeyboardInterrupt`` is printed and the process exits with 130.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import random
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +54,7 @@ class ToyTrainer(Trainer):
         if args is not None:
             self.args = args
         self.kill = kill
+        self.slow: tuple[int, int, float, Path] | None = None
         self.epoch = 0
 
     def setup(self) -> None:
@@ -76,6 +83,10 @@ class ToyTrainer(Trainer):
             loss.backward()
             self.optimizer.step()
             monitor.log({"loss": loss})
+            if self.slow is not None and self.slow[0] == self.run_epoch() \
+                    and monitor.step - self.epoch_start_step() >= self.slow[1]:
+                self.slow[3].touch()
+                time.sleep(self.slow[2])
             if self.kill and self.kill[0] == "batch" and self.kill[1] == self.run_epoch() \
                     and monitor.step - self.epoch_start_step() == self.kill[2]:
                 _kill()
@@ -143,11 +154,15 @@ def main(argv: list[str]) -> None:
     root, name, epochs = argv[0], argv[1], int(argv[2])
     every = None
     kill: tuple[str, int, Any] | None = None
+    slow: tuple[int, int, float, Path] | None = None
     rest = argv[3:]
     while rest:
         flag, value, rest = rest[0], rest[1], rest[2:]
         if flag == "--every":
             every = int(value)
+        elif flag == "--slow":
+            k, j, seconds = value.split(":")
+            slow = (int(k), int(j), float(seconds), Path(root) / f"{name}.marker")
         elif flag == "--kill" and value.startswith("commit:"):
             _kill_at_commit(int(value.split(":")[1]))
         elif flag == "--kill":
@@ -155,8 +170,13 @@ def main(argv: list[str]) -> None:
             kill = (kind, int(k), int(where) if kind == "batch" else where)
     at_end = kill[1] if kill is not None and kill[0] == "epoch" and kill[2] == "end" else -1
     trainer = ToyTrainer(dict(ARGS), kill)
-    Workflow(trainer, root, epochs, name, callbacks=toy_callbacks(at_end), checkpoint_every=every,
-             system=False).run()
+    trainer.slow = slow
+    try:
+        Workflow(trainer, root, epochs, name, callbacks=toy_callbacks(at_end),
+                 checkpoint_every=every, system=False).run()
+    except KeyboardInterrupt as exc:
+        print(f"KeyboardInterrupt: {exc}", flush=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """A training process for the Ctrl-C tests (run as a script by test_fit.py).
 
-argv: root name marker_step weights_out. At training step ``marker_step`` the model writes
-``<root>/<name>.marker`` and from then on each step sleeps a little, so the test can send SIGINT
-while the loop runs. On the end of training the final weights go to ``weights_out``.
+argv: root name marker_step weights_out [seconds]. At training step ``marker_step`` the model
+writes ``<root>/<name>.marker`` and from then on each step sleeps ``seconds`` (0.05), so the test
+can send SIGINT while the loop runs. On the end of training the final weights go to ``weights_out``.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ from loopwise.train.fit.entry import fit
 
 
 class Net(torch.nn.Module):
-    def __init__(self, marker: Path | None, at: int) -> None:
+    def __init__(self, marker: Path | None, at: int, seconds: float = 0.05) -> None:
         super().__init__()
         self.body = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(),
                                         torch.nn.Linear(16, 1))
-        self.marker, self.at, self.calls = marker, at, 0
+        self.marker, self.at, self.calls, self.seconds = marker, at, 0, seconds
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self.calls += 1
             if self.marker is not None and self.calls >= self.at:
                 self.marker.touch()
-                time.sleep(0.05)
+                time.sleep(self.seconds)
         out: torch.Tensor = self.body(x)
         return out
 
@@ -51,7 +51,8 @@ def main() -> None:
     y = x.sum(dim=1, keepdim=True)
     loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
                         generator=torch.Generator().manual_seed(1))
-    model = Net(Path(root) / f"{name}.marker" if at >= 0 else None, at)
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 0.05
+    model = Net(Path(root) / f"{name}.marker" if at >= 0 else None, at, seconds)
     cfg = TrainingConfig(epochs=3, patience=0, lr_patience=0, checkpoint_every=1,
                          model_name="net", device="cpu")
     try:

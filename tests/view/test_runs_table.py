@@ -195,3 +195,23 @@ def test_bad_options_are_one_line(sweep: Path, capsys: pytest.CaptureFixture[str
                                   args: list[str], message: str) -> None:
     assert main(["runs", str(sweep), *args]) == 2
     assert capsys.readouterr().err == message + "\n"
+
+
+def test_a_run_is_read_again_only_when_it_changed(tmp_path: Path) -> None:
+    from loopwise.record import Run, RunReader
+
+    root = tmp_path / "runs"
+    make_sweep(root, 3)
+    table = RunTable(root)
+    first = {r.name: r for r in table.rows()}
+    RunReader(root / "sweep-0001").series("loss")  # SQLite leaves an empty -wal behind
+    (root / "not-a-run").mkdir()  # a folder without run.json is no run
+    (root / "notes.txt").write_text("x")
+    again = {r.name: r for r in table.rows()}
+    assert set(again) == set(first)
+    assert all(again[n] is first[n] for n in first)  # nothing re-read, the same rows
+    with Run.reopen(root / "sweep-0001") as run:
+        run.log_scalars({"loss": 0.001}, step=21)
+    changed = {r.name: r for r in table.rows()}
+    assert changed["sweep-0001"].final["loss"] == 0.001 and changed["sweep-0001"].steps == 21
+    assert changed["sweep-0002"] is first["sweep-0002"]

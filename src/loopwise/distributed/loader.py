@@ -49,6 +49,8 @@ class ResumableLoader:
     ``on_checkpoint(position)`` runs after ``every``-th consumed batch, when the loop asks for the
     next one (so the step on the last batch is complete), never after the last batch. With
     ``resume`` (a position and the RNG state saved with it) the pass restarts at that batch.
+    ``stop``: asked after each consumed batch (but the last); when it is true, ``on_stop`` gets
+    the position (to save it) and the pass ends with the exception it raises (a Ctrl-C).
     """
 
     def __init__(
@@ -58,6 +60,8 @@ class ResumableLoader:
         every: int | None = None,
         on_checkpoint: Callable[[LoopPosition], None] | None = None,
         resume: tuple[LoopPosition, Mapping[str, Any]] | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_stop: Callable[[LoopPosition], None] | None = None,
     ) -> None:
         if every is not None and (type(every) is not int or every <= 0):
             raise ValueError(f"checkpoint_every must be an int >= 1 (batches), got {every!r}")
@@ -70,6 +74,7 @@ class ResumableLoader:
             )
         self.every = every
         self.on_checkpoint = on_checkpoint
+        self.stop, self.on_stop = stop, on_stop
         self._resume = resume
         self.batches_done = 0 if resume is None else resume[0].batches_done
 
@@ -103,4 +108,8 @@ class ResumableLoader:
                 self.on_checkpoint(LoopPosition(epoch=epoch, batches_done=done,
                                                 batch_size=self.batch_size,
                                                 rng_at_start=rng_at_start))
+            if self.stop is not None and self.on_stop is not None and done < total \
+                    and self.stop():
+                self.on_stop(LoopPosition(epoch=epoch, batches_done=done,
+                                          batch_size=self.batch_size, rng_at_start=rng_at_start))
         self.batches_done = 0

@@ -35,8 +35,9 @@ import json
 import os
 import re
 import tempfile
+import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,38 @@ SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "d
            "databricks-uc", "uc")
 # MLflow retries each HTTP call 7 times with backoff (minutes) and waits 120 s per call: a
 # server down looked like a slow one, and no failure was counted. The exporter's own backoff
-# retries instead (the delivery process and the backfill verb get these unless set).
+# retries instead (the delivery process, the delivery thread and the backfill verb get these
+# unless set).
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+_THREAD_ENV = "loopwise_mlflow_env"  # the attribute of a thread whose MLflow calls use HTTP_ENV
+
+
+def thread_http_env() -> None:
+    """Give the calling thread (an exporter's delivery thread, ``delivery="thread"``) the
+    :data:`HTTP_ENV` settings for each variable the user did not set, as the delivery process
+    gets them in its environment: MLflow reads its variables through
+    ``mlflow.environment_variables``, and on a thread so marked a variable that is not set reads
+    as :data:`HTTP_ENV` says. The process environment is not changed: the user's own MLflow
+    calls, on their threads, keep MLflow's settings."""
+    from mlflow import environment_variables as variables
+
+    setattr(threading.current_thread(), _THREAD_ENV, HTTP_ENV)
+    for name in HTTP_ENV:
+        variable = getattr(variables, name)
+        if not getattr(variable, "loopwise_scoped", False):
+            variable.get_raw = _scoped(variable.get_raw, name)
+            variable.loopwise_scoped = True
+
+
+def _scoped(read: Callable[[], str | None], name: str) -> Callable[[], str | None]:
+    def get_raw() -> str | None:
+        value = read()
+        if value is None:
+            env = getattr(threading.current_thread(), _THREAD_ENV, None)
+            if env is not None:
+                return str(env[name])
+        return value
+    return get_raw
 
 
 def check_tracking_uri(uri: str) -> str:
@@ -181,6 +212,7 @@ class MLflowExporter(Exporter):
 
     # -- backend -------------------------------------------------------------------------------
     def _open(self) -> None:
+        thread_http_env()  # every call of this exporter runs on this (its delivery) thread
         with store_lock(self._uri):
             self._open_run()
 

@@ -20,7 +20,11 @@ and checksum: a chunk that grew by a merge is checked again). A series with a ch
 it is damaged: none of its points from that chunk on are handed out, then or later, and the read
 that finds it says so in :attr:`Increment.damage` (each a
 :class:`~loopwise.record.verify.DamagedRecordError` naming the run, the file and the series);
-the other series are read as before.
+the other series are read as before. The events, system samples and media rows are checked
+against their batch checksums the same way (the one check of :mod:`loopwise.record.verify`, as
+the reader does): a read ends at a batch's end, and a batch that fails is left out (its rows
+are never handed out, the cursor moves past it) and named in :attr:`Increment.damage` (the
+run, the file, the table and the batch's rows); the batches after it still flow.
 
 An event's step is its ``data["step"]`` when it has one (health findings), else the global step
 the run was at when it happened: the last step logged at or before its time (the step clock).
@@ -41,9 +45,11 @@ from typing import Any, NamedTuple
 from loopwise.record.folder import STORE_FILE
 from loopwise.record.media_read import COLUMNS
 from loopwise.record.store import connect, unpack
-from loopwise.record.verify import DamagedRecordError, check_chunk
+from loopwise.record.verify import DamagedRecordError, check_chunk, check_rows
 
 CHUNK = 50_000  # points read at once at most
+PARTS = {"events": "events", "system": "system samples", "histograms": "histograms",
+         "images": "images", "texts": "texts"}  # a table's part, as the reader names it
 
 
 class EventRow(NamedTuple):
@@ -259,21 +265,22 @@ class Follower:
         return limit
 
     def _read_events(self, conn: sqlite3.Connection, out: Increment, limit: int) -> None:
-        rows = conn.execute("SELECT id, time, level, kind, message, data FROM events "
-                            "WHERE id > ? ORDER BY id LIMIT ?",
+        select = "SELECT id, time, level, kind, message, data FROM events WHERE id {} ORDER BY id"
+        rows = conn.execute(select.format("> ?") + " LIMIT ?",
                             (self.cursor.event_id, limit)).fetchall()
+        rows, self.cursor.event_id = self._checked(conn, "events", select, rows,
+                                                   self.cursor.event_id, out)
         times: list[float] = []
         steps: list[int] = []
         if any(r[5] is None or '"step"' not in r[5] for r in rows):
             times, steps = self._clock(out)
-        for event_id, t, level, kind, message, data_json in rows:
+        for _, t, level, kind, message, data_json in rows:
             data = None if data_json is None else json.loads(data_json)
             at = None if not isinstance(data, dict) else data.get("step")
             if type(at) is not int:
                 idx = bisect.bisect_right(times, t) - 1
                 at = steps[idx] if idx >= 0 else self.cursor.clock[1]
             out.events.append(EventRow(t, level, kind, message, data, at))
-            self.cursor.event_id = event_id
 
     def _clock(self, out: Increment) -> tuple[list[float], list[int]]:
         """(times, steps) of this read's densest series, after the carried last pair."""
@@ -284,36 +291,77 @@ class Follower:
         return times, steps
 
     def _read_system(self, conn: sqlite3.Connection, out: Increment, limit: int) -> None:
-        rows = conn.execute("SELECT rowid, time, name, value FROM system WHERE rowid > ? "
-                            "ORDER BY rowid LIMIT ?",
+        select = "SELECT rowid, time, name, value FROM system WHERE rowid {} ORDER BY rowid"
+        rows = conn.execute(select.format("> ?") + " LIMIT ?",
                             (self.cursor.system_rowid, limit * 16)).fetchall()
         if len(rows) == limit * 16:  # the last sample may be cut: leave it for the next read
             last = rows[-1][1]
             cut = [r for r in rows if r[1] != last]
             rows = cut or rows
+        rows, self.cursor.system_rowid = self._checked(conn, "system", select, rows,
+                                                       self.cursor.system_rowid, out)
         sample: dict[str, float] = {}
         sample_time: float | None = None
-        for rowid, t, name, value in rows:
+        for _, t, name, value in rows:
             if sample_time is not None and (t != sample_time or name in sample):
                 out.system.append(Sample(sample_time, sample))
                 sample = {}
             sample_time = t
-            sample[name] = math.nan if value is None else float(value)  # NaN: NULL
-            self.cursor.system_rowid = rowid
+            sample[name] = value
         if sample and sample_time is not None:
             out.system.append(Sample(sample_time, sample))
 
     def _read_media(self, conn: sqlite3.Connection, out: Increment, limit: int) -> None:
         for table, columns in COLUMNS.items():
+            select = f"SELECT id, {columns} FROM {table} WHERE id {{}} ORDER BY id"
+            after = self.cursor.media.get(table, 0)
             try:
-                rows = conn.execute(f"SELECT id, {columns} FROM {table} WHERE id > ? ORDER BY id"
-                                    " LIMIT ?", (self.cursor.media.get(table, 0), limit))
-                for row in rows.fetchall():
-                    out.media.append((table, tuple(row[1:])))
-                    self.cursor.media[table] = int(row[0])
+                rows = conn.execute(select.format("> ?") + " LIMIT ?", (after, limit)).fetchall()
+                rows, self.cursor.media[table] = self._checked(conn, table, select, rows,
+                                                               after, out)
+                out.media.extend((table, tuple(row[1:])) for row in rows)
             except sqlite3.OperationalError as exc:  # a store from before the media tables
                 if "no such table" not in str(exc):
                     raise
+
+    def _checked(self, conn: sqlite3.Connection, table: str, select: str,
+                 rows: list[tuple[Any, ...]], after: int, out: Increment
+                 ) -> tuple[list[tuple[Any, ...]], int]:
+        """``rows`` of ``table`` (``(rowid, *columns)`` past rowid ``after``, in order), read on
+        to the end of the last batch they reach, without the batches that fail their checksum
+        (:func:`~loopwise.record.verify.check_rows`, each named in ``out.damage``); with the
+        last rowid looked at (where the cursor goes). ``select``: the table's query with a
+        ``{}`` for its rowid condition."""
+        rows = [_as_read(table, r) for r in rows]
+        if not rows:
+            return rows, after
+        last = int(rows[-1][0])
+        try:
+            sums = conn.execute("SELECT first, last, sum FROM row_sums WHERE tbl = ? AND "
+                                "last > ? AND first <= ? ORDER BY first",
+                                (table, after, last)).fetchall()
+        except sqlite3.OperationalError as exc:  # a store written before checksums
+            if "no such table" not in str(exc):
+                raise
+            return rows, last
+        if not sums:
+            return rows, last
+        end = max(last, int(sums[-1][1]))
+        start = min(after + 1, int(sums[0][0]))  # a cursor inside a batch: check it whole
+        if end > last or start <= after:
+            rows = [_as_read(table, r) for r in conn.execute(
+                select.format("BETWEEN ? AND ?"), (start, end)).fetchall()]
+        path = self.path
+        bad: list[tuple[int, int]] = []
+        for first, stop, expected in sums:
+            try:
+                check_rows(path, PARTS[table], rows, [(first, stop, expected)])
+            except DamagedRecordError as exc:
+                out.damage.append(exc)
+                bad.append((int(first), int(stop)))
+        kept = [r for r in rows if r[0] > after
+                and not any(a <= r[0] <= b for a, b in bad)]
+        return kept, end
 
     def _samples_after(self, rowid: int) -> int:
         conn = self._connection()
@@ -321,6 +369,14 @@ class Follower:
             return 0
         return int(conn.execute("SELECT COUNT(DISTINCT time) FROM system WHERE rowid > ?",
                                 (rowid,)).fetchone()[0])
+
+
+def _as_read(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row as the reader checks it: a system value stored as NULL (logged NaN) is NaN."""
+    if table == "system":
+        rowid, t, name, value = row
+        return (rowid, float(t), str(name), math.nan if value is None else float(value))
+    return row
 
 
 def _max_id(conn: sqlite3.Connection, table: str) -> int:

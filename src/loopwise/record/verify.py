@@ -25,12 +25,16 @@ DAMAGED_HINT = ("its bytes changed after they were written (a disk error, or an 
 
 class DamagedRecordError(CorruptRecordError):
     """One part of a run's store (``part``: a series, the events, the system samples) fails
-    its checksum. ``path`` is the store file, ``run`` the run's folder name."""
+    its checksum. ``path`` is the store file, ``run`` the run's folder name; ``rows``: the
+    rowids ``(first, last)`` of the damaged batch of an events, system or media table."""
 
-    def __init__(self, path: str | os.PathLike[str], part: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], part: str, *,
+                 rows: tuple[int, int] | None = None) -> None:
         self.part = part
+        self.rows = rows
         self.run = Path(path).parent.name
-        super().__init__(path, f"run {self.run!r}: {part} failed its checksum",
+        where = "" if rows is None else f" (rows {rows[0]}-{rows[1]})"
+        super().__init__(path, f"run {self.run!r}: {part}{where} failed its checksum",
                          hint=DAMAGED_HINT)
 
 
@@ -81,7 +85,8 @@ class ChunkCheck:
 def check_rows(path: Path, part: str, rows: Sequence[Sequence[Any]],
                sums: Sequence[tuple[int, int, int]]) -> None:
     """Check ``rows`` (``(rowid, *columns)``, in rowid order) against their batch sums
-    ``(first, last, sum)``; rows that no batch covers were written before checksums."""
+    ``(first, last, sum)``; rows that no batch covers were written before checksums. The
+    first batch that fails is a :class:`DamagedRecordError` naming ``part`` and its rows."""
     if not sums:
         return
     ids = [int(r[0]) for r in rows]
@@ -89,4 +94,4 @@ def check_rows(path: Path, part: str, rows: Sequence[Sequence[Any]],
         lo = bisect_right(ids, first - 1)
         hi = bisect_right(ids, last)
         if hi - lo != last - first + 1 or rows_sum([r[1:] for r in rows[lo:hi]]) != expected:
-            raise DamagedRecordError(path, part)
+            raise DamagedRecordError(path, part, rows=(first, last))

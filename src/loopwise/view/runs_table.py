@@ -16,7 +16,8 @@ Keys, as ``--where``, ``--sort`` and ``--columns`` take them: ``name``, ``status
 
 :class:`RunTable` keeps each run's row until one of its files changes (size or modification
 time), so a dashboard re-reading 1,000 runs every second stats four files per run and reads
-only the runs that moved.
+only the runs that moved; the row itself is kept too (the same object) while nothing changed
+and the run is not running, so a view can keep what it derived from it (its JSON).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
-from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, RunReader, iter_run_dirs
+from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, RunReader
 from loopwise.record.stats import metric_mode
 from loopwise.record.status import resolve_status
 from loopwise.record.verify import DamagedRecordError
@@ -172,7 +173,8 @@ class _Loaded:
     problem: str | None = None
 
 
-_STAMPED = (RUN_FILE, CONFIG_FILE, STORE_FILE, STORE_FILE + "-wal")
+_WAL = STORE_FILE + "-wal"
+_STAMPED = (RUN_FILE, CONFIG_FILE, STORE_FILE, _WAL)
 
 
 def _stamp(run_dir: Path | str) -> tuple[int, ...]:
@@ -183,9 +185,12 @@ def _stamp(run_dir: Path | str) -> tuple[int, ...]:
     for name in _STAMPED:
         try:
             st = os.stat(base + name)
-            out += [st.st_mtime_ns, st.st_size]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             out += [0, 0]
+            continue
+        # an empty -wal reads as none: SQLite makes one when a reader opens the store
+        empty = st.st_size == 0 and name == _WAL
+        out += [0, 0] if empty else [st.st_mtime_ns, st.st_size]
     return tuple(out)
 
 
@@ -245,32 +250,42 @@ class RunTable:
             raise FileNotFoundError(f"no runs folder at {self.root}; runs are created under "
                                     "./runs by default, or pass the root you used")
         self._lock = threading.Lock()
-        self._cache: dict[Path, tuple[tuple[int, ...], _Loaded]] = {}
+        self._cache: dict[Path, tuple[tuple[int, ...], _Loaded, RunRow]] = {}
 
-    def row(self, run_dir: Path) -> RunRow:
-        """The row of one run folder (status ``corrupt`` when it cannot be read)."""
-        stamp = _stamp(run_dir)
+    def row(self, run_dir: Path, *, stamp: tuple[int, ...] | None = None) -> RunRow:
+        """The row of one run folder (status ``corrupt`` when it cannot be read); ``stamp``:
+        its files' stamp when the caller took it already."""
+        stamp = _stamp(run_dir) if stamp is None else stamp
         with self._lock:
             hit = self._cache.get(run_dir)
-        if hit is None or hit[0] != stamp:
+        if hit is not None and hit[0] == stamp:
+            if hit[2].status != "running":  # nothing changed: the same row
+                return hit[2]
+            loaded = hit[1]  # a running run's status is asked again (its writer may be gone)
+        else:
             try:
                 loaded = _load(run_dir)
             except (CorruptRecordError, OSError) as exc:  # one bad folder hides no other
                 return RunRow(run_dir.name, run_dir, "corrupt", None, None, None, 0,
                               problem=str(exc))
-            with self._lock:
-                self._cache[run_dir] = (stamp, loaded)
-            hit = (stamp, loaded)
-        return _row(run_dir, hit[1])
+        row = _row(run_dir, loaded)
+        with self._lock:
+            self._cache[run_dir] = (stamp, loaded, row)
+        return row
 
     def rows(self, *, dirs: Iterable[Path] | None = None) -> list[RunRow]:
-        """Every run (or those in ``dirs``), newest first."""
-        run_dirs = list(iter_run_dirs(self.root) if dirs is None else dirs)
+        """Every run (or those in ``dirs``; a folder without ``run.json`` is none), newest
+        first."""
+        run_dirs = list(self.root.iterdir() if dirs is None else dirs)
+        out = []
+        for run_dir in run_dirs:
+            stamp = _stamp(run_dir)
+            if stamp[0]:  # run.json is there: a run
+                out.append(self.row(run_dir, stamp=stamp))
         if dirs is None:
             with self._lock:  # forget runs that are gone
-                for gone in set(self._cache) - set(run_dirs):
+                for gone in set(self._cache) - {r.path for r in out}:
                     del self._cache[gone]
-        out = [self.row(d) for d in run_dirs]
         return sorted(out, key=lambda r: (r.start or 0.0, r.name), reverse=True)
 
 

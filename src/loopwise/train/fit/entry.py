@@ -54,11 +54,11 @@ from loopwise.train.callbacks import (
 )
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.files import FitFiles
-from loopwise.train.fit.interrupt import GracefulInterrupt, HeldInterrupt
 from loopwise.train.fit.logsetup import close_logging, setup_logging
 from loopwise.train.fit.loop import FitLoop
 from loopwise.train.fit.ranks import choose_run, distribute, quiet_logger
 from loopwise.train.fit.result import FitResult, finish_fit, saved_result
+from loopwise.train.interrupt import GracefulInterrupt, HeldInterrupt
 from loopwise.train.resume.rerun import differences
 from loopwise.utils.console import null_console
 from loopwise.utils.validate import check_bool

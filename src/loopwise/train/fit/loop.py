@@ -2,7 +2,7 @@
 
 Per epoch: train (the lean :class:`~loopwise.train.step.engine.StepEngine` path), drain the recorded
 values when the display refreshes, validate, dispatch callbacks, keep the best weights,
-checkpoint periodically. Ctrl-C (via :class:`~loopwise.train.fit.interrupt.GracefulInterrupt`)
+checkpoint periodically. Ctrl-C (via :class:`~loopwise.train.interrupt.GracefulInterrupt`)
 ends the current step, saves a checkpoint and raises ``KeyboardInterrupt``.
 """
 
@@ -24,7 +24,7 @@ from loopwise.train.callbacks.base import CallbackList, LoopState, StopRequest
 from loopwise.train.fit.config import TrainingConfig
 from loopwise.train.fit.evaluate import evaluate
 from loopwise.train.fit.files import FitFiles
-from loopwise.train.fit.interrupt import GracefulInterrupt
+from loopwise.train.interrupt import GracefulInterrupt
 from loopwise.train.step.amp import Amp
 from loopwise.train.step.engine import StepEngine
 from loopwise.train.step.nonfinite import NonFiniteGuard

@@ -5,12 +5,18 @@ The first loader that ``train_loop`` tracks is the epoch's training pass: with
 ``checkpoint_every`` it goes through a ``ResumableLoader`` that saves mid-epoch every N batches,
 and after an ``in_epoch`` checkpoint it continues at the next batch (RNG, loader position and
 monitor as they were). Any other tracked loop gets a plain ``TrainingMonitor`` on the run.
+
+Ctrl-C (``interrupt``, a :class:`~loopwise.train.interrupt.GracefulInterrupt`): after the first,
+a tracked loop ends when it asks for its next batch (the step on the last one is complete) with
+``on_interrupt(position, seconds, batches)``, which saves and raises ``KeyboardInterrupt``; the
+position is where the training pass stood when its loader can resume mid-epoch (a
+``ResumableSampler``), else None.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import Any
 
 from loopwise.distributed.errors import ResumeError
@@ -19,6 +25,7 @@ from loopwise.distributed.loader import LoopPosition, ResumableLoader
 from loopwise.distributed.rng import capture_rng_state, restore_rng_state
 from loopwise.distributed.sampler import find_resumable_sampler
 from loopwise.record.run import Run
+from loopwise.train.interrupt import GracefulInterrupt
 from loopwise.train.workflow.checks import check_track_options, clean_metrics
 from loopwise.train.workflow.state import ResumePoint
 from loopwise.train.workflow.trainer import Trainer
@@ -32,9 +39,13 @@ class EpochPasses:
     """
 
     def __init__(self, trainer: Trainer, *,
-                 on_checkpoint: Callable[[LoopPosition, float], None]) -> None:
+                 on_checkpoint: Callable[[LoopPosition, float], None],
+                 on_interrupt: Callable[[LoopPosition | None, float, int], None] | None = None
+                 ) -> None:
         self.trainer = trainer
         self.on_checkpoint = on_checkpoint
+        self.on_interrupt = on_interrupt
+        self.interrupt: GracefulInterrupt | None = None  # set while Workflow.run() trains
         self.monitor: TrainingMonitor[Any] | None = None
         self.epoch_rng: dict[str, Any] | None = None
         self._phase: str | None = None
@@ -57,7 +68,7 @@ class EpochPasses:
             before = pending.train_seconds
         if pending is not None and pending.phase == "in_epoch" and pending.epoch_rng:
             restore_rng_state(pending.epoch_rng)  # code before the loop draws as it did then
-        self.epoch_rng = capture_rng_state() if every is not None else None
+        self.epoch_rng = capture_rng_state()  # an in_epoch save (periodic, or a Ctrl-C) keeps it
         self._t0 = time.perf_counter() - before
         try:
             result = self.trainer.train_loop()
@@ -97,11 +108,18 @@ class EpochPasses:
         if first_train:
             self._tracked = True
         pending = self._resume if first_train else None
-        if first_train and (every is not None or pending is not None):
+        asked = self._asked()
+        if first_train and (every is not None or pending is not None
+                            or (asked is not None and _resumable(iterable))):
             self._resume = None
             monitor = resumable_monitor(iterable, desc, options, run=run, every=every,
-                                        on_checkpoint=self._mid_epoch, resume=pending)
+                                        on_checkpoint=self._mid_epoch, resume=pending,
+                                        stop=asked, on_stop=self._stop_at)
         else:
+            if asked is not None:  # ends at the next batch after a Ctrl-C (no position)
+                if "total" not in options and isinstance(iterable, Sized):
+                    options["total"] = len(iterable)
+                iterable = _interruptible(iterable, asked, self._stop_at)
             monitor = TrainingMonitor(iterable, desc, run=run, **options)
         if first_train:
             self.monitor = monitor
@@ -127,6 +145,49 @@ class EpochPasses:
     def _mid_epoch(self, position: LoopPosition) -> None:
         self.on_checkpoint(position, time.perf_counter() - self._t0)
 
+    def _asked(self) -> Callable[[], bool] | None:
+        """Whether a Ctrl-C asked the loop to stop (None: no graceful Ctrl-C now)."""
+        guard, handler = self.interrupt, self.on_interrupt
+        if guard is None or not guard.active or handler is None:
+            return None
+        return lambda: guard.requested
+
+    def _stop_at(self, position: LoopPosition | int) -> None:
+        """End the pass after a Ctrl-C: ``on_interrupt`` saves (a position: mid-epoch) and
+        raises; ``position``: a LoopPosition, or the batches taken (no mid-epoch save)."""
+        assert self.on_interrupt is not None
+        training = self._phase == "train"
+        at = position if isinstance(position, LoopPosition) and training else None
+        done = position.batches_done if isinstance(position, LoopPosition) else position
+        self.on_interrupt(at, time.perf_counter() - self._t0 if training else 0.0,
+                          done if training else -1)
+
+
+def _resumable(iterable: Iterable[Any]) -> bool:
+    """Whether ``iterable`` can be resumed mid-pass (a DataLoader over a ResumableSampler)."""
+    try:
+        find_resumable_sampler(iterable)
+    except TypeError:
+        return False
+    return True
+
+
+def _interruptible(iterable: Iterable[Any], asked: Callable[[], bool],
+                   on_stop: Callable[[int], None]) -> Iterator[Any]:
+    """``iterable``'s items; when the loop asks for the next one after a Ctrl-C (``asked()``),
+    ``on_stop(items taken)`` raises instead (no batch is fetched for nothing)."""
+    taken = 0
+    iterator = iter(iterable)
+    while True:
+        if taken and asked():
+            on_stop(taken)
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        yield item
+        taken += 1
+
 
 def align_sampler(iterable: Iterable[Any], epoch: int) -> None:
     """Give the ``ResumableSampler`` behind ``iterable`` (if any) the epoch's pass order."""
@@ -141,14 +202,18 @@ def align_sampler(iterable: Iterable[Any], epoch: int) -> None:
 def resumable_monitor(iterable: Iterable[Any], desc: str | None, options: dict[str, Any], *,
                       run: Run | None, every: int | None,
                       on_checkpoint: Callable[[LoopPosition], None],
-                      resume: ResumePoint | None) -> TrainingMonitor[Any]:
+                      resume: ResumePoint | None, stop: Callable[[], bool] | None = None,
+                      on_stop: Callable[[LoopPosition], None] | None = None
+                      ) -> TrainingMonitor[Any]:
     """A monitor over a ``ResumableLoader`` that calls ``on_checkpoint`` every ``every`` batches;
     with ``resume`` (an ``in_epoch`` checkpoint) it continues at the next batch, the monitor's
-    saved state restored."""
+    saved state restored. ``stop``, ``on_stop``: a Ctrl-C's end of the pass (``ResumableLoader``).
+    """
     loader = ResumableLoader(iterable,  # type: ignore[arg-type]
                              every=every,
                              on_checkpoint=on_checkpoint,
-                             resume=None if resume is None else resume.loop)
+                             resume=None if resume is None else resume.loop,
+                             stop=stop, on_stop=on_stop)
     monitor: TrainingMonitor[Any] = TrainingMonitor(loader, desc, run=run, **options)
     if resume is not None and resume.monitor is not None:
         monitor.load_state_dict(resume.monitor)

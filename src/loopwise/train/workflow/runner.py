@@ -8,6 +8,7 @@ the optional ``CheckpointManager``. A resume continues where the checkpoint was 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.train.callbacks.base import Callback, CallbackList, LoopState
 from loopwise.train.callbacks.histograms import WeightHistograms, check_every
+from loopwise.train.interrupt import GracefulInterrupt, HeldInterrupt
 from loopwise.train.workflow.checks import check_flag, check_options, check_setup
 from loopwise.train.workflow.epochs import finished_result, record_epoch, record_lr
 from loopwise.train.workflow.experiment import History, write_args
@@ -93,7 +95,8 @@ class Workflow:
         self._files: NamedFiles | None = None
         self._history: History | None = None
         self._epoch = 0
-        self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch)
+        self._passes = EpochPasses(trainer, on_checkpoint=self._on_mid_epoch,
+                                   on_interrupt=self._interrupted)
         self._pending: ResumePoint | None = None
         self._group: TrainGroup | None = None  # under torchrun: a TrainGroup (distributed.group)
 
@@ -180,15 +183,26 @@ class Workflow:
     def _guarded(self, run: TrainingRun, body: Any) -> WorkflowResult:
         """Run ``body``; then the one end of a run (:func:`~loopwise.record.opening.end_run`):
         the status from how it ended, the run closed, ``report.html`` written (finished or
-        not: the report of a failed run is the one a user opens first)."""
+        not: the report of a failed run is the one a user opens first).
+
+        Ctrl-C (:class:`~loopwise.train.interrupt.GracefulInterrupt`, not under torchrun): the
+        first ends the current step, saves a checkpoint (mid-epoch when the training loader
+        can resume there, else the last epoch's is the resume point) and ends the run
+        ``interrupted``; the second raises ``KeyboardInterrupt`` at once; either way the run
+        closes ``interrupted`` with its record intact (a Ctrl-C during the close is held)."""
         self.trainer._loopwise_track = self._track
         status, error = "finished", None
+        guard = GracefulInterrupt() if self._group is None else contextlib.nullcontext(None)
         try:
-            result: WorkflowResult = body()
-        except KeyboardInterrupt:
-            self._saves_done(run, failing=True)  # the checkpoint in flight is finished
+            with guard as interrupt:
+                self._passes.interrupt = interrupt
+                result: WorkflowResult = body()
+        except KeyboardInterrupt as exc:
             status = "interrupted"
-            run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
+            with HeldInterrupt(status):
+                self._saves_done(run, failing=True)  # the checkpoint in flight is finished
+                if not str(exc):  # a second Ctrl-C (or one outside the graceful guard)
+                    run.log_event("interrupted", "interrupted by Ctrl-C", level="warning")
             raise
         except BaseException as exc:
             self._saves_done(run, failing=True)
@@ -197,12 +211,43 @@ class Workflow:
                 error = self._group.on_failure(error)
             raise
         finally:
+            self._passes.interrupt = None
             self.trainer._loopwise_track = None
             if self.checkpoint is not None and self.checkpoint.run is run:
                 self.checkpoint.run = None
-            end_run(run, status=status, error=error,
-                    before=self._report if self.report and self._leader else None)
+            with HeldInterrupt(status):  # the close: one status in every file and mirror
+                end_run(run, status=status, error=error,
+                        before=self._report if self.report and self._leader else None)
         return result
+
+    def _interrupted(self, position: LoopPosition | None, train_seconds: float,
+                     batches: int) -> None:
+        """After a first Ctrl-C, at the end of a step: save where the run is and raise
+        ``KeyboardInterrupt`` saying where (``batches``: of the training pass; -1: in the
+        evaluation, -2: at the end of an epoch's training pass, 0: after the epoch)."""
+        assert self._run is not None and self.folder is not None
+        run, epoch = self._run, self._epoch
+        if position is not None:
+            self._save(run, epoch, "in_epoch", loop=position, train_seconds=train_seconds)
+            where, resume = (f"in epoch {epoch} after {batches} batches",
+                             f"resume continues at batch {batches + 1}")
+        elif batches == -1:
+            where, resume = (f"in the evaluation of epoch {epoch}",
+                             "resume evaluates it again")
+        elif batches == -2:
+            where, resume = f"after the training pass of epoch {epoch}", "resume evaluates it"
+        elif batches == 0:
+            where, resume = f"after epoch {epoch}", f"resume starts epoch {epoch + 1}"
+        else:
+            where = f"in epoch {epoch} after {batches} batches"
+            resume = (f"resume starts epoch {epoch} again (its loader cannot resume mid-epoch: "
+                      "give it a loopwise ResumableSampler)")
+        self._saves_done(run, failing=False)  # on disk before the run says so
+        path = self.folder / CHECKPOINT_FILE
+        message = f"interrupted by Ctrl-C {where}; checkpoint at {path}; {resume}"
+        run.log_event("interrupted", message, level="warning",
+                      data={"epoch": epoch, "batch": batches, "checkpoint": str(path)})
+        raise KeyboardInterrupt(message)
 
     @staticmethod
     def _report(path: Path, status: str | None, error: str | None) -> None:
@@ -240,6 +285,7 @@ class Workflow:
                 train_metrics = self._everywhere(run, train_metrics)
                 self._save(run, epoch, "trained", train_metrics=train_metrics,
                            train_seconds=train_s)
+                self._stop_if_asked(-2)
             pending = None
             eval_metrics, eval_s = self._passes.evaluate()
             metrics = {**train_metrics, **self._everywhere(run, eval_metrics)}
@@ -260,6 +306,8 @@ class Workflow:
             run.set_info(workflow={"epochs_done": done, "epochs": self.epochs,
                                    "finished": finished,
                                    "stopped": None if stop is None else stop.reason})
+            if not finished:
+                self._stop_if_asked(0)
             epoch += 1
         self.callbacks.dispatch("on_train_end", loop_state)
         if self.checkpoint is not None:
@@ -324,6 +372,12 @@ class Workflow:
         except Exception as exc:  # recorded, and the run's own error goes on up
             run.log_event("checkpoint_failed", f"the last checkpoint save failed: {exc}",
                           level="error", data={"error": repr(exc)})
+
+    def _stop_if_asked(self, batches: int) -> None:
+        """Between passes: end the run here when a Ctrl-C asked for it."""
+        guard = self._passes.interrupt
+        if guard is not None and guard.requested:
+            self._interrupted(None, 0.0, batches)
 
     def _on_mid_epoch(self, position: LoopPosition, train_seconds: float) -> None:
         assert self._run is not None

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from loopwise.view.dashboard.data import BadRequest, NotFound, RunsRoot
+from loopwise.view.dashboard.data import BadRequest, Encoded, NotFound, RunsRoot
 from loopwise.view.dashboard.guard import LOCAL_HOSTS, ASGIApp, Guard
 from loopwise.view.dashboard.openapi import openapi_schema
 from loopwise.view.static_files import STATIC_FILES, static_text
@@ -74,15 +74,16 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
     Route = st.routing.Route
     data = RunsRoot(root)
     if warm:
-        threading.Thread(target=data.runs, name="loopwise-ui-warm", daemon=True).start()
+        threading.Thread(target=data.table_json, name="loopwise-ui-warm", daemon=True).start()
     extra = [allow_hosts] if isinstance(allow_hosts, str) else list(allow_hosts)
     for h in extra:
         if not isinstance(h, str) or not h.strip():
             raise ValueError(f"allow_hosts must be host names, got {h!r}")
 
     def as_json(body: Any, status: int = 200) -> Any:
-        return Response(json.dumps(body, allow_nan=False, separators=(",", ":")), status,
-                        media_type="application/json")
+        text = body if isinstance(body, Encoded) else json.dumps(
+            body, allow_nan=False, separators=(",", ":"))
+        return Response(text, status, media_type="application/json")
 
     def api(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         def endpoint(request: Any) -> Any:
@@ -157,8 +158,8 @@ def create_app(root: str | os.PathLike[str], *, token: str | None = None,
         Route("/api/runs/{run}/report", text(report)),
         Route("/static/{name}", static),
         Route("/openapi.json", lambda request: as_json(openapi_schema())),
-        Route("/api/runs", api(lambda request: data.runs())),
-        Route("/api/table", api(lambda request: data.table(
+        Route("/api/runs", api(lambda request: data.runs_json())),
+        Route("/api/table", api(lambda request: data.table_json(
             where=_one(request.query_params, "where")))),
         Route("/api/runs/{run}", api(lambda request: data.run(request.path_params["run"]))),
         Route("/api/runs/{run}/events",

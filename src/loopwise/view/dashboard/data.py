@@ -25,7 +25,7 @@ from loopwise.record.errors import CorruptRecordError
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
 from loopwise.record.intact import damage_events, intact
 from loopwise.record.media import IMAGES_DIR, image_path
-from loopwise.record.reader import RunReader, iter_run_dirs
+from loopwise.record.reader import RunReader
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
 from loopwise.record.stats import metric_mode
@@ -86,6 +86,7 @@ class RunsRoot:
         self._scan: tuple[float, list[RunRow]] | None = None
         self._lock = threading.Lock()
         self._verified: dict[str, set[tuple[int, int]]] = {}
+        self._json: dict[Path, tuple[RunRow, str, str]] = {}  # a row's encoded answers
         self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, ...], dict[str, Any]]] = (
             OrderedDict())
 
@@ -129,35 +130,63 @@ class RunsRoot:
                 return []
             if self._table is None:
                 self._table = RunTable(self.root)
-            dirs = [d for d in iter_run_dirs(self.root)
-                    if not d.is_symlink() or Path(os.path.realpath(d)).parent == self.root]
+            with os.scandir(self.root) as entries:  # a symbolic link only to a run in the root
+                dirs = [Path(e.path) for e in entries if not e.is_symlink()
+                        or Path(os.path.realpath(e.path)).parent == self.root]
             rows = self._table.rows(dirs=dirs)
+            with self._lock:  # forget the JSON of runs that are gone
+                for gone in set(self._json) - {r.path for r in rows}:
+                    del self._json[gone]
             self._scan = (started, rows)
             return rows
 
+    def _encoded(self, row: RunRow) -> tuple[str, str]:
+        """``row`` as ``/api/runs`` and ``/api/table`` write it, kept while the table hands
+        back the same row (nothing of the run changed): 10,000 runs are joined, not encoded."""
+        with self._lock:
+            hit = self._json.get(row.path)
+        if hit is not None and hit[0] is row:
+            return hit[1], hit[2]
+        listed = _dumps({"name": row.name, "status": row.status, "start_time": row.start,
+                         "end_time": row.end, "duration": row.duration, "steps": row.steps,
+                         "last": dict(row.final), "problem": row.problem,
+                         "damaged": row.damaged})
+        full = _dumps(row.as_dict())
+        with self._lock:
+            self._json[row.path] = (row, listed, full)
+        return listed, full
+
     def runs(self) -> list[dict[str, Any]]:
-        return [{"name": r.name, "status": r.status, "start_time": r.start,
-                 "end_time": r.end, "duration": r.duration, "steps": r.steps,
-                 "last": dict(r.final), "problem": r.problem, "damaged": r.damaged}
-                for r in self._rows()]
+        """``/api/runs``: every run, newest first (:meth:`runs_json` is its answer, encoded)."""
+        parsed: list[dict[str, Any]] = json.loads(self.runs_json())
+        return parsed
+
+    def runs_json(self) -> Encoded:
+        return Encoded("[" + ",".join(self._encoded(r)[0] for r in self._rows()) + "]")
 
     def table(self, *, where: str | None = None) -> dict[str, Any]:
         """The run table (:mod:`loopwise.view.runs_table`): every run's row, the runs ``where``
-        keeps (None: all), the config keys and the metrics with their direction."""
+        keeps (None: all), the config keys and the metrics with their direction
+        (:meth:`table_json` is its answer, encoded)."""
+        parsed: dict[str, Any] = json.loads(self.table_json(where=where))
+        return parsed
+
+    def table_json(self, *, where: str | None = None) -> Encoded:
         rows = self._rows()
-        keys = row_keys(rows)
         matched = None
         if where is not None and where.strip():
             try:
-                test = parse_where(where, known=keys)
+                test = parse_where(where, known=row_keys(rows))
             except WhereError as exc:
                 raise BadRequest(f"where: {exc}") from None
             matched = [r.name for r in rows if r.status != "corrupt" and test(r.get)]
         metrics = metric_order(k for r in rows for k in r.final)
-        return {"rows": [r.as_dict() for r in rows], "matched": matched,
-                "config_keys": list(dict.fromkeys(k for r in rows for k in r.config)),
-                "metrics": [{"key": m, "mode": metric_mode(m), "validation": is_validation(m)}
-                            for m in metrics]}
+        rest = _dumps({"matched": matched,
+                       "config_keys": list(dict.fromkeys(k for r in rows for k in r.config)),
+                       "metrics": [{"key": m, "mode": metric_mode(m),
+                                    "validation": is_validation(m)} for m in metrics]})
+        return Encoded('{"rows":[' + ",".join(self._encoded(r)[1] for r in rows) + "],"
+                       + rest[1:])
 
     def run(self, name: str) -> dict[str, Any]:
         """A run's facts; ``keys`` leaves out the damaged series, which ``damaged`` names."""
@@ -301,6 +330,15 @@ class RunsRoot:
                 "times": [round(t, 3) for t in small.times],
                 "epochs": [round(float(e), 6) for e in epochs],
                 "values": finite_list(small.values)}
+
+
+def _dumps(body: Any) -> str:
+    """JSON as the API answers it (compact; a non-finite number is an error, never NaN)."""
+    return json.dumps(body, allow_nan=False, separators=(",", ":"))
+
+
+class Encoded(str):
+    """An answer already encoded as JSON (the app sends it as it is)."""
 
 
 def _points(points: object) -> int:
