@@ -2,11 +2,13 @@
 test can SIGKILL it at a chosen point and resume it.
 
     python _workflow_toy.py ROOT NAME EPOCHS [--every N] [--kill epoch:K:where|batch:K:J]
+        [--no-end-hook]
 
 ``--kill commit:N`` kills inside the N-th checkpoint file commit (manifest written, file not
 yet renamed; each save commits last_checkpoint.pth, then last_weights.pt). ``where`` is ``train`` (after the epoch's last batch, before the checkpoint), ``evaluate``
 (inside evaluate, after the checkpoint) or ``end`` (at on_epoch_end). ``batch:K:J`` kills
-in epoch K right after batch J has been trained.
+in epoch K right after batch J has been trained. ``--no-end-hook`` leaves out the callback
+that defines ``on_epoch_end`` (so the epoch's files are written while the next epoch trains).
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ def main(argv: list[str]) -> None:
     every = None
     kill: tuple[str, int, Any] | None = None
     rest = argv[3:]
+    no_end_hook = "--no-end-hook" in rest
+    rest = [a for a in rest if a != "--no-end-hook"]
     while rest:
         flag, value, rest = rest[0], rest[1], rest[2:]
         if flag == "--every":
@@ -155,7 +159,10 @@ def main(argv: list[str]) -> None:
             kill = (kind, int(k), int(where) if kind == "batch" else where)
     at_end = kill[1] if kill is not None and kill[0] == "epoch" and kill[2] == "end" else -1
     trainer = ToyTrainer(dict(ARGS), kill)
-    Workflow(trainer, root, epochs, name, callbacks=toy_callbacks(at_end), checkpoint_every=every,
+    callbacks = toy_callbacks(at_end)
+    if no_end_hook:  # no callback defines on_epoch_end: the epoch's writes overlap the next one
+        callbacks = callbacks[1:]
+    Workflow(trainer, root, epochs, name, callbacks=callbacks, checkpoint_every=every,
              system=False).run()
 
 

@@ -16,7 +16,6 @@ import torch
 
 from loopwise.checkpoint.errors import CheckpointError
 
-
 # values copy.deepcopy would give back as they are: a tuple or list of only these (e.g. the
 # 625 ints of random.getstate()) is copied without a call per item
 _ATOMS = (int, float, bool, str, bytes, complex, type(None))
@@ -134,7 +133,7 @@ class BackgroundWriter:
     def __init__(self, name: str = "loopwise-checkpoint", *, wrap_errors: bool = True) -> None:
         self._wrap_errors = bool(wrap_errors)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._pending: list[Future[None]] = []  # queued or running, oldest first
+        self._pending: list[Future[object]] = []  # queued or running, oldest first
         self._lock = threading.Lock()
         self._closed = False
 
@@ -142,12 +141,12 @@ class BackgroundWriter:
     def busy(self) -> bool:
         return any(not job.done() for job in self._pending)
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], object]) -> None:
         """Wait for the jobs in flight (raising the first error), then start ``job``."""
         self.wait()
         self.queue(job)
 
-    def queue(self, job: Callable[[], None]) -> None:
+    def queue(self, job: Callable[[], object]) -> None:
         """Run ``job`` after the jobs in flight, without waiting for them (small writes that
         must land in order with the checkpoints around them: ``history.csv``, ``run.json``)."""
         if self._closed:
