@@ -18,11 +18,11 @@ from loopwise.checkpoint.errors import CheckpointError
 
 # values copy.deepcopy would give back as they are: a tuple or list of only these (e.g. the
 # 625 ints of random.getstate()) is copied without a call per item
-_ATOMS = (int, float, bool, str, bytes, complex, type(None))
+_ATOMS = frozenset({int, float, bool, str, bytes, complex, type(None)})
 
 
 def _atoms_only(items: list[Any] | tuple[Any, ...]) -> bool:
-    return all(type(v) in _ATOMS for v in items)
+    return set(map(type, items)) <= _ATOMS
 
 
 class TensorSnapshot:
@@ -60,6 +60,8 @@ class TensorSnapshot:
         return result
 
     def _copy(self, obj: Any, where: str, used: set[str], cuda: list[bool]) -> Any:
+        if type(obj) in _ATOMS:
+            return obj
         if isinstance(obj, torch.Tensor):
             seen = self._seen.get(id(obj))
             if seen is None:
