@@ -18,7 +18,6 @@ def test_names_and_periodic_checkpoint_rotation(tmp_path: Path) -> None:
         shown = files.save_checkpoint({"w": torch.full((2,), float(epoch))}, step=epoch * 10,
                                       epoch=epoch, periodic=True)
         assert shown == tmp_path / f"exp_checkpoint_{epoch}.pth"
-    files.named.wait()  # written off the training thread, in order: on disk after wait()
     assert sorted(p.name for p in tmp_path.glob("exp_checkpoint_*.pth")) == [
         "exp_checkpoint_2.pth", "exp_checkpoint_3.pth"]  # the manager kept the last two
     payload = torch.load(tmp_path / "exp_checkpoint_3.pth", weights_only=True)

@@ -21,7 +21,7 @@ thread, one save at a time: each one is committed (or its error raised, as it is
 one starts; ``wait()`` blocks until the last one is on disk. ``write_later`` queues another small
 write (a Workflow's ``history.csv`` and ``run.json``) on the same thread, after the saves before
 it: one ordered background writer, so a checkpoint is never on disk before the files it follows;
-``copy_later`` does the same for any write of a state's copy (fit's periodic checkpoint).
+``copy_later`` does the same for any other write of a state's copy.
 
 A file without a recorded hash (manifest missing, unreadable, or not listing it) is
 *unverifiable*: :class:`UnverifiedCheckpointError`, unless the caller opts in with
@@ -203,7 +203,7 @@ class NamedFiles:
     def copy_later(self, state: Any, job: Callable[[Any], object]) -> None:
         """Wait for the writes in flight (raising the first error, as it is), copy the tensors
         of ``state`` into this object's reused CPU buffers, then run ``job(copy)`` on the save
-        thread (e.g. fit's periodic checkpoint through its ``CheckpointManager``)."""
+        thread, after the writes before it."""
         if not callable(job):
             raise TypeError(f"job must be a callable taking the copied state, got "
                             f"{type(job).__name__}")

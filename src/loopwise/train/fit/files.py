@@ -101,16 +101,7 @@ class FitFiles:
 
     def save_checkpoint(self, state: dict[str, Any], *, step: int, epoch: int, periodic: bool,
                         in_progress: int | None = None) -> Path:
-        """Save through the manager; periodic saves also get their reference name. Without
-        torchrun a periodic save leaves the training thread: the state's tensors are copied now,
-        the file written, linked and listed on the save thread, after the best weights before it
-        (``close()`` waits for it); an interrupt's save is written at once, after those."""
-        if self.group is None and periodic:
-            self.named.copy_later(state, lambda copy: self._save_checkpoint(
-                copy, step=step, epoch=epoch, periodic=True, in_progress=in_progress))
-            return self.checkpoint_path(epoch)
-        if self.group is None:
-            self.named.wait()  # the saves in flight are on disk first, in order
+        """Save through the manager; periodic saves also get their reference name."""
         if self.group is not None and not self.writes:  # rank 0 writes; wait until it has
             self.group.barrier()
             return self.checkpoint_path(epoch) if periodic else self.manager.directory
@@ -147,7 +138,6 @@ class FitFiles:
             self.named.forget(gone)
 
     def load_latest(self, device: torch.device) -> dict[str, Any] | None:
-        self.named.wait()  # a periodic save in flight is on disk first
         return self.manager.load_latest(map_location=device)
 
     def write_results(self, results: dict[str, Any]) -> Path:
