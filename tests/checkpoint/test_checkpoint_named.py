@@ -213,3 +213,30 @@ def test_a_failed_background_save_raises_its_own_error_on_the_next_call(
     with pytest.raises(TypeError, match="files must be a mapping"):
         files.save_later([("last_checkpoint.pth", 1)], step=3)  # type: ignore[arg-type]
     files.close()
+
+
+def test_writes_queued_after_a_background_save_land_after_it_in_order(
+        tmp_path: Path) -> None:
+    files = NamedFiles(tmp_path)
+    seen: list[tuple[str, bool]] = []
+    files.save_later({"last_checkpoint.pth": _state(1)}, step=1)
+    files.write_later(lambda: seen.append(("history", files.exists("last_checkpoint.pth"))))
+    files.write_later(lambda: seen.append(("run.json", True)))
+    files.wait()
+    assert seen == [("history", True), ("run.json", True)]  # after the checkpoint, in order
+
+    def fail() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    files.write_later(fail)
+    with pytest.raises(OSError, match="No space left"):  # raised, as it is, by the next save
+        files.save_later({"last_checkpoint.pth": _state(2)}, step=2)
+    assert files.load("last_checkpoint.pth")[0]["epoch"] == 1  # that save did not start
+    with pytest.raises(TypeError, match="job must be a callable"):
+        files.write_later("history.csv")  # type: ignore[arg-type]
+    copied: list[float] = []
+    weights = torch.zeros(3)
+    files.copy_later({"w": weights}, lambda state: copied.append(float(state["w"].sum())))
+    weights.add_(1.0)  # the copy was taken at the call
+    files.close()
+    assert copied == [0.0]

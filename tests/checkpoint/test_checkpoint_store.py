@@ -246,3 +246,41 @@ def test_snapshot_handles_every_kind_of_tensor() -> None:
         assert torch.equal(out[key], value.detach()), key
         assert out[key].data_ptr() != value.data_ptr() or value.numel() == 0
     assert not out["param"].requires_grad
+
+
+def test_background_writer_queues_jobs_in_order_without_waiting() -> None:
+    writer = BackgroundWriter(wrap_errors=False)
+    release = threading.Event()
+    order: list[str] = []
+    writer.submit(lambda: (release.wait(5), order.append("save")))
+    writer.queue(lambda: order.append("history"))  # returns at once: the save still runs
+    writer.queue(lambda: order.append("run.json"))
+    assert order == [] and writer.busy
+    release.set()
+    writer.wait()
+    assert order == ["save", "history", "run.json"] and not writer.busy
+
+    def fail() -> None:
+        raise OSError("disk full")
+
+    writer.queue(fail)
+    writer.queue(lambda: order.append("after"))  # a failed job does not stop the later ones
+    with pytest.raises(OSError, match="disk full"):  # raised as it is, by the next call
+        writer.wait()
+    assert order[-1] == "after"
+    writer.close()
+    with pytest.raises(RuntimeError, match="writer is closed"):
+        writer.queue(lambda: None)
+
+
+def test_snapshot_copies_plain_values_without_sharing_what_can_change() -> None:
+    import random
+
+    rng = random.getstate()  # (version, 625 ints, None)
+    names = ["a", "b"]
+    out = TensorSnapshot().take({"rng": rng, "names": names, "mixed": [1, torch.ones(2)]})
+    assert out["rng"] == rng
+    random.setstate(out["rng"])  # still a valid state
+    names.append("c")
+    assert out["names"] == ["a", "b"]  # a list is copied: later changes do not reach it
+    assert torch.equal(out["mixed"][1], torch.ones(2)) and out["mixed"][0] == 1

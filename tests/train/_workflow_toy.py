@@ -2,11 +2,13 @@
 test can SIGKILL it at a chosen point and resume it.
 
     python _workflow_toy.py ROOT NAME EPOCHS [--every N] [--kill epoch:K:where|batch:K:J]
+        [--no-end-hook]
 
 ``--kill commit:N`` kills inside the N-th checkpoint file commit (manifest written, file not
 yet renamed; each save commits last_checkpoint.pth, then last_weights.pt). ``where`` is ``train`` (after the epoch's last batch, before the checkpoint), ``evaluate``
 (inside evaluate, after the checkpoint) or ``end`` (at on_epoch_end). ``batch:K:J`` kills
-in epoch K right after batch J has been trained.
+in epoch K right after batch J has been trained. ``--no-end-hook`` leaves out the callback
+that defines ``on_epoch_end`` (so the epoch's files are written while the next epoch trains).
 
 ``--slow K:J:S`` (for the Ctrl-C tests): from batch J of epoch K on, each step touches
 ``ROOT/NAME.marker`` and sleeps S seconds, so a test can send SIGINT while the loop runs; a
@@ -156,6 +158,8 @@ def main(argv: list[str]) -> None:
     kill: tuple[str, int, Any] | None = None
     slow: tuple[int, int, float, Path] | None = None
     rest = argv[3:]
+    no_end_hook = "--no-end-hook" in rest
+    rest = [a for a in rest if a != "--no-end-hook"]
     while rest:
         flag, value, rest = rest[0], rest[1], rest[2:]
         if flag == "--every":
@@ -171,9 +175,12 @@ def main(argv: list[str]) -> None:
     at_end = kill[1] if kill is not None and kill[0] == "epoch" and kill[2] == "end" else -1
     trainer = ToyTrainer(dict(ARGS), kill)
     trainer.slow = slow
+    callbacks = toy_callbacks(at_end)
+    if no_end_hook:  # no callback defines on_epoch_end: the epoch's writes overlap the next one
+        callbacks = callbacks[1:]
     try:
-        Workflow(trainer, root, epochs, name, callbacks=toy_callbacks(at_end),
-                 checkpoint_every=every, system=False).run()
+        Workflow(trainer, root, epochs, name, callbacks=callbacks, checkpoint_every=every,
+                 system=False).run()
     except KeyboardInterrupt as exc:
         print(f"KeyboardInterrupt: {exc}", flush=True)
         sys.exit(130)

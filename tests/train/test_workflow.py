@@ -18,7 +18,7 @@ import torch
 
 import loopwise
 import loopwise.train.workflow.trainer
-from loopwise.callbacks import EarlyStopping, ReduceLROnPlateau
+from loopwise.callbacks import Callback, EarlyStopping, ReduceLROnPlateau
 from loopwise.checkpoint.manager import CheckpointManager
 from loopwise.checkpoint.store import CheckpointError
 from loopwise.distributed.sampler import ResumeError
@@ -163,6 +163,70 @@ def test_sigkill_inside_checkpoint_commits_twice_is_bit_identical(
     assert resumed.returncode == 0, resumed.stderr
     assert _same_weights(reference, tmp_path / "exp")
     assert _metrics(reference) == _metrics(tmp_path / "exp")
+
+
+@pytest.fixture(scope="module")
+def reference_no_end_hook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("reference-no-end-hook")
+    done = _run_toy(root, "ref", "--no-end-hook")
+    assert done.returncode == 0, done.stderr
+    return root / "ref"
+
+
+@pytest.mark.parametrize("kill", [
+    "batch:3:2",          # epoch 2's checkpoint, history.csv and run.json may be in flight
+    "epoch:3:train",      # epoch 3 trained, before its checkpoint
+    "epoch:2:evaluate",   # epoch 2's checkpoint in flight or written, evaluation interrupted
+])
+def test_sigkill_while_the_epoch_files_are_written_leaves_them_whole_and_resumes_exactly(
+        tmp_path: Path, reference_no_end_hook: Path, kill: str) -> None:
+    from loopwise.checkpoint.named import NamedFiles
+    from loopwise.train.workflow.experiment import History
+
+    killed = _run_toy(tmp_path, "exp", "--no-end-hook", "--kill", kill)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    folder = tmp_path / "exp"
+    history = History(folder / "history.csv")
+    history.load()  # whole rows, a whole file: this version or the one before
+    assert [r["epoch"] for r in history.rows] in ([1.0], [1.0, 2.0])
+    progress = json.loads((folder / "run.json").read_text())["workflow"]
+    assert progress["epochs_done"] in (1, 2) and progress["finished"] is False
+    saved = NamedFiles(folder)
+    saved.check("last_checkpoint.pth")  # verified against the manifest
+    saved.check("last_weights.pt")
+    resumed = _run_toy(tmp_path, "exp", "--no-end-hook")
+    assert resumed.returncode == 0, resumed.stderr
+    assert _same_weights(reference_no_end_hook, folder)
+    assert _metrics(reference_no_end_hook) == _metrics(folder)
+    assert json.loads((folder / "run.json").read_text())["workflow"]["epochs_done"] == 4
+
+
+class _SeesEpochFiles(Callback):
+    """Reads history.csv and the checkpoint at each epoch's end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.seen: list[tuple[int, str, int]] = []
+
+    def on_epoch_end(self, state: Any) -> None:
+        last = _rows(self.folder)[-1]["epoch"]
+        saved = torch.load(self.folder / "last_checkpoint.pth", weights_only=True)
+        self.seen.append((state.epoch, last, saved["epoch"]))
+
+
+def test_epoch_files_are_complete_when_the_run_ends_and_at_each_epoch_end_hook(
+        tmp_path: Path) -> None:
+    Workflow(_toy(), tmp_path, 3, "quiet", system=False).run()  # no on_epoch_end: all in the
+    folder = tmp_path / "quiet"  # background, and all on disk once run() returns
+    assert [r["epoch"] for r in _rows(folder)] == ["1", "2", "3"]
+    info = json.loads((folder / "run.json").read_text())
+    assert info["workflow"] == {"epochs_done": 3, "epochs": 3, "finished": True,
+                                "stopped": None}
+    assert info["status"] == "finished"
+    assert torch.load(folder / "last_checkpoint.pth", weights_only=True)["epoch"] == 3
+    hook = _SeesEpochFiles(tmp_path / "hooked")
+    Workflow(_toy(), tmp_path, 3, "hooked", callbacks=[hook], system=False).run()
+    assert hook.seen == [(1, "1", 1), (2, "2", 2), (3, "3", 3)]  # this epoch's, on disk
 
 
 def test_mid_epoch_resume_does_not_load_the_skipped_batches(tmp_path: Path) -> None:

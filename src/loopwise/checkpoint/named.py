@@ -18,7 +18,10 @@ as filling new ones on thin-provisioned disks); it is never read.
 ``save_later`` takes the same save off the calling thread: the objects' tensors are copied into
 reused CPU buffers (``TensorSnapshot``) at once, the write, fsyncs and commit run on a background
 thread, one save at a time: each one is committed (or its error raised, as it is) before the next
-one starts; ``wait()`` blocks until the last one is on disk.
+one starts; ``wait()`` blocks until the last one is on disk. ``write_later`` queues another small
+write (a Workflow's ``history.csv`` and ``run.json``) on the same thread, after the saves before
+it: one ordered background writer, so a checkpoint is never on disk before the files it follows;
+``copy_later`` does the same for any other write of a state's copy.
 
 A file without a recorded hash (manifest missing, unreadable, or not listing it) is
 *unverifiable*: :class:`UnverifiedCheckpointError`, unless the caller opts in with
@@ -188,21 +191,44 @@ class NamedFiles:
                             f"{type(files).__name__}")
         if before is not None and not callable(before):
             raise TypeError(f"before must be a callable or None, got {type(before).__name__}")
-        if self._writer is None:
-            self._writer = BackgroundWriter("loopwise-named-checkpoint", wrap_errors=False)
-        self._writer.wait()  # the snapshot's buffers are free again: the last write is done
-        copies = self._snapshot.take(dict(files))
         kept = None if metrics is None else dict(metrics)
 
-        def write() -> None:
+        def write(copies: dict[str, Any]) -> None:
             if before is not None:
                 before()
             self.save(copies, step=step, metrics=kept)
 
-        self._writer.submit(write)
+        self.copy_later(dict(files), write)
+
+    def copy_later(self, state: Any, job: Callable[[Any], object]) -> None:
+        """Wait for the writes in flight (raising the first error, as it is), copy the tensors
+        of ``state`` into this object's reused CPU buffers, then run ``job(copy)`` on the save
+        thread, after the writes before it."""
+        if not callable(job):
+            raise TypeError(f"job must be a callable taking the copied state, got "
+                            f"{type(job).__name__}")
+        writer = self._background()
+        writer.wait()  # the snapshot's buffers are free again: the last write is done
+        copy = self._snapshot.take(state)
+        writer.queue(lambda: job(copy))
+
+    def write_later(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (a crash-safe write of another file) on the save thread after the saves
+        and writes queued before it, without waiting; its error is raised by the next
+        ``save_later``, ``wait()`` or ``close()``."""
+        if not callable(job):
+            raise TypeError(f"job must be a callable taking no arguments, got "
+                            f"{type(job).__name__}")
+        self._background().queue(job)
+
+    def _background(self) -> BackgroundWriter:
+        if self._writer is None:
+            self._writer = BackgroundWriter("loopwise-named-checkpoint", wrap_errors=False)
+        return self._writer
 
     def wait(self) -> None:
-        """Block until the last ``save_later`` is on disk; raise its error as it is."""
+        """Block until the last ``save_later`` (and ``write_later``) is on disk; raise the first
+        error as it is."""
         if self._writer is not None:
             self._writer.wait()
 

@@ -1,6 +1,6 @@
 """Asynchronous checkpoint saves: ``TensorSnapshot`` copies a nested state into reused CPU
-buffers (what the training thread pays); ``BackgroundWriter`` runs one write at a time on a
-background thread and re-raises its error on the next call.
+buffers (what the training thread pays); ``BackgroundWriter`` runs its jobs one at a time, in
+order, on a background thread and re-raises a failed job's error on the next call.
 """
 
 from __future__ import annotations
@@ -15,6 +15,14 @@ import numpy as np
 import torch
 
 from loopwise.checkpoint.errors import CheckpointError
+
+# values copy.deepcopy would give back as they are: a tuple or list of only these (e.g. the
+# 625 ints of random.getstate()) is copied without a call per item
+_ATOMS = frozenset({int, float, bool, str, bytes, complex, type(None)})
+
+
+def _atoms_only(items: list[Any] | tuple[Any, ...]) -> bool:
+    return set(map(type, items)) <= _ATOMS
 
 
 class TensorSnapshot:
@@ -52,6 +60,8 @@ class TensorSnapshot:
         return result
 
     def _copy(self, obj: Any, where: str, used: set[str], cuda: list[bool]) -> Any:
+        if type(obj) in _ATOMS:
+            return obj
         if isinstance(obj, torch.Tensor):
             seen = self._seen.get(id(obj))
             if seen is None:
@@ -65,6 +75,10 @@ class TensorSnapshot:
             out.clear()
             out.update(items)
             return out
+        if type(obj) is tuple and _atoms_only(obj):
+            return obj  # immutable all the way down
+        if type(obj) is list and _atoms_only(obj):
+            return list(obj)
         if isinstance(obj, list):
             return [self._copy(v, f"{where}[{i}]", used, cuda) for i, v in enumerate(obj)]
         if isinstance(obj, tuple):
@@ -109,7 +123,8 @@ def _memcpy(dst: torch.Tensor, src: torch.Tensor) -> bool:
 
 
 class BackgroundWriter:
-    """Runs one job at a time on a worker thread; a failed job raises on the next call.
+    """Runs jobs one at a time, in the order given, on a worker thread; a failed job raises on
+    the next call.
 
     The thread is not a daemon: an interpreter exiting normally first finishes the write.
     ``wrap_errors``: a failed job's exception is raised as a ``CheckpointError`` saying it
@@ -120,32 +135,38 @@ class BackgroundWriter:
     def __init__(self, name: str = "loopwise-checkpoint", *, wrap_errors: bool = True) -> None:
         self._wrap_errors = bool(wrap_errors)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._pending: Future[None] | None = None
+        self._pending: list[Future[object]] = []  # queued or running, oldest first
         self._lock = threading.Lock()
         self._closed = False
 
     @property
     def busy(self) -> bool:
-        return self._pending is not None and not self._pending.done()
+        return any(not job.done() for job in self._pending)
 
-    def submit(self, job: Callable[[], None]) -> None:
-        """Wait for the job in flight (raising its error), then start ``job``."""
+    def submit(self, job: Callable[[], object]) -> None:
+        """Wait for the jobs in flight (raising the first error), then start ``job``."""
+        self.wait()
+        self.queue(job)
+
+    def queue(self, job: Callable[[], object]) -> None:
+        """Run ``job`` after the jobs in flight, without waiting for them (small writes that
+        must land in order with the checkpoints around them: ``history.csv``, ``run.json``)."""
         if self._closed:
             raise RuntimeError("the checkpoint writer is closed; create a new CheckpointManager")
-        self.wait()
         with self._lock:
-            self._pending = self._pool.submit(job)
+            self._pending.append(self._pool.submit(job))
 
     def wait(self) -> None:
-        """Block until the job in flight is done; re-raise its exception, if any."""
+        """Block until every job in flight is done; re-raise the first one's exception, if
+        any (the later ones still ran)."""
         with self._lock:
-            pending, self._pending = self._pending, None
-        if pending is not None:
-            exc = pending.exception()
-            if exc is not None and not self._wrap_errors:
-                raise exc
-            if exc is not None:
-                raise CheckpointError(f"the background checkpoint write failed: {exc}") from exc
+            pending, self._pending = self._pending, []
+        errors = [exc for exc in (job.exception() for job in pending) if exc is not None]
+        if errors and not self._wrap_errors:
+            raise errors[0]
+        if errors:
+            raise CheckpointError(
+                f"the background checkpoint write failed: {errors[0]}") from errors[0]
 
     def close(self) -> None:
         """Wait for the last job (raising its error) and stop the thread. Idempotent."""

@@ -13,7 +13,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +77,17 @@ class History:
     its own ``<name>_metric`` column and a name a spreadsheet would evaluate gets a ``'``.
     A row passed to :meth:`upsert` holds ``epoch``, the timing columns and the metrics.
     ``writes=False`` keeps the rows without writing (a rank other than 0 under torchrun).
+    ``later``: hands each rewrite to a background writer instead of writing it at once (a
+    Workflow's save thread: in order with its checkpoints, off the training thread).
     """
 
-    def __init__(self, path: Path, *, writes: bool = True) -> None:
+    def __init__(self, path: Path, *, writes: bool = True,
+                 later: Callable[[Callable[[], None]], None] | None = None) -> None:
+        if later is not None and not callable(later):
+            raise TypeError(f"later must be a callable or None, got {type(later).__name__}")
         self.path = path
         self.writes = writes
+        self.later = later
         self.rows: list[dict[str, float]] = []
 
     def load(self) -> None:
@@ -119,20 +125,29 @@ class History:
         by_column = {k if k in fixed else naming.column_for(k): v for k, v in row.items()}
         self.rows = [r for r in self.rows if r.get("epoch") != epoch] + [by_column]
         self.rows.sort(key=lambda r: r.get("epoch", math.inf))
-        if self.writes:
-            self._write()
+        if not self.writes:
+            return
+        if self.later is None:
+            self._write(self.rows)
+        else:  # the rows of now (upsert replaces the list, never changes a row)
+            rows = self.rows
+            self.later(lambda: self._write(rows))
 
     def columns(self) -> list[str]:
-        keys: list[str] = ["epoch"]
-        for row in self.rows:
-            keys.extend(k for k in row if k not in keys and k not in TIMING_COLUMNS)
-        return keys + list(TIMING_COLUMNS)
+        return _columns(self.rows)
 
-    def _write(self) -> None:
-        header = self.columns()
+    def _write(self, rows: list[dict[str, float]]) -> None:
+        header = _columns(rows)
         write_csv(self.path, header, (
             [(int(row[k]) if k == "epoch" else number_cell(row[k])) if k in row else ""
-             for k in header] for row in self.rows))
+             for k in header] for row in rows))
+
+
+def _columns(rows: list[dict[str, float]]) -> list[str]:
+    keys: list[str] = ["epoch"]
+    for row in rows:
+        keys.extend(k for k in row if k not in keys and k not in TIMING_COLUMNS)
+    return keys + list(TIMING_COLUMNS)
 
 
 def check_writable(path: Path) -> None:

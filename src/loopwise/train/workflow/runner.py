@@ -81,6 +81,8 @@ class Workflow:
         if histogram_every and not any(isinstance(c, WeightHistograms) for c in callbacks):
             callbacks.append(WeightHistograms(histogram_every))  # weights and gradients
         self.callbacks = CallbackList(callbacks)
+        self._ends_epoch = any(type(c).on_epoch_end is not Callback.on_epoch_end
+                               for c in self.callbacks)
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
         self.override_args = bool(override_args)
@@ -157,7 +159,10 @@ class Workflow:
         self._files = NamedFiles(self.folder)
         if leader:
             self._files.remove_leftovers([CHECKPOINT_FILE, WEIGHTS_FILE])
-        self._history = History(self.folder / "history.csv", writes=leader)
+        # history.csv and run.json are rewritten on the save thread, in order with the
+        # checkpoints (under torchrun, at once: rank 0 writes, the others wait at barriers)
+        self._history = History(self.folder / "history.csv", writes=leader,
+                                later=self._files.write_later if self._group is None else None)
         self._history.load()
         if self.checkpoint is not None and self.checkpoint.run is None:
             self.checkpoint.run = run  # handed back in _guarded
@@ -293,8 +298,10 @@ class Workflow:
                          train_s, eval_s, health=self.health and self._leader)
             loop_state.metrics, loop_state.step = dict(metrics), run.global_step
             stop = self.callbacks.dispatch("on_evaluate", loop_state) or stop
-            assert self._files is not None  # the epoch's save overlapped the evaluation: it is
-            self._files.wait()  # on disk before the epoch ends (a callback sees it there)
+            assert self._files is not None
+            if self._ends_epoch:  # a callback at the epoch's end sees this epoch's checkpoint
+                self._files.wait()  # and history.csv on disk (they overlapped the evaluation);
+                # without one they overlap the next epoch, committed before its save starts
             stop = self.callbacks.dispatch("on_epoch_end", loop_state) or stop
             if self.checkpoint is not None:
                 state = self._full_state(run, epoch, "evaluated")
@@ -303,9 +310,9 @@ class Workflow:
                 self._barrier()
             done = epoch
             finished = stop is not None or epoch >= self.epochs
-            run.set_info(workflow={"epochs_done": done, "epochs": self.epochs,
-                                   "finished": finished,
-                                   "stopped": None if stop is None else stop.reason})
+            self._progress(run, {"epochs_done": done, "epochs": self.epochs,
+                                 "finished": finished,
+                                 "stopped": None if stop is None else stop.reason})
             if not finished:
                 self._stop_if_asked(0)
             epoch += 1
@@ -323,6 +330,14 @@ class Workflow:
                                "stopped": None if stop is None else stop.reason})
         return WorkflowResult(self.folder, "stopped" if stop else "finished", done, stop,
                               list(self._history.rows))
+
+    def _progress(self, run: TrainingRun, workflow: dict[str, Any]) -> None:
+        """The epochs done, in ``run.json``: rewritten on the save thread after the epoch's
+        files (the end of the run waits for it), at once under torchrun."""
+        if self._group is not None or self._files is None:
+            run.set_info(workflow=workflow)
+            return
+        self._files.write_later(lambda: run.set_info(workflow=workflow))
 
     def _everywhere(self, run: TrainingRun, metrics: dict[str, float]) -> dict[str, float]:
         """Under torchrun: ``metrics`` averaged over the ranks (the same decisions on every
