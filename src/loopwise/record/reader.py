@@ -15,6 +15,7 @@ from typing import Any
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.export import run_to_csv
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.live import catch_up
 from loopwise.record.media_read import (
     COLUMNS,
     KINDS,
@@ -80,6 +81,7 @@ class RunReader:
                 "list the runs with `loopwise runs ROOT`"
             )
         self._checksums: set[str] | None = None
+        catch_up(self.path)  # a run still open in this process: what it queued, written now
 
     # -- files -------------------------------------------------------------------------------
     @property

@@ -313,7 +313,7 @@ class TrainingMonitor(Generic[T]):
                 named = {(k if k.startswith("val_") else f"val_{k}"): v
                          for k, v in values.items()}
                 run.log_epoch(max(run.epoch, 1), named, step=run.global_step)
-        run.flush()
+        run.flush(wait=False)  # the store's thread writes it (within its flush_interval)
 
     def _event(self, kind: str, message: str, *, level: str = "info",
                data: Mapping[str, Any] | None = None) -> None:
