@@ -192,6 +192,8 @@ class TrainingMonitor(Generic[T]):
             self._bar_n = 0
         self._pass_start = self.step
         self._pass_t0 = self._perf()
+        if self._group is None:  # the first refresh one mininterval in (the bar shows at once)
+            self._next_refresh = self._pass_t0 + self._mininterval
         return self._iterate()
 
     def __len__(self) -> int:
