@@ -107,11 +107,9 @@ class StepAccumulator:
                 kind = type(value)
                 if kind is _Tensor and value.is_cpu:  # a CPU loss: read now, as to_value does
                     plain = False
-                    try:
+                    if value.numel() == 1:  # else the checked path says what is wrong
                         value = value.item()
-                    except RuntimeError:  # not one element: the checked path says so
-                        pass
-                    kind = type(value)
+                        kind = type(value)
                 if kind is float or (kind is int and -_INT_MAX < value < _INT_MAX):
                     col = pending.get(key)
                     if col is not None:
