@@ -124,8 +124,11 @@ class JsonLog:
                 again = (DiskFullError(self.path) if isinstance(self._failed, DiskFullError)
                          else OSError(*self._failed.args))
                 raise again from self._failed.__cause__
-            self._logger.log(_LEVELS[level], payload.get("message", ""),
-                             extra={_PAYLOAD: payload})
+            # straight to the one handler: Logger.log would also walk the stack (findCaller)
+            record = self._logger.makeRecord(self._logger.name, _LEVELS[level], "", 0,
+                                             payload.get("message", ""), (), None,
+                                             extra={_PAYLOAD: payload})
+            self._handler.handle(record)
             error, self._handler.error = self._handler.error, None
             if error is not None:
                 self._failed = self._failure(error)
