@@ -103,8 +103,8 @@ def has_accelerator() -> bool:
 
         mps = getattr(torch.backends, "mps", None)
         return bool(torch.cuda.is_available() or (mps is not None and mps.is_available()))
-    if backend == "jax":
-        import jax
+    if backend == "jax":  # Keras imported it already (no stubs: an optional dependency)
+        import importlib
 
-        return bool(jax.default_backend() != "cpu")
+        return bool(importlib.import_module("jax").default_backend() != "cpu")
     return True
