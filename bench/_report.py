@@ -18,6 +18,7 @@ from _texts import (
     ENTRY_WHY,
     EXPORTER_RATE_WHY,
     EXPORTER_STEP_WHY,
+    KERAS_WHY,
     MEDIA_WHY,
     MEMORY_WHY,
     MONITOR_STORE_WHY,
@@ -129,6 +130,18 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
                                                            f" ({r[1]:.2f}-{r[2]:.2f})")
                 + ("" if us is None else f", {us:+.1f} us/step"),
                 lambda v, m=limit: v <= m, why)
+    for key, what in (("entry_tiny", "tiny model"),
+                      ("entry_tiny_3000", "tiny model, 3,000-step epochs")):
+        table = by_key.get(key)  # the Keras callback against Keras fit with its own bar
+        cb, kf = _row(table, "Keras fit + LoopwiseCallback"), _row(table, "Keras fit (")
+        vs = None if cb is None or kf is None else [
+            (a / b, a - b) for a, b in zip(cb.samples, kf.samples)]
+        add(f"Keras fit + LoopwiseCallback, {what}", "<= 1.05x Keras fit with its bar",
+            None if not vs else statistics.median(r for r, _ in vs),
+            lambda v, vs=vs: f"{v:.2f}x" + ("" if not vs else
+                                            f", {statistics.median(d for _, d in vs):+.1f} "
+                                            "us/step"),
+            lambda v: v <= 1.05, KERAS_WHY)
     for key, what in (("entry_thread_cpu_tiny", "tiny model"),
                       ("entry_thread_cpu_tiny_3000", "tiny model, 3,000-step epochs")):
         table = by_key.get(key)

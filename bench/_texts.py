@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 ENTRY_WHY = {
-    "TrainingMonitor": "The monitor's own step path is ~1-3 us of Python (two clock reads, an "
-    "append, log()'s checks: the bar table), under 1 % of a tiny step; the rest is its threads: "
-    "the run store's writer and the system sampler (psutil, 4 readings per 2 s) wake up on "
-    "cores the training thread shares, which shows on a 2-core machine with other work on it.",
-    "TrainingSession": "A session step is ~1.2-2 us of Python (its phase and step checks, the "
-    "row, the shared accumulator's append and a bar update on every call: the bar table), "
-    "plus the same background threads as the monitor.",
+    "TrainingMonitor": "The monitor's step path is ~1 us of Python (two clock reads, an append, "
+    "log()'s straight path, a CPU loss read with item()); what remains is per pass, on the "
+    "training thread: a monitor per epoch is made (~130 us) and ends its pass (~500-750 us in "
+    "a real loop: the last window folded into the means and the record, the bar's last line, "
+    "the pass_end event and the epoch summary, each a JSON-log line): ~10 us/step with 100-step "
+    "epochs, ~0.3 us with 3,000-step ones (benchmarks-notes.md, issue 25 steps).",
+    "TrainingSession": "A session step is ~1.2 us of Python (its phase and step checks, the "
+    "row, the shared accumulator's append, a bar update); off a terminal its bar writes a line "
+    "every tenth of an epoch (~80 us each in a real loop: ~8 us/step with 100-step epochs), and "
+    "each epoch's end records two epoch summaries and an event (JSON-log lines) and folds the "
+    "window (~700 us): per epoch, so longer epochs hide it (benchmarks-notes.md).",
     "Workflow": "Workflow writes last_checkpoint.pth (model, optimizer, RNG states) in the "
     "background now, but its training thread still captures and copies the state, and rewrites "
     "and fsyncs history.csv and run.json, every epoch (~5 ms of CPU an epoch: "
@@ -54,6 +58,11 @@ EXPORTER_RATE_WHY = ("TensorBoard's event files are written by the exporter with
                      "an order of magnitude. MLflow's log_batch (1,000 metrics per call, "
                      "MLflow's limit) is where its order of magnitude over log_metric comes "
                      "from.")
+KERAS_WHY = ("Keras's own batch loop is ~5x the plain PyTorch loop's step on the tiny model; "
+             "the callback's batch hook appends the logs, advances the step and updates the "
+             "bar (~1.4 us), inline on a CPU-only machine (async_safe=None: Keras's thread "
+             "pool only where the backend has an accelerator), and ends each epoch like the "
+             "monitor (summary, event, bar line).")
 MEMORY_WHY = ("The RSS added is mostly code: importing loopwise's modules (record, watch, "
               "SQLite, the health detectors, the system sampler with psutil) in a process "
               "that otherwise imports only torch; the window buffers are a few MB.")

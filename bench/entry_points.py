@@ -19,7 +19,14 @@ epochs of the tiny model (3 epochs, the last 2 timed).
 Configurations: plain loop (baseline); TrainingMonitor (one per epoch, defaults: run record,
 system sampler, bar); TrainingSession (defaults); Workflow (a Trainer using self.track);
 fit (defaults, the model's optimizer); Lightning Trainer with a CSV logger and its bar, and
-bare (no logger, bar, checkpointing or model summary); Keras fit with its bar (torch backend).
+bare (no logger, bar, checkpointing or model summary); Keras fit with its bar (torch backend);
+Keras fit with ``LoopwiseCallback`` (its defaults, ``verbose=0``), whose added microseconds
+are also given against Keras fit with its bar (the Keras user's loop).
+
+Each ratio has beside it the added microseconds per step (the median of the rounds'
+differences: each round's processes ran side by side), for every table: wall time, the
+training thread's CPU time (``time.thread_time``) and the whole process's, with 100-step
+epochs and, with ``--long``, with long epochs.
 
 Run: .venv/bin/python bench/entry_points.py [--quick] [--model tiny|mlp]
 """
@@ -48,7 +55,10 @@ CONFIGS = {
     "lightning": "Lightning Trainer (CSV logger, bar)",
     "lightning_bare": "Lightning Trainer, bare",
     "keras": "Keras fit (torch backend, bar)",
+    "keras_loopwise": "Keras fit + LoopwiseCallback (defaults, verbose=0)",
 }
+# what an entry point's added microseconds are also given against (its own framework's loop)
+FRAMEWORK_BASE = {"keras_loopwise": "keras"}
 MODELS = {"tiny": {"rows": 3_200, "batch": 32, "epochs": 11, "quick": 4},
           "mlp": {"rows": 6_400, "batch": 128, "epochs": 6, "quick": 3}}
 
@@ -173,8 +183,8 @@ def _train(config: str, model: str, epochs: int, loader: Any, net: Any, loss_fn:
             config=TrainingConfig(epochs=epochs, batch_size=loader.batch_size))
     elif config in ("lightning", "lightning_bare"):
         _lightning(config, epochs, loader, net, loss_fn, make_opt)
-    elif config == "keras":
-        _keras(model, epochs, loader)
+    elif config in ("keras", "keras_loopwise"):
+        _keras(model, epochs, loader, loopwise=config == "keras_loopwise")
     else:
         raise SystemExit(f"unknown configuration {config!r}; one of {', '.join(CONFIGS)}")
 
@@ -208,7 +218,7 @@ def _lightning(config: str, epochs: int, loader: Any, net: Any, loss_fn: Any,
     trainer.fit(Module(), loader)
 
 
-def _keras(model: str, epochs: int, loader: Any) -> None:
+def _keras(model: str, epochs: int, loader: Any, *, loopwise: bool = False) -> None:
     import keras
 
     if model == "tiny":
@@ -220,7 +230,12 @@ def _keras(model: str, epochs: int, loader: Any) -> None:
                                 keras.layers.Dense(10)])
         net.compile(optimizer=keras.optimizers.Adam(1e-3),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    net.fit(loader, epochs=epochs, verbose=1)
+    if loopwise:  # loopwise's bar, record, system sampler and health instead of Keras's bar
+        from loopwise.keras import LoopwiseCallback
+
+        net.fit(loader, epochs=epochs, verbose=0, callbacks=[LoopwiseCallback()])
+    else:
+        net.fit(loader, epochs=epochs, verbose=1)
 
 
 def worker(config: str, model: str, epochs: int, out: str, rows: int) -> None:
@@ -281,7 +296,7 @@ def available(config: str) -> bool:
     import importlib.util
 
     need = {"lightning": "pytorch_lightning", "lightning_bare": "pytorch_lightning",
-            "keras": "keras"}.get(config)
+            "keras": "keras", "keras_loopwise": "keras"}.get(config)
     return need is None or importlib.util.find_spec(need) is not None
 
 
@@ -322,12 +337,19 @@ def measure(model: str, rounds: int, quick: bool, configs: list[str],
             if base is not None and config != "plain":
                 added = statistics.median(v - b for v, b in zip(values, base))
                 note = f"{added:+.1f} us/step (median of the rounds' differences)"
+                own = FRAMEWORK_BASE.get(config)
+                if own in samples:  # also against its own framework's loop
+                    over = statistics.median(v - r[key] * 1e6 for v, r
+                                             in zip(values, samples[own]))
+                    ratio = statistics.median(v / (r[key] * 1e6) for v, r
+                                              in zip(values, samples[own]))
+                    note += f"; vs {CONFIGS[own]}: {over:+.1f} us/step, {ratio:.3f}x"
             if key == "step_s":
                 whole = statistics.median(r["total_s"] for r in samples[config])
                 note = "; ".join(filter(None, [note, f"whole training call {whole:.2f} s"]))
             table.add(CONFIGS[config], values, note=note)
         tables.append(table)
-    missing = [CONFIGS[c] for c in CONFIGS if c not in configs]
+    missing = [CONFIGS[c] for c in CONFIGS if c not in configs and not available(c)]
     if missing:
         tables[0].notes.append("not measured (not installed): " + ", ".join(missing))
     return tables, samples

@@ -227,10 +227,11 @@ net.fit(np.zeros((8, 4)), np.zeros((8, 1)), epochs=2, verbose=0,
 
 
 @pytest.mark.skipif(not _backend_ok("torch"), reason="needs torch")
-def test_batch_hooks_stay_off_the_training_thread_unless_async_safe_is_false(
+def test_batch_hooks_leave_the_training_thread_when_async_safe_or_on_an_accelerator(
         tmp_path: Path) -> None:
     """Under the torch backend Keras sends batch hooks to its callback thread when every
-    callback is async-safe; LoopwiseCallback is, unless told async_safe=False."""
+    callback is async-safe; LoopwiseCallback is when told async_safe=True, and by default only
+    where the backend has an accelerator."""
     code = """
 import threading
 import numpy as np, keras
@@ -243,13 +244,18 @@ class Probe(LoopwiseCallback):
 
 net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
 net.compile(optimizer="sgd", loss="mse")
-for flag in (True, False):
+for flag in (True, False, None):
     probe = Probe(system=False, progress=False, async_safe=flag)
     probe.on_main = set()
     net.fit(np.zeros((64, 4)), np.zeros((64, 1)), batch_size=8, epochs=1, verbose=0,
             callbacks=[probe])
     print(flag, sorted(probe.on_main))
+import torch
+print("accelerator", torch.cuda.is_available())
 """
     proc = _run_code(tmp_path, code)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["True [False]", "False [True]"]
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["True [False]", "False [True]"]
+    # the default (None): Keras's thread pool only where there is a device read to hide
+    assert lines[2] == ("None [False]" if lines[3] == "accelerator True" else "None [True]")

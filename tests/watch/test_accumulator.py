@@ -143,3 +143,24 @@ def test_a_live_spike_is_reported_at_its_own_step_with_its_own_value(tmp_path):
     assert "spiked to 44.24 at step 160" in spikes[0].message
     series = RunReader(run.path).series("loss")
     assert dict(zip(series.steps, series.values, strict=True))[160] == 44.24
+
+
+def test_cpu_loss_tensors_take_the_straight_path_and_a_bad_one_still_logs_nothing() -> None:
+    import torch
+
+    acc = StepAccumulator(None)
+    acc.add_step({"loss": 1.0, "n": 1.0})  # the keys are known: the straight path from here
+    acc.times.append(0.0)
+    acc.log({"loss": torch.tensor(0.25), "n": torch.tensor(3, dtype=torch.int64)})
+    assert acc.plain is False  # a tensor was read: the session's bar still checks the row
+    assert [v for v in acc.pending["loss"][1]] == [1.0, 0.25]
+    assert all(type(v) is float for v in acc.pending["loss"][1])
+    acc.times.append(0.0)
+    with pytest.raises(ValueError, match=r"metric 'n' is a tensor of shape \(2,\)"):
+        acc.log({"loss": torch.tensor(0.5), "n": torch.tensor([1.0, 2.0])})
+    with pytest.raises(TypeError, match="metric 'loss' is a torch.bool tensor"):
+        acc.log({"loss": torch.tensor(True)})
+    assert acc.pending["loss"][1] == [1.0, 0.25]  # all or nothing: 0.5 was taken back
+    assert acc.pending["n"][1] == [1.0, 3]
+    acc.flush()
+    assert acc.means() == {"loss": 0.625, "n": 2.0}

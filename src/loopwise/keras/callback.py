@@ -62,8 +62,10 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
     ``resume=True`` the newest one is loaded at the start of ``fit`` (weights, optimizer, RNG
     states, epoch: ``fit`` continues at the next epoch, into the same run). ``exporters`` mirror
     the run. ``progress`` draws the bar and the epoch summaries on ``file`` (default stderr);
-    pass ``verbose=0`` to ``fit`` so Keras does not draw its own. ``async_safe=False`` makes
-    Keras call the batch hooks inline (see ``docs/keras.md``: faster on a CPU-only machine).
+    pass ``verbose=0`` to ``fit`` so Keras does not draw its own. ``async_safe``: True lets
+    Keras call the batch hooks on its callback thread, False inline; None (the default) is
+    True when the backend has an accelerator, False on a CPU-only machine (see
+    ``docs/keras.md``: inline is faster there).
     """
 
     async_safe = True  # on_train_batch_end only appends under a lock (keras_logs.BatchLogs)
@@ -75,7 +77,7 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
                  keep_best: int = 1, save_every: int = 1, exporters: Iterable[Recorder] = (),
                  progress: bool = True, file: TextIO | None = None, system: bool = True,
                  health: bool = True, flush_interval: float = 1.0,
-                 async_safe: bool = True) -> None:
+                 async_safe: bool | None = None) -> None:
         super().__init__()
         if run is not None and not isinstance(run, Run):
             raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
@@ -86,13 +88,18 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if type(save_every) is not int or save_every < 1:
             raise ValueError(f"save_every must be an int >= 1 (epochs), got {save_every!r}")
         for flag, value in (("resume", resume), ("progress", progress), ("system", system),
-                            ("health", health), ("async_safe", async_safe)):
+                            ("health", health)):
             check_bool(value, what=flag)
+        if async_safe is not None:
+            check_bool(async_safe, what="async_safe")
         if not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
             raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
         if file is not None and not callable(getattr(file, "write", None)):
             raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
-        self.async_safe = async_safe  # False: Keras calls every batch hook inline
+        # False: Keras calls every batch hook inline; None: asynchronous on an accelerator
+        # only (where it hides Keras's per-batch device read; on the CPU the thread pool's
+        # GIL handoffs cost more: bench/entry_points.py, docs/keras.md)
+        self.async_safe = keras_run.has_accelerator() if async_safe is None else async_safe
         self._exporters = check_exporters(exporters)
         self._checkpoints = None if checkpoint_dir is None else CheckpointManager(
             checkpoint_dir, monitor=monitor, mode=mode, keep_last=keep_last, keep_best=keep_best)

@@ -89,3 +89,22 @@ def mean_metric_names(model: Any) -> set[str]:
         if isinstance(metric, keras.metrics.Mean):
             names.add(str(metric.name))
     return names
+
+
+def has_accelerator() -> bool:
+    """Whether Keras's backend trains on an accelerator, where reading a batch's logs is a
+    device sync that asynchronous hook dispatch hides (``LoopwiseCallback(async_safe=None)``).
+    TensorFlow: True (Keras calls its callbacks inline there whatever they say)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        mps = getattr(torch.backends, "mps", None)
+        return bool(torch.cuda.is_available() or (mps is not None and mps.is_available()))
+    if backend == "jax":  # Keras imported it already (no stubs: an optional dependency)
+        import importlib
+
+        return bool(importlib.import_module("jax").default_backend() != "cpu")
+    return True

@@ -43,6 +43,7 @@ DEFAULT_BACKUP_COUNT = 5
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 _PAYLOAD = "loopwise_payload"
+_LINE = "loopwise_line"  # the formatted line, kept on the record
 
 
 class _Handler(RotatingFileHandler):
@@ -60,12 +61,19 @@ class JsonFormatter(logging.Formatter):
     (or ``message`` for a plain logging call)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # the rotating handler formats each record twice (its size check, then the write):
+        # the line is made once and kept on the record
+        text: str | None = record.__dict__.get(_LINE)
+        if text is not None:
+            return text
         payload: dict[str, Any] = dict(getattr(record, _PAYLOAD, None) or
                                        {"type": "log", "message": record.getMessage()})
         ts = float(payload.pop("ts", record.created))
         line = {"time": iso(ts), "ts": round(ts, 6), "level": record.levelname.lower()}
         line.update(payload)
-        return json.dumps(json_safe(line), ensure_ascii=False, default=str, allow_nan=False)
+        text = json.dumps(json_safe(line), ensure_ascii=False, default=str, allow_nan=False)
+        record.__dict__[_LINE] = text
+        return text
 
 
 class JsonLog:
@@ -116,8 +124,11 @@ class JsonLog:
                 again = (DiskFullError(self.path) if isinstance(self._failed, DiskFullError)
                          else OSError(*self._failed.args))
                 raise again from self._failed.__cause__
-            self._logger.log(_LEVELS[level], payload.get("message", ""),
-                             extra={_PAYLOAD: payload})
+            # straight to the one handler: Logger.log would also walk the stack (findCaller)
+            record = self._logger.makeRecord(self._logger.name, _LEVELS[level], "", 0,
+                                             payload.get("message", ""), (), None,
+                                             extra={_PAYLOAD: payload})
+            self._handler.handle(record)
             error, self._handler.error = self._handler.error, None
             if error is not None:
                 self._failed = self._failure(error)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
 from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.live import catch_up
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
@@ -74,6 +75,7 @@ class RunReader:
                 "list the runs with `loopwise runs ROOT`"
             )
         self._checksums: set[str] | None = None
+        catch_up(self.path)  # a run still open in this process: what it queued, written now
 
     # -- files -------------------------------------------------------------------------------
     @property

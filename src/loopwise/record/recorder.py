@@ -82,6 +82,8 @@ def check_exporters(exporters: object) -> list[Recorder]:
     """The one check of an ``exporters=`` option: a list of :class:`Recorder` objects, or a
     ``TypeError`` naming what was given (and, for an object that is almost a recorder, the
     methods it lacks)."""
+    if type(exporters) in (tuple, list) and not exporters:  # the default: no Protocol check
+        return []
     if isinstance(exporters, (str, bytes, Mapping, Recorder)) \
             or not hasattr(exporters, "__iter__"):
         raise TypeError(f"exporters must be a list of loopwise Recorders (e.g. "

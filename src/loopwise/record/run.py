@@ -320,10 +320,13 @@ class Run:
         """Add JSON fields to ``run.json`` (e.g. a model summary line); core fields are refused."""
         self._writer.set_info(**fields)
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = True) -> None:
         """Block until everything logged so far is in the store (``run.json``'s step and epoch
-        follow from the store's thread within ``flush_interval``)."""
-        self._writer.flush()
+        follow from the store's thread within ``flush_interval``). ``wait=False`` leaves the
+        writing to the store's thread (within ``flush_interval``): the caller does none of it."""
+        if type(wait) is not bool:
+            raise TypeError(f"flush(wait=) takes True or False, got {wait!r}")
+        self._writer.flush(wait=wait)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the run closes (last registered, first called)."""

@@ -152,6 +152,10 @@ class StoreWriter:
             raise ValueError(f"no media table {table!r}; one of {', '.join(MEDIA_SQL)}")
         self._media.append((table, row))
 
+    def on_own_thread(self) -> bool:
+        """Whether the caller is the store's writer thread."""
+        return threading.current_thread() is self._thread
+
     def pending(self) -> int:
         return (len(self._scalars) + len(self._events) + len(self._system) + len(self._columns)
                 + len(self._media))

@@ -20,6 +20,7 @@ from typing import Any
 from loopwise.record.epochs import EpochLedger
 from loopwise.record.folder import CONFIG_FILE, LOG_FILE, STORE_FILE
 from loopwise.record.jsonlog import JsonLog
+from loopwise.record.live import LiveRuns
 from loopwise.record.lock import RunLock
 from loopwise.record.media import ImageBudget
 from loopwise.record.mirror import Mirrors
@@ -80,6 +81,7 @@ class RunWriter:
                               step=lambda: self.global_step, closed=self._media_closed,
                               report=self._warn)
         atexit.register(self._atexit)
+        LiveRuns.add(path, self)  # a reader in this process catches up first (record/live.py)
 
     @property
     def closed(self) -> bool:
@@ -213,13 +215,31 @@ class RunWriter:
         check_json(fields, what="run info")
         self._file.update(**fields)
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = True) -> None:
         """Block until everything logged so far is in the store. ``run.json``'s step and epoch
         follow from the store's thread within ``flush_interval`` (its fsyncs, ~10 ms on a slow
-        disk, stay off the caller's thread: a pass end is not slowed by them)."""
+        disk, stay off the caller's thread: a pass end is not slowed by them).
+
+        ``wait=False`` only asks for it: the store's thread writes what is queued, and
+        ``run.json``'s step and epoch, at its next tick (within ``flush_interval``), so that
+        the caller's thread does none of the SQLite work (a pass end every 100 steps)."""
+        if not wait:
+            if self._store.error is not None:
+                self._store.flush()  # raises the writer's error to the caller
+            self._info_due = True
+            return
         self.media.flush()
         self._store.flush()
         self._info_due = True
+
+    def catch_up(self) -> None:
+        """Write what is queued for the store now, for a reader in this process
+        (``record/live.py``); nothing on the store's own threads (it is writing already), on a
+        closed run or after a write error (the reader sees what was committed)."""
+        store = self._store
+        if self._closed or store.error is not None or store.on_own_thread():
+            return
+        self.flush()
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` when the run closes (last registered, first called)."""
@@ -263,6 +283,7 @@ class RunWriter:
             if any(True for _ in self.mirrors):
                 self._close_exporters(status, error)
             self._closed = True
+            LiveRuns.remove(self.path)
             try:
                 self._store.close()
             except BaseException as exc:

@@ -19,9 +19,12 @@ from typing import Any
 def json_safe(value: Any) -> Any:
     """A copy of ``value`` where every non-finite float is ``None`` (written ``null``); tuples
     become lists and mapping keys strings, as JSON gives them back."""
+    kind = type(value)
+    if kind is str or kind is int or value is None or kind is bool:  # most leaves: no ABC check
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]

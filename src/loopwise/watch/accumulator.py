@@ -25,6 +25,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from torch import Tensor as _Tensor
+
 from loopwise.record.run import Run
 from loopwise.utils.validate import check_key
 from loopwise.watch.convert import read_tensor_slots, to_value
@@ -92,15 +94,23 @@ class StepAccumulator:
     def log(self, metrics: Mapping[str, Any]) -> None:
         """One step's values (TrainingMonitor.log and TrainingSession call this).
 
-        Plain floats/ints under known keys go straight into their column; anything else (a new
-        key, a tensor, a NumPy scalar, a Mapping that is not a dict) is undone and takes the
+        Plain floats/ints and one-element CPU tensors of a real dtype (read now, as the
+        converter does) under known keys go straight into their column; anything else (a new
+        key, a device tensor, a NumPy scalar, a Mapping that is not a dict) is undone and takes the
         checked path :meth:`add`: a log() is all or nothing. :attr:`plain` says which path the
         last call took (True: every value a plain number under a checked key)."""
         if type(metrics) is dict and not self.closed and not self.immediate:
             pending = self.pending
             index = len(self.times)
+            plain = True
             for key, value in metrics.items():
-                if type(value) is float or (type(value) is int and -_INT_MAX < value < _INT_MAX):
+                kind = type(value)
+                if kind is _Tensor and value.is_cpu:  # a CPU loss: read now, as to_value does
+                    plain = False
+                    if value.numel() == 1:  # else the checked path says what is wrong
+                        value = value.item()
+                        kind = type(value)
+                if kind is float or (kind is int and -_INT_MAX < value < _INT_MAX):
                     col = pending.get(key)
                     if col is not None:
                         col[0].append(index)
@@ -109,7 +119,7 @@ class StepAccumulator:
                 self._undo(metrics, key)
                 self.plain = False
                 return self._log_checked(metrics)
-            self.plain = True
+            self.plain = plain
             return None
         self.plain = False
         return self._log_checked(metrics)

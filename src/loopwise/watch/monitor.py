@@ -192,6 +192,8 @@ class TrainingMonitor(Generic[T]):
             self._bar_n = 0
         self._pass_start = self.step
         self._pass_t0 = self._perf()
+        if self._group is None:  # the first refresh one mininterval in (the bar shows at once)
+            self._next_refresh = self._pass_t0 + self._mininterval
         return self._iterate()
 
     def __len__(self) -> int:
@@ -313,7 +315,7 @@ class TrainingMonitor(Generic[T]):
                 named = {(k if k.startswith("val_") else f"val_{k}"): v
                          for k, v in values.items()}
                 run.log_epoch(max(run.epoch, 1), named, step=run.global_step)
-        run.flush()
+        run.flush(wait=False)  # the store's thread writes it (within its flush_interval)
 
     def _event(self, kind: str, message: str, *, level: str = "info",
                data: Mapping[str, Any] | None = None) -> None:

@@ -229,6 +229,9 @@ class ProgressBar:
             self._next_step = -1  # every later update() takes the slow path and raises
             if self._disabled:
                 return
+            if (self._display is None and self._metrics is None
+                    and self._drawn == (self._n, id(None), self._note)):
+                return  # off a terminal, no metrics: the last line written is the final one
             now, error = self._clock(), None
             try:
                 line = self._render(now, self._ncols())
