@@ -140,7 +140,7 @@ def main() -> None:
                 def run_it() -> float:
                     c0 = server_cpu(proc)
                     seconds = float(fn())
-                    cpu[name].append((server_cpu(proc) - c0) / n * 1000)
+                    cpu[name].append((server_cpu(proc) - c0) / n * 1e6)  # ms per 1,000
                     return seconds
                 return run_it
 

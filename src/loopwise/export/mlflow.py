@@ -22,8 +22,10 @@ thread (in a process of its own by default: ``delivery="process"``, see :mod:`.b
 
 The MLflow run is found again by its ``loopwise.run_id`` tag: a resumed loopwise run, or a
 backfill of a run that crashed while it was mirrored live (left ``RUNNING`` in MLflow), continues
-and closes that MLflow run instead of making a second one (MLflow's SQL store ignores a metric
-sent twice with the same step, time and value).
+and closes that MLflow run instead of making a second one. Points it already holds are not sent
+again (a metric's history is read once, when the run holds it up to a step the points to send
+reach); MLflow's SQL store would also ignore a metric sent twice with the same step, time and
+value, but only after a failed insert of the whole batch.
 """
 
 from __future__ import annotations
