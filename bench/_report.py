@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _texts import (
+    BACKFILL_WHY,
     BAR_WHY,
     CHECKPOINT_WHY,
     CLI_WHY,
@@ -215,6 +216,12 @@ def checks(by_key: dict[str, Table]) -> list[Check]:
         add(f"exporter throughput: {what}", ">= 10x the backend's usual client",
             _median_ratio(_row(rate_table, prefix)), lambda v: f"{fmt(v)}x",
             lambda v: v >= 10, EXPORTER_RATE_WHY)
+    backfill = by_key.get("backfill_1000000")
+    for prefix, goal in (("TensorBoard", 3.0), ("MLflow", 30.0)):
+        row = _row(backfill, prefix)
+        add(f"backfill of a 1,000,000-point run: {prefix} (loopwise export --to)",
+            f"<= {goal:g} s", None if row is None else row.stat()[0],
+            lambda v: f"{fmt(v)} s", lambda v, m=goal: v <= m, BACKFILL_WHY)
     row = _row(by_key.get("media_rate"), "Run.log_histogram")
     add("Run.log_histogram: histograms/s to disk", ">= 1,000 /s sustained",
         None if row is None else row.stat()[0], lambda v: f"{fmt(v)} /s",

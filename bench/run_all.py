@@ -61,6 +61,7 @@ SCRIPTS = [
     Script("verify", "bench_verify.py", [], ["--quick"]),
     Script("checkpoint", "bench_checkpoint.py", ["--rounds", "5"], ["--quick"]),
     Script("exporters", "bench_exporters.py", ["--rounds", "5"], ["--quick"]),
+    Script("backfill", "bench_backfill.py", ["--rounds", "3"], ["--quick"]),
     Script("system", "bench_system.py", ["--seconds", "20"], ["--seconds", "4"], tables=False),
     Script("fit", "bench_fit.py", ["--epochs", "60"], ["--epochs", "8"], tables=False),
     Script("views", "bench_views.py", ["--rounds", "5"], ["--rounds", "2"], tables=False),

@@ -113,3 +113,28 @@ def test_the_cli_goals_are_rows_of_the_doc(tmp_path: Path) -> None:
         in text
     assert ("| CLI on a 2,000,000-step, 5-metric run: Parquet export | <= 5 s | not measured |"
             in text)
+def test_the_backfill_goal_rows_come_from_the_million_point_table(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    table = Table("backfill_1000000", "Backfill", "s",
+                  ratio_label="x MLflow's client by hand")
+    table.add("TensorBoard: loopwise export --to tensorboard DIR", [1.2, 1.1, 1.4])
+    table.add("MlflowClient.log_batch by hand, 1,000 per call", [150.0])
+    table.add("MLflow: loopwise export --to mlflow URI", [95.0], baseline=[150.0])
+    doc = tmp_path / "benchmarks.md"
+    info = {"cpu": "test CPU", "cores": "2", "memory": "1 GiB", "os": "Linux", "cuda": "none",
+            "python": "3", "torch": "2", "numpy": "2", "commit": "abc", "load_start": "0"}
+    write_doc(doc, [Outcome("backfill", "bench_backfill.py", tables=[table])], info,
+              quick=False)
+    text = doc.read_text()
+    assert ("| backfill of a 1,000,000-point run: TensorBoard (loopwise export --to) | <= 3 s "
+            "| 1.20 s | yes |") in text
+    assert ("| backfill of a 1,000,000-point run: MLflow (loopwise export --to) | <= 30 s "
+            "| 95.0 s | **no** |") in text
+    assert "SqlAlchemyStore._log_metrics" in text  # why it is behind
+    assert "## Backfill of a recorded run: TensorBoard and MLflow" in text
+    quick = Table("backfill_100000", "Backfill", "s")  # a --quick pass: no goal row measured
+    quick.add("TensorBoard: loopwise export --to tensorboard DIR", [0.5])
+    write_doc(doc, [Outcome("backfill", "bench_backfill.py", tables=[quick])], info,
+              quick=True)
+    assert ("| backfill of a 1,000,000-point run: TensorBoard (loopwise export --to) | <= 3 s "
+            "| not measured | not measured |") in doc.read_text()

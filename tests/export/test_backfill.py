@@ -138,3 +138,37 @@ def test_a_backfill_leaves_out_a_damaged_series_and_says_so(tmp_path, capsys):
     got = _scalars(tmp_path / "tb")
     assert "loss" not in got and len(got["acc"]) == 100
     assert got["_text"]["events/record_damaged"]  # the mirror says it too
+
+
+def test_a_long_backfill_reads_back_in_tensorboard_with_every_point_exact(tmp_path):
+    """Past the exporter's blocks of events (50,000 points), across the step varint's byte
+    boundaries (127/128, 16383/16384), with series sharing events and series apart, and the
+    values float32 cannot hold: what TensorBoard's own reader (checksums checked) gives back is
+    each logged point, at its step and wall time, as float32."""
+    import math
+    from array import array
+
+    import numpy as np
+
+    n, t0 = 60_000, 1_800_000_000.0
+    special = [float("nan"), float("inf"), -float("inf"), 1e39, -1e39, -0.0, 1e-45, 3.4e38]
+    steps = array("q", range(1, n + 1))
+    times = array("d", (t0 + i * 1e-3 for i in range(n)))
+    loss = array("d", (special[i // 1000 % 8] if i % 1000 == 0 else 1.0 / (i + 1)
+                       for i in range(n)))
+    sparse = slice(0, n, 7)  # logged with loss: the same events
+    acc = (steps[sparse], times[sparse], array("d", (i / n for i in range(0, n, 7))))
+    lr = (steps, array("d", (t + 0.5e-3 for t in times)), array("d", (0.1,) * n))  # apart
+    with Run.create(tmp_path / "runs", "long") as run:
+        run.log_columns({"loss": (steps, times, loss), "acc": acc, "lr": lr})
+    assert main(["export", str(run.path), "--to", "tensorboard", str(tmp_path / "tb")]) == 0
+    got = _scalars(tmp_path / "tb")["_acc"]
+    for tag, (s, t, v) in {"loss": (steps, times, loss), "acc": acc, "lr": lr}.items():
+        events = got.Scalars(tag)
+        assert [e.step for e in events] == list(s), tag
+        assert [e.wall_time for e in events] == list(t), tag
+        with np.errstate(over="ignore"):
+            want = [float(x) for x in np.asarray(v).astype(np.float32)]
+        assert all(e.value == w or (math.isnan(e.value) and math.isnan(w))
+                   for e, w in zip(events, want, strict=True)), tag
+    assert got.Scalars("loss")[3000].value == float("inf")  # 1e39: beyond float32

@@ -525,3 +525,45 @@ def test_processes_opening_one_fresh_sqlite_store_at_once_all_get_it(tmp_path: P
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-1500:] for _, err in outs]
     assert all(out.strip() == "opened" for out, _ in outs)
     assert MlflowClient(uri).get_experiment_by_name("loopwise") is not None
+
+
+def test_an_interrupted_backfill_rerun_sends_only_what_is_missing_each_point_once(
+        server, tmp_path):
+    import math
+    from array import array
+
+    n, t0 = 40_000, time.time()
+    with Run.create(tmp_path / "runs", "long") as run:
+        run.log_columns({"loss": (array("q", range(1, n + 1)),
+                                  array("d", (t0 + i * 1e-3 for i in range(n))),
+                                  array("d", (1.0 / (i + 1) for i in range(n))))})
+    export = ["export", str(run.path), "--to", "mlflow", server.uri, "--experiment", "resumes"]
+    proc = subprocess.Popen([sys.executable, "-m", "loopwise.cli", *export],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    client = MlflowClient(server.uri)
+    found: list = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            exp = client.get_experiment_by_name("resumes")
+            found = [] if exp is None else client.search_runs([exp.experiment_id])
+            if found and any(m.step >= 10_000 for m in found[0].data.to_proto().metrics):
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL by its PID: the backfill is cut mid-way
+        proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
+    time.sleep(1.0)  # requests the server had already taken
+    mlflow_run_id = found[0].info.run_id
+    landed = len(client.get_metric_history(mlflow_run_id, "loss"))
+    assert 0 < landed < n
+    assert client.get_run(mlflow_run_id).info.status == "RUNNING"
+    requests_before = server.log.read_text().count("/runs/log-batch")
+    assert main(export) == 0
+    sent = server.log.read_text().count("/runs/log-batch") - requests_before
+    history = client.get_metric_history(mlflow_run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, n + 1))  # each point once
+    assert sent <= math.ceil((n - landed) / 1000) + 4  # the missing points (+ params, tags)
+    assert client.get_run(mlflow_run_id).info.status == "FINISHED"

@@ -14,7 +14,7 @@ from typing import Any
 
 from loopwise.export.base import DeliveryStats, Exporter, RunLink, check_seconds
 from loopwise.export.payload import feed
-from loopwise.record.follow import CHUNK, Follower, Increment
+from loopwise.record.follow import Follower, Increment
 from loopwise.record.intact import DAMAGED_EVENT, IntactReader, intact
 from loopwise.record.reader import RunReader
 
@@ -25,7 +25,8 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
     and close it with the run's status. Returns the exporter's delivery counts.
 
     The record is read by the follower a live mirror uses (:mod:`loopwise.record.follow`),
-    ``CHUNK`` points at a time, the exporter's queue drained between reads (at most
+    half the exporter's ``max_pending`` points at a time: the next increment is read while the
+    exporter delivers the previous one, and handed over once it has taken it (waiting at most
     ``drain_timeout`` seconds each), so a long run is never dropped by the bounded queue.
 
     The backend is reached first (the config is delivered): a target that does not take it
@@ -55,10 +56,14 @@ def backfill(run_path: str | os.PathLike[str], exporter: Exporter, *,
         why = (exporter.last_error or "no answer").strip().splitlines()[0]
         raise ConnectionError(f"{type(exporter).__name__} could not reach {exporter.backend} "
                               f"within {connect_timeout:g} s: {why}")
+    limit = max(1, exporter.max_pending // 2)  # two increments queued never overflow it
     try:
-        while feed(exporter, _without(follower.read(min(CHUNK, exporter.max_pending)),
-                                      reader)):
-            exporter.flush(drain_timeout)
+        while True:
+            increment = follower.read(limit)  # while the exporter delivers the previous one
+            exporter.wait_taken(drain_timeout)
+            if not feed(exporter, _without(increment, reader)):
+                break
+        exporter.flush(drain_timeout)
     finally:
         follower.close()
     for damage in reader.damage:  # said in the mirror too

@@ -128,6 +128,19 @@ class Delivery:
                 self._cond.wait(min(left, 0.05))
         return True
 
+    def wait_taken(self, timeout: float = 30.0) -> bool:
+        """Wait until the delivery thread has taken everything queued so far (it may still be
+        delivering it: True) or ``timeout`` passed: a reader that hands over the next batch
+        then has one batch queued while the previous one is delivered."""
+        deadline = time.monotonic() + check_seconds(timeout, "timeout", allow_zero=True)
+        with self._cond:
+            while self._queue or self._pending_config is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
     # -- backend hooks -------------------------------------------------------------------------
     def _open(self) -> None:
         """Connect / create the backend run (exporter thread, retried on failure)."""
@@ -194,6 +207,7 @@ class Delivery:
             self._in_flight = self._queued
             self._queued = 0
             self._busy = True
+            self._cond.notify_all()  # wait_taken()
             return config, items, self._closing is not None
 
     def _loop(self) -> None:

@@ -22,8 +22,10 @@ thread (in a process of its own by default: ``delivery="process"``, see :mod:`.b
 
 The MLflow run is found again by its ``loopwise.run_id`` tag: a resumed loopwise run, or a
 backfill of a run that crashed while it was mirrored live (left ``RUNNING`` in MLflow), continues
-and closes that MLflow run instead of making a second one (MLflow's SQL store ignores a metric
-sent twice with the same step, time and value).
+and closes that MLflow run instead of making a second one. Points it already holds are not sent
+again (a metric's history is read once, when the run holds it up to a step the points to send
+reach); MLflow's SQL store would also ignore a metric sent twice with the same step, time and
+value, but only after a failed insert of the whole batch.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,7 @@ STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED",
 ARTIFACTS = (CONFIG_FILE, "*.png", REPORT_FILE, "history.csv", "*best*.pt", "*best*.pth",
              "checkpoints/*best*")
 METRICS_PER_CALL = 1000  # MLflow's MAX_METRICS_PER_BATCH
+IN_FLIGHT = 4  # log_batch requests at once to a tracking server (one at a time to a store)
 PARAMS_PER_CALL = 100  # MAX_PARAMS_TAGS_PER_BATCH
 PARAM_LENGTH = 6000  # MAX_PARAM_VAL_LENGTH
 TAG_LENGTH = 8000  # MAX_TAG_VAL_LENGTH
@@ -207,7 +211,10 @@ class MLflowExporter(Exporter):
         self._samples = 0
         self._events: deque[str] = deque(maxlen=EVENTS_KEPT)
         self._health = 0
-        self._progress: tuple[int, int] = (0, 0)
+        self._progress: tuple[int, set[int]] = (0, set())  # (payload, batches delivered)
+        self._pool: ThreadPoolExecutor | None = None
+        self._latest: dict[str, int] = {}  # a found run: each metric's last step there
+        self._there: dict[str, set[tuple[int, int, float | None]]] = {}  # its points there
         self._old_error = False  # a resumed MLflow run holds the error of its earlier end
 
     # -- backend -------------------------------------------------------------------------------
@@ -236,6 +243,7 @@ class MLflowExporter(Exporter):
         if found:
             self.run_id = found[0].info.run_id
             self._params = dict(found[0].data.params)
+            self._latest = {m.key: m.step for m in found[0].data.to_proto().metrics}
             self._old_error = "loopwise.error" in found[0].data.tags
             if found[0].info.status != "RUNNING":
                 self._client.update_run(self.run_id, status="RUNNING")
@@ -261,9 +269,32 @@ class MLflowExporter(Exporter):
         out: list[Any] = []
         for key, (steps, times, values) in columns.items():
             name = metric_name(key)
-            out.extend(metric(name, v, int(t * 1000), s)
-                       for s, t, v in zip(steps, times, values, strict=True))
+            there = self._already_there(name, steps)
+            if there is None:
+                out.extend(metric(name, v, int(t * 1000), s)
+                           for s, t, v in zip(steps, times, values, strict=True))
+                continue
+            for s, t, v in zip(steps, times, values, strict=True):
+                ms = int(t * 1000)
+                if (s, ms, None if v != v else v) not in there:
+                    out.append(metric(name, v, ms, s))
         self._log_metrics(id(columns), out)
+
+    def _already_there(self, name: str, steps: Sequence[int]
+                       ) -> set[tuple[int, int, float | None]] | None:
+        """The points of metric ``name`` the MLflow run already holds, as ``(step, ms,
+        value)`` (NaN: None), when some of ``steps`` may be among them: the run was found
+        again (a resumed backfill, a live mirror's crashed run) and holds ``name`` up to a
+        step at or past one of them. Its history is read once; None: nothing to skip."""
+        last = self._latest.get(name)
+        if last is None or not steps or min(steps) > last:
+            return None
+        there = self._there.get(name)
+        if there is None:
+            there = self._there[name] = {
+                (m.step, m.timestamp, None if m.value != m.value else m.value)
+                for m in self._client.get_metric_history(self.run_id, name)}
+        return there
 
     def _send_system(self, samples: Sequence[Sample]) -> None:
         _, entities, _ = _mlflow()
@@ -338,15 +369,45 @@ class MLflowExporter(Exporter):
     def _reset(self) -> None:
         self._client = None
 
+    def _release(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=True)
+
     # -- internals -------------------------------------------------------------------------------
     def _log_metrics(self, token: int, metrics: Sequence[Any]) -> None:
-        """``log_batch`` in chunks of 1,000; a retry of the same payload resumes after the last
-        chunk that went through."""
-        start = self._progress[1] if self._progress[0] == token else 0
-        for i in range(start, len(metrics), METRICS_PER_CALL):
-            self._client.log_batch(self.run_id, metrics=metrics[i:i + METRICS_PER_CALL])
-            self._progress = (token, i + METRICS_PER_CALL)
-        self._progress = (0, 0)
+        """``log_batch`` in chunks of 1,000 (MLflow's limit), handed out in order; to a
+        tracking server ``IN_FLIGHT`` requests at once (its metric history is ordered by time
+        and step however they land). A retry of the same payload sends only the chunks that
+        did not go through; after the first failure no further chunk is started."""
+        done = self._progress[1] if self._progress[0] == token else set()
+        self._progress = (token, done)
+        todo = [i for i in range(0, len(metrics), METRICS_PER_CALL) if i not in done]
+        client, run_id = self._client, self.run_id
+
+        failed: list[BaseException] = []
+
+        def send(i: int) -> None:
+            if failed:
+                return  # a chunk failed: the retry sends this one
+            try:
+                client.log_batch(run_id, metrics=metrics[i:i + METRICS_PER_CALL])
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+            done.add(i)
+
+        uri = self._uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+        if len(todo) < 2 or not uri.lower().startswith(("http:", "https:")):
+            for i in todo:
+                send(i)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="loopwise-mlflow")
+            wait([self._pool.submit(send, i) for i in todo])
+            if failed:
+                raise failed[0]
+        self._progress = (0, set())
 
     def _set_tags(self, tags: Mapping[str, str]) -> None:
         _, entities, _ = _mlflow()

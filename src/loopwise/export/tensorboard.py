@@ -80,11 +80,20 @@ class _EventFile:
     def write_blobs(self, blobs: Sequence[bytes]) -> None:
         self._file.write(self._framer.frame(blobs))
 
+    def write_scalars(self, series: Sequence[tuple[bytes, ColumnData]]) -> None:
+        """Scalar events of whole columns (see :meth:`RecordFramer.scalars`)."""
+        self._file.write(self._framer.scalars(series))
+
     def flush(self) -> None:
         self._file.flush()
 
     def close(self) -> None:
-        self._file.close()
+        """Flush, fsync (once, at the end: the file is whole on disk) and close."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
 
 
 class TensorBoardExporter(Exporter):
@@ -206,18 +215,12 @@ class TensorBoardExporter(Exporter):
             self._start_time = float(start) if isinstance(start, (int, float)) else None
 
     def _send_columns(self, columns: Mapping[str, ColumnData]) -> None:
-        groups: dict[tuple[int, float], list[tuple[bytes, float]]] = {}
-        for key, (steps, times, values) in columns.items():
+        for key in columns:
             if key.startswith("epoch/"):
                 self._metric_tags[key] = None
-            prefix = self._prefix(key)
-            for s, t, v in zip(steps, times, values, strict=True):
-                group = groups.get((s, t))
-                if group is None:
-                    groups[(s, t)] = [(prefix, v)]
-                else:
-                    group.append((prefix, v))
-        self._write_blobs([scalar_event(t, s, vals) for (s, t), vals in sorted(groups.items())])
+        writer = self._open_writer()
+        writer.write_scalars([(self._prefix(key), col) for key, col in columns.items()])
+        writer.flush()
 
     def _send_system(self, samples: Sequence[Sample]) -> None:
         blobs = []
@@ -266,17 +269,19 @@ class TensorBoardExporter(Exporter):
         self._release()  # a failed write: the next attempt opens a new event file
 
     # -- internals -------------------------------------------------------------------------------
-    def _write(self, events: Sequence[Any]) -> None:
+    def _open_writer(self) -> _EventFile:
         writer = self._writer
         if writer is None:
             raise RuntimeError("the event file is not open")
+        return writer
+
+    def _write(self, events: Sequence[Any]) -> None:
+        writer = self._open_writer()
         writer.write(events)
         writer.flush()
 
     def _write_blobs(self, blobs: Sequence[bytes]) -> None:
-        writer = self._writer
-        if writer is None:
-            raise RuntimeError("the event file is not open")
+        writer = self._open_writer()
         writer.write_blobs(blobs)
         writer.flush()
 
