@@ -58,6 +58,7 @@ class ToyTrainer(Trainer):
         self.kill = kill
         self.slow: tuple[int, int, float, Path] | None = None
         self.epoch = 0
+        self.run_epoch = 0  # the epoch of the run the last step was in (1-based)
 
     def setup(self) -> None:
         torch.manual_seed(self.args["seed"])
@@ -85,24 +86,21 @@ class ToyTrainer(Trainer):
             loss.backward()
             self.optimizer.step()
             monitor.log({"loss": loss})
-            if self.slow is not None and self.slow[0] == self.run_epoch() \
-                    and monitor.step - self.epoch_start_step() >= self.slow[1]:
+            # Where the loop is, from the monitor's own step (the run's global_step is advanced
+            # when the monitor folds its window into the record, not at every step).
+            done, batch = divmod(monitor.step - 1, len(self.loader))
+            self.run_epoch, batch = done + 1, batch + 1
+            if self.slow is not None and self.slow[0] == self.run_epoch \
+                    and batch >= self.slow[1]:
                 self.slow[3].touch()
                 time.sleep(self.slow[2])
-            if self.kill and self.kill[0] == "batch" and self.kill[1] == self.run_epoch() \
-                    and monitor.step - self.epoch_start_step() == self.kill[2]:
+            if self.kill and self.kill[0] == "batch" and self.kill[1] == self.run_epoch \
+                    and batch == self.kill[2]:
                 _kill()
         self.scheduler.step()
-        if self.kill == ("epoch", self.run_epoch(), "train"):
+        if self.kill == ("epoch", self.run_epoch, "train"):
             _kill()
         return {"train_loss": monitor.averages()["loss"]}
-
-    def run_epoch(self) -> int:
-        return int(self.run.global_step // len(self.loader)) + (
-            0 if self.run.global_step % len(self.loader) == 0 else 1)
-
-    def epoch_start_step(self) -> int:
-        return (self.run_epoch() - 1) * len(self.loader)
 
     def evaluate(self) -> dict[str, float]:
         self.model.eval()
@@ -110,7 +108,7 @@ class ToyTrainer(Trainer):
             x, y = self.val
             jitter = torch.rand(()) * 1e-6  # evaluation draws from torch's RNG too
             loss = float(((self.model(x).squeeze(1) - y) ** 2).mean() + jitter)
-        if self.kill == ("epoch", self.run_epoch(), "evaluate"):
+        if self.kill == ("epoch", self.run_epoch, "evaluate"):
             _kill()
         return {"val_loss": loss}
 
