@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sweep import clone_sweep
+from _sweep import clone_sweep, make_sweep
 from _view_kit import SRC, Server, wait_until
 
 pytest.importorskip("starlette")
@@ -141,6 +141,38 @@ def test_sort_filter_and_colour_a_thousand_runs(sweep_server: Server, browser: A
     link = page.get_attribute(f"{ROWS} td.lw-name a", "href")
     assert link is not None and link.startswith("./?view=run&run=sweep-")  # its run page
     assert errors == []
+
+
+def _swatches(page: Any) -> dict[str, str]:
+    out: dict[str, str] = page.evaluate("""() => { const out = {}; document.querySelectorAll(
+        '#lw-run-table tr[data-run]').forEach(tr => { out[tr.getAttribute('data-run')] =
+        tr.querySelector('.lw-swatch').style.background; }); return out; }""")
+    return out
+
+
+def test_a_sweep_of_twenty_runs_has_twenty_colours_that_stay(tmp_path: Path, browser: Any,
+                                                             artifacts: Path) -> None:
+    root = tmp_path / "runs"
+    names = make_sweep(root, 20, steps=6, epochs=2)
+    server = Server(root)
+    try:
+        page, errors = _open(browser, server.url + "/")
+        wait_until(lambda: len(_swatches(page)) == 20, what="20 rows")
+        first = _swatches(page)
+        assert len(set(first.values())) == 20  # no two runs of the sweep share a colour
+        page.click("#lw-run-table th[data-col='best:epoch/val_loss']")  # another order
+        wait_until(lambda: _shown(page) != sorted(_shown(page), reverse=True),
+                   what="the rows sorted by the metric")
+        assert _swatches(page) == first  # the colour is the run's, not its row's
+        page.screenshot(path=str(artifacts / "runs-table-twenty.png"))
+        make_sweep(root, 1, steps=6, epochs=2, start=20)  # a newer run arrives
+        wait_until(lambda: len(_swatches(page)) == 21, timeout=20, what="the 21st run")
+        after = _swatches(page)
+        assert {n: after[n] for n in names} == first  # older runs keep their colours
+        assert after["sweep-0020"] not in first.values()  # the palette goes on
+        assert errors == []
+    finally:
+        server.stop()
 
 
 def test_a_live_run_updates_in_place(tmp_path: Path, browser: Any, artifacts: Path) -> None:

@@ -226,6 +226,7 @@
         var before = {};
         state.runs.forEach(function (r) { before[r.name] = r.steps + r.status; });
         state.runs = runs;
+        if (window.LoopwiseColors) window.LoopwiseColors.setRuns(runs);
         if (!state.selected.length && runs.length) state.selected = [runs[0].name];
         var names = runs.map(function (r) { return r.name; });
         state.selected = state.selected.filter(function (n) { return names.indexOf(n) >= 0; });

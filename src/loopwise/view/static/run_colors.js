@@ -1,8 +1,12 @@
 /* loopwise run colours, the one place they are defined (the run table, the parallel
  * coordinates, the scatter and the metric charts all ask here).
  *
- * A run's own colour is derived from its name (a hash into a palette of 24 distinct colours),
- * so it does not depend on the order runs are ticked. When the run table colours by a config
+ * A run's own colour is derived from the run, not from the order runs are ticked: its place
+ * among the root's runs by start time (oldest first, then name) in a palette of 24 distinct
+ * colours, so any 20 runs started one after another (a sweep) never share a colour, and a run
+ * keeps its colour as newer runs arrive (`setRuns(rows)`, called with every /api/runs or
+ * /api/table answer). A run not (yet) in those rows falls back to a hash of its name. Deleting
+ * an older run moves the later ones along the palette. When the run table colours by a config
  * key, `setColoring(fn)` installs that rule for every view: a discrete key maps its sorted
  * distinct values onto the palette (no repeat within 24 values), a numeric key with more
  * than 8 distinct values onto a continuous scale (viridis; log-spaced when all values are
@@ -27,7 +31,25 @@
     }
     return h;
   }
-  function runColor(name) { return PALETTE[hash(String(name)) % PALETTE.length]; }
+  var place = null;  // run name -> its place among the root's runs by start, or null
+  function started(r) {  // /api/table says start, /api/runs start_time
+    var t = r.start != null ? r.start : r.start_time;
+    return t == null ? Infinity : t;
+  }
+  /* rows: [{name, start or start_time}] of every run in the root (any order) */
+  function setRuns(rows) {
+    var sorted = rows.slice().sort(function (a, b) {
+      var x = started(a), y = started(b);
+      return x !== y ? (x < y ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    });
+    place = {};
+    sorted.forEach(function (r, i) { place[r.name] = i; });
+  }
+  function runColor(name) {
+    var i = place && Object.prototype.hasOwnProperty.call(place, name) ? place[name]
+      : hash(String(name));
+    return PALETTE[i % PALETTE.length];
+  }
   function hex(c) { return "#" + c.map(function (v) { return ("0" + Math.round(v).toString(16)).slice(-2); }).join(""); }
   /* t in [0, 1] -> a viridis colour */
   function scale(t) {
@@ -70,8 +92,8 @@
 
   var current = null;  // name -> colour installed by the run table, or null
   window.LoopwiseColors = {
-    PALETTE: PALETTE, hash: hash, runColor: runColor, scale: scale, coloring: coloring,
-    keyText: keyText,
+    PALETTE: PALETTE, hash: hash, runColor: runColor, setRuns: setRuns, scale: scale,
+    coloring: coloring, keyText: keyText,
     setColoring: function (fn) { current = fn; },
     /* the colour of run `name` in every view */
     colorOf: function (name) {

@@ -675,6 +675,7 @@
         s._known = known;
         s.rows = body.rows;
         s.byName = byName;
+        C.setRuns(body.rows);  // every run of the root: each run's own colour
         s.matched = body.matched;
         s.configKeys = body.config_keys;
         s.metrics = body.metrics;
