@@ -293,7 +293,7 @@ def test_an_image_file_changed_on_disk_is_named_damaged_and_the_others_still_rea
         run.log_image("pred", blue, step=2)
         run.log_image("pred", red, step=3)  # the same file as step 1
     reader = RunReader(run.path)
-    first, second, third = reader.images("pred")
+    first, second, _ = reader.images("pred")
     assert first.name == "pred" and reader.image_bytes(first) == encode_png(red)
     assert reader.damaged_parts() == [] and reader.damaged_images() == []
     first.path.write_bytes(b"\x89PNG garbage" + bytes(50))  # overwritten on disk
