@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import IMAGES_DIR
 from loopwise.record.histogram import Histogram, HostCopy, bin_values, check_array, pack_counts
 from loopwise.record.png import check_pixels, encode_png, png_size
 from loopwise.record.store import StoreWriter
 from loopwise.utils.atomic import atomic_write_bytes
 
-IMAGES_DIR = "images"
 MAX_QUEUED = 10_000  # jobs waiting; past this the caller waits (nothing is dropped)
 MAX_QUEUED_BYTES = 2 << 30  # copies waiting: past 2 GiB the caller waits for the thread
 _POLL = 0.0005
@@ -61,7 +61,8 @@ def _nbytes(payload: Any) -> int:
 
 
 def image_path(run_path: Path, digest: str) -> Path:
-    """Where the image ``digest`` of a run lives."""
+    """Where the image ``digest`` of a run lives (read back, checked against ``digest``, by
+    :meth:`~loopwise.record.reader.RunReader.image_bytes`)."""
     return run_path / IMAGES_DIR / f"{digest}.png"
 
 
