@@ -119,8 +119,10 @@ def main(mode: str, work: Path) -> None:
         trainer.train()
         assert loopwise.run is not None
         reader = RunReader(loopwise.run.path)
+        loss = reader.series("loss")
         write_result(work, mode, {"run": str(loopwise.run.path), "events": [
-            {"kind": e.kind, "message": e.message, "data": e.data} for e in reader.events()]})
+            {"kind": e.kind, "message": e.message, "data": e.data} for e in reader.events()],
+            "loss": [[int(s), repr(float(v))] for s, v in zip(loss.steps, loss.values)]})
         return
     if mode == "resume":
         trainer, loopwise, recorder = make(work, "out-kill", "hf-kill")

@@ -163,6 +163,7 @@ def test_split_logs_names_hf_s_keys_as_the_record_does() -> None:
     ({"exporters": [1]}, "exporters must be loopwise Recorders (e.g. from loopwise.export), "
                          "got int"),
     ({"progress": "yes"}, "progress must be True or False, got 'yes'"),
+    ({"nan_inf_filter": 1}, "nan_inf_filter must be True or False, got 1"),
     ({"file": 3}, "file must be a text stream with write(), got int"),
 ])
 def test_bad_arguments_are_refused_with_what_to_do(kwargs: dict[str, Any], message: str) -> None:
@@ -176,16 +177,23 @@ def test_bad_arguments_are_refused_with_what_to_do(kwargs: dict[str, Any], messa
 
 
 def test_a_loss_gone_nan_fires_the_nonfinite_health_event_at_its_step(tmp_path: Path) -> None:
-    """The health detectors behind a real Trainer.train: the loss NaN from step 4 on (HF logs
-    it filtered, ``logging_nan_inf_filter``; the gradient norm it makes NaN is not)."""
+    """The health detectors behind a real Trainer.train: the loss NaN from step 4 on. HF's
+    ``logging_nan_inf_filter`` (on by default) would log it as the mean of the finite losses
+    (0.0 once every step is NaN); the callback turns it off and says so, so the loss is
+    recorded as NaN and found at its step, as is the gradient norm it makes NaN."""
     proc = _start(tmp_path, "nan")
     _, err = proc.communicate(timeout=280)
     assert proc.returncode == 0, err[-3000:]
     result = json.loads((tmp_path / "result-nan.json").read_text())
     health = [e for e in result["events"] if e["kind"] == "health.nonfinite"]
-    at_step = [e for e in health if e["data"].get("epoch") is None]
-    assert [(e["data"]["key"], e["data"]["step"]) for e in at_step] == [("grad_norm", 4)], health
-    assert "grad_norm is nan at step 4" in at_step[0]["message"]
+    at_step = sorted((e["data"]["key"], e["data"]["step"]) for e in health
+                     if e["data"].get("epoch") is None)
+    assert at_step == [("grad_norm", 4), ("loss", 4)], health
+    assert any("loss is nan at step 4" in e["message"] for e in health)
+    loss = dict(result["loss"])
+    assert loss[3] != "nan" and loss[4] == "nan" and loss[8] == "nan"  # never a made-up 0.0
+    (note,) = [e for e in result["events"] if "logging_nan_inf_filter" in e["message"]]
+    assert "nan_inf_filter=True" in note["message"]
     assert {e["data"]["key"] for e in health} >= {"val_loss"}  # the epoch's evaluation too
 
 
