@@ -82,9 +82,9 @@ def test_good_metrics_pass() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"total": 0}, ValueError, r"total must be an int >= 1 \(the number of steps\) or None"),
-        ({"total": 2.5}, ValueError, "total must be an int >= 1"),
-        ({"total": True}, ValueError, "total must be an int >= 1"),
+        ({"total": 0}, ValueError, r"total must be an int >= 1 or None \(the number of steps; "),
+        ({"total": 2.5}, TypeError, "total must be an int or None .*, got float"),
+        ({"total": True}, TypeError, "total must be an int or None .*, got bool"),
         ({"width": 0}, ValueError, "width must be an int >= 1"),
         ({"show_rate": 1}, TypeError, "show_rate must be True or False"),
         ({"show_eta": None}, TypeError, "show_eta must be True or False"),

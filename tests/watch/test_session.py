@@ -366,7 +366,7 @@ def test_state_dict_resume(make: Maker) -> None:
     ("args", "kwargs", "error", "match"),
     [
         (("", 1, 1, 0), {}, ValueError, "model_name must be a non-empty string"),
-        (("M", 0, 1, 0), {}, ValueError, "epochs must be an int >= 1, got 0"),
+        (("M", 0, 1, 0), {}, ValueError, r"epochs must be an int >= 1 \(epochs to train\), got 0"),
         (("M", 1, 0, 0), {}, ValueError, "steps_per_epoch must be an int >= 1"),
         (("M", 1, 1, -1), {}, ValueError, "validation_steps must be an int >= 0"),
         (("M", 1, 1, 0), {"model": "net"}, TypeError, "model must be a torch.nn.Module"),

@@ -93,8 +93,9 @@ class TrainingSession:
         file: TextIO | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        check_session_args(model_name, epochs, steps_per_epoch, validation_steps, model,
-                           input_size, run, record, file, clock, exporters)
+        epochs, steps_per_epoch, validation_steps = check_session_args(
+            model_name, epochs, steps_per_epoch, validation_steps, model, input_size, run,
+            record, file, clock, exporters)
         self.model_name = model_name
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch

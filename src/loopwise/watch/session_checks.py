@@ -8,6 +8,7 @@ from torch import nn
 
 from loopwise.record.recorder import check_exporters
 from loopwise.record.run import Run
+from loopwise.utils.validate import check_int
 
 NEW, IDLE, TRAIN, TRAINED, VAL, VALIDATED = "new", "idle", "train", "trained", "val", "done"
 WHEN = {NEW: "before start_training()", IDLE: "before start_epoch()", TRAIN: "during training",
@@ -17,14 +18,17 @@ WHEN = {NEW: "before start_training()", IDLE: "before start_epoch()", TRAIN: "du
 
 def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
                        validation_steps: Any, model: Any, input_size: Any, run: Any,
-                       record: Any, file: Any, clock: Any, exporters: Any) -> None:
-    """Refuse bad TrainingSession arguments before anything is made."""
+                       record: Any, file: Any, clock: Any, exporters: Any
+                       ) -> tuple[int, int, int]:
+    """Refuse bad TrainingSession arguments before anything is made; ``epochs``,
+    ``steps_per_epoch`` and ``validation_steps`` come back as ints."""
     if not isinstance(model_name, str) or not model_name.strip():
         raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
-    for what, value, least in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
-                               ("validation_steps", validation_steps, 0)):
-        if type(value) is not int or value < least:
-            raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
+    counts = (check_int(epochs, what="epochs", minimum=1, hint="epochs to train"),
+              check_int(steps_per_epoch, what="steps_per_epoch", minimum=1,
+                        hint="batches in an epoch: the loader's len()"),
+              check_int(validation_steps, what="validation_steps", minimum=0,
+                        hint="batches of validation; 0: none"))
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if input_size is not None and model is None:
@@ -40,6 +44,7 @@ def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
     check_exporters(exporters)
+    return counts
 
 
 def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:
