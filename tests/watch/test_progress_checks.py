@@ -91,7 +91,7 @@ def test_good_metrics_pass() -> None:
         ({"disable": "yes"}, TypeError, "disable must be True or False, got 'yes'"),
         ({"file": object()}, TypeError, "file must be a text stream with write"),
         ({"clock": 3}, TypeError, "clock must be a callable"),
-        ({"mininterval": -1}, ValueError, "mininterval must be a number of seconds >= 0"),
+        ({"mininterval": -1}, ValueError, r"mininterval must be a finite number >= 0 \(seconds"),
         ({"position": -2}, ValueError, "position must be an int >= 0"),
     ],
 )

@@ -189,7 +189,8 @@ def test_errors_for_calls_out_of_order_record_nothing_for_the_bad_call(make: Mak
         session.start_validation()
     with pytest.raises(RuntimeError, match=r"print_epoch_summary\(\) before any epoch"):
         session.print_epoch_summary()
-    with pytest.raises(ValueError, match=r"epoch number from 1 to 2 .* got 0"):
+    with pytest.raises(ValueError, match=r"start_epoch\(\)'s epoch must be an int from 1 to 2 "
+                                           r"\(epochs are 1-based .* got 0$"):
         session.start_epoch(0)
     session.start_epoch(1)
     session.update_training_progress(1, 1.0)

@@ -89,7 +89,7 @@ def check_float(value: object, *, what: str, minimum: float | None = None,
     extra = f" ({hint})" if hint else ""
     rule = f"{what} must be a finite number{_bounds(minimum, maximum, open_min, open_max)}{extra}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{rule}, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{rule}, got {type(value).__name__}")
     try:
         number = float(value)
     except OverflowError:

@@ -6,7 +6,7 @@ from typing import Any
 
 from loopwise.record.recorder import check_exporters
 from loopwise.record.run import Run
-from loopwise.utils.validate import check_optional_int
+from loopwise.utils.validate import check_optional_int, check_positive
 
 PHASES = ("train", "val")
 
@@ -24,8 +24,7 @@ def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: A
         raise TypeError(f"desc must be a string, got {type(desc).__name__}")
     checked = check_optional_int(total, what="total", minimum=0,
                                  hint="steps in the loop; None: the loader's len()")
-    if not (isinstance(mininterval, (int, float)) and mininterval > 0):
-        raise ValueError(f"mininterval must be > 0 seconds, got {mininterval!r}")
+    check_positive(mininterval, what="mininterval", hint="seconds between refreshes")
     if run is not None and not isinstance(run, Run):
         raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
     if run is not None and run.closed:

@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopwise.utils.text import printable
-from loopwise.utils.validate import check_bool, check_int, check_key, check_optional_int
+from loopwise.utils.validate import (
+    check_bool,
+    check_int,
+    check_key,
+    check_non_negative,
+    check_optional_int,
+)
 
 
 def check_metrics(metrics: Any, known: set[str]) -> None:
@@ -73,10 +79,7 @@ def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta
         raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-    if mininterval is not None and (
-        isinstance(mininterval, bool) or not isinstance(mininterval, (int, float))
-        or not mininterval >= 0
-    ):
-        raise ValueError(f"mininterval must be a number of seconds >= 0, got {mininterval!r}")
+    if mininterval is not None:
+        check_non_negative(mininterval, what="mininterval", hint="seconds; None: the default")
     check_optional_int(position, what="position", minimum=0,
                        hint="the bar's line among several bars")

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from loopwise.utils.table import render_table
-from loopwise.utils.validate import check_int, check_key, check_optional_int
+from loopwise.utils.validate import check_int, check_key, check_number, check_optional_int
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
 from loopwise.watch.health.memory_leak import MemoryLeakDetector
@@ -134,11 +134,7 @@ class HealthMonitor:
         clean = {}
         for key, value in values.items():
             check_key(key)  # the one key rule
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"value of {key!r} must be a number (convert tensors with "
-                                f".item() where you already read them), got "
-                                f"{type(value).__name__}")
-            clean[key] = float(value)
+            clean[key] = check_number(value, what=f"value of {key!r}")
         found: list[Finding] = []
         with self._lock:
             for detector in self.detectors:
