@@ -276,3 +276,79 @@ def test_the_fit_verb_imports_torch_when_it_runs(tmp_path: Path) -> None:
             pass
     """
     assert "torch" in _modules_loaded(code, tmp_path)
+
+
+# -- argument checks: one module -----------------------------------------------------------------
+# An ``if`` that tests for an int (``type(x) is not int``, ``isinstance(x, int)``) and raises a
+# TypeError or ValueError is a hand-written argument check: it goes through
+# loopwise.utils.validate (check_int, check_count, check_optional_int, check_step), which has the
+# one message style. The places below are allowed, each for the reason given.
+INT_CHECK_ALLOWED: dict[str, str] = {
+    # (none yet: "loopwise/<path>.py:<function>": "why this check cannot use validate")
+}
+
+
+def _tests_for_int(test: ast.expr) -> bool:
+    for node in ast.walk(test):
+        if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Call)
+                and isinstance(node.left.func, ast.Name) and node.left.func.id == "type"
+                and any(isinstance(c, ast.Name) and c.id == "int" for c in node.comparators)):
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance" and len(node.args) == 2
+                and isinstance(node.args[1], ast.Name) and node.args[1].id == "int"):
+            return True
+    return False
+
+
+def _raises_argument_error(body: list[ast.stmt]) -> bool:
+    for statement in body:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(exc, ast.Name) and exc.id in ("TypeError", "ValueError"):
+                    return True
+    return False
+
+
+def hand_written_int_checks(path: Path, relative: str) -> list[str]:
+    """``relative:function:line`` of each ``if`` in ``path`` that tests for an int and raises."""
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    functions = [node for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _tests_for_int(node.test) and _raises_argument_error(
+                node.body):
+            owner = min((f for f in functions
+                         if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)),
+                        key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+            found.append(f"{relative}:{owner.name if owner else '<module>'}:{node.lineno}")
+    return found
+
+
+def test_the_int_check_finder_sees_both_spellings(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(textwrap.dedent("""
+        def f(n, m):
+            if type(n) is not int or n < 0:
+                raise ValueError(f"n must be an int >= 0, got {n!r}")
+            if not isinstance(m, int):
+                raise TypeError("m must be an int")
+            if isinstance(m, int):  # no raise: not a check
+                return m
+    """), encoding="utf-8")
+    assert hand_written_int_checks(sample, "sample.py") == ["sample.py:f:3", "sample.py:f:5"]
+
+
+def test_int_argument_checks_go_through_utils_validate() -> None:
+    found = [hit for path in sorted(PACKAGE.rglob("*.py"))
+             if path != PACKAGE / "utils" / "validate.py"
+             for hit in hand_written_int_checks(path, path.relative_to(PACKAGE.parent).as_posix())]
+    left = [hit for hit in found if hit.rsplit(":", 1)[0] not in INT_CHECK_ALLOWED]
+    assert not left, (
+        "hand-written int checks (use loopwise.utils.validate: check_int, check_count, "
+        "check_optional_int, check_step; or add the place to INT_CHECK_ALLOWED with the "
+        f"reason): {left}")
+    stale = set(INT_CHECK_ALLOWED) - {hit.rsplit(":", 1)[0] for hit in found}
+    assert not stale, f"INT_CHECK_ALLOWED names places that have no such check now: {stale}"

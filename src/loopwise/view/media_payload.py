@@ -23,6 +23,7 @@ from loopwise.record.histogram import Histogram
 from loopwise.record.media_read import HistogramPoint, ImageEntry
 from loopwise.record.reader import RunReader
 from loopwise.record.verify import DamagedRecordError
+from loopwise.utils.validate import check_int
 
 QUANTILES = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
 MAX_HIST_STEPS = 200
@@ -92,8 +93,7 @@ def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] |
     """Histograms, images and texts of the run read by ``reader``, for ``static/media.js``.
     ``image_src`` gives an image's URL (the dashboard); without it images are embedded as
     ``data:`` URIs within ``embed_mib`` (the report)."""
-    if type(max_per_name) is not int or max_per_name < 1:
-        raise ValueError(f"max_per_name must be an int >= 1, got {max_per_name!r}")
+    max_per_name = check_int(max_per_name, what="max_per_name", minimum=1)
     damaged: list[str] = []  # a table whose checksum fails is left out and named here
     histograms: dict[str, Any] = {}
     for name in reader.histogram_names():
