@@ -352,3 +352,67 @@ def test_int_argument_checks_go_through_utils_validate() -> None:
         f"reason): {left}")
     stale = set(INT_CHECK_ALLOWED) - {hit.rsplit(":", 1)[0] for hit in found}
     assert not stale, f"INT_CHECK_ALLOWED names places that have no such check now: {stale}"
+
+
+def _int_type_test(test: ast.expr) -> bool:
+    """``type(x) is (not) int`` or ``isinstance(x, int)`` / ``isinstance(x, (int, float))``
+    anywhere in an ``if`` test: a hand-written int or number check."""
+    def is_number_type(node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and node.id in ("int", "float", "bool")
+
+    for node in ast.walk(test):
+        if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Call)
+                and isinstance(node.left.func, ast.Name) and node.left.func.id == "type"
+                and any(isinstance(c, ast.Name) and c.id == "int" for c in node.comparators)):
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance" and len(node.args) == 2):
+            kinds = node.args[1]
+            names = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
+            # int, or only number types (a dispatch over dicts, lists... is no argument check)
+            if (any(isinstance(n, ast.Name) and n.id == "int" for n in names)
+                    and all(is_number_type(n) for n in names)):
+                return True
+    return False
+
+
+def _hand_written_int_checks(source: str) -> list[int]:
+    """The lines of the ``if`` statements that test an int (or number) type and raise."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.If) and _int_type_test(node.test)
+                  and any(isinstance(s, ast.Raise) for b in node.body for s in ast.walk(b)))
+
+
+def test_int_checks_go_through_utils_validate() -> None:
+    # the control: the walk sees the forms the audit found (issue 20)
+    assert _hand_written_int_checks(textwrap.dedent("""
+        if type(step) is not int or step < 0:
+            raise ValueError("step")
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError("width")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError("value")
+        if isinstance(image, (int, float, dict, list)):
+            raise TypeError("a dispatch, not an int check")
+        if type(step) is not int:
+            step = check_count(step, what="step")
+    """)) == [2, 4, 6]
+    found = [f"{path.relative_to(PACKAGE)}:{line}" for module, (path, _) in MODULES.items()
+             if module != "loopwise.utils.validate"
+             for line in _hand_written_int_checks(path.read_text(encoding="utf-8"))]
+    # use check_int / check_count / check_optional_int / check_float / check_number instead
+    assert found == []
+
+
+def test_only_the_run_opener_creates_runs() -> None:
+    # Run.create (a new run folder) and Run.reopen (a resume) are called by
+    # loopwise.record.opening alone (open_run: the five entry points; docs/architecture.md)
+    callers: dict[str, set[str]] = {}
+    for module, (path, _) in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("create", "reopen")
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "Run"):
+                callers.setdefault(node.func.attr, set()).add(module)
+    assert callers == {"create": {"loopwise.record.opening"},
+                       "reopen": {"loopwise.record.opening"}}
