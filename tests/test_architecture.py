@@ -279,84 +279,18 @@ def test_the_fit_verb_imports_torch_when_it_runs(tmp_path: Path) -> None:
 
 
 # -- argument checks: one module -----------------------------------------------------------------
-# An ``if`` that tests for an int (``type(x) is not int``, ``isinstance(x, int)``) and raises a
-# TypeError or ValueError is a hand-written argument check: it goes through
-# loopwise.utils.validate (check_int, check_count, check_optional_int, check_step), which has the
-# one message style. The places below are allowed, each for the reason given.
+# An ``if`` that tests for an int or a number (``type(x) is not int``, ``isinstance(x, int)``,
+# ``isinstance(x, (int, float))``) and raises is a hand-written argument check: it goes through
+# loopwise.utils.validate instead (check_int, check_count, check_optional_int, check_step,
+# check_float, check_positive, check_number), which has the one message style. The places
+# below are allowed, each for the reason given ("loopwise/<path>.py:<function>": "why").
 INT_CHECK_ALLOWED: dict[str, str] = {
-    # (none yet: "loopwise/<path>.py:<function>": "why this check cannot use validate")
 }
 
 
 def _tests_for_int(test: ast.expr) -> bool:
-    for node in ast.walk(test):
-        if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Call)
-                and isinstance(node.left.func, ast.Name) and node.left.func.id == "type"
-                and any(isinstance(c, ast.Name) and c.id == "int" for c in node.comparators)):
-            return True
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id == "isinstance" and len(node.args) == 2
-                and isinstance(node.args[1], ast.Name) and node.args[1].id == "int"):
-            return True
-    return False
-
-
-def _raises_argument_error(body: list[ast.stmt]) -> bool:
-    for statement in body:
-        for node in ast.walk(statement):
-            if isinstance(node, ast.Raise) and node.exc is not None:
-                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
-                if isinstance(exc, ast.Name) and exc.id in ("TypeError", "ValueError"):
-                    return True
-    return False
-
-
-def hand_written_int_checks(path: Path, relative: str) -> list[str]:
-    """``relative:function:line`` of each ``if`` in ``path`` that tests for an int and raises."""
-    found = []
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    functions = [node for node in ast.walk(tree)
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _tests_for_int(node.test) and _raises_argument_error(
-                node.body):
-            owner = min((f for f in functions
-                         if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)),
-                        key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
-            found.append(f"{relative}:{owner.name if owner else '<module>'}:{node.lineno}")
-    return found
-
-
-def test_the_int_check_finder_sees_both_spellings(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.py"
-    sample.write_text(textwrap.dedent("""
-        def f(n, m):
-            if type(n) is not int or n < 0:
-                raise ValueError(f"n must be an int >= 0, got {n!r}")
-            if not isinstance(m, int):
-                raise TypeError("m must be an int")
-            if isinstance(m, int):  # no raise: not a check
-                return m
-    """), encoding="utf-8")
-    assert hand_written_int_checks(sample, "sample.py") == ["sample.py:f:3", "sample.py:f:5"]
-
-
-def test_int_argument_checks_go_through_utils_validate() -> None:
-    found = [hit for path in sorted(PACKAGE.rglob("*.py"))
-             if path != PACKAGE / "utils" / "validate.py"
-             for hit in hand_written_int_checks(path, path.relative_to(PACKAGE.parent).as_posix())]
-    left = [hit for hit in found if hit.rsplit(":", 1)[0] not in INT_CHECK_ALLOWED]
-    assert not left, (
-        "hand-written int checks (use loopwise.utils.validate: check_int, check_count, "
-        "check_optional_int, check_step; or add the place to INT_CHECK_ALLOWED with the "
-        f"reason): {left}")
-    stale = set(INT_CHECK_ALLOWED) - {hit.rsplit(":", 1)[0] for hit in found}
-    assert not stale, f"INT_CHECK_ALLOWED names places that have no such check now: {stale}"
-
-
-def _int_type_test(test: ast.expr) -> bool:
-    """``type(x) is (not) int`` or ``isinstance(x, int)`` / ``isinstance(x, (int, float))``
-    anywhere in an ``if`` test: a hand-written int or number check."""
+    """``type(x) is (not) int``, or ``isinstance(x, int)`` / ``isinstance(x, (int, float))``,
+    anywhere in an ``if`` test."""
     def is_number_type(node: ast.expr) -> bool:
         return isinstance(node, ast.Name) and node.id in ("int", "float", "bool")
 
@@ -376,32 +310,52 @@ def _int_type_test(test: ast.expr) -> bool:
     return False
 
 
-def _hand_written_int_checks(source: str) -> list[int]:
-    """The lines of the ``if`` statements that test an int (or number) type and raise."""
-    return sorted(node.lineno for node in ast.walk(ast.parse(source))
-                  if isinstance(node, ast.If) and _int_type_test(node.test)
-                  and any(isinstance(s, ast.Raise) for b in node.body for s in ast.walk(b)))
+def hand_written_int_checks(path: Path, relative: str) -> list[str]:
+    """``relative:function:line`` of each ``if`` in ``path`` that tests for an int and raises."""
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    functions = [node for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.If) and _tests_for_int(node.test)
+                and any(isinstance(s, ast.Raise) for b in node.body for s in ast.walk(b))):
+            owner = min((f for f in functions
+                         if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)),
+                        key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+            found.append(f"{relative}:{owner.name if owner else '<module>'}:{node.lineno}")
+    return found
 
 
-def test_int_checks_go_through_utils_validate() -> None:
+def test_the_int_check_finder_sees_each_spelling(tmp_path: Path) -> None:
     # the control: the walk sees the forms the audit found (issue 20)
-    assert _hand_written_int_checks(textwrap.dedent("""
-        if type(step) is not int or step < 0:
-            raise ValueError("step")
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError("width")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError("value")
-        if isinstance(image, (int, float, dict, list)):
-            raise TypeError("a dispatch, not an int check")
-        if type(step) is not int:
-            step = check_count(step, what="step")
-    """)) == [2, 4, 6]
-    found = [f"{path.relative_to(PACKAGE)}:{line}" for module, (path, _) in MODULES.items()
-             if module != "loopwise.utils.validate"
-             for line in _hand_written_int_checks(path.read_text(encoding="utf-8"))]
-    # use check_int / check_count / check_optional_int / check_float / check_number instead
-    assert found == []
+    sample = tmp_path / "sample.py"
+    sample.write_text(textwrap.dedent("""
+        def f(step, width, value, image):
+            if type(step) is not int or step < 0:
+                raise ValueError("step")
+            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+                raise ValueError("width")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("value")
+            if isinstance(image, (int, float, dict, list)):
+                raise TypeError("a dispatch, not an int check")
+            if type(step) is not int:
+                step = check_count(step, what="step")
+    """), encoding="utf-8")
+    assert hand_written_int_checks(sample, "s.py") == ["s.py:f:3", "s.py:f:5", "s.py:f:7"]
+
+
+def test_int_argument_checks_go_through_utils_validate() -> None:
+    found = [hit for path in sorted(PACKAGE.rglob("*.py"))
+             if path != PACKAGE / "utils" / "validate.py"
+             for hit in hand_written_int_checks(path, path.relative_to(SRC).as_posix())]
+    left = [hit for hit in found if hit.rsplit(":", 1)[0] not in INT_CHECK_ALLOWED]
+    assert not left, (
+        "hand-written int checks: use loopwise.utils.validate (check_int, check_count, "
+        "check_optional_int, check_float...), or add the place to INT_CHECK_ALLOWED with the "
+        f"reason: {left}")
+    stale = set(INT_CHECK_ALLOWED) - {hit.rsplit(":", 1)[0] for hit in found}
+    assert not stale, f"INT_CHECK_ALLOWED names places that have no such check now: {stale}"
 
 
 def test_only_the_run_opener_creates_runs() -> None:
