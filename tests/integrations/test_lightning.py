@@ -163,7 +163,7 @@ def test_split_metrics_names_lightning_s_keys_as_the_record_does() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"flush_interval": 0}, "flush_interval must be > 0 seconds, got 0"),
+    ({"flush_interval": 0}, "flush_interval must be a finite number > 0 (seconds), got 0"),
     ({"run": "runs/x"}, "run must be a loopwise Run, got str"),
     ({"exporters": [1]}, "exporters must be loopwise Recorders (e.g. from loopwise.export), "
                          "got int"),

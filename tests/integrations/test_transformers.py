@@ -158,7 +158,7 @@ def test_split_logs_names_hf_s_keys_as_the_record_does() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"flush_interval": -1}, "flush_interval must be > 0 seconds, got -1"),
+    ({"flush_interval": -1}, "flush_interval must be a finite number > 0 (seconds), got -1"),
     ({"run": "runs/x"}, "run must be a loopwise Run, got str"),
     ({"exporters": [1]}, "exporters must be loopwise Recorders (e.g. from loopwise.export), "
                          "got int"),

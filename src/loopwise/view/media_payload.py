@@ -25,6 +25,7 @@ from loopwise.record.histogram import Histogram
 from loopwise.record.media_read import HistogramPoint, ImageEntry
 from loopwise.record.reader import RunReader
 from loopwise.record.verify import DamagedRecordError
+from loopwise.utils.validate import check_int
 
 QUANTILES = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
 MAX_HIST_STEPS = 200
@@ -96,8 +97,7 @@ def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] |
     ``image_src`` gives an image's URL (the dashboard: the image files are checked here, those
     in ``verified`` only when changed, see :meth:`RunReader.damaged_images`); without it images
     are embedded as ``data:`` URIs within ``embed_mib`` (the report: each checked as read)."""
-    if type(max_per_name) is not int or max_per_name < 1:
-        raise ValueError(f"max_per_name must be an int >= 1, got {max_per_name!r}")
+    max_per_name = check_int(max_per_name, what="max_per_name", minimum=1)
     damaged: list[str] = []  # a table whose checksum fails is left out and named here
     histograms: dict[str, Any] = {}
     for name in reader.histogram_names():

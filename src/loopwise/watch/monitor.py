@@ -73,8 +73,8 @@ class TrainingMonitor(Generic[T]):
         clock: Callable[[], float] = time.time,
         perf: Callable[[], float] = time.perf_counter,
     ) -> None:
-        check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
-                       exporters, clock, perf)
+        total = check_options(iterable, desc, total, mininterval, run, record, phase,
+                              stateful_metrics, exporters, clock, perf)
         group = train_group(target_s=max(float(mininterval), 0.25))
         self._group = group  # under torchrun: the TrainGroup fit and Workflow use too
         if group is not None and not group.leader:  # torchrun: rank 0 shows and records

@@ -6,13 +6,15 @@ from typing import Any
 
 from loopwise.record.recorder import check_exporters
 from loopwise.record.run import Run
+from loopwise.utils.validate import check_optional_int, check_positive
 
 PHASES = ("train", "val")
 
 
 def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: Any,
                    record: Any, phase: Any, stateful: Any, exporters: Any, clock: Any,
-                   perf: Any) -> None:
+                   perf: Any) -> int | None:
+    """Refuse bad arguments; ``total`` comes back checked (an int or None)."""
     if isinstance(iterable, (str, bytes)) or not hasattr(iterable, "__iter__"):
         raise TypeError(
             f"TrainingMonitor needs an iterable (a DataLoader, list, generator...), got "
@@ -20,10 +22,9 @@ def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: A
         )
     if desc is not None and not isinstance(desc, str):
         raise TypeError(f"desc must be a string, got {type(desc).__name__}")
-    if total is not None and (type(total) is not int or total < 0):
-        raise ValueError(f"total must be a non-negative int, got {total!r}")
-    if not (isinstance(mininterval, (int, float)) and mininterval > 0):
-        raise ValueError(f"mininterval must be > 0 seconds, got {mininterval!r}")
+    checked = check_optional_int(total, what="total", minimum=0,
+                                 hint="steps in the loop; None: the loader's len()")
+    check_positive(mininterval, what="mininterval", hint="seconds between refreshes")
     if run is not None and not isinstance(run, Run):
         raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
     if run is not None and run.closed:
@@ -38,3 +39,4 @@ def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: A
     for what, fn in (("clock", clock), ("perf", perf)):
         if not callable(fn):
             raise TypeError(f"{what} must be a callable returning seconds, got {fn!r}")
+    return checked

@@ -147,7 +147,7 @@ class ProgressBar:
 
     def set_width(self, width: int) -> None:
         """The bar's width in characters, from the next line drawn."""
-        checks.check_width(width)
+        width = checks.check_width(width)
         self._restyle(width=width)
 
     def show_rate(self, show: bool = True) -> None:

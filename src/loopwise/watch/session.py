@@ -42,6 +42,7 @@ from loopwise.record.opening import end_run, open_run
 from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
+from loopwise.utils.validate import check_int
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.hostcopy import MediaLog
 from loopwise.watch.session_checks import IDLE as _IDLE
@@ -93,8 +94,9 @@ class TrainingSession:
         file: TextIO | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        check_session_args(model_name, epochs, steps_per_epoch, validation_steps, model,
-                           input_size, run, record, file, clock, exporters)
+        epochs, steps_per_epoch, validation_steps = check_session_args(
+            model_name, epochs, steps_per_epoch, validation_steps, model, input_size, run,
+            record, file, clock, exporters)
         self.model_name = model_name
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
@@ -181,11 +183,9 @@ class TrainingSession:
         if self._ph.epoch >= self.epochs:
             raise RuntimeError(f"start_epoch({epoch!r}): all {self.epochs} epochs were started; "
                                "make a new TrainingSession to train longer")
-        if type(epoch) is not int or not self._ph.epoch < epoch <= self.epochs:
-            raise ValueError(
-                f"start_epoch() takes an epoch number from {self._ph.epoch + 1} to {self.epochs} "
-                f"(epochs are 1-based and increase; the last one started is {self._ph.epoch}), "
-                f"got {epoch!r}")
+        epoch = check_int(epoch, what="start_epoch()'s epoch", minimum=self._ph.epoch + 1,
+                          maximum=self.epochs, hint="epochs are 1-based and increase; the last "
+                          f"one started is {self._ph.epoch}")
         if self._ph.phase == _NEW:
             self._ph.warn(f"start_epoch({epoch}) before start_training(); starting training now",
                           stacklevel=3)

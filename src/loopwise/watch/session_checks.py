@@ -8,6 +8,7 @@ from torch import nn
 
 from loopwise.record.recorder import check_exporters
 from loopwise.record.run import Run
+from loopwise.utils.validate import ArgumentTypeError, check_int, check_key
 
 NEW, IDLE, TRAIN, TRAINED, VAL, VALIDATED = "new", "idle", "train", "trained", "val", "done"
 WHEN = {NEW: "before start_training()", IDLE: "before start_epoch()", TRAIN: "during training",
@@ -17,14 +18,16 @@ WHEN = {NEW: "before start_training()", IDLE: "before start_epoch()", TRAIN: "du
 
 def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
                        validation_steps: Any, model: Any, input_size: Any, run: Any,
-                       record: Any, file: Any, clock: Any, exporters: Any) -> None:
-    """Refuse bad TrainingSession arguments before anything is made."""
-    if not isinstance(model_name, str) or not model_name.strip():
-        raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
-    for what, value, least in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
-                               ("validation_steps", validation_steps, 0)):
-        if type(value) is not int or value < least:
-            raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
+                       record: Any, file: Any, clock: Any, exporters: Any
+                       ) -> tuple[int, int, int]:
+    """Refuse bad TrainingSession arguments before anything is made; ``epochs``,
+    ``steps_per_epoch`` and ``validation_steps`` come back as ints."""
+    check_key(model_name, what="model_name")
+    counts = (check_int(epochs, what="epochs", minimum=1, hint="epochs to train"),
+              check_int(steps_per_epoch, what="steps_per_epoch", minimum=1,
+                        hint="batches in an epoch: the loader's len()"),
+              check_int(validation_steps, what="validation_steps", minimum=0,
+                        hint="batches of validation; 0: none"))
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if input_size is not None and model is None:
@@ -40,13 +43,14 @@ def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
     check_exporters(exporters)
+    return counts
 
 
 def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:
     """The error for a step number that is not the phase's next one."""
-    if type(step) is not int:
-        return TypeError(f"step must be an int (the 1-based step of the phase), got "
-                         f"{type(step).__name__}")
+    if type(step) is not int:  # (the step path's own test, in the style of check_int)
+        return ArgumentTypeError(f"step must be an int (the 1-based step of the phase), got "
+                                 f"{type(step).__name__}")
     if step > total:
         return ValueError(f"step {step} is beyond {what}={total}; pass the loader's len() as "
                           f"{what}, or stop the phase at step {total}")
@@ -63,7 +67,5 @@ def check_session_state(state: Any, epochs: int, *, started: bool) -> int:
         raise KeyError(f"TrainingSession state is missing {sorted(missing)}")
     if started:
         raise RuntimeError("load_state_dict() must come before the first start_epoch()")
-    epoch = state["epoch"]
-    if type(epoch) is not int or not 0 <= epoch <= epochs:
-        raise ValueError(f"state is at epoch {epoch!r}; this session has {epochs} epochs")
-    return epoch
+    return check_int(state["epoch"], what="the state's epoch", minimum=0, maximum=epochs,
+                     hint=f"this session has {epochs} epochs")

@@ -30,6 +30,7 @@ from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
 from loopwise.record.stats import metric_mode
 from loopwise.record.verify import DamagedRecordError
+from loopwise.utils.validate import check_int
 from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import (
     AXES,
@@ -348,6 +349,8 @@ class Encoded(str):
 
 
 def _points(points: object) -> int:
-    if type(points) is not int or not 2 <= points <= MAX_POINTS:
-        raise BadRequest(f"points must be an integer from 2 to {MAX_POINTS}, got {points!r}")
-    return points
+    try:
+        return check_int(points, what="points", minimum=2, maximum=MAX_POINTS,
+                         hint="points drawn per series")
+    except ValueError as exc:  # (a wrong type too: ArgumentTypeError)
+        raise BadRequest(str(exc)) from None
