@@ -305,6 +305,11 @@ def test_an_image_file_changed_on_disk_is_named_damaged_and_the_others_still_rea
     with pytest.raises(DamagedRecordError, match="image 'pred' at step 1"):
         reader.image_bytes(first.digest)  # by digest: named after its first entry
     assert reader.image_bytes(second) == encode_png(blue)  # the other image still reads
+    with pytest.raises(TypeError, match=r"image_bytes\(\) takes an ImageEntry of images\(\) "
+                                        r"or its digest \(a str\), got int"):
+        reader.image_bytes(3)  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="has no image 'nope'"):
+        reader.image_bytes("nope")
     (damage,) = RunReader(run.path).damaged_parts()
     assert damage.part == "image 'pred' at step 1 (and 1 more logged with its content)"
     assert damage.path == first.path and damage.run == "a"

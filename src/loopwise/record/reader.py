@@ -348,6 +348,10 @@ class RunReader:
         checked against the SHA-256 they were stored under: a file whose bytes changed since
         is :class:`~loopwise.record.verify.DamagedRecordError` naming the image (the run's
         other images still read). A digest no image of the run has is :class:`KeyError`."""
+        if not isinstance(image, str) and not all(
+                hasattr(image, a) for a in ("digest", "name", "step")):
+            raise TypeError(f"image_bytes() takes an ImageEntry of images() or its digest "
+                            f"(a str), got {type(image).__name__}")
         if isinstance(image, str):
             rows = self._query("SELECT name, step FROM images WHERE digest = ? ORDER BY id "
                                "LIMIT 1", (image,))
