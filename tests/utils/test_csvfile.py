@@ -40,7 +40,9 @@ def test_a_column_of_numbers_is_written_as_number_cell_writes_each() -> None:
     values = np.concatenate([
         rng.standard_normal(5_000) * 10.0 ** rng.integers(-30, 30, 5_000),
         [0.0, -0.0, 1.0, 0.1, 1e16, 1e-5, 5e-324, 1.7976931348623157e308, math.nan, math.inf,
-         -math.inf, 123456.0]])
+         -math.inf, 123456.0, 9.99e-5, 1e-4, -2.5e-7, 1e-10, 1e15, 9999999999999998.0],
+        # every exponent, subnormals and NaN payloads: random bit patterns
+        rng.integers(0, 2**64, 200_000, dtype=np.uint64, endpoint=False).view(np.float64)])
     cells = number_cells(values)
     assert cells == [number_cell(v) for v in values]
     assert [float(c) for c in cells if c not in ("nan",)] == [v for v in values.tolist()
@@ -49,7 +51,8 @@ def test_a_column_of_numbers_is_written_as_number_cell_writes_each() -> None:
     for mask in (present, ~present):
         assert number_cells(values, mask) == [number_cell(v) if m else ""
                                               for v, m in zip(values, mask, strict=True)]
-    assert int_cells(np.array([0, -3, 2**62])) == ["0", "-3", str(2**62)]
+    assert int_cells(np.array([0, -3, 2**62, -2**63])) == ["0", "-3", str(2**62), str(-2**63)]
+    assert number_cells(np.array([])) == [] and int_cells(np.array([], dtype=np.int64)) == []
 
 
 def test_a_file_written_by_columns_is_the_file_written_by_rows(tmp_path: Path) -> None:

@@ -44,29 +44,41 @@ def number_cell(value: float | int | None) -> str:
 
 def number_cells(values: Any, present: Any = None) -> list[str]:
     """:func:`number_cell` of each value of a column (a float64 numpy array), made a column at
-    a time; an empty cell where ``present`` (a bool array) is False."""
-    import numpy as np
+    a time; an empty cell where ``present`` (a bool array) is False.
 
-    floats = np.asarray(values, dtype=np.float64)
-    if present is None or bool(np.all(present)):
-        return list(map(float.__repr__, floats.tolist()))
-    where = np.flatnonzero(present)
-    if len(where) * 2 >= len(floats):  # mostly full: every value, then the holes
-        cells = list(map(float.__repr__, floats.tolist()))
-        for i in np.flatnonzero(~np.asarray(present)).tolist():
+    The same text as ``repr``, ~10x faster: orjson writes the whole column with Ryu (the exact
+    shortest digits, as ``repr``: ~40 ns a value against ``repr``'s ~400); the values whose
+    text orjson writes otherwise go through ``repr``: not finite (orjson writes ``null``) and
+    0 < |x| < 1e-4 (orjson writes ``0.00001`` and ``1e-7`` where ``repr`` writes ``1e-05`` and
+    ``1e-07``). ``tests/utils/test_csvfile.py`` compares the two on random bit patterns."""
+    import numpy as np
+    import orjson
+
+    floats = np.ascontiguousarray(values, dtype=np.float64)
+    if not len(floats):
+        return []
+    cells = orjson.dumps(floats, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",")
+    magnitude = np.abs(floats)
+    odd = ~np.isfinite(floats) | ((magnitude < 1e-4) & (magnitude > 0))
+    absent = None if present is None else ~np.asarray(present, dtype=bool)
+    if absent is not None:
+        odd &= ~absent
+        for i in np.flatnonzero(absent).tolist():
             cells[i] = ""
-        return cells
-    cells = [""] * len(floats)
-    for i, value in zip(where.tolist(), floats[where].tolist(), strict=True):
-        cells[i] = float.__repr__(value)
+    for i in np.flatnonzero(odd).tolist():
+        cells[i] = float.__repr__(float(floats[i]))
     return cells
 
 
 def int_cells(values: Any) -> list[str]:
     """Each integer of a column (a numpy array) as a CSV cell, as ``csv`` writes an int."""
     import numpy as np
+    import orjson
 
-    return list(map(str, np.asarray(values, dtype=np.int64).tolist()))
+    ints = np.ascontiguousarray(values, dtype=np.int64)
+    if not len(ints):
+        return []
+    return orjson.dumps(ints, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",")
 
 
 def rows_bytes(columns: Sequence[Sequence[str]]) -> bytes:
