@@ -276,3 +276,97 @@ def test_the_fit_verb_imports_torch_when_it_runs(tmp_path: Path) -> None:
             pass
     """
     assert "torch" in _modules_loaded(code, tmp_path)
+
+
+# -- argument checks: one module -----------------------------------------------------------------
+# An ``if`` that tests for an int or a number (``type(x) is not int``, ``isinstance(x, int)``,
+# ``isinstance(x, (int, float))``) and raises is a hand-written argument check: it goes through
+# loopwise.utils.validate instead (check_int, check_count, check_optional_int, check_step,
+# check_float, check_positive, check_number), which has the one message style. The places
+# below are allowed, each for the reason given ("loopwise/<path>.py:<function>": "why").
+INT_CHECK_ALLOWED: dict[str, str] = {
+}
+
+
+def _tests_for_int(test: ast.expr) -> bool:
+    """``type(x) is (not) int``, or ``isinstance(x, int)`` / ``isinstance(x, (int, float))``,
+    anywhere in an ``if`` test."""
+    def is_number_type(node: ast.expr) -> bool:
+        return isinstance(node, ast.Name) and node.id in ("int", "float", "bool")
+
+    for node in ast.walk(test):
+        if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Call)
+                and isinstance(node.left.func, ast.Name) and node.left.func.id == "type"
+                and any(isinstance(c, ast.Name) and c.id == "int" for c in node.comparators)):
+            return True
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "isinstance" and len(node.args) == 2):
+            kinds = node.args[1]
+            names = kinds.elts if isinstance(kinds, ast.Tuple) else [kinds]
+            # int, or only number types (a dispatch over dicts, lists... is no argument check)
+            if (any(isinstance(n, ast.Name) and n.id == "int" for n in names)
+                    and all(is_number_type(n) for n in names)):
+                return True
+    return False
+
+
+def hand_written_int_checks(path: Path, relative: str) -> list[str]:
+    """``relative:function:line`` of each ``if`` in ``path`` that tests for an int and raises."""
+    found = []
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    functions = [node for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.If) and _tests_for_int(node.test)
+                and any(isinstance(s, ast.Raise) for b in node.body for s in ast.walk(b))):
+            owner = min((f for f in functions
+                         if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)),
+                        key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+            found.append(f"{relative}:{owner.name if owner else '<module>'}:{node.lineno}")
+    return found
+
+
+def test_the_int_check_finder_sees_each_spelling(tmp_path: Path) -> None:
+    # the control: the walk sees the forms the audit found (issue 20)
+    sample = tmp_path / "sample.py"
+    sample.write_text(textwrap.dedent("""
+        def f(step, width, value, image):
+            if type(step) is not int or step < 0:
+                raise ValueError("step")
+            if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+                raise ValueError("width")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError("value")
+            if isinstance(image, (int, float, dict, list)):
+                raise TypeError("a dispatch, not an int check")
+            if type(step) is not int:
+                step = check_count(step, what="step")
+    """), encoding="utf-8")
+    assert hand_written_int_checks(sample, "s.py") == ["s.py:f:3", "s.py:f:5", "s.py:f:7"]
+
+
+def test_int_argument_checks_go_through_utils_validate() -> None:
+    found = [hit for path in sorted(PACKAGE.rglob("*.py"))
+             if path != PACKAGE / "utils" / "validate.py"
+             for hit in hand_written_int_checks(path, path.relative_to(SRC).as_posix())]
+    left = [hit for hit in found if hit.rsplit(":", 1)[0] not in INT_CHECK_ALLOWED]
+    assert not left, (
+        "hand-written int checks: use loopwise.utils.validate (check_int, check_count, "
+        "check_optional_int, check_float...), or add the place to INT_CHECK_ALLOWED with the "
+        f"reason: {left}")
+    stale = set(INT_CHECK_ALLOWED) - {hit.rsplit(":", 1)[0] for hit in found}
+    assert not stale, f"INT_CHECK_ALLOWED names places that have no such check now: {stale}"
+
+
+def test_only_the_run_opener_creates_runs() -> None:
+    # Run.create (a new run folder) and Run.reopen (a resume) are called by
+    # loopwise.record.opening alone (open_run: the five entry points; docs/architecture.md)
+    callers: dict[str, set[str]] = {}
+    for module, (path, _) in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("create", "reopen")
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "Run"):
+                callers.setdefault(node.func.attr, set()).add(module)
+    assert callers == {"create": {"loopwise.record.opening"},
+                       "reopen": {"loopwise.record.opening"}}

@@ -162,5 +162,5 @@ def test_state_dict_round_trip_and_bad_state():
     b = Backend()
     b.load_state_dict(a.state_dict())
     assert (b.delivered, b.dropped) == (7, 2)
-    with pytest.raises(ValueError, match=r"state\['dropped'\] must be a non-negative int"):
+    with pytest.raises(ValueError, match=r"state\['dropped'\] must be an int >= 0"):
         b.load_state_dict({"dropped": -1})

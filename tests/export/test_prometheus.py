@@ -100,7 +100,7 @@ def test_another_address_warns_and_a_busy_port_is_a_clear_error():
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"cannot serve on 127.0.0.1:{port} .*port=0"):
             PrometheusExporter(port=port)
-    with pytest.raises(ValueError, match="port must be an int in 0-65535"):
+    with pytest.raises(ValueError, match="port must be an int from 0 to 65535"):
         PrometheusExporter(port=70000)
     with pytest.raises(ValueError, match="PrometheusExporter supports delivery='thread' only"):
         PrometheusExporter(port=0, delivery="process")
@@ -328,7 +328,7 @@ def test_dashboards_cli_writes_the_files_and_refuses_bad_targets(tmp_path, capsy
     assert "--web.listen-address=127.0.0.1:9090" in compose
     assert main(["dashboards", "--out", str(tmp_path / "e"), "--target", "nohost"]) == 2
     assert "target 'nohost' is not 'host:port'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="gpu_temp_c must be a number > 0"):
+    with pytest.raises(ValueError, match="gpu_temp_c must be a finite number > 0"):
         write_dashboards(tmp_path / "f", gpu_temp_c=-1)
 
 

@@ -8,7 +8,9 @@ Usage: python _transformers_child.py MODE WORKDIR  (MODE: full, kill, resume)
   read right after each;
 - kill: the same, SIGKILLed at step 8 (the record holds steps 6 and 7, which the resume from
   checkpoint-5 runs again);
-- resume: ``train(resume_from_checkpoint=<checkpoint-5>)`` to the end, into the killed run.
+- resume: ``train(resume_from_checkpoint=<checkpoint-5>)`` to the end, into the killed run;
+- nan: one epoch whose loss becomes NaN at step ``NAN_STEP`` (its gradients, then the weights,
+  with it); the run's health events are written.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from loopwise.record import RunReader
 from loopwise.transformers import LoopwiseCallback
 
 EPOCHS, STEPS, BATCH = 2, 8, 8
+NAN_STEP = 4
 
 
 class Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
@@ -46,6 +49,27 @@ class Tokens(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"input_ids": self.x[i], "labels": self.y[i]}
+
+
+class NanAt(TrainerCallback):  # type: ignore[misc]
+    """From step ``step`` on the model's loss is NaN (set as the step begins)."""
+
+    def __init__(self, step: int, model: Any) -> None:
+        self.step, self.model = step, model
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step + 1 == self.step:
+            self.model.nan = True
+
+
+class NanBert(BertForSequenceClassification):  # type: ignore[misc]
+    nan = False
+
+    def forward(self, input_ids: Any = None, labels: Any = None, **kwargs: Any) -> Any:
+        out = super().forward(input_ids=input_ids, labels=labels, **kwargs)
+        if self.nan and out.loss is not None:
+            out.loss = out.loss * float("nan")
+        return out
 
 
 class StopAt(TrainerCallback):  # type: ignore[misc]
@@ -67,7 +91,7 @@ class StopAt(TrainerCallback):  # type: ignore[misc]
 
 
 def make(work: Path, out: str, name: str, stop: tuple[int, str] | None = None,
-         ) -> tuple[Trainer, LoopwiseCallback, ListRecorder]:
+         nan_at: int = 0) -> tuple[Trainer, LoopwiseCallback, ListRecorder]:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=16,
@@ -80,13 +104,26 @@ def make(work: Path, out: str, name: str, stop: tuple[int, str] | None = None,
     loopwise = LoopwiseCallback(root=work / "runs", name=name, exporters=[recorder],
                                 flush_interval=0.05)
     callbacks = [StopAt(*stop, loopwise)] if stop else []
-    trainer = Trainer(model=BertForSequenceClassification(config), args=args,
+    model = (NanBert if nan_at else BertForSequenceClassification)(config)
+    if nan_at:
+        callbacks.append(NanAt(nan_at, model))
+    trainer = Trainer(model=model, args=args,
                       train_dataset=Tokens(STEPS * BATCH, 1), eval_dataset=Tokens(16, 2),
                       callbacks=callbacks)
     return trainer, loopwise.attach(trainer), recorder
 
 
 def main(mode: str, work: Path) -> None:
+    if mode == "nan":
+        trainer, loopwise, _ = make(work, "out-nan", "hf-nan", nan_at=NAN_STEP)
+        trainer.train()
+        assert loopwise.run is not None
+        reader = RunReader(loopwise.run.path)
+        loss = reader.series("loss")
+        write_result(work, mode, {"run": str(loopwise.run.path), "events": [
+            {"kind": e.kind, "message": e.message, "data": e.data} for e in reader.events()],
+            "loss": [[int(s), repr(float(v))] for s, v in zip(loss.steps, loss.values)]})
+        return
     if mode == "resume":
         trainer, loopwise, recorder = make(work, "out-kill", "hf-kill")
         trainer.train(resume_from_checkpoint=str(work / "out-kill" / "checkpoint-5"))

@@ -174,7 +174,7 @@ for kwargs in ({"resume": True}, {"save_every": 0}, {"run": "runs/x"}, {"exporte
     assert lines[1] == "ValueError save_every must be an int >= 1 (epochs), got 0"
     assert lines[2] == "TypeError run must be a loopwise Run, got str"
     assert lines[3].startswith("TypeError exporters must be loopwise Recorders")
-    assert lines[4] == "ValueError flush_interval must be > 0 seconds, got 0"
+    assert lines[4] == "ValueError flush_interval must be a finite number > 0 (seconds), got 0"
     assert lines[5] == "TypeError async_safe must be True or False, got 'yes'"
 
 

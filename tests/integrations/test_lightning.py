@@ -163,7 +163,7 @@ def test_split_metrics_names_lightning_s_keys_as_the_record_does() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"flush_interval": 0}, "flush_interval must be > 0 seconds, got 0"),
+    ({"flush_interval": 0}, "flush_interval must be a finite number > 0 (seconds), got 0"),
     ({"run": "runs/x"}, "run must be a loopwise Run, got str"),
     ({"exporters": [1]}, "exporters must be loopwise Recorders (e.g. from loopwise.export), "
                          "got int"),
@@ -278,3 +278,49 @@ def test_the_logger_alone_records_what_lightning_logs(tmp_path: Path) -> None:
     assert list(reader.series("epoch/val_loss").steps) == [3, 6]
     assert list(reader.series("epoch").values) == [1.0, 2.0]
     assert reader.config() == {"lr": 0.1}
+
+
+@pytest.mark.parametrize(("bad", "callback"), [("nan", True), ("inf", True), ("nan", False)])
+def test_a_loss_gone_nonfinite_fires_the_health_event_at_its_step(tmp_path: Path, bad: str,
+                                                                  callback: bool) -> None:
+    """The health detectors behind a real Trainer.fit, with the callback and the logger (the
+    loss ``training_step`` returns) or the logger alone (the loss it logs): the loss NaN (or
+    infinite) at step 4 is one ``health.nonfinite`` finding naming the key and the step."""
+    import math
+
+    import lightning.pytorch as L
+    import torch
+
+    from loopwise.lightning import LoopwiseCallback, LoopwiseLogger
+
+    class Net(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            loss = self.w(batch[0]).pow(2).mean()
+            loss = loss * float(bad) if self.global_step + 1 == 4 else loss
+            if not callback:
+                self.log("train_loss", loss, on_step=True)
+            return loss
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(12, 2)),
+                                         batch_size=2)
+    logger = LoopwiseLogger(root=tmp_path, name="bad")
+    trainer = L.Trainer(max_epochs=1, logger=logger, log_every_n_steps=1,
+                        callbacks=[LoopwiseCallback(file=io.StringIO())] if callback else [],
+                        enable_progress_bar=callback, enable_checkpointing=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(Net(), loader)
+    reader = RunReader(tmp_path / "bad")
+    key = "loss" if callback else "train_loss"
+    series = reader.series(key)
+    assert list(series.steps)[3] == 4 and not math.isfinite(series.values[3])
+    found = [e for e in reader.events(kind="health.nonfinite")
+             if e.data is not None and e.data.get("key") == key]
+    assert [e.data["step"] for e in found if e.data is not None] == [4], reader.events()
+    assert f"{key} is {bad} at step 4" in found[0].message

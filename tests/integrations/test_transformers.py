@@ -158,11 +158,12 @@ def test_split_logs_names_hf_s_keys_as_the_record_does() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"flush_interval": -1}, "flush_interval must be > 0 seconds, got -1"),
+    ({"flush_interval": -1}, "flush_interval must be a finite number > 0 (seconds), got -1"),
     ({"run": "runs/x"}, "run must be a loopwise Run, got str"),
     ({"exporters": [1]}, "exporters must be loopwise Recorders (e.g. from loopwise.export), "
                          "got int"),
     ({"progress": "yes"}, "progress must be True or False, got 'yes'"),
+    ({"nan_inf_filter": 1}, "nan_inf_filter must be True or False, got 1"),
     ({"file": 3}, "file must be a text stream with write(), got int"),
 ])
 def test_bad_arguments_are_refused_with_what_to_do(kwargs: dict[str, Any], message: str) -> None:
@@ -173,3 +174,51 @@ def test_bad_arguments_are_refused_with_what_to_do(kwargs: dict[str, Any], messa
     assert str(info.value) == message
     with pytest.raises(TypeError, match="attach\\(\\) takes a transformers.Trainer, got dict"):
         LoopwiseCallback().attach({})
+
+
+def test_a_loss_gone_nan_fires_the_nonfinite_health_event_at_its_step(tmp_path: Path) -> None:
+    """The health detectors behind a real Trainer.train: the loss NaN from step 4 on. HF's
+    ``logging_nan_inf_filter`` (on by default) would log it as the mean of the finite losses
+    (0.0 once every step is NaN); the callback turns it off and says so, so the loss is
+    recorded as NaN and found at its step, as is the gradient norm it makes NaN."""
+    proc = _start(tmp_path, "nan")
+    _, err = proc.communicate(timeout=280)
+    assert proc.returncode == 0, err[-3000:]
+    result = json.loads((tmp_path / "result-nan.json").read_text())
+    health = [e for e in result["events"] if e["kind"] == "health.nonfinite"]
+    at_step = sorted((e["data"]["key"], e["data"]["step"]) for e in health
+                     if e["data"].get("epoch") is None)
+    assert at_step == [("grad_norm", 4), ("loss", 4)], health
+    assert any("loss is nan at step 4" in e["message"] for e in health)
+    loss = dict(result["loss"])
+    assert loss[3] != "nan" and loss[4] == "nan" and loss[8] == "nan"  # never a made-up 0.0
+    (note,) = [e for e in result["events"] if "logging_nan_inf_filter" in e["message"]]
+    assert "nan_inf_filter=True" in note["message"]
+    assert {e["data"]["key"] for e in health} >= {"val_loss"}  # the epoch's evaluation too
+
+
+def test_the_record_lines_up_with_a_fit_run_in_compare(trained: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    import torch
+
+    from loopwise import TrainingConfig, fit
+    from loopwise.cli import main
+
+    torch.manual_seed(0)
+    x = torch.randn(48, 8)
+    data = torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long())
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    result = fit(net, loader, val_loader=loader, loss_fn=torch.nn.functional.cross_entropy,
+                 config=TrainingConfig(epochs=EPOCHS, learning_rate=0.05), root=tmp_path,
+                 name="fit", progress=False, plots=False, report=False, system=False)
+    assert set(RunReader(tmp_path / "fit").keys()) >= SHARED, result
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["compare", str(tmp_path / "fit"), trained["results"]["full"]["run"]]) == 0
+    metrics = out.getvalue().split("\nconfig:")[0]  # the metrics table, not the config diff
+    rows = {cells[0]: cells[1:] for line in metrics.splitlines()
+            if len(cells := re.split(r"\s{2,}", line.strip())) == 3}
+    for key in SHARED - {"epoch"}:  # one row per key, a value in both runs' columns
+        assert key in rows and all(c != "-" and not c.startswith("- ") for c in rows[key]), (
+            key, out.getvalue())

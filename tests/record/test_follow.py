@@ -91,7 +91,8 @@ def test_a_cursor_at_the_end_skips_what_was_committed_before(tmp_path):
     run.flush()
     assert follower.remaining() == 3  # the user's event counts, the mirror's own note does not
     run.close()
-    with pytest.raises(ValueError, match=r"state\['points'\] must map series names"):
+    with pytest.raises(ValueError, match=r"state\['points'\]\['loss'\] must be an int >= 0 "
+                                         r"\(points delivered\), got -1"):
         Cursor().load_state_dict({"points": {"loss": -1}})
 
 

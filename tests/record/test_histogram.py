@@ -54,7 +54,7 @@ def test_counts_pack_to_four_bytes_each_unless_one_needs_eight() -> None:
 
 
 def test_bad_arguments_are_refused_with_what_to_do() -> None:
-    with pytest.raises(ValueError, match=r"bins must be an int from 1 to 1024, got 0; 64"):
+    with pytest.raises(ValueError, match=r"bins must be an int from 1 to 1024 \(64, the default, .*\), got 0"):
         check_bins(0)
     with pytest.raises(ValueError, match="bins must be an int"):
         check_bins(True)

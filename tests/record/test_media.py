@@ -172,9 +172,9 @@ def test_bad_arguments_get_clear_errors_and_lose_nothing(tmp_path: Path) -> None
     run.log_text("ok", "kept", step=1)
     with pytest.raises(ValueError, match="histogram name must be a non-empty string"):
         run.log_histogram("", [1.0])
-    with pytest.raises(ValueError, match=r"step must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match=r"step must be an int >= 0 \(the global step.*\), got -1"):
         run.log_histogram("h", [1.0], step=-1)
-    with pytest.raises(ValueError, match=r"bins must be an int from 1 to 1024, got 5000"):
+    with pytest.raises(ValueError, match=r"bins must be an int from 1 to 1024 \(.*\), got 5000"):
         run.log_histogram("h", [1.0], bins=5000)
     with pytest.raises(ValueError, match=r"image 'i' is not a PNG image .* give PNG bytes, a "
                        r"\.png file, an HxWx\{1,3,4\} uint8 array or a matplotlib figure"):
@@ -278,3 +278,50 @@ def test_media_rows_are_checksummed_like_the_rest_of_the_record(tmp_path: Path) 
     media = media_payload(RunReader(run.path))  # the views leave the damaged table out
     assert media["histograms"] == {} and media["damaged"] == ["histograms"]
     assert media["texts"]["t"][0]["text"] == "kept"
+
+
+def test_an_image_file_changed_on_disk_is_named_damaged_and_the_others_still_read(
+        tmp_path: Path) -> None:
+    import os
+
+    from loopwise.record.intact import intact
+    from loopwise.record.verify import DamagedRecordError
+
+    red, blue = np.full((4, 6, 3), (200, 0, 0), np.uint8), np.full((4, 6, 3), (0, 0, 200), np.uint8)
+    with Run.create(tmp_path, "a") as run:
+        run.log_image("pred", red, step=1)
+        run.log_image("pred", blue, step=2)
+        run.log_image("pred", red, step=3)  # the same file as step 1
+    reader = RunReader(run.path)
+    first, second, _ = reader.images("pred")
+    assert first.name == "pred" and reader.image_bytes(first) == encode_png(red)
+    assert reader.damaged_parts() == [] and reader.damaged_images() == []
+    first.path.write_bytes(b"\x89PNG garbage" + bytes(50))  # overwritten on disk
+    said = (f"{first.path} is corrupt (run 'a': image 'pred' at step 1 failed its checksum); "
+            "its bytes no longer match the SHA-256")
+    with pytest.raises(DamagedRecordError) as caught:
+        reader.image_bytes(first)
+    assert str(caught.value).startswith(said) and caught.value.run == "a"
+    with pytest.raises(DamagedRecordError, match="image 'pred' at step 1"):
+        reader.image_bytes(first.digest)  # by digest: named after its first entry
+    assert reader.image_bytes(second) == encode_png(blue)  # the other image still reads
+    with pytest.raises(TypeError, match=r"image_bytes\(\) takes an ImageEntry of images\(\) "
+                                        r"or its digest \(a str\), got int"):
+        reader.image_bytes(3)  # type: ignore[arg-type]
+    with pytest.raises(KeyError, match="has no image 'nope'"):
+        reader.image_bytes("nope")
+    (damage,) = RunReader(run.path).damaged_parts()
+    assert damage.part == "image 'pred' at step 1 (and 1 more logged with its content)"
+    assert damage.path == first.path and damage.run == "a"
+    kept = intact(RunReader(run.path))
+    assert [e.step for e in kept.images("pred")] == [2] and kept.damage[0].part == damage.part
+    # a viewer polling the run hashes a file again only once it changed (size, mtime)
+    verified: set[tuple[int, int]] = set()
+    assert len(reader.damaged_images(verified=verified)) == 1 and len(verified) == 1
+    stat = second.path.stat()
+    second.path.write_bytes(b"x" * stat.st_size)
+    os.utime(second.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert len(reader.damaged_images(verified=verified)) == 1  # its mark: not hashed again
+    second.path.write_bytes(b"x" * (stat.st_size + 1))
+    assert [d.part for d in reader.damaged_images(verified=verified)] == [
+        damage.part, "image 'pred' at step 2"]

@@ -225,7 +225,7 @@ def test_events_and_epochs_go_to_the_json_log_too(tmp_path: Path) -> None:
         run.advance(40)
         run.log_event("note", "hello", data={"a": 1})
         run.log_epoch(2, {"train_loss": 0.5, "val_loss": float("nan")})
-        with pytest.raises(ValueError, match="epoch must be a non-negative int"):
+        with pytest.raises(ValueError, match="epoch must be an int >= 0, got -1"):
             run.log_epoch(-1, {"x": 1.0})
     lines = read_json_log(tmp_path / "j/log.jsonl")
     assert [line["type"] for line in lines] == ["event", "metrics", "event"]

@@ -113,7 +113,7 @@ def test_missing_metric_names_what_is_there() -> None:
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"patience": -1}, ValueError, "patience must be an int >= 0"),
     ({"mode": "lower"}, ValueError, "mode must be one of 'min', 'max', 'auto'; got 'lower'"),
-    ({"min_delta": -0.1}, ValueError, "min_delta must be >= 0"),
+    ({"min_delta": -0.1}, ValueError, "min_delta must be a finite number >= 0"),
     ({"monitor": ""}, ValueError, "monitor must be a metric name"),
 ])
 def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:

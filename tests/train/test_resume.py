@@ -118,7 +118,7 @@ def test_sampler_shards_a_pass_over_the_ranks() -> None:
     exact[1].set_epoch(2)
     exact[1].skip_next(1)
     assert list(exact[1]) == exact[1].order(2)[1:]  # the skip counts in the rank's share
-    with pytest.raises(ValueError, match="rank must be an int from 0 to num_replicas - 1 = 1"):
+    with pytest.raises(ValueError, match=r"rank must be an int from 0 to 1 \(0 to num_replicas - 1\), got 2"):
         ResumableSampler(10, rank=2, num_replicas=2)
     with pytest.raises(ValueError, match="num_replicas must be an int >= 1"):
         ResumableSampler(10, num_replicas=0)

@@ -361,7 +361,7 @@ def test_system_sampler_is_started_unless_turned_off(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("epochs", [0, -3, 2.5, True])
 def test_epochs_must_be_positive(tmp_path: Path, epochs: Any) -> None:
-    with pytest.raises(ValueError, match="epochs must be a positive int"):
+    with pytest.raises(ValueError, match=r"epochs must be an int( >= 1)? \(the number of epochs to train\)"):
         Workflow(_toy(), tmp_path, epochs)
 
 

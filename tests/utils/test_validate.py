@@ -140,6 +140,31 @@ def test_int_and_bool_checks_have_one_style() -> None:
         check_bool(1, what="force")
 
 
+def test_int_bounds_optional_ints_and_the_type_error_that_is_a_value_error() -> None:
+    from loopwise.utils.validate import ArgumentTypeError, check_int, check_optional_int
+
+    assert check_int(65535, what="port", maximum=65535) == 65535
+    assert check_int(-3, what="offset", minimum=None) == -3
+    with pytest.raises(ValueError, match=r"^port must be an int from 0 to 65535 \(0: any free "
+                                         r"port\), got 65536$"):
+        check_int(65536, what="port", maximum=65535, hint="0: any free port")
+    with pytest.raises(ValueError, match=r"^delta must be an int <= 5, got 6$"):
+        check_int(6, what="delta", minimum=None, maximum=5)
+    assert check_optional_int(None, what="total") is None
+    assert check_optional_int(np.int32(4), what="total", minimum=1) == 4
+    assert type(check_optional_int(np.int32(4), what="total")) is int
+    with pytest.raises(ValueError, match=r"^total must be an int >= 1 or None \(steps\), got 0$"):
+        check_optional_int(0, what="total", minimum=1, hint="steps")
+    with pytest.raises(TypeError, match=r"^total must be an int or None, got str$"):
+        check_optional_int("3", what="total", minimum=1)
+    # a wrong type is a TypeError, and a ValueError for callers that caught the ValueError
+    # the hand-written checks raised before
+    for bad in (2.5, True, "3"):
+        with pytest.raises(ArgumentTypeError) as info:
+            check_int(bad, what="width", minimum=1)
+        assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+
+
 def test_float_checks_have_the_same_style_and_refuse_nan() -> None:
     from loopwise.utils.validate import check_float, check_non_negative, check_positive
 

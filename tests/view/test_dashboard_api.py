@@ -53,7 +53,7 @@ def test_runs_run_and_series(runs_root: Path) -> None:
 
 def test_bad_parameters_are_400_with_a_message(runs_root: Path) -> None:
     c = client(runs_root)
-    for query, message in (("points=1", "points must be an integer from 2 to 20000"),
+    for query, message in (("points=1", "points must be an int from 2 to 20000 (points drawn per series), got 1"),
                            ("points=abc", "points must be an integer"),
                            ("x=wall", "x must be one of step, epoch, time"),
                            ("points=", "points must be an integer, got ''"),
@@ -196,7 +196,7 @@ def test_binding_another_host_warns() -> None:
     assert bind_warning("0.0.0.0", None) == ("loopwise ui: warning: listening on 0.0.0.0 makes "
                                              "your runs readable from the network; set --token")
     assert bind_warning("192.168.1.5", "tok-tok-tok").endswith("from the network")
-    with pytest.raises(ValueError, match="port must be an integer from 0 to 65535, got 70000"):
+    with pytest.raises(ValueError, match=r"port must be an int from 0 to 65535 \(0: any free port\), got 70000"):
         serve(".", port=70000)
 
 

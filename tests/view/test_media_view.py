@@ -131,3 +131,31 @@ def test_the_dashboard_run_page_shows_the_run_s_media(tmp_path: Path, browser: A
                 f"{server.url}/api/runs/media/images/{bad}",
                 headers={"Authorization": "Bearer secret-token-1"}))
         assert err.value.code == code
+
+
+def test_a_damaged_image_is_named_and_the_others_still_shown(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loopwise.cli import main
+    from loopwise.view.dashboard.data import NotFound, RunsRoot
+
+    run = media_run(tmp_path)
+    green = RunReader(run).images("predictions")[1]
+    green.path.write_bytes(green.path.read_bytes()[:-20] + bytes(20))  # changed on disk
+    part = "image 'predictions' at step 20"
+    report = media_payload(RunReader(run))  # the report: each image checked as embedded
+    strip = report["images"]["predictions"]
+    assert [i["step"] for i in strip["items"]] == [10, 30] and strip["omitted"] == 1
+    assert report["damaged"] == [part]
+    data = RunsRoot(tmp_path)  # the dashboard: named in its media view, not served
+    media = data.media("media")
+    assert [i["step"] for i in media["images"]["predictions"]["items"]] == [10, 30]
+    assert media["damaged"] == [part] and data.media("media")["damaged"] == [part]
+    with pytest.raises(NotFound, match=f"{part} failed its checksum"):
+        data.image("media", f"{green.digest}.png")
+    assert data.image("media", media["images"]["predictions"]["items"][0]["src"].rsplit(
+        "/", 1)[1]).startswith(b"\x89PNG")
+    assert any(part in e["message"] for e in data.events("media")
+               if e["kind"] == "record_damaged")
+    assert main(["doctor", "media", "--root", str(tmp_path)]) == 1  # doctor says it too
+    assert (f"  record: media/images/{green.digest}.png is corrupt (run 'media': {part} failed "
+            "its checksum)") in capsys.readouterr().out

@@ -188,8 +188,8 @@ def test_export_takes_its_options_in_any_order(sweep: Path, tmp_path: Path,
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--width", "5"], "loopwise runs: error: --width must be a whole number >= 20, got 5"),
-    (["--limit", "0"], "loopwise runs: error: --limit must be a whole number >= 1, got 0"),
+    (["--width", "5"], "loopwise runs: error: --width must be an int >= 20 (terminal columns), got 5"),
+    (["--limit", "0"], "loopwise runs: error: --limit must be an int >= 1 (rows shown), got 0"),
 ])
 def test_bad_options_are_one_line(sweep: Path, capsys: pytest.CaptureFixture[str],
                                   args: list[str], message: str) -> None:

@@ -159,6 +159,8 @@ def test_a_sweep_of_twenty_runs_has_twenty_colours_that_stay(tmp_path: Path, bro
         page, errors = _open(browser, server.url + "/")
         wait_until(lambda: len(_swatches(page)) == 20, what="20 rows")
         first = _swatches(page)
+        assert page.text_content("#lw-run-table th[data-col='start']").startswith("start (UTC)")
+        assert _column(page, "start")[-1] == "2023-11-14 22:13:20"  # sweep-0000, in UTC
         assert len(set(first.values())) == 20  # no two runs of the sweep share a colour
         page.click("#lw-run-table th[data-col='best:epoch/val_loss']")  # another order
         wait_until(lambda: _shown(page) != sorted(_shown(page), reverse=True),
@@ -170,6 +172,29 @@ def test_a_sweep_of_twenty_runs_has_twenty_colours_that_stay(tmp_path: Path, bro
         after = _swatches(page)
         assert {n: after[n] for n in names} == first  # older runs keep their colours
         assert after["sweep-0020"] not in first.values()  # the palette goes on
+        # a pin puts the oldest run on top, and it stays there after a reload
+        page.click(f"{ROWS}[data-run='sweep-0000'] button.lw-pinbtn")
+        wait_until(lambda: _shown(page)[:1] == ["sweep-0000"], what="the pinned run on top")
+        assert page.get_attribute(f"{ROWS}[data-run='sweep-0000'] button.lw-pinbtn",
+                                  "title") == "unpin"
+        page.reload()
+        page.wait_for_selector(ROWS)
+        wait_until(lambda: _shown(page)[:1] == ["sweep-0000"], what="the pin kept on reload")
+        # the column chooser: a config column taken away and put back
+        col = "config:optimizer.lr"
+        assert page.query_selector(f"#lw-run-table th[data-col='{col}']") is not None
+        page.click("#lw-columns summary")
+        page.uncheck(f"#lw-columns input[value='{col}']")
+        wait_until(lambda: page.query_selector(f"#lw-run-table th[data-col='{col}']") is None,
+                   what="the column gone")
+        assert page.query_selector(f"{ROWS} td[data-col='{col}']") is None
+        page.check(f"#lw-columns input[value='{col}']")
+        wait_until(lambda: len(_column(page, col)) == 21, what="the column back in every row")
+        # a click on a run's name opens its page
+        page.click(f"{ROWS}[data-run='sweep-0003'] td.lw-name a")
+        page.wait_for_selector("h1")
+        wait_until(lambda: page.text_content("h1") == "sweep-0003", what="the run's page")
+        assert "view=run" in page.url and "run=sweep-0003" in page.url
         assert errors == []
     finally:
         server.stop()

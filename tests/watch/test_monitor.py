@@ -225,7 +225,7 @@ def test_bad_values_are_specific_errors_and_lose_nothing() -> None:
 def test_constructor_validation() -> None:
     with pytest.raises(TypeError, match="needs an iterable .*got int"):
         TrainingMonitor(5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="total must be a non-negative int"):
+    with pytest.raises(ValueError, match="total must be an int >= 0 or None"):
         TrainingMonitor([], total=-1)
     with pytest.raises(TypeError, match="run must be a loopwise Run"):
         TrainingMonitor([], run="runs/x")  # type: ignore[arg-type]

@@ -401,16 +401,16 @@ def test_good_metrics_pass() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"total": 0}, ValueError, r"total must be an int >= 1 \(the number of steps\) or None"),
-        ({"total": 2.5}, ValueError, "total must be an int >= 1"),
-        ({"total": True}, ValueError, "total must be an int >= 1"),
+        ({"total": 0}, ValueError, r"total must be an int >= 1 or None \(the number of steps; "),
+        ({"total": 2.5}, TypeError, "total must be an int or None .*, got float"),
+        ({"total": True}, TypeError, "total must be an int or None .*, got bool"),
         ({"width": 0}, ValueError, "width must be an int >= 1"),
         ({"show_rate": 1}, TypeError, "show_rate must be True or False"),
         ({"show_eta": None}, TypeError, "show_eta must be True or False"),
         ({"disable": "yes"}, TypeError, "disable must be True or False, got 'yes'"),
         ({"file": object()}, TypeError, "file must be a text stream with write"),
         ({"clock": 3}, TypeError, "clock must be a callable"),
-        ({"mininterval": -1}, ValueError, "mininterval must be a number of seconds >= 0"),
+        ({"mininterval": -1}, ValueError, r"mininterval must be a finite number >= 0 \(seconds"),
         ({"position": -2}, ValueError, "position must be an int >= 0"),
     ],
 )

@@ -189,7 +189,8 @@ def test_errors_for_calls_out_of_order_record_nothing_for_the_bad_call(make: Mak
         session.start_validation()
     with pytest.raises(RuntimeError, match=r"print_epoch_summary\(\) before any epoch"):
         session.print_epoch_summary()
-    with pytest.raises(ValueError, match=r"epoch number from 1 to 2 .* got 0"):
+    with pytest.raises(ValueError, match=r"start_epoch\(\)'s epoch must be an int from 1 to 2 "
+                                           r"\(epochs are 1-based .* got 0$"):
         session.start_epoch(0)
     session.start_epoch(1)
     session.update_training_progress(1, 1.0)
@@ -366,7 +367,7 @@ def test_state_dict_resume(make: Maker) -> None:
     ("args", "kwargs", "error", "match"),
     [
         (("", 1, 1, 0), {}, ValueError, "model_name must be a non-empty string"),
-        (("M", 0, 1, 0), {}, ValueError, "epochs must be an int >= 1, got 0"),
+        (("M", 0, 1, 0), {}, ValueError, r"epochs must be an int >= 1 \(epochs to train\), got 0"),
         (("M", 1, 0, 0), {}, ValueError, "steps_per_epoch must be an int >= 1"),
         (("M", 1, 1, -1), {}, ValueError, "validation_steps must be an int >= 0"),
         (("M", 1, 1, 0), {"model": "net"}, TypeError, "model must be a torch.nn.Module"),

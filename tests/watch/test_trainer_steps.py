@@ -78,7 +78,7 @@ def test_json_config_keeps_what_json_cannot_hold_as_text() -> None:
         "path": "/a", "nan": None, "n": 1, "2": "x"}
     with pytest.raises(TypeError, match="config must be a dict, got list"):
         json_config([1])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="flush_interval must be > 0 seconds, got 0"):
+    with pytest.raises(ValueError, match=r"flush_interval must be a finite number > 0 \(seconds\), got 0"):
         TrainerSteps(None, interval=0)  # type: ignore[arg-type]
 
 
@@ -109,7 +109,7 @@ def test_end_trainer_run_hands_over_and_closes_only_an_own_run(tmp_path: Path) -
     ({"root": 3}, "root must be a path, got int"),
     ({"name": 3}, "name must be a string (the run's folder name), got int"),
     ({"config": [1]}, "config must be a dict, got list"),
-    ({"flush_interval": True}, "flush_interval must be > 0 seconds, got True"),
+    ({"flush_interval": True}, "flush_interval must be a finite number > 0 (seconds), got bool"),
     ({"exporters": [object()]}, "exporters must be loopwise Recorders (e.g. from "
                                 "loopwise.export), got object"),
 ])

@@ -32,7 +32,7 @@ from typing import Any
 
 from loopwise.checkpoint.named import NamedFiles, verify_if_listed
 from loopwise.checkpoint.store import load_file
-from loopwise.utils.validate import check_bool
+from loopwise.utils.validate import check_bool, check_count
 
 KEY = "distributed"
 
@@ -53,11 +53,9 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any], *,
     if not isinstance(state, Mapping):
         raise TypeError(f"state must be a mapping (e.g. {{'model': model.state_dict()}}), got "
                         f"{type(state).__name__}")
-    if type(batches_done) is not int or batches_done < 0:
-        raise ValueError(f"batches_done must be an int >= 0 (batches of the current epoch "
-                         f"already trained), got {batches_done!r}")
-    if type(step) is not int or step < 0:
-        raise ValueError(f"step must be an int >= 0 (the global step), got {step!r}")
+    batches_done = check_count(batches_done, what="batches_done",
+                               hint="batches of the current epoch already trained")
+    step = check_count(step, what="step", hint="the global step")
     if KEY in state:
         raise ValueError(f"state must not hold the key {KEY!r}: save_checkpoint adds it")
     rank, world, dist = _group()
@@ -126,6 +124,5 @@ def check_world_size(saved: int, *, source: object, allow_reshard: bool,
 
 def skip_batches(loader: Iterable[Any], n: int) -> Iterator[Any]:
     """``loader``'s batches after the first ``n`` (those a resumed epoch already trained)."""
-    if type(n) is not int or n < 0:
-        raise ValueError(f"n must be an int >= 0 (batches to skip), got {n!r}")
+    n = check_count(n, what="n", hint="batches to skip")
     return itertools.islice(iter(loader), n, None)

@@ -51,7 +51,7 @@ from loopwise.checkpoint.store import (
     write_manifest,
 )
 from loopwise.record.recorder import EventSink
-from loopwise.utils.validate import check_bool
+from loopwise.utils.validate import check_bool, check_count
 from loopwise.watch.improvement import Improvement
 
 _log = logging.getLogger(__name__)
@@ -125,8 +125,7 @@ class CheckpointManager:
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a dict (e.g. {{'model': model.state_dict()}}), "
                             f"got {type(state).__name__}")
-        if type(step) is not int or step < 0:
-            raise ValueError(f"step must be an int >= 0, got {step!r}")
+        step = check_count(step, what="step")
         clean = clean_metrics(metrics)
         if self.monitor is not None and self.monitor not in clean:
             have = ", ".join(sorted(clean)) or "none"

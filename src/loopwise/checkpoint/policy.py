@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from loopwise.checkpoint.manifest import ManifestEntry
-from loopwise.utils.validate import check_count, check_key
+from loopwise.utils.validate import check_count, check_key, check_number
 from loopwise.watch.improvement import check_mode, resolve_mode
 
 
@@ -50,9 +50,7 @@ def clean_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
         check_key(key)  # the one key rule
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()  # a save is an explicit request; reading a value now is fine
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"metric {key!r} must be a number, got {type(value).__name__}")
-        clean[key] = float(value)
+        clean[key] = check_number(value, what=f"metric {key!r}")
     return clean
 
 

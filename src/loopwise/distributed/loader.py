@@ -16,6 +16,7 @@ from loopwise.distributed.errors import ResumeError
 from loopwise.distributed.rng import capture_rng_state, restore_rng_state
 from loopwise.distributed.sampler import find_resumable_sampler
 from loopwise.distributed.skip import skip_batches  # the one skip (fit's too)
+from loopwise.utils.validate import check_optional_int
 
 __all__ = ["LoopPosition", "ResumableLoader"]
 
@@ -63,8 +64,7 @@ class ResumableLoader:
         stop: Callable[[], bool] | None = None,
         on_stop: Callable[[LoopPosition], None] | None = None,
     ) -> None:
-        if every is not None and (type(every) is not int or every <= 0):
-            raise ValueError(f"checkpoint_every must be an int >= 1 (batches), got {every!r}")
+        every = check_optional_int(every, what="checkpoint_every", minimum=1, hint="batches")
         self.loader = loader
         self.sampler, self.batch_size = find_resumable_sampler(loader)
         if resume is not None and resume[0].batch_size != self.batch_size:

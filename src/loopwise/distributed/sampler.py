@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from loopwise.distributed.errors import ResumeError
+from loopwise.utils.validate import check_count, check_int
 
 __all__ = ["ResumableSampler", "ResumeError", "find_resumable_sampler"]
 
@@ -44,14 +45,11 @@ class ResumableSampler(Sampler[int]):
         size = data_source if isinstance(data_source, int) else len(data_source)
         if size < 0:
             raise ValueError(f"data_source size must be >= 0, got {size}")
-        if type(seed) is not int:
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-        if type(num_replicas) is not int or num_replicas < 1:
-            raise ValueError(f"num_replicas must be an int >= 1 (the world size), got "
-                             f"{num_replicas!r}")
-        if type(rank) is not int or not 0 <= rank < num_replicas:
-            raise ValueError(f"rank must be an int from 0 to num_replicas - 1 = "
-                             f"{num_replicas - 1}, got {rank!r}")
+        seed = check_int(seed, what="seed", minimum=None)
+        num_replicas = check_int(num_replicas, what="num_replicas", minimum=1,
+                                 hint="the world size")
+        rank = check_int(rank, what="rank", minimum=0, maximum=num_replicas - 1,
+                         hint="0 to num_replicas - 1")
         self.size = size
         self.rank, self.num_replicas, self.pad = rank, num_replicas, bool(pad)
         self.shuffle = bool(shuffle)
@@ -67,14 +65,12 @@ class ResumableSampler(Sampler[int]):
         return len(range(self.rank, self.size, world))
 
     def set_epoch(self, epoch: int) -> None:
-        if type(epoch) is not int or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        epoch = check_count(epoch, what="epoch")
         self.epoch = epoch
 
     def skip_next(self, samples: int) -> None:
         """Start the next pass at sample ``samples`` (0 = from the beginning)."""
-        if type(samples) is not int or samples < 0:
-            raise ValueError(f"samples to skip must be an int >= 0, got {samples!r}")
+        samples = check_count(samples, what="samples to skip")
         self._skip = samples
 
     def order(self, epoch: int) -> list[int]:
@@ -137,6 +133,7 @@ def find_resumable_sampler(loader: Any) -> tuple[ResumableSampler, int]:
             "DataLoader(dataset, batch_size=..., sampler=ResumableSampler(dataset, seed=0))"
         )
     batch_size = loader.batch_size or getattr(batch_sampler, "batch_size", None)
-    if not isinstance(batch_size, int) or batch_size <= 0:
+    if batch_size is None:
         raise TypeError("mid-epoch checkpoints need a fixed batch size (DataLoader(batch_size=N))")
-    return sampler, batch_size
+    return sampler, check_int(batch_size, what="the loader's batch_size", minimum=1,
+                              hint="mid-epoch checkpoints need a fixed batch size")

@@ -25,6 +25,7 @@ from typing import Any
 from torch.utils.data import DataLoader, IterableDataset
 
 from loopwise.distributed.sampler import ResumableSampler
+from loopwise.utils.validate import check_count
 
 __all__ = ["SkippingBatchSampler", "loader_options", "skip_batches"]
 
@@ -34,8 +35,7 @@ class SkippingBatchSampler:
     pass starts at the first ``next()`` or at :meth:`start`, whichever comes first; one pass."""
 
     def __init__(self, inner: Iterable[Any], skip: int) -> None:
-        if type(skip) is not int or skip < 0:
-            raise ValueError(f"batches to skip must be an int >= 0, got {skip!r}")
+        skip = check_count(skip, what="batches to skip")
         self.inner = inner
         self.skip = skip
         self._it: Iterator[Any] | None = None
@@ -71,8 +71,7 @@ def skip_batches(loader: Iterable[Any], batches: int
                  ) -> tuple[Iterable[Any], Callable[[], None]]:
     """An iterable over ``loader``'s next pass from batch ``batches`` on, and the ``start()``
     to call right after ``iter()`` on it (see the module doc)."""
-    if type(batches) is not int or batches < 0:
-        raise ValueError(f"batches to skip must be an int >= 0, got {batches!r}")
+    batches = check_count(batches, what="batches to skip")
     if batches == 0:
         return loader, _nothing
     if isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset):

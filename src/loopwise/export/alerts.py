@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loopwise.utils.validate import check_float, check_int, check_positive
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -19,14 +21,13 @@ def alert_rules(*, gpu_temp_c: float = 85.0, memory_pct: float = 95.0,
                 spike_factor: float = 3.0, stall_minutes: int = 10) -> list[Alert]:
     """The five alerts: non-finite loss, step counter stalled, loss spike, GPU temperature
     high, memory near full (host RAM or any GPU)."""
-    for what, value, low in (("gpu_temp_c", gpu_temp_c, 0.0), ("memory_pct", memory_pct, 0.0),
-                             ("spike_factor", spike_factor, 1.0)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-            raise ValueError(f"{what} must be a number > {low:g}, got {value!r}")
-    if memory_pct > 100:
-        raise ValueError(f"memory_pct is a percentage (0-100], got {memory_pct!r}")
-    if type(stall_minutes) is not int or stall_minutes < 1:
-        raise ValueError(f"stall_minutes must be an int >= 1, got {stall_minutes!r}")
+    check_positive(gpu_temp_c, what="gpu_temp_c", hint="degrees Celsius")
+    memory_pct = check_float(memory_pct, what="memory_pct", minimum=0, maximum=100,
+                             open_min=True, hint="a percentage")
+    check_float(spike_factor, what="spike_factor", minimum=1, open_min=True,
+                hint="times the recent loss")
+    stall_minutes = check_int(stall_minutes, what="stall_minutes", minimum=1,
+                              hint="minutes without a new step before the alert fires")
     ratio = memory_pct / 100.0
     return [
         Alert("LoopwiseNonFiniteLoss",

@@ -36,7 +36,7 @@ from loopwise.export.process import DeliveryProcess
 from loopwise.record.histogram import Histogram, bin_values, check_bins, host_values
 from loopwise.record.png import png_size
 from loopwise.record.recorder import ColumnData
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_count, check_key
 
 if TYPE_CHECKING:
     from loopwise.record.run import Run
@@ -150,9 +150,7 @@ class Exporter(Delivery):
     def _at(self, step: int | None) -> int:
         if step is None:
             return self.link.global_step()
-        if type(step) is not int or step < 0:
-            raise ValueError(f"step must be a non-negative int, got {step!r}")
-        return step
+        return check_count(step, what="step", hint="the global step; None: the run's own")
 
     def set_config(self, config: Mapping[str, Any]) -> None:
         if not isinstance(config, Mapping):

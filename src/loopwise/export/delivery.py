@@ -31,6 +31,7 @@ from loopwise.export.link import DeliveryStats, RunLink, check_seconds
 from loopwise.export.payload import EventRow, Payload, Sample, merge_items, points_of
 from loopwise.record.histogram import Histogram
 from loopwise.record.recorder import ColumnData
+from loopwise.utils.validate import check_count, check_int
 
 
 class Delivery:
@@ -45,9 +46,8 @@ class Delivery:
     def __init__(self, *, max_pending: int = 500_000, retry_initial: float = 0.5,
                  retry_max: float = 30.0, close_timeout: float = 10.0,
                  stream: TextIO | None = None) -> None:
-        if type(max_pending) is not int or max_pending < 1:
-            raise ValueError(f"max_pending must be an int >= 1 (points kept while the backend "
-                             f"is unreachable), got {max_pending!r}")
+        max_pending = check_int(max_pending, what="max_pending", minimum=1,
+                                hint="points kept while the backend is unreachable")
         self._retry_initial = check_seconds(retry_initial, "retry_initial")
         self._retry_max = max(check_seconds(retry_max, "retry_max"), self._retry_initial)
         self.close_timeout = check_seconds(close_timeout, "close_timeout", allow_zero=True)
@@ -112,10 +112,7 @@ class Delivery:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for key in ("delivered", "dropped", "undelivered", "failures"):
-            value = state.get(key, 0)
-            if type(value) is not int or value < 0:
-                raise ValueError(f"state[{key!r}] must be a non-negative int, got {value!r}")
-            setattr(self, key, value)
+            setattr(self, key, check_count(state.get(key, 0), what=f"state[{key!r}]"))
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything queued so far was delivered (True) or ``timeout`` passed."""

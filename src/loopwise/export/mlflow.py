@@ -52,6 +52,7 @@ from loopwise.record.histogram import Histogram
 from loopwise.record.provenance import package_version
 from loopwise.record.recorder import ColumnData
 from loopwise.utils.jsonsafe import json_safe
+from loopwise.utils.validate import check_count
 
 EXTRA = "pip install 'loopwise[mlflow]'"
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "crashed": "FAILED",
@@ -459,6 +460,5 @@ class MLflowExporter(Exporter):
         run_id, samples = state.get("run_id"), state.get("samples", 0)
         if run_id is not None and not isinstance(run_id, str):
             raise ValueError(f"state['run_id'] must be an MLflow run id or None, got {run_id!r}")
-        if type(samples) is not int or samples < 0:
-            raise ValueError(f"state['samples'] must be a non-negative int, got {samples!r}")
+        samples = check_count(samples, what="state['samples']")
         self.run_id, self._samples = run_id, samples

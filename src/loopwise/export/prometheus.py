@@ -32,6 +32,7 @@ from typing import Any
 from loopwise.export.base import Exporter
 from loopwise.export.payload import EventRow, Sample
 from loopwise.record.recorder import ColumnData
+from loopwise.utils.validate import check_int
 
 EXTRA = "pip install 'loopwise[prometheus]'"
 DEFAULT_PORT = 9109
@@ -60,8 +61,7 @@ class PrometheusExporter(Exporter):
 
     def __init__(self, port: int = DEFAULT_PORT, *, address: str = "127.0.0.1",
                  run_label: str | None = None, **delivery: Any) -> None:
-        if type(port) is not int or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an int in 0-65535 (0: any free port), got {port!r}")
+        port = check_int(port, what="port", minimum=0, maximum=65535, hint="0: any free port")
         if not isinstance(address, str) or not address:
             raise ValueError(f"address must be an IP address or host name, got {address!r}")
         if run_label is not None and (not isinstance(run_label, str) or not run_label):

@@ -40,6 +40,7 @@ from loopwise.record.histogram import Histogram
 from loopwise.record.png import png_size
 from loopwise.record.recorder import ColumnData
 from loopwise.utils.text import printable
+from loopwise.utils.validate import check_count, check_int, check_optional_int
 
 if TYPE_CHECKING:
     from loopwise.record.run import Run
@@ -112,9 +113,8 @@ class TensorBoardExporter(Exporter):
             # refused now: on the exporter thread it would be retried until the run closes
             raise ValueError(f"log_dir {printable(log_dir)} exists and is not a folder; give "
                              "a folder for the TensorBoard event files")
-        if type(histogram_every) is not int or histogram_every < 1:
-            raise ValueError(f"histogram_every must be an int >= 1 (epochs), got "
-                             f"{histogram_every!r}")
+        histogram_every = check_int(histogram_every, what="histogram_every", minimum=1,
+                                    hint="epochs between histograms")
         _tb()  # fail now, naming the extra, rather than on the exporter thread
         super().__init__(**delivery)
         self._log_dir = None if log_dir is None else Path(log_dir)
@@ -152,8 +152,8 @@ class TensorBoardExporter(Exporter):
         if not hasattr(model, "named_parameters"):
             raise TypeError(f"log_histograms() takes a torch.nn.Module, got "
                             f"{type(model).__name__}")
-        if epoch is not None and (type(epoch) is not int or epoch < 0):
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        epoch = check_optional_int(epoch, what="epoch", minimum=0,
+                                   hint="the epoch that ended; None: record every call")
         if epoch is not None and epoch % self._histogram_every:
             return False
         if self._run is not None:
@@ -321,6 +321,4 @@ class TensorBoardExporter(Exporter):
     def _step(self, step: int | None) -> int:
         if step is None:
             return self.link.global_step()
-        if type(step) is not int or step < 0:
-            raise ValueError(f"step must be a non-negative int, got {step!r}")
-        return step
+        return check_count(step, what="step", hint="the global step; None: the run's own")

@@ -35,7 +35,7 @@ from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
-from loopwise.utils.validate import check_bool
+from loopwise.utils.validate import check_bool, check_int, check_positive
 from loopwise.watch.accumulator import LoopStats
 from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
@@ -85,15 +85,13 @@ class LoopwiseCallback(keras.callbacks.Callback):  # type: ignore[misc]
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (where the checkpoints are)")
-        if type(save_every) is not int or save_every < 1:
-            raise ValueError(f"save_every must be an int >= 1 (epochs), got {save_every!r}")
+        save_every = check_int(save_every, what="save_every", minimum=1, hint="epochs")
         for flag, value in (("resume", resume), ("progress", progress), ("system", system),
                             ("health", health)):
             check_bool(value, what=flag)
         if async_safe is not None:
             check_bool(async_safe, what="async_safe")
-        if not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
-            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+        check_positive(flush_interval, what="flush_interval", hint="seconds")
         if file is not None and not callable(getattr(file, "write", None)):
             raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
         # False: Keras calls every batch hook inline; None: asynchronous on an accelerator

@@ -14,6 +14,7 @@ STORE_FILE = "store.sqlite"  # the embedded store (record.storefile); -wal/-shm 
 LOG_FILE = "log.jsonl"  # events and epoch metrics (record.jsonlog); .1, .2 ... once rotated
 LOCK_FILE = "writer.lock"  # the writer lock (record.lock)
 REPORT_FILE = "report.html"  # the HTML report (view.report)
+IMAGES_DIR = "images"  # the run's images, <sha256>.png each (record.media)
 
 __all__ = ["CONFIG_FILE", "LOCK_FILE", "LOG_FILE", "REPORT_FILE", "RUN_FILE", "STORE_FILE",
            "is_run_folder"]

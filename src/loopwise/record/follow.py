@@ -46,6 +46,7 @@ from loopwise.record.folder import STORE_FILE
 from loopwise.record.media_read import COLUMNS
 from loopwise.record.store import connect, unpack
 from loopwise.record.verify import DamagedRecordError, check_chunk, check_rows
+from loopwise.utils.validate import check_count
 
 CHUNK = 50_000  # points read at once at most
 PARTS = {"events": "events", "system": "system samples", "histograms": "histograms",
@@ -89,24 +90,24 @@ class Cursor:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         points, clock = state.get("points", {}), state.get("clock", (float("-inf"), 0))
-        if not isinstance(points, Mapping) or not all(
-                isinstance(k, str) and type(v) is int and v >= 0 for k, v in points.items()):
+        if not isinstance(points, Mapping) or not all(isinstance(k, str) for k in points):
             raise ValueError(f"state['points'] must map series names to point counts, got "
                              f"{points!r}")
+        for name, count in points.items():
+            check_count(count, what=f"state['points'][{name!r}]", hint="points delivered")
         for key in ("event_id", "system_rowid"):
-            if type(state.get(key, 0)) is not int or state.get(key, 0) < 0:
-                raise ValueError(f"state[{key!r}] must be a non-negative int, got "
-                                 f"{state.get(key)!r}")
-        self.points = dict(points)
+            check_count(state.get(key, 0), what=f"state[{key!r}]")
+        self.points = {name: int(count) for name, count in points.items()}
         self.event_id = int(state.get("event_id", 0))
         self.system_rowid = int(state.get("system_rowid", 0))
         self.clock = (float(clock[0]), int(clock[1]))
         media = state.get("media", {})
-        if not isinstance(media, Mapping) or not all(
-                k in COLUMNS and type(v) is int and v >= 0 for k, v in media.items()):
+        if not isinstance(media, Mapping) or not all(k in COLUMNS for k in media):
             raise ValueError(f"state['media'] must map media tables ({', '.join(COLUMNS)}) to "
                              f"row ids, got {media!r}")
-        self.media = dict(media)
+        for table, rowid in media.items():
+            check_count(rowid, what=f"state['media'][{table!r}]", hint="a row id")
+        self.media = {table: int(rowid) for table, rowid in media.items()}
 
 
 @dataclass

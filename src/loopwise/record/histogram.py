@@ -25,6 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from loopwise.utils.validate import check_int
+
 MAX_BINS = 1024
 CHUNK = 1 << 20  # values binned at a time
 _BIG_ENDIAN = sys.byteorder == "big"
@@ -94,10 +96,8 @@ class Histogram:
 
 
 def check_bins(bins: object) -> int:
-    if type(bins) is not int or not 1 <= bins <= MAX_BINS:
-        raise ValueError(f"bins must be an int from 1 to {MAX_BINS}, got {bins!r}; "
-                         "64 (the default) shows a distribution well")
-    return bins
+    return check_int(bins, what="bins", minimum=1, maximum=MAX_BINS,
+                     hint="64, the default, shows a distribution well")
 
 
 def host_values(values: object, *, name: str) -> Any:

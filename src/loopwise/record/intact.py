@@ -3,17 +3,22 @@
 :func:`intact` checks every part of a run's store (each series, the events, the system
 samples) against its checksum and gives a reader that leaves the damaged ones out, with the
 list of what was left out (each a :class:`~loopwise.record.verify.DamagedRecordError` naming the
-run, the file and the part). ``loopwise show``, ``report``, ``doctor``, ``export`` and the
+run, the file and the part; an image whose file fails its SHA-256 is left out of
+:meth:`IntactReader.images`). ``loopwise show``, ``report``, ``doctor``, ``export`` and the
 dashboard read through it: they say which part is damaged and still show the others.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from loopwise.record.folder import IMAGES_DIR
 from loopwise.record.reader import Event, RunReader
 from loopwise.record.verify import DamagedRecordError
+
+if TYPE_CHECKING:
+    from loopwise.record.media_read import ImageEntry
 
 DAMAGED_EVENT = "record_damaged"
 
@@ -25,6 +30,7 @@ class IntactReader(RunReader):
         super().__init__(reader.path)
         self.damage = damage
         self._left_out = {d.part for d in damage}
+        self._bad_images = {d.path.stem for d in damage if d.path.parent.name == IMAGES_DIR}
 
     def keys(self) -> list[str]:
         return [k for k in super().keys() if f"series {k!r}" not in self._left_out]
@@ -34,6 +40,9 @@ class IntactReader(RunReader):
 
     def system(self, name: str | None = None) -> list[tuple[float, str, float]]:
         return [] if "system samples" in self._left_out else super().system(name)
+
+    def images(self, name: str) -> list[ImageEntry]:
+        return [e for e in super().images(name) if e.digest not in self._bad_images]
 
 
 def intact(reader: RunReader, *, verified: set[tuple[int, int]] | None = None

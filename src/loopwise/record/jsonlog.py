@@ -36,7 +36,7 @@ from loopwise.record.folder import LOG_FILE
 from loopwise.record.safefile import run_file
 from loopwise.utils.isotime import iso
 from loopwise.utils.jsonsafe import json_safe
-from loopwise.utils.validate import check_int, check_key, check_step
+from loopwise.utils.validate import check_int, check_key, check_number, check_step
 
 DEFAULT_MAX_BYTES = 10 * 2**20
 DEFAULT_BACKUP_COUNT = 5
@@ -167,9 +167,7 @@ class JsonLog:
         clean: dict[str, float] = {}
         for key, value in values.items():
             check_key(key)  # the one key rule
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"value of {key!r} must be a number, got {type(value).__name__}")
-            clean[key] = float(value)
+            clean[key] = check_number(value, what=f"value of {key!r}")
         payload: dict[str, Any] = {"type": "metrics", "step": step}
         if epoch is not None:
             payload["epoch"] = epoch

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loopwise.record.folder import IMAGES_DIR
 from loopwise.record.histogram import Histogram, HostCopy, bin_values, check_array, pack_counts
 from loopwise.record.png import check_pixels, encode_png, png_size
 from loopwise.record.store import StoreWriter
 from loopwise.utils.atomic import atomic_write_bytes
+from loopwise.utils.validate import check_count, check_non_negative
 
-IMAGES_DIR = "images"
 MAX_QUEUED = 10_000  # jobs waiting; past this the caller waits (nothing is dropped)
 MAX_QUEUED_BYTES = 2 << 30  # copies waiting: past 2 GiB the caller waits for the thread
 _POLL = 0.0005
@@ -44,12 +45,8 @@ class ImageBudget:
     max_mib: float = 256.0
 
     def __post_init__(self) -> None:
-        if type(self.max_images) is not int or self.max_images < 0:
-            raise ValueError(f"max_images must be a non-negative int, got {self.max_images!r}")
-        if isinstance(self.max_mib, bool) or not isinstance(self.max_mib, (int, float)) or \
-                not self.max_mib >= 0:
-            raise ValueError(f"max_image_mib must be a non-negative number of MiB, got "
-                             f"{self.max_mib!r}")
+        check_count(self.max_images, what="max_images")
+        check_non_negative(self.max_mib, what="max_image_mib", hint="MiB")
 
 
 def _nbytes(payload: Any) -> int:
@@ -61,7 +58,8 @@ def _nbytes(payload: Any) -> int:
 
 
 def image_path(run_path: Path, digest: str) -> Path:
-    """Where the image ``digest`` of a run lives."""
+    """Where the image ``digest`` of a run lives (read back, checked against ``digest``, by
+    :meth:`~loopwise.record.reader.RunReader.image_bytes`)."""
     return run_path / IMAGES_DIR / f"{digest}.png"
 
 

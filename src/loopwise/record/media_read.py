@@ -49,7 +49,9 @@ class HistogramPoint:
 
 @dataclass(frozen=True)
 class ImageEntry:
-    """One logged image: ``path`` is its PNG file in the run folder."""
+    """One logged image: ``path`` is its PNG file in the run folder, ``digest`` the SHA-256
+    its bytes were stored under (:meth:`~loopwise.record.reader.RunReader.image_bytes` reads
+    them checked against it), ``name`` the name it was logged as."""
 
     step: int
     time: float
@@ -58,6 +60,7 @@ class ImageEntry:
     width: int
     height: int
     bytes: int
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,15 @@ class TextEntry:
     text: str
 
 
-def media_points(table: str, rows: list[tuple[Any, ...]], run_path: Path) -> list[Any]:
+def media_points(table: str, rows: list[tuple[Any, ...]], run_path: Path, name: str = ""
+                 ) -> list[Any]:
     """Rows of a media table (``step`` first, then :data:`COLUMNS` after ``name, step``) as
-    :class:`HistogramPoint`, :class:`ImageEntry` or :class:`TextEntry` objects."""
+    :class:`HistogramPoint`, :class:`ImageEntry` or :class:`TextEntry` objects (``name``: the
+    name they were logged as)."""
     if table == "histograms":
         return [HistogramPoint(int(r[0]), float(r[1]), media_value(table, ("", *r), run_path))
                 for r in rows]
     if table == "images":
         return [ImageEntry(int(s), float(t), image_path(run_path, str(d)), str(d), int(w),
-                           int(h), int(n)) for s, t, d, w, h, n in rows]
+                           int(h), int(n), name) for s, t, d, w, h, n in rows]
     return [TextEntry(int(s), float(t), str(x)) for s, t, x in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -13,23 +14,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopwise.record.errors import CorruptRecordError, load_json_object
-from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.folder import CONFIG_FILE, IMAGES_DIR, RUN_FILE, STORE_FILE
 from loopwise.record.live import catch_up
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample, epochs_at, one_per_step
 from loopwise.record.stats import MetricStats, run_stats
 from loopwise.record.status import resolve_status
 from loopwise.record.store import connect, unpack
-from loopwise.record.verify import ChunkCheck, DamagedRecordError, check_chunk, check_rows
+from loopwise.record.verify import (
+    IMAGE_HINT,
+    ChunkCheck,
+    DamagedRecordError,
+    check_chunk,
+    check_rows,
+)
 from loopwise.utils.validate import check_key
 
 if TYPE_CHECKING:  # media (numpy) and the CSV export are imported when used: a quick CLI start
     from loopwise.record.media_read import HistogramPoint, ImageEntry, TextEntry
 
+
+def image_part(entry: ImageEntry) -> str:
+    """How a damaged image is named: ``image 'pred' at step 7 (images/<sha256>.png)``."""
+    return (f"image {entry.name!r} at step {entry.step} "
+            f"({entry.path.parent.name}/{entry.path.name})")
+
 _MOVE_AWAY = "restore it from a backup, or move the run folder out of the runs root"
 RUN_FILE_HINT = f"loopwise cannot read this run's status; {_MOVE_AWAY}"
 CONFIG_HINT = "it holds the run's parameters: repair it, or delete it to read the run without them"
 STORE_HINT = f"the run's series and events cannot be read; {_MOVE_AWAY}"
+_HASH_BLOCK = 1 << 20  # an image file is hashed in blocks of this many bytes
 
 
 @dataclass(frozen=True)
@@ -237,10 +251,12 @@ class RunReader:
 
     def damaged_parts(self, *, verified: set[tuple[int, int]] | None = None
                       ) -> list[DamagedRecordError]:
-        """Every damaged part of the store (each series whose chunks fail their checksum, the
-        events, the system samples), checked without unpacking. ``verified`` holds ``(chunk
-        id, checksum)`` pairs found intact before: they are skipped and the newly checked ones
-        added, so a viewer that polls a growing run checks only what is new."""
+        """Every damaged part of the record (each series whose chunks fail their checksum, the
+        events, the system samples, each image file whose bytes fail their SHA-256: see
+        :meth:`damaged_images`), checked without unpacking. ``verified`` holds ``(chunk id,
+        checksum)`` pairs found intact before (and marks of image files): they are skipped and
+        the newly checked ones added, so a viewer that polls a growing run checks only what is
+        new."""
         known: set[tuple[int, int]] = set() if verified is None else verified
         out: list[DamagedRecordError] = []
         if self._has("sum"):
@@ -266,7 +282,7 @@ class RunReader:
                 read()
             except DamagedRecordError as exc:
                 out.append(exc)
-        return out
+        return out + self.damaged_images(verified=known)
 
     def events(self, *, kind: str | None = None, level: str | None = None) -> list[Event]:
         """The events in the order logged, optionally of one ``kind`` and ``level``
@@ -316,15 +332,88 @@ class RunReader:
         return media_points("histograms", self._media_rows("histograms", name), self.path)
 
     def images(self, name: str) -> list[ImageEntry]:
-        """Every image logged as ``name``, by step (``ImageEntry.path``: its PNG file)."""
+        """Every image logged as ``name``, by step (``ImageEntry.path``: its PNG file; read its
+        bytes with :meth:`image_bytes`, which checks them against their SHA-256)."""
         from loopwise.record.media_read import media_points
 
-        return media_points("images", self._media_rows("images", name), self.path)
+        return media_points("images", self._media_rows("images", name), self.path, name)
 
     def texts(self, name: str) -> list[TextEntry]:
         from loopwise.record.media_read import media_points
 
         return media_points("texts", self._media_rows("texts", name), self.path)
+
+    def image_bytes(self, image: ImageEntry | str) -> bytes:
+        """The PNG bytes of an image (an :class:`ImageEntry` of :meth:`images`, or its digest),
+        checked against the SHA-256 they were stored under: a file whose bytes changed since
+        is :class:`~loopwise.record.verify.DamagedRecordError` naming the image (the run's
+        other images still read). A digest no image of the run has is :class:`KeyError`."""
+        if not isinstance(image, str) and not all(
+                hasattr(image, a) for a in ("digest", "name", "step")):
+            raise TypeError(f"image_bytes() takes an ImageEntry of images() or its digest "
+                            f"(a str), got {type(image).__name__}")
+        if isinstance(image, str):
+            rows = self._query("SELECT name, step FROM images WHERE digest = ? ORDER BY id "
+                               "LIMIT 1", (image,))
+            if not rows:
+                raise KeyError(f"run {self.path.name!r} has no image {image!r}")
+            digest, name, step = image, str(rows[0][0]), int(rows[0][1])
+        else:
+            digest, name, step = image.digest, image.name, image.step
+        file = self.path / IMAGES_DIR / f"{digest}.png"
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise self._image_damage(file, name, step, 1)
+        return data
+
+    def damaged_images(self, *, verified: set[tuple[int, int]] | None = None
+                       ) -> list[DamagedRecordError]:
+        """Each image file of the run whose bytes fail the SHA-256 it was stored under (one
+        :class:`~loopwise.record.verify.DamagedRecordError` per file, naming the first image
+        logged with it; a file missing is not checked: the views list it as omitted).
+        ``verified``: as in :meth:`damaged_parts`; a file found intact before is hashed again
+        only once its size or modification time changed."""
+        known: set[tuple[int, int]] = set() if verified is None else verified
+        # the columns of media_read.COLUMNS["images"] (each row's batch checksum covers them)
+        rows = self._query("SELECT id, name, step, time, digest, width, height, bytes FROM "
+                           "images ORDER BY id")
+        try:
+            self._check_rows("images", rows)
+        except DamagedRecordError as exc:  # the index itself: its digests are not to be trusted
+            return [exc]
+        logged: dict[str, tuple[int, str, int, int]] = {}  # digest: (row, name, step, count)
+        for row, name, step, _, digest, *_ in rows:
+            first = logged.get(str(digest))
+            logged[str(digest)] = ((int(row), str(name), int(step), 1) if first is None else
+                                   (*first[:3], first[3] + 1))
+        out = []
+        for digest, (row, name, step, count) in logged.items():
+            file = self.path / IMAGES_DIR / f"{digest}.png"
+            try:
+                stat = file.stat()
+            except OSError:
+                continue
+            mark = (-row, hash((digest, stat.st_size, stat.st_mtime_ns, stat.st_ino)))
+            if mark in known:  # negative: never a chunk id
+                continue
+            sha = hashlib.sha256()
+            try:
+                with file.open("rb") as fh:
+                    while block := fh.read(_HASH_BLOCK):
+                        sha.update(block)
+            except OSError:
+                continue
+            if sha.hexdigest() != digest:
+                out.append(self._image_damage(file, name, step, count))
+            else:
+                known.add(mark)
+        return out
+
+    def _image_damage(self, file: Path, name: str, step: int, count: int
+                      ) -> DamagedRecordError:
+        more = "" if count == 1 else f" (and {count - 1} more logged with its content)"
+        return DamagedRecordError(file, f"image {name!r} at step {step}{more}",
+                                  run=self.path.name, hint=IMAGE_HINT)
 
     def images_used(self) -> tuple[int, int, set[str]]:
         """How many images the record holds, the bytes of their files and their digests (the

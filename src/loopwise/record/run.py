@@ -39,7 +39,7 @@ from loopwise.record.runfile import RunFile
 from loopwise.record.status import exit_status
 from loopwise.record.storefile import check_store
 from loopwise.record.writer import RunWriter
-from loopwise.utils.validate import check_json
+from loopwise.utils.validate import check_count, check_json, check_optional_int
 
 __all__ = ["CONFIG_FILE", "RUN_FILE", "STATUSES", "Run", "check_reopen"]
 
@@ -197,8 +197,7 @@ class Run:
 
     def advance(self, steps: int = 1) -> int:
         """Count ``steps`` more training steps; return the new global step."""
-        if type(steps) is not int or steps < 0:
-            raise ValueError(f"advance() takes a non-negative int of steps, got {steps!r}")
+        steps = check_count(steps, what="advance()'s steps")
         self._writer.global_step += steps
         return self._writer.global_step
 
@@ -212,10 +211,8 @@ class Run:
         """Set the global step to ``step`` (a resume from a checkpoint taken at that step) and,
         given ``epoch``, the last ended epoch to the checkpoint's (``run.json`` may be behind
         it or ahead of it after a kill); summaries already recorded are still not repeated."""
-        if type(step) is not int or step < 0:
-            raise ValueError(f"restore_step() takes a non-negative int, got {step!r}")
-        if epoch is not None and (type(epoch) is not int or epoch < 0):
-            raise ValueError(f"restore_step(epoch=) takes a non-negative int, got {epoch!r}")
+        step = check_count(step, what="restore_step()'s step")
+        epoch = check_optional_int(epoch, what="restore_step(epoch=)", minimum=0)
         self._writer.global_step = step
         if epoch is not None:
             self._writer.epochs.epoch = epoch

@@ -18,7 +18,7 @@ from loopwise.record.media import ImageBudget, MediaWorker
 from loopwise.record.png import check_pixels, png_size
 from loopwise.record.reader import RunReader
 from loopwise.record.store import StoreWriter
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_count, check_key
 
 MAX_TEXT = 1 << 20  # characters in one text entry
 
@@ -113,9 +113,7 @@ class RunMedia:
             raise error
         if step is None:
             return self._step()
-        if type(step) is not int or step < 0:
-            raise ValueError(f"step must be a non-negative int, got {step!r}")
-        return step
+        return check_count(step, what="step", hint="the global step; None: the run's own")
 
     def _media_worker(self) -> MediaWorker:
         if self._media is None:

@@ -7,6 +7,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+from loopwise.utils.validate import check_int
+
 __all__ = ["Series", "downsample", "epochs_at", "one_per_step"]
 
 
@@ -61,8 +63,7 @@ def downsample(series: Series, max_points: int) -> Series:
     envelope (a bucket of only NaN keeps its first point). A series already short enough is
     returned as is.
     """
-    if type(max_points) is not int or max_points < 2:
-        raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
+    max_points = check_int(max_points, what="max_points", minimum=2)
     n = len(series)
     if n <= max_points:
         return series

@@ -54,6 +54,7 @@ from loopwise.record.storefile import (
     storable_rows,
     unpack,
 )
+from loopwise.utils.validate import check_int
 
 __all__ = ["STORE_FILE", "Batch", "StoreWriter", "connect", "pack", "unpack"]
 
@@ -73,8 +74,7 @@ class StoreWriter:
     ) -> None:
         if not flush_interval > 0 or flush_interval > 1.0:
             raise ValueError(f"flush_interval must be in (0, 1] seconds, got {flush_interval!r}")
-        if max_pending < 1:
-            raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        check_int(max_pending, what="max_pending", minimum=1)
         self.path = path
         self._flush_interval = flush_interval
         self._max_pending = max_pending

@@ -21,21 +21,26 @@ from loopwise.record.storefile import chunk_sum, rows_sum
 
 DAMAGED_HINT = ("its bytes changed after they were written (a disk error, or an edit); the "
                 "run's other series still read; restore the file from a backup to get it back")
+IMAGE_HINT = ("its bytes no longer match the SHA-256 it was stored under (a disk error, or an "
+              "edit); the run's other images still read; restore the file from a backup to get "
+              "it back")
 
 
 class DamagedRecordError(CorruptRecordError):
-    """One part of a run's store (``part``: a series, the events, the system samples) fails
-    its checksum. ``path`` is the store file, ``run`` the run's folder name; ``rows``: the
-    rowids ``(first, last)`` of the damaged batch of an events, system or media table."""
+    """One part of a run's record (``part``: a series, the events, the system samples, an
+    image) fails its checksum. ``path`` is the store file (an image's PNG file for an image),
+    ``run`` the run's folder name; ``rows``: the rowids ``(first, last)`` of the damaged batch
+    of an events, system or media table."""
 
     def __init__(self, path: str | os.PathLike[str], part: str, *,
-                 rows: tuple[int, int] | None = None) -> None:
+                 rows: tuple[int, int] | None = None, run: str | None = None,
+                 hint: str = DAMAGED_HINT) -> None:
         self.part = part
         self.rows = rows
-        self.run = Path(path).parent.name
+        self.run = Path(path).parent.name if run is None else run
         where = "" if rows is None else f" (rows {rows[0]}-{rows[1]})"
         super().__init__(path, f"run {self.run!r}: {part}{where} failed its checksum",
-                         hint=DAMAGED_HINT)
+                         hint=hint)
 
 
 def check_chunk(path: Path, key: str, steps: bytes, times: bytes, vals: bytes,
@@ -95,3 +100,15 @@ def check_rows(path: Path, part: str, rows: Sequence[Sequence[Any]],
         hi = bisect_right(ids, last)
         if hi - lo != last - first + 1 or rows_sum([r[1:] for r in rows[lo:hi]]) != expected:
             raise DamagedRecordError(path, part, rows=(first, last))
+
+
+def check_image(path: Path, digest: str, *, part: str, run: str) -> bytes:
+    """The bytes of the image file ``path`` (stored content-addressed as ``<digest>.png``),
+    or a :class:`DamagedRecordError` naming ``part`` when their SHA-256 is not ``digest``
+    (a file gone is :class:`FileNotFoundError`)."""
+    import hashlib
+
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise DamagedRecordError(path, part, run=run, hint=IMAGE_HINT)
+    return data

@@ -32,9 +32,11 @@ from loopwise.record.store import Batch, StoreWriter
 from loopwise.utils.atomic import atomic_write_json
 from loopwise.utils.isotime import iso
 from loopwise.utils.validate import (
+    check_count,
     check_json,
     check_key,
     check_number,
+    check_optional_int,
     check_step,
     check_wall_time,
 )
@@ -167,13 +169,11 @@ class RunWriter:
         The prefix keeps an epoch mean (``epoch/loss``) apart from the per-step series
         (``loss``). See ``docs/record.md``.
         """
-        if type(epoch) is not int or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        epoch = check_count(epoch, what="epoch")
         if not isinstance(values, Mapping):
             raise TypeError(f"values must be a mapping of name to number, got "
                             f"{type(values).__name__}")
-        if step is not None and (type(step) is not int or step < 0):
-            raise ValueError(f"step must be a non-negative int, got {step!r}")
+        step = check_optional_int(step, what="step", minimum=0)
         clean = {check_key(k): check_number(v, what=f"value of {k!r}") for k, v in values.items()}
         at = (self.global_step or epoch) if step is None else step
         row = self.epochs.row(epoch, at, clean)  # one point per epoch and name, across resumes

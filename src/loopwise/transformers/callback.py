@@ -42,6 +42,7 @@ from loopwise.record.recorder import Recorder
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.utils.atomic import atomic_write_json
+from loopwise.utils.jsonsafe import json_safe
 from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.progress import ProgressBar
 from loopwise.watch.system_run import ensure_system_monitor
@@ -95,16 +96,22 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
     ``root``/``name`` when training begins and closed when it ends. ``config`` is added to the
     TrainingArguments in ``config.json``. ``exporters`` mirror the run. ``progress`` draws the
     bar and the epoch summaries on ``file`` (default stderr). ``system``: sample the machine;
-    ``health``: run the health detectors; ``flush_interval``: seconds between hand-overs."""
+    ``health``: run the health detectors; ``flush_interval``: seconds between hand-overs.
+    ``nan_inf_filter``: keep HF's ``logging_nan_inf_filter``; by default the callback turns
+    it off when training begins (with an event saying so), because it logs a NaN or infinite
+    loss as the window's mean of the finite ones, so the record would hold a made-up loss (0.0
+    once every step is NaN) and no health finding on it; off, the loss is recorded as it was
+    (and HF's per-step ``isnan`` check, a device sync, is skipped). Training is not changed."""
 
     def __init__(self, *, root: str | os.PathLike[str] = "runs", name: str | None = None,
                  run: Run | None = None, config: Mapping[str, Any] | None = None,
                  exporters: Iterable[Recorder] = (), progress: bool = True,
                  file: TextIO | None = None, system: bool = True, health: bool = True,
-                 flush_interval: float = 1.0) -> None:
+                 flush_interval: float = 1.0, nan_inf_filter: bool = False) -> None:
         self._exporters = check_options(run=run, root=root, name=name, config=config,
                                         flush_interval=flush_interval, exporters=exporters)
-        for flag, value in (("progress", progress), ("system", system), ("health", health)):
+        for flag, value in (("progress", progress), ("system", system), ("health", health),
+                            ("nan_inf_filter", nan_inf_filter)):
             if not isinstance(value, bool):
                 raise TypeError(f"{flag} must be True or False, got {value!r}")
         if file is not None and not callable(getattr(file, "write", None)):
@@ -114,6 +121,7 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
         self._config = json_config(config or {})
         self._progress, self._file = progress, file
         self._system, self._health, self._interval = system, health, float(flush_interval)
+        self._nan_inf_filter = nan_inf_filter
         self.steps: TrainerSteps | None = None
         self._bar: ProgressBar | None = None
         self._epoch_start = 0.0
@@ -158,6 +166,10 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         step = int(state.global_step)
         previous = _pointer(args, step) if step > 0 else None
+        unfiltered = not self._nan_inf_filter and bool(getattr(args, "logging_nan_inf_filter",
+                                                                False))
+        if unfiltered:  # a NaN loss is logged as NaN, not as the window's finite mean
+            args.logging_nan_inf_filter = False
         config = {**json_config(args.to_dict()), **_model_config(kwargs.get("model")),
                   **self._config}
         run = self.run
@@ -171,6 +183,10 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
         attach_exporters(run, self._exporters)
         steps = self.steps = TrainerSteps(run, health=self._health, interval=self._interval)
         steps.start_at(step, epoch=int(state.epoch or 0) if step > 0 else run.epoch)
+        if unfiltered:
+            run.log_event("note", "logging_nan_inf_filter turned off: a NaN or infinite loss "
+                          "is recorded as it was (LoopwiseCallback(nan_inf_filter=True) "
+                          "keeps HF's filter)")
         if step > 0:
             run.log_event("checkpoint_loaded", f"resumed at step {step}",
                           data={"step": step, "epoch": float(state.epoch or 0)})
@@ -219,7 +235,7 @@ class LoopwiseCallback(transformers.TrainerCallback):  # type: ignore[misc]
                 run.log_scalars(evaluation, step=step)
         if end:
             run.log_event("train_end", ", ".join(f"{k}={v:g}" for k, v in end.items()),
-                          data={**end, "step": step})
+                          data=json_safe({**end, "step": step}))  # a NaN train_loss: null
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         steps, run = self.steps, self.run

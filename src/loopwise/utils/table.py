@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from loopwise.utils.text import printable
+from loopwise.utils.validate import check_int
 
 RULES = ("columns", "frame", None)
 ELLIPSIS = "\u2026"
@@ -76,8 +77,7 @@ def render_table(rows: Sequence[Sequence[object]], *, header: Sequence[object] |
     """
     if rule not in RULES:
         raise ValueError(f"rule must be 'columns', 'frame' or None, got {rule!r}")
-    if type(gap) is not int or gap < 1:
-        raise ValueError(f"gap must be an int >= 1 (spaces between columns), got {gap!r}")
+    gap = check_int(gap, what="gap", minimum=1, hint="spaces between columns")
     if set(align) - {"l", "r"}:
         raise ValueError(f"align takes one letter per column, 'l' or 'r'; got {align!r}")
     table = [[printable(c) for c in row] for row in ([header] if header is not None else [])]
@@ -92,8 +92,7 @@ def render_table(rows: Sequence[Sequence[object]], *, header: Sequence[object] |
     widths = [max(w, min_widths[i]) if i < len(min_widths) else w for i, w in enumerate(widths)]
     left_out = 0
     if width is not None:
-        if type(width) is not int or width < 1:
-            raise ValueError(f"width must be an int >= 1 (terminal columns), got {width!r}")
+        width = check_int(width, what="width", minimum=1, hint="terminal columns")
         # a value keeps its width up to 20 characters; headers and long names are cut first
         body = table[0 if header is None else 1:]
         floors = [min(20, max((len(row[i]) for row in body), default=0)) for i in range(n)]

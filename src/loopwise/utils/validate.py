@@ -15,16 +15,55 @@ def shown(value: object) -> str:
     return repr(value)
 
 
-def check_int(value: object, *, what: str, minimum: int = 0, hint: str = "") -> int:
-    """An int (NumPy ints too; never a bool) >= ``minimum``, returned as int. The one style
-    of every check here: the wrong type is a ``TypeError`` naming the type, a value out of
-    range a ``ValueError`` naming the value; ``hint`` says what the number counts."""
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a ``TypeError``, and a ``ValueError`` too, so code that
+    caught the ``ValueError`` the hand-written checks raised before they came here still
+    catches it."""
+
+
+def check_int(value: object, *, what: str, minimum: int | None = 0,
+              maximum: int | None = None, hint: str = "") -> int:
+    """An int (NumPy ints too; never a bool) from ``minimum`` to ``maximum`` (``None``: no
+    bound), returned as int. The one style of every check here: the wrong type is a
+    ``TypeError`` (:class:`ArgumentTypeError`) naming the type, a value out of range a
+    ``ValueError`` naming the value; ``hint`` says what the number counts."""
+    if (type(value) is int and (minimum is None or value >= minimum)
+            and (maximum is None or value <= maximum)):
+        return value  # the common case, first: this runs on some per-step paths
     extra = f" ({hint})" if hint else ""
     if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{what} must be an int{extra}, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{what} must be an int{extra}, got {type(value).__name__}")
     number = int(value.__index__())
-    if number < minimum:
-        raise ValueError(f"{what} must be an int >= {minimum}{extra}, got {shown(number)}")
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ValueError(f"{what} must be {_int_range(minimum, maximum)}{extra}, "
+                         f"got {shown(number)}")
+    return number
+
+
+def _int_range(minimum: int | None, maximum: int | None, *, optional: bool = False) -> str:
+    tail = " or None" if optional else ""
+    if minimum is not None and maximum is not None:
+        return f"an int from {minimum} to {maximum}{tail}"
+    if minimum is not None:
+        return f"an int >= {minimum}{tail}"
+    if maximum is not None:
+        return f"an int <= {maximum}{tail}"
+    return f"an int{tail}"
+
+
+def check_optional_int(value: object, *, what: str, minimum: int | None = 0,
+                       maximum: int | None = None, hint: str = "") -> int | None:
+    """``None``, or an int as :func:`check_int` takes it; the messages say None is allowed."""
+    if value is None:
+        return None
+    extra = f" ({hint})" if hint else ""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ArgumentTypeError(f"{what} must be an int or None{extra}, "
+                                f"got {type(value).__name__}")
+    number = int(value.__index__())
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ValueError(f"{what} must be {_int_range(minimum, maximum, optional=True)}{extra},"
+                         f" got {shown(number)}")
     return number
 
 
@@ -50,7 +89,7 @@ def check_float(value: object, *, what: str, minimum: float | None = None,
     extra = f" ({hint})" if hint else ""
     rule = f"{what} must be a finite number{_bounds(minimum, maximum, open_min, open_max)}{extra}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{rule}, got {type(value).__name__}")
+        raise ArgumentTypeError(f"{rule}, got {type(value).__name__}")
     try:
         number = float(value)
     except OverflowError:

@@ -8,7 +8,8 @@
   that step's largest cell. At most ``MAX_HIST_STEPS`` steps (evenly chosen, the last kept).
 * An image name becomes a strip with a step slider: at most ``max_per_name`` images (evenly
   chosen, the last kept). The report embeds them as ``data:`` URIs up to ``embed_mib`` MiB in
-  all (the rest are listed as omitted); the dashboard gives each a URL of its image API.
+  all (the rest are listed as omitted); the dashboard gives each a URL of its image API. An
+  image whose file fails its SHA-256 is left out and named in ``damaged`` (the others shown).
 * A text name becomes its entries by step.
 """
 
@@ -19,10 +20,12 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from loopwise.record.folder import IMAGES_DIR
 from loopwise.record.histogram import Histogram
 from loopwise.record.media_read import HistogramPoint, ImageEntry
 from loopwise.record.reader import RunReader
 from loopwise.record.verify import DamagedRecordError
+from loopwise.utils.validate import check_int
 
 QUANTILES = (0.0, 0.0668, 0.1587, 0.3085, 0.5, 0.6915, 0.8413, 0.9332, 1.0)
 MAX_HIST_STEPS = 200
@@ -82,18 +85,19 @@ def histogram_view(points: Sequence[HistogramPoint]) -> dict[str, Any]:
     }
 
 
-def data_uri(entry: ImageEntry) -> str:
-    """The image's PNG file as a ``data:`` URI."""
-    return "data:image/png;base64," + base64.b64encode(entry.path.read_bytes()).decode("ascii")
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] | None = None,
-                  max_per_name: int = 50, embed_mib: float = 32.0) -> dict[str, Any]:
+                  max_per_name: int = 50, embed_mib: float = 32.0,
+                  verified: set[tuple[int, int]] | None = None) -> dict[str, Any]:
     """Histograms, images and texts of the run read by ``reader``, for ``static/media.js``.
-    ``image_src`` gives an image's URL (the dashboard); without it images are embedded as
-    ``data:`` URIs within ``embed_mib`` (the report)."""
-    if type(max_per_name) is not int or max_per_name < 1:
-        raise ValueError(f"max_per_name must be an int >= 1, got {max_per_name!r}")
+    ``image_src`` gives an image's URL (the dashboard: the image files are checked here, those
+    in ``verified`` only when changed, see :meth:`RunReader.damaged_images`); without it images
+    are embedded as ``data:`` URIs within ``embed_mib`` (the report: each checked as read)."""
+    max_per_name = check_int(max_per_name, what="max_per_name", minimum=1)
     damaged: list[str] = []  # a table whose checksum fails is left out and named here
     histograms: dict[str, Any] = {}
     for name in reader.histogram_names():
@@ -102,6 +106,13 @@ def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] |
             histograms[name] = histogram_view(points)
     budget = int(embed_mib * 2**20)
     images: dict[str, Any] = {}
+    bad: dict[str, str] = {}  # digest: the damaged image's part (the dashboard: checked once)
+    if image_src is not None and reader.image_names():
+        for exc in reader.damaged_images(verified=verified):
+            if exc.path.parent.name == IMAGES_DIR:
+                bad[exc.path.stem] = exc.part
+            else:  # the image index itself
+                _name(damaged, exc.part)
     for name in reader.image_names():
         entries = _intact(reader.images, name, damaged)
         if not entries:
@@ -109,12 +120,23 @@ def media_payload(reader: RunReader, *, image_src: Callable[[ImageEntry], str] |
         shown = evenly(entries, max_per_name)
         items, omitted = [], len(entries) - len(shown)
         for entry in shown:
+            if entry.digest in bad:
+                _name(damaged, bad[entry.digest])
+                omitted += 1
+                continue
             if image_src is None:
                 if entry.bytes > budget or not entry.path.is_file():
                     omitted += 1
                     continue
+                try:
+                    png = reader.image_bytes(entry)  # checked against its SHA-256 as read
+                except DamagedRecordError as exc:
+                    bad[entry.digest] = exc.part
+                    _name(damaged, exc.part)
+                    omitted += 1
+                    continue
                 budget -= entry.bytes
-                src = data_uri(entry)
+                src = data_uri(png)
             else:
                 src = image_src(entry)
             items.append({"step": entry.step, "src": src, "width": entry.width,
@@ -130,6 +152,10 @@ def _intact(read: Callable[[str], list[T]], name: str, damaged: list[str]) -> li
     try:
         return read(name)
     except DamagedRecordError as exc:
-        if exc.part not in damaged:
-            damaged.append(exc.part)
+        _name(damaged, exc.part)
         return []
+
+
+def _name(damaged: list[str], part: str) -> None:
+    if part not in damaged:
+        damaged.append(part)

@@ -16,6 +16,7 @@ from typing import Any
 from loopwise.record.intact import IntactReader, damage_events, intact
 from loopwise.record.reader import RunReader
 from loopwise.record.series import Series, downsample
+from loopwise.utils.validate import check_int
 
 AXES = ("step", "epoch", "time")
 MAX_EVENTS = 5000
@@ -152,8 +153,7 @@ def run_payload(reader: RunReader, *, max_points: int = 4000,
                 ending: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything the report draws for one run; ``ending`` (``status``, ``end_time``): the end
     of a run that is closing, written over what ``run.json`` says yet."""
-    if type(max_points) is not int or max_points < 2:
-        raise ValueError(f"max_points must be an int >= 2, got {max_points!r}")
+    max_points = check_int(max_points, what="max_points", minimum=2)
     reader = reader if isinstance(reader, IntactReader) else intact(reader)
     info = reader.info
     info.update(ending or {})

@@ -37,6 +37,7 @@ from loopwise.record.reader import CONFIG_HINT, RUN_FILE_HINT, RunReader
 from loopwise.record.stats import metric_mode
 from loopwise.record.status import resolve_status
 from loopwise.record.verify import DamagedRecordError
+from loopwise.utils.validate import check_int
 from loopwise.view.where import MISSING
 
 ATTRIBUTES = ("name", "status", "start", "end", "duration", "steps")
@@ -297,8 +298,8 @@ def query_rows(root: str | os.PathLike[str], *, where: str | None = None,
     ValueError naming it."""
     from loopwise.view.where import close_keys, parse_where
 
-    if limit is not None and (type(limit) is not int or limit < 1):
-        raise ValueError(f"--limit must be a whole number >= 1, got {limit!r}")
+    if limit is not None:  # (a command-line option: the message does not offer None)
+        check_int(limit, what="--limit", minimum=1, hint="rows shown")
     everything = (table or RunTable(root)).rows()
     rows = everything
     known = row_keys(everything)

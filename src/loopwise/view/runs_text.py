@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from loopwise.record.stats import _num, metric_mode
 from loopwise.utils.table import render_table
 from loopwise.utils.text import csv_cell, printable
+from loopwise.utils.validate import check_int
 from loopwise.view.runs_table import RunRow, metric_order, row_keys
 from loopwise.view.where import MISSING
 
@@ -37,8 +38,8 @@ def terminal(stream: TextIO, *, width: int | None = None,
     """The width to fit and whether to colour, for output to ``stream``: a terminal's width
     and colours (unless ``NO_COLOR`` is set); no limit and no colour when piped. ``width`` and
     ``colour`` (``"always"`` / ``"never"``) override."""
-    if width is not None and (type(width) is not int or width < 20):
-        raise ValueError(f"--width must be a whole number >= 20, got {width!r}")
+    if width is not None:  # (a command-line option: the message does not offer None)
+        width = check_int(width, what="--width", minimum=20, hint="terminal columns")
     if colour not in ("auto", "always", "never"):
         raise ValueError(f"--color takes auto, always or never; got {colour!r}")
     tty = bool(getattr(stream, "isatty", lambda: False)())

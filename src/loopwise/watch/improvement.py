@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopwise.record.stats import infer_mode
+from loopwise.utils.validate import check_non_negative
 
 MODES = ("min", "max", "auto")
 
@@ -74,11 +75,7 @@ class Improvement:
 
     def __post_init__(self) -> None:
         self.mode = resolve_mode(self.mode, self.monitor)
-        if not isinstance(self.min_delta, (int, float)) or isinstance(self.min_delta, bool):
-            raise TypeError(f"min_delta must be a number, got {type(self.min_delta).__name__}")
-        if math.isnan(self.min_delta) or self.min_delta < 0:
-            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
-        self.min_delta = float(self.min_delta)
+        self.min_delta = check_non_negative(self.min_delta, what="min_delta")
 
     def is_better(self, value: float) -> bool:
         """True when ``value`` improves on the best so far by more than ``min_delta``."""

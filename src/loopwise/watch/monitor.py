@@ -32,6 +32,7 @@ from loopwise.record.opening import end_run
 from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
+from loopwise.utils.validate import check_optional_int, check_positive
 from loopwise.watch.accumulator import LoopStats, StepAccumulator
 from loopwise.watch.csvlog import CsvLog
 from loopwise.watch.health.runner import ensure_health_monitor
@@ -72,8 +73,8 @@ class TrainingMonitor(Generic[T]):
         clock: Callable[[], float] = time.time,
         perf: Callable[[], float] = time.perf_counter,
     ) -> None:
-        check_options(iterable, desc, total, mininterval, run, record, phase, stateful_metrics,
-                       exporters, clock, perf)
+        total = check_options(iterable, desc, total, mininterval, run, record, phase,
+                              stateful_metrics, exporters, clock, perf)
         group = train_group(target_s=max(float(mininterval), 0.25))
         self._group = group  # under torchrun: the TrainGroup fit and Workflow use too
         if group is not None and not group.leader:  # torchrun: rank 0 shows and records
@@ -328,7 +329,8 @@ PHASES = ("train", "val")
 
 def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: Any,
                    record: Any, phase: Any, stateful: Any, exporters: Any, clock: Any,
-                   perf: Any) -> None:
+                   perf: Any) -> int | None:
+    """Refuse bad arguments; ``total`` comes back checked (an int or None)."""
     if isinstance(iterable, (str, bytes)) or not hasattr(iterable, "__iter__"):
         raise TypeError(
             f"TrainingMonitor needs an iterable (a DataLoader, list, generator...), got "
@@ -336,10 +338,9 @@ def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: A
         )
     if desc is not None and not isinstance(desc, str):
         raise TypeError(f"desc must be a string, got {type(desc).__name__}")
-    if total is not None and (type(total) is not int or total < 0):
-        raise ValueError(f"total must be a non-negative int, got {total!r}")
-    if not (isinstance(mininterval, (int, float)) and mininterval > 0):
-        raise ValueError(f"mininterval must be > 0 seconds, got {mininterval!r}")
+    checked = check_optional_int(total, what="total", minimum=0,
+                                 hint="steps in the loop; None: the loader's len()")
+    check_positive(mininterval, what="mininterval", hint="seconds between refreshes")
     if run is not None and not isinstance(run, Run):
         raise TypeError(f"run must be a loopwise Run, got {type(run).__name__}")
     if run is not None and run.closed:
@@ -354,3 +355,4 @@ def check_options(iterable: Any, desc: Any, total: Any, mininterval: Any, run: A
     for what, fn in (("clock", clock), ("perf", perf)):
         if not callable(fn):
             raise TypeError(f"{what} must be a callable returning seconds, got {fn!r}")
+    return checked

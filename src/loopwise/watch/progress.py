@@ -24,7 +24,14 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from loopwise.utils.text import printable
-from loopwise.utils.validate import check_bool, check_count, check_key
+from loopwise.utils.validate import (
+    check_bool,
+    check_count,
+    check_int,
+    check_key,
+    check_non_negative,
+    check_optional_int,
+)
 from loopwise.watch.bar_line import BarState, BarStyle, Metrics, render_line
 
 TERMINAL_INTERVAL = 0.1  # seconds between redraws on a terminal
@@ -148,7 +155,7 @@ class ProgressBar:
 
     def set_width(self, width: int) -> None:
         """The bar's width in characters, from the next line drawn."""
-        check_width(width)
+        width = check_width(width)
         self._restyle(width=width)
 
     def show_rate(self, show: bool = True) -> None:
@@ -415,9 +422,8 @@ def check_metric(key: Any, value: Any, known: set[str]) -> None:
                     f"got {type(value).__name__} {value!r:.40}")
 
 
-def check_width(width: Any) -> None:
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise ValueError(f"width must be an int >= 1 (characters of bar), got {width!r}")
+def check_width(width: Any) -> int:
+    return check_int(width, what="width", minimum=1, hint="characters of bar")
 
 
 def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta: Any,
@@ -426,9 +432,8 @@ def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta
     """The constructor's arguments."""
     if not isinstance(desc, str):
         raise TypeError(f"desc must be a string, got {type(desc).__name__}")
-    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
-        raise ValueError("total must be an int >= 1 (the number of steps) or None (unknown "
-                         f"length), got {total!r}")
+    check_optional_int(total, what="total", minimum=1,
+                       hint="the number of steps; None: unknown length")
     check_width(width)
     for flag, value in (("show_rate", show_rate), ("show_eta", show_eta), ("leave", leave),
                         ("disable", disable)):
@@ -437,12 +442,7 @@ def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta
         raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
-    if mininterval is not None and (
-        isinstance(mininterval, bool) or not isinstance(mininterval, (int, float))
-        or not mininterval >= 0
-    ):
-        raise ValueError(f"mininterval must be a number of seconds >= 0, got {mininterval!r}")
-    if position is not None and (
-        not isinstance(position, int) or isinstance(position, bool) or position < 0
-    ):
-        raise ValueError(f"position must be an int >= 0 or None, got {position!r}")
+    if mininterval is not None:
+        check_non_negative(mininterval, what="mininterval", hint="seconds; None: the default")
+    check_optional_int(position, what="position", minimum=0,
+                       hint="the bar's line among several bars")

@@ -44,6 +44,7 @@ from loopwise.record.opening import end_run, open_run
 from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
+from loopwise.utils.validate import ArgumentTypeError, check_int, check_key
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.hostcopy import MediaLog
@@ -93,8 +94,9 @@ class TrainingSession:
         file: TextIO | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        check_session_args(model_name, epochs, steps_per_epoch, validation_steps, model,
-                           input_size, run, record, file, clock, exporters)
+        epochs, steps_per_epoch, validation_steps = check_session_args(
+            model_name, epochs, steps_per_epoch, validation_steps, model, input_size, run,
+            record, file, clock, exporters)
         self.model_name = model_name
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
@@ -181,11 +183,9 @@ class TrainingSession:
         if self._ph.epoch >= self.epochs:
             raise RuntimeError(f"start_epoch({epoch!r}): all {self.epochs} epochs were started; "
                                "make a new TrainingSession to train longer")
-        if type(epoch) is not int or not self._ph.epoch < epoch <= self.epochs:
-            raise ValueError(
-                f"start_epoch() takes an epoch number from {self._ph.epoch + 1} to {self.epochs} "
-                f"(epochs are 1-based and increase; the last one started is {self._ph.epoch}), "
-                f"got {epoch!r}")
+        epoch = check_int(epoch, what="start_epoch()'s epoch", minimum=self._ph.epoch + 1,
+                          maximum=self.epochs, hint="epochs are 1-based and increase; the last "
+                          f"one started is {self._ph.epoch}")
         if self._ph.phase == NEW:
             self._ph.warn(f"start_epoch({epoch}) before start_training(); starting training now",
                           stacklevel=3)
@@ -492,14 +492,16 @@ class SessionPhases:
 # --- argument checks (TrainingSession's, each error saying what to do) ----------------------
 def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
                        validation_steps: Any, model: Any, input_size: Any, run: Any,
-                       record: Any, file: Any, clock: Any, exporters: Any) -> None:
-    """Refuse bad TrainingSession arguments before anything is made."""
-    if not isinstance(model_name, str) or not model_name.strip():
-        raise ValueError(f"model_name must be a non-empty string, got {model_name!r}")
-    for what, value, least in (("epochs", epochs, 1), ("steps_per_epoch", steps_per_epoch, 1),
-                               ("validation_steps", validation_steps, 0)):
-        if type(value) is not int or value < least:
-            raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
+                       record: Any, file: Any, clock: Any, exporters: Any
+                       ) -> tuple[int, int, int]:
+    """Refuse bad TrainingSession arguments before anything is made; ``epochs``,
+    ``steps_per_epoch`` and ``validation_steps`` come back as ints."""
+    check_key(model_name, what="model_name")
+    counts = (check_int(epochs, what="epochs", minimum=1, hint="epochs to train"),
+              check_int(steps_per_epoch, what="steps_per_epoch", minimum=1,
+                        hint="batches in an epoch: the loader's len()"),
+              check_int(validation_steps, what="validation_steps", minimum=0,
+                        hint="batches of validation; 0: none"))
     if model is not None and not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if input_size is not None and model is None:
@@ -515,13 +517,14 @@ def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
     check_exporters(exporters)
+    return counts
 
 
 def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:
     """The error for a step number that is not the phase's next one."""
-    if type(step) is not int:
-        return TypeError(f"step must be an int (the 1-based step of the phase), got "
-                         f"{type(step).__name__}")
+    if type(step) is not int:  # (the step path's own test, in the style of check_int)
+        return ArgumentTypeError(f"step must be an int (the 1-based step of the phase), got "
+                                 f"{type(step).__name__}")
     if step > total:
         return ValueError(f"step {step} is beyond {what}={total}; pass the loader's len() as "
                           f"{what}, or stop the phase at step {total}")
@@ -538,7 +541,5 @@ def check_session_state(state: Any, epochs: int, *, started: bool) -> int:
         raise KeyError(f"TrainingSession state is missing {sorted(missing)}")
     if started:
         raise RuntimeError("load_state_dict() must come before the first start_epoch()")
-    epoch = state["epoch"]
-    if type(epoch) is not int or not 0 <= epoch <= epochs:
-        raise ValueError(f"state is at epoch {epoch!r}; this session has {epochs} epochs")
-    return epoch
+    return check_int(state["epoch"], what="the state's epoch", minimum=0, maximum=epochs,
+                     hint=f"this session has {epochs} epochs")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from loopwise.utils.validate import check_int
 from loopwise.watch.model_summary import (
     LayerInfo,
     ModelSummary,
@@ -50,8 +51,7 @@ def summary(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary() needs a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
-        raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+    depth = check_int(depth, what="depth", minimum=0, hint="levels of the tree shown")
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string or None, got {name!r}")
     if input_size is not None and input_data is not None:

@@ -30,7 +30,7 @@ from loopwise.record.reader import RunReader
 from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.utils.jsonsafe import json_safe
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_key, check_positive
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.convert import to_float, to_value
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
@@ -53,9 +53,7 @@ def check_options(*, run: Run | None, root: object, name: object, config: object
                         f"{type(name).__name__}")
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
-    if not (isinstance(flush_interval, (int, float)) and not isinstance(flush_interval, bool)
-            and flush_interval > 0):
-        raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval!r}")
+    check_positive(flush_interval, what="flush_interval", hint="seconds")
     return check_exporters(exporters)
 
 
@@ -121,8 +119,7 @@ class TrainerSteps:
 
     def __init__(self, run: Run, *, health: bool = True, interval: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not (isinstance(interval, (int, float)) and interval > 0):
-            raise ValueError(f"flush_interval must be > 0 seconds, got {interval!r}")
+        interval = check_positive(interval, what="flush_interval", hint="seconds")
         self.run = run
         self.health: HealthMonitor | None = ensure_health_monitor(run) if health else None
         self.accumulator = StepAccumulator(run, health=self.health)

@@ -9,6 +9,7 @@ import torch
 
 from loopwise.train.step.amp import Amp
 from loopwise.train.step.engine import unpack
+from loopwise.watch.convert import to_floats
 
 
 def evaluate(model: torch.nn.Module, loader: Iterable[Any], loss_fn: Callable[..., torch.Tensor],
@@ -55,7 +56,7 @@ regression) is called after each batch with
     if rows == 0:
         raise ValueError("the evaluation loader yielded no batches; pass a loader with data "
                          "(or None to skip evaluation)")
-    values = torch.stack([total, correct.to(wide)]).tolist()  # the one read of the pass
+    values = to_floats([total, correct.to(wide)])  # the one read of the pass
     out = {"loss": values[0] / rows}
     if classification:
         out["accuracy"] = values[1] / rows

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from loopwise.train.step.engine import unpack
+from loopwise.watch.convert import to_float
 
 MAX_ROWS = 50_000
 MAX_FEATURES = 200
@@ -59,7 +60,7 @@ def _loss(model: torch.nn.Module, loss_fn: Callable[..., torch.Tensor], x: torch
     for start in range(0, len(x), CHUNK):
         xb, yb = x[start:start + CHUNK].to(device), y[start:start + CHUNK].to(device)
         total += loss_fn(model(xb), yb).double() * len(xb)
-    return float(total.item()) / len(x)  # one read per pass, after training
+    return to_float("loss", total) / len(x)  # one read per pass, after training
 
 
 def permutation_importance(model: torch.nn.Module, loader: Iterable[Any],

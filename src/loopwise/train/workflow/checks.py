@@ -20,7 +20,7 @@ from loopwise.record.opening import run_finished
 from loopwise.train.resume.rerun import RerunDecision, decide_rerun
 from loopwise.train.workflow.experiment import TIMING_COLUMNS, normalize_args
 from loopwise.train.workflow.trainer import Trainer
-from loopwise.utils.validate import check_bool, is_key
+from loopwise.utils.validate import check_bool, check_int, check_optional_int, is_key
 from loopwise.watch.convert import to_float
 
 
@@ -32,18 +32,13 @@ def check_options(trainer: Trainer, path: str | os.PathLike[str], epochs: int, n
                         f"{type(trainer).__name__}")
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a folder path, got {type(path).__name__}")
-    if type(epochs) is not int or epochs <= 0:
-        raise ValueError(f"epochs must be a positive int (the number of epochs to train), "
-                         f"got {epochs!r}")
+    check_int(epochs, what="epochs", minimum=1, hint="the number of epochs to train")
     if name is not None:
         validate_run_name(name, what="experiment name")
     if checkpoint is not None and not isinstance(checkpoint, CheckpointManager):
         raise TypeError(f"checkpoint must be a loopwise CheckpointManager, got "
                         f"{type(checkpoint).__name__}")
-    if checkpoint_every is not None and (type(checkpoint_every) is not int
-                                         or checkpoint_every <= 0):
-        raise ValueError(f"checkpoint_every must be an int >= 1 (batches), "
-                         f"got {checkpoint_every!r}")
+    check_optional_int(checkpoint_every, what="checkpoint_every", minimum=1, hint="batches")
 
 
 def current_args(trainer: Trainer) -> dict[str, Any] | None:

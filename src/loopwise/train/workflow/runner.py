@@ -75,7 +75,7 @@ class Workflow:
         check_every(histogram_every)
         self.trainer = trainer
         self.path = Path(path)
-        self.epochs = epochs
+        self.epochs = int(epochs)  # (a NumPy int too: checked above)
         self.name = name
         callbacks = list(callbacks)  # (CallbackList checks each one)
         if histogram_every and not any(isinstance(c, WeightHistograms) for c in callbacks):

@@ -22,14 +22,15 @@ from typing import Any
 from urllib.parse import quote
 
 from loopwise.record.errors import CorruptRecordError
-from loopwise.record.folder import CONFIG_FILE, RUN_FILE, STORE_FILE
+from loopwise.record.folder import CONFIG_FILE, IMAGES_DIR, RUN_FILE, STORE_FILE
 from loopwise.record.intact import damage_events, intact
-from loopwise.record.media import IMAGES_DIR, image_path
+from loopwise.record.media import image_path
 from loopwise.record.reader import RunReader
 from loopwise.record.safefile import run_file
 from loopwise.record.series import Series, downsample
 from loopwise.record.stats import metric_mode
 from loopwise.record.verify import DamagedRecordError
+from loopwise.utils.validate import check_int
 from loopwise.view.media_payload import media_payload
 from loopwise.view.payload import (
     AXES,
@@ -233,11 +234,12 @@ class RunsRoot:
         """The run's distribution, image and text views (``view/media_payload.py``); each
         image's ``src`` is its URL under ``/api/runs/{run}/images/``."""
         prefix = f"/api/runs/{quote(name, safe='')}/images/"
-        return media_payload(RunReader(self.run_dir(name)),
+        return media_payload(RunReader(self.run_dir(name)), verified=self._checked(name),
                              image_src=lambda entry: f"{prefix}{entry.digest}.png")
 
     def image(self, name: str, file: str) -> bytes:
-        """The PNG ``<digest>.png`` of run ``name`` (only a name its image index holds)."""
+        """The PNG ``<digest>.png`` of run ``name`` (only a name its image index holds; a
+        file whose bytes fail their SHA-256 is not served: :class:`NotFound` says it)."""
         run_dir = self.run_dir(name)
         digest, _, ext = file.partition(".")
         if ext != "png" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -245,7 +247,12 @@ class RunsRoot:
         target = image_path(run_dir, digest)
         if not target.is_file() or Path(os.path.realpath(target)).parent != run_dir / IMAGES_DIR:
             raise NotFound(f"run {name!r} has no image {file!r}")
-        return target.read_bytes()
+        try:
+            return RunReader(run_dir).image_bytes(digest)
+        except KeyError as exc:
+            raise NotFound(f"run {name!r} has no image {file!r}") from exc
+        except DamagedRecordError as exc:
+            raise NotFound(str(exc)) from exc
 
     def system(self, name: str, *, points: int = 2000) -> dict[str, dict[str, list[Any]]]:
         reader = RunReader(self.run_dir(name))
@@ -342,6 +349,8 @@ class Encoded(str):
 
 
 def _points(points: object) -> int:
-    if type(points) is not int or not 2 <= points <= MAX_POINTS:
-        raise BadRequest(f"points must be an integer from 2 to {MAX_POINTS}, got {points!r}")
-    return points
+    try:
+        return check_int(points, what="points", minimum=2, maximum=MAX_POINTS,
+                         hint="points drawn per series")
+    except ValueError as exc:  # (a wrong type too: ArgumentTypeError)
+        raise BadRequest(str(exc)) from None

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from loopwise.utils.text import printable
+from loopwise.utils.validate import check_int
 from loopwise.view.dashboard.app import create_app
 from loopwise.view.dashboard.guard import LOCAL_HOSTS
 
@@ -44,8 +45,7 @@ def serve(root: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 
     """
     if not isinstance(host, str) or not host:
         raise ValueError(f"host must be an address such as 127.0.0.1, got {host!r}")
-    if type(port) is not int or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an integer from 0 to 65535, got {port!r}")
+    port = check_int(port, what="port", minimum=0, maximum=65535, hint="0: any free port")
     stream = sys.stderr if out is None else out
     try:
         import uvicorn

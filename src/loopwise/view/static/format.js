@@ -79,10 +79,12 @@
     }
     return true;
   }
-  /* A wall time (seconds since the epoch) as "2026-12-06 02:11:13 UTC". */
-  function stamp(t) {
+  /* A wall time (seconds since the epoch) as "2026-12-06 02:11:13 UTC"; {zone: false} leaves
+   * " UTC" out, for a column whose header says it. */
+  function stamp(t, opts) {
     if (typeof t !== "number" || !isFinite(t)) return "-";
-    return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+    var text = new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
+    return opts && opts.zone === false ? text : text + " UTC";
   }
   /* The labels of a wall-time axis (seconds), in UTC, 24-hour: the time, and the date on the
    * first tick and where the day changes; dates alone when ticks are a day or more apart. */

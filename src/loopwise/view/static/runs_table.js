@@ -25,13 +25,10 @@
     return e;
   }
   function isNum(v) { return typeof v === "number" && isFinite(v); }
-  function fmt(v) {
-    if (v === null || v === undefined) return "-";
+  function fmt(v) {  // numbers as every chart and table writes them (format.js)
     if (typeof v === "boolean") return v ? "true" : "false";
-    if (typeof v !== "number") return typeof v === "string" ? v : JSON.stringify(v);
-    if (v === 0) return "0";
-    var a = Math.abs(v);
-    return (a >= 1e5 || a < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4)));
+    if (v !== null && v !== undefined && typeof v === "object") return JSON.stringify(v);
+    return window.LW.fmt(v);
   }
   function duration(s) {
     if (!isNum(s)) return "-";
@@ -39,10 +36,7 @@
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
     return (h ? h + ":" + ("0" + m).slice(-2) : String(m)) + ":" + ("0" + r).slice(-2);
   }
-  function stamp(t) {
-    if (!isNum(t)) return "-";
-    return new Date(t * 1000).toISOString().replace("T", " ").slice(0, 16);
-  }
+  function stamp(t) { return window.LW.stamp(t, { zone: false }); }  // the header says UTC
 
   function RunsTable(root, opts) {
     var params = new URLSearchParams(window.location.search);
@@ -70,7 +64,7 @@
     // -- columns ---------------------------------------------------------------------------
     function columnLabel(id) {
       var i = id.indexOf(":");
-      if (i < 0) return id;
+      if (i < 0) return id === "start" ? "start (UTC)" : id;
       var kind = id.slice(0, i), key = id.slice(i + 1);
       return kind === "config" ? key : kind + " " + key;
     }

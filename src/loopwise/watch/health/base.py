@@ -17,7 +17,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol, runtime_checkable
 
 from loopwise.utils.jsonsafe import json_safe
-from loopwise.utils.validate import check_int
+from loopwise.utils.validate import check_int, is_key
 
 LEVELS = ("debug", "info", "warning", "error")
 STREAMS = ("step", "epoch", "system")
@@ -96,7 +96,7 @@ def check_streams(streams: Iterable[str] | str, *, what: str = "streams") -> fro
 def check_keys(keys: str | Sequence[str], *, what: str = "keys") -> tuple[str, ...]:
     """One name or glob pattern (``"*loss"``), or a sequence of them."""
     items = (keys,) if isinstance(keys, str) else tuple(keys)
-    if not items or not all(isinstance(k, str) and k.strip() for k in items):
+    if not items or not all(is_key(k) for k in items):
         raise ValueError(
             f"{what} must be a metric name or glob pattern (like 'val_loss' or '*loss'), "
             f"or a list of them; got {keys!r}"

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from loopwise.utils.table import render_table
-from loopwise.utils.validate import check_key
+from loopwise.utils.validate import check_int, check_key, check_number, check_optional_int
 from loopwise.watch.health.base import Detector, Finding
 from loopwise.watch.health.input_bound import InputBoundDetector
 from loopwise.watch.health.memory_leak import MemoryLeakDetector
@@ -109,8 +109,7 @@ class HealthMonitor:
         if not isinstance(values, Mapping):
             raise TypeError(f"values must be a mapping of name to number, got "
                             f"{type(values).__name__}")
-        if step is not None and type(step) is not int:
-            raise TypeError(f"step must be an int or None, got {type(step).__name__}")
+        step = check_optional_int(step, what="step", minimum=None)
         with self._lock:
             merged = {k: v for k, v in self._last_system.items() if "." not in k}
         merged.update(values)
@@ -128,19 +127,14 @@ class HealthMonitor:
               time: float | None,
               peaks: Mapping[str, tuple[int, float]] | None = None,
               at_step: int | None = None) -> list[Finding]:
-        if type(step) is not int:
-            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        step = check_int(step, what="step", minimum=None)
         if not isinstance(values, Mapping):
             raise TypeError(f"values must be a mapping of name to number, got "
                             f"{type(values).__name__}")
         clean = {}
         for key, value in values.items():
             check_key(key)  # the one key rule
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"value of {key!r} must be a number (convert tensors with "
-                                f".item() where you already read them), got "
-                                f"{type(value).__name__}")
-            clean[key] = float(value)
+            clean[key] = check_number(value, what=f"value of {key!r}")
         found: list[Finding] = []
         with self._lock:
             for detector in self.detectors:
