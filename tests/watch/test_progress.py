@@ -7,6 +7,7 @@ usable."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 from typing import Any
@@ -111,6 +112,14 @@ def test_update_accepts_numpy_steps_and_tensor_metrics() -> None:
     bar.update(np.int64(2), {"loss": torch.tensor(0.25)})
     assert bar.n == 2
     assert out.getvalue() == "N: 100%|██| 2/2 [00:01<00:00, 2.00batch/s, loss=0.2500]\n"
+
+
+def test_a_numpy_total_and_width_are_kept_as_plain_ints() -> None:
+    bar = ProgressBar("N", np.int64(4), width=np.int32(3), file=io.StringIO(), clock=Clock())
+    assert type(bar.total) is int and bar.total == 4
+    state = bar.state_dict()
+    assert type(state["total"]) is int
+    json.dumps(state)  # a checkpoint's JSON side can hold it
 
 
 def test_state_dict_round_trip() -> None:

@@ -56,9 +56,10 @@ class ProgressBar:
                  clock: Callable[[], float] | None = None, mininterval: float | None = None,
                  position: int | None = None, leave: bool = True, disable: bool = False,
                  ) -> None:
-        check_options(desc=desc, total=total, width=width, show_rate=show_rate,
-                      show_eta=show_eta, leave=leave, disable=disable, file=file,
-                      clock=clock, mininterval=mininterval, position=position)
+        total, width = check_options(
+            desc=desc, total=total, width=width, show_rate=show_rate, show_eta=show_eta,
+            leave=leave, disable=disable, file=file, clock=clock, mininterval=mininterval,
+            position=position)
         stream: TextIO = file if file is not None else sys.stderr
         isatty = getattr(stream, "isatty", None)
         self._tty = bool(isatty()) if callable(isatty) else False
@@ -428,13 +429,13 @@ def check_width(width: Any) -> int:
 
 def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta: Any,
                   leave: Any, disable: Any, file: Any, clock: Any, mininterval: Any,
-                  position: Any) -> None:
-    """The constructor's arguments."""
+                  position: Any) -> tuple[int | None, int]:
+    """The constructor's arguments; ``total`` and ``width`` come back as plain ints."""
     if not isinstance(desc, str):
         raise TypeError(f"desc must be a string, got {type(desc).__name__}")
-    check_optional_int(total, what="total", minimum=1,
-                       hint="the number of steps; None: unknown length")
-    check_width(width)
+    checked_total = check_optional_int(total, what="total", minimum=1,
+                                       hint="the number of steps; None: unknown length")
+    checked_width = check_width(width)
     for flag, value in (("show_rate", show_rate), ("show_eta", show_eta), ("leave", leave),
                         ("disable", disable)):
         check_bool(value, what=flag)
@@ -446,3 +447,4 @@ def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta
         check_non_negative(mininterval, what="mininterval", hint="seconds; None: the default")
     check_optional_int(position, what="position", minimum=0,
                        hint="the bar's line among several bars")
+    return checked_total, checked_width

@@ -44,7 +44,7 @@ from loopwise.record.opening import end_run, open_run
 from loopwise.record.recorder import Recorder, check_exporters
 from loopwise.record.run import Run
 from loopwise.record.status import exit_status
-from loopwise.utils.validate import ArgumentTypeError, check_int, check_key
+from loopwise.utils.validate import check_int, check_key
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.hostcopy import MediaLog
@@ -211,7 +211,7 @@ class TrainingSession:
         if ph.phase != TRAIN:
             ph.wrong_phase("update_training_progress", "start_epoch(epoch)")
         if type(step) is not int or not ph.last < step <= self.steps_per_epoch:
-            ph.bad_step(step, self.steps_per_epoch, "steps_per_epoch")
+            step = ph.checked_step(step, self.steps_per_epoch, "steps_per_epoch")
         floats = type(loss) is float and type(accuracy) in _PLAIN  # and so the row: no check
         if floats and (metrics is None or (type(metrics) is dict
                                            and self._known.issuperset(metrics))):
@@ -399,7 +399,7 @@ class SessionPhases:
         if self.phase != VAL:
             self.wrong_phase("update_validation_progress", "start_validation()")
         if type(step) is not int or not self.last < step <= self.validation_steps:
-            self.bad_step(step, self.validation_steps, "validation_steps")
+            step = self.checked_step(step, self.validation_steps, "validation_steps")
         row = self.values.row(loss, accuracy, metrics)
         self.last = step
         self.last_row = row
@@ -485,8 +485,14 @@ class SessionPhases:
         self.check_open(call)
         raise RuntimeError(f"{call}() called {WHEN[self.phase]}; call {first} first")
 
-    def bad_step(self, step: object, total: int, what: str) -> NoReturn:
-        raise bad_step_error(step, total, what, self.last)
+    def checked_step(self, step: object, total: int, what: str) -> int:
+        """The slow path of a phase's step test: a NumPy int is taken as the int it is; a step
+        that is not an int, or not after the phase's last one, raises."""
+        number = check_int(step, what="step", minimum=None,
+                           hint="the 1-based step of the phase")
+        if self.last < number <= total:
+            return number
+        raise bad_step_error(number, total, what, self.last)
 
 
 # --- argument checks (TrainingSession's, each error saying what to do) ----------------------
@@ -520,11 +526,8 @@ def check_session_args(model_name: Any, epochs: Any, steps_per_epoch: Any,
     return counts
 
 
-def bad_step_error(step: object, total: int, what: str, last: int) -> Exception:
+def bad_step_error(step: int, total: int, what: str, last: int) -> ValueError:
     """The error for a step number that is not the phase's next one."""
-    if type(step) is not int:  # (the step path's own test, in the style of check_int)
-        return ArgumentTypeError(f"step must be an int (the 1-based step of the phase), got "
-                                 f"{type(step).__name__}")
     if step > total:
         return ValueError(f"step {step} is beyond {what}={total}; pass the loader's len() as "
                           f"{what}, or stop the phase at step {total}")
