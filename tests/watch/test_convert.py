@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from loopwise.train.workflow.checks import clean_metrics
+from loopwise.watch.bar_line import metric_numbers
 from loopwise.watch.convert import to_float, to_floats, to_value
-from loopwise.watch.progress_render import metric_numbers
 
 
 def test_numbers_tensors_and_numpy_become_floats() -> None:

@@ -211,10 +211,12 @@ def test_errors_for_calls_out_of_order_record_nothing_for_the_bad_call(make: Mak
     with pytest.raises(RuntimeError, match=r"update_validation_progress\(\) called during "
                        r"training; call start_validation\(\) first"):
         session.update_validation_progress(1, 1.0)
-    session.update_training_progress(2, 0.5)  # still usable after the errors
+    session.update_training_progress(np.int64(2), 0.5)  # still usable; a NumPy step is an int
     session.finish_training_epoch()
     session.start_validation()
-    session.update_validation_progress(1, 0.7)
+    with pytest.raises(TypeError, match=r"step must be an int \(the 1-based step"):
+        session.update_validation_progress("1", 0.7)  # type: ignore[arg-type]
+    session.update_validation_progress(np.int32(1), 0.7)
     session.finish_validation_epoch()
     with pytest.raises(RuntimeError, match="epoch 1 was already validated; call start_epoch"):
         session.start_validation()

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from loopwise.watch.model_summary import format_count, format_mb
 from loopwise.watch.summary import SummaryError, summary
-from loopwise.watch.summary_render import format_count, format_mb
 
 
 class RefCNN(nn.Module):

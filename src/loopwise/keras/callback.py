@@ -37,9 +37,9 @@ from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.utils.validate import check_bool, check_int, check_positive
 from loopwise.watch.accumulator import LoopStats
+from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.health.runner import HealthMonitor, ensure_health_monitor
 from loopwise.watch.progress import ProgressBar
-from loopwise.watch.session_values import EpochResult, render_epoch_summary
 from loopwise.watch.system_run import ensure_system_monitor
 
 try:

@@ -20,8 +20,8 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from loopwise.lightning.logger import PACKAGES, LoopwiseLogger
+from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.progress import ProgressBar
-from loopwise.watch.session_values import EpochResult, render_epoch_summary
 from loopwise.watch.system_run import ensure_system_monitor
 
 __all__ = ["LoopwiseCallback"]

@@ -43,8 +43,8 @@ from loopwise.record.run import Run
 from loopwise.record.status import exit_status
 from loopwise.utils.atomic import atomic_write_json
 from loopwise.utils.jsonsafe import json_safe
+from loopwise.watch.epoch_summary import EpochResult, render_epoch_summary
 from loopwise.watch.progress import ProgressBar
-from loopwise.watch.session_values import EpochResult, render_epoch_summary
 from loopwise.watch.system_run import ensure_system_monitor
 from loopwise.watch.trainer_steps import (
     TrainerSteps,

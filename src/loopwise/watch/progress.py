@@ -2,7 +2,7 @@
 
     Epoch 1/10: 100%|███| 100/100 [00:15<00:00, 6.45batch/s, loss=2.3089, accuracy=12.50%]
 
-The line is :func:`~loopwise.watch.progress_render.render_line` of a ``BarState``; values follow
+The line is :func:`~loopwise.watch.bar_line.render_line` of a ``BarState``; values follow
 :mod:`loopwise.watch.display`. On a terminal a ``tqdm`` instance draws it in place; elsewhere
 (CI logs, files) whole lines are written, one per 10 % or ``mininterval`` (5 s), and the last.
 ``update()`` checks its arguments by type (no tensor is read), stores them and reads the clock
@@ -12,6 +12,7 @@ unless a redraw is due; values are converted when a line is drawn.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import threading
 import time
@@ -20,11 +21,18 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 from loopwise.utils.text import printable
-from loopwise.utils.validate import check_bool, check_count
-from loopwise.watch import progress_checks as checks
-from loopwise.watch import progress_terminal as term
-from loopwise.watch.progress_render import BarState, BarStyle, Metrics, render_line
+from loopwise.utils.validate import (
+    check_bool,
+    check_count,
+    check_int,
+    check_key,
+    check_non_negative,
+    check_optional_int,
+)
+from loopwise.watch.bar_line import BarState, BarStyle, Metrics, render_line
 
 TERMINAL_INTERVAL = 0.1  # seconds between redraws on a terminal
 FILE_INTERVAL = 5.0  # seconds between lines when not a terminal
@@ -48,9 +56,10 @@ class ProgressBar:
                  clock: Callable[[], float] | None = None, mininterval: float | None = None,
                  position: int | None = None, leave: bool = True, disable: bool = False,
                  ) -> None:
-        checks.check_options(desc=desc, total=total, width=width, show_rate=show_rate,
-                             show_eta=show_eta, leave=leave, disable=disable, file=file,
-                             clock=clock, mininterval=mininterval, position=position)
+        total, width = check_options(
+            desc=desc, total=total, width=width, show_rate=show_rate, show_eta=show_eta,
+            leave=leave, disable=disable, file=file, clock=clock, mininterval=mininterval,
+            position=position)
         stream: TextIO = file if file is not None else sys.stderr
         isatty = getattr(stream, "isatty", None)
         self._tty = bool(isatty()) if callable(isatty) else False
@@ -58,7 +67,7 @@ class ProgressBar:
         self._file = stream
         self._desc = desc
         self._total = total
-        self._style = BarStyle(width, show_rate, show_eta, ascii=not term.supports_unicode(stream))
+        self._style = BarStyle(width, show_rate, show_eta, ascii=not supports_unicode(stream))
         self._clock: Callable[[], float] = clock or time.monotonic
         default = TERMINAL_INTERVAL if self._tty else FILE_INTERVAL
         self._interval = float(default if mininterval is None else mininterval)
@@ -75,10 +84,10 @@ class ProgressBar:
         self._start = self._clock()
         self._next_time = self._start + self._interval
         self._next_step = self._boundary_after(0)
-        self._display: term.TerminalLine | None = None
+        self._display: TerminalLine | None = None
         if self._tty and not disable:
-            term.write_lock()  # make the shared write lock on tqdm itself, not on the subclass
-            self._display = term.TerminalLine(
+            write_lock()  # make the shared write lock on tqdm itself, not on the subclass
+            self._display = TerminalLine(
                 lambda cols: self._render(self._start, cols),
                 total=total, file=stream, leave=leave, position=position,
             )
@@ -90,11 +99,11 @@ class ProgressBar:
             step = check_count(step, what="step", hint="steps done")
         if metrics is not None:  # checked at the call (types only); inlined: the hot path
             if type(metrics) is not dict:
-                checks.check_mapping(metrics)
+                check_mapping(metrics)
             known = self._known
             for key, value in metrics.items():
                 if type(value) is not float or key not in known:
-                    checks.check_metric(key, value, known)
+                    check_metric(key, value, known)
         self._update_checked(step, metrics)
 
     def _update_checked(self, step: int, metrics: Metrics | None) -> None:
@@ -118,7 +127,7 @@ class ProgressBar:
         if type(n) is not int or n < 0:
             n = check_count(n, what="n", hint="steps to add")
         if metrics is not None:
-            checks.check_metrics(metrics, self._known)
+            check_metrics(metrics, self._known)
         with self._lock:
             step = self._n + n
             if step < self._next_step and self._clock() < self._next_time:
@@ -147,7 +156,7 @@ class ProgressBar:
 
     def set_width(self, width: int) -> None:
         """The bar's width in characters, from the next line drawn."""
-        width = checks.check_width(width)
+        width = check_width(width)
         self._restyle(width=width)
 
     def show_rate(self, show: bool = True) -> None:
@@ -175,7 +184,7 @@ class ProgressBar:
     def write(self, text: str) -> None:
         """Print ``text`` on its own line above the bar, without breaking it (``tqdm.write``).
         Control characters are shown escaped; printed also when the bar is disabled."""
-        term.write_text(self._file, text, above_bars=self._display is not None)
+        write_text(self._file, text, above_bars=self._display is not None)
 
     def _boundary_after(self, n: int) -> int:
         """The next step that forces a line: the total on a terminal, the next 10 % otherwise;
@@ -216,7 +225,7 @@ class ProgressBar:
             self._display.refresh()  # takes tqdm's write lock
         else:
             self._drawn = (self._n, id(self._metrics), self._note)
-            term.write_line(self._file, line)
+            write_line(self._file, line)
 
     def finish(self) -> None:
         """Draw the final line (on a terminal: leave it, or clear it with ``leave=False``).
@@ -242,7 +251,7 @@ class ProgressBar:
                 self._display.line = line
                 self._display.close()
             elif self._drawn != (self._n, id(self._metrics), self._note) or error is not None:
-                term.write_line(self._file, line)
+                write_line(self._file, line)
             self._last_line = line
         if error is not None:
             raise error
@@ -309,3 +318,133 @@ class ProgressBar:
 
     def __repr__(self) -> str:
         return f"ProgressBar({self._desc!r}, total={self._total}, n={self._n})"
+
+
+# --- where a line goes: on a terminal, a tqdm instance that shows the given line (tqdm does
+# positions, clearing and the write lock); elsewhere, whole lines written under tqdm's
+# process-wide write lock
+class TerminalLine(tqdm):  # type: ignore[type-arg]
+    """A tqdm bar that shows the line it is given. The first line is rendered when tqdm first
+    draws, once it knows the terminal's width."""
+
+    monitor_interval = 0  # no tqdm monitor thread for these bars
+
+    def __init__(self, first_line: Callable[[int | None], str], **kwargs: Any) -> None:
+        self.line: str | None = None
+        self._first_line = first_line
+        super().__init__(**kwargs)
+
+    def __str__(self) -> str:
+        if self.line is None:
+            self.line = self._first_line(self.ncols)
+        return self.line
+
+
+def write_lock() -> Any:
+    """tqdm's process-wide write lock (shared with every tqdm bar)."""
+    return tqdm.get_lock()  # type: ignore[no-untyped-call]
+
+
+def write_line(file: TextIO, line: str) -> None:
+    """``line`` and a newline, flushed, under the write lock (never interleaved)."""
+    with write_lock():
+        file.write(line + "\n")
+        flush = getattr(file, "flush", None)
+        if callable(flush):
+            flush()
+
+
+def write_text(file: TextIO, text: str, *, above_bars: bool) -> None:
+    """A user's ``text`` (control characters escaped) on its own line(s). ``above_bars`` (a
+    terminal with bars): the bars on ``file`` are cleared, the text written, the bars redrawn
+    below it (``tqdm.write``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string, got {type(text).__name__}")
+    safe = "\n".join(printable(line) for line in text.split("\n"))
+    if above_bars:
+        tqdm.write(safe, file=file)
+    else:
+        write_line(file, safe)
+
+
+def supports_unicode(file: Any) -> bool:
+    """Whether ``file`` can encode the block characters of a bar (else an ASCII bar)."""
+    encoding = getattr(file, "encoding", None)
+    if not isinstance(encoding, str):
+        return True  # text buffers (io.StringIO) take any character
+    try:
+        "█▏".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+# --- argument checks, each with a message that says what was wrong. Metrics are checked at
+# the call by type only: a tensor's element count and dtype are metadata, so no value is read
+# from a device
+def check_metrics(metrics: Any, known: set[str]) -> None:
+    """A mapping of name -> number or one-element tensor. ``known`` holds the names already
+    checked (and gets the new ones), so a float under a known name costs a type check and a
+    set lookup."""
+    if type(metrics) is not dict:
+        check_mapping(metrics)
+    for key, value in metrics.items():
+        if type(value) is not float or key not in known:
+            check_metric(key, value, known)
+
+
+def check_mapping(metrics: Any) -> None:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(
+            f"metrics must be a mapping of name -> number, got {type(metrics).__name__}"
+        )
+
+
+def check_metric(key: Any, value: Any, known: set[str]) -> None:
+    """One metric: a non-empty string name (added to ``known``) and a number or a one-element
+    tensor (its element count and dtype only: nothing is read from a device)."""
+    if key not in known:
+        check_key(key, what="a metric name")
+        known.add(key)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return
+    name = printable(key)
+    numel = getattr(value, "numel", None)
+    if callable(numel) and hasattr(value, "dtype"):  # a tensor: shape and dtype, no read
+        if numel() != 1:
+            shape = list(getattr(value, "shape", ()))
+            raise ValueError(f"metric {name!r} is a tensor of shape {shape}; pass a "
+                             "one-element tensor (e.g. loss.mean()) or a number")
+        is_complex = getattr(value, "is_complex", None)
+        if str(value.dtype) == "torch.bool" or (callable(is_complex) and is_complex()):
+            raise TypeError(f"metric {name!r} is a {value.dtype} tensor; pass a real number")
+        return
+    raise TypeError(f"metric {name!r} must be a number or a one-element tensor, "
+                    f"got {type(value).__name__} {value!r:.40}")
+
+
+def check_width(width: Any) -> int:
+    return check_int(width, what="width", minimum=1, hint="characters of bar")
+
+
+def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta: Any,
+                  leave: Any, disable: Any, file: Any, clock: Any, mininterval: Any,
+                  position: Any) -> tuple[int | None, int]:
+    """The constructor's arguments; ``total`` and ``width`` come back as plain ints."""
+    if not isinstance(desc, str):
+        raise TypeError(f"desc must be a string, got {type(desc).__name__}")
+    checked_total = check_optional_int(total, what="total", minimum=1,
+                                       hint="the number of steps; None: unknown length")
+    checked_width = check_width(width)
+    for flag, value in (("show_rate", show_rate), ("show_eta", show_eta), ("leave", leave),
+                        ("disable", disable)):
+        check_bool(value, what=flag)
+    if file is not None and not callable(getattr(file, "write", None)):
+        raise TypeError(f"file must be a text stream with write(), got {type(file).__name__}")
+    if clock is not None and not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+    if mininterval is not None:
+        check_non_negative(mininterval, what="mininterval", hint="seconds; None: the default")
+    check_optional_int(position, what="position", minimum=0,
+                       hint="the bar's line among several bars")
+    return checked_total, checked_width

@@ -1,13 +1,12 @@
-"""The values a :class:`~loopwise.watch.session.TrainingSession` is given, shows and records:
-per-step rows (read cheaply, device tensors kept until a flush), epoch results and their text,
-and the recorder that hands them to the run."""
+"""What a :class:`~loopwise.watch.session.TrainingSession` records: the per-step rows it is
+given (read cheaply, device tensors kept until a flush) and the recorder that hands them, the
+epoch values and the session's events to the run."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from loopwise.record.reader import RunReader
@@ -16,42 +15,11 @@ from loopwise.record.stats import render_stats
 from loopwise.utils.validate import check_key
 from loopwise.watch.accumulator import StepAccumulator
 from loopwise.watch.convert import read_tensor_slots, to_value
+from loopwise.watch.epoch_summary import EpochResult, format_values
 from loopwise.watch.health.runner import ensure_health_monitor
 
 RESERVED = ("loss", "accuracy")
 REFRESH_S = 0.1  # seconds between hand-overs of per-step rows to the run (a kill loses less)
-
-
-class SessionOrderWarning(RuntimeWarning):
-    """A TrainingSession method was called out of order; the session did the obvious thing."""
-
-
-@dataclass
-class EpochResult:
-    """One epoch's last shown values per phase (``val`` is None when it was not validated)."""
-
-    epoch: int
-    train: dict[str, float]
-    val: dict[str, float] | None = None
-    train_steps: int = 0
-    val_steps: int = 0
-
-
-def format_values(values: Mapping[str, float]) -> str:
-    """``Loss: 2.3089, Accuracy: 12.50%`` then other values by name
-    (:func:`loopwise.watch.display.format_metrics`, ``style="label"``)."""
-    from loopwise.watch.display import format_metrics
-
-    return format_metrics(values, style="label") or "no steps reported"
-
-
-def render_epoch_summary(result: EpochResult, epochs: int) -> str:
-    """The reference's block: ``Epoch 1/10 Summary:`` and the Training/Validation lines."""
-    lines = [f"Epoch {result.epoch}/{epochs} Summary:"]
-    lines.append(f"  Training   - {format_values(result.train)}")
-    if result.val is not None:
-        lines.append(f"  Validation - {format_values(result.val)}")
-    return "\n".join(lines)
 
 
 def finite_or_none(values: Mapping[str, float]) -> dict[str, float | None]:

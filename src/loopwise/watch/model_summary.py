@@ -16,8 +16,7 @@ from loopwise.utils.units import MIB
 if TYPE_CHECKING:
     from torch import nn
 
-    from loopwise.watch.summary_inputs import Shape
-
+Shape = tuple[int, ...]  # a tensor's shape, batch dimension included
 BYTES_PER_MB = MIB  # labelled "(MB)" as the reference layout has it; the unit is MiB (2**20)
 
 

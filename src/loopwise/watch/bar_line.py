@@ -1,6 +1,7 @@
-"""Rendering of a progress line: a pure function of a :class:`BarState`, built on
-``tqdm.format_meter`` (used by :class:`loopwise.watch.progress.ProgressBar`). Values, rates
-and names follow the one display rule of :mod:`loopwise.watch.display`."""
+"""A bar's line: what it shows (:class:`BarState`, :class:`BarStyle`) and its text, a pure
+function of that state (:func:`render_line`, built on ``tqdm.format_meter``), drawn by
+:class:`loopwise.watch.progress.ProgressBar`. Values, rates and names follow the one display
+rule of :mod:`loopwise.watch.display`."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loopwise.watch.progress_render import BarState, BarStyle, format_postfix, render_line
+from loopwise.watch.bar_line import BarState, BarStyle, format_postfix, render_line
 
 FULL = "█" * 10
 
