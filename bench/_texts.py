@@ -233,8 +233,9 @@ CLI_WHY = ("A view verb's start-up is the interpreter (~20-40 ms), numpy (~60-10
            "machine; show, doctor, report and export need it for their figures), sqlite3 and "
            "loopwise's reader; a loaded machine stretches all of it. On the 2M-step run: doctor "
            "and show read 10,000,000 points (RunReader, ~1 s) before any work; the CSV export "
-           "formats 12,000,000 floats with repr (the exact shortest text, ~0.4 us each), which "
-           "is most of its time (docs/benchmarks-notes.md).")
+           "formats 12,000,000 floats (orjson's Ryu, the text repr writes, ~0.1 us each with "
+           "the split into cells; repr alone was ~0.4 us), reads the table (~0.8 s) and joins "
+           "the rows (~0.4 s) (docs/benchmarks-notes.md).")
 RUNS_TABLE_WHY = ("The run table's time is the page, one /api/table answer (every run's row: the "
                   "server stats four files per run and re-reads only the runs that changed) and "
                   "the rows in view; on a busy machine the stats and the JSON of 1,000 rows "
