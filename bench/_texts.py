@@ -14,11 +14,14 @@ ENTRY_WHY = {
     "every tenth of an epoch (~80 us each in a real loop: ~8 us/step with 100-step epochs), and "
     "each epoch's end records two epoch summaries and an event (JSON-log lines) and folds the "
     "window (~700 us): per epoch, so longer epochs hide it (benchmarks-notes.md).",
-    "Workflow": "Workflow writes last_checkpoint.pth (model, optimizer, RNG states) in the "
-    "background now, but its training thread still captures and copies the state, and rewrites "
-    "and fsyncs history.csv and run.json, every epoch (~5 ms of CPU an epoch: "
-    "benchmarks-notes.md); with the tiny model's 20-100 ms epochs that is a visible share. "
-    "They are per epoch: longer epochs hide them.",
+    "Workflow": "Workflow's end-of-epoch writes (last_checkpoint.pth with model, optimizer "
+    "and RNG states, history.csv, run.json) go to one ordered background writer, committed "
+    "before the next epoch's; what stays on the training thread every epoch is the "
+    "TrainingMonitor pass that self.track opens (~2.4 ms: its refreshes, the pass end, the "
+    "run's flush request) and the state capture and snapshot (~0.45 ms), and during the next "
+    "epoch the background torch.save's pickling takes the GIL from the steps (profiles in "
+    "benchmarks-notes.md, issue 25 epochs). With the tiny model's ~15 ms epochs that is a "
+    "visible share; they are per epoch: longer epochs hide them.",
     "fit": "fit with its defaults also saves the best weights (written in the background) at "
     "every epoch whose loss improves, a periodic checkpoint every 10 epochs and an epoch log "
     "line, and reads "
