@@ -46,8 +46,9 @@ def number_cells(values: Any, present: Any = None) -> list[str]:
     """:func:`number_cell` of each value of a column (a float64 numpy array), made a column at
     a time; an empty cell where ``present`` (a bool array) is False.
 
-    The same text as ``repr``, ~10x faster: orjson writes the whole column with Ryu (the exact
-    shortest digits, as ``repr``: ~40 ns a value against ``repr``'s ~400); the values whose
+    The same text as ``repr``, ~4x faster a column (2,000,000 floats: 0.19 s of CPU against
+    0.84 s): orjson writes the whole column with Ryu (the exact shortest digits, as ``repr``);
+    the values whose
     text orjson writes otherwise go through ``repr``: not finite (orjson writes ``null``) and
     0 < |x| < 1e-4 (orjson writes ``0.00001`` and ``1e-7`` where ``repr`` writes ``1e-05`` and
     ``1e-07``). ``tests/utils/test_csvfile.py`` compares the two on random bit patterns."""
@@ -60,11 +61,17 @@ def number_cells(values: Any, present: Any = None) -> list[str]:
     cells = orjson.dumps(floats, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1].split(",")
     magnitude = np.abs(floats)
     odd = ~np.isfinite(floats) | ((magnitude < 1e-4) & (magnitude > 0))
-    absent = None if present is None else ~np.asarray(present, dtype=bool)
-    if absent is not None:
-        odd &= ~absent
-        for i in np.flatnonzero(absent).tolist():
-            cells[i] = ""
+    if present is not None:
+        shown = np.asarray(present, dtype=bool)
+        odd &= shown
+        where = np.flatnonzero(shown)
+        if len(where) * 2 < len(floats):  # mostly empty: fill the few cells that are there
+            full, cells = cells, [""] * len(floats)
+            for i in where.tolist():
+                cells[i] = full[i]
+        else:  # mostly full: empty the holes
+            for i in np.flatnonzero(~shown).tolist():
+                cells[i] = ""
     for i in np.flatnonzero(odd).tolist():
         cells[i] = float.__repr__(float(floats[i]))
     return cells
