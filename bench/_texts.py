@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 ENTRY_WHY = {
-    "TrainingMonitor": "The monitor's step path is ~1 us of Python (two clock reads, an append, "
-    "log()'s straight path, a CPU loss read with item()); what remains is per pass, on the "
-    "training thread: a monitor per epoch is made (~130 us) and ends its pass (~500-750 us in "
-    "a real loop: the last window folded into the means and the record, the bar's last line, "
-    "the pass_end event and the epoch summary, each a JSON-log line): ~10 us/step with 100-step "
-    "epochs, ~0.3 us with 3,000-step ones (benchmarks-notes.md, issue 25 steps).",
-    "TrainingSession": "A session step is ~1.2 us of Python (its phase and step checks, the "
-    "row, the shared accumulator's append, a bar update); off a terminal its bar writes a line "
-    "every tenth of an epoch (~80 us each in a real loop: ~8 us/step with 100-step epochs), and "
-    "each epoch's end records two epoch summaries and an event (JSON-log lines) and folds the "
-    "window (~700 us): per epoch, so longer epochs hide it (benchmarks-notes.md).",
-    "Workflow": "Workflow's end-of-epoch writes (last_checkpoint.pth with model, optimizer "
-    "and RNG states, history.csv, run.json) go to one ordered background writer, committed "
-    "before the next epoch's; what stays on the training thread every epoch is the "
-    "TrainingMonitor pass that self.track opens (~2.4 ms: its refreshes, the pass end, the "
-    "run's flush request) and the state capture and snapshot (~0.45 ms), and during the next "
-    "epoch the background torch.save's pickling takes the GIL from the steps (profiles in "
-    "benchmarks-notes.md, issue 25 epochs). With the tiny model's ~15 ms epochs that is a "
-    "visible share; they are per epoch: longer epochs hide them.",
-    "fit": "fit with its defaults also saves the best weights (written in the background) at "
-    "every epoch whose loss improves, a periodic checkpoint every 10 epochs and an epoch log "
-    "line, and reads "
-    "the loss with .item() for its non-finite guard; with the tiny model's short epochs the "
-    "end-of-epoch saves are the gap. They are per epoch: longer epochs hide them.",
+    "TrainingMonitor": "Where the time goes (training-thread CPU of each step by its position "
+    "in the epoch: bench/epoch_profile.py; benchmarks-notes.md, 'Where an epoch's added time "
+    "falls'): a step costs ~4-6 us more than the plain loop's (the monitor's iterator and "
+    "log() are ~1 us in a tight loop, several times that with torch's work between the calls), "
+    "and each epoch ~1 ms: the pass end (the last window folded and handed to the store's "
+    "thread, the bar's final line, the pass_end event and the epoch summary as JSON-log "
+    "lines) and the next monitor. With 100-step epochs of ~150 us that is ~10-14 us/step; "
+    "1.05x needs epochs of ~150 steps or more. Nothing here waits on the device or the disk.",
+    "TrainingSession": "Where the time goes (bench/epoch_profile.py; benchmarks-notes.md, "
+    "'Where an epoch's added time falls'): a step costs ~4-7 us more than the plain loop's "
+    "(its phase and step checks, the row, the accumulator's append, the bar's check: ~1.2 us "
+    "in a tight loop, several times that in a real one), and each epoch ~0.6 ms: the bar's "
+    "final line, the window handed to the run, one epoch/* record with its JSON-log line and "
+    "the epoch_end event. Off a terminal the bar writes a tenth's line only a second after "
+    "its last (since 2026-12-06; a line per tenth of a 15 ms epoch had cost ~18 us/step).",
+    "Workflow": "Workflow checkpoints every epoch, as Keras's BackupAndRestore and "
+    "Lightning's ModelCheckpoint do by default: last_checkpoint.pth and last_weights.pt "
+    "(temp file, hash, fsync, os.replace, the manifest), history.csv and run.json, ~10 "
+    "fsyncs and ~4 ms of CPU per epoch. One ordered background thread writes them, but on 2 "
+    "cores its Python (the pickler, the manifest, the CSV) takes the GIL from the next "
+    "epoch's first steps (steps 1-5 cost ~400 us instead of ~150); written on the training "
+    "thread instead, the same save costs it as much (bench/epoch_profile.py, "
+    "workflow:sync). Per epoch of 100 steps (thread CPU): the save ~2.5-3 ms, the rest (the "
+    "monitor pass, history, the state capture) ~1.5-2.3 ms; with ~15 ms epochs that is the "
+    "gap. With the MLP (669,706 parameters, Adam) Workflow is at the plain loop.",
+    "fit": "fit with its defaults records like TrainingSession and keeps every step's loss "
+    "and batch size (its step engine's guards and bookkeeping: ~8 us/step in a real loop); "
+    "at each epoch end it captures the RNG states, logs the epoch, hands the best weights to "
+    "the background writer when the loss improved (most epochs of the tiny model) and every "
+    "10 epochs saves a checkpoint synchronously: ~1.2 ms at the epoch boundary plus ~0.8 ms "
+    "of GIL lost to the background write in the next steps (bench/epoch_profile.py; "
+    "benchmarks-notes.md). Per epoch, so longer epochs hide it; with the MLP fit is at the "
+    "plain loop.",
 }
 BAR_WHY = ("A monitored step runs a Python iterator (two perf_counter reads, one append) and "
            "log() (a type check, a dict lookup and two appends per value): about 20-30 "

@@ -35,3 +35,15 @@ def test_loader_without_generator_and_seed_everything() -> None:
     a = (random.random(), np.random.rand(), torch.rand(1).item())
     rng.seed_everything(5)
     assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+
+
+def test_python_s_state_is_one_tensor_and_a_tuple_saved_before_still_restores() -> None:
+    state = rng.capture_rng_state()
+    version, words, gauss = state["python"]
+    assert isinstance(words, torch.Tensor) and words.shape == (625,)  # pickled as one object
+    first = random.random()
+    old_form = {**state, "python": (version, tuple(words.tolist()), gauss)}  # older checkpoints
+    rng.restore_rng_state(old_form)
+    assert random.random() == first
+    rng.restore_rng_state(state)
+    assert random.random() == first

@@ -46,6 +46,45 @@ def test_not_a_terminal_writes_whole_lines_every_tenth_and_the_final_line() -> N
     )
 
 
+def test_not_a_terminal_a_fast_phase_writes_only_its_final_line() -> None:
+    """A phase under a second (a 15 ms epoch of a tiny model) leaves one line in a CI log, not
+    ten: a tenth's line waits one second after the last line (or the start)."""
+    clock, out = Clock(), io.StringIO()
+    with ProgressBar("Epoch 1/10 (Training)", 100, width=10, file=out, clock=clock) as bar:
+        for step in range(1, 101):
+            clock.t += 0.001
+            bar.update(step, {"loss": 0.5})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"Epoch 1/10 (Training): 100%|{FULL}| 100/100 [00:00<00:00, 1000.00batch/s, loss=0.5000")
+
+
+def test_not_a_terminal_tenths_come_at_most_one_line_a_second() -> None:
+    clock, out = Clock(), io.StringIO()
+    with ProgressBar("P", 100, width=4, file=out, clock=clock) as bar:
+        for step in range(1, 101):  # 6.25 s: a tenth every 0.625 s
+            clock.t += 0.0625
+            bar.update(step)
+    steps = [int(re.search(r"\| (\d+)/100", x).group(1)) for x in out.getvalue().splitlines()]  # type: ignore[union-attr]
+    assert steps == [20, 40, 60, 80, 100]  # 10 % came 0.625 s in, 30 % 0.625 s after 20 %...
+
+
+def test_not_a_terminal_line_gap_sets_the_least_time_between_tenths() -> None:
+    clock, out = Clock(), io.StringIO()
+    with ProgressBar("P", 100, width=4, file=out, clock=clock, line_gap=0) as bar:
+        for step in range(1, 101):
+            clock.t += 0.001
+            bar.update(step)
+    assert len(out.getvalue().splitlines()) == 10  # every tenth, however fast
+    out = io.StringIO()
+    with ProgressBar("P", 100, width=4, file=out, clock=clock, mininterval=0.2) as bar:
+        for step in range(1, 101):  # a shorter mininterval also shortens the gap
+            clock.t += 0.01
+            bar.update(step)
+    steps = [int(re.search(r"\| (\d+)/100", x).group(1)) for x in out.getvalue().splitlines()]  # type: ignore[union-attr]
+    assert steps == [20, 40, 60, 80, 100]
+
+
 def test_not_a_terminal_slow_progress_writes_every_few_seconds() -> None:
     clock, out = Clock(), io.StringIO()
     bar = ProgressBar("Slow", 1000, width=5, file=out, clock=clock)
@@ -420,6 +459,9 @@ def test_good_metrics_pass() -> None:
         ({"file": object()}, TypeError, "file must be a text stream with write"),
         ({"clock": 3}, TypeError, "clock must be a callable"),
         ({"mininterval": -1}, ValueError, r"mininterval must be a finite number >= 0 \(seconds"),
+        ({"line_gap": -0.5}, ValueError,
+         r"line_gap must be a finite number >= 0 \(seconds between two lines off a terminal"),
+        ({"line_gap": "1"}, TypeError, r"line_gap must be a (finite )?number"),
         ({"position": -2}, ValueError, "position must be an int >= 0"),
     ],
 )

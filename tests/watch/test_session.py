@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from loopwise.record import RunReader
 from loopwise.record.run import Run
 from loopwise.watch.session import SessionOrderWarning, TrainingSession
 
-FULL, HALF = "█" * 70, "█" * 35 + " " * 35
+FULL = "█" * 70
 
 
 class Clock:
@@ -73,10 +74,8 @@ def test_output_in_the_reference_format(make: Maker) -> None:
     session.start_training()
     one_epoch(session, clock)
     session.print_epoch_summary()
-    assert out.getvalue().split("\n") == [
+    assert out.getvalue().split("\n") == [  # 50 % came 0.5 s in: under a second, no line
         "Starting training...",
-        f"Epoch 1/1 (Training):  50%|{HALF}| 1/2 [00:00<00:00, 2.00batch/s, loss=2.5000, "
-        "accuracy=10.00%]",
         f"Epoch 1/1 (Training): 100%|{FULL}| 2/2 [00:01<00:00, 2.00batch/s, loss=2.3089, "
         "accuracy=12.50%]",
         f"Epoch 1/1 (Validation): 100%|{FULL}| 1/1 [00:00<00:00, 2.00batch/s, loss=2.2834, "
@@ -465,3 +464,19 @@ def test_epoch_values_feed_the_runs_health_detectors(make: Maker) -> None:
     run = session.run
     assert run is not None and run.closed
     assert [e.kind for e in RunReader(run.path).events()].count("health.plateau") == 1
+
+
+def test_an_epoch_without_validation_is_one_metrics_line_with_its_seconds(make: Maker) -> None:
+    session, _, clock = make("M", 2, 2, 0, root="runs")
+    session.start_training()
+    for epoch in (1, 2):
+        one_epoch(session, clock, epoch, validate=False)
+    assert session.run is not None
+    path = session.run.path
+    session.close()
+    lines = [json.loads(x) for x in (path / "log.jsonl").read_text().splitlines()]
+    epochs = [x for x in lines if x["type"] == "metrics"]
+    assert [(x["epoch"], sorted(x["values"])) for x in epochs] == [
+        (1, ["accuracy", "loss", "seconds"]), (2, ["accuracy", "loss", "seconds"])]
+    assert epochs[0]["values"]["loss"] == 2.3089 and epochs[0]["values"]["seconds"] == 1.0
+    assert series(session.run, "epoch/seconds") == ([2, 4], [1.0, 1.0])

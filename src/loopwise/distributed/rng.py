@@ -25,8 +25,9 @@ def capture_rng_state() -> dict[str, Any]:
     cuda: list[torch.Tensor] | None = None
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         cuda = list(torch.cuda.get_rng_state_all())
-    return {
-        "python": random.getstate(),
+    version, words, gauss = random.getstate()
+    return {  # Python's 625 words as one tensor: pickled at once, not as 625 objects
+        "python": (version, torch.tensor(words, dtype=torch.int64), gauss),
         "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
                   "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
@@ -48,8 +49,9 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
                 f"the checkpoint holds RNG states for {len(cuda)} CUDA device(s) but this "
                 f"process sees {visible}; resume with the same devices (CUDA_VISIBLE_DEVICES)"
             )
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
+    py = state["python"]  # its words a tensor (or a tuple, as checkpoints before 2026-12-06)
+    words = py[1].tolist() if isinstance(py[1], torch.Tensor) else py[1]
+    random.setstate((py[0], tuple(words), py[2]))
     np_state = state["numpy"]
     np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
                          np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))

@@ -1,7 +1,8 @@
 """TrainingMonitor's bar: on a terminal a tqdm bar drawn in place (tqdm's default layout with
 one rate unit, docs/progress.md: always batch/s, never s/batch; with no total, a count without a
 bar); off a terminal (CI logs, files) :class:`~loopwise.watch.progress.ProgressBar`'s line mode:
-whole lines, one per 10 % or ``mininterval`` (at least 5 s), and the last; no carriage returns.
+whole lines, one per 10 % (at most one per ``mininterval``, or per second if that is longer)
+or per ``mininterval`` (at least 5 s), and the last; no carriage returns.
 Both take the monitor's calls: ``set_postfix_str``, ``update(n)``, ``reset(total=)``, ``close``."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from loopwise.utils.text import printable
 from loopwise.watch.display import RATE_UNIT
-from loopwise.watch.progress import FILE_INTERVAL, ProgressBar
+from loopwise.watch.progress import FILE_FLOOR, FILE_INTERVAL, ProgressBar
 
 _BAR_FORMAT = ("{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}"
                "{postfix}]")
@@ -40,13 +41,15 @@ class LineBar:
         self._file = file
         self._disable = disable
         self._interval = max(float(mininterval), FILE_INTERVAL)
+        self._gap = min(float(mininterval), FILE_FLOOR)  # between two tenths' lines
         self._bar = self._make(total)
         self._n = 0
 
     def _make(self, total: int | None) -> ProgressBar:
         total = total or None  # an empty iterable: a count (0batch), not a bar of 0 steps
         return ProgressBar(self._desc, total, width=_TQDM_BAR_WIDTH, file=self._file,
-                           mininterval=self._interval, disable=self._disable)
+                           mininterval=self._interval, disable=self._disable,
+                           line_gap=self._gap)
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         self._bar.set_postfix_str(s)

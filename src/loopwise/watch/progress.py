@@ -4,7 +4,8 @@
 
 The line is :func:`~loopwise.watch.bar_line.render_line` of a ``BarState``; values follow
 :mod:`loopwise.watch.display`. On a terminal a ``tqdm`` instance draws it in place; elsewhere
-(CI logs, files) whole lines are written, one per 10 % or ``mininterval`` (5 s), and the last.
+(CI logs, files) whole lines are written, one per 10 % (at most one a second) or per
+``mininterval`` (5 s), and the last.
 ``update()`` checks its arguments by type (no tensor is read), stores them and reads the clock
 unless a redraw is due; values are converted when a line is drawn.
 """
@@ -36,7 +37,8 @@ from loopwise.watch.bar_line import BarState, BarStyle, Metrics, render_line
 
 TERMINAL_INTERVAL = 0.1  # seconds between redraws on a terminal
 FILE_INTERVAL = 5.0  # seconds between lines when not a terminal
-FILE_FRACTION = 10  # ... or one line each time another 1/10 of the total is done
+FILE_FRACTION = 10  # ... or one line each time another 1/10 of the total is done,
+FILE_FLOOR = 1.0  # ... at most one a second (a phase under a second writes only its last line)
 NEVER = sys.maxsize  # a step no bar reaches
 
 
@@ -47,19 +49,21 @@ class ProgressBar:
     ``total=None`` is an unknown length (count and rate, no percentage or ETA). ``width`` is
     the bar's width in characters; ``file`` defaults to ``sys.stderr``; ``clock`` (seconds,
     monotonic) is injectable. ``mininterval`` is the least time between redraws (0.1 s on a
-    terminal, 5 s otherwise). ``position`` and ``leave`` as in tqdm; ``disable=True`` prints
-    no bar (arguments are still checked).
+    terminal, 5 s otherwise). ``line_gap``: off a terminal, the least seconds between the last
+    line and one written because another tenth is done (1 s, or ``mininterval`` if smaller).
+    ``position`` and ``leave`` as in tqdm; ``disable=True`` prints no bar (arguments are still
+    checked).
     """
 
     def __init__(self, desc: str, total: int | None, *, width: int = 70,
                  show_rate: bool = True, show_eta: bool = True, file: TextIO | None = None,
                  clock: Callable[[], float] | None = None, mininterval: float | None = None,
                  position: int | None = None, leave: bool = True, disable: bool = False,
-                 ) -> None:
+                 line_gap: float | None = None) -> None:
         total, width = check_options(
             desc=desc, total=total, width=width, show_rate=show_rate, show_eta=show_eta,
             leave=leave, disable=disable, file=file, clock=clock, mininterval=mininterval,
-            position=position)
+            position=position, line_gap=line_gap)
         stream: TextIO = file if file is not None else sys.stderr
         isatty = getattr(stream, "isatty", None)
         self._tty = bool(isatty()) if callable(isatty) else False
@@ -83,6 +87,10 @@ class ProgressBar:
         self._drawn: tuple[int, int, str] | None = None  # (n, id(metrics), note) last written
         self._start = self._clock()
         self._next_time = self._start + self._interval
+        # off a terminal, a tenth's line waits until then (a second after the last line)
+        self._floor = (min(FILE_FLOOR, self._interval) if line_gap is None
+                       else float(line_gap))
+        self._next_tenth_time = self._start + self._floor
         self._next_step = self._boundary_after(0)
         self._display: TerminalLine | None = None
         if self._tty and not disable:
@@ -147,8 +155,13 @@ class ProgressBar:
         if metrics is not None:
             self._metrics = metrics
         now = self._clock()
-        if step >= self._next_step or now >= self._next_time:
+        if now >= self._next_time:
             self._draw(now)
+        elif step >= self._next_step:
+            if self._display is None and now < self._next_tenth_time:  # a tenth, too soon
+                self._next_step = self._boundary_after(step)  # after the last line: skipped
+            else:
+                self._draw(now)
 
     def _check_open(self) -> None:
         if self._finished:
@@ -225,6 +238,7 @@ class ProgressBar:
             self._display.refresh()  # takes tqdm's write lock
         else:
             self._drawn = (self._n, id(self._metrics), self._note)
+            self._next_tenth_time = now + self._floor
             write_line(self._file, line)
 
     def finish(self) -> None:
@@ -429,7 +443,7 @@ def check_width(width: Any) -> int:
 
 def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta: Any,
                   leave: Any, disable: Any, file: Any, clock: Any, mininterval: Any,
-                  position: Any) -> tuple[int | None, int]:
+                  position: Any, line_gap: Any) -> tuple[int | None, int]:
     """The constructor's arguments; ``total`` and ``width`` come back as plain ints."""
     if not isinstance(desc, str):
         raise TypeError(f"desc must be a string, got {type(desc).__name__}")
@@ -445,6 +459,9 @@ def check_options(*, desc: Any, total: Any, width: Any, show_rate: Any, show_eta
         raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
     if mininterval is not None:
         check_non_negative(mininterval, what="mininterval", hint="seconds; None: the default")
+    if line_gap is not None:
+        check_non_negative(line_gap, what="line_gap",
+                           hint="seconds between two lines off a terminal; None: the default")
     check_optional_int(position, what="position", minimum=0,
                        hint="the bar's line among several bars")
     return checked_total, checked_width

@@ -368,10 +368,11 @@ class SessionPhases:
         assert self.current is not None
         self.current.train = self.rec.resolved(self.last_row)
         self.current.train_steps = self.last
-        self.rec.epoch_values(self.epoch, "train", self.current.train, self.global_step)
         self.phase = TRAINED
-        if self.validation_steps == 0:
-            self.epoch_done()
+        if self.validation_steps == 0:  # the epoch ends here: its values and seconds at once
+            self.epoch_done(train=self.current.train)
+            return
+        self.rec.epoch_values(self.epoch, "train", self.current.train, self.global_step)
 
     def start_validation(self) -> None:
         """Begin the validation phase of the current epoch."""
@@ -457,13 +458,17 @@ class SessionPhases:
             self.warn(f"{call} while epoch {self.epoch}'s validation is open; finishing it now")
             self.finish_validation_epoch()
 
-    def epoch_done(self, *, close_run: bool = True) -> None:
+    def epoch_done(self, *, close_run: bool = True,
+                   train: dict[str, float] | None = None) -> None:
+        """The epoch's end: its seconds (with ``train``, the training values not yet recorded:
+        one ``log_epoch``, one JSON-log line), the ``epoch_end`` event, the end of the run."""
         result = self.current
         if result is None or (self.history and self.history[-1] is result):
             return
         self.history.append(result)
-        self.rec.epoch_values(result.epoch, "train", {"seconds": self.rec.now() - self.epoch_t0},
-                               self.global_step)
+        self.rec.epoch_values(result.epoch, "train",
+                              {**(train or {}), "seconds": self.rec.now() - self.epoch_t0},
+                              self.global_step)
         self.rec.epoch_end(result, self.epochs)
         if close_run and result.epoch == self.epochs and self.own_run and self.run is not None:
             end_run(self.run, status="finished")  # the one end of a run
