@@ -16,8 +16,8 @@ import torch
 
 from loopwise.checkpoint.errors import CheckpointError
 
-# values copy.deepcopy would give back as they are: a tuple or list of only these (e.g. the
-# 625 ints of random.getstate()) is copied without a call per item
+# values copy.deepcopy would give back as they are: a tuple or list of only these (e.g. a
+# history of floats) is copied without a call per item
 _ATOMS = frozenset({int, float, bool, str, bytes, complex, type(None)})
 
 
